@@ -1,0 +1,93 @@
+/* log.c: log lines to stderr or syslog, and the per-thread error record.
+ *
+ * Thread model: any thread may log.  Each line is formatted into a buffer on
+ * the caller's stack and written with one write(2), so lines from different
+ * threads never interleave; no shared buffer, no lock.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+enum log_level log_level_current = LOG_LEVEL_INFO;
+
+/* Set once when daemonizing, before the worker threads start. */
+static bool use_syslog;
+
+/* The calling thread's last error: errno and message. */
+static _Thread_local int err_errnum;
+static _Thread_local char err_text[512];
+
+void log_set_level(enum log_level level)
+{
+	log_level_current = level;
+}
+
+void log_to_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID, LOG_DAEMON);
+	use_syslog = true;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char line[1024];
+	int saved_errno = errno;
+	va_list ap;
+
+	if (level > log_level_current)
+		return;
+	va_start(ap, fmt);
+	if (use_syslog) {
+		vsnprintf(line, sizeof line, fmt, ap);
+		syslog(prio[level], "%s", line);
+	} else {
+		int n = snprintf(line, sizeof line, "iscsifs: %s: ", names[level]);
+		if (n < 0)
+			n = 0;
+		int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+		if (m < 0)
+			m = 0;
+		size_t len = (size_t)n + (size_t)m;
+		if (len > sizeof line - 2)
+			len = sizeof line - 2;
+		line[len++] = '\n';
+		if (write(STDERR_FILENO, line, len) < 0) {
+			/* nowhere left to report it */
+		}
+	}
+	va_end(ap);
+	errno = saved_errno;
+}
+
+void err_set(int errnum, const char *fmt, ...)
+{
+	char tmp[sizeof err_text];
+	va_list ap;
+
+	/* The message may embed the previous one (err_msg()), so format into
+	 * a temporary first. */
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	memcpy(err_text, tmp, sizeof err_text);
+	err_errnum = errnum;
+	errno = errnum;
+}
+
+const char *err_msg(void)
+{
+	return err_text;
+}
+
+int err_errno(void)
+{
+	return err_errnum;
+}
