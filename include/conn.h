@@ -1,0 +1,67 @@
+/* conn.h: one TCP connection to an iSCSI portal, framing PDUs.
+ *
+ * A conn knows nothing of sessions or tasks: it connects, sends one PDU
+ * (BHS + data segment from iovecs, with padding and digests), and receives
+ * a PDU in two steps, the header first and then its data segment, so the
+ * caller can choose where the data goes (a Data-In lands straight in the
+ * reader's buffer).
+ *
+ * Thread model: conn_send() may be called by one thread at a time (the
+ * session's TX thread, or the login code before the TX thread exists); the
+ * receive functions by one thread at a time (the RX thread, or login).
+ * conn_shutdown() may be called from any thread to wake both.
+ */
+#ifndef ISCSIFS_CONN_H
+#define ISCSIFS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "pdu.h"
+
+struct conn {
+	int fd;                 /* the socket; -1 when closed */
+	char peer[300];         /* "host:port" for log lines */
+	bool header_digest;     /* CRC32C after each BHS; set after login */
+	bool data_digest;       /* CRC32C after each data segment; set after login */
+	int recv_timeout_ms;    /* receive deadline per PDU, -1 = none (full feature phase) */
+	/* Receive buffer, owned by the receiving thread: bytes
+	 * rx_buf[rx_start..rx_end) have been read but not consumed. */
+	uint8_t *rx_buf;        /* rx_cap bytes */
+	size_t rx_start;        /* first unconsumed byte */
+	size_t rx_end;          /* one past the last buffered byte */
+	size_t rx_cap;          /* size of rx_buf */
+	uint64_t bytes_sent;    /* statistics, by the sending thread */
+	uint64_t bytes_received;/* statistics, by the receiving thread */
+};
+
+/* Resolve @host, connect to @port within @timeout_ms, set TCP_NODELAY.
+ * Returns 0, or -1 with err_set() naming the cause ("no such host",
+ * "connection refused", "timed out"). */
+int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms);
+
+/* Close the socket and free buffers; safe on a closed conn. */
+void conn_close(struct conn *c);
+
+/* Wake any thread blocked in send or receive (they then fail with EPIPE). */
+void conn_shutdown(struct conn *c);
+
+/* Send one PDU: @bhs, then @data_len bytes from @iov (may be NULL when
+ * @data_len is 0), padding and digests as negotiated.  Sets the
+ * DataSegmentLength of @bhs.  @more hints that another PDU follows at once
+ * (MSG_MORE).  Returns 0, or -1 with err_set(). */
+int conn_send_pdu(struct conn *c, union iscsi_bhs *bhs, const struct iovec *iov,
+		  int iovcnt, uint32_t data_len, bool more);
+
+/* Receive the next BHS, skip its AHS, check the header digest.  Returns 0,
+ * or -1 with err_set() (EOF, timeout, digest mismatch, oversized AHS). */
+int conn_recv_bhs(struct conn *c, union iscsi_bhs *bhs);
+
+/* Receive the data segment of the PDU whose BHS was just received: @len
+ * bytes into @buf (NULL: discard), then padding and the data digest, which
+ * is checked.  Returns 0, or -1 with err_set(). */
+int conn_recv_data(struct conn *c, void *buf, uint32_t len);
+
+#endif /* ISCSIFS_CONN_H */

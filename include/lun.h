@@ -1,0 +1,77 @@
+/* lun.h: one logical unit: what it is, how big, and byte-addressed I/O
+ * on it.
+ *
+ * lun.c turns byte ranges into SCSI commands: it aligns them to blocks,
+ * splits them at the LUN's maximum transfer length, does read-modify-write
+ * of partial edge blocks under a block-range lock (so two writers of the
+ * same block never tear it), retries Unit Attentions and NOT READY a few
+ * times, and maps what is left to an errno.
+ */
+#ifndef ISCSIFS_LUN_H
+#define ISCSIFS_LUN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pool.h"
+#include "scsi.h"
+
+struct lun_range;
+
+struct lun {
+	struct pool *pool;            /* the sessions of the LUN's target */
+	uint32_t number;              /* LUN number */
+	char name[16];                /* "lun3": the file name */
+	/* Geometry and limits, read-only after lun_probe(). */
+	uint64_t blocks;              /* capacity in logical blocks */
+	uint32_t block_size;          /* logical block size in bytes */
+	uint64_t size;                /* capacity in bytes */
+	uint32_t physical_block_size; /* from LBPPBE */
+	uint32_t max_xfer;            /* bytes per command at most */
+	uint32_t opt_xfer;            /* optimal transfer size in bytes, 0 if unknown */
+	bool use16;                   /* READ/WRITE(16) rather than (10) */
+	bool write_protected;         /* MODE SENSE WP, or DATA PROTECT seen */
+	bool has_sync_cache;          /* SYNCHRONIZE CACHE not refused */
+	struct scsi_inquiry inquiry;  /* standard INQUIRY */
+	char serial[128];             /* VPD 0x80, "" if none */
+	char device_id[128];          /* VPD 0x83, "" if none */
+	struct scsi_block_limits limits; /* VPD 0xB0 (zeros if absent) */
+	struct scsi_lbp lbp;          /* VPD 0xB2 (zeros if absent) */
+	struct scsi_capacity capacity;/* READ CAPACITY result */
+
+	pthread_mutex_t range_lock;   /* protects ranges */
+	pthread_cond_t range_cond;    /* signalled when a range is released */
+	struct lun_range *ranges;     /* range_lock: block ranges being written */
+};
+
+/* The LUN numbers of the target: REPORT LUNS, or just LUN 0 when the
+ * target cannot report.  Returns the count (up to @max), or -1. */
+int lun_list(struct pool *pool, uint32_t *luns, size_t max);
+
+/* Find out what LUN @number is.  Returns 1 and a new lun for a
+ * direct-access block device, 0 (and no lun) for anything else, -1 with
+ * err_set() on failure. */
+int lun_probe(struct pool *pool, uint32_t number, struct lun **out);
+
+void lun_free(struct lun *l);
+
+/* Asynchronous read of @len bytes at @off (clamped at the end of the LUN).
+ * @cb runs exactly once, on some thread, with 0 and the data (valid only
+ * during the call), or an errno. */
+typedef void (*lun_read_cb)(void *opaque, int err, const uint8_t *data, size_t len);
+void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opaque);
+
+/* Synchronous read into @buf; returns bytes read or -1 with errno. */
+ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off);
+
+/* Synchronous write; the whole range or nothing new past the end: returns
+ * @len, or -1 with errno (ENOSPC past the end, EROFS, EIO, ...). */
+ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off);
+
+/* SYNCHRONIZE CACHE for the whole LUN.  0 or -1 with errno. */
+int lun_flush(struct lun *l);
+
+#endif /* ISCSIFS_LUN_H */

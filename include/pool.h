@@ -1,0 +1,45 @@
+/* pool.h: the sessions of one target, and the queue in front of them.
+ *
+ * See the thread model notes at the top of pool.c.
+ */
+#ifndef ISCSIFS_POOL_H
+#define ISCSIFS_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "session.h"
+
+struct pool;
+
+/* Log in @nsessions sessions to the target of @cfg.  All must succeed for
+ * start-up to succeed (a partial pool would hide a misconfiguration).
+ * Returns the pool, or NULL with err_set() from the first failure. */
+struct pool *pool_create(const struct session_config *cfg, unsigned nsessions);
+
+/* Hand @task to the least loaded session, or queue it (FIFO) when every
+ * session's window is full.  task->done() is always called exactly once,
+ * possibly before this returns (immediate failure: no session up). */
+void pool_submit(struct pool *p, struct iscsi_task *task);
+
+/* Submit and wait: for start-up and the slow paths (RMW, SYNCHRONIZE
+ * CACHE).  Returns task->result as 0 or -1 with errno set; the SCSI status
+ * and sense are in @task.  @task->done must be NULL (the pool sets it). */
+int pool_exec(struct pool *p, struct iscsi_task *task);
+
+/* Called by a session when it has room again (a task finished, the window
+ * opened): moves queued tasks onto sessions.  Called with no lock held. */
+void pool_kick(struct pool *p);
+
+/* Wait (up to @timeout_ms) for every submitted task to finish, log out
+ * every session and free the pool. */
+void pool_destroy(struct pool *p, int timeout_ms);
+
+/* The negotiated parameters of the pool's first session. */
+const struct iscsi_params *pool_params(const struct pool *p);
+
+/* Number of sessions, and statistics of session @i. */
+unsigned pool_size(const struct pool *p);
+void pool_session_stats(struct pool *p, unsigned i, struct session_stats *out);
+
+#endif /* ISCSIFS_POOL_H */

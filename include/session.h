@@ -1,0 +1,132 @@
+/* session.h: one iSCSI session (one connection, MaxConnections=1) in full
+ * feature phase: the task table, sequence numbers, and the two threads that
+ * move PDUs.
+ *
+ * A task is one SCSI command.  Its owner fills in the CDB, direction,
+ * buffers and a completion callback, and hands it to the pool, which gives
+ * it to a session.  The session's TX thread sends the command and any
+ * Data-Out; the RX thread places Data-In straight into the task's read
+ * buffer, answers R2Ts by queueing Data-Out for the TX thread, and on the
+ * final status calls task->done() exactly once, on a session thread (RX, or
+ * TX when the status overtook the last Data-Out), with no lock held.
+ */
+#ifndef ISCSIFS_SESSION_H
+#define ISCSIFS_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "conn.h"
+#include "text.h"
+
+struct pool;
+struct session;
+struct iscsi_task;
+
+/* Where a task's data flows. */
+enum task_dir {
+	TASK_DIR_NONE = 0,   /* no data (TEST UNIT READY, SYNCHRONIZE CACHE) */
+	TASK_DIR_READ,       /* Data-In into read_buf */
+	TASK_DIR_WRITE,      /* Data-Out from write_iov */
+};
+
+typedef void (*task_done_fn)(struct iscsi_task *task);
+
+/* A SCSI command and, once done, its outcome. */
+struct iscsi_task {
+	/* Set by the owner before submitting; not changed after. */
+	uint32_t lun;                 /* LUN number */
+	uint8_t cdb[16];              /* the CDB, zero padded */
+	enum task_dir dir;            /* data direction */
+	uint32_t xfer_len;            /* Expected Data Transfer Length in bytes */
+	uint8_t *read_buf;            /* READ: xfer_len bytes of room */
+	const struct iovec *write_iov;/* WRITE: the payload (xfer_len bytes) */
+	int write_iovcnt;             /* number of entries in write_iov */
+	task_done_fn done;            /* called once when the task ends */
+	void *opaque;                 /* for the owner */
+
+	/* Outcome, valid in done(). */
+	int result;                   /* 0: SCSI status below is valid; else an
+	                               * errno for a transport failure (EIO) */
+	uint8_t status;               /* SCSI status byte */
+	uint8_t sense[96];            /* sense data (without length prefix) */
+	uint32_t sense_len;           /* bytes valid in sense */
+	uint32_t residual;            /* residual count */
+	bool underflow;               /* fewer bytes moved than xfer_len */
+	bool overflow;                /* the target wanted to move more */
+	uint32_t data_in_bytes;       /* bytes of Data-In placed in read_buf */
+
+	/* Session's bookkeeping; protected by the session lock. */
+	struct session *session;      /* the session that carries it */
+	uint32_t itt;                 /* Initiator Task Tag */
+	uint32_t cmdsn;               /* CmdSN it was sent with */
+	uint32_t exp_datasn;          /* next Data-In DataSN expected */
+	uint32_t r2t_outstanding;     /* R2Ts received and not yet fully answered */
+	unsigned tx_refs;             /* TX items still pointing at this task */
+	bool finished;                /* status received; done() once tx_refs is 0 */
+	struct iscsi_task *next;      /* pool queue or session command queue link */
+
+	/* Pool's bookkeeping, set by pool_submit(). */
+	struct pool *pool;            /* the pool it was submitted to */
+	task_done_fn owner_done;      /* the owner's done(), restored before it runs */
+};
+
+/* What a session needs to log in; shared by all sessions of a pool and
+ * read-only once the pool is created. */
+struct session_config {
+	char host[256];               /* portal host */
+	uint16_t port;                /* portal port */
+	char target_name[224];        /* TargetName */
+	char initiator_name[224];     /* InitiatorName */
+	struct text_config text;      /* what we offer in login */
+	unsigned queue_depth;         /* our cap on outstanding commands */
+	int connect_timeout_ms;       /* connect and each login PDU */
+	uint8_t isid_base[6];         /* ISID; the last byte is the slot index */
+};
+
+/* States of a session. */
+enum session_state {
+	SESSION_DOWN = 0,     /* no connection (not yet logged in, or failed) */
+	SESSION_UP,           /* full feature phase; accepts commands */
+	SESSION_CLOSING,      /* logout sent or connection failing; accepts none */
+};
+
+/* Log in a session for slot @index of @pool.  Synchronous.  Returns the
+ * session in SESSION_UP with its threads running, or NULL with err_set(). */
+struct session *session_login(struct pool *pool, const struct session_config *cfg,
+			      unsigned index);
+
+/* Try to take @task: it fits in the CmdSN window and under queue_depth.
+ * Returns 0 (accepted; done() will be called), or -1 with errno EAGAIN
+ * (window or depth full: try another session or queue it) or EIO (the
+ * session is not up). */
+int session_submit(struct session *s, struct iscsi_task *task);
+
+/* Outstanding bytes, for choosing the least loaded session (approximate,
+ * no lock). */
+uint64_t session_load(const struct session *s);
+
+/* Whether the session accepts commands (approximate, no lock). */
+bool session_is_up(const struct session *s);
+
+/* Log out (waiting up to @timeout_ms for the answer), stop the threads,
+ * fail whatever is still outstanding with EIO, and free.  */
+void session_logout_and_free(struct session *s, int timeout_ms);
+
+/* The negotiated parameters (read-only once up). */
+const struct iscsi_params *session_params(const struct session *s);
+
+/* Counters for the stats file and tests. */
+struct session_stats {
+	uint64_t commands;        /* SCSI commands sent */
+	uint64_t r2ts;            /* R2Ts answered */
+	uint64_t data_out_pdus;   /* Data-Out PDUs sent */
+	uint64_t bytes_read;      /* Data-In payload received */
+	uint64_t bytes_written;   /* write payload sent */
+};
+void session_get_stats(struct session *s, struct session_stats *out);
+
+#endif /* ISCSIFS_SESSION_H */

@@ -1,0 +1,459 @@
+/* fs.c: the FUSE low-level operations.
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * libfuse's multithreaded loop calls these handlers on its worker
+ * threads.  The inode table is built before the loop starts and never
+ * changes, so lookups take no lock.  Each handler ends in exactly one
+ * fuse_reply_*: reads reply later, from the session thread that completes
+ * the last command (libfuse allows a reply from any thread); the other
+ * handlers reply before they return.
+ *
+ * This is the only file that turns an errno into a FUSE reply.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "log.h"
+
+fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
+		       struct lun *lun, const char *target)
+{
+	if (fs->nnodes == fs->cap) {
+		size_t cap = fs->cap ? fs->cap * 2 : 16;
+		struct fs_node *n = realloc(fs->nodes, cap * sizeof *n);
+		if (!n) {
+			errno = ENOMEM;
+			return 0;
+		}
+		fs->nodes = n;
+		fs->cap = cap;
+	}
+	struct fs_node *node = &fs->nodes[fs->nnodes];
+	memset(node, 0, sizeof *node);
+	node->ino = fs->nnodes + 1;
+	node->parent = parent ? parent : node->ino;
+	node->is_dir = is_dir;
+	snprintf(node->name, sizeof node->name, "%s", name);
+	node->lun = lun;
+	node->target = target;
+	fs->nnodes++;
+	return node->ino;
+}
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_node *node_of(struct fs *fs, fuse_ino_t ino)
+{
+	if (ino == 0 || ino > fs->nnodes)
+		return NULL;
+	return &fs->nodes[ino - 1];
+}
+
+static bool lun_read_only(const struct fs *fs, const struct lun *l)
+{
+	return fs->read_only || l->write_protected;
+}
+
+static void fill_stat(const struct fs *fs, const struct fs_node *n, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_ino = n->ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
+	if (n->is_dir) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		st->st_size = 0;
+		return;
+	}
+	st->st_mode = S_IFREG | (lun_read_only(fs, n->lun) ? 0444 : 0644);
+	st->st_nlink = 1;
+	st->st_size = (off_t)n->lun->size;
+	st->st_blksize = n->lun->opt_xfer && n->lun->opt_xfer <= (1u << 20) ?
+		n->lun->opt_xfer : n->lun->block_size;
+	st->st_blocks = (blkcnt_t)(n->lun->size / 512);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	if (fs->cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Let the kernel send several reads of one file at once. */
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+
+	for (size_t i = 0; i < fs->nnodes; i++) {
+		struct fs_node *n = &fs->nodes[i];
+		if (n->parent == parent && n->ino != parent && strcmp(n->name, name) == 0) {
+			memset(&e, 0, sizeof e);
+			e.ino = n->ino;
+			e.attr_timeout = 1.0;
+			e.entry_timeout = 1.0;
+			fill_stat(fs, n, &e.attr);
+			fuse_reply_entry(req, &e);
+			return;
+		}
+	}
+	fuse_reply_err(req, ENOENT);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
+	struct stat st;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fill_stat(fs, n, &st);
+	fuse_reply_attr(req, &st, 1.0);
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
+	struct stat st;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		/* A LUN's size is its capacity: only "truncating" to it is allowed. */
+		if (n->is_dir) {
+			fuse_reply_err(req, EISDIR);
+			return;
+		}
+		if ((uint64_t)attr->st_size != n->lun->size) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
+	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	/* Times are not stored: accept and ignore them (touch works). */
+	fill_stat(fs, n, &st);
+	fuse_reply_attr(req, &st, 1.0);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *dir = node_of(fs, ino);
+	char *buf;
+	size_t used = 0;
+	off_t index = 0;
+
+	if (!dir) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!dir->is_dir) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* Entry k of the listing: ".", "..", then the children in order. */
+	for (size_t i = 0;; i++) {
+		const char *name;
+		struct stat st = { 0 };
+		if (i == 0) {
+			name = ".";
+			st.st_ino = dir->ino;
+			st.st_mode = S_IFDIR;
+		} else if (i == 1) {
+			name = "..";
+			st.st_ino = dir->parent;
+			st.st_mode = S_IFDIR;
+		} else {
+			size_t k = i - 2;
+			/* find the k-th child */
+			struct fs_node *child = NULL;
+			for (size_t j = 0, seen = 0; j < fs->nnodes; j++) {
+				struct fs_node *c = &fs->nodes[j];
+				if (c->parent == dir->ino && c->ino != dir->ino && seen++ == k) {
+					child = c;
+					break;
+				}
+			}
+			if (!child)
+				break;
+			name = child->name;
+			st.st_ino = child->ino;
+			st.st_mode = child->is_dir ? S_IFDIR : S_IFREG;
+		}
+		index = (off_t)i + 1;
+		if ((off_t)i < off)
+			continue;
+		size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, index);
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (n->is_dir) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && lun_read_only(fs, n->lun)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if ((fi->flags & O_TRUNC) && n->lun->size != 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	fi->direct_io = !fs->cache;
+	fi->keep_cache = fs->cache;
+	fi->nonseekable = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void read_done(void *opaque, int err, const uint8_t *data, size_t len)
+{
+	fuse_req_t req = opaque;
+
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, (const char *)data, len);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_node *n = node_of(fs_of(req), ino);
+
+	if (!n || n->is_dir) {
+		fuse_reply_err(req, n ? EISDIR : ENOENT);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	lun_read(n->lun, (uint64_t)off, size, read_done, req);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
+
+	if (!n || n->is_dir) {
+		fuse_reply_err(req, n ? EISDIR : ENOENT);
+		return;
+	}
+	if (lun_read_only(fs, n->lun)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ssize_t done = lun_pwrite(n->lun, buf, size, (uint64_t)off);
+	if (done < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)done);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
+
+	if (!n || n->is_dir) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (lun_read_only(fs, n->lun)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, lun_flush(n->lun) < 0 ? errno : 0);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct statvfs sv;
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < fs->nnodes; i++)
+		if (!fs->nodes[i].is_dir)
+			total += fs->nodes[i].lun->size;
+	memset(&sv, 0, sizeof sv);
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = total / 4096;
+	sv.f_files = fs->nnodes;
+	sv.f_namemax = 255;
+	sv.f_flag = fs->read_only ? ST_RDONLY : 0;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes: what iscsi-inq would show ---- */
+
+/* Fill @out with attribute @name of LUN file @n; -1 if there is none. */
+static int xattr_value(const struct fs *fs, const struct fs_node *n, const char *name,
+		       char *out, size_t cap)
+{
+	const struct lun *l = n->lun;
+
+	if (strcmp(name, "user.iscsi.vendor") == 0)
+		snprintf(out, cap, "%s", l->inquiry.vendor);
+	else if (strcmp(name, "user.iscsi.product") == 0)
+		snprintf(out, cap, "%s", l->inquiry.product);
+	else if (strcmp(name, "user.iscsi.revision") == 0)
+		snprintf(out, cap, "%s", l->inquiry.revision);
+	else if (strcmp(name, "user.iscsi.serial") == 0)
+		snprintf(out, cap, "%s", l->serial);
+	else if (strcmp(name, "user.iscsi.device_id") == 0)
+		snprintf(out, cap, "%s", l->device_id);
+	else if (strcmp(name, "user.iscsi.block_size") == 0)
+		snprintf(out, cap, "%u", l->block_size);
+	else if (strcmp(name, "user.iscsi.physical_block_size") == 0)
+		snprintf(out, cap, "%u", l->physical_block_size);
+	else if (strcmp(name, "user.iscsi.max_transfer") == 0)
+		snprintf(out, cap, "%u", l->max_xfer);
+	else if (strcmp(name, "user.iscsi.target") == 0)
+		snprintf(out, cap, "%s", n->target);
+	else if (strcmp(name, "user.iscsi.portal") == 0)
+		snprintf(out, cap, "%s", fs->portal);
+	else if (strcmp(name, "user.iscsi.lun") == 0)
+		snprintf(out, cap, "%u", l->number);
+	else if (strcmp(name, "user.iscsi.write_protected") == 0)
+		snprintf(out, cap, "%d", l->write_protected ? 1 : 0);
+	else
+		return -1;
+	return 0;
+}
+
+static const char *const xattr_names[] = {
+	"user.iscsi.vendor", "user.iscsi.product", "user.iscsi.revision",
+	"user.iscsi.serial", "user.iscsi.device_id", "user.iscsi.block_size",
+	"user.iscsi.physical_block_size", "user.iscsi.max_transfer",
+	"user.iscsi.target", "user.iscsi.portal", "user.iscsi.lun",
+	"user.iscsi.write_protected",
+};
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
+	char value[512];
+
+	if (!n || n->is_dir || xattr_value(fs, n, name, value, sizeof value) < 0) {
+		fuse_reply_err(req, n ? ENODATA : ENOENT);
+		return;
+	}
+	size_t len = strlen(value);
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs_node *n = node_of(fs_of(req), ino);
+	char list[1024];
+	size_t len = 0;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!n->is_dir)
+		for (size_t i = 0; i < sizeof xattr_names / sizeof xattr_names[0]; i++) {
+			size_t l = strlen(xattr_names[i]) + 1;
+			memcpy(list + len, xattr_names[i], l);
+			len += l;
+		}
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, list, len);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.readdir = fs_readdir,
+	.open = fs_open,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.release = fs_release,
+	.statfs = fs_statfs,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+};

@@ -1,0 +1,697 @@
+/* lun.c: LUN geometry and byte-addressed I/O (see lun.h).
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * Any thread may call the I/O functions.  Reads are asynchronous: the
+ * pieces of one read are submitted together and the last one to finish
+ * (on a session thread) calls the caller's callback.  Writes are
+ * synchronous: the caller waits, and its buffer is sent without a copy.
+ * Retries of a piece are submitted again from its completion, so no thread
+ * ever sleeps on a retry.
+ *
+ * l->range_lock protects l->ranges, the block ranges being written; a
+ * write waits until no other write overlaps its blocks.  That makes the
+ * read-modify-write of a partial block atomic with respect to other writers
+ * through this mount.  It is taken before any pool or session lock.
+ */
+#include "lun.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iov.h"
+#include "log.h"
+
+/* How often a command is tried again after UNIT ATTENTION, NOT READY,
+ * BUSY and the like before the error is returned. */
+#define MAX_RETRIES 8
+/* Largest transfer per command we issue whatever the LUN allows. */
+#define MAX_XFER_CAP (8u << 20)
+/* Largest transfer of the 10-byte READ/WRITE, in blocks. */
+#define MAX_BLOCKS_10 0xffffu
+
+/* A block range being written. */
+struct lun_range {
+	uint64_t first;               /* first block */
+	uint64_t end;                 /* one past the last block */
+	struct lun_range *next;       /* list link (range_lock) */
+};
+
+/* ---- errors from a finished task ---- */
+
+/* What to do with a finished task. */
+enum verdict {
+	VERDICT_OK,       /* GOOD */
+	VERDICT_RETRY,    /* worth sending again */
+	VERDICT_FAIL,     /* give up with the errno returned */
+};
+
+/* Decide what a finished task means; logs the cause of failures.  Returns
+ * the verdict and sets *err for VERDICT_FAIL. */
+static enum verdict task_verdict(const struct lun *l, const struct iscsi_task *t,
+				 unsigned retries, int *err)
+{
+	struct scsi_sense sense;
+	char what[160];
+
+	*err = 0;
+	if (t->result) {
+		*err = t->result;
+		return VERDICT_FAIL;
+	}
+	switch (t->status) {
+	case SCSI_STATUS_GOOD:
+	case SCSI_STATUS_CONDITION_MET:
+		return VERDICT_OK;
+	case SCSI_STATUS_CHECK_CONDITION:
+		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
+			log_error("%s: CHECK CONDITION without usable sense data", l->name);
+			*err = EIO;
+			return VERDICT_FAIL;
+		}
+		*err = scsi_sense_to_errno(&sense);
+		scsi_sense_describe(&sense, what, sizeof what);
+		if (*err == 0)
+			return VERDICT_OK;          /* RECOVERED ERROR, NO SENSE */
+		if (*err == EAGAIN && retries < MAX_RETRIES) {
+			log_debug("%s: %s; retrying", l->name, what);
+			return VERDICT_RETRY;
+		}
+		if (*err == EAGAIN)
+			*err = EIO;
+		if (*err == EINVAL && sense.asc == 0x20)
+			log_debug("%s: %s (CDB 0x%02x)", l->name, what, t->cdb[0]);
+		else
+			log_error("%s: %s (CDB 0x%02x)", l->name, what, t->cdb[0]);
+		return VERDICT_FAIL;
+	default:
+		*err = scsi_status_to_errno(t->status);
+		if (*err == EAGAIN && retries < MAX_RETRIES)
+			return VERDICT_RETRY;
+		log_error("%s: SCSI status 0x%02x (CDB 0x%02x)", l->name, t->status, t->cdb[0]);
+		if (*err == EAGAIN || *err == 0)
+			*err = EIO;
+		return VERDICT_FAIL;
+	}
+}
+
+/* ---- synchronous commands (probe, flush) ---- */
+
+/* Run one command synchronously with Data-In into @buf (or no data),
+ * retrying what is worth retrying.  Returns 0, or -1 with err_set(). */
+static int lun_command(struct pool *pool, struct lun *l_for_log, uint32_t lun,
+		       const uint8_t cdb[16], void *buf, uint32_t len, uint32_t *got)
+{
+	struct lun dummy = { .number = lun };
+	const struct lun *l = l_for_log;
+
+	if (!l) {
+		snprintf(dummy.name, sizeof dummy.name, "lun%u", lun);
+		l = &dummy;
+	}
+	for (unsigned retries = 0;; retries++) {
+		struct iscsi_task t = {
+			.lun = lun,
+			.dir = buf ? TASK_DIR_READ : TASK_DIR_NONE,
+			.xfer_len = buf ? len : 0,
+			.read_buf = buf,
+		};
+		int err;
+
+		memcpy(t.cdb, cdb, 16);
+		if (pool_exec(pool, &t) < 0 && t.result) {
+			err_set(t.result, "%s: command 0x%02x failed: connection lost", l->name, cdb[0]);
+			return -1;
+		}
+		switch (task_verdict(l, &t, retries, &err)) {
+		case VERDICT_OK:
+			if (got)
+				*got = t.data_in_bytes;
+			return 0;
+		case VERDICT_RETRY:
+			if (retries > 2)
+				usleep(10000u << (retries < 6 ? retries : 6));
+			continue;
+		case VERDICT_FAIL:
+			err_set(err, "%s: command 0x%02x failed: %s", l->name, cdb[0], strerror(err));
+			return -1;
+		}
+	}
+}
+
+int lun_list(struct pool *pool, uint32_t *luns, size_t max)
+{
+	uint32_t alloc = 16 + 8 * 256;
+	uint8_t *buf = malloc(alloc);
+	uint8_t cdb[16];
+	uint32_t got = 0;
+	size_t n = 0;
+
+	if (!buf) {
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	scsi_cdb_report_luns(cdb, alloc);
+	if (lun_command(pool, NULL, 0, cdb, buf, alloc, &got) < 0) {
+		log_info("REPORT LUNS failed (%s); trying LUN 0 alone", err_msg());
+		free(buf);
+		luns[0] = 0;
+		return 1;
+	}
+	uint64_t *wire = calloc(256, sizeof *wire);
+	size_t count = 0;
+	if (!wire || scsi_parse_report_luns(buf, got, wire, 256, &count) < 0) {
+		free(wire);
+		free(buf);
+		return -1;
+	}
+	for (size_t i = 0; i < count && n < max; i++) {
+		int64_t number = pdu_lun_decode(wire[i]);
+		if (number < 0) {
+			log_warn("skipping LUN 0x%016llx: addressing method not supported",
+				 (unsigned long long)wire[i]);
+			continue;
+		}
+		luns[n++] = (uint32_t)number;
+	}
+	free(wire);
+	free(buf);
+	return (int)n;
+}
+
+/* Probe what the LUN is; fill geometry and limits. */
+int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
+{
+	struct lun *l = calloc(1, sizeof *l);
+	uint8_t cdb[16], buf[512];
+	uint32_t got;
+	bool vpd_b0 = false, vpd_b2 = false, vpd_80 = false, vpd_83 = false;
+
+	*out = NULL;
+	if (!l) {
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	l->pool = pool;
+	l->number = number;
+	snprintf(l->name, sizeof l->name, "lun%u", number);
+
+	/* TEST UNIT READY clears the power-on Unit Attention; a LUN still not
+	 * ready after the retries is reported by the commands below. */
+	scsi_cdb_test_unit_ready(cdb);
+	if (lun_command(pool, l, number, cdb, NULL, 0, NULL) < 0 && errno != EIO &&
+	    errno != EINVAL)
+		log_debug("%s: TEST UNIT READY: %s", l->name, err_msg());
+
+	scsi_cdb_inquiry(cdb, false, 0, 96);
+	if (lun_command(pool, l, number, cdb, buf, 96, &got) < 0)
+		goto err;
+	if (scsi_parse_inquiry(buf, got, &l->inquiry) < 0)
+		goto err;
+	if (l->inquiry.qualifier != 0 || l->inquiry.device_type != 0) {
+		log_debug("%s: peripheral type 0x%02x, qualifier %u: not a disk, skipped",
+			  l->name, l->inquiry.device_type, l->inquiry.qualifier);
+		free(l);
+		return 0;
+	}
+
+	scsi_cdb_inquiry(cdb, true, 0x00, 255);
+	if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0) {
+		scsi_parse_vpd_supported(buf, got, 0x80, &vpd_80);
+		scsi_parse_vpd_supported(buf, got, 0x83, &vpd_83);
+		scsi_parse_vpd_supported(buf, got, 0xb0, &vpd_b0);
+		scsi_parse_vpd_supported(buf, got, 0xb2, &vpd_b2);
+	}
+	if (vpd_80) {
+		scsi_cdb_inquiry(cdb, true, 0x80, 255);
+		if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0)
+			scsi_parse_vpd_serial(buf, got, l->serial, sizeof l->serial);
+	}
+	if (vpd_83) {
+		scsi_cdb_inquiry(cdb, true, 0x83, 255);
+		if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0)
+			scsi_parse_vpd_device_id(buf, got, l->device_id, sizeof l->device_id);
+	}
+	if (vpd_b0) {
+		scsi_cdb_inquiry(cdb, true, 0xb0, 64);
+		if (lun_command(pool, l, number, cdb, buf, 64, &got) == 0 &&
+		    scsi_parse_vpd_block_limits(buf, got, &l->limits) < 0)
+			memset(&l->limits, 0, sizeof l->limits);
+	}
+	if (vpd_b2) {
+		scsi_cdb_inquiry(cdb, true, 0xb2, 64);
+		if (lun_command(pool, l, number, cdb, buf, 64, &got) == 0 &&
+		    scsi_parse_vpd_lbp(buf, got, &l->lbp) < 0)
+			memset(&l->lbp, 0, sizeof l->lbp);
+	}
+
+	/* Capacity: READ CAPACITY(16), or (10) where the target lacks it. */
+	scsi_cdb_read_capacity16(cdb, 32);
+	if (lun_command(pool, l, number, cdb, buf, 32, &got) == 0) {
+		if (scsi_parse_read_capacity16(buf, got, &l->capacity) < 0)
+			goto err_capacity;
+		l->use16 = true;
+	} else {
+		scsi_cdb_read_capacity10(cdb);
+		if (lun_command(pool, l, number, cdb, buf, 8, &got) < 0)
+			goto err;
+		int rc = scsi_parse_read_capacity10(buf, got, &l->capacity);
+		if (rc < 0)
+			goto err_capacity;
+		if (rc == 1) {
+			err_set(EIO, "%s: capacity needs READ CAPACITY(16), which the target refused",
+				l->name);
+			goto err;
+		}
+	}
+	l->blocks = l->capacity.blocks;
+	l->block_size = l->capacity.block_size;
+	l->size = l->blocks * l->block_size;
+	l->physical_block_size = l->block_size << (l->capacity.lbppbe < 8 ? l->capacity.lbppbe : 0);
+	if (l->blocks > 0xffffffffULL)
+		l->use16 = true;
+
+	/* Largest transfer per command. */
+	uint64_t max = MAX_XFER_CAP;
+	if (l->limits.max_transfer_blocks &&
+	    (uint64_t)l->limits.max_transfer_blocks * l->block_size < max)
+		max = (uint64_t)l->limits.max_transfer_blocks * l->block_size;
+	if (!l->use16 && (uint64_t)MAX_BLOCKS_10 * l->block_size < max)
+		max = (uint64_t)MAX_BLOCKS_10 * l->block_size;
+	if (max < l->block_size)
+		max = l->block_size;
+	l->max_xfer = (uint32_t)(max / l->block_size * l->block_size);
+	if (l->limits.opt_transfer_blocks)
+		l->opt_xfer = l->limits.opt_transfer_blocks * l->block_size;
+
+	/* Write protection: MODE SENSE(6), or (10) where (6) is refused. */
+	scsi_cdb_mode_sense6(cdb, 0x3f, 255);
+	if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0) {
+		scsi_parse_mode_sense_wp(buf, got, false, &l->write_protected);
+	} else {
+		scsi_cdb_mode_sense10(cdb, 0x3f, 255);
+		if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0)
+			scsi_parse_mode_sense_wp(buf, got, true, &l->write_protected);
+	}
+	l->has_sync_cache = true;
+	pthread_mutex_init(&l->range_lock, NULL);
+	pthread_cond_init(&l->range_cond, NULL);
+	log_debug("%s: %llu blocks of %u bytes, max transfer %u, %s%s, vendor \"%s\" product \"%s\" serial \"%s\"",
+		  l->name, (unsigned long long)l->blocks, l->block_size, l->max_xfer,
+		  l->use16 ? "16-byte CDBs" : "10-byte CDBs",
+		  l->write_protected ? ", write protected" : "",
+		  l->inquiry.vendor, l->inquiry.product, l->serial);
+	*out = l;
+	return 1;
+
+err_capacity:
+	err_set(EPROTO, "%s: %s", l->name, err_msg());
+err:
+	free(l);
+	return -1;
+}
+
+void lun_free(struct lun *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_destroy(&l->range_lock);
+	pthread_cond_destroy(&l->range_cond);
+	free(l);
+}
+
+/* ---- CDBs for the data path ---- */
+
+static void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write,
+			 uint64_t lba, uint32_t blocks)
+{
+	if (l->use16) {
+		if (write)
+			scsi_cdb_write16(cdb, lba, blocks, false);
+		else
+			scsi_cdb_read16(cdb, lba, blocks);
+	} else {
+		if (write)
+			scsi_cdb_write10(cdb, (uint32_t)lba, (uint16_t)blocks, false);
+		else
+			scsi_cdb_read10(cdb, (uint32_t)lba, (uint16_t)blocks);
+	}
+}
+
+/* ---- asynchronous reads ---- */
+
+/* One command of a read. */
+struct read_piece {
+	struct iscsi_task task;       /* the READ command */
+	struct read_req *req;         /* the read it belongs to */
+	unsigned retries;             /* tries so far */
+};
+
+/* A read in flight: an aligned buffer filled by its pieces. */
+struct read_req {
+	struct lun *lun;              /* where from */
+	lun_read_cb cb;               /* the caller's callback */
+	void *opaque;                 /* the caller's argument */
+	uint8_t *buf;                 /* the whole aligned range */
+	size_t skew;                  /* offset of the caller's first byte in buf */
+	size_t len;                   /* the caller's byte count */
+	atomic_uint pending;          /* pieces not yet finished */
+	atomic_int err;               /* first error, 0 if none */
+	unsigned npieces;             /* entries in pieces */
+	struct read_piece pieces[];   /* the commands */
+};
+
+static void read_piece_done(struct iscsi_task *t)
+{
+	struct read_piece *piece = t->opaque;
+	struct read_req *r = piece->req;
+	int err;
+
+	switch (task_verdict(r->lun, t, piece->retries, &err)) {
+	case VERDICT_RETRY:
+		piece->retries++;
+		pool_submit(r->lun->pool, t);
+		return;
+	case VERDICT_OK:
+		if (t->data_in_bytes < t->xfer_len) {
+			log_error("%s: READ returned %u of %u bytes", r->lun->name,
+				  t->data_in_bytes, t->xfer_len);
+			err = EIO;
+		}
+		break;
+	case VERDICT_FAIL:
+		break;
+	}
+	if (err) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&r->err, &zero, err);
+	}
+	if (atomic_fetch_sub(&r->pending, 1) != 1)
+		return;
+	err = atomic_load(&r->err);
+	r->cb(r->opaque, err, err ? NULL : r->buf + r->skew, err ? 0 : r->len);
+	free(r->buf);
+	free(r);
+}
+
+void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opaque)
+{
+	if (off >= l->size || len == 0) {
+		cb(opaque, 0, NULL, 0);
+		return;
+	}
+	if (len > l->size - off)
+		len = (size_t)(l->size - off);
+	uint64_t first = off / l->block_size;
+	uint64_t end = (off + len + l->block_size - 1) / l->block_size;
+	size_t bytes = (size_t)((end - first) * l->block_size);
+	unsigned npieces = (unsigned)((bytes + l->max_xfer - 1) / l->max_xfer);
+	struct read_req *r = calloc(1, sizeof *r + npieces * sizeof r->pieces[0]);
+	uint8_t *buf = malloc(bytes);
+
+	if (!r || !buf) {
+		free(r);
+		free(buf);
+		cb(opaque, ENOMEM, NULL, 0);
+		return;
+	}
+	r->lun = l;
+	r->cb = cb;
+	r->opaque = opaque;
+	r->buf = buf;
+	r->skew = (size_t)(off - first * l->block_size);
+	r->len = len;
+	r->npieces = npieces;
+	atomic_init(&r->pending, npieces);
+	atomic_init(&r->err, 0);
+	for (unsigned i = 0; i < npieces; i++) {
+		struct read_piece *p = &r->pieces[i];
+		size_t at = (size_t)i * l->max_xfer;
+		uint32_t n = (uint32_t)(bytes - at < l->max_xfer ? bytes - at : l->max_xfer);
+		p->req = r;
+		p->task.lun = l->number;
+		p->task.dir = TASK_DIR_READ;
+		p->task.xfer_len = n;
+		p->task.read_buf = buf + at;
+		p->task.done = read_piece_done;
+		p->task.opaque = p;
+		build_rw_cdb(l, p->task.cdb, false, first + at / l->block_size,
+			     n / l->block_size);
+	}
+	/* Submit after all are built: the last completion frees r. */
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(l->pool, &r->pieces[i].task);
+}
+
+/* A synchronous read, for read-modify-write and tests. */
+struct pread_wait {
+	pthread_mutex_t lock;         /* protects the fields below */
+	pthread_cond_t cond;          /* signalled when finished */
+	bool finished;                /* the callback ran */
+	int err;                      /* its error */
+	void *dst;                    /* where the data goes */
+	size_t got;                   /* bytes copied */
+};
+
+static void pread_cb(void *opaque, int err, const uint8_t *data, size_t len)
+{
+	struct pread_wait *w = opaque;
+	if (!err)
+		memcpy(w->dst, data, len);
+	pthread_mutex_lock(&w->lock);
+	w->err = err;
+	w->got = len;
+	w->finished = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off)
+{
+	struct pread_wait w = { .dst = buf };
+
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	lun_read(l, off, len, pread_cb, &w);
+	pthread_mutex_lock(&w.lock);
+	while (!w.finished)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	if (w.err) {
+		errno = w.err;
+		return -1;
+	}
+	return (ssize_t)w.got;
+}
+
+/* ---- writes ---- */
+
+static void range_lock(struct lun *l, struct lun_range *r)
+{
+	pthread_mutex_lock(&l->range_lock);
+	for (;;) {
+		bool overlap = false;
+		for (struct lun_range *o = l->ranges; o; o = o->next)
+			if (o->first < r->end && r->first < o->end) {
+				overlap = true;
+				break;
+			}
+		if (!overlap)
+			break;
+		pthread_cond_wait(&l->range_cond, &l->range_lock);
+	}
+	r->next = l->ranges;
+	l->ranges = r;
+	pthread_mutex_unlock(&l->range_lock);
+}
+
+static void range_unlock(struct lun *l, struct lun_range *r)
+{
+	pthread_mutex_lock(&l->range_lock);
+	for (struct lun_range **pp = &l->ranges; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	pthread_cond_broadcast(&l->range_cond);
+	pthread_mutex_unlock(&l->range_lock);
+}
+
+/* The write commands of one lun_pwrite(), waited for together. */
+struct write_wait {
+	struct lun *lun;              /* for retries and logs */
+	pthread_mutex_t lock;         /* protects pending and err */
+	pthread_cond_t cond;          /* signalled when pending reaches 0 */
+	unsigned pending;             /* commands not finished */
+	int err;                      /* first error */
+};
+
+/* One WRITE command of a lun_pwrite(). */
+struct write_piece {
+	struct iscsi_task task;       /* the WRITE command */
+	struct write_wait *wait;      /* the write it belongs to */
+	struct iovec iov[4];          /* its slice of the payload */
+	unsigned retries;             /* tries so far */
+};
+
+static void write_piece_done(struct iscsi_task *t)
+{
+	struct write_piece *p = t->opaque;
+	struct write_wait *w = p->wait;
+	int err;
+
+	if (task_verdict(w->lun, t, p->retries, &err) == VERDICT_RETRY) {
+		p->retries++;
+		pool_submit(w->lun->pool, t);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	if (err && !w->err)
+		w->err = err;
+	if (--w->pending == 0)
+		pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Write whole blocks [@first, @first + bytes/block_size) from @iov. */
+static int write_blocks(struct lun *l, uint64_t first, const struct iovec *iov, int iovcnt,
+			size_t bytes)
+{
+	unsigned npieces = (unsigned)((bytes + l->max_xfer - 1) / l->max_xfer);
+	struct write_piece *pieces = calloc(npieces, sizeof *pieces);
+	struct write_wait w = { .lun = l, .pending = npieces };
+
+	if (!pieces) {
+		errno = ENOMEM;
+		return -1;
+	}
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	for (unsigned i = 0; i < npieces; i++) {
+		struct write_piece *p = &pieces[i];
+		size_t at = (size_t)i * l->max_xfer;
+		uint32_t n = (uint32_t)(bytes - at < l->max_xfer ? bytes - at : l->max_xfer);
+		int cnt = iov_slice(iov, iovcnt, at, n, p->iov, 4);
+		p->wait = &w;
+		p->task.lun = l->number;
+		p->task.dir = TASK_DIR_WRITE;
+		p->task.xfer_len = n;
+		p->task.write_iov = p->iov;
+		p->task.write_iovcnt = cnt;
+		p->task.done = write_piece_done;
+		p->task.opaque = p;
+		build_rw_cdb(l, p->task.cdb, true, first + at / l->block_size, n / l->block_size);
+	}
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(l->pool, &pieces[i].task);
+	pthread_mutex_lock(&w.lock);
+	while (w.pending)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	free(pieces);
+	if (w.err) {
+		if (w.err == EROFS)
+			l->write_protected = true;
+		errno = w.err;
+		return -1;
+	}
+	return 0;
+}
+
+ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off)
+{
+	uint32_t bs = l->block_size;
+
+	if (len == 0)
+		return 0;
+	if (off >= l->size || len > l->size - off) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if (l->write_protected) {
+		errno = EROFS;
+		return -1;
+	}
+	uint64_t first = off / bs;
+	uint64_t end = (off + len + bs - 1) / bs;
+	size_t head = (size_t)(off % bs);
+	size_t tail = (size_t)((off + len) % bs);
+	struct lun_range range = { .first = first, .end = end };
+	uint8_t *edge_head = NULL, *edge_tail = NULL;
+	struct iovec iov[3];
+	int n = 0, rc = -1;
+
+	range_lock(l, &range);
+	if (head == 0 && tail == 0) {
+		iov[n++] = (struct iovec){ (void *)buf, len };
+	} else if (end - first == 1) {
+		/* inside one block */
+		edge_head = malloc(bs);
+		if (!edge_head || lun_pread(l, edge_head, bs, first * bs) != (ssize_t)bs)
+			goto out;
+		memcpy(edge_head + head, buf, len);
+		iov[n++] = (struct iovec){ edge_head, bs };
+	} else {
+		size_t done = 0;
+		if (head) {
+			edge_head = malloc(bs);
+			if (!edge_head || lun_pread(l, edge_head, bs, first * bs) != (ssize_t)bs)
+				goto out;
+			memcpy(edge_head + head, buf, bs - head);
+			iov[n++] = (struct iovec){ edge_head, bs };
+			done = bs - head;
+		}
+		size_t middle = (len - done) - tail;
+		if (middle)
+			iov[n++] = (struct iovec){ (uint8_t *)buf + done, middle };
+		if (tail) {
+			edge_tail = malloc(bs);
+			if (!edge_tail ||
+			    lun_pread(l, edge_tail, bs, (end - 1) * bs) != (ssize_t)bs)
+				goto out;
+			memcpy(edge_tail, (const uint8_t *)buf + len - tail, tail);
+			iov[n++] = (struct iovec){ edge_tail, bs };
+		}
+	}
+	if (write_blocks(l, first, iov, n, (size_t)((end - first) * bs)) == 0)
+		rc = 0;
+out:
+	if (rc < 0 && errno == 0)
+		errno = EIO;
+	range_unlock(l, &range);
+	int saved = errno;
+	free(edge_head);
+	free(edge_tail);
+	errno = saved;
+	return rc < 0 ? -1 : (ssize_t)len;
+}
+
+int lun_flush(struct lun *l)
+{
+	uint8_t cdb[16];
+
+	if (!l->has_sync_cache)
+		return 0;
+	if (l->use16)
+		scsi_cdb_sync_cache16(cdb, 0, 0);
+	else
+		scsi_cdb_sync_cache10(cdb, 0, 0);
+	if (lun_command(l->pool, l, l->number, cdb, NULL, 0, NULL) < 0) {
+		if (errno == EINVAL) {
+			log_info("%s: target does not support SYNCHRONIZE CACHE; not sending it again",
+				 l->name);
+			l->has_sync_cache = false;
+			return 0;
+		}
+		log_error("%s", err_msg());
+		return -1;
+	}
+	return 0;
+}

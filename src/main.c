@@ -1,0 +1,473 @@
+/* main.c: command line, start-up order, daemonizing after the mount.
+ *
+ * Start-up is synchronous and happens before the parent exits: connect,
+ * log in every session, read the LUNs, mount.  Unless -f, the process
+ * forks first (threads do not survive a fork) and the parent waits on a
+ * pipe for the child's verdict, so every failure is printed on the user's
+ * terminal as one line and the exit status says whether the mount exists.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "log.h"
+#include "lun.h"
+#include "pool.h"
+#include "url.h"
+
+#define MAX_LUNS 1024
+
+/* The command line. */
+struct options {
+	char *url;                  /* the iscsi:// URL */
+	char *mountpoint;           /* where to mount */
+	int foreground;             /* -f */
+	int debug;                  /* -d */
+	int read_only;              /* -o ro */
+	int cache;                  /* -o cache */
+	int show_help;              /* --help / -h */
+	int show_version;           /* --version / -V */
+	unsigned sessions;          /* -o sessions= */
+	unsigned queue_depth;       /* -o queue_depth= */
+	char *initiator;            /* -o initiator= */
+	char *chap_user;            /* -o chap_user= */
+	char *chap_secret_file;     /* -o chap_secret_file= */
+	char *target_user;          /* -o target_user= */
+	char *target_secret_file;   /* -o target_secret_file= */
+	char *header_digest;        /* -o header_digest= */
+	char *data_digest;          /* -o data_digest= */
+	unsigned timeout;           /* -o timeout= */
+	unsigned noop_interval;     /* -o noop_interval= */
+	unsigned noop_timeout;      /* -o noop_timeout= */
+	unsigned cmd_timeout;       /* -o cmd_timeout= */
+	int extra_positional;       /* arguments after MOUNTPOINT */
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_RO };
+
+#define OPT(t, f) { t, offsetof(struct options, f), 1 }
+static const struct fuse_opt option_spec[] = {
+	OPT("sessions=%u", sessions),
+	OPT("queue_depth=%u", queue_depth),
+	OPT("initiator=%s", initiator),
+	OPT("chap_user=%s", chap_user),
+	OPT("chap_secret_file=%s", chap_secret_file),
+	OPT("target_user=%s", target_user),
+	OPT("target_secret_file=%s", target_secret_file),
+	OPT("header_digest=%s", header_digest),
+	OPT("data_digest=%s", data_digest),
+	OPT("timeout=%u", timeout),
+	OPT("noop_interval=%u", noop_interval),
+	OPT("noop_timeout=%u", noop_timeout),
+	OPT("cmd_timeout=%u", cmd_timeout),
+	OPT("cache", cache),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_END
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: iscsifs [OPTIONS] iscsi://[USER@]HOST[:PORT]/TARGET-IQN[/LUN] MOUNTPOINT\n"
+"\n"
+"Mount the disk LUNs of an iSCSI target as files lun0, lun1, ...\n"
+"\n"
+"  -f                        stay in the foreground\n"
+"  -d                        debug log to stderr (implies -f)\n"
+"  -o ro                     read-only; every file mode 0444\n"
+"  -o sessions=N             iSCSI sessions per target (default 4)\n"
+"  -o queue_depth=N          outstanding commands per session (default 32)\n"
+"  -o initiator=IQN          initiator name (default iqn.2026-11.org.iscsifs:HOSTNAME)\n"
+"  -o header_digest=MODE     none, crc32c or auto (default auto)\n"
+"  -o data_digest=MODE       none, crc32c or auto (default auto)\n"
+"  -o cache                  use the page cache instead of direct I/O\n"
+"  -o timeout=SEC            connect and login timeout (default 120, at most 15 used for start-up)\n"
+"  -h, --help                this text\n"
+"  -V, --version             the version\n"
+"\n"
+"Unmount with: fusermount3 -u MOUNTPOINT\n");
+}
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	switch (key) {
+	case KEY_HELP:
+		o->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->show_version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		o->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = 1;
+		o->foreground = 1;
+		return 0;
+	case KEY_RO:
+		o->read_only = 1;
+		return 1;               /* FUSE mounts read-only too */
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->url)
+			o->url = strdup(arg);
+		else if (!o->mountpoint)
+			o->mountpoint = strdup(arg);
+		else
+			o->extra_positional++;
+		return 0;
+	default:
+		return 1;               /* a FUSE option: pass it on */
+	}
+}
+
+static int parse_digest(const char *text, const char *name, enum digest_pref *out)
+{
+	if (!text || strcmp(text, "auto") == 0)
+		*out = DIGEST_PREF_AUTO;
+	else if (strcmp(text, "none") == 0)
+		*out = DIGEST_PREF_NONE;
+	else if (strcmp(text, "crc32c") == 0)
+		*out = DIGEST_PREF_CRC32C;
+	else {
+		err_set(EINVAL, "invalid %s=%s: use none, crc32c or auto", name, text);
+		return -1;
+	}
+	return 0;
+}
+
+/* A session ID stable for this initiator, target and mountpoint (so a
+ * reconnect reinstates the same session, and two mounts never collide);
+ * RFC 7143 §10.12.5 "random" format: T=10b, B and C from the hash, the
+ * qualifier D is the session slot. */
+static void make_isid(uint8_t isid[6], const char *initiator, const char *target,
+		      const char *mountpoint)
+{
+	uint32_t h = 2166136261u;
+	const char *parts[] = { initiator, target, mountpoint };
+
+	for (size_t i = 0; i < 3; i++)
+		for (const char *p = parts[i]; *p; p++)
+			h = (h ^ (uint8_t)*p) * 16777619u;
+	isid[0] = 0x80;
+	isid[1] = (uint8_t)(h >> 24);
+	isid[2] = (uint8_t)(h >> 16);
+	isid[3] = (uint8_t)(h >> 8);
+	isid[4] = (uint8_t)h;
+	isid[5] = 0;
+}
+
+/* Whether @path is a mount point already (in /proc/self/mountinfo). */
+static bool is_mount_point(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof line, f)) {
+		char mnt[4096];
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && strcmp(mnt, path) == 0)
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The pipe to the waiting parent; -1 in the foreground. */
+static int report_fd = -1;
+
+static void report_to_parent(char status)
+{
+	if (report_fd < 0)
+		return;
+	if (write(report_fd, &status, 1) < 0) {
+		/* the parent is gone; nothing to tell */
+	}
+	close(report_fd);
+	report_fd = -1;
+}
+
+/* Fork; the parent waits for the child's verdict and exits with it. */
+static int daemonize_early(void)
+{
+	int fds[2];
+
+	if (pipe(fds) < 0) {
+		err_set(errno, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		err_set(errno, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid > 0) {
+		char status = 1;
+		close(fds[1]);
+		if (read(fds[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(fds[0]);
+	report_fd = fds[1];
+	setsid();
+	return 0;
+}
+
+/* Detach from the terminal once the mount is up. */
+static void finish_daemonize(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (chdir("/") < 0) {
+		/* "/" always exists */
+	}
+	log_to_syslog("iscsifs");
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	report_to_parent(0);
+}
+
+static void default_initiator(char *out, size_t cap)
+{
+	char host[HOST_NAME_MAX + 1] = "localhost";
+
+	gethostname(host, sizeof host - 1);
+	for (char *p = host; *p; p++)
+		*p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') :
+		     ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '.') ? *p : '-';
+	snprintf(out, cap, "iqn.2026-11.org.iscsifs:%s", host);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { .sessions = 4, .queue_depth = 32, .timeout = 120,
+			     .noop_interval = 5, .noop_timeout = 5, .cmd_timeout = 30 };
+	struct iscsi_url url;
+	struct session_config cfg;
+	struct fs fs = { 0 };
+	struct pool *pool = NULL;
+	struct fuse_session *se = NULL;
+	char mountpoint[PATH_MAX];
+	int status = 1;
+
+	if (fuse_opt_parse(&args, &o, option_spec, option_proc) < 0)
+		return 1;
+	if (o.show_help) {
+		usage(stdout);
+		return 0;
+	}
+	if (o.show_version) {
+		printf("iscsifs %s (libfuse %d.%d)\n", PACKAGE_VERSION, FUSE_MAJOR_VERSION,
+		       FUSE_MINOR_VERSION);
+		return 0;
+	}
+	log_set_level(o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	if (!o.url || !o.mountpoint || o.extra_positional) {
+		fprintf(stderr, "iscsifs: %s\n", !o.url ? "missing URL and MOUNTPOINT" :
+			!o.mountpoint ? "missing MOUNTPOINT" : "too many arguments");
+		usage(stderr);
+		return 2;
+	}
+	if (url_parse(o.url, &url) < 0) {
+		fprintf(stderr, "iscsifs: %s\n", err_msg());
+		return 2;
+	}
+	if (!url.target[0]) {
+		fprintf(stderr, "iscsifs: %s names no target; discovery mounts are not supported yet: "
+			"give iscsi://HOST[:PORT]/TARGET-IQN\n", o.url);
+		return 2;
+	}
+	if (url.has_password || url.user[0] || o.chap_user || o.target_user) {
+		fprintf(stderr, "iscsifs: CHAP authentication is not supported yet\n");
+		return 2;
+	}
+	if (o.sessions == 0 || o.sessions > 64 || o.queue_depth == 0 || o.queue_depth > 1024) {
+		fprintf(stderr, "iscsifs: sessions must be 1..64 and queue_depth 1..1024\n");
+		return 2;
+	}
+	if (!realpath(o.mountpoint, mountpoint)) {
+		fprintf(stderr, "iscsifs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
+		return 1;
+	}
+	struct stat st;
+	if (stat(mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "iscsifs: mountpoint %s: Not a directory\n", o.mountpoint);
+		return 1;
+	}
+	if (is_mount_point(mountpoint)) {
+		fprintf(stderr, "iscsifs: mountpoint %s is busy: something is already mounted there\n",
+			o.mountpoint);
+		return 1;
+	}
+
+	memset(&cfg, 0, sizeof cfg);
+	snprintf(cfg.host, sizeof cfg.host, "%s", url.host);
+	cfg.port = url.port;
+	snprintf(cfg.target_name, sizeof cfg.target_name, "%s", url.target);
+	if (o.initiator)
+		snprintf(cfg.initiator_name, sizeof cfg.initiator_name, "%s", o.initiator);
+	else
+		default_initiator(cfg.initiator_name, sizeof cfg.initiator_name);
+	cfg.text.initiator_name = cfg.initiator_name;
+	cfg.text.target_name = cfg.target_name;
+	cfg.text.discovery = false;
+	if (parse_digest(o.header_digest, "header_digest", &cfg.text.header_digest) < 0 ||
+	    parse_digest(o.data_digest, "data_digest", &cfg.text.data_digest) < 0) {
+		fprintf(stderr, "iscsifs: %s\n", err_msg());
+		return 2;
+	}
+	cfg.text.max_recv_dsl = 256 * 1024;
+	cfg.text.max_burst_length = 16 * 1024 * 1024 - 1;
+	cfg.text.first_burst_length = 256 * 1024;
+	cfg.text.max_outstanding_r2t = 16;
+	cfg.text.immediate_data = true;
+	cfg.text.initial_r2t = false;
+	cfg.queue_depth = o.queue_depth;
+	cfg.connect_timeout_ms = (int)(o.timeout < 15 ? o.timeout : 15) * 1000;
+	if (cfg.connect_timeout_ms <= 0)
+		cfg.connect_timeout_ms = 1000;
+	make_isid(cfg.isid_base, cfg.initiator_name, cfg.target_name, mountpoint);
+
+	if (!o.foreground && daemonize_early() < 0) {
+		fprintf(stderr, "iscsifs: %s\n", err_msg());
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	pool = pool_create(&cfg, o.sessions);
+	if (!pool) {
+		fprintf(stderr, "iscsifs: %s\n", err_msg());
+		goto out;
+	}
+
+	uint32_t *numbers = calloc(MAX_LUNS, sizeof *numbers);
+	int nluns = numbers ? lun_list(pool, numbers, MAX_LUNS) : -1;
+	if (nluns < 0) {
+		fprintf(stderr, "iscsifs: cannot list the LUNs of %s: %s\n", url.target, err_msg());
+		free(numbers);
+		goto out;
+	}
+	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.read_only = o.read_only;
+	fs.cache = o.cache;
+	char portal[300];
+	snprintf(portal, sizeof portal, url.ipv6 ? "[%s]:%u" : "%s:%u", url.host, url.port);
+	fs.portal = portal;
+	fs_add_node(&fs, 0, "", true, NULL, NULL);
+	bool wanted_found = false;
+	for (int i = 0; i < nluns; i++) {
+		struct lun *l;
+		if (url.lun >= 0 && numbers[i] != (uint32_t)url.lun)
+			continue;
+		int rc = lun_probe(pool, numbers[i], &l);
+		if (rc < 0) {
+			fprintf(stderr, "iscsifs: %s\n", err_msg());
+			free(numbers);
+			goto out;
+		}
+		if (url.lun >= 0)
+			wanted_found = true;
+		if (rc == 0) {
+			if (url.lun >= 0) {
+				fprintf(stderr, "iscsifs: LUN %u of %s is not a disk\n", numbers[i],
+					url.target);
+				free(numbers);
+				goto out;
+			}
+			continue;
+		}
+		if (!fs_add_node(&fs, 1, l->name, false, l, cfg.target_name)) {
+			fprintf(stderr, "iscsifs: out of memory\n");
+			free(numbers);
+			goto out;
+		}
+	}
+	free(numbers);
+	if (url.lun >= 0 && !wanted_found) {
+		fprintf(stderr, "iscsifs: no such LUN: %lld on target %s\n", (long long)url.lun,
+			url.target);
+		goto out;
+	}
+	if (fs.nnodes == 1)
+		log_warn("target %s has no disk LUNs; the mount will be empty", url.target);
+
+	/* FUSE: subtype and fsname for mount listings (never the password). */
+	char fsname[600];
+	snprintf(fsname, sizeof fsname, "-ofsname=iscsi://%s/%s,subtype=iscsifs,default_permissions",
+		 portal, url.target);
+	fuse_opt_add_arg(&args, fsname);
+	if (o.debug && getenv("ISCSIFS_FUSE_DEBUG"))
+		fuse_opt_add_arg(&args, "-d");
+	se = fuse_session_new(&args, &fs_ops, sizeof fs_ops, &fs);
+	if (!se) {
+		fprintf(stderr, "iscsifs: cannot create the FUSE session (bad -o option?)\n");
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) < 0) {
+		fprintf(stderr, "iscsifs: cannot set signal handlers\n");
+		goto out;
+	}
+	if (fuse_session_mount(se, mountpoint) < 0) {
+		fprintf(stderr, "iscsifs: cannot mount on %s\n", o.mountpoint);
+		fuse_remove_signal_handlers(se);
+		goto out;
+	}
+	log_info("mounted %s (%zu LUN files) on %s with %u sessions", url.target, fs.nnodes - 1,
+		 mountpoint, o.sessions);
+	if (!o.foreground)
+		finish_daemonize();
+
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 64);
+	fuse_loop_cfg_set_idle_threads(lc, 16);
+	int loop_rc = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	fuse_session_unmount(se);
+	fuse_remove_signal_handlers(se);
+	log_info("unmounted %s; logging out", mountpoint);
+	status = loop_rc < 0 ? 1 : 0;
+out:
+	report_to_parent((char)status);
+	/* Drain and log out before the FUSE session goes: late replies need it. */
+	if (pool)
+		pool_destroy(pool, 30000);
+	if (se)
+		fuse_session_destroy(se);
+	for (size_t i = 0; i < fs.nnodes; i++)
+		lun_free(fs.nodes[i].lun);
+	free(fs.nodes);
+	fuse_opt_free_args(&args);
+	free(o.url);
+	free(o.mountpoint);
+	OPENSSL_cleanse(url.password, sizeof url.password);
+	return status;
+}

@@ -1,0 +1,272 @@
+/* pool.c: N sessions to one target and the queue in front of them.
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * pool_submit() is called by FUSE workers and, for retries and queued work,
+ * by session RX threads.  It picks the logged-in session with the fewest
+ * outstanding bytes (ties: the one after the last chosen, so that equal
+ * sessions share the work) and calls session_submit().  When every
+ * session's window or queue depth is full the task waits in a FIFO queue;
+ * pool_kick(), called by a session when a task ends or its window opens,
+ * drains the queue in order, so nothing starves.
+ *
+ * p->lock protects the queue, the cursor and the count of tasks in flight.
+ * Lock order: pool -> session (session_submit() takes the session lock).
+ * No pool lock is held while task->done() runs.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+struct pool {
+	struct session_config cfg;        /* read-only after create */
+	unsigned n;                       /* number of sessions; read-only */
+	struct session **sessions;        /* read-only after create */
+	pthread_mutex_t lock;             /* protects the fields below */
+	pthread_cond_t idle_cond;         /* signalled when in_flight drops to 0 */
+	struct iscsi_task *queue_head;    /* lock: tasks waiting for room */
+	struct iscsi_task *queue_tail;    /* lock */
+	unsigned cursor;                  /* lock: where the next search starts */
+	uint64_t in_flight;               /* lock: submitted, done() not yet called */
+};
+
+unsigned pool_size(const struct pool *p)
+{
+	return p->n;
+}
+
+void pool_session_stats(struct pool *p, unsigned i, struct session_stats *out)
+{
+	session_get_stats(p->sessions[i], out);
+}
+
+const struct iscsi_params *pool_params(const struct pool *p)
+{
+	return session_params(p->sessions[0]);
+}
+
+struct pool *pool_create(const struct session_config *cfg, unsigned nsessions)
+{
+	struct pool *p = calloc(1, sizeof *p);
+
+	if (!p || nsessions == 0) {
+		free(p);
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	p->cfg = *cfg;
+	p->sessions = calloc(nsessions, sizeof *p->sessions);
+	if (!p->sessions) {
+		free(p);
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->idle_cond, NULL);
+	for (unsigned i = 0; i < nsessions; i++) {
+		p->sessions[i] = session_login(p, &p->cfg, i);
+		if (!p->sessions[i]) {
+			int e = errno;
+			char msg[512];
+			snprintf(msg, sizeof msg, "%s", err_msg());
+			for (unsigned j = 0; j < i; j++)
+				session_logout_and_free(p->sessions[j], 2000);
+			free(p->sessions);
+			pthread_mutex_destroy(&p->lock);
+			pthread_cond_destroy(&p->idle_cond);
+			free(p);
+			err_set(e, "%s", msg);
+			return NULL;
+		}
+		p->n = i + 1;
+	}
+	return p;
+}
+
+/* Try each session, least loaded first.  Lock held.  Returns 0 when a
+ * session took the task, -1 with errno EAGAIN (all full) or EIO (none up). */
+static int dispatch(struct pool *p, struct iscsi_task *t)
+{
+	bool any_up = false;
+
+	for (unsigned tries = 0; tries < p->n; tries++) {
+		struct session *best = NULL;
+		uint64_t best_load = UINT64_MAX;
+		unsigned best_i = 0;
+		for (unsigned k = 0; k < p->n; k++) {
+			unsigned i = (p->cursor + k) % p->n;
+			struct session *s = p->sessions[i];
+			if (!session_is_up(s))
+				continue;
+			any_up = true;
+			uint64_t load = session_load(s);
+			if (load < best_load) {
+				best = s;
+				best_load = load;
+				best_i = i;
+			}
+		}
+		if (!best)
+			break;
+		if (session_submit(best, t) == 0) {
+			p->cursor = (best_i + 1) % p->n;
+			return 0;
+		}
+		if (errno != EAGAIN)
+			continue;
+		/* The least loaded one is full: try the others in turn. */
+		for (unsigned k = 1; k < p->n; k++) {
+			unsigned i = (best_i + k) % p->n;
+			if (session_is_up(p->sessions[i]) &&
+			    session_submit(p->sessions[i], t) == 0) {
+				p->cursor = (i + 1) % p->n;
+				return 0;
+			}
+		}
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = any_up ? EAGAIN : EIO;
+	return -1;
+}
+
+static void task_finished(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (--p->in_flight == 0)
+		pthread_cond_broadcast(&p->idle_cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Every pooled task ends here: the owner's callback is restored and
+ * called (it may submit the task again), then the task is counted out. */
+static void pool_task_done(struct iscsi_task *t)
+{
+	struct pool *p = t->pool;
+	task_done_fn owner = t->owner_done;
+
+	t->done = owner;
+	owner(t);
+	task_finished(p);
+}
+
+void pool_submit(struct pool *p, struct iscsi_task *t)
+{
+	t->pool = p;
+	t->owner_done = t->done;
+	t->done = pool_task_done;
+	pthread_mutex_lock(&p->lock);
+	p->in_flight++;
+	if (p->queue_head || dispatch(p, t) < 0) {
+		if (!p->queue_head && errno == EIO) {
+			pthread_mutex_unlock(&p->lock);
+			t->result = EIO;
+			t->done(t);
+			return;
+		}
+		t->next = NULL;
+		if (p->queue_tail)
+			p->queue_tail->next = t;
+		else
+			p->queue_head = t;
+		p->queue_tail = t;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_kick(struct pool *p)
+{
+	struct iscsi_task *failed = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->queue_head) {
+		struct iscsi_task *t = p->queue_head;
+		if (dispatch(p, t) < 0) {
+			if (errno == EAGAIN)
+				break;
+			/* no session is up: fail everything queued */
+			p->queue_head = t->next;
+			if (!p->queue_head)
+				p->queue_tail = NULL;
+			t->result = EIO;
+			t->next = failed;
+			failed = t;
+			continue;
+		}
+		p->queue_head = t->next;
+		if (!p->queue_head)
+			p->queue_tail = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	while (failed) {
+		struct iscsi_task *t = failed;
+		failed = t->next;
+		t->done(t);
+	}
+}
+
+/* Completion of a task that pool_exec() waits for. */
+struct exec_wait {
+	pthread_mutex_t lock;     /* protects finished */
+	pthread_cond_t cond;      /* signalled when finished */
+	bool finished;            /* done() ran */
+};
+
+static void exec_done(struct iscsi_task *t)
+{
+	struct exec_wait *w = t->opaque;
+	pthread_mutex_lock(&w->lock);
+	w->finished = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int pool_exec(struct pool *p, struct iscsi_task *t)
+{
+	struct exec_wait w = { .finished = false };
+
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	t->done = exec_done;
+	t->opaque = &w;
+	pool_submit(p, t);
+	pthread_mutex_lock(&w.lock);
+	while (!w.finished)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	if (t->result) {
+		errno = t->result;
+		return -1;
+	}
+	return 0;
+}
+
+void pool_destroy(struct pool *p, int timeout_ms)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	pthread_mutex_lock(&p->lock);
+	while (p->in_flight > 0) {
+		if (pthread_cond_timedwait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT) {
+			log_warn("unmount: %llu commands still outstanding; logging out anyway",
+				 (unsigned long long)p->in_flight);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->n; i++)
+		session_logout_and_free(p->sessions[i], 5000);
+	free(p->sessions);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->idle_cond);
+	free(p);
+}

@@ -1,0 +1,885 @@
+/* session.c: one iSCSI session in full feature phase (see session.h).
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * Each session has two threads of its own:
+ *  - the TX thread is the only writer of the socket.  It sends, in order,
+ *    the control queue (Data-Out answering R2Ts, NOP-Out answering NOP-In,
+ *    Logout) and then the command queue (SCSI Commands with their immediate
+ *    and unsolicited data).  Because it alone writes, the RX thread never
+ *    blocks on a full socket send buffer, so a target that stops reading
+ *    while it sends cannot deadlock us.
+ *  - the RX thread is the only reader.  It validates every PDU, places
+ *    Data-In straight into the task's buffer, queues Data-Out for R2Ts and
+ *    completes tasks, calling task->done() with no lock held.
+ * Submitters (FUSE workers, or the RX thread of any session through
+ * pool_kick) call session_submit(), which assigns ITT and CmdSN under the
+ * session lock and appends to the command queue, so CmdSN order is wire
+ * order.
+ *
+ * One mutex per session, s->lock, protects the task table, the sequence
+ * numbers, both queues and the state.  It is never held across a system
+ * call on the socket.  Lock order: pool -> session.
+ *
+ * A task's memory belongs to its owner, and done() may free it.  The TX
+ * thread may still be writing a task's data when its status arrives (a
+ * target may answer early, e.g. with CHECK CONDITION), so every TX item
+ * holds a reference (tx_refs) and done() waits for the last one.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "iov.h"
+#include "log.h"
+#include "login.h"
+#include "pool.h"
+
+/* Task table size: ITTs are (generation << 12) | slot. */
+#define SLOT_BITS 12
+#define MAX_SLOTS (1u << SLOT_BITS)
+/* ITTs of our own non-SCSI requests (outside every slot generation). */
+#define ITT_LOGOUT 0xfffffffeu
+#define ITT_PING 0xfffffffdu
+
+/* Kinds of work for the TX thread besides commands. */
+enum tx_kind {
+	TX_DATA_OUT,   /* answer an R2T: Data-Out PDUs for [offset, offset+length) */
+	TX_NOP_OUT,    /* answer a NOP-In that asked for one (ttt) */
+	TX_LOGOUT,     /* close the session */
+};
+
+/* An item of the control queue. */
+struct tx_item {
+	enum tx_kind kind;          /* what to send */
+	struct iscsi_task *task;    /* TX_DATA_OUT: the task (holds a tx_ref) */
+	uint32_t ttt;               /* TX_DATA_OUT: the R2T's TTT; TX_NOP_OUT: the NOP-In's */
+	uint32_t offset;            /* TX_DATA_OUT: BufferOffset of the burst */
+	uint32_t length;            /* TX_DATA_OUT: Desired Data Transfer Length */
+	uint64_t lun_wire;          /* TX_NOP_OUT: LUN field to echo */
+	struct tx_item *next;       /* queue link */
+};
+
+struct session {
+	struct pool *pool;                  /* owner; read-only */
+	const struct session_config *cfg;   /* read-only */
+	unsigned index;                     /* slot in the pool; last byte of ISID */
+	char name[64];                      /* "session N" for log lines; read-only */
+	struct conn conn;                   /* TX thread writes, RX thread reads */
+	struct iscsi_params params;         /* negotiated; read-only once up */
+	uint16_t tsih;                      /* read-only once up */
+	pthread_t tx_thread, rx_thread;     /* started by session_login() */
+
+	pthread_mutex_t lock;               /* protects everything below */
+	pthread_cond_t tx_cond;             /* TX thread waits for work */
+	pthread_cond_t state_cond;          /* logout waits for the RX thread */
+	enum session_state state;           /* lock */
+	bool rx_done;                       /* lock: the RX thread has exited */
+	uint32_t cmdsn;                     /* lock: CmdSN of the next command */
+	uint32_t exp_cmdsn;                 /* lock: target's ExpCmdSN */
+	uint32_t max_cmdsn;                 /* lock: target's MaxCmdSN */
+	uint32_t exp_statsn;                /* lock: next StatSN expected */
+	struct iscsi_task **slots;          /* lock: tasks by ITT slot */
+	unsigned nslots;                    /* size of slots (queue_depth) */
+	unsigned outstanding;               /* lock: tasks in slots */
+	uint32_t itt_generation;            /* lock: bumps on each allocation */
+	unsigned next_slot;                 /* lock: where the slot search starts */
+	struct iscsi_task *cmd_head, *cmd_tail;   /* lock: commands to send */
+	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
+
+	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
+	_Atomic int up;                     /* state == SESSION_UP (hint, no lock) */
+	/* statistics (relaxed atomics) */
+	_Atomic uint64_t st_commands, st_r2ts, st_data_out, st_read, st_written;
+};
+
+const struct iscsi_params *session_params(const struct session *s)
+{
+	return &s->params;
+}
+
+uint64_t session_load(const struct session *s)
+{
+	return atomic_load_explicit(&s->load_bytes, memory_order_relaxed);
+}
+
+bool session_is_up(const struct session *s)
+{
+	return atomic_load_explicit(&s->up, memory_order_relaxed);
+}
+
+void session_get_stats(struct session *s, struct session_stats *out)
+{
+	out->commands = atomic_load(&s->st_commands);
+	out->r2ts = atomic_load(&s->st_r2ts);
+	out->data_out_pdus = atomic_load(&s->st_data_out);
+	out->bytes_read = atomic_load(&s->st_read);
+	out->bytes_written = atomic_load(&s->st_written);
+}
+
+/* ---- sequence numbers (lock held) ---- */
+
+/* Take ExpCmdSN/MaxCmdSN from a target PDU; RFC 7143 §4.2.2.1: ignore a
+ * MaxCmdSN below ExpCmdSN - 1 and values that go backwards. */
+static void update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn)
+{
+	if (sn_lt(max_cmdsn, exp_cmdsn - 1))
+		return;
+	if (sn_lt(s->exp_cmdsn, exp_cmdsn))
+		s->exp_cmdsn = exp_cmdsn;
+	if (sn_lt(s->max_cmdsn, max_cmdsn))
+		s->max_cmdsn = max_cmdsn;
+}
+
+static void update_statsn(struct session *s, uint32_t statsn)
+{
+	if (sn_le(s->exp_statsn, statsn))
+		s->exp_statsn = statsn + 1;
+}
+
+/* ---- task table (lock held) ---- */
+
+static int slot_of(uint32_t itt)
+{
+	return (int)(itt & (MAX_SLOTS - 1));
+}
+
+static struct iscsi_task *find_task(struct session *s, uint32_t itt)
+{
+	unsigned slot = (unsigned)slot_of(itt);
+	if (itt == ISCSI_RESERVED_TAG || slot >= s->nslots)
+		return NULL;
+	struct iscsi_task *t = s->slots[slot];
+	return t && t->itt == itt ? t : NULL;
+}
+
+/* Take a task out of the table; returns whether done() is due now. */
+static bool finish_task(struct session *s, struct iscsi_task *t)
+{
+	s->slots[slot_of(t->itt)] = NULL;
+	s->outstanding--;
+	atomic_fetch_sub_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
+				  memory_order_relaxed);
+	t->finished = true;
+	return t->tx_refs == 0;
+}
+
+/* ---- submission ---- */
+
+int session_submit(struct session *s, struct iscsi_task *t)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_UP) {
+		pthread_mutex_unlock(&s->lock);
+		errno = EIO;
+		return -1;
+	}
+	if (s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
+		pthread_mutex_unlock(&s->lock);
+		errno = EAGAIN;
+		return -1;
+	}
+	unsigned slot = s->next_slot;
+	while (s->slots[slot])
+		slot = (slot + 1) % s->nslots;
+	s->next_slot = (slot + 1) % s->nslots;
+	s->itt_generation = (s->itt_generation + 1) & 0xfffff;
+	if (s->itt_generation == 0xfffff)   /* keep clear of the reserved tags */
+		s->itt_generation = 0;
+	t->itt = s->itt_generation << SLOT_BITS | slot;
+	t->cmdsn = s->cmdsn++;
+	t->session = s;
+	t->exp_datasn = 0;
+	t->r2t_outstanding = 0;
+	t->tx_refs = 1;                   /* the command queue's reference */
+	t->finished = false;
+	t->result = 0;
+	t->status = 0;
+	t->sense_len = 0;
+	t->residual = 0;
+	t->underflow = t->overflow = false;
+	t->data_in_bytes = 0;
+	t->next = NULL;
+	s->slots[slot] = t;
+	s->outstanding++;
+	atomic_fetch_add_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
+				  memory_order_relaxed);
+	if (s->cmd_tail)
+		s->cmd_tail->next = t;
+	else
+		s->cmd_head = t;
+	s->cmd_tail = t;
+	pthread_cond_signal(&s->tx_cond);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* ---- TX thread ---- */
+
+#define SLICE_MAX 32
+
+/* Send Data-Out PDUs covering [offset, offset+length) of @t's payload,
+ * each at most the target's MaxRecvDataSegmentLength, DataSN from 0, F on
+ * the last.  @ttt is the R2T's tag or 0xffffffff for unsolicited data. */
+static int send_data_out(struct session *s, struct iscsi_task *t, uint32_t ttt,
+			 uint32_t offset, uint32_t length, bool more)
+{
+	uint32_t datasn = 0;
+	uint32_t max = s->params.max_xmit_dsl;
+
+	while (length > 0) {
+		uint32_t len = length < max ? length : max;
+		struct iovec v[SLICE_MAX];
+		int n = iov_slice(t->write_iov, t->write_iovcnt, offset, len, v, SLICE_MAX);
+		if (n < 0) {
+			err_set(EINVAL, "%s: write payload of ITT 0x%x too fragmented",
+				s->name, t->itt);
+			return -1;
+		}
+		union iscsi_bhs bhs;
+		pdu_init(&bhs, ISCSI_OP_DATA_OUT, false);
+		if (len == length)
+			bhs.data_out.flags = ISCSI_FLAG_FINAL;
+		put_be64(bhs.data_out.lun, pdu_lun_encode(t->lun));
+		put_be32(bhs.data_out.itt, t->itt);
+		put_be32(bhs.data_out.ttt, ttt);
+		pthread_mutex_lock(&s->lock);
+		put_be32(bhs.data_out.exp_statsn, s->exp_statsn);
+		pthread_mutex_unlock(&s->lock);
+		put_be32(bhs.data_out.datasn, datasn++);
+		put_be32(bhs.data_out.buffer_offset, offset);
+		if (conn_send_pdu(&s->conn, &bhs, v, n, len, more || len < length) < 0)
+			return -1;
+		atomic_fetch_add_explicit(&s->st_data_out, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->st_written, len, memory_order_relaxed);
+		offset += len;
+		length -= len;
+	}
+	return 0;
+}
+
+/* Send a SCSI Command with its immediate data and unsolicited Data-Out, as
+ * negotiated: immediate data up to FirstBurstLength and the target's
+ * MaxRecvDataSegmentLength when ImmediateData=Yes; Data-Out up to
+ * FirstBurstLength when InitialR2T=No; the rest waits for R2Ts. */
+static int send_command(struct session *s, struct iscsi_task *t, bool more)
+{
+	const struct iscsi_params *p = &s->params;
+	union iscsi_bhs bhs;
+	uint32_t immediate = 0, unsolicited = 0;
+
+	pdu_init(&bhs, ISCSI_OP_SCSI_CMD, false);
+	bhs.scsi_cmd.flags = ISCSI_FLAG_FINAL | ISCSI_CMD_ATTR_SIMPLE;
+	if (t->dir == TASK_DIR_READ)
+		bhs.scsi_cmd.flags |= ISCSI_CMD_READ;
+	if (t->dir == TASK_DIR_WRITE) {
+		bhs.scsi_cmd.flags |= ISCSI_CMD_WRITE;
+		uint32_t first = t->xfer_len < p->first_burst_length ?
+			t->xfer_len : p->first_burst_length;
+		if (p->immediate_data)
+			immediate = first < p->max_xmit_dsl ? first : p->max_xmit_dsl;
+		if (!p->initial_r2t)
+			unsolicited = first - immediate;
+		if (unsolicited)
+			bhs.scsi_cmd.flags &= (uint8_t)~ISCSI_FLAG_FINAL;
+	}
+	put_be64(bhs.scsi_cmd.lun, pdu_lun_encode(t->lun));
+	put_be32(bhs.scsi_cmd.itt, t->itt);
+	put_be32(bhs.scsi_cmd.exp_xfer_len, t->xfer_len);
+	put_be32(bhs.scsi_cmd.cmdsn, t->cmdsn);
+	pthread_mutex_lock(&s->lock);
+	put_be32(bhs.scsi_cmd.exp_statsn, s->exp_statsn);
+	pthread_mutex_unlock(&s->lock);
+	memcpy(bhs.scsi_cmd.cdb, t->cdb, 16);
+
+	struct iovec v[SLICE_MAX];
+	int n = 0;
+	if (immediate) {
+		n = iov_slice(t->write_iov, t->write_iovcnt, 0, immediate, v, SLICE_MAX);
+		if (n < 0) {
+			err_set(EINVAL, "%s: write payload too fragmented", s->name);
+			return -1;
+		}
+		atomic_fetch_add_explicit(&s->st_written, immediate, memory_order_relaxed);
+	}
+	if (conn_send_pdu(&s->conn, &bhs, v, n, immediate, more || unsolicited) < 0)
+		return -1;
+	atomic_fetch_add_explicit(&s->st_commands, 1, memory_order_relaxed);
+	if (unsolicited)
+		return send_data_out(s, t, ISCSI_RESERVED_TAG, immediate, unsolicited, more);
+	return 0;
+}
+
+static int send_nop_out(struct session *s, uint32_t ttt, uint64_t lun_wire)
+{
+	union iscsi_bhs bhs;
+
+	pdu_init(&bhs, ISCSI_OP_NOP_OUT, true);
+	bhs.nop_out.flags = ISCSI_FLAG_FINAL;
+	put_be64(bhs.nop_out.lun, lun_wire);
+	put_be32(bhs.nop_out.itt, ISCSI_RESERVED_TAG);
+	put_be32(bhs.nop_out.ttt, ttt);
+	pthread_mutex_lock(&s->lock);
+	put_be32(bhs.nop_out.cmdsn, s->cmdsn);
+	put_be32(bhs.nop_out.exp_statsn, s->exp_statsn);
+	pthread_mutex_unlock(&s->lock);
+	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
+}
+
+static int send_logout(struct session *s)
+{
+	union iscsi_bhs bhs;
+
+	pdu_init(&bhs, ISCSI_OP_LOGOUT_REQ, true);
+	bhs.logout_req.flags = ISCSI_FLAG_FINAL | ISCSI_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs.logout_req.itt, ITT_LOGOUT);
+	pthread_mutex_lock(&s->lock);
+	put_be32(bhs.logout_req.cmdsn, s->cmdsn);
+	put_be32(bhs.logout_req.exp_statsn, s->exp_statsn);
+	pthread_mutex_unlock(&s->lock);
+	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
+}
+
+/* Drop one TX reference of @t; completes it if its status already came. */
+static void tx_release(struct session *s, struct iscsi_task *t)
+{
+	pthread_mutex_lock(&s->lock);
+	bool due = --t->tx_refs == 0 && t->finished;
+	pthread_mutex_unlock(&s->lock);
+	if (due)
+		t->done(t);
+}
+
+static void fail_session(struct session *s, const char *why);
+
+static void *tx_main(void *arg)
+{
+	struct session *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (s->state != SESSION_DOWN && !s->ctl_head && !s->cmd_head)
+			pthread_cond_wait(&s->tx_cond, &s->lock);
+		if (s->state == SESSION_DOWN)
+			break;
+		int rc = 0;
+		if (s->ctl_head) {
+			struct tx_item *it = s->ctl_head;
+			s->ctl_head = it->next;
+			if (!s->ctl_head)
+				s->ctl_tail = NULL;
+			bool more = s->ctl_head || s->cmd_head;
+			pthread_mutex_unlock(&s->lock);
+			switch (it->kind) {
+			case TX_DATA_OUT:
+				rc = send_data_out(s, it->task, it->ttt, it->offset,
+						   it->length, more);
+				tx_release(s, it->task);
+				break;
+			case TX_NOP_OUT:
+				rc = send_nop_out(s, it->ttt, it->lun_wire);
+				break;
+			case TX_LOGOUT:
+				rc = send_logout(s);
+				break;
+			}
+			free(it);
+		} else {
+			struct iscsi_task *t = s->cmd_head;
+			s->cmd_head = t->next;
+			if (!s->cmd_head)
+				s->cmd_tail = NULL;
+			bool more = s->ctl_head || s->cmd_head;
+			pthread_mutex_unlock(&s->lock);
+			rc = send_command(s, t, more);
+			tx_release(s, t);
+		}
+		if (rc < 0) {
+			log_error("%s: %s", s->name, err_msg());
+			conn_shutdown(&s->conn);   /* the RX thread fails the session */
+		}
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static int queue_ctl(struct session *s, struct tx_item *it)
+{
+	/* lock held */
+	it->next = NULL;
+	if (s->ctl_tail)
+		s->ctl_tail->next = it;
+	else
+		s->ctl_head = it;
+	s->ctl_tail = it;
+	pthread_cond_signal(&s->tx_cond);
+	return 0;
+}
+
+/* ---- RX thread ---- */
+
+/* A protocol violation: log it and fail the session. */
+#define VIOLATION(s, ...)                                                   \
+	do {                                                                \
+		err_set(EPROTO, __VA_ARGS__);                               \
+		return -1;                                                  \
+	} while (0)
+
+static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, bool *kick)
+{
+	const struct iscsi_bhs_data_in *h = &bhs->data_in;
+	uint32_t len = pdu_data_len(bhs);
+	uint32_t offset = get_be32(h->buffer_offset);
+	uint32_t datasn = get_be32(h->datasn);
+	bool status = h->flags & ISCSI_DATAIN_STATUS;
+
+	pthread_mutex_lock(&s->lock);
+	struct iscsi_task *t = find_task(s, pdu_itt(bhs));
+	if (t && status)
+		update_statsn(s, get_be32(h->statsn));
+	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	pthread_mutex_unlock(&s->lock);
+
+	if (!t)
+		VIOLATION(s, "protocol error: Data-In for unknown ITT 0x%x", pdu_itt(bhs));
+	if (t->dir != TASK_DIR_READ && len)
+		VIOLATION(s, "protocol error: Data-In for ITT 0x%x, which is not a read", t->itt);
+	if (offset > t->xfer_len || len > t->xfer_len - offset)
+		VIOLATION(s, "protocol error: Data-In offset %u length %u outside the %u-byte buffer of ITT 0x%x",
+			  offset, len, t->xfer_len, t->itt);
+	if (datasn != t->exp_datasn)
+		VIOLATION(s, "protocol error: Data-In DataSN %u, expected %u (ITT 0x%x)",
+			  datasn, t->exp_datasn, t->itt);
+	if (status && !(h->flags & ISCSI_FLAG_FINAL))
+		VIOLATION(s, "protocol error: Data-In with status but without the F bit (ITT 0x%x)",
+			  t->itt);
+	/* Only this thread completes tasks, so t stays valid while we read. */
+	if (conn_recv_data(&s->conn, len ? t->read_buf + offset : NULL, len) < 0)
+		return -1;
+	t->exp_datasn++;
+	t->data_in_bytes += len;
+	atomic_fetch_add_explicit(&s->st_read, len, memory_order_relaxed);
+	if (!status)
+		return 0;
+
+	t->status = h->status;
+	t->residual = get_be32(h->residual);
+	t->underflow = h->flags & ISCSI_RSP_UNDERFLOW;
+	t->overflow = h->flags & ISCSI_RSP_OVERFLOW;
+	pthread_mutex_lock(&s->lock);
+	bool due = finish_task(s, t);
+	pthread_mutex_unlock(&s->lock);
+	if (due)
+		t->done(t);
+	*kick = true;
+	return 0;
+}
+
+static int rx_scsi_rsp(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch,
+		       bool *kick)
+{
+	const struct iscsi_bhs_scsi_rsp *h = &bhs->scsi_rsp;
+	uint32_t len = pdu_data_len(bhs);
+
+	if (conn_recv_data(&s->conn, scratch, len) < 0)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	struct iscsi_task *t = find_task(s, pdu_itt(bhs));
+	update_statsn(s, get_be32(h->statsn));
+	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	pthread_mutex_unlock(&s->lock);
+	if (!t)
+		VIOLATION(s, "protocol error: SCSI Response for unknown ITT 0x%x", pdu_itt(bhs));
+
+	if (h->response != 0) {
+		log_warn("%s: target failed ITT 0x%x with iSCSI response 0x%02x",
+			 s->name, t->itt, h->response);
+		t->result = EIO;
+	}
+	t->status = h->status;
+	t->residual = get_be32(h->residual);
+	t->underflow = h->flags & ISCSI_RSP_UNDERFLOW;
+	t->overflow = h->flags & ISCSI_RSP_OVERFLOW;
+	if (len >= 2) {
+		uint32_t sense_len = get_be16(scratch);
+		if (sense_len > len - 2)
+			VIOLATION(s, "protocol error: SenseLength %u in a %u-byte segment (ITT 0x%x)",
+				  sense_len, len, t->itt);
+		if (sense_len > sizeof t->sense)
+			sense_len = sizeof t->sense;
+		memcpy(t->sense, scratch + 2, sense_len);
+		t->sense_len = sense_len;
+	}
+	pthread_mutex_lock(&s->lock);
+	bool due = finish_task(s, t);
+	pthread_mutex_unlock(&s->lock);
+	if (due)
+		t->done(t);
+	*kick = true;
+	return 0;
+}
+
+static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
+{
+	const struct iscsi_bhs_r2t *h = &bhs->r2t;
+	uint32_t offset = get_be32(h->buffer_offset);
+	uint32_t length = get_be32(h->desired_len);
+
+	if (pdu_data_len(bhs))
+		VIOLATION(s, "protocol error: R2T with a data segment");
+	struct tx_item *it = calloc(1, sizeof *it);
+	if (!it) {
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	struct iscsi_task *t = find_task(s, pdu_itt(bhs));
+	const char *bad = NULL;
+	if (!t)
+		bad = "for an unknown ITT";
+	else if (t->dir != TASK_DIR_WRITE)
+		bad = "for a task that is not a write";
+	else if (length == 0)
+		bad = "asking for 0 bytes";
+	else if (length > s->params.max_burst_length)
+		bad = "longer than MaxBurstLength";
+	else if (offset > t->xfer_len || length > t->xfer_len - offset)
+		bad = "outside the transfer";
+	else if (t->r2t_outstanding >= s->params.max_outstanding_r2t)
+		bad = "beyond MaxOutstandingR2T";
+	if (bad) {
+		pthread_mutex_unlock(&s->lock);
+		free(it);
+		VIOLATION(s, "protocol error: R2T %s (ITT 0x%x, offset %u, length %u)", bad,
+			  pdu_itt(bhs), offset, length);
+	}
+	it->kind = TX_DATA_OUT;
+	it->task = t;
+	it->ttt = get_be32(h->ttt);
+	it->offset = offset;
+	it->length = length;
+	t->tx_refs++;
+	queue_ctl(s, it);
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_add_explicit(&s->st_r2ts, 1, memory_order_relaxed);
+	return 0;
+}
+
+static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
+{
+	const struct iscsi_bhs_nop_in *h = &bhs->nop_in;
+	uint32_t ttt = get_be32(h->ttt);
+
+	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	if (pdu_itt(bhs) != ISCSI_RESERVED_TAG)
+		update_statsn(s, get_be32(h->statsn));
+	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	if (ttt != ISCSI_RESERVED_TAG) {
+		struct tx_item *it = calloc(1, sizeof *it);
+		if (!it) {
+			pthread_mutex_unlock(&s->lock);
+			err_set(ENOMEM, "out of memory");
+			return -1;
+		}
+		it->kind = TX_NOP_OUT;
+		it->ttt = ttt;
+		it->lun_wire = get_be64(h->lun);
+		queue_ctl(s, it);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch)
+{
+	const struct iscsi_bhs_async *h = &bhs->async;
+
+	if (conn_recv_data(&s->conn, scratch, pdu_data_len(bhs)) < 0)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	update_statsn(s, get_be32(h->statsn));
+	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	pthread_mutex_unlock(&s->lock);
+	switch (h->event) {
+	case ISCSI_ASYNC_SCSI_EVENT:
+		log_info("%s: target reported a SCSI asynchronous event", s->name);
+		return 0;
+	case ISCSI_ASYNC_LOGOUT_REQUEST:
+		log_warn("%s: target requests logout within %u s", s->name,
+			 get_be16(h->param3));
+		return 0;
+	case ISCSI_ASYNC_DROP_CONNECTION:
+	case ISCSI_ASYNC_DROP_SESSION:
+		err_set(ECONNRESET, "target announced it drops the %s",
+			h->event == ISCSI_ASYNC_DROP_SESSION ? "session" : "connection");
+		return -1;
+	case ISCSI_ASYNC_RENEGOTIATE:
+		log_info("%s: target asks to renegotiate parameters; keeping the current ones",
+			 s->name);
+		return 0;
+	default:
+		log_info("%s: ignoring asynchronous event %u", s->name, h->event);
+		return 0;
+	}
+}
+
+static int rx_reject(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch)
+{
+	uint32_t len = pdu_data_len(bhs);
+
+	if (conn_recv_data(&s->conn, scratch, len) < 0)
+		return -1;
+	/* The rejected header is only reported, never used to find a task: at
+	 * error recovery level 0 the connection is dropped and every task on
+	 * it fails together. */
+	err_set(EPROTO, "target rejected a %s (reason 0x%02x)",
+		len >= ISCSI_BHS_SIZE ? pdu_opcode_name(scratch[0]) : "PDU",
+		bhs->reject.reason);
+	return -1;
+}
+
+/* Returns 1 when the session's logout completed. */
+static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
+{
+	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
+		return -1;
+	if (pdu_itt(bhs) != ITT_LOGOUT)
+		VIOLATION(s, "protocol error: Logout Response with ITT 0x%x", pdu_itt(bhs));
+	if (bhs->logout_rsp.response != 0)
+		log_warn("%s: logout answered with response %u", s->name,
+			 bhs->logout_rsp.response);
+	return 1;
+}
+
+static void *rx_main(void *arg)
+{
+	struct session *s = arg;
+	uint8_t *scratch = malloc(s->params.max_recv_dsl + 4);
+	int rc = 0;
+
+	if (!scratch) {
+		err_set(ENOMEM, "out of memory");
+		rc = -1;
+	}
+	while (rc == 0) {
+		union iscsi_bhs bhs;
+		bool kick = false;
+
+		if (conn_recv_bhs(&s->conn, &bhs) < 0 ||
+		    pdu_check_received(&bhs, s->params.max_recv_dsl) < 0) {
+			rc = -1;
+			break;
+		}
+		switch (pdu_opcode(&bhs)) {
+		case ISCSI_OP_DATA_IN:
+			rc = rx_data_in(s, &bhs, &kick);
+			break;
+		case ISCSI_OP_SCSI_RSP:
+			rc = rx_scsi_rsp(s, &bhs, scratch, &kick);
+			break;
+		case ISCSI_OP_R2T:
+			rc = rx_r2t(s, &bhs);
+			break;
+		case ISCSI_OP_NOP_IN:
+			rc = rx_nop_in(s, &bhs);
+			break;
+		case ISCSI_OP_ASYNC_MSG:
+			rc = rx_async(s, &bhs, scratch);
+			break;
+		case ISCSI_OP_REJECT:
+			rc = rx_reject(s, &bhs, scratch);
+			break;
+		case ISCSI_OP_LOGOUT_RSP:
+			rc = rx_logout_rsp(s, &bhs);
+			break;
+		default:
+			err_set(EPROTO, "protocol error: unexpected %s in full feature phase",
+				pdu_opcode_name(bhs.common.opcode));
+			rc = -1;
+			break;
+		}
+		if (kick)
+			pool_kick(s->pool);
+	}
+	if (rc < 0)
+		fail_session(s, err_msg());
+	else
+		fail_session(s, NULL);
+	free(scratch);
+	return NULL;
+}
+
+/* Stop the session: no new commands, stop the TX thread, fail every task
+ * still in it with EIO.  Runs on the RX thread as it exits.  @why is NULL
+ * after an orderly logout. */
+static void fail_session(struct session *s, const char *why)
+{
+	pthread_mutex_lock(&s->lock);
+	bool closing = s->state == SESSION_CLOSING;
+	if (why && !closing)
+		log_error("%s: %s; failing its commands", s->name, why);
+	else if (why)
+		log_debug("%s: connection ended during logout: %s", s->name, why);
+	s->state = SESSION_DOWN;
+	atomic_store(&s->up, 0);
+	pthread_cond_broadcast(&s->tx_cond);
+	pthread_mutex_unlock(&s->lock);
+
+	conn_shutdown(&s->conn);
+	pthread_join(s->tx_thread, NULL);
+
+	/* The TX thread is gone: drop its references, then fail the tasks. */
+	pthread_mutex_lock(&s->lock);
+	while (s->ctl_head) {
+		struct tx_item *it = s->ctl_head;
+		s->ctl_head = it->next;
+		if (it->task)
+			it->task->tx_refs--;
+		free(it);
+	}
+	s->ctl_tail = NULL;
+	for (struct iscsi_task *t = s->cmd_head; t; t = t->next)
+		t->tx_refs--;
+	s->cmd_head = s->cmd_tail = NULL;
+	struct iscsi_task *failed = NULL;
+	for (unsigned i = 0; i < s->nslots; i++) {
+		struct iscsi_task *t = s->slots[i];
+		if (!t)
+			continue;
+		finish_task(s, t);
+		t->result = EIO;
+		t->next = failed;
+		failed = t;
+	}
+	s->rx_done = true;
+	pthread_cond_broadcast(&s->state_cond);
+	pthread_mutex_unlock(&s->lock);
+	while (failed) {
+		struct iscsi_task *t = failed;
+		failed = t->next;
+		t->done(t);
+	}
+	pool_kick(s->pool);
+}
+
+/* ---- life cycle ---- */
+
+struct session *session_login(struct pool *pool, const struct session_config *cfg,
+			      unsigned index)
+{
+	struct session *s = calloc(1, sizeof *s);
+	struct login_result lr;
+	uint8_t isid[6];
+
+	if (!s) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	s->pool = pool;
+	s->cfg = cfg;
+	s->index = index;
+	snprintf(s->name, sizeof s->name, "session %u", index);
+	if (conn_connect(&s->conn, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0)
+		goto err_connect;
+	memcpy(isid, cfg->isid_base, 6);
+	isid[5] = (uint8_t)(isid[5] + index);
+	if (login_run(&s->conn, &cfg->text, isid, 0, &lr) < 0)
+		goto err_login;
+	s->params = lr.params;
+	s->tsih = lr.tsih;
+	s->cmdsn = lr.cmdsn;
+	s->exp_cmdsn = lr.exp_cmdsn;
+	s->max_cmdsn = lr.max_cmdsn;
+	s->exp_statsn = lr.exp_statsn;
+	s->conn.recv_timeout_ms = -1;   /* the RX thread blocks; keepalive comes later */
+	s->nslots = cfg->queue_depth ? cfg->queue_depth : 1;
+	if (s->nslots > MAX_SLOTS)
+		s->nslots = MAX_SLOTS;
+	s->slots = calloc(s->nslots, sizeof *s->slots);
+	if (!s->slots) {
+		err_set(ENOMEM, "out of memory");
+		goto err_slots;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->tx_cond, NULL);
+	pthread_cond_init(&s->state_cond, NULL);
+	s->state = SESSION_UP;
+	atomic_store(&s->up, 1);
+	if (pthread_create(&s->tx_thread, NULL, tx_main, s) != 0) {
+		err_set(EAGAIN, "cannot start a thread");
+		goto err_tx;
+	}
+	if (pthread_create(&s->rx_thread, NULL, rx_main, s) != 0) {
+		err_set(EAGAIN, "cannot start a thread");
+		goto err_rx;
+	}
+	log_debug("%s: logged in to %s at %s, TSIH %u, MaxRecvDataSegmentLength %u/%u, "
+		  "MaxBurstLength %u, FirstBurstLength %u, InitialR2T %s, ImmediateData %s",
+		  s->name, cfg->target_name, s->conn.peer, s->tsih, s->params.max_recv_dsl,
+		  s->params.max_xmit_dsl, s->params.max_burst_length,
+		  s->params.first_burst_length, s->params.initial_r2t ? "Yes" : "No",
+		  s->params.immediate_data ? "Yes" : "No");
+	return s;
+
+err_rx:
+	pthread_mutex_lock(&s->lock);
+	s->state = SESSION_DOWN;
+	pthread_cond_broadcast(&s->tx_cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->tx_thread, NULL);
+err_tx:
+	free(s->slots);
+err_slots:
+err_login:
+	conn_close(&s->conn);
+err_connect:
+	free(s);
+	return NULL;
+}
+
+void session_logout_and_free(struct session *s, int timeout_ms)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+
+	pthread_mutex_lock(&s->lock);
+	if (s->state == SESSION_UP) {
+		struct tx_item *it = calloc(1, sizeof *it);
+		s->state = SESSION_CLOSING;
+		atomic_store(&s->up, 0);
+		if (it) {
+			it->kind = TX_LOGOUT;
+			queue_ctl(s, it);
+		}
+	}
+	while (!s->rx_done) {
+		if (pthread_cond_timedwait(&s->state_cond, &s->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	/* Logged out, failed, or no answer in time: end the connection. */
+	conn_shutdown(&s->conn);
+	pthread_join(s->rx_thread, NULL);
+	log_debug("%s: logged out", s->name);
+	conn_close(&s->conn);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->tx_cond);
+	pthread_cond_destroy(&s->state_cond);
+	free(s->slots);
+	free(s);
+}
