@@ -11,6 +11,7 @@
 #define ISCSIFS_LUN_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,8 +34,8 @@ struct lun {
 	uint32_t max_xfer;            /* bytes per command at most */
 	uint32_t opt_xfer;            /* optimal transfer size in bytes, 0 if unknown */
 	bool use16;                   /* READ/WRITE(16) rather than (10) */
-	bool write_protected;         /* MODE SENSE WP, or DATA PROTECT seen */
-	bool has_sync_cache;          /* SYNCHRONIZE CACHE not refused */
+	atomic_bool write_protected;  /* MODE SENSE WP, or DATA PROTECT seen (any thread sets it) */
+	atomic_bool has_sync_cache;   /* SYNCHRONIZE CACHE not refused (any thread clears it) */
 	struct scsi_inquiry inquiry;  /* standard INQUIRY */
 	char serial[128];             /* VPD 0x80, "" if none */
 	char device_id[128];          /* VPD 0x83, "" if none */

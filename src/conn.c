@@ -7,6 +7,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -264,14 +265,17 @@ int conn_recv_bhs(struct conn *c, union iscsi_bhs *bhs)
 	if (recv_exact(c, bhs->bytes, ISCSI_BHS_SIZE) < 0)
 		return -1;
 	uint32_t ahs = (uint32_t)bhs->common.ahs_len * 4;
-	uint32_t state = crc32c_update(crc32c_begin(), bhs->bytes, ISCSI_BHS_SIZE);
+	uint32_t state = 0;
+	if (c->header_digest)
+		state = crc32c_update(crc32c_begin(), bhs->bytes, ISCSI_BHS_SIZE);
 	/* AHS: skipped, but covered by the header digest. */
 	while (ahs > 0) {
 		uint8_t chunk[256];
 		uint32_t take = ahs < sizeof chunk ? ahs : (uint32_t)sizeof chunk;
 		if (recv_exact(c, chunk, take) < 0)
 			return -1;
-		state = crc32c_update(state, chunk, take);
+		if (c->header_digest)
+			state = crc32c_update(state, chunk, take);
 		ahs -= take;
 	}
 	if (c->header_digest) {

@@ -17,6 +17,7 @@
 #include "login.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

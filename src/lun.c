@@ -17,6 +17,7 @@
 #include "lun.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,7 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	uint8_t cdb[16], buf[512];
 	uint32_t got;
 	bool vpd_b0 = false, vpd_b2 = false, vpd_80 = false, vpd_83 = false;
+	bool wp = false;
 
 	*out = NULL;
 	if (!l) {
@@ -290,13 +292,14 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	/* Write protection: MODE SENSE(6), or (10) where (6) is refused. */
 	scsi_cdb_mode_sense6(cdb, 0x3f, 255);
 	if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0) {
-		scsi_parse_mode_sense_wp(buf, got, false, &l->write_protected);
+		scsi_parse_mode_sense_wp(buf, got, false, &wp);
 	} else {
 		scsi_cdb_mode_sense10(cdb, 0x3f, 255);
 		if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0)
-			scsi_parse_mode_sense_wp(buf, got, true, &l->write_protected);
+			scsi_parse_mode_sense_wp(buf, got, true, &wp);
 	}
-	l->has_sync_cache = true;
+	atomic_init(&l->write_protected, wp);
+	atomic_init(&l->has_sync_cache, true);
 	pthread_mutex_init(&l->range_lock, NULL);
 	pthread_cond_init(&l->range_cond, NULL);
 	log_debug("%s: %llu blocks of %u bytes, max transfer %u, %s%s, vendor \"%s\" product \"%s\" serial \"%s\"",

@@ -100,8 +100,10 @@ static void url_display(const char *text, char *buf, size_t cap)
 		memcpy(buf + n, piece, len);
 		n += len;
 	}
-	if (cut)
-		memcpy(buf + n, "...", 3), n += 3;
+	if (cut) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
 	buf[n] = '\0';
 }
 
