@@ -146,28 +146,44 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, uint32_t lun,
 int lun_list(struct pool *pool, uint32_t *luns, size_t max)
 {
 	uint32_t alloc = 16 + 8 * 256;
-	uint8_t *buf = malloc(alloc);
 	uint8_t cdb[16];
 	uint32_t got = 0;
-	size_t n = 0;
+	size_t n = 0, count = 0;
+	uint8_t *buf = NULL;
+	uint64_t *wire = NULL;
+	int rc;
 
-	if (!buf) {
-		err_set(ENOMEM, "out of memory");
-		return -1;
-	}
-	scsi_cdb_report_luns(cdb, alloc);
-	if (lun_command(pool, NULL, 0, cdb, buf, alloc, &got) < 0) {
-		log_info("REPORT LUNS failed (%s); trying LUN 0 alone", err_msg());
+	/* Ask once with room for 256 LUNs, and again with the size the
+	 * target says it needs (bounded) when that was not enough. */
+	for (int attempt = 0; attempt < 2; attempt++) {
 		free(buf);
-		luns[0] = 0;
-		return 1;
-	}
-	uint64_t *wire = calloc(256, sizeof *wire);
-	size_t count = 0;
-	if (!wire || scsi_parse_report_luns(buf, got, wire, 256, &count) < 0) {
 		free(wire);
-		free(buf);
-		return -1;
+		buf = malloc(alloc);
+		wire = calloc((alloc - 8) / 8, sizeof *wire);
+		if (!buf || !wire) {
+			free(buf);
+			free(wire);
+			err_set(ENOMEM, "out of memory");
+			return -1;
+		}
+		scsi_cdb_report_luns(cdb, alloc);
+		if (lun_command(pool, NULL, 0, cdb, buf, alloc, &got) < 0) {
+			log_info("REPORT LUNS failed (%s); trying LUN 0 alone", err_msg());
+			free(buf);
+			free(wire);
+			luns[0] = 0;
+			return 1;
+		}
+		rc = scsi_parse_report_luns(buf, got, wire, (alloc - 8) / 8, &count);
+		if (rc < 0) {
+			free(buf);
+			free(wire);
+			return -1;
+		}
+		uint64_t needed = scsi_report_luns_needed(buf, got);
+		if (rc == 0 || needed <= alloc || needed > 16 + 8 * 16384)
+			break;
+		alloc = (uint32_t)needed;
 	}
 	for (size_t i = 0; i < count && n < max; i++) {
 		int64_t number = pdu_lun_decode(wire[i]);

@@ -255,7 +255,6 @@ static void copy_str(char *buf, size_t size, const char *s)
 
 	if (len > size - 1)
 		len = size - 1;
-
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 }
