@@ -31,7 +31,8 @@ struct lun {
 	uint32_t block_size;          /* logical block size in bytes */
 	uint64_t size;                /* capacity in bytes */
 	uint32_t physical_block_size; /* from LBPPBE */
-	uint32_t max_xfer;            /* bytes per command at most */
+	uint32_t max_xfer;            /* bytes per command at most (the LUN's limit) */
+	uint32_t split;               /* requests are cut into commands of this size */
 	uint32_t opt_xfer;            /* optimal transfer size in bytes, 0 if unknown */
 	bool use16;                   /* READ/WRITE(16) rather than (10) */
 	atomic_bool write_protected;  /* MODE SENSE WP, or DATA PROTECT seen (any thread sets it) */
