@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "fuse_channel.h"
 #include "log.h"
 
 fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
@@ -254,6 +255,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->direct_io = !fs->cache;
 	fi->keep_cache = fs->cache;
 	fi->nonseekable = 0;
+	/* Writers of distinct ranges need not wait for each other: lun.c
+	 * orders overlapping writes itself with its block-range lock. */
+	fuse_channel_allow_parallel_writes();
 	fuse_reply_open(req, fi);
 }
 

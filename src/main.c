@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "fuse_channel.h"
 #include "log.h"
 #include "lun.h"
 #include "pool.h"
@@ -441,6 +442,8 @@ int main(int argc, char *argv[])
 		fuse_remove_signal_handlers(se);
 		goto out;
 	}
+	if (fuse_channel_install(se) < 0)
+		log_warn("cannot install the FUSE channel hooks; direct writes to one file will be serialised");
 	log_info("mounted %s (%zu LUN files) on %s with %u sessions", url.target, fs.nnodes - 1,
 		 mountpoint, o.sessions);
 	if (!o.foreground)

@@ -243,6 +243,7 @@ static const char *shown_n(const void *s, size_t len, char buf[SHOWN_SIZE])
 	return buf;
 }
 
+/* shown_n() of a NUL-terminated string. */
 static const char *shown(const char *s, char buf[SHOWN_SIZE])
 {
 	return shown_n(s, strlen(s), buf);
@@ -259,6 +260,7 @@ static void copy_str(char *buf, size_t size, const char *s)
 	buf[len] = '\0';
 }
 
+/* RFC 7143 6.1 key-name characters: letters, digits, . - + @ _ */
 static bool key_char_ok(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -266,6 +268,7 @@ static bool key_char_ok(unsigned char c)
 	       c == '@' || c == '_';
 }
 
+/* Value of a hex digit, -1 for anything else. */
 static int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -371,6 +374,7 @@ static bool is_reserved(const char *v)
 	       strcmp(v, "NotUnderstood") == 0;
 }
 
+/* The PH_* bit of a stage. */
 static unsigned phase_bit(enum iscsi_login_stage stage)
 {
 	switch (stage) {
@@ -380,6 +384,7 @@ static unsigned phase_bit(enum iscsi_login_stage stage)
 	}
 }
 
+/* A stage's name for messages. */
 static const char *stage_name(enum iscsi_login_stage stage)
 {
 	switch (stage) {
@@ -389,6 +394,7 @@ static const char *stage_name(enum iscsi_login_stage stage)
 	}
 }
 
+/* Row of the key table named @name (case-sensitive), or -1. */
 static int find_key(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
@@ -397,6 +403,7 @@ static int find_key(const char *name)
 	return -1;
 }
 
+/* Declarative keys are stated, never answered. */
 static bool is_declarative(const struct key_def *k)
 {
 	return k->type == KT_DECL_NUM || k->type == KT_DECL_STR;
@@ -443,12 +450,14 @@ static bool our_value(const struct text_neg *n, const struct key_def *k,
 
 /* ---- storing outcomes ---- */
 
+/* Store a boolean outcome (PAR_BOOL rows). */
 static void store_bool(struct text_neg *n, const struct key_def *k, bool v)
 {
 	if (k->par == PAR_BOOL)
 		*(bool *)((char *)n->params + k->par_off) = v;
 }
 
+/* Store a numerical outcome (PAR_U32, PAR_TPGT rows). */
 static void store_num(struct text_neg *n, const struct key_def *k, uint64_t v)
 {
 	char *p = (char *)n->params + k->par_off;
@@ -462,6 +471,7 @@ static void store_num(struct text_neg *n, const struct key_def *k, uint64_t v)
 	}
 }
 
+/* Store a chosen value (PAR_DIGEST, PAR_STR rows). */
 static void store_str(struct text_neg *n, const struct key_def *k, const char *v)
 {
 	char *p = (char *)n->params + k->par_off;
@@ -535,6 +545,7 @@ void text_iter_init(struct text_iter *it, const uint8_t *data, size_t len)
 	it->key[0] = '\0';
 }
 
+/* Mark the iterator failed; returns -1. */
 static int iter_fail(struct text_iter *it)
 {
 	it->failed = true;
@@ -620,6 +631,7 @@ void text_neg_init(struct text_neg *n, const struct text_config *cfg,
 	n->stage = ISCSI_STAGE_SECURITY;
 }
 
+/* A configured number within lo..hi, else EINVAL. */
 static int check_u32(const char *what, uint32_t v, uint32_t lo, uint32_t hi)
 {
 	if (v < lo || v > hi) {
@@ -630,6 +642,7 @@ static int check_u32(const char *what, uint32_t v, uint32_t lo, uint32_t hi)
 	return 0;
 }
 
+/* A configured name present and at most @max bytes, else EINVAL. */
 static int check_name(const char *what, const char *s, size_t max)
 {
 	if (!s || !*s) {
@@ -643,6 +656,7 @@ static int check_name(const char *what, const char *s, size_t max)
 	return 0;
 }
 
+/* One of the enum digest_pref values. */
 static bool digest_pref_ok(enum digest_pref d)
 {
 	return d == DIGEST_PREF_NONE || d == DIGEST_PREF_CRC32C || d == DIGEST_PREF_AUTO;
