@@ -455,7 +455,9 @@ bool pdu_is_target_opcode(uint8_t opcode);
 int pdu_check_received(const union iscsi_bhs *bhs, uint32_t max_data);
 
 /* SAM LUN encoding for the 8-byte LUN field: single-level peripheral
- * addressing below 256, flat addressing up to 16383. */
+ * addressing below 256, flat addressing up to 16383.  @lun must be at
+ * most 16383: every LUN number comes from pdu_lun_decode() or url_parse(),
+ * which never give more. */
 uint64_t pdu_lun_encode(uint32_t lun);
 /* Inverse of pdu_lun_encode(); -1 when the form is not one we can address. */
 int64_t pdu_lun_decode(uint64_t wire);
