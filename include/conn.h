@@ -42,6 +42,11 @@ struct conn {
  * "connection refused", "timed out"). */
 int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms);
 
+/* TCP keepalive after @idle_s of silence and TCP_USER_TIMEOUT, as a second
+ * net under the NOP-Out keepalive: a peer that vanishes is noticed even
+ * while we only send. */
+void conn_set_keepalive(struct conn *c, unsigned idle_s, unsigned timeout_s);
+
 /* Close the socket and free buffers; safe on a closed conn. */
 void conn_close(struct conn *c);
 

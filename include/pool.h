@@ -14,8 +14,14 @@ struct pool;
 
 /* Log in @nsessions sessions to the target of @cfg.  All must succeed for
  * start-up to succeed (a partial pool would hide a misconfiguration).
+ * I/O waits up to @replacement_timeout_s for a lost session to come back.
  * Returns the pool, or NULL with err_set() from the first failure. */
-struct pool *pool_create(const struct session_config *cfg, unsigned nsessions);
+struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
+			 unsigned replacement_timeout_s);
+
+/* A session lost its connection: put its tasks (a list linked by ->next,
+ * in CmdSN order) back at the head of the queue and dispatch them again. */
+void pool_requeue(struct pool *p, struct iscsi_task *list);
 
 /* Hand @task to the least loaded session, or queue it (FIFO) when every
  * session's window is full.  task->done() is always called exactly once,

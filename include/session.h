@@ -58,6 +58,8 @@ struct iscsi_task {
 	bool underflow;               /* fewer bytes moved than xfer_len */
 	bool overflow;                /* the target wanted to move more */
 	uint32_t data_in_bytes;       /* bytes of Data-In placed in read_buf */
+	int64_t sent_ns;              /* when the session took it (monotonic), for cmd_timeout */
+	unsigned reissues;            /* times it was sent again after a lost connection */
 
 	/* Session's bookkeeping; protected by the session lock. */
 	struct session *session;      /* the session that carries it */
@@ -84,14 +86,19 @@ struct session_config {
 	struct text_config text;      /* what we offer in login */
 	unsigned queue_depth;         /* our cap on outstanding commands */
 	int connect_timeout_ms;       /* connect and each login PDU */
+	unsigned noop_interval_s;     /* keepalive NOP-Out after this much silence; 0 = off */
+	unsigned noop_timeout_s;      /* connection failed when the NOP-In is this late */
+	unsigned cmd_timeout_s;       /* connection dropped when a command is this late; 0 = off */
 	uint8_t isid_base[6];         /* ISID; the last byte is the slot index */
 };
 
 /* States of a session. */
 enum session_state {
-	SESSION_DOWN = 0,     /* no connection (not yet logged in, or failed) */
+	SESSION_DOWN = 0,     /* finished: logged out, or closed for good */
 	SESSION_UP,           /* full feature phase; accepts commands */
-	SESSION_CLOSING,      /* logout sent or connection failing; accepts none */
+	SESSION_RECOVERING,   /* connection lost; logging in again (same ISID);
+	                       * its tasks went back to the pool */
+	SESSION_CLOSING,      /* logout requested; accepts no commands */
 };
 
 /* Log in a session for slot @index of @pool.  Synchronous.  Returns the
@@ -112,6 +119,15 @@ uint64_t session_load(const struct session *s);
 /* Whether the session accepts commands (approximate, no lock). */
 bool session_is_up(const struct session *s);
 
+/* The session's state (approximate, no lock). */
+enum session_state session_state_hint(const struct session *s);
+
+/* Called about once a second by the pool's watchdog: sends a keepalive
+ * NOP-Out after noop_interval_s of silence, and drops the connection (which
+ * then recovers) when the NOP-In is late or a command exceeds
+ * cmd_timeout_s. */
+void session_tick(struct session *s);
+
 /* Log out (waiting up to @timeout_ms for the answer), stop the threads,
  * fail whatever is still outstanding with EIO, and free.  */
 void session_logout_and_free(struct session *s, int timeout_ms);
@@ -126,6 +142,8 @@ struct session_stats {
 	uint64_t data_out_pdus;   /* Data-Out PDUs sent */
 	uint64_t bytes_read;      /* Data-In payload received */
 	uint64_t bytes_written;   /* write payload sent */
+	uint64_t reconnects;      /* successful reconnects */
+	uint64_t timeouts;        /* commands that exceeded cmd_timeout */
 };
 void session_get_stats(struct session *s, struct session_stats *out);
 

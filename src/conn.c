@@ -94,6 +94,21 @@ int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms
 	return 0;
 }
 
+void conn_set_keepalive(struct conn *c, unsigned idle_s, unsigned timeout_s)
+{
+	int on = 1;
+	int idle = idle_s ? (int)idle_s : 5;
+	int intvl = timeout_s ? (int)timeout_s : 5;
+	int cnt = 3;
+	unsigned user_timeout = (unsigned)(idle + intvl * cnt) * 1000u;
+
+	setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+	setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	setsockopt(c->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+}
+
 void conn_close(struct conn *c)
 {
 	if (c->fd >= 0)

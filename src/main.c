@@ -98,7 +98,10 @@ static void usage(FILE *f)
 "  -o header_digest=MODE     none, crc32c or auto (default auto)\n"
 "  -o data_digest=MODE       none, crc32c or auto (default auto)\n"
 "  -o cache                  use the page cache instead of direct I/O\n"
-"  -o timeout=SEC            connect and login timeout (default 120, at most 15 used for start-up)\n"
+"  -o timeout=SEC            how long I/O waits for a lost connection to come back (default 120)\n"
+"  -o noop_interval=SEC      keepalive NOP-Out after this much silence (default 5, 0 = off)\n"
+"  -o noop_timeout=SEC       connection failed when the NOP-In is this late (default 5)\n"
+"  -o cmd_timeout=SEC        connection dropped when a command is this late (default 30, 0 = off)\n"
 "  -h, --help                this text\n"
 "  -V, --version             the version\n"
 "\n"
@@ -351,6 +354,9 @@ int main(int argc, char *argv[])
 	cfg.text.immediate_data = true;
 	cfg.text.initial_r2t = false;
 	cfg.queue_depth = o.queue_depth;
+	cfg.noop_interval_s = o.noop_interval;
+	cfg.noop_timeout_s = o.noop_timeout;
+	cfg.cmd_timeout_s = o.cmd_timeout;
 	cfg.connect_timeout_ms = (int)(o.timeout < 15 ? o.timeout : 15) * 1000;
 	if (cfg.connect_timeout_ms <= 0)
 		cfg.connect_timeout_ms = 1000;
@@ -362,7 +368,7 @@ int main(int argc, char *argv[])
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	pool = pool_create(&cfg, o.sessions);
+	pool = pool_create(&cfg, o.sessions, o.timeout);
 	if (!pool) {
 		fprintf(stderr, "iscsifs: %s\n", err_msg());
 		goto out;

@@ -10,9 +10,18 @@
  * pool_kick(), called by a session when a task ends or its window opens,
  * drains the queue in order, so nothing starves.
  *
- * p->lock protects the queue, the cursor and the count of tasks in flight.
- * Lock order: pool -> session (session_submit() takes the session lock).
- * No pool lock is held while task->done() runs.
+ * When a session loses its connection, its tasks come back through
+ * pool_requeue() to the head of the queue, in CmdSN order, and go out again
+ * on whichever session is up first.  While no session is up, tasks wait;
+ * once none has been up for the replacement timeout, the queue fails with
+ * EIO and new tasks fail at once until a session is back.
+ *
+ * A watchdog thread per pool ticks every session once a second
+ * (keepalive, command timeout) and applies the replacement timeout.
+ *
+ * p->lock protects the queue, the cursor, the count of tasks in flight and
+ * the watchdog's state.  Lock order: pool -> session (session_submit()
+ * takes the session lock).  No pool lock is held while task->done() runs.
  */
 #include "pool.h"
 
@@ -34,7 +43,74 @@ struct pool {
 	struct iscsi_task *queue_tail;    /* lock */
 	unsigned cursor;                  /* lock: where the next search starts */
 	uint64_t in_flight;               /* lock: submitted, done() not yet called */
+	unsigned replacement_timeout_s;   /* read-only: how long I/O waits for a session */
+	pthread_t watchdog;               /* ticks sessions, applies the timeout */
+	pthread_cond_t watchdog_cond;     /* wakes the watchdog early (to stop it) */
+	bool watchdog_run;                /* lock: the watchdog keeps going */
+	int64_t none_up_since_ns;         /* lock: since when no session is up, 0 if one is */
+	bool failfast;                    /* lock: no session up for too long: fail, do not queue */
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void fail_list(struct iscsi_task *list)
+{
+	while (list) {
+		struct iscsi_task *t = list;
+		list = t->next;
+		t->result = EIO;
+		t->done(t);
+	}
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->watchdog_run) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 1;
+		pthread_cond_timedwait(&p->watchdog_cond, &p->lock, &deadline);
+		if (!p->watchdog_run)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		bool any_up = false;
+		for (unsigned i = 0; i < p->n; i++) {
+			session_tick(p->sessions[i]);
+			any_up |= session_is_up(p->sessions[i]);
+		}
+		struct iscsi_task *failed = NULL;
+		int64_t now = mono_ns();
+		pthread_mutex_lock(&p->lock);
+		if (any_up) {
+			if (p->failfast)
+				log_info("target %s: a session is back; I/O resumes", p->cfg.target_name);
+			p->none_up_since_ns = 0;
+			p->failfast = false;
+		} else if (!p->none_up_since_ns) {
+			p->none_up_since_ns = now;
+		} else if (!p->failfast &&
+			   now - p->none_up_since_ns > (int64_t)p->replacement_timeout_s * 1000000000) {
+			p->failfast = true;
+			log_error("target %s: no session for %u s; failing I/O with EIO until one is back",
+				  p->cfg.target_name, p->replacement_timeout_s);
+			failed = p->queue_head;
+			p->queue_head = p->queue_tail = NULL;
+		}
+		pthread_mutex_unlock(&p->lock);
+		fail_list(failed);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
 
 unsigned pool_size(const struct pool *p)
 {
@@ -51,7 +127,8 @@ const struct iscsi_params *pool_params(const struct pool *p)
 	return session_params(p->sessions[0]);
 }
 
-struct pool *pool_create(const struct session_config *cfg, unsigned nsessions)
+struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
+			 unsigned replacement_timeout_s)
 {
 	struct pool *p = calloc(1, sizeof *p);
 
@@ -69,6 +146,8 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions)
 	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle_cond, NULL);
+	pthread_cond_init(&p->watchdog_cond, NULL);
+	p->replacement_timeout_s = replacement_timeout_s;
 	for (unsigned i = 0; i < nsessions; i++) {
 		p->sessions[i] = session_login(p, &p->cfg, i);
 		if (!p->sessions[i]) {
@@ -80,11 +159,17 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions)
 			free(p->sessions);
 			pthread_mutex_destroy(&p->lock);
 			pthread_cond_destroy(&p->idle_cond);
+			pthread_cond_destroy(&p->watchdog_cond);
 			free(p);
 			err_set(e, "%s", msg);
 			return NULL;
 		}
 		p->n = i + 1;
+	}
+	p->watchdog_run = true;
+	if (pthread_create(&p->watchdog, NULL, watchdog_main, p) != 0) {
+		p->watchdog_run = false;
+		log_warn("cannot start the watchdog thread: no keepalive or timeouts");
 	}
 	return p;
 }
@@ -93,8 +178,12 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions)
  * session took the task, -1 with errno EAGAIN (all full) or EIO (none up). */
 static int dispatch(struct pool *p, struct iscsi_task *t)
 {
-	bool any_up = false;
+	bool any_up = false, any_alive = false;
 
+	for (unsigned k = 0; k < p->n; k++) {
+		enum session_state st = session_state_hint(p->sessions[k]);
+		any_alive |= st == SESSION_UP || st == SESSION_RECOVERING;
+	}
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
 		uint64_t best_load = UINT64_MAX;
@@ -132,8 +221,26 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 		errno = EAGAIN;
 		return -1;
 	}
-	errno = any_up ? EAGAIN : EIO;
+	/* Nobody up: wait for a recovering session, unless none is recovering
+	 * or none has been up for the replacement timeout. */
+	errno = any_up || (any_alive && !p->failfast) ? EAGAIN : EIO;
 	return -1;
+}
+
+void pool_requeue(struct pool *p, struct iscsi_task *list)
+{
+	if (!list)
+		return;
+	struct iscsi_task *last = list;
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&p->lock);
+	last->next = p->queue_head;
+	p->queue_head = list;
+	if (!p->queue_tail)
+		p->queue_tail = last;
+	pthread_mutex_unlock(&p->lock);
+	pool_kick(p);
 }
 
 static void task_finished(struct pool *p)
@@ -263,11 +370,17 @@ void pool_destroy(struct pool *p, int timeout_ms)
 			break;
 		}
 	}
+	bool had_watchdog = p->watchdog_run;
+	p->watchdog_run = false;
+	pthread_cond_broadcast(&p->watchdog_cond);
 	pthread_mutex_unlock(&p->lock);
+	if (had_watchdog)
+		pthread_join(p->watchdog, NULL);
 	for (unsigned i = 0; i < p->n; i++)
 		session_logout_and_free(p->sessions[i], 5000);
 	free(p->sessions);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle_cond);
+	pthread_cond_destroy(&p->watchdog_cond);
 	free(p);
 }

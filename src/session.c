@@ -45,11 +45,14 @@
 /* ITTs of our own non-SCSI requests (outside every slot generation). */
 #define ITT_LOGOUT 0xfffffffeu
 #define ITT_PING 0xfffffffdu
+/* Times a command is sent again on a new connection before it fails. */
+#define MAX_REISSUES 3
 
 /* Kinds of work for the TX thread besides commands. */
 enum tx_kind {
 	TX_DATA_OUT,   /* answer an R2T: Data-Out PDUs for [offset, offset+length) */
 	TX_NOP_OUT,    /* answer a NOP-In that asked for one (ttt) */
+	TX_PING,       /* keepalive: a NOP-Out that asks for a NOP-In */
 	TX_LOGOUT,     /* close the session */
 };
 
@@ -69,10 +72,15 @@ struct session {
 	const struct session_config *cfg;   /* read-only */
 	unsigned index;                     /* slot in the pool; last byte of ISID */
 	char name[64];                      /* "session N" for log lines; read-only */
-	struct conn conn;                   /* TX thread writes, RX thread reads */
-	struct iscsi_params params;         /* negotiated; read-only once up */
-	uint16_t tsih;                      /* read-only once up */
+	struct conn conn;                   /* TX thread writes, RX thread reads;
+	                                     * replaced by the RX thread while no
+	                                     * TX thread runs (recovery) */
+	struct iscsi_params params;         /* negotiated; changed only by the RX
+	                                     * thread while no TX thread runs */
+	uint16_t tsih;                      /* as params */
 	pthread_t tx_thread, rx_thread;     /* started by session_login() */
+	bool tx_running;                    /* RX thread only: tx_thread is joinable */
+	_Atomic int64_t last_rx_ns;         /* when the last PDU arrived (RX writes) */
 
 	pthread_mutex_t lock;               /* protects everything below */
 	pthread_cond_t tx_cond;             /* TX thread waits for work */
@@ -90,11 +98,16 @@ struct session {
 	unsigned next_slot;                 /* lock: where the slot search starts */
 	struct iscsi_task *cmd_head, *cmd_tail;   /* lock: commands to send */
 	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
+	bool tx_run;                        /* lock: the TX thread is to keep going */
+	bool ping_outstanding;              /* lock: a keepalive NOP-Out awaits its NOP-In */
+	int64_t ping_sent_ns;               /* lock: when it was queued */
+	int64_t down_since_ns;              /* lock: when the connection was lost */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
-	_Atomic int up;                     /* state == SESSION_UP (hint, no lock) */
+	_Atomic int state_hint;             /* copy of state for lock-free readers */
 	/* statistics (relaxed atomics) */
 	_Atomic uint64_t st_commands, st_r2ts, st_data_out, st_read, st_written;
+	_Atomic uint64_t st_reconnects, st_timeouts;
 };
 
 const struct iscsi_params *session_params(const struct session *s)
@@ -109,7 +122,26 @@ uint64_t session_load(const struct session *s)
 
 bool session_is_up(const struct session *s)
 {
-	return atomic_load_explicit(&s->up, memory_order_relaxed);
+	return atomic_load_explicit(&s->state_hint, memory_order_relaxed) == SESSION_UP;
+}
+
+enum session_state session_state_hint(const struct session *s)
+{
+	return (enum session_state)atomic_load_explicit(&s->state_hint, memory_order_relaxed);
+}
+
+/* Set the state (lock held) and its lock-free copy. */
+static void set_state(struct session *s, enum session_state state)
+{
+	s->state = state;
+	atomic_store_explicit(&s->state_hint, state, memory_order_relaxed);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void session_get_stats(struct session *s, struct session_stats *out)
@@ -119,6 +151,8 @@ void session_get_stats(struct session *s, struct session_stats *out)
 	out->data_out_pdus = atomic_load(&s->st_data_out);
 	out->bytes_read = atomic_load(&s->st_read);
 	out->bytes_written = atomic_load(&s->st_written);
+	out->reconnects = atomic_load(&s->st_reconnects);
+	out->timeouts = atomic_load(&s->st_timeouts);
 }
 
 /* ---- sequence numbers (lock held) ---- */
@@ -203,6 +237,7 @@ int session_submit(struct session *s, struct iscsi_task *t)
 	t->residual = 0;
 	t->underflow = t->overflow = false;
 	t->data_in_bytes = 0;
+	t->sent_ns = now_ns();
 	t->next = NULL;
 	s->slots[slot] = t;
 	s->outstanding++;
@@ -330,6 +365,22 @@ static int send_nop_out(struct session *s, uint32_t ttt, uint64_t lun_wire)
 	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
 }
 
+/* A keepalive: a NOP-Out with our own ITT, answered by a NOP-In. */
+static int send_ping(struct session *s)
+{
+	union iscsi_bhs bhs;
+
+	pdu_init(&bhs, ISCSI_OP_NOP_OUT, true);
+	bhs.nop_out.flags = ISCSI_FLAG_FINAL;
+	put_be32(bhs.nop_out.itt, ITT_PING);
+	put_be32(bhs.nop_out.ttt, ISCSI_RESERVED_TAG);
+	pthread_mutex_lock(&s->lock);
+	put_be32(bhs.nop_out.cmdsn, s->cmdsn);
+	put_be32(bhs.nop_out.exp_statsn, s->exp_statsn);
+	pthread_mutex_unlock(&s->lock);
+	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
+}
+
 static int send_logout(struct session *s)
 {
 	union iscsi_bhs bhs;
@@ -354,17 +405,15 @@ static void tx_release(struct session *s, struct iscsi_task *t)
 		t->done(t);
 }
 
-static void fail_session(struct session *s, const char *why);
-
 static void *tx_main(void *arg)
 {
 	struct session *s = arg;
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (s->state != SESSION_DOWN && !s->ctl_head && !s->cmd_head)
+		while (s->tx_run && !s->ctl_head && !s->cmd_head)
 			pthread_cond_wait(&s->tx_cond, &s->lock);
-		if (s->state == SESSION_DOWN)
+		if (!s->tx_run)
 			break;
 		int rc = 0;
 		if (s->ctl_head) {
@@ -382,6 +431,9 @@ static void *tx_main(void *arg)
 				break;
 			case TX_NOP_OUT:
 				rc = send_nop_out(s, it->ttt, it->lun_wire);
+				break;
+			case TX_PING:
+				rc = send_ping(s);
 				break;
 			case TX_LOGOUT:
 				rc = send_logout(s);
@@ -579,6 +631,8 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);
+	if (pdu_itt(bhs) == ITT_PING)
+		s->ping_outstanding = false;
 	if (pdu_itt(bhs) != ISCSI_RESERVED_TAG)
 		update_statsn(s, get_be32(h->statsn));
 	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
@@ -659,25 +713,19 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 	return 1;
 }
 
-static void *rx_main(void *arg)
+/* Read and handle PDUs until the connection fails (-1, err_set()) or the
+ * logout completes (1). */
+static int rx_loop(struct session *s, uint8_t *scratch)
 {
-	struct session *s = arg;
-	uint8_t *scratch = malloc(s->params.max_recv_dsl + 4);
-	int rc = 0;
-
-	if (!scratch) {
-		err_set(ENOMEM, "out of memory");
-		rc = -1;
-	}
-	while (rc == 0) {
+	for (;;) {
 		union iscsi_bhs bhs;
 		bool kick = false;
+		int rc;
 
 		if (conn_recv_bhs(&s->conn, &bhs) < 0 ||
-		    pdu_check_received(&bhs, s->params.max_recv_dsl) < 0) {
-			rc = -1;
-			break;
-		}
+		    pdu_check_received(&bhs, s->params.max_recv_dsl) < 0)
+			return -1;
+		atomic_store_explicit(&s->last_rx_ns, now_ns(), memory_order_relaxed);
 		switch (pdu_opcode(&bhs)) {
 		case ISCSI_OP_DATA_IN:
 			rc = rx_data_in(s, &bhs, &kick);
@@ -708,35 +756,55 @@ static void *rx_main(void *arg)
 		}
 		if (kick)
 			pool_kick(s->pool);
+		if (rc != 0)
+			return rc;
 	}
-	if (rc < 0)
-		fail_session(s, err_msg());
-	else
-		fail_session(s, NULL);
-	free(scratch);
-	return NULL;
 }
 
-/* Stop the session: no new commands, stop the TX thread, fail every task
- * still in it with EIO.  Runs on the RX thread as it exits.  @why is NULL
- * after an orderly logout. */
-static void fail_session(struct session *s, const char *why)
+static int start_tx(struct session *s)
 {
 	pthread_mutex_lock(&s->lock);
-	bool closing = s->state == SESSION_CLOSING;
-	if (why && !closing)
-		log_error("%s: %s; failing its commands", s->name, why);
-	else if (why)
-		log_debug("%s: connection ended during logout: %s", s->name, why);
-	s->state = SESSION_DOWN;
-	atomic_store(&s->up, 0);
+	s->tx_run = true;
+	pthread_mutex_unlock(&s->lock);
+	if (pthread_create(&s->tx_thread, NULL, tx_main, s) != 0) {
+		err_set(EAGAIN, "%s: cannot start a thread", s->name);
+		return -1;
+	}
+	s->tx_running = true;
+	return 0;
+}
+
+/* Order tasks by CmdSN (serial arithmetic): insertion into a short list. */
+static struct iscsi_task *insert_by_cmdsn(struct iscsi_task *list, struct iscsi_task *t)
+{
+	struct iscsi_task **pp = &list;
+	while (*pp && sn_lt((*pp)->cmdsn, t->cmdsn))
+		pp = &(*pp)->next;
+	t->next = *pp;
+	*pp = t;
+	return list;
+}
+
+/* The connection is gone or closing: stop the TX thread and take every
+ * task out of the session.  With @requeue they go back to the pool, in
+ * CmdSN order, to be sent again whole on this session once it is back or
+ * on another; without, they fail with EIO.  RX thread only. */
+static void stop_session(struct session *s, enum session_state next, bool requeue)
+{
+	pthread_mutex_lock(&s->lock);
+	set_state(s, next);
+	s->tx_run = false;
+	s->ping_outstanding = false;
 	pthread_cond_broadcast(&s->tx_cond);
 	pthread_mutex_unlock(&s->lock);
 
 	conn_shutdown(&s->conn);
-	pthread_join(s->tx_thread, NULL);
+	if (s->tx_running) {
+		pthread_join(s->tx_thread, NULL);
+		s->tx_running = false;
+	}
 
-	/* The TX thread is gone: drop its references, then fail the tasks. */
+	/* The TX thread is gone: drop its references, then empty the table. */
 	pthread_mutex_lock(&s->lock);
 	while (s->ctl_head) {
 		struct tx_item *it = s->ctl_head;
@@ -749,25 +817,215 @@ static void fail_session(struct session *s, const char *why)
 	for (struct iscsi_task *t = s->cmd_head; t; t = t->next)
 		t->tx_refs--;
 	s->cmd_head = s->cmd_tail = NULL;
-	struct iscsi_task *failed = NULL;
+	struct iscsi_task *list = NULL;
 	for (unsigned i = 0; i < s->nslots; i++) {
 		struct iscsi_task *t = s->slots[i];
 		if (!t)
 			continue;
 		finish_task(s, t);
-		t->result = EIO;
-		t->next = failed;
-		failed = t;
+		t->finished = false;
+		list = insert_by_cmdsn(list, t);
 	}
+	pthread_mutex_unlock(&s->lock);
+
+	if (requeue) {
+		/* A command that has cost a connection several times is not
+		 * sent again: the target is likely choking on it. */
+		struct iscsi_task *again = NULL, **tail = &again, *failed = NULL;
+		while (list) {
+			struct iscsi_task *t = list;
+			list = t->next;
+			if (++t->reissues > MAX_REISSUES) {
+				log_error("%s: command 0x%02x on LUN %u failed %u connections; giving up",
+					  s->name, t->cdb[0], t->lun, MAX_REISSUES);
+				t->next = failed;
+				failed = t;
+				continue;
+			}
+			t->next = NULL;
+			*tail = t;
+			tail = &t->next;
+		}
+		pool_requeue(s->pool, again);
+		list = failed;
+	}
+	while (list) {
+		struct iscsi_task *t = list;
+		list = t->next;
+		t->result = EIO;
+		t->done(t);
+	}
+}
+
+/* Wait @ms, or less if the session is being closed.  Returns -1 when it is. */
+static int recovery_wait(struct session *s, int64_t ms)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += (time_t)(ms / 1000);
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (s->state != SESSION_CLOSING &&
+	       pthread_cond_timedwait(&s->state_cond, &s->lock, &deadline) != ETIMEDOUT)
+		;
+	int closing = s->state == SESSION_CLOSING;
+	pthread_mutex_unlock(&s->lock);
+	return closing ? -1 : 0;
+}
+
+/* Log in again with the same ISID (RFC 7143 session reinstatement) after
+ * DefaultTime2Wait, then with capped exponential backoff and jitter, until
+ * it works or the session is closed.  Returns 0 when the session is up
+ * again (TX thread running), -1 when it is being closed.  RX thread only;
+ * no TX thread runs meanwhile, so s->conn and s->params are ours. */
+static int recover(struct session *s)
+{
+	const struct session_config *cfg = s->cfg;
+	int64_t start = now_ns();
+	unsigned seed = (unsigned)start ^ (s->index * 2654435761u);
+
+	conn_close(&s->conn);
+	for (unsigned attempt = 0;; attempt++) {
+		int64_t delay = attempt == 0 ? (int64_t)s->params.default_time2wait * 1000 :
+			(attempt < 6 ? 250LL << attempt : 10000);
+		if (delay > 10000)
+			delay = 10000;
+		delay += delay ? rand_r(&seed) % (delay / 4 + 1) : 0;
+		if (recovery_wait(s, delay) < 0)
+			return -1;
+
+		struct conn c;
+		struct login_result lr;
+		uint8_t isid[6];
+		memcpy(isid, cfg->isid_base, 6);
+		isid[5] = (uint8_t)(isid[5] + s->index);
+		if (conn_connect(&c, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0) {
+			log_warn("%s: reconnect attempt %u: %s", s->name, attempt + 1, err_msg());
+			continue;
+		}
+		if (login_run(&c, &cfg->text, isid, 0, &lr) < 0) {
+			log_warn("%s: reconnect attempt %u: %s", s->name, attempt + 1, err_msg());
+			conn_close(&c);
+			continue;
+		}
+		c.recv_timeout_ms = -1;
+		conn_set_keepalive(&c, cfg->noop_interval_s, cfg->noop_timeout_s);
+		pthread_mutex_lock(&s->lock);
+		if (s->state == SESSION_CLOSING) {
+			pthread_mutex_unlock(&s->lock);
+			conn_close(&c);
+			return -1;
+		}
+		s->conn = c;
+		s->params = lr.params;
+		s->tsih = lr.tsih;
+		s->cmdsn = lr.cmdsn;
+		s->exp_cmdsn = lr.exp_cmdsn;
+		s->max_cmdsn = lr.max_cmdsn;
+		s->exp_statsn = lr.exp_statsn;
+		set_state(s, SESSION_UP);
+		pthread_mutex_unlock(&s->lock);
+		atomic_store_explicit(&s->last_rx_ns, now_ns(), memory_order_relaxed);
+		if (start_tx(s) < 0) {
+			log_error("%s", err_msg());
+			return -1;
+		}
+		atomic_fetch_add(&s->st_reconnects, 1);
+		log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name,
+			 s->conn.peer, (double)(now_ns() - start) / 1e9, attempt + 1);
+		pool_kick(s->pool);
+		return 0;
+	}
+}
+
+static void *rx_main(void *arg)
+{
+	struct session *s = arg;
+	/* our MaxRecvDataSegmentLength is fixed by configuration, so one
+	 * scratch buffer serves every connection of the session */
+	uint8_t *scratch = malloc(s->cfg->text.max_recv_dsl + 4);
+
+	if (!scratch) {
+		log_error("%s: out of memory", s->name);
+		stop_session(s, SESSION_DOWN, false);
+		goto out;
+	}
+	for (;;) {
+		int rc = rx_loop(s, scratch);
+		pthread_mutex_lock(&s->lock);
+		bool closing = s->state == SESSION_CLOSING;
+		pthread_mutex_unlock(&s->lock);
+		if (rc > 0 || closing) {
+			if (rc < 0)
+				log_debug("%s: connection ended during logout: %s", s->name, err_msg());
+			stop_session(s, SESSION_DOWN, false);
+			break;
+		}
+		log_error("%s: %s; reconnecting", s->name, err_msg());
+		stop_session(s, SESSION_RECOVERING, true);
+		if (recover(s) < 0) {
+			stop_session(s, SESSION_DOWN, false);
+			break;
+		}
+	}
+out:
+	pthread_mutex_lock(&s->lock);
 	s->rx_done = true;
 	pthread_cond_broadcast(&s->state_cond);
 	pthread_mutex_unlock(&s->lock);
-	while (failed) {
-		struct iscsi_task *t = failed;
-		failed = t->next;
-		t->done(t);
-	}
+	free(scratch);
 	pool_kick(s->pool);
+	return NULL;
+}
+
+void session_tick(struct session *s)
+{
+	const struct session_config *cfg = s->cfg;
+	int64_t now = now_ns();
+	int64_t last_rx = atomic_load_explicit(&s->last_rx_ns, memory_order_relaxed);
+	char why[160] = "";
+
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_UP) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (s->ping_outstanding && cfg->noop_timeout_s &&
+	    now - s->ping_sent_ns > (int64_t)cfg->noop_timeout_s * 1000000000 &&
+	    now - last_rx > (int64_t)cfg->noop_timeout_s * 1000000000) {
+		snprintf(why, sizeof why, "no answer to a NOP-Out within %u s", cfg->noop_timeout_s);
+	} else if (!s->ping_outstanding && cfg->noop_interval_s &&
+		   now - last_rx > (int64_t)cfg->noop_interval_s * 1000000000) {
+		struct tx_item *it = calloc(1, sizeof *it);
+		if (it) {
+			it->kind = TX_PING;
+			s->ping_outstanding = true;
+			s->ping_sent_ns = now;
+			queue_ctl(s, it);
+		}
+	}
+	if (!why[0] && cfg->cmd_timeout_s) {
+		for (unsigned i = 0; i < s->nslots; i++) {
+			struct iscsi_task *t = s->slots[i];
+			if (t && now - t->sent_ns > (int64_t)cfg->cmd_timeout_s * 1000000000) {
+				snprintf(why, sizeof why,
+					 "command 0x%02x (ITT 0x%x) unanswered for %u s on LUN %u",
+					 t->cdb[0], t->itt, cfg->cmd_timeout_s, t->lun);
+				atomic_fetch_add(&s->st_timeouts, 1);
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (why[0]) {
+		log_error("%s: %s; dropping the connection", s->name, why);
+		conn_shutdown(&s->conn);
+	}
 }
 
 /* ---- life cycle ---- */
@@ -799,7 +1057,8 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	s->exp_cmdsn = lr.exp_cmdsn;
 	s->max_cmdsn = lr.max_cmdsn;
 	s->exp_statsn = lr.exp_statsn;
-	s->conn.recv_timeout_ms = -1;   /* the RX thread blocks; keepalive comes later */
+	s->conn.recv_timeout_ms = -1;   /* the RX thread blocks; the watchdog pings */
+	conn_set_keepalive(&s->conn, cfg->noop_interval_s, cfg->noop_timeout_s);
 	s->nslots = cfg->queue_depth ? cfg->queue_depth : 1;
 	if (s->nslots > MAX_SLOTS)
 		s->nslots = MAX_SLOTS;
@@ -811,27 +1070,28 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->tx_cond, NULL);
 	pthread_cond_init(&s->state_cond, NULL);
-	s->state = SESSION_UP;
-	atomic_store(&s->up, 1);
-	if (pthread_create(&s->tx_thread, NULL, tx_main, s) != 0) {
-		err_set(EAGAIN, "cannot start a thread");
+	set_state(s, SESSION_UP);
+	atomic_store(&s->last_rx_ns, now_ns());
+	if (start_tx(s) < 0)
 		goto err_tx;
-	}
 	if (pthread_create(&s->rx_thread, NULL, rx_main, s) != 0) {
 		err_set(EAGAIN, "cannot start a thread");
 		goto err_rx;
 	}
 	log_debug("%s: logged in to %s at %s, TSIH %u, MaxRecvDataSegmentLength %u/%u, "
-		  "MaxBurstLength %u, FirstBurstLength %u, InitialR2T %s, ImmediateData %s",
+		  "MaxBurstLength %u, FirstBurstLength %u, InitialR2T %s, ImmediateData %s, "
+		  "MaxOutstandingR2T %u, digests %s/%s",
 		  s->name, cfg->target_name, s->conn.peer, s->tsih, s->params.max_recv_dsl,
 		  s->params.max_xmit_dsl, s->params.max_burst_length,
 		  s->params.first_burst_length, s->params.initial_r2t ? "Yes" : "No",
-		  s->params.immediate_data ? "Yes" : "No");
+		  s->params.immediate_data ? "Yes" : "No", s->params.max_outstanding_r2t,
+		  s->params.header_digest ? "CRC32C" : "None",
+		  s->params.data_digest ? "CRC32C" : "None");
 	return s;
 
 err_rx:
 	pthread_mutex_lock(&s->lock);
-	s->state = SESSION_DOWN;
+	s->tx_run = false;
 	pthread_cond_broadcast(&s->tx_cond);
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->tx_thread, NULL);
@@ -858,15 +1118,17 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	}
 
 	pthread_mutex_lock(&s->lock);
-	if (s->state == SESSION_UP) {
+	bool was_up = s->state == SESSION_UP;
+	if (s->state != SESSION_DOWN)
+		set_state(s, SESSION_CLOSING);
+	if (was_up) {
 		struct tx_item *it = calloc(1, sizeof *it);
-		s->state = SESSION_CLOSING;
-		atomic_store(&s->up, 0);
 		if (it) {
 			it->kind = TX_LOGOUT;
 			queue_ctl(s, it);
 		}
 	}
+	pthread_cond_broadcast(&s->state_cond);  /* wakes a recovery wait */
 	while (!s->rx_done) {
 		if (pthread_cond_timedwait(&s->state_cond, &s->lock, &deadline) == ETIMEDOUT)
 			break;
