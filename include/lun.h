@@ -20,7 +20,7 @@
 #include "pool.h"
 #include "scsi.h"
 
-struct lun_range;
+struct write_req;
 
 struct lun {
 	struct pool *pool;            /* the sessions of the LUN's target */
@@ -45,8 +45,7 @@ struct lun {
 	struct scsi_capacity capacity;/* READ CAPACITY result */
 
 	pthread_mutex_t range_lock;   /* protects ranges */
-	pthread_cond_t range_cond;    /* signalled when a range is released */
-	struct lun_range *ranges;     /* range_lock: block ranges being written */
+	struct write_req *ranges;     /* range_lock: writes in flight or waiting, in submission order */
 };
 
 /* The LUN numbers of the target: REPORT LUNS, or just LUN 0 when the
@@ -69,11 +68,26 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 /* Synchronous read into @buf; returns bytes read or -1 with errno. */
 ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off);
 
-/* Synchronous write; the whole range or nothing new past the end: returns
- * @len, or -1 with errno (ENOSPC past the end, EROFS, EIO, ...). */
+/* Asynchronous write of @len bytes from @buf at @off: the whole range, or
+ * nothing past the end (ENOSPC).  @buf is sent without a copy and must stay
+ * valid until @cb runs, exactly once, on some thread, with 0 or an errno
+ * (ENOSPC, EROFS, EIO, ...).  A write waits for every earlier write that
+ * shares a block with it, so overlapping writes reach the LUN in the order
+ * they were submitted and a partial block's read-modify-write is never
+ * torn. */
+typedef void (*lun_write_cb)(void *opaque, int err);
+void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_write_cb cb,
+	       void *opaque);
+
+/* Synchronous lun_write(): returns @len, or -1 with errno. */
 ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off);
 
-/* SYNCHRONIZE CACHE for the whole LUN.  0 or -1 with errno. */
+/* SYNCHRONIZE CACHE for the whole LUN; @cb runs exactly once with 0 or
+ * an errno.  A target that refuses the command (ILLEGAL REQUEST) is not
+ * asked again and the flush succeeds: it has no volatile cache to flush. */
+void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque);
+
+/* Synchronous lun_flush_async(): 0 or -1 with errno. */
 int lun_flush(struct lun *l);
 
 #endif /* ISCSIFS_LUN_H */

@@ -2,12 +2,13 @@
  *
  * NOTES ON THE THREAD MODEL
  *
- * libfuse's multithreaded loop calls these handlers on its worker
- * threads.  The inode table is built before the loop starts and never
- * changes, so lookups take no lock.  Each handler ends in exactly one
- * fuse_reply_*: reads reply later, from the session thread that completes
- * the last command (libfuse allows a reply from any thread); the other
- * handlers reply before they return.
+ * The workers of fuse_loop.c call these handlers.  The inode table is
+ * built before the loop starts and never changes, so lookups take no lock.
+ * Each request gets exactly one fuse_reply_*: reads and writes reply
+ * later, from the session thread that completes the last command (libfuse
+ * allows a reply from any thread); the other handlers reply before they
+ * return.  A write keeps its request buffer (fuse_loop_take_buffer()) until
+ * it completes, so its payload is never copied.
  *
  * This is the only file that turns an errno into a FUSE reply.
  */
@@ -23,6 +24,7 @@
 #include <sys/statvfs.h>
 
 #include "fuse_channel.h"
+#include "fuse_loop.h"
 #include "log.h"
 
 fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
@@ -287,11 +289,31 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	lun_read(n->lun, (uint64_t)off, size, read_done, req);
 }
 
+/* A write in flight: its request and the buffer its bytes live in. */
+struct fs_write_ctx {
+	fuse_req_t req;               /* to reply to */
+	size_t size;                  /* bytes written on success */
+	void *buffer;                 /* the request buffer taken from the loop, or a copy */
+};
+
+static void write_done(void *opaque, int err)
+{
+	struct fs_write_ctx *w = opaque;
+
+	if (err)
+		fuse_reply_err(w->req, err);
+	else
+		fuse_reply_write(w->req, w->size);
+	free(w->buffer);
+	free(w);
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *n = node_of(fs, ino);
+	struct fs_write_ctx *w;
 
 	if (!n || n->is_dir) {
 		fuse_reply_err(req, n ? EISDIR : ENOENT);
@@ -305,11 +327,27 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ssize_t done = lun_pwrite(n->lun, buf, size, (uint64_t)off);
-	if (done < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_write(req, (size_t)done);
+	w = malloc(sizeof *w);
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	w->req = req;
+	w->size = size;
+	/* Keep the request buffer itself alive until the write completes:
+	 * the payload goes to the socket from there, never copied. */
+	w->buffer = fuse_loop_take_buffer();
+	if (!w->buffer) {
+		w->buffer = malloc(size ? size : 1);
+		if (!w->buffer) {
+			free(w);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(w->buffer, buf, size);
+		buf = w->buffer;
+	}
+	lun_write(n->lun, buf, size, (uint64_t)off, write_done, w);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -317,20 +355,24 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+static void fsync_done(void *opaque, int err)
+{
+	fuse_reply_err(opaque, err);
+}
+
+/* Every write acknowledged before the fsync has completed on the target
+ * (writes are acknowledged only when their commands have); SYNCHRONIZE
+ * CACHE then makes them durable. */
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *n = node_of(fs, ino);
 
-	if (!n || n->is_dir) {
+	if (!n || n->is_dir || lun_read_only(fs, n->lun)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
-	if (lun_read_only(fs, n->lun)) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	fuse_reply_err(req, lun_flush(n->lun) < 0 ? errno : 0);
+	lun_flush_async(n->lun, fsync_done, req);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -2,17 +2,23 @@
  *
  * NOTES ON THE THREAD MODEL
  *
- * Any thread may call the I/O functions.  Reads are asynchronous: the
- * pieces of one read are submitted together and the last one to finish
- * (on a session thread) calls the caller's callback.  Writes are
- * synchronous: the caller waits, and its buffer is sent without a copy.
- * Retries of a piece are submitted again from its completion, so no thread
- * ever sleeps on a retry.
+ * Any thread may call the I/O functions.  The data path never waits on
+ * the network: lun_read() and lun_write() are asynchronous (lun_pread(),
+ * lun_pwrite(), lun_flush() and probing are synchronous, for start-up,
+ * fsync and tests).  The commands of one request
+ * are submitted together and the last one to finish (on a session's RX
+ * thread) calls the caller's callback.  Retries of a command are submitted
+ * again from its completion, so no thread ever sleeps on a retry.  Writes
+ * send the caller's buffer without a copy.
  *
- * l->range_lock protects l->ranges, the block ranges being written; a
- * write waits until no other write overlaps its blocks.  That makes the
- * read-modify-write of a partial block atomic with respect to other writers
- * through this mount.  It is taken before any pool or session lock.
+ * l->range_lock protects l->ranges, the writes in flight or waiting, in
+ * submission order.  A write starts only when no earlier write in the list
+ * shares a block with it; when a write finishes, range_leave() starts the
+ * waiting writes it was blocking.  That makes the read-modify-write of a
+ * partial block atomic with respect to other writers through this mount
+ * and keeps overlapping writes in submission order.  range_lock is a leaf:
+ * nothing else is locked while it is held, and write_start() runs after it
+ * is dropped.
  */
 #include "lun.h"
 
@@ -39,12 +45,6 @@
 /* Largest transfer of the 10-byte READ/WRITE, in blocks. */
 #define MAX_BLOCKS_10 0xffffu
 
-/* A block range being written. */
-struct lun_range {
-	uint64_t first;               /* first block */
-	uint64_t end;                 /* one past the last block */
-	struct lun_range *next;       /* list link (range_lock) */
-};
 
 /* ---- errors from a finished task ---- */
 
@@ -324,7 +324,6 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	atomic_init(&l->write_protected, wp);
 	atomic_init(&l->has_sync_cache, true);
 	pthread_mutex_init(&l->range_lock, NULL);
-	pthread_cond_init(&l->range_cond, NULL);
 	log_debug("%s: %llu blocks of %u bytes, max transfer %u, %s%s, vendor \"%s\" product \"%s\" serial \"%s\"",
 		  l->name, (unsigned long long)l->blocks, l->block_size, l->max_xfer,
 		  l->use16 ? "16-byte CDBs" : "10-byte CDBs",
@@ -345,7 +344,6 @@ void lun_free(struct lun *l)
 	if (!l)
 		return;
 	pthread_mutex_destroy(&l->range_lock);
-	pthread_cond_destroy(&l->range_cond);
 	free(l);
 }
 
@@ -517,58 +515,124 @@ ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off)
 
 /* ---- writes ---- */
 
-static void range_lock(struct lun *l, struct lun_range *r)
-{
-	pthread_mutex_lock(&l->range_lock);
-	for (;;) {
-		bool overlap = false;
-		for (struct lun_range *o = l->ranges; o; o = o->next)
-			if (o->first < r->end && r->first < o->end) {
-				overlap = true;
-				break;
-			}
-		if (!overlap)
-			break;
-		pthread_cond_wait(&l->range_cond, &l->range_lock);
-	}
-	r->next = l->ranges;
-	l->ranges = r;
-	pthread_mutex_unlock(&l->range_lock);
-}
-
-static void range_unlock(struct lun *l, struct lun_range *r)
-{
-	pthread_mutex_lock(&l->range_lock);
-	for (struct lun_range **pp = &l->ranges; *pp; pp = &(*pp)->next)
-		if (*pp == r) {
-			*pp = r->next;
-			break;
-		}
-	pthread_cond_broadcast(&l->range_cond);
-	pthread_mutex_unlock(&l->range_lock);
-}
-
-/* The write commands of one lun_pwrite(), waited for together. */
-struct write_wait {
-	struct lun *lun;              /* for retries and logs */
-	pthread_mutex_t lock;         /* protects pending and err */
-	pthread_cond_t cond;          /* signalled when pending reaches 0 */
-	unsigned pending;             /* commands not finished */
-	int err;                      /* first error */
-};
-
-/* One WRITE command of a lun_pwrite(). */
+/* One WRITE command of a write request. */
 struct write_piece {
 	struct iscsi_task task;       /* the WRITE command */
-	struct write_wait *wait;      /* the write it belongs to */
+	struct write_req *req;        /* the write it belongs to */
 	struct iovec iov[4];          /* its slice of the payload */
 	unsigned retries;             /* tries so far */
 };
 
+/* A write in flight.  Its life: queued in l->ranges behind any earlier
+ * overlapping write; started (edge blocks read when the range is not
+ * block-aligned, then merged); its WRITE commands in flight; finished
+ * (taken out of l->ranges, which may start the next overlapping write,
+ * then the caller's callback). */
+struct write_req {
+	struct lun *lun;              /* where to */
+	lun_write_cb cb;              /* the caller's callback */
+	void *opaque;                 /* the caller's argument */
+	const uint8_t *buf;           /* the caller's bytes (sent without a copy) */
+	size_t len;                   /* the caller's byte count */
+	size_t head;                  /* offset of buf[0] in block first */
+	size_t tail;                  /* bytes of buf in block end - 1 when unaligned, else 0 */
+	uint64_t first;               /* first block written */
+	uint64_t end;                 /* one past the last block written */
+	struct write_req *next;       /* l->ranges link, submission order (range_lock) */
+	bool started;                 /* nothing earlier overlaps: it runs (range_lock) */
+	struct write_req *ready_next; /* range_leave()'s list of writes to start */
+	uint8_t *edge_head;           /* block first, read then merged; NULL if not needed */
+	uint8_t *edge_tail;           /* block end - 1, read then merged; NULL if not needed */
+	atomic_uint edges_pending;    /* edge reads not finished */
+	atomic_uint pending;          /* WRITE commands not finished */
+	atomic_int err;               /* first error, 0 if none */
+	unsigned npieces;             /* entries in pieces */
+	struct write_piece pieces[];  /* the commands */
+};
+
+static bool writes_overlap(const struct write_req *a, const struct write_req *b)
+{
+	return a->first < b->end && b->first < a->end;
+}
+
+static void write_set_error(struct write_req *w, int err)
+{
+	int zero = 0;
+	if (err)
+		atomic_compare_exchange_strong(&w->err, &zero, err);
+}
+
+/* Queue @w behind the writes submitted before it.  Returns true when
+ * nothing earlier overlaps it, so the caller starts it now. */
+static bool range_enter(struct lun *l, struct write_req *w)
+{
+	struct write_req **pp;
+	bool blocked = false;
+
+	pthread_mutex_lock(&l->range_lock);
+	for (pp = &l->ranges; *pp; pp = &(*pp)->next)
+		if (writes_overlap(*pp, w))
+			blocked = true;
+	w->next = NULL;
+	w->started = !blocked;
+	*pp = w;
+	pthread_mutex_unlock(&l->range_lock);
+	return !blocked;
+}
+
+static void write_start(struct write_req *w);
+
+/* Take finished @w out of l->ranges, then start each waiting write that
+ * no earlier write overlaps any more. */
+static void range_leave(struct lun *l, struct write_req *w)
+{
+	struct write_req *ready = NULL, **tail = &ready;
+
+	pthread_mutex_lock(&l->range_lock);
+	for (struct write_req **pp = &l->ranges; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	for (struct write_req *c = l->ranges; c; c = c->next) {
+		bool blocked = false;
+		if (c->started)
+			continue;
+		for (struct write_req *e = l->ranges; e != c && !blocked; e = e->next)
+			blocked = writes_overlap(e, c);
+		if (blocked)
+			continue;
+		c->started = true;
+		c->ready_next = NULL;
+		*tail = c;
+		tail = &c->ready_next;
+	}
+	pthread_mutex_unlock(&l->range_lock);
+	while (ready) {
+		struct write_req *next = ready->ready_next;
+		write_start(ready);
+		ready = next;
+	}
+}
+
+static void write_finish(struct write_req *w)
+{
+	struct lun *l = w->lun;
+	int err = atomic_load(&w->err);
+
+	if (err == EROFS)
+		l->write_protected = true;
+	range_leave(l, w);
+	w->cb(w->opaque, err);
+	free(w->edge_head);
+	free(w->edge_tail);
+	free(w);
+}
+
 static void write_piece_done(struct iscsi_task *t)
 {
 	struct write_piece *p = t->opaque;
-	struct write_wait *w = p->wait;
+	struct write_req *w = p->req;
 	int err;
 
 	if (task_verdict(w->lun, t, p->retries, &err) == VERDICT_RETRY) {
@@ -576,56 +640,212 @@ static void write_piece_done(struct iscsi_task *t)
 		pool_submit(w->lun->pool, t);
 		return;
 	}
+	write_set_error(w, err);
+	if (atomic_fetch_sub(&w->pending, 1) == 1)
+		write_finish(w);
+}
+
+/* Send the WRITE commands: the whole blocks [first, end), built from the
+ * merged edge blocks and the caller's buffer. */
+static void write_send(struct write_req *w)
+{
+	struct lun *l = w->lun;
+	uint32_t bs = l->block_size;
+	size_t bytes = (size_t)((w->end - w->first) * bs);
+	struct iovec iov[3];
+	int n = 0;
+
+	if (atomic_load(&w->err)) {
+		write_finish(w);
+		return;
+	}
+	if (w->end - w->first == 1 && w->edge_head) {
+		iov[n++] = (struct iovec){ w->edge_head, bs };
+	} else {
+		size_t done = 0, middle;
+		if (w->edge_head) {
+			iov[n++] = (struct iovec){ w->edge_head, bs };
+			done = bs - w->head;
+		}
+		middle = w->len - done - w->tail;
+		if (middle)
+			iov[n++] = (struct iovec){ (void *)(w->buf + done), middle };
+		if (w->edge_tail)
+			iov[n++] = (struct iovec){ w->edge_tail, bs };
+	}
+	atomic_store(&w->pending, w->npieces);
+	for (unsigned i = 0; i < w->npieces; i++) {
+		struct write_piece *p = &w->pieces[i];
+		size_t at = (size_t)i * l->split;
+		uint32_t len = (uint32_t)(bytes - at < l->split ? bytes - at : l->split);
+		p->req = w;
+		p->task.lun = l->number;
+		p->task.dir = TASK_DIR_WRITE;
+		p->task.xfer_len = len;
+		p->task.write_iov = p->iov;
+		p->task.write_iovcnt = iov_slice(iov, n, at, len, p->iov, 4);
+		p->task.done = write_piece_done;
+		p->task.opaque = p;
+		build_rw_cdb(l, p->task.cdb, true, w->first + at / bs, len / bs);
+	}
+	/* Submit after all are built.  The last completion frees w, maybe
+	 * before pool_submit() returns: read nothing of w after that. */
+	struct write_piece *pieces = w->pieces;
+	unsigned npieces = w->npieces;
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(l->pool, &pieces[i].task);
+}
+
+/* An edge block arrived: merge the caller's bytes into it. */
+static void write_edge_read(struct write_req *w, uint8_t *edge, uint64_t block, int err,
+			    const uint8_t *data, size_t len)
+{
+	uint32_t bs = w->lun->block_size;
+
+	if (!err && len != bs) {
+		log_error("%s: read of block %llu for read-modify-write returned %zu bytes",
+			  w->lun->name, (unsigned long long)block, len);
+		err = EIO;
+	}
+	if (err) {
+		write_set_error(w, err);
+	} else {
+		memcpy(edge, data, bs);
+		if (block == w->first) {
+			size_t n = w->end - w->first == 1 ? w->len : bs - w->head;
+			memcpy(edge + w->head, w->buf, n);
+		} else {
+			memcpy(edge, w->buf + w->len - w->tail, w->tail);
+		}
+	}
+	if (atomic_fetch_sub(&w->edges_pending, 1) == 1)
+		write_send(w);
+}
+
+static void write_head_read(void *opaque, int err, const uint8_t *data, size_t len)
+{
+	struct write_req *w = opaque;
+	write_edge_read(w, w->edge_head, w->first, err, data, len);
+}
+
+static void write_tail_read(void *opaque, int err, const uint8_t *data, size_t len)
+{
+	struct write_req *w = opaque;
+	write_edge_read(w, w->edge_tail, w->end - 1, err, data, len);
+}
+
+/* Nothing earlier overlaps @w: read its partial edge blocks, or send it. */
+static void write_start(struct write_req *w)
+{
+	struct lun *l = w->lun;
+	uint32_t bs = l->block_size;
+	unsigned edges = (w->edge_head != NULL) + (w->edge_tail != NULL);
+
+	if (edges == 0) {
+		write_send(w);
+		return;
+	}
+	atomic_store(&w->edges_pending, edges);
+	if (w->edge_head)
+		lun_read(l, w->first * bs, bs, write_head_read, w);
+	if (w->edge_tail)
+		lun_read(l, (w->end - 1) * bs, bs, write_tail_read, w);
+}
+
+void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_write_cb cb,
+	       void *opaque)
+{
+	uint32_t bs = l->block_size;
+
+	if (len == 0) {
+		cb(opaque, 0);
+		return;
+	}
+	if (off >= l->size || len > l->size - off) {
+		cb(opaque, ENOSPC);
+		return;
+	}
+	if (l->write_protected) {
+		cb(opaque, EROFS);
+		return;
+	}
+	uint64_t first = off / bs;
+	uint64_t end = (off + len + bs - 1) / bs;
+	size_t bytes = (size_t)((end - first) * bs);
+	unsigned npieces = (unsigned)((bytes + l->split - 1) / l->split);
+	struct write_req *w = calloc(1, sizeof *w + npieces * sizeof w->pieces[0]);
+
+	if (!w) {
+		cb(opaque, ENOMEM);
+		return;
+	}
+	w->lun = l;
+	w->cb = cb;
+	w->opaque = opaque;
+	w->buf = buf;
+	w->len = len;
+	w->first = first;
+	w->end = end;
+	w->npieces = npieces;
+	w->head = (size_t)(off % bs);
+	w->tail = (size_t)((off + len) % bs);
+	atomic_init(&w->err, 0);
+	atomic_init(&w->pending, 0);
+	atomic_init(&w->edges_pending, 0);
+	/* A write inside one block needs that block once (as edge_head). */
+	bool one_block = end - first == 1;
+	if (w->head || (one_block && w->tail))
+		w->edge_head = malloc(bs);
+	if (w->tail && !one_block)
+		w->edge_tail = malloc(bs);
+	if (((w->head || (one_block && w->tail)) && !w->edge_head) ||
+	    (w->tail && !one_block && !w->edge_tail)) {
+		free(w->edge_head);
+		free(w->edge_tail);
+		free(w);
+		cb(opaque, ENOMEM);
+		return;
+	}
+	if (range_enter(l, w))
+		write_start(w);
+}
+
+/* Waiting for an asynchronous write or flush: lun_pwrite(), lun_flush(). */
+struct sync_wait {
+	pthread_mutex_t lock;         /* protects the fields below */
+	pthread_cond_t cond;          /* signalled when finished */
+	bool finished;                /* the callback ran */
+	int err;                      /* its error */
+};
+
+static void sync_wait_init(struct sync_wait *w)
+{
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+}
+
+static void sync_wait_done(void *opaque, int err)
+{
+	struct sync_wait *w = opaque;
+
 	pthread_mutex_lock(&w->lock);
-	if (err && !w->err)
-		w->err = err;
-	if (--w->pending == 0)
-		pthread_cond_signal(&w->cond);
+	w->err = err;
+	w->finished = true;
+	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Write whole blocks [@first, @first + bytes/block_size) from @iov. */
-static int write_blocks(struct lun *l, uint64_t first, const struct iovec *iov, int iovcnt,
-			size_t bytes)
+/* Wait for the callback; returns 0, or -1 with errno. */
+static int sync_wait_finish(struct sync_wait *w)
 {
-	unsigned npieces = (unsigned)((bytes + l->split - 1) / l->split);
-	struct write_piece *pieces = calloc(npieces, sizeof *pieces);
-	struct write_wait w = { .lun = l, .pending = npieces };
-
-	if (!pieces) {
-		errno = ENOMEM;
-		return -1;
-	}
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
-	for (unsigned i = 0; i < npieces; i++) {
-		struct write_piece *p = &pieces[i];
-		size_t at = (size_t)i * l->split;
-		uint32_t n = (uint32_t)(bytes - at < l->split ? bytes - at : l->split);
-		int cnt = iov_slice(iov, iovcnt, at, n, p->iov, 4);
-		p->wait = &w;
-		p->task.lun = l->number;
-		p->task.dir = TASK_DIR_WRITE;
-		p->task.xfer_len = n;
-		p->task.write_iov = p->iov;
-		p->task.write_iovcnt = cnt;
-		p->task.done = write_piece_done;
-		p->task.opaque = p;
-		build_rw_cdb(l, p->task.cdb, true, first + at / l->block_size, n / l->block_size);
-	}
-	for (unsigned i = 0; i < npieces; i++)
-		pool_submit(l->pool, &pieces[i].task);
-	pthread_mutex_lock(&w.lock);
-	while (w.pending)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_mutex_destroy(&w.lock);
-	pthread_cond_destroy(&w.cond);
-	free(pieces);
-	if (w.err) {
-		if (w.err == EROFS)
-			l->write_protected = true;
-		errno = w.err;
+	pthread_mutex_lock(&w->lock);
+	while (!w->finished)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	if (w->err) {
+		errno = w->err;
 		return -1;
 	}
 	return 0;
@@ -633,91 +853,82 @@ static int write_blocks(struct lun *l, uint64_t first, const struct iovec *iov, 
 
 ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off)
 {
-	uint32_t bs = l->block_size;
+	struct sync_wait w = { .finished = false };
 
-	if (len == 0)
-		return 0;
-	if (off >= l->size || len > l->size - off) {
-		errno = ENOSPC;
-		return -1;
-	}
-	if (l->write_protected) {
-		errno = EROFS;
-		return -1;
-	}
-	uint64_t first = off / bs;
-	uint64_t end = (off + len + bs - 1) / bs;
-	size_t head = (size_t)(off % bs);
-	size_t tail = (size_t)((off + len) % bs);
-	struct lun_range range = { .first = first, .end = end };
-	uint8_t *edge_head = NULL, *edge_tail = NULL;
-	struct iovec iov[3];
-	int n = 0, rc = -1;
+	sync_wait_init(&w);
+	lun_write(l, buf, len, off, sync_wait_done, &w);
+	return sync_wait_finish(&w) < 0 ? -1 : (ssize_t)len;
+}
 
-	range_lock(l, &range);
-	if (head == 0 && tail == 0) {
-		iov[n++] = (struct iovec){ (void *)buf, len };
-	} else if (end - first == 1) {
-		/* inside one block */
-		edge_head = malloc(bs);
-		if (!edge_head || lun_pread(l, edge_head, bs, first * bs) != (ssize_t)bs)
-			goto out;
-		memcpy(edge_head + head, buf, len);
-		iov[n++] = (struct iovec){ edge_head, bs };
-	} else {
-		size_t done = 0;
-		if (head) {
-			edge_head = malloc(bs);
-			if (!edge_head || lun_pread(l, edge_head, bs, first * bs) != (ssize_t)bs)
-				goto out;
-			memcpy(edge_head + head, buf, bs - head);
-			iov[n++] = (struct iovec){ edge_head, bs };
-			done = bs - head;
+/* A SYNCHRONIZE CACHE in flight. */
+struct flush_req {
+	struct iscsi_task task;       /* the command */
+	struct lun *lun;              /* which LUN */
+	lun_write_cb cb;              /* the caller's callback */
+	void *opaque;                 /* the caller's argument */
+	unsigned retries;             /* tries so far */
+};
+
+static void flush_done(struct iscsi_task *t)
+{
+	struct flush_req *f = t->opaque;
+	struct lun *l = f->lun;
+	int err;
+
+	switch (task_verdict(l, t, f->retries, &err)) {
+	case VERDICT_RETRY:
+		f->retries++;
+		pool_submit(l->pool, t);
+		return;
+	case VERDICT_OK:
+		break;
+	case VERDICT_FAIL:
+		if (err == EINVAL) {
+			log_info("%s: target does not support SYNCHRONIZE CACHE; not sending it again",
+				 l->name);
+			l->has_sync_cache = false;
+			err = 0;
+		} else {
+			log_error("%s: SYNCHRONIZE CACHE failed: %s", l->name, strerror(err));
 		}
-		size_t middle = (len - done) - tail;
-		if (middle)
-			iov[n++] = (struct iovec){ (uint8_t *)buf + done, middle };
-		if (tail) {
-			edge_tail = malloc(bs);
-			if (!edge_tail ||
-			    lun_pread(l, edge_tail, bs, (end - 1) * bs) != (ssize_t)bs)
-				goto out;
-			memcpy(edge_tail, (const uint8_t *)buf + len - tail, tail);
-			iov[n++] = (struct iovec){ edge_tail, bs };
-		}
+		break;
 	}
-	if (write_blocks(l, first, iov, n, (size_t)((end - first) * bs)) == 0)
-		rc = 0;
-out:
-	if (rc < 0 && errno == 0)
-		errno = EIO;
-	range_unlock(l, &range);
-	int saved = errno;
-	free(edge_head);
-	free(edge_tail);
-	errno = saved;
-	return rc < 0 ? -1 : (ssize_t)len;
+	f->cb(f->opaque, err);
+	free(f);
+}
+
+void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
+{
+	struct flush_req *f;
+
+	if (!l->has_sync_cache) {
+		cb(opaque, 0);
+		return;
+	}
+	f = calloc(1, sizeof *f);
+	if (!f) {
+		cb(opaque, ENOMEM);
+		return;
+	}
+	f->lun = l;
+	f->cb = cb;
+	f->opaque = opaque;
+	f->task.lun = l->number;
+	f->task.dir = TASK_DIR_NONE;
+	f->task.done = flush_done;
+	f->task.opaque = f;
+	if (l->use16)
+		scsi_cdb_sync_cache16(f->task.cdb, 0, 0);
+	else
+		scsi_cdb_sync_cache10(f->task.cdb, 0, 0);
+	pool_submit(l->pool, &f->task);
 }
 
 int lun_flush(struct lun *l)
 {
-	uint8_t cdb[16];
+	struct sync_wait w = { .finished = false };
 
-	if (!l->has_sync_cache)
-		return 0;
-	if (l->use16)
-		scsi_cdb_sync_cache16(cdb, 0, 0);
-	else
-		scsi_cdb_sync_cache10(cdb, 0, 0);
-	if (lun_command(l->pool, l, l->number, cdb, NULL, 0, NULL) < 0) {
-		if (errno == EINVAL) {
-			log_info("%s: target does not support SYNCHRONIZE CACHE; not sending it again",
-				 l->name);
-			l->has_sync_cache = false;
-			return 0;
-		}
-		log_error("%s", err_msg());
-		return -1;
-	}
-	return 0;
+	sync_wait_init(&w);
+	lun_flush_async(l, sync_wait_done, &w);
+	return sync_wait_finish(&w);
 }

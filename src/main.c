@@ -21,12 +21,16 @@
 
 #include "fs.h"
 #include "fuse_channel.h"
+#include "fuse_loop.h"
 #include "log.h"
 #include "lun.h"
 #include "pool.h"
 #include "url.h"
 
 #define MAX_LUNS 1024
+/* Threads reading /dev/fuse.  No handler waits on the network (reads,
+ * writes and fsync complete on session threads), so a few serve any load. */
+#define FUSE_WORKERS 8
 
 /* The command line. */
 struct options {
@@ -81,6 +85,20 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_END
 };
+
+/* Free what fuse_opt_parse() and option_proc() allocated. */
+static void free_options(struct options *o, struct fuse_args *args)
+{
+	char **strings[] = { &o->url, &o->mountpoint, &o->initiator, &o->chap_user,
+			     &o->chap_secret_file, &o->target_user, &o->target_secret_file,
+			     &o->header_digest, &o->data_digest };
+
+	for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+		free(*strings[i]);
+		*strings[i] = NULL;
+	}
+	fuse_opt_free_args(args);
+}
 
 static void usage(FILE *f)
 {
@@ -282,53 +300,63 @@ int main(int argc, char *argv[])
 	int status = 1;
 
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) < 0)
-		return 1;
+		goto out_options;
 	if (o.show_help) {
 		usage(stdout);
-		return 0;
+		status = 0;
+		goto out_options;
 	}
 	if (o.show_version) {
 		printf("iscsifs %s (libfuse %d.%d)\n", PACKAGE_VERSION, FUSE_MAJOR_VERSION,
 		       FUSE_MINOR_VERSION);
-		return 0;
+		status = 0;
+		goto out_options;
 	}
 	log_set_level(o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	if (!o.url || !o.mountpoint || o.extra_positional) {
 		fprintf(stderr, "iscsifs: %s\n", !o.url ? "missing URL and MOUNTPOINT" :
 			!o.mountpoint ? "missing MOUNTPOINT" : "too many arguments");
 		usage(stderr);
-		return 2;
+		status = 2;
+		goto out_options;
 	}
 	if (url_parse(o.url, &url) < 0) {
 		fprintf(stderr, "iscsifs: %s\n", err_msg());
-		return 2;
+		status = 2;
+		goto out_options;
 	}
 	if (!url.target[0]) {
 		fprintf(stderr, "iscsifs: %s names no target; discovery mounts are not supported yet: "
 			"give iscsi://HOST[:PORT]/TARGET-IQN\n", o.url);
-		return 2;
+		status = 2;
+		goto out_options;
 	}
 	if (url.has_password || url.user[0] || o.chap_user || o.target_user) {
 		fprintf(stderr, "iscsifs: CHAP authentication is not supported yet\n");
-		return 2;
+		status = 2;
+		goto out_options;
 	}
 	if (o.sessions == 0 || o.sessions > 64 || o.queue_depth == 0 || o.queue_depth > 1024) {
 		fprintf(stderr, "iscsifs: sessions must be 1..64 and queue_depth 1..1024\n");
-		return 2;
+		status = 2;
+		goto out_options;
 	}
 	if (!realpath(o.mountpoint, mountpoint)) {
 		fprintf(stderr, "iscsifs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
-		return 1;
+		status = 1;
+		goto out_options;
 	}
 	struct stat st;
 	if (stat(mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "iscsifs: mountpoint %s: Not a directory\n", o.mountpoint);
-		return 1;
+		status = 1;
+		goto out_options;
 	}
 	if (is_mount_point(mountpoint)) {
 		fprintf(stderr, "iscsifs: mountpoint %s is busy: something is already mounted there\n",
 			o.mountpoint);
-		return 1;
+		status = 1;
+		goto out_options;
 	}
 
 	memset(&cfg, 0, sizeof cfg);
@@ -345,7 +373,8 @@ int main(int argc, char *argv[])
 	if (parse_digest(o.header_digest, "header_digest", &cfg.text.header_digest) < 0 ||
 	    parse_digest(o.data_digest, "data_digest", &cfg.text.data_digest) < 0) {
 		fprintf(stderr, "iscsifs: %s\n", err_msg());
-		return 2;
+		status = 2;
+		goto out_options;
 	}
 	cfg.text.max_recv_dsl = 256 * 1024;
 	cfg.text.max_burst_length = 16 * 1024 * 1024 - 1;
@@ -364,7 +393,8 @@ int main(int argc, char *argv[])
 
 	if (!o.foreground && daemonize_early() < 0) {
 		fprintf(stderr, "iscsifs: %s\n", err_msg());
-		return 1;
+		status = 1;
+		goto out_options;
 	}
 	signal(SIGPIPE, SIG_IGN);
 
@@ -455,11 +485,7 @@ int main(int argc, char *argv[])
 	if (!o.foreground)
 		finish_daemonize();
 
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(lc, 64);
-	fuse_loop_cfg_set_idle_threads(lc, 16);
-	int loop_rc = fuse_session_loop_mt(se, lc);
-	fuse_loop_cfg_destroy(lc);
+	int loop_rc = fuse_loop_run(se, FUSE_WORKERS);
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	log_info("unmounted %s; logging out", mountpoint);
@@ -474,9 +500,8 @@ out:
 	for (size_t i = 0; i < fs.nnodes; i++)
 		lun_free(fs.nodes[i].lun);
 	free(fs.nodes);
-	fuse_opt_free_args(&args);
-	free(o.url);
-	free(o.mountpoint);
 	OPENSSL_cleanse(url.password, sizeof url.password);
+out_options:
+	free_options(&o, &args);
 	return status;
 }

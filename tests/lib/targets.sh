@@ -83,6 +83,10 @@ TEST_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/iscsifs-$TEST_NAME.XXXXXX") || {
     exit 99
 }
 export TEST_TMPDIR
+# Sanitizer builds: reports go to files here, not to stderr, which a
+# daemonized iscsifs no longer has; cleanup() fails the test on any.
+export ASAN_OPTIONS="log_path=$TEST_TMPDIR/sanitizer${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="log_path=$TEST_TMPDIR/sanitizer:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 : >"$TEST_TMPDIR/.pids"      # lines: KIND PID [ARG]   (kinds: target, fg, watchdog)
 : >"$TEST_TMPDIR/.mounts"    # lines: KIND PATH        (kinds: fuse, loop, other)
 : >"$TEST_TMPDIR/.ports"     # lines: PORT
@@ -876,6 +880,15 @@ cleanup() {
     while read -r pid; do
         [[ -n $pid ]] && rm -rf "${PORT_LOCK_DIR:?}/$pid"
     done <"$TEST_TMPDIR/.ports"
+
+    # A sanitizer report from any process of the test fails it.
+    local report
+    for report in "$TEST_TMPDIR"/sanitizer.*; do
+        [[ -e $report ]] || continue
+        echo "---- sanitizer report $report ----" >&2
+        cat "$report" >&2
+        ((rc == 0 || rc == 77)) && rc=1
+    done
 
     if ((rc != 0 && rc != 77)); then
         local f
