@@ -291,6 +291,8 @@ void pool_kick(struct pool *p)
 {
 	struct iscsi_task *failed = NULL;
 
+	if (!p)
+		return;
 	pthread_mutex_lock(&p->lock);
 	while (p->queue_head) {
 		struct iscsi_task *t = p->queue_head;
@@ -376,8 +378,16 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	pthread_mutex_unlock(&p->lock);
 	if (had_watchdog)
 		pthread_join(p->watchdog, NULL);
-	for (unsigned i = 0; i < p->n; i++)
+	for (unsigned i = 0; i < p->n; i++) {
+		struct session_stats st;
+		session_get_stats(p->sessions[i], &st);
+		log_info("session %u: %llu commands, %llu R2Ts, %llu bytes read, %llu bytes written, "
+			 "%llu reconnects, %llu timeouts", i, (unsigned long long)st.commands,
+			 (unsigned long long)st.r2ts, (unsigned long long)st.bytes_read,
+			 (unsigned long long)st.bytes_written, (unsigned long long)st.reconnects,
+			 (unsigned long long)st.timeouts);
 		session_logout_and_free(p->sessions[i], 5000);
+	}
 	free(p->sessions);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle_cond);
