@@ -79,6 +79,19 @@ typedef void (*lun_write_cb)(void *opaque, int err);
 void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_write_cb cb,
 	       void *opaque);
 
+/* Make bytes [@off, @off + @len) read as zeros (clamped at the end of the
+ * LUN), ordered with writes like lun_write().  With @punch the blocks are
+ * deallocated: UNMAP where the LUN reads unmapped blocks as zeros (LBPRZ),
+ * else WRITE SAME(16) of zeros with UNMAP; unaligned edges and blocks off
+ * the unmap granularity are written as zeros; EOPNOTSUPP when the LUN can
+ * do neither.  Without @punch the range is zeroed the cheapest way that
+ * reads back as zeros (the same commands, or plain WRITEs of zeros). */
+void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_write_cb cb,
+		 void *opaque);
+
+/* Whether lun_discard() with @punch can work on @l. */
+bool lun_can_punch(const struct lun *l);
+
 /* Synchronous lun_write(): returns @len, or -1 with errno. */
 ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off);
 

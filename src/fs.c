@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +376,51 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	lun_flush_async(n->lun, fsync_done, req);
 }
 
+static void fallocate_done(void *opaque, int err)
+{
+	fuse_reply_err(opaque, err);
+}
+
+/* fallocate(2) on a LUN file: its size is fixed, so only what keeps the
+ * size works.  PUNCH_HOLE deallocates (EOPNOTSUPP when the LUN cannot
+ * make a hole that reads back as zeros); ZERO_RANGE zeroes; plain
+ * preallocation inside the LUN has nothing to do. */
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
+	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+
+	if (!n || n->is_dir) {
+		fuse_reply_err(req, n ? EISDIR : ENOENT);
+		return;
+	}
+	if ((mode & ~known) || ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (lun_read_only(fs, n->lun)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	bool past_end = (uint64_t)off > n->lun->size || (uint64_t)len > n->lun->size - (uint64_t)off;
+	if (past_end && !(mode & FALLOC_FL_KEEP_SIZE)) {
+		fuse_reply_err(req, ENOSPC);    /* the file cannot grow */
+		return;
+	}
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+		fuse_reply_err(req, 0);          /* every block exists already */
+		return;
+	}
+	lun_discard(n->lun, (uint64_t)off, (uint64_t)len, mode & FALLOC_FL_PUNCH_HOLE,
+		    fallocate_done, req);
+}
+
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, 0);
@@ -431,6 +477,10 @@ static int xattr_value(const struct fs *fs, const struct fs_node *n, const char 
 		snprintf(out, cap, "%u", l->number);
 	else if (strcmp(name, "user.iscsi.write_protected") == 0)
 		snprintf(out, cap, "%d", l->write_protected ? 1 : 0);
+	else if (strcmp(name, "user.iscsi.thin_provisioned") == 0)
+		snprintf(out, cap, "%d", l->capacity.lbpme || l->lbp.provisioning_type == 2 ? 1 : 0);
+	else if (strcmp(name, "user.iscsi.discard") == 0)
+		snprintf(out, cap, "%s", lun_can_punch(l) ? "hole" : "zero-write only");
 	else
 		return -1;
 	return 0;
@@ -441,7 +491,7 @@ static const char *const xattr_names[] = {
 	"user.iscsi.serial", "user.iscsi.device_id", "user.iscsi.block_size",
 	"user.iscsi.physical_block_size", "user.iscsi.max_transfer",
 	"user.iscsi.target", "user.iscsi.portal", "user.iscsi.lun",
-	"user.iscsi.write_protected",
+	"user.iscsi.write_protected", "user.iscsi.thin_provisioned", "user.iscsi.discard",
 };
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -498,6 +548,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.write = fs_write,
 	.flush = fs_flush,
 	.fsync = fs_fsync,
+	.fallocate = fs_fallocate,
 	.release = fs_release,
 	.statfs = fs_statfs,
 	.getxattr = fs_getxattr,

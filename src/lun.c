@@ -83,7 +83,13 @@ static enum verdict task_verdict(const struct lun *l, const struct iscsi_task *t
 		if (*err == 0)
 			return VERDICT_OK;          /* RECOVERED ERROR, NO SENSE */
 		if (*err == EAGAIN && retries < MAX_RETRIES) {
-			log_debug("%s: %s; retrying", l->name, what);
+			/* a Unit Attention is rare and worth a line (power on,
+			 * reset, changes); NOT READY and ABORTED COMMAND may
+			 * repeat */
+			if (sense.key == SCSI_SENSE_UNIT_ATTENTION)
+				log_info("%s: %s; retrying", l->name, what);
+			else
+				log_debug("%s: %s; retrying", l->name, what);
 			return VERDICT_RETRY;
 		}
 		if (*err == EAGAIN)
@@ -97,7 +103,8 @@ static enum verdict task_verdict(const struct lun *l, const struct iscsi_task *t
 		*err = scsi_status_to_errno(t->status);
 		if (*err == EAGAIN && retries < MAX_RETRIES)
 			return VERDICT_RETRY;
-		log_error("%s: SCSI status 0x%02x (CDB 0x%02x)", l->name, t->status, t->cdb[0]);
+		log_error("%s: SCSI status %s (0x%02x) (CDB 0x%02x)", l->name,
+			  scsi_status_name(t->status), t->status, t->cdb[0]);
 		if (*err == EAGAIN || *err == 0)
 			*err = EIO;
 		return VERDICT_FAIL;
@@ -233,7 +240,7 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	if (lun_command(pool, l, number, cdb, buf, 96, &got) < 0)
 		goto err;
 	if (scsi_parse_inquiry(buf, got, &l->inquiry) < 0)
-		goto err;
+		goto err_parse;
 	if (l->inquiry.qualifier != 0 || l->inquiry.device_type != 0) {
 		log_debug("%s: peripheral type 0x%02x, qualifier %u: not a disk, skipped",
 			  l->name, l->inquiry.device_type, l->inquiry.qualifier);
@@ -275,7 +282,7 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	scsi_cdb_read_capacity16(cdb, 32);
 	if (lun_command(pool, l, number, cdb, buf, 32, &got) == 0) {
 		if (scsi_parse_read_capacity16(buf, got, &l->capacity) < 0)
-			goto err_capacity;
+			goto err_parse;
 		l->use16 = true;
 	} else {
 		scsi_cdb_read_capacity10(cdb);
@@ -283,7 +290,7 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 			goto err;
 		int rc = scsi_parse_read_capacity10(buf, got, &l->capacity);
 		if (rc < 0)
-			goto err_capacity;
+			goto err_parse;
 		if (rc == 1) {
 			err_set(EIO, "%s: capacity needs READ CAPACITY(16), which the target refused",
 				l->name);
@@ -517,10 +524,18 @@ ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off)
 
 /* One WRITE command of a write request. */
 struct write_piece {
-	struct iscsi_task task;       /* the WRITE command */
+	struct iscsi_task task;       /* the WRITE (UNMAP, WRITE SAME) command */
 	struct write_req *req;        /* the write it belongs to */
 	struct iovec iov[4];          /* its slice of the payload */
+	uint8_t unmap_param[SCSI_UNMAP_PARAM_LEN]; /* UNMAP: its parameter list */
 	unsigned retries;             /* tries so far */
+};
+
+/* What a write request does to its blocks. */
+enum write_kind {
+	WRITE_DATA,       /* the caller's bytes */
+	WRITE_ZEROES,     /* zeros, deallocating where that reads back as zeros */
+	WRITE_PUNCH,      /* deallocate; unaligned edges and leftovers zeroed */
 };
 
 /* A write in flight.  Its life: queued in l->ranges behind any earlier
@@ -532,7 +547,9 @@ struct write_req {
 	struct lun *lun;              /* where to */
 	lun_write_cb cb;              /* the caller's callback */
 	void *opaque;                 /* the caller's argument */
-	const uint8_t *buf;           /* the caller's bytes (sent without a copy) */
+	enum write_kind kind;         /* data, zeros or a hole */
+	const uint8_t *buf;           /* WRITE_DATA: the caller's bytes (sent without a copy) */
+	uint8_t *zeros;               /* zeroing: a zero-filled buffer, NULL if not needed */
 	size_t len;                   /* the caller's byte count */
 	size_t head;                  /* offset of buf[0] in block first */
 	size_t tail;                  /* bytes of buf in block end - 1 when unaligned, else 0 */
@@ -626,6 +643,7 @@ static void write_finish(struct write_req *w)
 	w->cb(w->opaque, err);
 	free(w->edge_head);
 	free(w->edge_tail);
+	free(w->zeros);
 	free(w);
 }
 
@@ -645,6 +663,163 @@ static void write_piece_done(struct iscsi_task *t)
 		write_finish(w);
 }
 
+/* ---- holes and zeros ---- */
+
+/* How the interior (whole blocks) of a hole or zero range is sent. */
+enum discard_method {
+	DISCARD_UNMAP,            /* UNMAP: the LUN reads unmapped blocks as zeros */
+	DISCARD_WRITE_SAME,       /* WRITE SAME(16) of a zero block with UNMAP set */
+	DISCARD_WRITE_ZEROS,      /* plain WRITEs of zeros */
+};
+
+/* Commands at most this many blocks long when the LUN sets no limit. */
+#define DISCARD_CHUNK_BLOCKS (1u << 22)
+
+static enum discard_method discard_method(const struct lun *l)
+{
+	if (l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz))
+		return DISCARD_UNMAP;
+	if (l->lbp.write_same16)
+		return DISCARD_WRITE_SAME;
+	return DISCARD_WRITE_ZEROS;   /* a hole is refused (EOPNOTSUPP) before this */
+}
+
+/* True when the LUN can make a hole that reads back as zeros. */
+static bool can_punch(const struct lun *l)
+{
+	return discard_method(l) != DISCARD_WRITE_ZEROS;
+}
+
+/* Fill one piece (when @p is not NULL) with a command over blocks
+ * [@lba, @lba + @blocks) of @w by @method. */
+static void discard_piece(struct write_req *w, struct write_piece *p, enum discard_method method,
+			  uint64_t lba, uint32_t blocks)
+{
+	struct lun *l = w->lun;
+
+	if (!p)
+		return;
+	p->req = w;
+	p->task.lun = l->number;
+	p->task.done = write_piece_done;
+	p->task.opaque = p;
+	p->task.dir = TASK_DIR_WRITE;
+	p->task.write_iov = p->iov;
+	p->task.write_iovcnt = 1;
+	switch (method) {
+	case DISCARD_UNMAP:
+		p->task.xfer_len = (uint32_t)scsi_unmap_param(p->unmap_param, sizeof p->unmap_param,
+							       lba, blocks);
+		p->iov[0] = (struct iovec){ p->unmap_param, p->task.xfer_len };
+		scsi_cdb_unmap(p->task.cdb, (uint16_t)p->task.xfer_len);
+		break;
+	case DISCARD_WRITE_SAME:
+		p->task.xfer_len = l->block_size;
+		p->iov[0] = (struct iovec){ w->zeros, l->block_size };
+		scsi_cdb_write_same16(p->task.cdb, lba, blocks, true);
+		break;
+	case DISCARD_WRITE_ZEROS:
+		p->task.xfer_len = blocks * l->block_size;
+		p->iov[0] = (struct iovec){ w->zeros, p->task.xfer_len };
+		build_rw_cdb(l, p->task.cdb, true, lba, blocks);
+		break;
+	}
+}
+
+/* Cover blocks [@a, @b) with commands of at most @chunk blocks each;
+ * returns how many (filling @out from index @n when it is not NULL). */
+static unsigned discard_span(struct write_req *w, struct write_piece *out, unsigned n,
+			     enum discard_method method, uint64_t a, uint64_t b, uint32_t chunk)
+{
+	unsigned count = 0;
+
+	while (a < b) {
+		uint32_t blocks = b - a < chunk ? (uint32_t)(b - a) : chunk;
+		discard_piece(w, out ? &out[n + count] : NULL, method, a, blocks);
+		count++;
+		a += blocks;
+	}
+	return count;
+}
+
+/* Plan the commands of a hole or zero range: the partial edge blocks
+ * written whole after merging zeros, the interior by the LUN's method
+ * (UNMAP only on granularity-aligned blocks; the rest written as zeros).
+ * Counts them, and fills @out when it is not NULL. */
+static unsigned discard_plan(struct write_req *w, struct write_piece *out)
+{
+	struct lun *l = w->lun;
+	uint32_t bs = l->block_size;
+	uint32_t zero_chunk = l->split / bs;
+	uint64_t a = w->first + (w->edge_head != NULL);
+	uint64_t b = w->end - (w->edge_tail != NULL);
+	unsigned n = 0;
+
+	if (w->edge_head) {
+		if (out) {
+			discard_piece(w, &out[n], DISCARD_WRITE_ZEROS, w->first, 1);
+			out[n].iov[0].iov_base = w->edge_head;
+		}
+		n++;
+	}
+	if (w->edge_tail) {
+		if (out) {
+			discard_piece(w, &out[n], DISCARD_WRITE_ZEROS, w->end - 1, 1);
+			out[n].iov[0].iov_base = w->edge_tail;
+		}
+		n++;
+	}
+	if (a >= b)
+		return n;
+	switch (discard_method(l)) {
+	case DISCARD_UNMAP: {
+		uint64_t g = l->limits.unmap_granularity ? l->limits.unmap_granularity : 1;
+		uint64_t align = l->limits.unmap_alignment_valid ? l->limits.unmap_alignment % g : 0;
+		uint64_t ua = a + (g - (a + g - align) % g) % g;     /* first aligned block >= a */
+		uint64_t ub = b - (b + g - align) % g;                /* last aligned boundary <= b */
+		uint32_t chunk = l->limits.max_unmap_blocks && l->limits.max_unmap_blocks < DISCARD_CHUNK_BLOCKS ?
+			l->limits.max_unmap_blocks : DISCARD_CHUNK_BLOCKS;
+		if (ub <= ua) {                                       /* nothing aligned */
+			n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, b, zero_chunk);
+			break;
+		}
+		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, ua, zero_chunk);
+		n += discard_span(w, out, n, DISCARD_UNMAP, ua, ub, chunk);
+		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, ub, b, zero_chunk);
+		break;
+	}
+	case DISCARD_WRITE_SAME: {
+		uint64_t max = l->limits.max_write_same_blocks;
+		uint32_t chunk = max && max < DISCARD_CHUNK_BLOCKS ? (uint32_t)max : DISCARD_CHUNK_BLOCKS;
+		n += discard_span(w, out, n, DISCARD_WRITE_SAME, a, b, chunk);
+		break;
+	}
+	case DISCARD_WRITE_ZEROS:
+		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, b, zero_chunk);
+		break;
+	}
+	return n;
+}
+
+/* Send the commands discard_plan() made room for at lun_discard(). */
+static void discard_send(struct write_req *w)
+{
+	static const char *const method_names[] = {
+		[DISCARD_UNMAP] = "UNMAP", [DISCARD_WRITE_SAME] = "WRITE SAME(16) with UNMAP",
+		[DISCARD_WRITE_ZEROS] = "writing zeros",
+	};
+	struct write_piece *pieces = w->pieces;
+	unsigned npieces = discard_plan(w, pieces);
+
+	log_debug("%s: %s blocks %llu..%llu: %u commands, interior by %s", w->lun->name,
+		  w->kind == WRITE_PUNCH ? "hole over" : "zeroing", (unsigned long long)w->first,
+		  (unsigned long long)w->end - 1, npieces, method_names[discard_method(w->lun)]);
+	atomic_store(&w->pending, npieces);
+	/* The last completion frees w: read nothing of it after that. */
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(w->lun->pool, &pieces[i].task);
+}
+
 /* Send the WRITE commands: the whole blocks [first, end), built from the
  * merged edge blocks and the caller's buffer. */
 static void write_send(struct write_req *w)
@@ -657,6 +832,10 @@ static void write_send(struct write_req *w)
 
 	if (atomic_load(&w->err)) {
 		write_finish(w);
+		return;
+	}
+	if (w->kind != WRITE_DATA) {
+		discard_send(w);
 		return;
 	}
 	if (w->end - w->first == 1 && w->edge_head) {
@@ -713,9 +892,14 @@ static void write_edge_read(struct write_req *w, uint8_t *edge, uint64_t block, 
 		memcpy(edge, data, bs);
 		if (block == w->first) {
 			size_t n = w->end - w->first == 1 ? w->len : bs - w->head;
-			memcpy(edge + w->head, w->buf, n);
-		} else {
+			if (w->buf)
+				memcpy(edge + w->head, w->buf, n);
+			else
+				memset(edge + w->head, 0, n);
+		} else if (w->buf) {
 			memcpy(edge, w->buf + w->len - w->tail, w->tail);
+		} else {
+			memset(edge, 0, w->tail);
 		}
 	}
 	if (atomic_fetch_sub(&w->edges_pending, 1) == 1)
@@ -745,17 +929,71 @@ static void write_start(struct write_req *w)
 		write_send(w);
 		return;
 	}
+	/* The last edge read to finish goes on to send, and the write may
+	 * finish and free w before lun_read() returns: decide from locals. */
+	bool head = w->edge_head != NULL, tail = w->edge_tail != NULL;
+	uint64_t head_off = w->first * bs, tail_off = (w->end - 1) * bs;
+
 	atomic_store(&w->edges_pending, edges);
-	if (w->edge_head)
-		lun_read(l, w->first * bs, bs, write_head_read, w);
-	if (w->edge_tail)
-		lun_read(l, (w->end - 1) * bs, bs, write_tail_read, w);
+	if (head)
+		lun_read(l, head_off, bs, write_head_read, w);
+	if (tail)
+		lun_read(l, tail_off, bs, write_tail_read, w);
+}
+
+/* A new write request of @kind over bytes [@off, @off + @len) (checked
+ * by the caller) with its edge buffers; its pieces are counted and
+ * allocated here too.  NULL on ENOMEM. */
+static struct write_req *write_req_new(struct lun *l, enum write_kind kind, const void *buf,
+				       size_t len, uint64_t off, lun_write_cb cb, void *opaque)
+{
+	uint32_t bs = l->block_size;
+	uint64_t first = off / bs;
+	uint64_t end = (off + len + bs - 1) / bs;
+	bool one_block = end - first == 1;
+	struct write_req proto = {
+		.lun = l, .cb = cb, .opaque = opaque, .kind = kind, .buf = buf, .len = len,
+		.first = first, .end = end,
+		.head = (size_t)(off % bs), .tail = (size_t)((off + len) % bs),
+	};
+	unsigned npieces;
+	struct write_req *w;
+
+	/* A write inside one block needs that block once (as edge_head). */
+	if (proto.head || (one_block && proto.tail))
+		proto.edge_head = malloc(bs);
+	if (proto.tail && !one_block)
+		proto.edge_tail = malloc(bs);
+	if (kind != WRITE_DATA)
+		proto.zeros = calloc(1, l->split);
+	if (((proto.head || (one_block && proto.tail)) && !proto.edge_head) ||
+	    (proto.tail && !one_block && !proto.edge_tail) ||
+	    (kind != WRITE_DATA && !proto.zeros))
+		goto nomem;
+	if (kind == WRITE_DATA)
+		npieces = (unsigned)(((end - first) * bs + l->split - 1) / l->split);
+	else
+		npieces = discard_plan(&proto, NULL);
+	w = calloc(1, sizeof *w + npieces * sizeof w->pieces[0]);
+	if (!w)
+		goto nomem;
+	*w = proto;
+	w->npieces = npieces;
+	atomic_init(&w->err, 0);
+	atomic_init(&w->pending, 0);
+	atomic_init(&w->edges_pending, 0);
+	return w;
+nomem:
+	free(proto.edge_head);
+	free(proto.edge_tail);
+	free(proto.zeros);
+	return NULL;
 }
 
 void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_write_cb cb,
 	       void *opaque)
 {
-	uint32_t bs = l->block_size;
+	struct write_req *w;
 
 	if (len == 0) {
 		cb(opaque, 0);
@@ -769,40 +1007,43 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_wri
 		cb(opaque, EROFS);
 		return;
 	}
-	uint64_t first = off / bs;
-	uint64_t end = (off + len + bs - 1) / bs;
-	size_t bytes = (size_t)((end - first) * bs);
-	unsigned npieces = (unsigned)((bytes + l->split - 1) / l->split);
-	struct write_req *w = calloc(1, sizeof *w + npieces * sizeof w->pieces[0]);
-
+	w = write_req_new(l, WRITE_DATA, buf, len, off, cb, opaque);
 	if (!w) {
 		cb(opaque, ENOMEM);
 		return;
 	}
-	w->lun = l;
-	w->cb = cb;
-	w->opaque = opaque;
-	w->buf = buf;
-	w->len = len;
-	w->first = first;
-	w->end = end;
-	w->npieces = npieces;
-	w->head = (size_t)(off % bs);
-	w->tail = (size_t)((off + len) % bs);
-	atomic_init(&w->err, 0);
-	atomic_init(&w->pending, 0);
-	atomic_init(&w->edges_pending, 0);
-	/* A write inside one block needs that block once (as edge_head). */
-	bool one_block = end - first == 1;
-	if (w->head || (one_block && w->tail))
-		w->edge_head = malloc(bs);
-	if (w->tail && !one_block)
-		w->edge_tail = malloc(bs);
-	if (((w->head || (one_block && w->tail)) && !w->edge_head) ||
-	    (w->tail && !one_block && !w->edge_tail)) {
-		free(w->edge_head);
-		free(w->edge_tail);
-		free(w);
+	if (range_enter(l, w))
+		write_start(w);
+}
+
+bool lun_can_punch(const struct lun *l)
+{
+	return can_punch(l);
+}
+
+void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_write_cb cb,
+		 void *opaque)
+{
+	struct write_req *w;
+
+	if (off >= l->size || len == 0) {
+		cb(opaque, 0);
+		return;
+	}
+	if (len > l->size - off)
+		len = l->size - off;
+	if (l->write_protected) {
+		cb(opaque, EROFS);
+		return;
+	}
+	if (punch && !can_punch(l)) {
+		cb(opaque, EOPNOTSUPP);
+		return;
+	}
+	if (len > SIZE_MAX)
+		len = SIZE_MAX;
+	w = write_req_new(l, punch ? WRITE_PUNCH : WRITE_ZEROES, NULL, (size_t)len, off, cb, opaque);
+	if (!w) {
 		cb(opaque, ENOMEM);
 		return;
 	}
