@@ -16,6 +16,7 @@ struct fs_node {
 	fuse_ino_t ino;               /* inode number: index + 1 */
 	fuse_ino_t parent;            /* parent directory's inode */
 	bool is_dir;                  /* directory rather than LUN file */
+	bool is_stats;                /* the statistics file (lun is NULL) */
 	char name[256];               /* name in the parent ("" for the root) */
 	struct lun *lun;              /* LUN files: the LUN */
 	const char *target;           /* LUN files: the target IQN */
@@ -37,6 +38,11 @@ struct fs {
 /* Add a node under @parent; returns its inode number or 0 (ENOMEM). */
 fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
 		       struct lun *lun, const char *target);
+
+/* Add the directory .iscsifs under the root with the read-only file
+ * stats (counters of every LUN and session, see stats.h).  Returns 0, or
+ * -1 (ENOMEM). */
+int fs_add_stats(struct fs *fs);
 
 /* The operations table for fuse_session_new(). */
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -22,6 +22,27 @@
 
 struct write_req;
 
+/* Requests by latency: bucket i counts those that took [2^i, 2^(i+1))
+ * microseconds (bucket 0 also the faster ones). */
+#define LUN_LATENCY_BUCKETS 32
+
+/* What happened on a LUN since the mount; atomics, updated by any thread,
+ * read without a lock (each value on its own is exact). */
+struct lun_counters {
+	atomic_uint_fast64_t reads;          /* read requests finished */
+	atomic_uint_fast64_t writes;         /* write requests finished */
+	atomic_uint_fast64_t bytes_read;     /* bytes returned by reads */
+	atomic_uint_fast64_t bytes_written;  /* bytes written */
+	atomic_uint_fast64_t fua_writes;     /* writes sent with FUA (O_DSYNC) */
+	atomic_uint_fast64_t holes;          /* holes punched */
+	atomic_uint_fast64_t zeroings;       /* ranges zeroed */
+	atomic_uint_fast64_t flushes;        /* SYNCHRONIZE CACHE sent */
+	atomic_uint_fast64_t errors;         /* requests that failed */
+	atomic_uint_fast64_t retries;        /* commands sent again (UA, BUSY, NOT READY...) */
+	atomic_uint_fast64_t unit_attentions;/* Unit Attentions seen */
+	atomic_uint_fast64_t latency[LUN_LATENCY_BUCKETS]; /* requests by latency */
+};
+
 struct lun {
 	struct pool *pool;            /* the sessions of the LUN's target */
 	uint32_t number;              /* LUN number */
@@ -46,6 +67,7 @@ struct lun {
 
 	pthread_mutex_t range_lock;   /* protects ranges */
 	struct write_req *ranges;     /* range_lock: writes in flight or waiting, in submission order */
+	struct lun_counters counters; /* statistics (atomics) */
 };
 
 /* The LUN numbers of the target: REPORT LUNS, or just LUN 0 when the
@@ -54,7 +76,10 @@ int lun_list(struct pool *pool, uint32_t *luns, size_t max);
 
 /* Find out what LUN @number is.  Returns 1 and a new lun for a
  * direct-access block device, 0 (and no lun) for anything else, -1 with
- * err_set() on failure. */
+ * err_set() on failure: EPROTO (message starting "lunN: ") when what the
+ * target returned about this LUN is unusable (short or lying INQUIRY or
+ * READ CAPACITY data, a bad block length, capacity 0), so that other LUNs
+ * may still be served. */
 int lun_probe(struct pool *pool, uint32_t number, struct lun **out);
 
 void lun_free(struct lun *l);
@@ -68,7 +93,8 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 /* Synchronous read into @buf; returns bytes read or -1 with errno. */
 ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off);
 
-/* Asynchronous write of @len bytes from @buf at @off: the whole range, or
+/* Asynchronous write of @len bytes from @buf at @off (with @fua, Force
+ * Unit Access: on stable media when acknowledged): the whole range, or
  * nothing past the end (ENOSPC).  @buf is sent without a copy and must stay
  * valid until @cb runs, exactly once, on some thread, with 0 or an errno
  * (ENOSPC, EROFS, EIO, ...).  A write waits for every earlier write that
@@ -76,8 +102,8 @@ ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off);
  * they were submitted and a partial block's read-modify-write is never
  * torn. */
 typedef void (*lun_write_cb)(void *opaque, int err);
-void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_write_cb cb,
-	       void *opaque);
+void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fua,
+	       lun_write_cb cb, void *opaque);
 
 /* Make bytes [@off, @off + @len) read as zeros (clamped at the end of the
  * LUN), ordered with writes like lun_write().  With @punch the blocks are

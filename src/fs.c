@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "fuse_channel.h"
 #include "fuse_loop.h"
+#include "stats.h"
 #include "log.h"
 
 fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
@@ -53,6 +55,17 @@ fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool 
 	return node->ino;
 }
 
+int fs_add_stats(struct fs *fs)
+{
+	fuse_ino_t dir = fs_add_node(fs, 1, ".iscsifs", true, NULL, NULL);
+	fuse_ino_t file = dir ? fs_add_node(fs, dir, "stats", false, NULL, NULL) : 0;
+
+	if (!file)
+		return -1;
+	fs->nodes[file - 1].is_stats = true;
+	return 0;
+}
+
 static struct fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -63,6 +76,15 @@ static struct fs_node *node_of(struct fs *fs, fuse_ino_t ino)
 	if (ino == 0 || ino > fs->nnodes)
 		return NULL;
 	return &fs->nodes[ino - 1];
+}
+
+/* The node of @ino when it is a LUN file, else NULL with *err set. */
+static struct fs_node *lun_node(struct fs *fs, fuse_ino_t ino, int *err)
+{
+	struct fs_node *n = node_of(fs, ino);
+
+	*err = !n ? ENOENT : n->is_dir ? EISDIR : n->is_stats ? EBADF : 0;
+	return *err ? NULL : n;
 }
 
 static bool lun_read_only(const struct fs *fs, const struct lun *l)
@@ -83,8 +105,13 @@ static void fill_stat(const struct fs *fs, const struct fs_node *n, struct stat 
 		st->st_size = 0;
 		return;
 	}
-	st->st_mode = S_IFREG | (lun_read_only(fs, n->lun) ? 0444 : 0644);
 	st->st_nlink = 1;
+	if (n->is_stats) {
+		/* Its size is unknown until read; direct_io makes reads work. */
+		st->st_mode = S_IFREG | 0444;
+		return;
+	}
+	st->st_mode = S_IFREG | (lun_read_only(fs, n->lun) ? 0444 : 0644);
 	st->st_size = (off_t)n->lun->size;
 	st->st_blksize = n->lun->opt_xfer && n->lun->opt_xfer <= (1u << 20) ?
 		n->lun->opt_xfer : n->lun->block_size;
@@ -157,7 +184,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			fuse_reply_err(req, EISDIR);
 			return;
 		}
-		if ((uint64_t)attr->st_size != n->lun->size) {
+		if (n->is_stats || (uint64_t)attr->st_size != n->lun->size) {
 			fuse_reply_err(req, EPERM);
 			return;
 		}
@@ -234,6 +261,45 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* An open statistics file: the snapshot taken when it was opened. */
+struct stats_snapshot {
+	char *text;                   /* stats_render()'s text */
+	size_t len;                   /* its length */
+};
+
+static void stats_open(fuse_req_t req, struct fs *fs, struct fuse_file_info *fi)
+{
+	struct stats_snapshot *snap;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	snap = malloc(sizeof *snap);
+	if (!snap || !(snap->text = stats_render(fs, &snap->len))) {
+		free(snap);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)snap;
+	fi->direct_io = 1;
+	if (fuse_reply_open(req, fi) != 0) {
+		free(snap->text);
+		free(snap);
+	}
+}
+
+static void stats_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct stats_snapshot *snap = (struct stats_snapshot *)(uintptr_t)fi->fh;
+
+	if ((uint64_t)off >= snap->len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, snap->text + off,
+			       size < snap->len - (size_t)off ? size : snap->len - (size_t)off);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -245,6 +311,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (n->is_dir) {
 		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (n->is_stats) {
+		stats_open(req, fs, fi);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && lun_read_only(fs, n->lun)) {
@@ -287,6 +357,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (n->is_stats) {
+		stats_read(req, size, off, fi);
+		return;
+	}
 	lun_read(n->lun, (uint64_t)off, size, read_done, req);
 }
 
@@ -313,11 +387,12 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *n = node_of(fs, ino);
+	int err;
+	struct fs_node *n = lun_node(fs, ino, &err);
 	struct fs_write_ctx *w;
 
-	if (!n || n->is_dir) {
-		fuse_reply_err(req, n ? EISDIR : ENOENT);
+	if (!n) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	if (lun_read_only(fs, n->lun)) {
@@ -348,7 +423,9 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		memcpy(w->buffer, buf, size);
 		buf = w->buffer;
 	}
-	lun_write(n->lun, buf, size, (uint64_t)off, write_done, w);
+	/* O_DSYNC (and O_SYNC, which includes it): Force Unit Access, so the
+	 * acknowledged write is on stable media. */
+	lun_write(n->lun, buf, size, (uint64_t)off, (fi->flags & O_DSYNC) != 0, write_done, w);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -369,7 +446,7 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	struct fs *fs = fs_of(req);
 	struct fs_node *n = node_of(fs, ino);
 
-	if (!n || n->is_dir || lun_read_only(fs, n->lun)) {
+	if (!n || n->is_dir || n->is_stats || lun_read_only(fs, n->lun)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -389,11 +466,12 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			 struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *n = node_of(fs, ino);
+	int err;
+	struct fs_node *n = lun_node(fs, ino, &err);
 	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
 
-	if (!n || n->is_dir) {
-		fuse_reply_err(req, n ? EISDIR : ENOENT);
+	if (!n) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	if ((mode & ~known) || ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))) {
@@ -423,6 +501,13 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs_node *n = node_of(fs_of(req), ino);
+
+	if (n && n->is_stats && fi->fh) {
+		struct stats_snapshot *snap = (struct stats_snapshot *)(uintptr_t)fi->fh;
+		free(snap->text);
+		free(snap);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -433,7 +518,7 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	uint64_t total = 0;
 
 	for (size_t i = 0; i < fs->nnodes; i++)
-		if (!fs->nodes[i].is_dir)
+		if (fs->nodes[i].lun)
 			total += fs->nodes[i].lun->size;
 	memset(&sv, 0, sizeof sv);
 	sv.f_bsize = 4096;
@@ -500,7 +585,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct fs_node *n = node_of(fs, ino);
 	char value[512];
 
-	if (!n || n->is_dir || xattr_value(fs, n, name, value, sizeof value) < 0) {
+	if (!n || !n->lun || xattr_value(fs, n, name, value, sizeof value) < 0) {
 		fuse_reply_err(req, n ? ENODATA : ENOENT);
 		return;
 	}
@@ -523,7 +608,7 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (!n->is_dir)
+	if (n->lun)
 		for (size_t i = 0; i < sizeof xattr_names / sizeof xattr_names[0]; i++) {
 			size_t l = strlen(xattr_names[i]) + 1;
 			memcpy(list + len, xattr_names[i], l);

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "iov.h"
@@ -57,7 +58,7 @@ enum verdict {
 
 /* Decide what a finished task means; logs the cause of failures.  Returns
  * the verdict and sets *err for VERDICT_FAIL. */
-static enum verdict task_verdict(const struct lun *l, const struct iscsi_task *t,
+static enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 				 unsigned retries, int *err)
 {
 	struct scsi_sense sense;
@@ -86,10 +87,18 @@ static enum verdict task_verdict(const struct lun *l, const struct iscsi_task *t
 			/* a Unit Attention is rare and worth a line (power on,
 			 * reset, changes); NOT READY and ABORTED COMMAND may
 			 * repeat */
-			if (sense.key == SCSI_SENSE_UNIT_ATTENTION)
-				log_info("%s: %s; retrying", l->name, what);
-			else
+			if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+				atomic_fetch_add(&l->counters.unit_attentions, 1);
+				/* POWER ON OR RESET greets every new session:
+				 * routine; other Unit Attentions are news */
+				if (sense.asc == 0x29)
+					log_debug("%s: %s; retrying", l->name, what);
+				else
+					log_info("%s: %s; retrying", l->name, what);
+			} else {
 				log_debug("%s: %s; retrying", l->name, what);
+			}
+			atomic_fetch_add(&l->counters.retries, 1);
 			return VERDICT_RETRY;
 		}
 		if (*err == EAGAIN)
@@ -101,8 +110,10 @@ static enum verdict task_verdict(const struct lun *l, const struct iscsi_task *t
 		return VERDICT_FAIL;
 	default:
 		*err = scsi_status_to_errno(t->status);
-		if (*err == EAGAIN && retries < MAX_RETRIES)
+		if (*err == EAGAIN && retries < MAX_RETRIES) {
+			atomic_fetch_add(&l->counters.retries, 1);
 			return VERDICT_RETRY;
+		}
 		log_error("%s: SCSI status %s (0x%02x) (CDB 0x%02x)", l->name,
 			  scsi_status_name(t->status), t->status, t->cdb[0]);
 		if (*err == EAGAIN || *err == 0)
@@ -119,7 +130,7 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, uint32_t lun,
 		       const uint8_t cdb[16], void *buf, uint32_t len, uint32_t *got)
 {
 	struct lun dummy = { .number = lun };
-	const struct lun *l = l_for_log;
+	struct lun *l = l_for_log;
 
 	if (!l) {
 		snprintf(dummy.name, sizeof dummy.name, "lun%u", lun);
@@ -339,7 +350,7 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	*out = l;
 	return 1;
 
-err_capacity:
+err_parse:      /* what the target returned is unusable: EPROTO, named */
 	err_set(EPROTO, "%s: %s", l->name, err_msg());
 err:
 	free(l);
@@ -356,20 +367,44 @@ void lun_free(struct lun *l)
 
 /* ---- CDBs for the data path ---- */
 
-static void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write,
+static void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write, bool fua,
 			 uint64_t lba, uint32_t blocks)
 {
 	if (l->use16) {
 		if (write)
-			scsi_cdb_write16(cdb, lba, blocks, false);
+			scsi_cdb_write16(cdb, lba, blocks, fua);
 		else
 			scsi_cdb_read16(cdb, lba, blocks);
 	} else {
 		if (write)
-			scsi_cdb_write10(cdb, (uint32_t)lba, (uint16_t)blocks, false);
+			scsi_cdb_write10(cdb, (uint32_t)lba, (uint16_t)blocks, fua);
 		else
 			scsi_cdb_read10(cdb, (uint32_t)lba, (uint16_t)blocks);
 	}
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Count a finished request: its latency, or an error. */
+static void count_request(struct lun *l, int64_t start_ns, int err)
+{
+	int64_t us = (now_ns() - start_ns) / 1000;
+	unsigned bucket = 0;
+
+	if (err) {
+		atomic_fetch_add(&l->counters.errors, 1);
+		return;
+	}
+	while (us > 1 && bucket < LUN_LATENCY_BUCKETS - 1) {
+		us >>= 1;
+		bucket++;
+	}
+	atomic_fetch_add(&l->counters.latency[bucket], 1);
 }
 
 /* ---- asynchronous reads ---- */
@@ -389,6 +424,7 @@ struct read_req {
 	uint8_t *buf;                 /* the whole aligned range */
 	size_t skew;                  /* offset of the caller's first byte in buf */
 	size_t len;                   /* the caller's byte count */
+	int64_t start_ns;             /* when it was submitted (monotonic) */
 	atomic_uint pending;          /* pieces not yet finished */
 	atomic_int err;               /* first error, 0 if none */
 	unsigned npieces;             /* entries in pieces */
@@ -423,6 +459,11 @@ static void read_piece_done(struct iscsi_task *t)
 	if (atomic_fetch_sub(&r->pending, 1) != 1)
 		return;
 	err = atomic_load(&r->err);
+	count_request(r->lun, r->start_ns, err);
+	if (!err) {
+		atomic_fetch_add(&r->lun->counters.reads, 1);
+		atomic_fetch_add(&r->lun->counters.bytes_read, r->len);
+	}
 	r->cb(r->opaque, err, err ? NULL : r->buf + r->skew, err ? 0 : r->len);
 	free(r->buf);
 	free(r);
@@ -455,6 +496,7 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 	r->buf = buf;
 	r->skew = (size_t)(off - first * l->block_size);
 	r->len = len;
+	r->start_ns = now_ns();
 	r->npieces = npieces;
 	atomic_init(&r->pending, npieces);
 	atomic_init(&r->err, 0);
@@ -469,7 +511,7 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 		p->task.read_buf = buf + at;
 		p->task.done = read_piece_done;
 		p->task.opaque = p;
-		build_rw_cdb(l, p->task.cdb, false, first + at / l->block_size,
+		build_rw_cdb(l, p->task.cdb, false, false, first + at / l->block_size,
 			     n / l->block_size);
 	}
 	/* Submit after all are built: the last completion frees r. */
@@ -548,6 +590,8 @@ struct write_req {
 	lun_write_cb cb;              /* the caller's callback */
 	void *opaque;                 /* the caller's argument */
 	enum write_kind kind;         /* data, zeros or a hole */
+	bool fua;                     /* WRITE_DATA: Force Unit Access */
+	int64_t start_ns;             /* when it was submitted (monotonic) */
 	const uint8_t *buf;           /* WRITE_DATA: the caller's bytes (sent without a copy) */
 	uint8_t *zeros;               /* zeroing: a zero-filled buffer, NULL if not needed */
 	size_t len;                   /* the caller's byte count */
@@ -639,6 +683,23 @@ static void write_finish(struct write_req *w)
 
 	if (err == EROFS)
 		l->write_protected = true;
+	count_request(l, w->start_ns, err);
+	if (!err) {
+		switch (w->kind) {
+		case WRITE_DATA:
+			atomic_fetch_add(&l->counters.writes, 1);
+			atomic_fetch_add(&l->counters.bytes_written, w->len);
+			if (w->fua)
+				atomic_fetch_add(&l->counters.fua_writes, 1);
+			break;
+		case WRITE_ZEROES:
+			atomic_fetch_add(&l->counters.zeroings, 1);
+			break;
+		case WRITE_PUNCH:
+			atomic_fetch_add(&l->counters.holes, 1);
+			break;
+		}
+	}
 	range_leave(l, w);
 	w->cb(w->opaque, err);
 	free(w->edge_head);
@@ -721,7 +782,7 @@ static void discard_piece(struct write_req *w, struct write_piece *p, enum disca
 	case DISCARD_WRITE_ZEROS:
 		p->task.xfer_len = blocks * l->block_size;
 		p->iov[0] = (struct iovec){ w->zeros, p->task.xfer_len };
-		build_rw_cdb(l, p->task.cdb, true, lba, blocks);
+		build_rw_cdb(l, p->task.cdb, true, false, lba, blocks);
 		break;
 	}
 }
@@ -865,7 +926,7 @@ static void write_send(struct write_req *w)
 		p->task.write_iovcnt = iov_slice(iov, n, at, len, p->iov, 4);
 		p->task.done = write_piece_done;
 		p->task.opaque = p;
-		build_rw_cdb(l, p->task.cdb, true, w->first + at / bs, len / bs);
+		build_rw_cdb(l, p->task.cdb, true, w->fua, w->first + at / bs, len / bs);
 	}
 	/* Submit after all are built.  The last completion frees w, maybe
 	 * before pool_submit() returns: read nothing of w after that. */
@@ -953,7 +1014,7 @@ static struct write_req *write_req_new(struct lun *l, enum write_kind kind, cons
 	bool one_block = end - first == 1;
 	struct write_req proto = {
 		.lun = l, .cb = cb, .opaque = opaque, .kind = kind, .buf = buf, .len = len,
-		.first = first, .end = end,
+		.first = first, .end = end, .start_ns = now_ns(),
 		.head = (size_t)(off % bs), .tail = (size_t)((off + len) % bs),
 	};
 	unsigned npieces;
@@ -990,8 +1051,8 @@ nomem:
 	return NULL;
 }
 
-void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_write_cb cb,
-	       void *opaque)
+void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fua,
+	       lun_write_cb cb, void *opaque)
 {
 	struct write_req *w;
 
@@ -1012,6 +1073,7 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, lun_wri
 		cb(opaque, ENOMEM);
 		return;
 	}
+	w->fua = fua;
 	if (range_enter(l, w))
 		write_start(w);
 }
@@ -1097,7 +1159,7 @@ ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off)
 	struct sync_wait w = { .finished = false };
 
 	sync_wait_init(&w);
-	lun_write(l, buf, len, off, sync_wait_done, &w);
+	lun_write(l, buf, len, off, false, sync_wait_done, &w);
 	return sync_wait_finish(&w) < 0 ? -1 : (ssize_t)len;
 }
 
@@ -1122,6 +1184,7 @@ static void flush_done(struct iscsi_task *t)
 		pool_submit(l->pool, t);
 		return;
 	case VERDICT_OK:
+		atomic_fetch_add(&l->counters.flushes, 1);
 		break;
 	case VERDICT_FAIL:
 		if (err == EINVAL) {

@@ -421,11 +421,23 @@ int main(int argc, char *argv[])
 	fs.portal = portal;
 	fs_add_node(&fs, 0, "", true, NULL, NULL);
 	bool wanted_found = false;
+	char skipped[512] = "";         /* why the first unusable LUN was skipped */
+	unsigned nskipped = 0;          /* LUNs skipped for unusable data */
 	for (int i = 0; i < nluns; i++) {
 		struct lun *l;
 		if (url.lun >= 0 && numbers[i] != (uint32_t)url.lun)
 			continue;
 		int rc = lun_probe(pool, numbers[i], &l);
+		if (rc < 0 && url.lun < 0 && err_errno() == EPROTO) {
+			/* The target's data about this LUN is unusable: serve
+			 * the others.  The first reason waits, so that a target
+			 * with no usable LUN fails with one line. */
+			if (nskipped++ == 0)
+				snprintf(skipped, sizeof skipped, "%s", err_msg());
+			else
+				log_error("%s; LUN skipped", err_msg());
+			continue;
+		}
 		if (rc < 0) {
 			fprintf(stderr, "iscsifs: %s\n", err_msg());
 			free(numbers);
@@ -449,13 +461,24 @@ int main(int argc, char *argv[])
 		}
 	}
 	free(numbers);
+	if (nskipped && fs.nnodes == 1) {
+		fprintf(stderr, "iscsifs: %s\n", skipped);
+		goto out;
+	}
+	if (nskipped)
+		log_error("%s; LUN skipped", skipped);
 	if (url.lun >= 0 && !wanted_found) {
 		fprintf(stderr, "iscsifs: no such LUN: %lld on target %s\n", (long long)url.lun,
 			url.target);
 		goto out;
 	}
-	if (fs.nnodes == 1)
+	size_t nfiles = fs.nnodes - 1;  /* LUN files, before the stats nodes */
+	if (nfiles == 0)
 		log_warn("target %s has no disk LUNs; the mount will be empty", url.target);
+	if (fs_add_stats(&fs) < 0) {
+		fprintf(stderr, "iscsifs: out of memory\n");
+		goto out;
+	}
 
 	/* FUSE: subtype and fsname for mount listings (never the password). */
 	char fsname[600];
@@ -480,7 +503,7 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_channel_install(se) < 0)
 		log_warn("cannot install the FUSE channel hooks; direct writes to one file will be serialised");
-	log_info("mounted %s (%zu LUN files) on %s with %u sessions", url.target, fs.nnodes - 1,
+	log_info("mounted %s (%zu LUN files) on %s with %u sessions", url.target, nfiles,
 		 mountpoint, o.sessions);
 	if (!o.foreground)
 		finish_daemonize();
@@ -489,6 +512,7 @@ int main(int argc, char *argv[])
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	log_info("unmounted %s; logging out", mountpoint);
+	/* pool_destroy() logs each session's counters. */
 	status = loop_rc < 0 ? 1 : 0;
 out:
 	report_to_parent((char)status);

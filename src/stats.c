@@ -1,0 +1,156 @@
+/* stats.c: the statistics file's text (see stats.h).
+ *
+ * Format, one counter per line, grouped by a header line per object:
+ *
+ *     lun lun1 target iqn...:disk
+ *     reads 120
+ *     ...
+ *     latency_p50_us 256
+ *     session 0 target iqn...:disk
+ *     commands 4711
+ *     ...
+ *
+ * Counters are read one by one without a lock, so a snapshot taken under
+ * I/O is not atomic as a whole; each value is exact.  Latency percentiles
+ * come from a histogram with power-of-two buckets: each is the upper bound
+ * of the bucket that holds that fraction of the requests, so it is
+ * accurate within a factor of two.
+ */
+#include "stats.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fs.h"
+#include "pool.h"
+
+/* A growing text buffer. */
+struct stats_text {
+	char *data;                   /* the text, NUL-terminated */
+	size_t len;                   /* bytes used, without the NUL */
+	size_t cap;                   /* bytes allocated */
+	bool failed;                  /* an allocation failed */
+};
+
+static void add(struct stats_text *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = true;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap * 2 + (size_t)n;
+		char *d = realloc(b->data, cap);
+		if (!d) {
+			b->failed = true;
+			return;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+}
+
+/* The upper bound, in microseconds, of the bucket holding fraction
+ * @num/@den of the requests counted in @hist (0 when none). */
+static unsigned long long percentile_us(const uint64_t *hist, uint64_t total, unsigned num,
+					unsigned den)
+{
+	uint64_t want = (total * num + den - 1) / den, seen = 0;
+
+	if (total == 0)
+		return 0;
+	for (unsigned i = 0; i < LUN_LATENCY_BUCKETS; i++) {
+		seen += hist[i];
+		if (seen >= want)
+			return 2ull << i;
+	}
+	return 2ull << (LUN_LATENCY_BUCKETS - 1);
+}
+
+static void add_lun(struct stats_text *b, const struct fs_node *n)
+{
+	struct lun_counters *c = &n->lun->counters;
+	uint64_t hist[LUN_LATENCY_BUCKETS], total = 0;
+
+	add(b, "lun %s target %s\n", n->name, n->target);
+#define COUNTER(field) add(b, #field " %llu\n", (unsigned long long)atomic_load(&c->field))
+	COUNTER(reads);
+	COUNTER(writes);
+	COUNTER(bytes_read);
+	COUNTER(bytes_written);
+	COUNTER(fua_writes);
+	COUNTER(holes);
+	COUNTER(zeroings);
+	COUNTER(flushes);
+	COUNTER(errors);
+	COUNTER(retries);
+	COUNTER(unit_attentions);
+#undef COUNTER
+	for (unsigned i = 0; i < LUN_LATENCY_BUCKETS; i++) {
+		hist[i] = atomic_load(&c->latency[i]);
+		total += hist[i];
+	}
+	add(b, "latency_p50_us %llu\n", percentile_us(hist, total, 50, 100));
+	add(b, "latency_p90_us %llu\n", percentile_us(hist, total, 90, 100));
+	add(b, "latency_p99_us %llu\n", percentile_us(hist, total, 99, 100));
+	add(b, "latency_p999_us %llu\n", percentile_us(hist, total, 999, 1000));
+}
+
+static void add_pool(struct stats_text *b, struct pool *p, const char *target)
+{
+	for (unsigned i = 0; i < pool_size(p); i++) {
+		struct session_stats st;
+		pool_session_stats(p, i, &st);
+		add(b, "session %u target %s\n", i, target);
+		add(b, "commands %llu\n", (unsigned long long)st.commands);
+		add(b, "r2ts %llu\n", (unsigned long long)st.r2ts);
+		add(b, "data_out_pdus %llu\n", (unsigned long long)st.data_out_pdus);
+		add(b, "bytes_read %llu\n", (unsigned long long)st.bytes_read);
+		add(b, "bytes_written %llu\n", (unsigned long long)st.bytes_written);
+		add(b, "reconnects %llu\n", (unsigned long long)st.reconnects);
+		add(b, "timeouts %llu\n", (unsigned long long)st.timeouts);
+	}
+}
+
+char *stats_render(const struct fs *fs, size_t *len)
+{
+	struct stats_text b = { .cap = 4096 };
+
+	b.data = malloc(b.cap);
+	if (!b.data)
+		return NULL;
+	b.data[0] = '\0';
+	for (size_t i = 0; i < fs->nnodes; i++)
+		if (fs->nodes[i].lun)
+			add_lun(&b, &fs->nodes[i]);
+	/* Each pool once: LUNs of one target share it. */
+	for (size_t i = 0; i < fs->nnodes; i++) {
+		const struct fs_node *n = &fs->nodes[i];
+		bool seen = false;
+		if (!n->lun)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = fs->nodes[j].lun && fs->nodes[j].lun->pool == n->lun->pool;
+		if (!seen)
+			add_pool(&b, n->lun->pool, n->target);
+	}
+	if (b.failed) {
+		free(b.data);
+		return NULL;
+	}
+	*len = b.len;
+	return b.data;
+}
