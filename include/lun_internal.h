@@ -1,0 +1,56 @@
+/* lun_internal.h: what lun.c, lun_read.c and lun_write.c share.  Not for
+ * other modules: they use lun.h.
+ */
+#ifndef ISCSIFS_LUN_INTERNAL_H
+#define ISCSIFS_LUN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lun.h"
+
+/* How often a command is tried again after UNIT ATTENTION, NOT READY,
+ * BUSY and the like before the error is returned. */
+#define MAX_RETRIES 8
+
+/* What to do with a finished task. */
+enum verdict {
+	VERDICT_OK,       /* GOOD */
+	VERDICT_RETRY,    /* worth sending again */
+	VERDICT_FAIL,     /* give up with the errno returned */
+};
+
+/* Decide what a finished task means; logs the cause of failures and
+ * counts retries and Unit Attentions.  Returns the verdict and sets *err
+ * for VERDICT_FAIL. */
+enum verdict task_verdict(struct lun *l, const struct iscsi_task *t, unsigned retries,
+			  int *err);
+
+/* READ or WRITE (16 or 10, as the LUN takes) of @blocks blocks at @lba. */
+void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write, bool fua, uint64_t lba,
+		  uint32_t blocks);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t now_ns(void);
+
+/* Count a finished request submitted at @start_ns: its latency, or an
+ * error. */
+void count_request(struct lun *l, int64_t start_ns, int err);
+
+/* Waiting for an asynchronous request's callback (lun_pread(),
+ * lun_pwrite(), lun_flush()). */
+struct sync_wait {
+	pthread_mutex_t lock;         /* protects the fields below */
+	pthread_cond_t cond;          /* signalled when finished */
+	bool finished;                /* the callback ran */
+	int err;                      /* its error */
+};
+
+void sync_wait_init(struct sync_wait *w);
+/* A lun_write_cb: record @err and wake the waiter. */
+void sync_wait_done(void *opaque, int err);
+/* Wait for the callback; returns 0, or -1 with errno. */
+int sync_wait_finish(struct sync_wait *w);
+
+#endif /* ISCSIFS_LUN_INTERNAL_H */

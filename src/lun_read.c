@@ -1,0 +1,250 @@
+/* lun_read.c: reading a LUN, and SYNCHRONIZE CACHE (see lun.h).
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * Any thread may call lun_read(); it never waits on the network.  A read
+ * is cut into commands of at most l->split bytes, submitted together to
+ * the pool; the last one to finish, on a session's RX thread, calls the
+ * caller's callback with the data, which the session placed straight into
+ * the request's buffer.  A retry (Unit Attention, BUSY, ...) is submitted
+ * again from its completion: no thread sleeps on it.  lun_pread() and
+ * lun_flush() wait for the asynchronous forms.
+ */
+#include "lun.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lun_internal.h"
+
+/* ---- asynchronous reads ---- */
+
+/* One command of a read. */
+struct read_piece {
+	struct iscsi_task task;       /* the READ command */
+	struct read_req *req;         /* the read it belongs to */
+	unsigned retries;             /* tries so far */
+};
+
+/* A read in flight: an aligned buffer filled by its pieces. */
+struct read_req {
+	struct lun *lun;              /* where from */
+	lun_read_cb cb;               /* the caller's callback */
+	void *opaque;                 /* the caller's argument */
+	uint8_t *buf;                 /* the whole aligned range */
+	size_t skew;                  /* offset of the caller's first byte in buf */
+	size_t len;                   /* the caller's byte count */
+	int64_t start_ns;             /* when it was submitted (monotonic) */
+	atomic_uint pending;          /* pieces not yet finished */
+	atomic_int err;               /* first error, 0 if none */
+	unsigned npieces;             /* entries in pieces */
+	struct read_piece pieces[];   /* the commands */
+};
+
+static void read_piece_done(struct iscsi_task *t)
+{
+	struct read_piece *piece = t->opaque;
+	struct read_req *r = piece->req;
+	int err;
+
+	switch (task_verdict(r->lun, t, piece->retries, &err)) {
+	case VERDICT_RETRY:
+		piece->retries++;
+		pool_submit(r->lun->pool, t);
+		return;
+	case VERDICT_OK:
+		if (t->data_in_bytes < t->xfer_len) {
+			log_error("%s: READ returned %u of %u bytes", r->lun->name,
+				  t->data_in_bytes, t->xfer_len);
+			err = EIO;
+		}
+		break;
+	case VERDICT_FAIL:
+		break;
+	}
+	if (err) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&r->err, &zero, err);
+	}
+	if (atomic_fetch_sub(&r->pending, 1) != 1)
+		return;
+	err = atomic_load(&r->err);
+	count_request(r->lun, r->start_ns, err);
+	if (!err) {
+		atomic_fetch_add(&r->lun->counters.reads, 1);
+		atomic_fetch_add(&r->lun->counters.bytes_read, r->len);
+	}
+	r->cb(r->opaque, err, err ? NULL : r->buf + r->skew, err ? 0 : r->len);
+	free(r->buf);
+	free(r);
+}
+
+void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opaque)
+{
+	if (off >= l->size || len == 0) {
+		cb(opaque, 0, NULL, 0);
+		return;
+	}
+	if (len > l->size - off)
+		len = (size_t)(l->size - off);
+	uint64_t first = off / l->block_size;
+	uint64_t end = (off + len + l->block_size - 1) / l->block_size;
+	size_t bytes = (size_t)((end - first) * l->block_size);
+	unsigned npieces = (unsigned)((bytes + l->split - 1) / l->split);
+	struct read_req *r = calloc(1, sizeof *r + npieces * sizeof r->pieces[0]);
+	uint8_t *buf = malloc(bytes);
+
+	if (!r || !buf) {
+		free(r);
+		free(buf);
+		cb(opaque, ENOMEM, NULL, 0);
+		return;
+	}
+	r->lun = l;
+	r->cb = cb;
+	r->opaque = opaque;
+	r->buf = buf;
+	r->skew = (size_t)(off - first * l->block_size);
+	r->len = len;
+	r->start_ns = now_ns();
+	r->npieces = npieces;
+	atomic_init(&r->pending, npieces);
+	atomic_init(&r->err, 0);
+	for (unsigned i = 0; i < npieces; i++) {
+		struct read_piece *p = &r->pieces[i];
+		size_t at = (size_t)i * l->split;
+		uint32_t n = (uint32_t)(bytes - at < l->split ? bytes - at : l->split);
+		p->req = r;
+		p->task.lun = l->number;
+		p->task.dir = TASK_DIR_READ;
+		p->task.xfer_len = n;
+		p->task.read_buf = buf + at;
+		p->task.done = read_piece_done;
+		p->task.opaque = p;
+		build_rw_cdb(l, p->task.cdb, false, false, first + at / l->block_size,
+			     n / l->block_size);
+	}
+	/* Submit after all are built: the last completion frees r. */
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(l->pool, &r->pieces[i].task);
+}
+
+/* A synchronous read, for read-modify-write and tests. */
+struct pread_wait {
+	pthread_mutex_t lock;         /* protects the fields below */
+	pthread_cond_t cond;          /* signalled when finished */
+	bool finished;                /* the callback ran */
+	int err;                      /* its error */
+	void *dst;                    /* where the data goes */
+	size_t got;                   /* bytes copied */
+};
+
+static void pread_cb(void *opaque, int err, const uint8_t *data, size_t len)
+{
+	struct pread_wait *w = opaque;
+	if (!err)
+		memcpy(w->dst, data, len);
+	pthread_mutex_lock(&w->lock);
+	w->err = err;
+	w->got = len;
+	w->finished = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off)
+{
+	struct pread_wait w = { .dst = buf };
+
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	lun_read(l, off, len, pread_cb, &w);
+	pthread_mutex_lock(&w.lock);
+	while (!w.finished)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	if (w.err) {
+		errno = w.err;
+		return -1;
+	}
+	return (ssize_t)w.got;
+}
+
+/* A SYNCHRONIZE CACHE in flight. */
+struct flush_req {
+	struct iscsi_task task;       /* the command */
+	struct lun *lun;              /* which LUN */
+	lun_write_cb cb;              /* the caller's callback */
+	void *opaque;                 /* the caller's argument */
+	unsigned retries;             /* tries so far */
+};
+
+static void flush_done(struct iscsi_task *t)
+{
+	struct flush_req *f = t->opaque;
+	struct lun *l = f->lun;
+	int err;
+
+	switch (task_verdict(l, t, f->retries, &err)) {
+	case VERDICT_RETRY:
+		f->retries++;
+		pool_submit(l->pool, t);
+		return;
+	case VERDICT_OK:
+		atomic_fetch_add(&l->counters.flushes, 1);
+		break;
+	case VERDICT_FAIL:
+		if (err == EINVAL) {
+			log_info("%s: target does not support SYNCHRONIZE CACHE; not sending it again",
+				 l->name);
+			l->has_sync_cache = false;
+			err = 0;
+		} else {
+			log_error("%s: SYNCHRONIZE CACHE failed: %s", l->name, strerror(err));
+		}
+		break;
+	}
+	f->cb(f->opaque, err);
+	free(f);
+}
+
+void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
+{
+	struct flush_req *f;
+
+	if (!l->has_sync_cache) {
+		cb(opaque, 0);
+		return;
+	}
+	f = calloc(1, sizeof *f);
+	if (!f) {
+		cb(opaque, ENOMEM);
+		return;
+	}
+	f->lun = l;
+	f->cb = cb;
+	f->opaque = opaque;
+	f->task.lun = l->number;
+	f->task.dir = TASK_DIR_NONE;
+	f->task.done = flush_done;
+	f->task.opaque = f;
+	if (l->use16)
+		scsi_cdb_sync_cache16(f->task.cdb, 0, 0);
+	else
+		scsi_cdb_sync_cache10(f->task.cdb, 0, 0);
+	pool_submit(l->pool, &f->task);
+}
+
+int lun_flush(struct lun *l)
+{
+	struct sync_wait w = { .finished = false };
+
+	sync_wait_init(&w);
+	lun_flush_async(l, sync_wait_done, &w);
+	return sync_wait_finish(&w);
+}

@@ -1,0 +1,590 @@
+/* lun_write.c: writing a LUN, and making ranges of it read as zeros
+ * (holes, zeroing) (see lun.h).
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * Any thread may call lun_write() and lun_discard(); neither waits on the
+ * network.  The commands of one request are submitted together and the
+ * last one to finish (on a session's RX thread) calls the caller's
+ * callback.  Writes send the caller's buffer without a copy.
+ *
+ * l->range_lock protects l->ranges, the writes in flight or waiting, in
+ * submission order.  A write starts only when no earlier write in the list
+ * shares a block with it; when a write finishes, range_leave() starts the
+ * waiting writes it was blocking.  That makes the read-modify-write of a
+ * partial block atomic with respect to other writers through this mount
+ * and keeps overlapping writes in submission order.  range_lock is a leaf:
+ * nothing else is locked while it is held, and write_start() runs after it
+ * is dropped.
+ */
+#include "lun.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iov.h"
+#include "log.h"
+#include "lun_internal.h"
+
+/* ---- writes ---- */
+
+/* One WRITE command of a write request. */
+struct write_piece {
+	struct iscsi_task task;       /* the WRITE (UNMAP, WRITE SAME) command */
+	struct write_req *req;        /* the write it belongs to */
+	struct iovec iov[4];          /* its slice of the payload */
+	uint8_t unmap_param[SCSI_UNMAP_PARAM_LEN]; /* UNMAP: its parameter list */
+	unsigned retries;             /* tries so far */
+};
+
+/* What a write request does to its blocks. */
+enum write_kind {
+	WRITE_DATA,       /* the caller's bytes */
+	WRITE_ZEROES,     /* zeros, deallocating where that reads back as zeros */
+	WRITE_PUNCH,      /* deallocate; unaligned edges and leftovers zeroed */
+};
+
+/* A write in flight.  Its life: queued in l->ranges behind any earlier
+ * overlapping write; started (edge blocks read when the range is not
+ * block-aligned, then merged); its WRITE commands in flight; finished
+ * (taken out of l->ranges, which may start the next overlapping write,
+ * then the caller's callback). */
+struct write_req {
+	struct lun *lun;              /* where to */
+	lun_write_cb cb;              /* the caller's callback */
+	void *opaque;                 /* the caller's argument */
+	enum write_kind kind;         /* data, zeros or a hole */
+	bool fua;                     /* WRITE_DATA: Force Unit Access */
+	int64_t start_ns;             /* when it was submitted (monotonic) */
+	const uint8_t *buf;           /* WRITE_DATA: the caller's bytes (sent without a copy) */
+	uint8_t *zeros;               /* zeroing: a zero-filled buffer, NULL if not needed */
+	size_t len;                   /* the caller's byte count */
+	size_t head;                  /* offset of buf[0] in block first */
+	size_t tail;                  /* bytes of buf in block end - 1 when unaligned, else 0 */
+	uint64_t first;               /* first block written */
+	uint64_t end;                 /* one past the last block written */
+	struct write_req *next;       /* l->ranges link, submission order (range_lock) */
+	bool started;                 /* nothing earlier overlaps: it runs (range_lock) */
+	struct write_req *ready_next; /* range_leave()'s list of writes to start */
+	uint8_t *edge_head;           /* block first, read then merged; NULL if not needed */
+	uint8_t *edge_tail;           /* block end - 1, read then merged; NULL if not needed */
+	atomic_uint edges_pending;    /* edge reads not finished */
+	atomic_uint pending;          /* WRITE commands not finished */
+	atomic_int err;               /* first error, 0 if none */
+	unsigned npieces;             /* entries in pieces */
+	struct write_piece pieces[];  /* the commands */
+};
+
+static bool writes_overlap(const struct write_req *a, const struct write_req *b)
+{
+	return a->first < b->end && b->first < a->end;
+}
+
+static void write_set_error(struct write_req *w, int err)
+{
+	int zero = 0;
+	if (err)
+		atomic_compare_exchange_strong(&w->err, &zero, err);
+}
+
+/* Queue @w behind the writes submitted before it.  Returns true when
+ * nothing earlier overlaps it, so the caller starts it now. */
+static bool range_enter(struct lun *l, struct write_req *w)
+{
+	struct write_req **pp;
+	bool blocked = false;
+
+	pthread_mutex_lock(&l->range_lock);
+	for (pp = &l->ranges; *pp; pp = &(*pp)->next)
+		if (writes_overlap(*pp, w))
+			blocked = true;
+	w->next = NULL;
+	w->started = !blocked;
+	*pp = w;
+	pthread_mutex_unlock(&l->range_lock);
+	return !blocked;
+}
+
+static void write_start(struct write_req *w);
+
+/* Take finished @w out of l->ranges, then start each waiting write that
+ * no earlier write overlaps any more. */
+static void range_leave(struct lun *l, struct write_req *w)
+{
+	struct write_req *ready = NULL, **tail = &ready;
+
+	pthread_mutex_lock(&l->range_lock);
+	for (struct write_req **pp = &l->ranges; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	for (struct write_req *c = l->ranges; c; c = c->next) {
+		bool blocked = false;
+		if (c->started)
+			continue;
+		for (struct write_req *e = l->ranges; e != c && !blocked; e = e->next)
+			blocked = writes_overlap(e, c);
+		if (blocked)
+			continue;
+		c->started = true;
+		c->ready_next = NULL;
+		*tail = c;
+		tail = &c->ready_next;
+	}
+	pthread_mutex_unlock(&l->range_lock);
+	while (ready) {
+		struct write_req *next = ready->ready_next;
+		write_start(ready);
+		ready = next;
+	}
+}
+
+static void write_finish(struct write_req *w)
+{
+	struct lun *l = w->lun;
+	int err = atomic_load(&w->err);
+
+	if (err == EROFS)
+		l->write_protected = true;
+	count_request(l, w->start_ns, err);
+	if (!err) {
+		switch (w->kind) {
+		case WRITE_DATA:
+			atomic_fetch_add(&l->counters.writes, 1);
+			atomic_fetch_add(&l->counters.bytes_written, w->len);
+			if (w->fua)
+				atomic_fetch_add(&l->counters.fua_writes, 1);
+			break;
+		case WRITE_ZEROES:
+			atomic_fetch_add(&l->counters.zeroings, 1);
+			break;
+		case WRITE_PUNCH:
+			atomic_fetch_add(&l->counters.holes, 1);
+			break;
+		}
+	}
+	range_leave(l, w);
+	w->cb(w->opaque, err);
+	free(w->edge_head);
+	free(w->edge_tail);
+	free(w->zeros);
+	free(w);
+}
+
+static void write_piece_done(struct iscsi_task *t)
+{
+	struct write_piece *p = t->opaque;
+	struct write_req *w = p->req;
+	int err;
+
+	if (task_verdict(w->lun, t, p->retries, &err) == VERDICT_RETRY) {
+		p->retries++;
+		pool_submit(w->lun->pool, t);
+		return;
+	}
+	write_set_error(w, err);
+	if (atomic_fetch_sub(&w->pending, 1) == 1)
+		write_finish(w);
+}
+
+/* ---- holes and zeros ---- */
+
+/* How the interior (whole blocks) of a hole or zero range is sent. */
+enum discard_method {
+	DISCARD_UNMAP,            /* UNMAP: the LUN reads unmapped blocks as zeros */
+	DISCARD_WRITE_SAME,       /* WRITE SAME(16) of a zero block with UNMAP set */
+	DISCARD_WRITE_ZEROS,      /* plain WRITEs of zeros */
+};
+
+/* Commands at most this many blocks long when the LUN sets no limit. */
+#define DISCARD_CHUNK_BLOCKS (1u << 22)
+
+static enum discard_method discard_method(const struct lun *l)
+{
+	if (l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz))
+		return DISCARD_UNMAP;
+	if (l->lbp.write_same16)
+		return DISCARD_WRITE_SAME;
+	return DISCARD_WRITE_ZEROS;   /* a hole is refused (EOPNOTSUPP) before this */
+}
+
+/* True when the LUN can make a hole that reads back as zeros. */
+static bool can_punch(const struct lun *l)
+{
+	return discard_method(l) != DISCARD_WRITE_ZEROS;
+}
+
+/* Fill one piece (when @p is not NULL) with a command over blocks
+ * [@lba, @lba + @blocks) of @w by @method. */
+static void discard_piece(struct write_req *w, struct write_piece *p, enum discard_method method,
+			  uint64_t lba, uint32_t blocks)
+{
+	struct lun *l = w->lun;
+
+	if (!p)
+		return;
+	p->req = w;
+	p->task.lun = l->number;
+	p->task.done = write_piece_done;
+	p->task.opaque = p;
+	p->task.dir = TASK_DIR_WRITE;
+	p->task.write_iov = p->iov;
+	p->task.write_iovcnt = 1;
+	switch (method) {
+	case DISCARD_UNMAP:
+		p->task.xfer_len = (uint32_t)scsi_unmap_param(p->unmap_param, sizeof p->unmap_param,
+							       lba, blocks);
+		p->iov[0] = (struct iovec){ p->unmap_param, p->task.xfer_len };
+		scsi_cdb_unmap(p->task.cdb, (uint16_t)p->task.xfer_len);
+		break;
+	case DISCARD_WRITE_SAME:
+		p->task.xfer_len = l->block_size;
+		p->iov[0] = (struct iovec){ w->zeros, l->block_size };
+		scsi_cdb_write_same16(p->task.cdb, lba, blocks, true);
+		break;
+	case DISCARD_WRITE_ZEROS:
+		p->task.xfer_len = blocks * l->block_size;
+		p->iov[0] = (struct iovec){ w->zeros, p->task.xfer_len };
+		build_rw_cdb(l, p->task.cdb, true, false, lba, blocks);
+		break;
+	}
+}
+
+/* Cover blocks [@a, @b) with commands of at most @chunk blocks each;
+ * returns how many (filling @out from index @n when it is not NULL). */
+static unsigned discard_span(struct write_req *w, struct write_piece *out, unsigned n,
+			     enum discard_method method, uint64_t a, uint64_t b, uint32_t chunk)
+{
+	unsigned count = 0;
+
+	while (a < b) {
+		uint32_t blocks = b - a < chunk ? (uint32_t)(b - a) : chunk;
+		discard_piece(w, out ? &out[n + count] : NULL, method, a, blocks);
+		count++;
+		a += blocks;
+	}
+	return count;
+}
+
+/* Plan the commands of a hole or zero range: the partial edge blocks
+ * written whole after merging zeros, the interior by the LUN's method
+ * (UNMAP only on granularity-aligned blocks; the rest written as zeros).
+ * Counts them, and fills @out when it is not NULL. */
+static unsigned discard_plan(struct write_req *w, struct write_piece *out)
+{
+	struct lun *l = w->lun;
+	uint32_t bs = l->block_size;
+	uint32_t zero_chunk = l->split / bs;
+	uint64_t a = w->first + (w->edge_head != NULL);
+	uint64_t b = w->end - (w->edge_tail != NULL);
+	unsigned n = 0;
+
+	if (w->edge_head) {
+		if (out) {
+			discard_piece(w, &out[n], DISCARD_WRITE_ZEROS, w->first, 1);
+			out[n].iov[0].iov_base = w->edge_head;
+		}
+		n++;
+	}
+	if (w->edge_tail) {
+		if (out) {
+			discard_piece(w, &out[n], DISCARD_WRITE_ZEROS, w->end - 1, 1);
+			out[n].iov[0].iov_base = w->edge_tail;
+		}
+		n++;
+	}
+	if (a >= b)
+		return n;
+	switch (discard_method(l)) {
+	case DISCARD_UNMAP: {
+		uint64_t g = l->limits.unmap_granularity ? l->limits.unmap_granularity : 1;
+		uint64_t align = l->limits.unmap_alignment_valid ? l->limits.unmap_alignment % g : 0;
+		uint64_t ua = a + (g - (a + g - align) % g) % g;     /* first aligned block >= a */
+		uint64_t ub = b - (b + g - align) % g;                /* last aligned boundary <= b */
+		uint32_t chunk = l->limits.max_unmap_blocks && l->limits.max_unmap_blocks < DISCARD_CHUNK_BLOCKS ?
+			l->limits.max_unmap_blocks : DISCARD_CHUNK_BLOCKS;
+		if (ub <= ua) {                                       /* nothing aligned */
+			n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, b, zero_chunk);
+			break;
+		}
+		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, ua, zero_chunk);
+		n += discard_span(w, out, n, DISCARD_UNMAP, ua, ub, chunk);
+		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, ub, b, zero_chunk);
+		break;
+	}
+	case DISCARD_WRITE_SAME: {
+		uint64_t max = l->limits.max_write_same_blocks;
+		uint32_t chunk = max && max < DISCARD_CHUNK_BLOCKS ? (uint32_t)max : DISCARD_CHUNK_BLOCKS;
+		n += discard_span(w, out, n, DISCARD_WRITE_SAME, a, b, chunk);
+		break;
+	}
+	case DISCARD_WRITE_ZEROS:
+		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, b, zero_chunk);
+		break;
+	}
+	return n;
+}
+
+/* Send the commands discard_plan() made room for at lun_discard(). */
+static void discard_send(struct write_req *w)
+{
+	static const char *const method_names[] = {
+		[DISCARD_UNMAP] = "UNMAP", [DISCARD_WRITE_SAME] = "WRITE SAME(16) with UNMAP",
+		[DISCARD_WRITE_ZEROS] = "writing zeros",
+	};
+	struct write_piece *pieces = w->pieces;
+	unsigned npieces = discard_plan(w, pieces);
+
+	log_debug("%s: %s blocks %llu..%llu: %u commands, interior by %s", w->lun->name,
+		  w->kind == WRITE_PUNCH ? "hole over" : "zeroing", (unsigned long long)w->first,
+		  (unsigned long long)w->end - 1, npieces, method_names[discard_method(w->lun)]);
+	atomic_store(&w->pending, npieces);
+	/* The last completion frees w: read nothing of it after that. */
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(w->lun->pool, &pieces[i].task);
+}
+
+/* Send the WRITE commands: the whole blocks [first, end), built from the
+ * merged edge blocks and the caller's buffer. */
+static void write_send(struct write_req *w)
+{
+	struct lun *l = w->lun;
+	uint32_t bs = l->block_size;
+	size_t bytes = (size_t)((w->end - w->first) * bs);
+	struct iovec iov[3];
+	int n = 0;
+
+	if (atomic_load(&w->err)) {
+		write_finish(w);
+		return;
+	}
+	if (w->kind != WRITE_DATA) {
+		discard_send(w);
+		return;
+	}
+	if (w->end - w->first == 1 && w->edge_head) {
+		iov[n++] = (struct iovec){ w->edge_head, bs };
+	} else {
+		size_t done = 0, middle;
+		if (w->edge_head) {
+			iov[n++] = (struct iovec){ w->edge_head, bs };
+			done = bs - w->head;
+		}
+		middle = w->len - done - w->tail;
+		if (middle)
+			iov[n++] = (struct iovec){ (void *)(w->buf + done), middle };
+		if (w->edge_tail)
+			iov[n++] = (struct iovec){ w->edge_tail, bs };
+	}
+	atomic_store(&w->pending, w->npieces);
+	for (unsigned i = 0; i < w->npieces; i++) {
+		struct write_piece *p = &w->pieces[i];
+		size_t at = (size_t)i * l->split;
+		uint32_t len = (uint32_t)(bytes - at < l->split ? bytes - at : l->split);
+		p->req = w;
+		p->task.lun = l->number;
+		p->task.dir = TASK_DIR_WRITE;
+		p->task.xfer_len = len;
+		p->task.write_iov = p->iov;
+		p->task.write_iovcnt = iov_slice(iov, n, at, len, p->iov, 4);
+		p->task.done = write_piece_done;
+		p->task.opaque = p;
+		build_rw_cdb(l, p->task.cdb, true, w->fua, w->first + at / bs, len / bs);
+	}
+	/* Submit after all are built.  The last completion frees w, maybe
+	 * before pool_submit() returns: read nothing of w after that. */
+	struct write_piece *pieces = w->pieces;
+	unsigned npieces = w->npieces;
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(l->pool, &pieces[i].task);
+}
+
+/* An edge block arrived: merge the caller's bytes into it. */
+static void write_edge_read(struct write_req *w, uint8_t *edge, uint64_t block, int err,
+			    const uint8_t *data, size_t len)
+{
+	uint32_t bs = w->lun->block_size;
+
+	if (!err && len != bs) {
+		log_error("%s: read of block %llu for read-modify-write returned %zu bytes",
+			  w->lun->name, (unsigned long long)block, len);
+		err = EIO;
+	}
+	if (err) {
+		write_set_error(w, err);
+	} else {
+		memcpy(edge, data, bs);
+		if (block == w->first) {
+			size_t n = w->end - w->first == 1 ? w->len : bs - w->head;
+			if (w->buf)
+				memcpy(edge + w->head, w->buf, n);
+			else
+				memset(edge + w->head, 0, n);
+		} else if (w->buf) {
+			memcpy(edge, w->buf + w->len - w->tail, w->tail);
+		} else {
+			memset(edge, 0, w->tail);
+		}
+	}
+	if (atomic_fetch_sub(&w->edges_pending, 1) == 1)
+		write_send(w);
+}
+
+static void write_head_read(void *opaque, int err, const uint8_t *data, size_t len)
+{
+	struct write_req *w = opaque;
+	write_edge_read(w, w->edge_head, w->first, err, data, len);
+}
+
+static void write_tail_read(void *opaque, int err, const uint8_t *data, size_t len)
+{
+	struct write_req *w = opaque;
+	write_edge_read(w, w->edge_tail, w->end - 1, err, data, len);
+}
+
+/* Nothing earlier overlaps @w: read its partial edge blocks, or send it. */
+static void write_start(struct write_req *w)
+{
+	struct lun *l = w->lun;
+	uint32_t bs = l->block_size;
+	unsigned edges = (w->edge_head != NULL) + (w->edge_tail != NULL);
+
+	if (edges == 0) {
+		write_send(w);
+		return;
+	}
+	/* The last edge read to finish goes on to send, and the write may
+	 * finish and free w before lun_read() returns: decide from locals. */
+	bool head = w->edge_head != NULL, tail = w->edge_tail != NULL;
+	uint64_t head_off = w->first * bs, tail_off = (w->end - 1) * bs;
+
+	atomic_store(&w->edges_pending, edges);
+	if (head)
+		lun_read(l, head_off, bs, write_head_read, w);
+	if (tail)
+		lun_read(l, tail_off, bs, write_tail_read, w);
+}
+
+/* A new write request of @kind over bytes [@off, @off + @len) (checked
+ * by the caller) with its edge buffers; its pieces are counted and
+ * allocated here too.  NULL on ENOMEM. */
+static struct write_req *write_req_new(struct lun *l, enum write_kind kind, const void *buf,
+				       size_t len, uint64_t off, lun_write_cb cb, void *opaque)
+{
+	uint32_t bs = l->block_size;
+	uint64_t first = off / bs;
+	uint64_t end = (off + len + bs - 1) / bs;
+	bool one_block = end - first == 1;
+	struct write_req proto = {
+		.lun = l, .cb = cb, .opaque = opaque, .kind = kind, .buf = buf, .len = len,
+		.first = first, .end = end, .start_ns = now_ns(),
+		.head = (size_t)(off % bs), .tail = (size_t)((off + len) % bs),
+	};
+	unsigned npieces;
+	struct write_req *w;
+
+	/* A write inside one block needs that block once (as edge_head). */
+	if (proto.head || (one_block && proto.tail))
+		proto.edge_head = malloc(bs);
+	if (proto.tail && !one_block)
+		proto.edge_tail = malloc(bs);
+	if (kind != WRITE_DATA)
+		proto.zeros = calloc(1, l->split);
+	if (((proto.head || (one_block && proto.tail)) && !proto.edge_head) ||
+	    (proto.tail && !one_block && !proto.edge_tail) ||
+	    (kind != WRITE_DATA && !proto.zeros))
+		goto nomem;
+	if (kind == WRITE_DATA)
+		npieces = (unsigned)(((end - first) * bs + l->split - 1) / l->split);
+	else
+		npieces = discard_plan(&proto, NULL);
+	w = calloc(1, sizeof *w + npieces * sizeof w->pieces[0]);
+	if (!w)
+		goto nomem;
+	*w = proto;
+	w->npieces = npieces;
+	atomic_init(&w->err, 0);
+	atomic_init(&w->pending, 0);
+	atomic_init(&w->edges_pending, 0);
+	return w;
+nomem:
+	free(proto.edge_head);
+	free(proto.edge_tail);
+	free(proto.zeros);
+	return NULL;
+}
+
+void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fua,
+	       lun_write_cb cb, void *opaque)
+{
+	struct write_req *w;
+
+	if (len == 0) {
+		cb(opaque, 0);
+		return;
+	}
+	if (off >= l->size || len > l->size - off) {
+		cb(opaque, ENOSPC);
+		return;
+	}
+	if (l->write_protected) {
+		cb(opaque, EROFS);
+		return;
+	}
+	w = write_req_new(l, WRITE_DATA, buf, len, off, cb, opaque);
+	if (!w) {
+		cb(opaque, ENOMEM);
+		return;
+	}
+	w->fua = fua;
+	if (range_enter(l, w))
+		write_start(w);
+}
+
+bool lun_can_punch(const struct lun *l)
+{
+	return can_punch(l);
+}
+
+void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_write_cb cb,
+		 void *opaque)
+{
+	struct write_req *w;
+
+	if (off >= l->size || len == 0) {
+		cb(opaque, 0);
+		return;
+	}
+	if (len > l->size - off)
+		len = l->size - off;
+	if (l->write_protected) {
+		cb(opaque, EROFS);
+		return;
+	}
+	if (punch && !can_punch(l)) {
+		cb(opaque, EOPNOTSUPP);
+		return;
+	}
+	if (len > SIZE_MAX)
+		len = SIZE_MAX;
+	w = write_req_new(l, punch ? WRITE_PUNCH : WRITE_ZEROES, NULL, (size_t)len, off, cb, opaque);
+	if (!w) {
+		cb(opaque, ENOMEM);
+		return;
+	}
+	if (range_enter(l, w))
+		write_start(w);
+}
+
+ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off)
+{
+	struct sync_wait w = { .finished = false };
+
+	sync_wait_init(&w);
+	lun_write(l, buf, len, off, false, sync_wait_done, &w);
+	return sync_wait_finish(&w) < 0 ? -1 : (ssize_t)len;
+}
