@@ -1,48 +1,70 @@
 /* fs.h: the FUSE low-level file system: a tree of directories and LUN
- * files, built once at start-up and read-only afterwards.
+ * files.
+ *
+ * Nodes live in one array allocated once (fs_reserve()) and are only ever
+ * appended: a target opened while mounted (discovery mounts) adds its LUN
+ * files then.  A node is complete before nnodes counts it (release store,
+ * acquire loads), so readers take no lock; appenders take grow_lock.
  */
 #ifndef ISCSIFS_FS_H
 #define ISCSIFS_FS_H
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "lun.h"
+#include "target.h"
 
-/* One inode: the root, a target directory, or a LUN file. */
+/* One inode: the root, a target directory, a LUN file, or the stats
+ * directory and file. */
 struct fs_node {
 	fuse_ino_t ino;               /* inode number: index + 1 */
 	fuse_ino_t parent;            /* parent directory's inode */
-	bool is_dir;                  /* directory rather than LUN file */
+	bool is_dir;                  /* directory rather than file */
 	bool is_stats;                /* the statistics file (lun is NULL) */
 	char name[256];               /* name in the parent ("" for the root) */
 	struct lun *lun;              /* LUN files: the LUN */
-	const char *target;           /* LUN files: the target IQN */
+	struct fs_target *tgt;        /* a target's directory and LUN files: the target */
 };
 
-/* The mount: read-only after start-up, so no lock. */
+/* The mount. */
 struct fs {
-	struct fs_node *nodes;        /* nodes[ino - 1] */
-	size_t nnodes;                /* entries used */
-	size_t cap;                   /* entries allocated */
+	struct fs_node *nodes;        /* nodes[ino - 1], cap entries, never moved */
+	size_t cap;                   /* entries allocated (fixed by fs_reserve()) */
+	atomic_size_t nnodes;         /* entries complete and visible */
+	pthread_mutex_t grow_lock;    /* serialises fs_add_node() */
+	struct fs_target **targets;   /* every target of the mount (read-only once mounted) */
+	size_t ntargets;              /* entries of targets */
+	bool discovery;               /* the root lists targets, not LUN files (read-only) */
 	bool read_only;               /* -o ro: every file 0444, writes EROFS */
 	bool cache;                   /* -o cache: page cache instead of direct I/O */
-	const char *portal;           /* "host:port" for xattrs */
+	unsigned sessions;            /* -o sessions: per opened target */
+	unsigned timeout_s;           /* -o timeout: replacement timeout of each pool */
 	uid_t uid;                    /* owner shown for every inode */
 	gid_t gid;                    /* group shown for every inode */
 	struct timespec mount_time;   /* times shown for every inode */
 };
 
-/* Add a node under @parent; returns its inode number or 0 (ENOMEM). */
+/* Allocate room for @cap nodes; call once before adding any.  0 or -1. */
+int fs_reserve(struct fs *fs, size_t cap);
+
+/* Add a node under @parent (0: the root itself), of target @tgt (NULL for
+ * none); returns its inode number, or 0 (ENOSPC when the reserved room is
+ * used up). */
 fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
-		       struct lun *lun, const char *target);
+		       struct lun *lun, struct fs_target *tgt);
 
 /* Add the directory .iscsifs under the root with the read-only file
  * stats (counters of every LUN and session, see stats.h).  Returns 0, or
- * -1 (ENOMEM). */
+ * -1 (ENOSPC). */
 int fs_add_stats(struct fs *fs);
+
+/* The node of inode @ino, or NULL. */
+struct fs_node *fs_node(struct fs *fs, fuse_ino_t ino);
 
 /* The operations table for fuse_session_new(). */
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -75,7 +75,8 @@ struct lun {
 int lun_list(struct pool *pool, uint32_t *luns, size_t max);
 
 /* Find out what LUN @number is.  Returns 1 and a new lun for a
- * direct-access block device, 0 (and no lun) for anything else, -1 with
+ * direct-access block device, 0 (and no lun; err_msg() says what it is)
+ * for anything else, -1 with
  * err_set() on failure: EPROTO (message starting "lunN: ") when what the
  * target returned about this LUN is unusable (short or lying INQUIRY or
  * READ CAPACITY data, a bad block length, capacity 0), so that other LUNs

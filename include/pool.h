@@ -34,12 +34,18 @@ void pool_submit(struct pool *p, struct iscsi_task *task);
 int pool_exec(struct pool *p, struct iscsi_task *task);
 
 /* Called by a session when it has room again (a task finished, the window
- * opened): moves queued tasks onto sessions.  Called with no lock held. */
+ * opened): moves queued tasks onto sessions.  Called with no lock held.
+ * Does nothing when @p is NULL (a session attached without a pool by
+ * session_attach_fd()). */
 void pool_kick(struct pool *p);
 
 /* Wait (up to @timeout_ms) for every submitted task to finish, log out
- * every session and free the pool. */
+ * every session and free the pool.  Logs nothing of its own: it also ends
+ * a failed start-up, whose message must stay the only line. */
 void pool_destroy(struct pool *p, int timeout_ms);
+
+/* One info line per session with its counters (at unmount). */
+void pool_log_stats(struct pool *p);
 
 /* The negotiated parameters of the pool's first session. */
 const struct iscsi_params *pool_params(const struct pool *p);

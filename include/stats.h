@@ -10,6 +10,6 @@ struct fs;
 
 /* A snapshot of every counter of @fs, as a NUL-terminated text in a
  * malloc()ed buffer (its length in *@len), or NULL on ENOMEM. */
-char *stats_render(const struct fs *fs, size_t *len);
+char *stats_render(struct fs *fs, size_t *len);
 
 #endif /* ISCSIFS_STATS_H */

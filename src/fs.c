@@ -30,40 +30,79 @@
 #include "stats.h"
 #include "log.h"
 
-fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
-		       struct lun *lun, const char *target)
+int fs_reserve(struct fs *fs, size_t cap)
 {
-	if (fs->nnodes == fs->cap) {
-		size_t cap = fs->cap ? fs->cap * 2 : 16;
-		struct fs_node *n = realloc(fs->nodes, cap * sizeof *n);
-		if (!n) {
-			errno = ENOMEM;
-			return 0;
-		}
-		fs->nodes = n;
-		fs->cap = cap;
+	fs->nodes = calloc(cap, sizeof *fs->nodes);
+	if (!fs->nodes)
+		return -1;
+	fs->cap = cap;
+	atomic_init(&fs->nnodes, 0);
+	pthread_mutex_init(&fs->grow_lock, NULL);
+	return 0;
+}
+
+/* Append a node; it becomes visible complete (release store of nnodes). */
+static fuse_ino_t add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
+			   bool is_stats, struct lun *lun, struct fs_target *tgt)
+{
+	fuse_ino_t ino = 0;
+
+	pthread_mutex_lock(&fs->grow_lock);
+	size_t n = atomic_load_explicit(&fs->nnodes, memory_order_relaxed);
+	if (n < fs->cap) {
+		struct fs_node *node = &fs->nodes[n];
+		memset(node, 0, sizeof *node);
+		node->ino = n + 1;
+		node->parent = parent ? parent : node->ino;
+		node->is_dir = is_dir;
+		node->is_stats = is_stats;
+		snprintf(node->name, sizeof node->name, "%s", name);
+		node->lun = lun;
+		node->tgt = tgt;
+		ino = node->ino;
+		atomic_store_explicit(&fs->nnodes, n + 1, memory_order_release);
+	} else {
+		errno = ENOSPC;
 	}
-	struct fs_node *node = &fs->nodes[fs->nnodes];
-	memset(node, 0, sizeof *node);
-	node->ino = fs->nnodes + 1;
-	node->parent = parent ? parent : node->ino;
-	node->is_dir = is_dir;
-	snprintf(node->name, sizeof node->name, "%s", name);
-	node->lun = lun;
-	node->target = target;
-	fs->nnodes++;
-	return node->ino;
+	pthread_mutex_unlock(&fs->grow_lock);
+	return ino;
+}
+
+fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool is_dir,
+		       struct lun *lun, struct fs_target *tgt)
+{
+	return add_node(fs, parent, name, is_dir, false, lun, tgt);
 }
 
 int fs_add_stats(struct fs *fs)
 {
-	fuse_ino_t dir = fs_add_node(fs, 1, ".iscsifs", true, NULL, NULL);
-	fuse_ino_t file = dir ? fs_add_node(fs, dir, "stats", false, NULL, NULL) : 0;
+	fuse_ino_t dir = add_node(fs, 1, ".iscsifs", true, false, NULL, NULL);
 
-	if (!file)
+	if (!dir || !add_node(fs, dir, "stats", false, true, NULL, NULL))
 		return -1;
-	fs->nodes[file - 1].is_stats = true;
 	return 0;
+}
+
+/* Nodes visible now. */
+static size_t node_count(struct fs *fs)
+{
+	return atomic_load_explicit(&fs->nnodes, memory_order_acquire);
+}
+
+struct fs_node *fs_node(struct fs *fs, fuse_ino_t ino)
+{
+	if (ino == 0 || ino > node_count(fs))
+		return NULL;
+	return &fs->nodes[ino - 1];
+}
+
+/* A target's directory is used: open the target (log in, add its LUN
+ * files) unless it is open.  Returns 0 or the errno to answer with. */
+static int ensure_open(struct fs *fs, struct fs_node *dir)
+{
+	if (!dir->tgt || !fs->discovery || dir->ino == 1)
+		return 0;
+	return target_open(fs, dir->tgt);
 }
 
 static struct fs *fs_of(fuse_req_t req)
@@ -73,9 +112,7 @@ static struct fs *fs_of(fuse_req_t req)
 
 static struct fs_node *node_of(struct fs *fs, fuse_ino_t ino)
 {
-	if (ino == 0 || ino > fs->nnodes)
-		return NULL;
-	return &fs->nodes[ino - 1];
+	return fs_node(fs, ino);
 }
 
 /* The node of @ino when it is a LUN file, else NULL with *err set. */
@@ -136,9 +173,20 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
+	struct fs_node *dir = node_of(fs, parent);
 	struct fuse_entry_param e;
+	int err;
 
-	for (size_t i = 0; i < fs->nnodes; i++) {
+	if (!dir || !dir->is_dir) {
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+		return;
+	}
+	err = ensure_open(fs, dir);
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	for (size_t i = 0, count = node_count(fs); i < count; i++) {
 		struct fs_node *n = &fs->nodes[i];
 		if (n->parent == parent && n->ino != parent && strcmp(n->name, name) == 0) {
 			memset(&e, 0, sizeof e);
@@ -215,6 +263,11 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
+	int err = ensure_open(fs, dir);
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
 	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -236,7 +289,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			size_t k = i - 2;
 			/* find the k-th child */
 			struct fs_node *child = NULL;
-			for (size_t j = 0, seen = 0; j < fs->nnodes; j++) {
+			for (size_t j = 0, seen = 0, count = node_count(fs); j < count; j++) {
 				struct fs_node *c = &fs->nodes[j];
 				if (c->parent == dir->ino && c->ino != dir->ino && seen++ == k) {
 					child = c;
@@ -517,14 +570,15 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs sv;
 	uint64_t total = 0;
 
-	for (size_t i = 0; i < fs->nnodes; i++)
+	size_t count = node_count(fs);
+	for (size_t i = 0; i < count; i++)
 		if (fs->nodes[i].lun)
 			total += fs->nodes[i].lun->size;
 	memset(&sv, 0, sizeof sv);
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
 	sv.f_blocks = total / 4096;
-	sv.f_files = fs->nnodes;
+	sv.f_files = count;
 	sv.f_namemax = 255;
 	sv.f_flag = fs->read_only ? ST_RDONLY : 0;
 	fuse_reply_statfs(req, &sv);
@@ -555,9 +609,9 @@ static int xattr_value(const struct fs *fs, const struct fs_node *n, const char 
 	else if (strcmp(name, "user.iscsi.max_transfer") == 0)
 		snprintf(out, cap, "%u", l->max_xfer);
 	else if (strcmp(name, "user.iscsi.target") == 0)
-		snprintf(out, cap, "%s", n->target);
+		snprintf(out, cap, "%s", n->tgt->cfg.target_name);
 	else if (strcmp(name, "user.iscsi.portal") == 0)
-		snprintf(out, cap, "%s", fs->portal);
+		snprintf(out, cap, "%s", n->tgt->portal);
 	else if (strcmp(name, "user.iscsi.lun") == 0)
 		snprintf(out, cap, "%u", l->number);
 	else if (strcmp(name, "user.iscsi.write_protected") == 0)

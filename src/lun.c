@@ -228,6 +228,8 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	if (l->inquiry.qualifier != 0 || l->inquiry.device_type != 0) {
 		log_debug("%s: peripheral type 0x%02x, qualifier %u: not a disk, skipped",
 			  l->name, l->inquiry.device_type, l->inquiry.qualifier);
+		err_set(ENODEV, "peripheral device type 0x%02x%s, not a disk",
+			l->inquiry.device_type, l->inquiry.qualifier ? " (not connected)" : "");
 		free(l);
 		return 0;
 	}

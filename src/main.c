@@ -23,11 +23,16 @@
 #include "fuse_channel.h"
 #include "fuse_loop.h"
 #include "log.h"
+#include "discovery.h"
+#include "list.h"
 #include "lun.h"
 #include "pool.h"
+#include "target.h"
 #include "url.h"
 
 #define MAX_LUNS 1024
+/* LUN files per target of a discovery mount at most. */
+#define MAX_LUNS_DISCOVERED 256
 /* Threads reading /dev/fuse.  No handler waits on the network (reads,
  * writes and fsync complete on session threads), so a few serve any load. */
 #define FUSE_WORKERS 8
@@ -42,6 +47,7 @@ struct options {
 	int cache;                  /* -o cache */
 	int show_help;              /* --help / -h */
 	int show_version;           /* --version / -V */
+	int list;                   /* --list: print what the URL offers, mount nothing */
 	unsigned sessions;          /* -o sessions= */
 	unsigned queue_depth;       /* -o queue_depth= */
 	char *initiator;            /* -o initiator= */
@@ -58,7 +64,7 @@ struct options {
 	int extra_positional;       /* arguments after MOUNTPOINT */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_RO };
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_LIST };
 
 #define OPT(t, f) { t, offsetof(struct options, f), 1 }
 static const struct fuse_opt option_spec[] = {
@@ -81,6 +87,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("--list", KEY_LIST),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_END
@@ -103,9 +110,11 @@ static void free_options(struct options *o, struct fuse_args *args)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: iscsifs [OPTIONS] iscsi://[USER@]HOST[:PORT]/TARGET-IQN[/LUN] MOUNTPOINT\n"
+"usage: iscsifs [OPTIONS] iscsi://[USER@]HOST[:PORT][/TARGET-IQN[/LUN]] MOUNTPOINT\n"
+"       iscsifs --list iscsi://[USER@]HOST[:PORT][/TARGET-IQN]\n"
 "\n"
-"Mount the disk LUNs of an iSCSI target as files lun0, lun1, ...\n"
+"Mount the disk LUNs of an iSCSI target as files lun0, lun1, ...; with only a\n"
+"portal, a directory per target found by SendTargets discovery.\n"
 "\n"
 "  -f                        stay in the foreground\n"
 "  -d                        debug log to stderr (implies -f)\n"
@@ -120,6 +129,7 @@ static void usage(FILE *f)
 "  -o noop_interval=SEC      keepalive NOP-Out after this much silence (default 5, 0 = off)\n"
 "  -o noop_timeout=SEC       connection failed when the NOP-In is this late (default 5)\n"
 "  -o cmd_timeout=SEC        connection dropped when a command is this late (default 30, 0 = off)\n"
+"  --list                    print the targets, portals and LUNs of the URL, mount nothing\n"
 "  -h, --help                this text\n"
 "  -V, --version             the version\n"
 "\n"
@@ -133,6 +143,9 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	switch (key) {
 	case KEY_HELP:
 		o->show_help = 1;
+		return 0;
+	case KEY_LIST:
+		o->list = 1;
 		return 0;
 	case KEY_VERSION:
 		o->show_version = 1;
@@ -286,6 +299,105 @@ static void default_initiator(char *out, size_t cap)
 	snprintf(out, cap, "iqn.2026-11.org.iscsifs:%s", host);
 }
 
+/* LUN files in the mount. */
+static size_t count_luns(struct fs *fs)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < fs->nnodes; i++)
+		n += fs->nodes[i].lun != NULL;
+	return n;
+}
+
+/* Add @t to the mount's list of targets.  0, or -1 (ENOMEM). */
+static int remember_target(struct fs *fs, struct fs_target *t)
+{
+	struct fs_target **list = realloc(fs->targets, (fs->ntargets + 1) * sizeof *list);
+
+	if (!list)
+		return -1;
+	fs->targets = list;
+	fs->targets[fs->ntargets++] = t;
+	return 0;
+}
+
+/* The target form: log in, list and probe the LUNs, add their files to the
+ * root.  Prints the reason and returns -1 on failure. */
+static int mount_target(struct fs *fs, const struct session_config *cfg, const char *portal,
+			long long only_lun)
+{
+	struct fs_target *t;
+	int err;
+
+	if (fs_reserve(fs, 3 + MAX_LUNS) < 0 || !fs_add_node(fs, 0, "", true, NULL, NULL) ||
+	    !(t = target_new(cfg, portal, 1, only_lun)) || remember_target(fs, t) < 0) {
+		fprintf(stderr, "iscsifs: out of memory\n");
+		return -1;
+	}
+	fs->nodes[0].tgt = t;    /* nothing reads the tree yet */
+	err = target_open(fs, t);
+	if (err) {
+		fprintf(stderr, "iscsifs: %s\n", err_msg());
+		return -1;
+	}
+	if (count_luns(fs) == 0)
+		log_warn("target %s has no disk LUNs; the mount will be empty", cfg->target_name);
+	return 0;
+}
+
+/* The portal form: SendTargets discovery, then a directory per target
+ * whose login waits for its first use.  Prints the reason and returns -1
+ * on failure. */
+static int mount_discovered(struct fs *fs, const struct session_config *cfg,
+			    const char *mountpoint)
+{
+	struct discovery d;
+
+	if (discovery_run(cfg, &d) < 0) {
+		fprintf(stderr, "iscsifs: discovery on %s:%u failed: %s\n", cfg->host, cfg->port,
+			err_msg());
+		return -1;
+	}
+	if (fs_reserve(fs, 3 + d.ntargets * (1 + MAX_LUNS_DISCOVERED)) < 0 ||
+	    !fs_add_node(fs, 0, "", true, NULL, NULL)) {
+		fprintf(stderr, "iscsifs: out of memory\n");
+		discovery_free(&d);
+		return -1;
+	}
+	for (size_t i = 0; i < d.ntargets; i++) {
+		const struct discovery_target *dt = &d.targets[i];
+		struct session_config tc = *cfg;
+		char portal[300];
+		struct fs_target *t;
+		fuse_ino_t dir;
+
+		snprintf(tc.target_name, sizeof tc.target_name, "%s", dt->name);
+		if (dt->nportals > 0) {
+			snprintf(tc.host, sizeof tc.host, "%s", dt->portals[0].host);
+			tc.port = dt->portals[0].port;
+		}
+		snprintf(portal, sizeof portal, strchr(tc.host, ':') ? "[%s]:%u" : "%s:%u", tc.host,
+			 tc.port);
+		/* each target its own ISIDs, stable per mount */
+		make_isid(tc.isid_base, tc.initiator_name, tc.target_name, mountpoint);
+		dir = fs_add_node(fs, 1, dt->name, true, NULL, NULL);
+		t = dir ? target_new(&tc, portal, dir, -1) : NULL;
+		if (!t || remember_target(fs, t) < 0) {
+			fprintf(stderr, "iscsifs: out of memory\n");
+			free(t);
+			discovery_free(&d);
+			return -1;
+		}
+		fs->nodes[dir - 1].tgt = t;    /* nothing reads the tree yet */
+		log_info("target %s at %s", dt->name, portal);
+	}
+	if (d.ntargets == 0)
+		log_warn("discovery on %s:%u found no targets; the mount will be empty", cfg->host,
+			 cfg->port);
+	discovery_free(&d);
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -294,7 +406,6 @@ int main(int argc, char *argv[])
 	struct iscsi_url url;
 	struct session_config cfg;
 	struct fs fs = { 0 };
-	struct pool *pool = NULL;
 	struct fuse_session *se = NULL;
 	char mountpoint[PATH_MAX];
 	int status = 1;
@@ -313,7 +424,13 @@ int main(int argc, char *argv[])
 		goto out_options;
 	}
 	log_set_level(o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-	if (!o.url || !o.mountpoint || o.extra_positional) {
+	if (o.list && (!o.url || o.mountpoint)) {
+		fprintf(stderr, "iscsifs: %s\n", !o.url ? "--list needs a URL" :
+			"--list takes a URL and no MOUNTPOINT");
+		status = 2;
+		goto out_options;
+	}
+	if (!o.list && (!o.url || !o.mountpoint || o.extra_positional)) {
 		fprintf(stderr, "iscsifs: %s\n", !o.url ? "missing URL and MOUNTPOINT" :
 			!o.mountpoint ? "missing MOUNTPOINT" : "too many arguments");
 		usage(stderr);
@@ -322,12 +439,6 @@ int main(int argc, char *argv[])
 	}
 	if (url_parse(o.url, &url) < 0) {
 		fprintf(stderr, "iscsifs: %s\n", err_msg());
-		status = 2;
-		goto out_options;
-	}
-	if (!url.target[0]) {
-		fprintf(stderr, "iscsifs: %s names no target; discovery mounts are not supported yet: "
-			"give iscsi://HOST[:PORT]/TARGET-IQN\n", o.url);
 		status = 2;
 		goto out_options;
 	}
@@ -341,18 +452,20 @@ int main(int argc, char *argv[])
 		status = 2;
 		goto out_options;
 	}
-	if (!realpath(o.mountpoint, mountpoint)) {
+	if (o.list)
+		snprintf(mountpoint, sizeof mountpoint, "--list");
+	else if (!realpath(o.mountpoint, mountpoint)) {
 		fprintf(stderr, "iscsifs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
 		status = 1;
 		goto out_options;
 	}
 	struct stat st;
-	if (stat(mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	if (!o.list && (stat(mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))) {
 		fprintf(stderr, "iscsifs: mountpoint %s: Not a directory\n", o.mountpoint);
 		status = 1;
 		goto out_options;
 	}
-	if (is_mount_point(mountpoint)) {
+	if (!o.list && is_mount_point(mountpoint)) {
 		fprintf(stderr, "iscsifs: mountpoint %s is busy: something is already mounted there\n",
 			o.mountpoint);
 		status = 1;
@@ -391,6 +504,16 @@ int main(int argc, char *argv[])
 		cfg.connect_timeout_ms = 1000;
 	make_isid(cfg.isid_base, cfg.initiator_name, cfg.target_name, mountpoint);
 
+	if (o.list) {
+		signal(SIGPIPE, SIG_IGN);
+		if (list_portal(&cfg, stdout) < 0) {
+			fprintf(stderr, "iscsifs: %s\n", err_msg());
+			status = 1;
+		} else {
+			status = 0;
+		}
+		goto out_options;
+	}
 	if (!o.foreground && daemonize_early() < 0) {
 		fprintf(stderr, "iscsifs: %s\n", err_msg());
 		status = 1;
@@ -398,83 +521,19 @@ int main(int argc, char *argv[])
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	pool = pool_create(&cfg, o.sessions, o.timeout);
-	if (!pool) {
-		fprintf(stderr, "iscsifs: %s\n", err_msg());
-		goto out;
-	}
-
-	uint32_t *numbers = calloc(MAX_LUNS, sizeof *numbers);
-	int nluns = numbers ? lun_list(pool, numbers, MAX_LUNS) : -1;
-	if (nluns < 0) {
-		fprintf(stderr, "iscsifs: cannot list the LUNs of %s: %s\n", url.target, err_msg());
-		free(numbers);
-		goto out;
-	}
 	clock_gettime(CLOCK_REALTIME, &fs.mount_time);
 	fs.uid = getuid();
 	fs.gid = getgid();
 	fs.read_only = o.read_only;
 	fs.cache = o.cache;
+	fs.sessions = o.sessions;
+	fs.timeout_s = o.timeout;
+	fs.discovery = !url.target[0];
 	char portal[300];
 	snprintf(portal, sizeof portal, url.ipv6 ? "[%s]:%u" : "%s:%u", url.host, url.port);
-	fs.portal = portal;
-	fs_add_node(&fs, 0, "", true, NULL, NULL);
-	bool wanted_found = false;
-	char skipped[512] = "";         /* why the first unusable LUN was skipped */
-	unsigned nskipped = 0;          /* LUNs skipped for unusable data */
-	for (int i = 0; i < nluns; i++) {
-		struct lun *l;
-		if (url.lun >= 0 && numbers[i] != (uint32_t)url.lun)
-			continue;
-		int rc = lun_probe(pool, numbers[i], &l);
-		if (rc < 0 && url.lun < 0 && err_errno() == EPROTO) {
-			/* The target's data about this LUN is unusable: serve
-			 * the others.  The first reason waits, so that a target
-			 * with no usable LUN fails with one line. */
-			if (nskipped++ == 0)
-				snprintf(skipped, sizeof skipped, "%s", err_msg());
-			else
-				log_error("%s; LUN skipped", err_msg());
-			continue;
-		}
-		if (rc < 0) {
-			fprintf(stderr, "iscsifs: %s\n", err_msg());
-			free(numbers);
-			goto out;
-		}
-		if (url.lun >= 0)
-			wanted_found = true;
-		if (rc == 0) {
-			if (url.lun >= 0) {
-				fprintf(stderr, "iscsifs: LUN %u of %s is not a disk\n", numbers[i],
-					url.target);
-				free(numbers);
-				goto out;
-			}
-			continue;
-		}
-		if (!fs_add_node(&fs, 1, l->name, false, l, cfg.target_name)) {
-			fprintf(stderr, "iscsifs: out of memory\n");
-			free(numbers);
-			goto out;
-		}
-	}
-	free(numbers);
-	if (nskipped && fs.nnodes == 1) {
-		fprintf(stderr, "iscsifs: %s\n", skipped);
+	if (fs.discovery ? mount_discovered(&fs, &cfg, mountpoint) < 0 :
+	    mount_target(&fs, &cfg, portal, url.lun) < 0)
 		goto out;
-	}
-	if (nskipped)
-		log_error("%s; LUN skipped", skipped);
-	if (url.lun >= 0 && !wanted_found) {
-		fprintf(stderr, "iscsifs: no such LUN: %lld on target %s\n", (long long)url.lun,
-			url.target);
-		goto out;
-	}
-	size_t nfiles = fs.nnodes - 1;  /* LUN files, before the stats nodes */
-	if (nfiles == 0)
-		log_warn("target %s has no disk LUNs; the mount will be empty", url.target);
 	if (fs_add_stats(&fs) < 0) {
 		fprintf(stderr, "iscsifs: out of memory\n");
 		goto out;
@@ -483,7 +542,7 @@ int main(int argc, char *argv[])
 	/* FUSE: subtype and fsname for mount listings (never the password). */
 	char fsname[600];
 	snprintf(fsname, sizeof fsname, "-ofsname=iscsi://%s/%s,subtype=iscsifs,default_permissions",
-		 portal, url.target);
+		 portal, url.target);    /* url.target is "" for a discovery mount */
 	fuse_opt_add_arg(&args, fsname);
 	if (o.debug && getenv("ISCSIFS_FUSE_DEBUG"))
 		fuse_opt_add_arg(&args, "-d");
@@ -503,8 +562,11 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_channel_install(se) < 0)
 		log_warn("cannot install the FUSE channel hooks; direct writes to one file will be serialised");
-	log_info("mounted %s (%zu LUN files) on %s with %u sessions", url.target, nfiles,
-		 mountpoint, o.sessions);
+	if (fs.discovery)
+		log_info("mounted %zu targets of %s on %s", fs.ntargets, portal, mountpoint);
+	else
+		log_info("mounted %s (%zu LUN files) on %s with %u sessions", url.target,
+			 count_luns(&fs), mountpoint, o.sessions);
 	if (!o.foreground)
 		finish_daemonize();
 
@@ -512,13 +574,16 @@ int main(int argc, char *argv[])
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	log_info("unmounted %s; logging out", mountpoint);
-	/* pool_destroy() logs each session's counters. */
+	for (size_t i = 0; i < fs.ntargets; i++)
+		if (fs.targets[i]->pool)
+			pool_log_stats(fs.targets[i]->pool);
 	status = loop_rc < 0 ? 1 : 0;
 out:
 	report_to_parent((char)status);
 	/* Drain and log out before the FUSE session goes: late replies need it. */
-	if (pool)
-		pool_destroy(pool, 30000);
+	for (size_t i = 0; i < fs.ntargets; i++)
+		target_free(fs.targets[i]);
+	free(fs.targets);
 	if (se)
 		fuse_session_destroy(se);
 	for (size_t i = 0; i < fs.nnodes; i++)

@@ -122,6 +122,19 @@ void pool_session_stats(struct pool *p, unsigned i, struct session_stats *out)
 	session_get_stats(p->sessions[i], out);
 }
 
+void pool_log_stats(struct pool *p)
+{
+	for (unsigned i = 0; i < p->n; i++) {
+		struct session_stats st;
+		session_get_stats(p->sessions[i], &st);
+		log_info("session %u: %llu commands, %llu R2Ts, %llu bytes read, %llu bytes written, "
+			 "%llu reconnects, %llu timeouts", i, (unsigned long long)st.commands,
+			 (unsigned long long)st.r2ts, (unsigned long long)st.bytes_read,
+			 (unsigned long long)st.bytes_written, (unsigned long long)st.reconnects,
+			 (unsigned long long)st.timeouts);
+	}
+}
+
 const struct iscsi_params *pool_params(const struct pool *p)
 {
 	return session_params(p->sessions[0]);
@@ -378,16 +391,9 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	pthread_mutex_unlock(&p->lock);
 	if (had_watchdog)
 		pthread_join(p->watchdog, NULL);
-	for (unsigned i = 0; i < p->n; i++) {
-		struct session_stats st;
-		session_get_stats(p->sessions[i], &st);
-		log_info("session %u: %llu commands, %llu R2Ts, %llu bytes read, %llu bytes written, "
-			 "%llu reconnects, %llu timeouts", i, (unsigned long long)st.commands,
-			 (unsigned long long)st.r2ts, (unsigned long long)st.bytes_read,
-			 (unsigned long long)st.bytes_written, (unsigned long long)st.reconnects,
-			 (unsigned long long)st.timeouts);
+	/* No log line here (see pool.h): pool_log_stats() at unmount. */
+	for (unsigned i = 0; i < p->n; i++)
 		session_logout_and_free(p->sessions[i], 5000);
-	}
 	free(p->sessions);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle_cond);

@@ -85,7 +85,7 @@ static void add_lun(struct stats_text *b, const struct fs_node *n)
 	struct lun_counters *c = &n->lun->counters;
 	uint64_t hist[LUN_LATENCY_BUCKETS], total = 0;
 
-	add(b, "lun %s target %s\n", n->name, n->target);
+	add(b, "lun %s target %s\n", n->name, n->tgt->cfg.target_name);
 #define COUNTER(field) add(b, #field " %llu\n", (unsigned long long)atomic_load(&c->field))
 	COUNTER(reads);
 	COUNTER(writes);
@@ -125,27 +125,24 @@ static void add_pool(struct stats_text *b, struct pool *p, const char *target)
 	}
 }
 
-char *stats_render(const struct fs *fs, size_t *len)
+char *stats_render(struct fs *fs, size_t *len)
 {
 	struct stats_text b = { .cap = 4096 };
+	size_t count = atomic_load_explicit(&fs->nnodes, memory_order_acquire);
 
 	b.data = malloc(b.cap);
 	if (!b.data)
 		return NULL;
 	b.data[0] = '\0';
-	for (size_t i = 0; i < fs->nnodes; i++)
+	for (size_t i = 0; i < count; i++)
 		if (fs->nodes[i].lun)
 			add_lun(&b, &fs->nodes[i]);
-	/* Each pool once: LUNs of one target share it. */
-	for (size_t i = 0; i < fs->nnodes; i++) {
-		const struct fs_node *n = &fs->nodes[i];
-		bool seen = false;
-		if (!n->lun)
-			continue;
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = fs->nodes[j].lun && fs->nodes[j].lun->pool == n->lun->pool;
-		if (!seen)
-			add_pool(&b, n->lun->pool, n->target);
+	for (size_t i = 0; i < fs->ntargets; i++) {
+		struct fs_target *t = fs->targets[i];
+		pthread_mutex_lock(&t->lock);
+		if (t->pool)
+			add_pool(&b, t->pool, t->cfg.target_name);
+		pthread_mutex_unlock(&t->lock);
 	}
 	if (b.failed) {
 		free(b.data);

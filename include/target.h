@@ -1,0 +1,55 @@
+/* target.h: one target of a mount: how to reach it, its session pool, and
+ * the LUN files it adds to the file system once it is opened.
+ *
+ * A target-form mount opens its one target at start-up.  A discovery mount
+ * shows one directory per discovered target and opens a target when its
+ * directory is first used (lookup or readdir); an open target stays open
+ * until unmount.  A target that fails to open (login rejected, for one)
+ * makes its directory answer with that errno; it is tried again at most
+ * every TARGET_RETRY_S seconds.
+ */
+#ifndef ISCSIFS_TARGET_H
+#define ISCSIFS_TARGET_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pool.h"
+#include "session.h"
+
+struct fs;
+
+/* A failed open is not tried again sooner than this. */
+#define TARGET_RETRY_S 10
+
+struct fs_target {
+	struct session_config cfg;    /* how to reach and log in (read-only) */
+	char portal[300];             /* "host:port" ("[v6]:port") for xattrs (read-only) */
+	fuse_ino_t dir;               /* the directory of its LUN files (read-only) */
+	long long only_lun;           /* add only this LUN, -1 for all (read-only) */
+	pthread_mutex_t lock;         /* protects the fields below; held while opening */
+	struct pool *pool;            /* lock: its sessions once opened, else NULL */
+	bool opened;                  /* lock: its LUN files are in the file system */
+	int open_err;                 /* lock: errno of the last failed open, 0 if none */
+	int64_t failed_at_ns;         /* lock: when that open failed (monotonic) */
+};
+
+/* A new, closed target for @cfg whose files go under directory @dir.
+ * NULL on ENOMEM. */
+struct fs_target *target_new(const struct session_config *cfg, const char *portal,
+			     fuse_ino_t dir, long long only_lun);
+
+/* Open @t unless it is open: log in its pool (fs->sessions sessions),
+ * list and probe its LUNs, add a file per disk LUN under t->dir.  LUNs
+ * whose data is unusable are skipped with a log line while others are
+ * usable.  Returns 0, or an errno with err_set() saying why (ENOENT: no
+ * such LUN or not a disk when only_lun is set; the login's errno). */
+int target_open(struct fs *fs, struct fs_target *t);
+
+/* Log out and free (after the FUSE session has stopped). */
+void target_free(struct fs_target *t);
+
+#endif /* ISCSIFS_TARGET_H */

@@ -1,0 +1,324 @@
+/* discovery.c: SendTargets discovery (see discovery.h).
+ *
+ * Synchronous, on its own connection, before any thread exists for it:
+ * connect, log in (SessionType=Discovery), Text Request SendTargets=All,
+ * Text Responses until one has F set and C clear (a continued answer is
+ * asked for again with its Target Transfer Tag and an empty request),
+ * Logout.  Every answer is bounded by the conn's receive deadline and the
+ * whole text by DISCOVERY_MAX_TEXT.
+ */
+#include "discovery.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "login.h"
+#include "wire.h"
+
+/* The largest SendTargets answer we accept, all continuations together. */
+#define DISCOVERY_MAX_TEXT (1u << 20)
+/* Continuations we follow at most (a target that never ends is broken). */
+#define DISCOVERY_MAX_EXCHANGES 64
+/* The ITT of our Text Requests and Logout; one exchange at a time. */
+#define DISCOVERY_ITT 1
+
+/* The state of one discovery session. */
+struct disc_session {
+	struct conn conn;             /* the connection */
+	uint32_t cmdsn;               /* CmdSN of the next request */
+	uint32_t exp_statsn;          /* StatSN we expect next */
+	char *text;                   /* the answer so far */
+	size_t text_len;              /* bytes of it */
+};
+
+/* Is @c allowed in a target name we show as a directory? */
+static bool target_name_char_ok(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '/';
+}
+
+int discovery_parse_address(const char *value, struct discovery_portal *out)
+{
+	const char *host = value, *host_end, *p;
+	char *end;
+
+	memset(out, 0, sizeof *out);
+	out->port = 3260;
+	out->tpgt = -1;
+	if (*value == '[') {
+		host = value + 1;
+		host_end = strchr(host, ']');
+		if (!host_end) {
+			err_set(EPROTO, "TargetAddress %s: unclosed '['", value);
+			return -1;
+		}
+		p = host_end + 1;
+	} else {
+		host_end = host + strcspn(host, ":,");
+		p = host_end;
+	}
+	if (host_end == host || (size_t)(host_end - host) >= sizeof out->host) {
+		err_set(EPROTO, "TargetAddress %s: bad host", value);
+		return -1;
+	}
+	memcpy(out->host, host, (size_t)(host_end - host));
+	if (*p == ':') {
+		errno = 0;
+		unsigned long port = strtoul(p + 1, &end, 10);
+		if (end == p + 1 || errno || port == 0 || port > 65535) {
+			err_set(EPROTO, "TargetAddress %s: bad port", value);
+			return -1;
+		}
+		out->port = (uint16_t)port;
+		p = end;
+	}
+	if (*p == ',') {
+		errno = 0;
+		unsigned long tpgt = strtoul(p + 1, &end, 10);
+		if (end == p + 1 || errno || tpgt > 65535) {
+			err_set(EPROTO, "TargetAddress %s: bad portal group tag", value);
+			return -1;
+		}
+		out->tpgt = (int32_t)tpgt;
+		p = end;
+	}
+	if (*p) {
+		err_set(EPROTO, "TargetAddress %s: junk after the address", value);
+		return -1;
+	}
+	return 0;
+}
+
+static int add_target(struct discovery *d, const char *name, size_t len)
+{
+	struct discovery_target *t;
+
+	if (len == 0 || len >= sizeof t->name) {
+		err_set(EPROTO, "SendTargets: TargetName of %zu bytes", len);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (!target_name_char_ok((unsigned char)name[i])) {
+			err_set(EPROTO, "SendTargets: TargetName with byte 0x%02x",
+				(unsigned char)name[i]);
+			return -1;
+		}
+	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+		err_set(EPROTO, "SendTargets: TargetName '%.*s'", (int)len, name);
+		return -1;
+	}
+	t = realloc(d->targets, (d->ntargets + 1) * sizeof *t);
+	if (!t) {
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	d->targets = t;
+	t = &d->targets[d->ntargets++];
+	memset(t, 0, sizeof *t);
+	memcpy(t->name, name, len);
+	return 0;
+}
+
+int discovery_parse(const char *text, size_t len, struct discovery *out)
+{
+	size_t at = 0;
+
+	memset(out, 0, sizeof *out);
+	while (at < len) {
+		const char *pair = text + at;
+		const char *nul = memchr(pair, '\0', len - at);
+		size_t plen = nul ? (size_t)(nul - pair) : len - at;
+		const char *eq = memchr(pair, '=', plen);
+
+		at += plen + 1;
+		if (plen == 0)
+			continue;
+		if (!nul) {
+			err_set(EPROTO, "SendTargets: text not NUL-terminated");
+			goto err;
+		}
+		if (!eq) {
+			err_set(EPROTO, "SendTargets: '%.*s' is not key=value",
+				(int)(plen < 64 ? plen : 64), pair);
+			goto err;
+		}
+		size_t klen = (size_t)(eq - pair);
+		const char *value = eq + 1;
+		size_t vlen = plen - klen - 1;
+		if (klen == 10 && memcmp(pair, "TargetName", 10) == 0) {
+			if (add_target(out, value, vlen) < 0)
+				goto err;
+		} else if (klen == 13 && memcmp(pair, "TargetAddress", 13) == 0) {
+			struct discovery_target *t;
+			struct discovery_portal portal;
+			if (out->ntargets == 0) {
+				err_set(EPROTO, "SendTargets: TargetAddress before any TargetName");
+				goto err;
+			}
+			if (discovery_parse_address(value, &portal) < 0)
+				goto err;
+			t = &out->targets[out->ntargets - 1];
+			if (t->nportals == DISCOVERY_MAX_PORTALS)
+				log_warn("target %s: more than %d portals; ignoring %s", t->name,
+					 DISCOVERY_MAX_PORTALS, value);
+			else
+				t->portals[t->nportals++] = portal;
+		}
+		/* other keys (TargetAlias, ...) are not needed */
+	}
+	return 0;
+err:
+	discovery_free(out);
+	return -1;
+}
+
+void discovery_free(struct discovery *d)
+{
+	free(d->targets);
+	d->targets = NULL;
+	d->ntargets = 0;
+}
+
+/* Send a Text Request: SendTargets=All first, then empty continuations. */
+static int send_text(struct disc_session *s, uint32_t ttt, bool first)
+{
+	static const char request[] = "SendTargets=All";
+	union iscsi_bhs bhs;
+	struct iovec iov = { (void *)request, sizeof request };
+
+	memset(&bhs, 0, sizeof bhs);
+	bhs.text_req.opcode = ISCSI_OP_TEXT_REQ | ISCSI_FLAG_IMMEDIATE;
+	bhs.text_req.flags = ISCSI_FLAG_FINAL;
+	put_be32(bhs.text_req.itt, DISCOVERY_ITT);
+	put_be32(bhs.text_req.ttt, ttt);
+	put_be32(bhs.text_req.cmdsn, s->cmdsn);
+	put_be32(bhs.text_req.exp_statsn, s->exp_statsn);
+	return conn_send_pdu(&s->conn, &bhs, first ? &iov : NULL, first ? 1 : 0,
+			     first ? (uint32_t)sizeof request : 0, false);
+}
+
+/* Receive the next PDU for our exchange into @bhs; the data of a Text
+ * Response is appended to s->text.  NOP-Ins and Async Messages are
+ * skipped.  Returns 0, or -1 with err_set(). */
+static int recv_answer(struct disc_session *s, union iscsi_bhs *bhs, uint8_t want_opcode)
+{
+	for (;;) {
+		uint8_t opcode;
+		uint32_t len;
+
+		if (conn_recv_bhs(&s->conn, bhs) < 0)
+			return -1;
+		opcode = bhs->common.opcode & ISCSI_OPCODE_MASK;
+		len = get_be24(bhs->common.data_len);
+		if (opcode == ISCSI_OP_NOP_IN || opcode == ISCSI_OP_ASYNC_MSG) {
+			if (conn_recv_data(&s->conn, NULL, len) < 0)
+				return -1;
+			continue;
+		}
+		if (opcode == ISCSI_OP_REJECT) {
+			err_set(EPROTO, "discovery: target rejected our %s",
+				want_opcode == ISCSI_OP_TEXT_RSP ? "SendTargets request" : "logout");
+			return -1;
+		}
+		if (opcode != want_opcode || get_be32(bhs->common.itt) != DISCOVERY_ITT) {
+			err_set(EPROTO, "discovery: unexpected PDU opcode 0x%02x", opcode);
+			return -1;
+		}
+		if (opcode != ISCSI_OP_TEXT_RSP) {
+			if (conn_recv_data(&s->conn, NULL, len) < 0)
+				return -1;
+			return 0;
+		}
+		if (len > DISCOVERY_MAX_TEXT - s->text_len) {
+			err_set(EPROTO, "discovery: SendTargets answer over %u bytes",
+				DISCOVERY_MAX_TEXT);
+			return -1;
+		}
+		char *text = realloc(s->text, s->text_len + len + 1);
+		if (!text) {
+			err_set(ENOMEM, "out of memory");
+			return -1;
+		}
+		s->text = text;
+		if (conn_recv_data(&s->conn, s->text + s->text_len, len) < 0)
+			return -1;
+		s->text_len += len;
+		s->exp_statsn = get_be32(bhs->text_rsp.statsn) + 1;
+		return 0;
+	}
+}
+
+static int send_targets(struct disc_session *s)
+{
+	uint32_t ttt = 0xffffffff;
+
+	for (int exchange = 0; exchange < DISCOVERY_MAX_EXCHANGES; exchange++) {
+		union iscsi_bhs rsp;
+		if (send_text(s, ttt, exchange == 0) < 0 ||
+		    recv_answer(s, &rsp, ISCSI_OP_TEXT_RSP) < 0)
+			return -1;
+		bool more = rsp.text_rsp.flags & ISCSI_TEXT_CONTINUE;
+		bool final = rsp.text_rsp.flags & ISCSI_FLAG_FINAL;
+		if (more && final) {
+			err_set(EPROTO, "discovery: Text Response with both F and C set");
+			return -1;
+		}
+		if (final)
+			return 0;
+		ttt = get_be32(rsp.text_rsp.ttt);
+		if (ttt == 0xffffffff) {
+			err_set(EPROTO, "discovery: continued Text Response without a Target Transfer Tag");
+			return -1;
+		}
+	}
+	err_set(EPROTO, "discovery: SendTargets answer still not finished after %d exchanges",
+		DISCOVERY_MAX_EXCHANGES);
+	return -1;
+}
+
+/* Close the discovery session politely; its outcome does not matter. */
+static void logout(struct disc_session *s)
+{
+	union iscsi_bhs bhs;
+
+	memset(&bhs, 0, sizeof bhs);
+	bhs.logout_req.opcode = ISCSI_OP_LOGOUT_REQ | ISCSI_FLAG_IMMEDIATE;
+	bhs.logout_req.flags = ISCSI_FLAG_FINAL | ISCSI_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs.logout_req.itt, DISCOVERY_ITT);
+	put_be32(bhs.logout_req.cmdsn, s->cmdsn);
+	put_be32(bhs.logout_req.exp_statsn, s->exp_statsn);
+	if (conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false) == 0)
+		(void)recv_answer(s, &bhs, ISCSI_OP_LOGOUT_RSP);
+}
+
+int discovery_run(const struct session_config *cfg, struct discovery *out)
+{
+	struct disc_session s = { .conn = { .fd = -1 } };
+	struct text_config text = cfg->text;
+	struct login_result lr;
+	int rc = -1;
+
+	text.discovery = true;
+	text.target_name = NULL;
+	memset(out, 0, sizeof *out);
+	if (conn_connect(&s.conn, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0)
+		return -1;
+	if (login_run(&s.conn, &text, cfg->isid_base, 0, &lr) < 0)
+		goto out;
+	s.cmdsn = lr.cmdsn;
+	s.exp_statsn = lr.exp_statsn;
+	if (send_targets(&s) < 0)
+		goto out;
+	logout(&s);
+	if (discovery_parse(s.text ? s.text : "", s.text_len, out) < 0)
+		goto out;
+	log_debug("discovery on %s:%u: %zu targets", cfg->host, cfg->port, out->ntargets);
+	rc = 0;
+out:
+	conn_close(&s.conn);
+	free(s.text);
+	return rc;
+}
