@@ -42,6 +42,12 @@ struct conn {
  * "connection refused", "timed out"). */
 int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms);
 
+/* For tests and fuzz harnesses: make @c a conn over @fd, a stream socket
+ * that is already connected (one end of a socketpair), named @peer in log
+ * lines, with @timeout_ms as the receive deadline (-1: none).  @c owns @fd
+ * from then on, also on failure.  Returns 0, or -1 with err_set(ENOMEM). */
+int conn_attach_fd(struct conn *c, int fd, const char *peer, int timeout_ms);
+
 /* TCP keepalive after @idle_s of silence and TCP_USER_TIMEOUT, as a second
  * net under the NOP-Out keepalive: a peer that vanishes is noticed even
  * while we only send. */

@@ -449,9 +449,10 @@ const char *pdu_opcode_name(uint8_t opcode);
 bool pdu_is_target_opcode(uint8_t opcode);
 
 /* Check a BHS received from a target before anything else looks at it:
- * the opcode is one a target sends, and the data segment is no longer than
- * @max_data (what we declared as MaxRecvDataSegmentLength, or the login
- * limit).  Returns 0, or -1 with err_set() naming the violation. */
+ * the opcode is one a target sends, there is no AHS (TotalAHSLength 0: no
+ * AHS type is defined for target PDUs), and the data segment is no longer
+ * than @max_data (what we declared as MaxRecvDataSegmentLength, or the
+ * login limit).  Returns 0, or -1 with err_set() naming the violation. */
 int pdu_check_received(const union iscsi_bhs *bhs, uint32_t max_data);
 
 /* SAM LUN encoding for the 8-byte LUN field: single-level peripheral

@@ -24,6 +24,7 @@
 
 struct pool;
 struct session;
+struct login_result;
 struct iscsi_task;
 
 /* Where a task's data flows. */
@@ -105,6 +106,17 @@ enum session_state {
  * session in SESSION_UP with its threads running, or NULL with err_set(). */
 struct session *session_login(struct pool *pool, const struct session_config *cfg,
 			      unsigned index);
+
+/* For tests and fuzz harnesses: a session over @fd, a stream socket that
+ * is already connected and logged in with the outcome @lr (parameters,
+ * sequence numbers; the conn's digests follow lr->params).  @pool may be
+ * NULL: then nothing is kicked or requeued, and tasks go in through
+ * session_submit().  Unlike session_login(), a lost connection is not
+ * recovered: the session goes SESSION_DOWN and its tasks fail with EIO.
+ * The session owns @fd, also on failure.  Returns the session in
+ * SESSION_UP with its threads running, or NULL with err_set(). */
+struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
+				  unsigned index, int fd, const struct login_result *lr);
 
 /* Try to take @task: it fits in the CmdSN window and under queue_depth.
  * Returns 0 (accepted; done() will be called), or -1 with errno EAGAIN

@@ -94,6 +94,22 @@ int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms
 	return 0;
 }
 
+int conn_attach_fd(struct conn *c, int fd, const char *peer, int timeout_ms)
+{
+	memset(c, 0, sizeof *c);
+	c->fd = fd;
+	c->recv_timeout_ms = timeout_ms;
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	c->rx_cap = RX_BUF_SIZE;
+	c->rx_buf = malloc(c->rx_cap);
+	if (!c->rx_buf) {
+		conn_close(c);
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 void conn_set_keepalive(struct conn *c, unsigned idle_s, unsigned timeout_s)
 {
 	int on = 1;

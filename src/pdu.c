@@ -69,6 +69,13 @@ int pdu_check_received(const union iscsi_bhs *bhs, uint32_t max_data)
 		err_set(EPROTO, "protocol error: target sent opcode 0x%02x, not a target PDU", op);
 		return -1;
 	}
+	/* RFC 7143 11.2.2: the AHS types (extended CDB, bidirectional read
+	 * length) belong to the SCSI Command; a target PDU carries none. */
+	if (bhs->common.ahs_len) {
+		err_set(EPROTO, "protocol error: %s with a %u-byte AHS; target PDUs carry none",
+			pdu_opcode_name(op), bhs->common.ahs_len * 4u);
+		return -1;
+	}
 	if (len > max_data) {
 		err_set(EPROTO, "protocol error: %s with a %u-byte data segment, over the %u we accept",
 			pdu_opcode_name(op), len, max_data);

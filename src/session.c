@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "iov.h"
 #include "log.h"
@@ -80,6 +81,9 @@ struct session {
 	uint16_t tsih;                      /* as params */
 	pthread_t tx_thread, rx_thread;     /* started by session_login() */
 	bool tx_running;                    /* RX thread only: tx_thread is joinable */
+	bool no_recover;                    /* read-only: made by session_attach_fd(), so a
+	                                     * lost connection fails the tasks with EIO
+	                                     * instead of reconnecting */
 	_Atomic int64_t last_rx_ns;         /* when the last PDU arrived (RX writes) */
 
 	pthread_mutex_t lock;               /* protects everything below */
@@ -284,6 +288,11 @@ static int send_data_out(struct session *s, struct iscsi_task *t, uint32_t ttt,
 		put_be32(bhs.data_out.ttt, ttt);
 		pthread_mutex_lock(&s->lock);
 		put_be32(bhs.data_out.exp_statsn, s->exp_statsn);
+		/* An R2T is outstanding until its last Data-Out (RFC 7143
+		 * 13.17).  Counted down before that PDU goes, so the R2T the
+		 * target sends in answer never finds the count still up. */
+		if (len == length && ttt != ISCSI_RESERVED_TAG && t->r2t_outstanding)
+			t->r2t_outstanding--;
 		pthread_mutex_unlock(&s->lock);
 		put_be32(bhs.data_out.datasn, datasn++);
 		put_be32(bhs.data_out.buffer_offset, offset);
@@ -507,6 +516,14 @@ static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, bool *kick)
 	if (datasn != t->exp_datasn)
 		VIOLATION(s, "protocol error: Data-In DataSN %u, expected %u (ITT 0x%x)",
 			  datasn, t->exp_datasn, t->itt);
+	/* We always negotiate DataPDUInOrder=Yes and DataSequenceInOrder=Yes
+	 * (result function OR), so the data of a read arrives at continuously
+	 * increasing offsets with no gaps or overlays (RFC 7143 13.19-20).
+	 * Checking that makes data_in_bytes the length of the filled prefix:
+	 * a target cannot count one range twice and leave another unwritten. */
+	if (len && offset != t->data_in_bytes)
+		VIOLATION(s, "protocol error: Data-In offset %u, expected %u (ITT 0x%x)",
+			  offset, t->data_in_bytes, t->itt);
 	if (status && !(h->flags & ISCSI_FLAG_FINAL))
 		VIOLATION(s, "protocol error: Data-In with status but without the F bit (ITT 0x%x)",
 			  t->itt);
@@ -605,6 +622,8 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 		bad = "outside the transfer";
 	else if (t->r2t_outstanding >= s->params.max_outstanding_r2t)
 		bad = "beyond MaxOutstandingR2T";
+	else if (get_be32(h->ttt) == ISCSI_RESERVED_TAG)
+		bad = "with the reserved Target Transfer Tag";
 	if (bad) {
 		pthread_mutex_unlock(&s->lock);
 		free(it);
@@ -617,6 +636,7 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	it->offset = offset;
 	it->length = length;
 	t->tx_refs++;
+	t->r2t_outstanding++;   /* until its last Data-Out goes (send_data_out) */
 	queue_ctl(s, it);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add_explicit(&s->st_r2ts, 1, memory_order_relaxed);
@@ -705,6 +725,11 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 {
 	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
 		return -1;
+	pthread_mutex_lock(&s->lock);
+	bool asked = s->state == SESSION_CLOSING;   /* set before the request goes */
+	pthread_mutex_unlock(&s->lock);
+	if (!asked)
+		VIOLATION(s, "protocol error: Logout Response without a Logout Request");
 	if (pdu_itt(bhs) != ITT_LOGOUT)
 		VIOLATION(s, "protocol error: Logout Response with ITT 0x%x", pdu_itt(bhs));
 	if (bhs->logout_rsp.response != 0)
@@ -738,9 +763,11 @@ static int rx_loop(struct session *s, uint8_t *scratch)
 			break;
 		case ISCSI_OP_NOP_IN:
 			rc = rx_nop_in(s, &bhs);
+			kick = true;    /* its MaxCmdSN may have opened the window */
 			break;
 		case ISCSI_OP_ASYNC_MSG:
 			rc = rx_async(s, &bhs, scratch);
+			kick = true;    /* as NOP-In */
 			break;
 		case ISCSI_OP_REJECT:
 			rc = rx_reject(s, &bhs, scratch);
@@ -788,7 +815,9 @@ static struct iscsi_task *insert_by_cmdsn(struct iscsi_task *list, struct iscsi_
 /* The connection is gone or closing: stop the TX thread and take every
  * task out of the session.  With @requeue they go back to the pool, in
  * CmdSN order, to be sent again whole on this session once it is back or
- * on another; without, they fail with EIO.  RX thread only. */
+ * on another; without, they fail with EIO.  Tasks whose status already
+ * came and that waited only for the TX thread end with that status.  RX
+ * thread only. */
 static void stop_session(struct session *s, enum session_state next, bool requeue)
 {
 	pthread_mutex_lock(&s->lock);
@@ -804,18 +833,28 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		s->tx_running = false;
 	}
 
-	/* The TX thread is gone: drop its references, then empty the table. */
+	/* The TX thread is gone: drop its references, then empty the table.
+	 * A task whose status already came waited only for these references:
+	 * it is done now (with that status). */
+	struct iscsi_task *answered = NULL;
 	pthread_mutex_lock(&s->lock);
 	while (s->ctl_head) {
 		struct tx_item *it = s->ctl_head;
 		s->ctl_head = it->next;
-		if (it->task)
-			it->task->tx_refs--;
+		if (it->task && --it->task->tx_refs == 0 && it->task->finished) {
+			it->task->next = answered;
+			answered = it->task;
+		}
 		free(it);
 	}
 	s->ctl_tail = NULL;
-	for (struct iscsi_task *t = s->cmd_head; t; t = t->next)
-		t->tx_refs--;
+	for (struct iscsi_task *t = s->cmd_head, *after; t; t = after) {
+		after = t->next;
+		if (--t->tx_refs == 0 && t->finished) {
+			t->next = answered;
+			answered = t;
+		}
+	}
 	s->cmd_head = s->cmd_tail = NULL;
 	struct iscsi_task *list = NULL;
 	for (unsigned i = 0; i < s->nslots; i++) {
@@ -848,6 +887,11 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		}
 		pool_requeue(s->pool, again);
 		list = failed;
+	}
+	while (answered) {
+		struct iscsi_task *t = answered;
+		answered = t->next;
+		t->done(t);
 	}
 	while (list) {
 		struct iscsi_task *t = list;
@@ -966,6 +1010,12 @@ static void *rx_main(void *arg)
 			stop_session(s, SESSION_DOWN, false);
 			break;
 		}
+		if (s->no_recover) {
+			/* nowhere to reconnect to: the tasks fail */
+			log_error("%s: %s", s->name, err_msg());
+			stop_session(s, SESSION_DOWN, false);
+			break;
+		}
 		log_error("%s: %s; reconnecting", s->name, err_msg());
 		stop_session(s, SESSION_RECOVERING, true);
 		if (recover(s) < 0) {
@@ -1030,33 +1080,19 @@ void session_tick(struct session *s)
 
 /* ---- life cycle ---- */
 
-struct session *session_login(struct pool *pool, const struct session_config *cfg,
-			      unsigned index)
+/* Take the outcome @lr of the login on s->conn and start the threads:
+ * the session is then SESSION_UP.  Returns 0, or -1 with err_set(); the
+ * caller still owns s->conn then. */
+static int session_start(struct session *s, const struct login_result *lr)
 {
-	struct session *s = calloc(1, sizeof *s);
-	struct login_result lr;
-	uint8_t isid[6];
+	const struct session_config *cfg = s->cfg;
 
-	if (!s) {
-		err_set(ENOMEM, "out of memory");
-		return NULL;
-	}
-	s->pool = pool;
-	s->cfg = cfg;
-	s->index = index;
-	snprintf(s->name, sizeof s->name, "session %u", index);
-	if (conn_connect(&s->conn, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0)
-		goto err_connect;
-	memcpy(isid, cfg->isid_base, 6);
-	isid[5] = (uint8_t)(isid[5] + index);
-	if (login_run(&s->conn, &cfg->text, isid, 0, &lr) < 0)
-		goto err_login;
-	s->params = lr.params;
-	s->tsih = lr.tsih;
-	s->cmdsn = lr.cmdsn;
-	s->exp_cmdsn = lr.exp_cmdsn;
-	s->max_cmdsn = lr.max_cmdsn;
-	s->exp_statsn = lr.exp_statsn;
+	s->params = lr->params;
+	s->tsih = lr->tsih;
+	s->cmdsn = lr->cmdsn;
+	s->exp_cmdsn = lr->exp_cmdsn;
+	s->max_cmdsn = lr->max_cmdsn;
+	s->exp_statsn = lr->exp_statsn;
 	s->conn.recv_timeout_ms = -1;   /* the RX thread blocks; the watchdog pings */
 	conn_set_keepalive(&s->conn, cfg->noop_interval_s, cfg->noop_timeout_s);
 	s->nslots = cfg->queue_depth ? cfg->queue_depth : 1;
@@ -1065,7 +1101,7 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	s->slots = calloc(s->nslots, sizeof *s->slots);
 	if (!s->slots) {
 		err_set(ENOMEM, "out of memory");
-		goto err_slots;
+		return -1;
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->tx_cond, NULL);
@@ -1087,7 +1123,7 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 		  s->params.immediate_data ? "Yes" : "No", s->params.max_outstanding_r2t,
 		  s->params.header_digest ? "CRC32C" : "None",
 		  s->params.data_digest ? "CRC32C" : "None");
-	return s;
+	return 0;
 
 err_rx:
 	pthread_mutex_lock(&s->lock);
@@ -1097,10 +1133,68 @@ err_rx:
 	pthread_join(s->tx_thread, NULL);
 err_tx:
 	free(s->slots);
-err_slots:
+	s->slots = NULL;
+	return -1;
+}
+
+struct session *session_login(struct pool *pool, const struct session_config *cfg,
+			      unsigned index)
+{
+	struct session *s = calloc(1, sizeof *s);
+	struct login_result lr;
+	uint8_t isid[6];
+
+	if (!s) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	s->pool = pool;
+	s->cfg = cfg;
+	s->index = index;
+	snprintf(s->name, sizeof s->name, "session %u", index);
+	if (conn_connect(&s->conn, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0)
+		goto err_connect;
+	memcpy(isid, cfg->isid_base, 6);
+	isid[5] = (uint8_t)(isid[5] + index);
+	if (login_run(&s->conn, &cfg->text, isid, 0, &lr) < 0)
+		goto err_login;
+	if (session_start(s, &lr) < 0)
+		goto err_login;
+	return s;
+
 err_login:
 	conn_close(&s->conn);
 err_connect:
+	free(s);
+	return NULL;
+}
+
+struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
+				  unsigned index, int fd, const struct login_result *lr)
+{
+	struct session *s = calloc(1, sizeof *s);
+
+	if (!s) {
+		close(fd);
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	s->pool = pool;
+	s->cfg = cfg;
+	s->index = index;
+	s->no_recover = true;
+	snprintf(s->name, sizeof s->name, "session %u", index);
+	if (conn_attach_fd(&s->conn, fd, "attached peer", -1) < 0)
+		goto err_attach;
+	s->conn.header_digest = lr->params.header_digest;
+	s->conn.data_digest = lr->params.data_digest;
+	if (session_start(s, lr) < 0)
+		goto err_start;
+	return s;
+
+err_start:
+	conn_close(&s->conn);
+err_attach:
 	free(s);
 	return NULL;
 }

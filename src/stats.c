@@ -33,6 +33,7 @@ struct stats_text {
 	bool failed;                  /* an allocation failed */
 };
 
+__attribute__((format(printf, 2, 3)))
 static void add(struct stats_text *b, const char *fmt, ...)
 {
 	va_list ap;

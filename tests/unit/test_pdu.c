@@ -657,6 +657,14 @@ static void test_check_received(void)
 			CHECK(strstr(err_msg(), "protocol error") != NULL);
 		}
 	}
+
+	/* An AHS on a target PDU: none is defined, garbage is refused. */
+	union iscsi_bhs bhs;
+	memset(&bhs, 0, sizeof bhs);
+	bhs.common.opcode = ISCSI_OP_DATA_IN;
+	bhs.common.ahs_len = 4;
+	CHECK(pdu_check_received(&bhs, 8192) < 0);
+	CHECK(strstr(err_msg(), "16-byte AHS") != NULL);
 }
 
 /* ---- padding and LUNs ---- */
