@@ -22,6 +22,9 @@
 #define DISCOVERY_MAX_TEXT (1u << 20)
 /* Continuations we follow at most (a target that never ends is broken). */
 #define DISCOVERY_MAX_EXCHANGES 64
+/* Targets kept from one answer at most (a hostile answer of tiny
+ * TargetName pairs must not make us allocate hundreds of megabytes). */
+#define DISCOVERY_MAX_TARGETS 4096
 /* The ITT of our Text Requests and Logout; one exchange at a time. */
 #define DISCOVERY_ITT 1
 
@@ -66,6 +69,10 @@ int discovery_parse_address(const char *value, struct discovery_portal *out)
 	}
 	memcpy(out->host, host, (size_t)(host_end - host));
 	if (*p == ':') {
+		if (p[1] < '0' || p[1] > '9') {
+			err_set(EPROTO, "TargetAddress %s: bad port", value);
+			return -1;
+		}
 		errno = 0;
 		unsigned long port = strtoul(p + 1, &end, 10);
 		if (end == p + 1 || errno || port == 0 || port > 65535) {
@@ -76,6 +83,10 @@ int discovery_parse_address(const char *value, struct discovery_portal *out)
 		p = end;
 	}
 	if (*p == ',') {
+		if (p[1] < '0' || p[1] > '9') {
+			err_set(EPROTO, "TargetAddress %s: bad portal group tag", value);
+			return -1;
+		}
 		errno = 0;
 		unsigned long tpgt = strtoul(p + 1, &end, 10);
 		if (end == p + 1 || errno || tpgt > 65535) {
@@ -108,6 +119,10 @@ static int add_target(struct discovery *d, const char *name, size_t len)
 		}
 	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
 		err_set(EPROTO, "SendTargets: TargetName '%.*s'", (int)len, name);
+		return -1;
+	}
+	if (d->ntargets == DISCOVERY_MAX_TARGETS) {
+		err_set(EPROTO, "SendTargets: more than %d targets", DISCOVERY_MAX_TARGETS);
 		return -1;
 	}
 	t = realloc(d->targets, (d->ntargets + 1) * sizeof *t);

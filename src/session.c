@@ -992,7 +992,11 @@ static void *rx_main(void *arg)
 	struct session *s = arg;
 	/* our MaxRecvDataSegmentLength is fixed by configuration, so one
 	 * scratch buffer serves every connection of the session */
-	uint8_t *scratch = malloc(s->cfg->text.max_recv_dsl + 4);
+	/* Data segments are checked against params.max_recv_dsl: what we
+	 * declared, or the RFC default 8192 when the target skipped the
+	 * operational stage; the larger of the two always fits. */
+	uint32_t scratch_len = s->cfg->text.max_recv_dsl > 8192 ? s->cfg->text.max_recv_dsl : 8192;
+	uint8_t *scratch = malloc(scratch_len + 4);
 
 	if (!scratch) {
 		log_error("%s: out of memory", s->name);

@@ -40,7 +40,8 @@ static void test_addresses(void)
 
 	static const char *const bad[] = {
 		"", ":3260", "[::1", "[]:3260", "host:", "host:0", "host:65536", "host:12x",
-		"host,", "host,70000", "host:3260,1,2", "host:3260x",
+		"host,", "host,70000", "host:3260,1,2", "host:3260x", "host: 3260", "host:+3260",
+		"host,+1", "host, 1",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK(discovery_parse_address(bad[i], &p) < 0);
