@@ -24,6 +24,10 @@
 struct conn {
 	int fd;                 /* the socket; -1 when closed */
 	char peer[300];         /* "host:port" for log lines */
+	char host[256];         /* what conn_connect() was given, for conn_reconnect();
+	                         * "" for an attached fd */
+	uint16_t port;          /* the port conn_connect() was given */
+	int connect_timeout_ms; /* the timeout conn_connect() was given */
 	bool header_digest;     /* CRC32C after each BHS; set after login */
 	bool data_digest;       /* CRC32C after each data segment; set after login */
 	int recv_timeout_ms;    /* receive deadline per PDU, -1 = none (full feature phase) */
@@ -41,6 +45,12 @@ struct conn {
  * Returns 0, or -1 with err_set() naming the cause ("no such host",
  * "connection refused", "timed out"). */
 int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms);
+
+/* Close @c and connect again to the host and port of its conn_connect()
+ * (a login that must start over on a new connection: RFC 7143 has the
+ * target drop a connection whose login it rejected).  Returns 0, or -1
+ * with err_set(): as conn_connect(), or ENOTCONN for an attached fd. */
+int conn_reconnect(struct conn *c);
 
 /* For tests and fuzz harnesses: make @c a conn over @fd, a stream socket
  * that is already connected (one end of a socketpair), named @peer in log

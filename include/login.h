@@ -1,8 +1,8 @@
 /* login.h: the login phase of one connection (RFC 7143 §6.3, §11.12-13).
  *
- * A state machine over the three stages: security (AuthMethod; CHAP when
- * credentials are configured), operational negotiation, full feature
- * phase.  It runs synchronously on a freshly connected conn, before the
+ * A state machine over the three stages: security (AuthMethod; CHAP,
+ * one-way or mutual, when credentials are configured), operational
+ * negotiation, full feature phase.  It runs synchronously on a freshly connected conn, before the
  * session's threads exist, with the conn's receive timeout bounding every
  * answer.
  */
@@ -24,13 +24,18 @@ struct login_result {
 	uint32_t exp_statsn;         /* next StatSN we expect */
 };
 
-/* Log in on @c with ISID @isid (and @tsih, 0 for a new session).  On
- * success returns 0 and fills @out; the conn's digest flags are set as
- * negotiated.  On failure returns -1 with err_set() naming the cause in
- * words a user understands ("target not found: iqn...", "authorization
- * failure", "redirected to ...").  The errno is ENOENT for an unknown
- * target, EACCES for authentication/authorization, EPROTO for a protocol
- * violation, EIO otherwise. */
+/* Log in on @c with ISID @isid (and @tsih, 0 for a new session), with
+ * CHAP when cfg->chap is set.  On success returns 0 and fills @out; the
+ * conn's digest flags are set as negotiated.  On failure returns -1 with
+ * err_set() naming the cause in words a user understands ("target not
+ * found: iqn...", "authorization failure", "authentication failed: target
+ * rejected CHAP response for user alice", "target failed mutual
+ * authentication: ...", "redirected to ...").  The errno is ENOENT for an
+ * unknown target, EACCES for authentication/authorization, EPROTO for a
+ * protocol violation, EIO otherwise.  A target that refuses our CHAP
+ * algorithm list is tried once more offering MD5 only: then @c is closed
+ * and connected again (conn_reconnect()), so @c must come from
+ * conn_connect() for that retry to happen. */
 int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
 	      uint16_t tsih, struct login_result *out);
 

@@ -20,6 +20,8 @@
 
 #include "pdu.h"
 
+struct chap_credentials;
+
 /* RFC 7143 6.1: a key name has at most 63 characters. */
 #define TEXT_MAX_KEY 63
 /* Longest value text_iter accepts: a key=value pair must fit in 8192
@@ -38,8 +40,8 @@ enum digest_pref {
 	DIGEST_PREF_AUTO,   /* offer "None,CRC32C": a digest only if the target insists */
 };
 
-/* What we offer: the initiator's side of the negotiation.  Strings are
- * borrowed and must outlive the negotiation. */
+/* What we offer: the initiator's side of the negotiation.  Strings and
+ * the credentials are borrowed and must outlive the negotiation. */
 struct text_config {
 	const char *initiator_name;      /* InitiatorName, declared in the first login PDU */
 	const char *initiator_alias;     /* InitiatorAlias, or NULL to send none */
@@ -53,6 +55,8 @@ struct text_config {
 	uint32_t max_outstanding_r2t;    /* MaxOutstandingR2T offered, 1..65535 */
 	bool immediate_data;             /* ImmediateData offered (Yes to use it) */
 	bool initial_r2t;                /* InitialR2T offered (No to send unsolicited data) */
+	const struct chap_credentials *chap; /* CHAP credentials (chap.h), NULL for none:
+	                                  * AuthMethod=CHAP,None is offered when set */
 };
 
 /* A session's operational parameters: the RFC 7143 defaults until a
@@ -79,7 +83,8 @@ struct iscsi_params {
 	uint16_t target_portal_group_tag; /* TargetPortalGroupTag, valid when has_tpgt */
 	bool has_tpgt;                   /* the target declared TargetPortalGroupTag */
 	char target_alias[TEXT_MAX_SIMPLE_VALUE + 1]; /* TargetAlias, "" if none */
-	char auth_method[16];            /* the AuthMethod the target chose ("None"); "" before */
+	char auth_method[16];            /* the AuthMethod the target chose ("None", "CHAP");
+	                                  * "" before */
 };
 
 /* Set @p to the RFC 7143 defaults (section 13), max_xmit_dsl and
@@ -121,7 +126,8 @@ void text_neg_init(struct text_neg *n, const struct text_config *cfg,
 
 /* Append our keys for @stage to @out and remember them as offered:
  *   SECURITY: InitiatorName, InitiatorAlias (if set), SessionType,
- *     TargetName (normal sessions), AuthMethod=None.
+ *     TargetName (normal sessions), AuthMethod=None (CHAP,None when
+ *     cfg->chap is set; the CHAP_* keys are login.c's).
  *   OPERATIONAL: HeaderDigest, DataDigest, MaxRecvDataSegmentLength and,
  *     for normal sessions, MaxConnections=1, InitialR2T, ImmediateData,
  *     MaxBurstLength, FirstBurstLength, DefaultTime2Wait=2,

@@ -38,6 +38,9 @@ int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms
 	c->fd = -1;
 	c->recv_timeout_ms = timeout_ms;
 	snprintf(c->peer, sizeof c->peer, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+	snprintf(c->host, sizeof c->host, "%s", host);
+	c->port = port;
+	c->connect_timeout_ms = timeout_ms;
 	snprintf(port_text, sizeof port_text, "%u", port);
 	rc = getaddrinfo(host, port_text, &hints, &res);
 	if (rc != 0) {
@@ -92,6 +95,22 @@ int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms
 		return -1;
 	}
 	return 0;
+}
+
+int conn_reconnect(struct conn *c)
+{
+	char host[sizeof c->host];
+	uint16_t port = c->port;
+	int timeout_ms = c->connect_timeout_ms;
+
+	if (!c->host[0]) {
+		err_set(ENOTCONN, "cannot connect %s again: it was not made by connecting",
+			c->peer);
+		return -1;
+	}
+	memcpy(host, c->host, sizeof host);
+	conn_close(c);
+	return conn_connect(c, host, port, timeout_ms);
 }
 
 int conn_attach_fd(struct conn *c, int fd, const char *peer, int timeout_ms)

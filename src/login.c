@@ -2,13 +2,31 @@
  *
  * States, one per stage of RFC 7143 §6.3:
  *   SECURITY     we declare who we are and agree on AuthMethod (None, or
- *                CHAP when the authentication module is configured);
+ *                CHAP when credentials are configured: see "CHAP" below);
  *   OPERATIONAL  the operational keys of text.c are negotiated;
  *   FULL_FEATURE reached when a response has T=1 and NSG=3.
  * Each exchange is a Login Request answered by a Login Response; a
  * response with C=1 is continued by an empty request until the whole text
  * has arrived.  A stage ends when the target answers with T=1; the target
  * may also skip the operational stage altogether.
+ *
+ * CHAP (RFC 7143 §12.1.3), steps of enum auth_step:
+ *   I->T  AuthMethod=CHAP,None                      (T=0)
+ *   T->I  AuthMethod=CHAP
+ *   I->T  CHAP_A=8,7,6,5                            (T=0)
+ *   T->I  CHAP_A=<one of them>, CHAP_I, CHAP_C
+ *   I->T  CHAP_N, CHAP_R [mutual: CHAP_I, CHAP_C]   (T=1)
+ *   T->I  [mutual: CHAP_N, CHAP_R]                  (T=1, NSG operational)
+ * A target that refuses the algorithm list (a login reject, CHAP_A=Reject,
+ * an answer we did not offer) or rejects a response made with SHA-x is
+ * tried once more on a new connection offering only CHAP_A=5 (MD5): older
+ * targets know only MD5, and tgtd reads CHAP_A=7 as SHA-1, not SHA-256.
+ * With credentials configured, a target may still choose AuthMethod=None
+ * (we offered it), except that mutual CHAP refuses None for a normal
+ * session: the target must prove who it is.  A target that leaves the
+ * security stage before CHAP is finished fails the login.  Secrets stay in
+ * struct chap_credentials (chap.c computes with them); nothing here logs
+ * a secret, a challenge or a response.
  *
  * Runs synchronously on one conn before any session thread exists: no
  * locks.  The number of exchanges is bounded so that a target cannot keep
@@ -17,10 +35,12 @@
 #include "login.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chap.h"
 #include "log.h"
 
 /* Most Login Request/Response exchanges in one login. */
@@ -63,6 +83,44 @@ const char *login_status_text(uint8_t status_class, uint8_t status_detail)
 	}
 }
 
+/* Where authentication stands in the security stage. */
+enum auth_step {
+	AUTH_NOT_USED,    /* no credentials: AuthMethod=None is all we offer */
+	AUTH_OFFERING,    /* AuthMethod=CHAP,None goes out with the next request */
+	AUTH_OFFERED,     /* it went out; the target's choice is awaited */
+	AUTH_CHOSEN,      /* the target chose CHAP: CHAP_A goes out next */
+	AUTH_ALGORITHMS,  /* CHAP_A went out; CHAP_A, CHAP_I, CHAP_C are awaited */
+	AUTH_CHALLENGED,  /* the target's challenge is here: our response goes out next */
+	AUTH_RESPONDED,   /* our response went out; the verdict is awaited (mutual:
+	                   * with the target's CHAP_N and CHAP_R) */
+	AUTH_DONE,        /* authenticated, or AuthMethod=None accepted */
+};
+
+/* The CHAP state of one login_run(), across its attempts. */
+struct auth {
+	const struct chap_credentials *cred; /* what we prove and check; NULL: no CHAP */
+	bool discovery;                 /* a discovery session: None is fine even when mutual */
+	enum auth_step step;            /* where this attempt stands */
+	bool md5_only;                  /* this attempt offers CHAP_A=5 alone (the retry) */
+	bool retry_md5;                 /* this attempt failed in a way an MD5-only offer may fix */
+	enum chap_alg alg;              /* the algorithm the target chose */
+	uint8_t target_id;              /* the target's CHAP_I */
+	uint8_t target_challenge[CHAP_MAX_BINARY]; /* the target's CHAP_C, decoded */
+	size_t target_challenge_len;    /* bytes in target_challenge */
+	uint8_t our_id;                 /* mutual: the CHAP_I we sent */
+	uint8_t our_challenge[CHAP_CHALLENGE_LEN]; /* mutual: the CHAP_C we sent */
+	bool issued;                    /* our_challenge went out (in this or an earlier attempt) */
+};
+
+/* The CHAP_* keys of one Login Response: values point into its text. */
+struct chap_keys {
+	const char *a;  /* CHAP_A, NULL when absent */
+	const char *i;  /* CHAP_I */
+	const char *c;  /* CHAP_C */
+	const char *n;  /* CHAP_N */
+	const char *r;  /* CHAP_R */
+};
+
 /* The state of one login, threaded through the helpers below. */
 struct login {
 	struct conn *c;                   /* the connection */
@@ -75,6 +133,9 @@ struct login {
 	enum iscsi_login_stage stage;     /* current stage (CSG) */
 	uint8_t *text;                    /* reassembled response text */
 	size_t text_len;                  /* bytes in text */
+	uint8_t status_class;             /* of a Login Response that failed the login, else 0 */
+	uint8_t status_detail;            /* its status detail */
+	struct auth *auth;                /* CHAP state (login_run()'s, outlives attempts) */
 };
 
 static int send_request(struct login *l, bool transit, enum iscsi_login_stage next,
@@ -151,6 +212,8 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 		l->exp_cmdsn = get_be32(h->exp_cmdsn);
 		l->max_cmdsn = get_be32(h->max_cmdsn);
 		if (h->status_class != ISCSI_LOGIN_SUCCESS) {
+			l->status_class = h->status_class;
+			l->status_detail = h->status_detail;
 			const char *what = login_status_text(h->status_class, h->status_detail);
 			int e = EIO;
 			if (h->status_class == ISCSI_LOGIN_REDIRECT) {
@@ -197,21 +260,352 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 	}
 }
 
-int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
-	      uint16_t tsih, struct login_result *out)
+/* ---- CHAP in the security stage ---- */
+
+/* The one-line message for a failed mutual authentication. */
+#define MUTUAL_FAILED "target failed mutual authentication"
+
+/* Room for a name from the target in a message. */
+#define SHOWN_NAME 72
+
+/* @s cut short and with unprintable bytes as '?', for a message. */
+static const char *printable(const char *s, char buf[SHOWN_NAME])
 {
-	struct login l = {
-		.c = c, .cfg = cfg, .isid = isid, .tsih = tsih,
-		.cmdsn = 1, .exp_statsn = 0, .stage = ISCSI_STAGE_SECURITY,
-	};
+	size_t i;
+
+	for (i = 0; s[i] && i < SHOWN_NAME - 4; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	if (s[i]) {
+		memcpy(buf + i, "...", 3);
+		i += 3;
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Remember one CHAP_* value of a response; a repeat is a protocol error. */
+static int keep_chap_key(const char **slot, const char *key, const char *value)
+{
+	if (*slot) {
+		err_set(EPROTO, "protocol error: target sent %s twice", key);
+		return -1;
+	}
+	*slot = value;
+	return 0;
+}
+
+/* Collect the CHAP_* keys of the response text in l->text (already
+ * checked well-formed by text_neg_response()). */
+static int collect_chap_keys(const struct login *l, struct chap_keys *k)
+{
+	struct text_iter it;
+	const char *key, *value;
+	int r;
+
+	memset(k, 0, sizeof *k);
+	text_iter_init(&it, l->text, l->text_len);
+	while ((r = text_iter_next(&it, &key, &value)) == 1) {
+		const char **slot = NULL;
+
+		if (strncmp(key, "CHAP_", 5) != 0)
+			continue;
+		switch (key[5]) {
+		case 'A': slot = &k->a; break;
+		case 'I': slot = &k->i; break;
+		case 'C': slot = &k->c; break;
+		case 'N': slot = &k->n; break;
+		case 'R': slot = &k->r; break;
+		}
+		if (!slot || key[6] != '\0') {
+			err_set(EPROTO, "protocol error: target sent %s, a key CHAP does not have", key);
+			return -1;
+		}
+		if (keep_chap_key(slot, key, value) < 0)
+			return -1;
+	}
+	return r;
+}
+
+/* Any CHAP key at all in @k? */
+static bool has_chap_keys(const struct chap_keys *k)
+{
+	return k->a || k->i || k->c || k->n || k->r;
+}
+
+/* The target answered AuthMethod (step AUTH_OFFERED). */
+static int take_auth_method(struct login *l, const struct chap_keys *k, bool transit,
+			    const char *method)
+{
+	struct auth *a = l->auth;
+
+	if (has_chap_keys(k)) {
+		err_set(EPROTO, "protocol error: target sent CHAP keys before choosing AuthMethod=CHAP");
+		return -1;
+	}
+	if (strcmp(method, "CHAP") == 0) {
+		if (transit) {
+			err_set(EACCES, "login failed: target chose CHAP and skipped it (left the security stage)");
+			return -1;
+		}
+		a->step = AUTH_CHOSEN;
+		return 0;
+	}
+	if (strcmp(method, "None") == 0) {
+		if (a->cred->mutual && !a->discovery) {
+			err_set(EACCES, MUTUAL_FAILED ": it chose AuthMethod=None");
+			return -1;
+		}
+		if (!a->discovery)
+			log_warn("target %s asks for no authentication; the CHAP credentials are not used",
+				 l->cfg->target_name);
+		a->step = AUTH_DONE;
+		return 0;
+	}
+	err_set(EPROTO, "protocol error: target did not answer our AuthMethod=CHAP,None");
+	return -1;
+}
+
+/* CHAP_A as the target answered our list.  Sets a->retry_md5 when an
+ * MD5-only offer may fare better. */
+static int take_algorithm(struct auth *a, const char *value)
+{
+	const char *offer = a->md5_only ? "5" : "8,7,6,5";
+
+	if (!value || strcmp(value, "Reject") == 0 || strcmp(value, "NotUnderstood") == 0 ||
+	    strcmp(value, "Irrelevant") == 0) {
+		a->retry_md5 = true;
+		err_set(EACCES, "authentication failed: target refused CHAP_A=%s (answered %s)",
+			offer, value ? value : "nothing");
+		return -1;
+	}
+	if (chap_parse_algorithm(value, &a->alg) < 0) {
+		a->retry_md5 = true;
+		return -1;
+	}
+	if (a->md5_only && a->alg != CHAP_ALG_MD5) {
+		err_set(EPROTO, "authentication failed: target chose CHAP_A=%d, not the 5 we offered",
+			a->alg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The target's CHAP_A, CHAP_I and CHAP_C (step AUTH_ALGORITHMS). */
+static int take_challenge(struct auth *a, const struct chap_keys *k, bool transit)
+{
+	if (transit) {
+		err_set(EACCES, "login failed: target skipped CHAP (left the security stage without a challenge)");
+		return -1;
+	}
+	if (k->n || k->r) {
+		err_set(EPROTO, "protocol error: target sent CHAP_N or CHAP_R before our response");
+		return -1;
+	}
+	if (take_algorithm(a, k->a) < 0)
+		return -1;
+	if (!k->i || !k->c) {
+		err_set(EPROTO, "protocol error: target chose CHAP_A=%d but sent no %s", a->alg,
+			!k->i ? "CHAP_I" : "CHAP_C");
+		return -1;
+	}
+	if (chap_parse_identifier(k->i, &a->target_id) < 0 ||
+	    chap_parse_binary("CHAP_C", k->c, a->target_challenge, &a->target_challenge_len) < 0)
+		return -1;
+	if (a->issued && a->target_challenge_len == sizeof a->our_challenge &&
+	    memcmp(a->target_challenge, a->our_challenge, sizeof a->our_challenge) == 0) {
+		err_set(EACCES, MUTUAL_FAILED ": it sent back our own CHAP challenge");
+		return -1;
+	}
+	log_debug("login: target chose CHAP with %s", chap_alg_name(a->alg));
+	a->step = AUTH_CHALLENGED;
+	return 0;
+}
+
+/* Append our CHAP_N, CHAP_R and, for mutual CHAP, our CHAP_I, CHAP_C. */
+static int add_chap_response(struct auth *a, struct text_buf *tb)
+{
+	const struct chap_credentials *cred = a->cred;
+	uint8_t response[CHAP_MAX_DIGEST];
+	char hex[CHAP_HEX_SIZE(CHAP_CHALLENGE_LEN)], id[4];
+	int len, rc = -1;
+
+	len = chap_compute(a->alg, a->target_id, &cred->secret, a->target_challenge,
+			   a->target_challenge_len, response);
+	if (len < 0 || chap_format_binary(response, (size_t)len, hex, sizeof hex) < 0 ||
+	    text_buf_add(tb, "CHAP_N", cred->user) < 0 || text_buf_add(tb, "CHAP_R", hex) < 0)
+		goto out;
+	if (cred->mutual) {
+		if (chap_new_challenge(&a->our_id, a->our_challenge, sizeof a->our_challenge) < 0)
+			goto out;
+		a->issued = true;
+		if (a->target_challenge_len == sizeof a->our_challenge &&
+		    memcmp(a->target_challenge, a->our_challenge, sizeof a->our_challenge) == 0) {
+			err_set(EACCES, MUTUAL_FAILED ": its CHAP challenge equals ours");
+			goto out;
+		}
+		snprintf(id, sizeof id, "%u", a->our_id);
+		if (chap_format_binary(a->our_challenge, sizeof a->our_challenge, hex,
+				       sizeof hex) < 0 ||
+		    text_buf_add(tb, "CHAP_I", id) < 0 || text_buf_add(tb, "CHAP_C", hex) < 0)
+			goto out;
+	}
+	log_debug("login: answering the CHAP challenge as %s%s", cred->user,
+		  cred->mutual ? " and challenging the target" : "");
+	rc = 0;
+out:
+	OPENSSL_cleanse(response, sizeof response);
+	return rc;
+}
+
+/* The target's answer to our response, with mutual CHAP its own CHAP_N
+ * and CHAP_R (step AUTH_RESPONDED). */
+static int take_verdict(struct auth *a, const struct chap_keys *k)
+{
+	const struct chap_credentials *cred = a->cred;
+	uint8_t response[CHAP_MAX_BINARY];
+	size_t len;
+
+	if (k->a || k->i || k->c) {
+		err_set(EPROTO, "protocol error: target sent CHAP_A, CHAP_I or CHAP_C after our response");
+		return -1;
+	}
+	if (!cred->mutual) {
+		if (k->n || k->r) {
+			err_set(EPROTO, "protocol error: target sent CHAP_N or CHAP_R though we did not challenge it");
+			return -1;
+		}
+		a->step = AUTH_DONE;
+		log_debug("login: CHAP accepted for %s", cred->user);
+		return 0;
+	}
+	if (!k->n || !k->r) {
+		err_set(EACCES, MUTUAL_FAILED ": it did not answer our challenge");
+		return -1;
+	}
+	if (strcmp(k->n, cred->target_user) != 0) {
+		char shown[SHOWN_NAME];
+		err_set(EACCES, MUTUAL_FAILED ": it answered as \"%s\", not %s",
+			printable(k->n, shown), cred->target_user);
+		return -1;
+	}
+	if (chap_parse_binary("CHAP_R", k->r, response, &len) < 0) {
+		err_set(EACCES, MUTUAL_FAILED ": %s", err_msg());
+		return -1;
+	}
+	if (!chap_verify(a->alg, a->our_id, &cred->target_secret, a->our_challenge,
+			 sizeof a->our_challenge, response, len)) {
+		err_set(EACCES, MUTUAL_FAILED ": wrong CHAP response for target user %s",
+			cred->target_user);
+		return -1;
+	}
+	a->step = AUTH_DONE;
+	log_debug("login: CHAP accepted for %s; target authenticated as %s", cred->user,
+		  cred->target_user);
+	return 0;
+}
+
+/* Before a security-stage request: append the CHAP keys of this step and
+ * say whether the request asks to leave the stage. */
+static int auth_before_send(struct auth *a, struct text_buf *tb, bool *transit)
+{
+	*transit = false;
+	switch (a->step) {
+	case AUTH_NOT_USED:
+	case AUTH_DONE:
+		*transit = true;
+		return 0;
+	case AUTH_OFFERING:
+		a->step = AUTH_OFFERED;
+		return 0;
+	case AUTH_CHOSEN:
+		a->step = AUTH_ALGORITHMS;
+		return text_buf_add(tb, "CHAP_A", a->md5_only ? "5" : "8,7,6,5");
+	case AUTH_CHALLENGED:
+		*transit = true;
+		a->step = AUTH_RESPONDED;
+		return add_chap_response(a, tb);
+	default:
+		err_set(EPROTO, "internal error: login sends in CHAP step %d", (int)a->step);
+		return -1;
+	}
+}
+
+/* After a successful security-stage response: take its CHAP keys. */
+static int auth_after_response(struct login *l, const union iscsi_bhs *rsp,
+			       const struct iscsi_params *params)
+{
+	struct auth *a = l->auth;
+	bool transit = rsp->login_rsp.flags & ISCSI_LOGIN_TRANSIT;
+	struct chap_keys k;
+
+	if (collect_chap_keys(l, &k) < 0)
+		return -1;
+	switch (a->step) {
+	case AUTH_OFFERED:
+		return take_auth_method(l, &k, transit, params->auth_method);
+	case AUTH_ALGORITHMS:
+		return take_challenge(a, &k, transit);
+	case AUTH_RESPONDED:
+		return take_verdict(a, &k);
+	default:
+		if (has_chap_keys(&k)) {
+			err_set(EPROTO, "protocol error: target sent CHAP keys outside a CHAP exchange");
+			return -1;
+		}
+		return 0;
+	}
+}
+
+/* A Login Response rejected the login during CHAP: say so in the words
+ * of the issue and decide whether an MD5-only offer is worth a try. */
+static void auth_explain_reject(struct login *l)
+{
+	struct auth *a = l->auth;
+	uint8_t d = l->status_detail;
+	bool auth_like = d == 0x00 || d == 0x01 || d == 0x07 || d == 0x0b;
+
+	if (l->status_class != ISCSI_LOGIN_INITIATOR_ERROR || !auth_like)
+		return;
+	if (a->step == AUTH_ALGORITHMS) {
+		a->retry_md5 = true;
+		err_set(EACCES, "authentication failed: target rejected CHAP_A=%s (status 0x02%02x)",
+			a->md5_only ? "5" : "8,7,6,5", d);
+	} else if (a->step == AUTH_RESPONDED) {
+		a->retry_md5 = a->alg != CHAP_ALG_MD5;
+		err_set(EACCES, "authentication failed: target rejected CHAP response for user %s",
+			a->cred->user);
+	}
+}
+
+/* Leaving the security stage: CHAP must be finished if it was chosen,
+ * and an AuthMethod must have been agreed. */
+static int check_security_done(const struct login *l, const struct iscsi_params *params)
+{
+	enum auth_step step = l->auth->step;
+
+	if (step != AUTH_NOT_USED && step != AUTH_DONE) {
+		err_set(EACCES, "login failed: target left the security stage before CHAP was finished");
+		return -1;
+	}
+	if (!params->auth_method[0]) {
+		err_set(EPROTO, "login failed: target left the security stage without choosing an AuthMethod");
+		return -1;
+	}
+	return 0;
+}
+
+/* One login on the connected @c, up to the full feature phase. */
+static int login_attempt(struct login *l, struct login_result *out)
+{
+	const struct text_config *cfg = l->cfg;
 	struct text_neg neg;
 	uint8_t *sendbuf = malloc(LOGIN_MAX_SEGMENT);
 	struct text_buf tb = { .data = sendbuf, .len = 0, .cap = LOGIN_MAX_SEGMENT };
 	bool offered[4] = { false };
 	int rc = -1;
 
-	l.text = malloc(LOGIN_MAX_TEXT);
-	if (!sendbuf || !l.text) {
+	l->text = malloc(LOGIN_MAX_TEXT);
+	if (!sendbuf || !l->text) {
 		err_set(ENOMEM, "out of memory");
 		goto out;
 	}
@@ -220,56 +614,95 @@ int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[
 
 	for (int exchange = 0;; exchange++) {
 		union iscsi_bhs rsp;
-		enum iscsi_login_stage next = l.stage == ISCSI_STAGE_SECURITY ?
+		enum iscsi_login_stage next = l->stage == ISCSI_STAGE_SECURITY ?
 			ISCSI_STAGE_OPERATIONAL : ISCSI_STAGE_FULL_FEATURE;
+		bool transit = true;
 
 		if (exchange == MAX_EXCHANGES) {
 			err_set(EPROTO, "login failed: no agreement after %d exchanges",
 				MAX_EXCHANGES);
 			goto out;
 		}
-		if (!offered[l.stage]) {
-			if (text_neg_offer(&neg, l.stage, &tb) < 0)
+		if (!offered[l->stage]) {
+			if (text_neg_offer(&neg, l->stage, &tb) < 0)
 				goto out;
-			offered[l.stage] = true;
+			offered[l->stage] = true;
 		}
-		if (send_request(&l, true, next, &tb) < 0)
+		if (l->stage == ISCSI_STAGE_SECURITY &&
+		    auth_before_send(l->auth, &tb, &transit) < 0)
+			goto out;
+		if (send_request(l, transit, next, &tb) < 0)
 			goto out;
 		tb.len = 0;
-		if (recv_response(&l, &rsp) < 0)
+		if (recv_response(l, &rsp) < 0) {
+			if (l->stage == ISCSI_STAGE_SECURITY && l->status_class)
+				auth_explain_reject(l);
 			goto out;
-		if (text_neg_response(&neg, l.text, l.text_len, &tb) < 0)
+		}
+		if (text_neg_response(&neg, l->text, l->text_len, &tb) < 0)
+			goto out;
+		if (l->stage == ISCSI_STAGE_SECURITY &&
+		    auth_after_response(l, &rsp, &out->params) < 0)
 			goto out;
 		if (rsp.login_rsp.flags & ISCSI_LOGIN_TRANSIT) {
 			uint8_t nsg = rsp.login_rsp.flags & ISCSI_LOGIN_STAGE_MASK;
-			if (nsg == 2 || nsg <= l.stage) {
+			if (nsg == 2 || nsg <= l->stage) {
 				err_set(EPROTO, "protocol error: target moves login from stage %u to %u",
-					l.stage, nsg);
+					l->stage, nsg);
 				goto out;
 			}
-			if (l.stage == ISCSI_STAGE_SECURITY && !out->params.auth_method[0]) {
-				err_set(EPROTO, "login failed: target left the security stage without choosing an AuthMethod");
+			if (l->stage == ISCSI_STAGE_SECURITY && check_security_done(l, &out->params) < 0)
 				goto out;
-			}
-			l.stage = nsg;
+			l->stage = nsg;
 			if (nsg == ISCSI_STAGE_FULL_FEATURE) {
-				l.tsih = get_be16(rsp.login_rsp.tsih);
+				l->tsih = get_be16(rsp.login_rsp.tsih);
 				break;
 			}
 		}
 	}
 	if (text_neg_finish(&neg) < 0)
 		goto out;
-	out->tsih = l.tsih;
-	out->cmdsn = l.cmdsn;
-	out->exp_cmdsn = l.exp_cmdsn;
-	out->max_cmdsn = l.max_cmdsn;
-	out->exp_statsn = l.exp_statsn;
-	c->header_digest = out->params.header_digest;
-	c->data_digest = out->params.data_digest;
+	out->tsih = l->tsih;
+	out->cmdsn = l->cmdsn;
+	out->exp_cmdsn = l->exp_cmdsn;
+	out->max_cmdsn = l->max_cmdsn;
+	out->exp_statsn = l->exp_statsn;
+	l->c->header_digest = out->params.header_digest;
+	l->c->data_digest = out->params.data_digest;
 	rc = 0;
 out:
 	free(sendbuf);
-	free(l.text);
+	free(l->text);
+	l->text = NULL;
+	return rc;
+}
+
+int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
+	      uint16_t tsih, struct login_result *out)
+{
+	struct auth auth = {
+		.cred = cfg->chap, .discovery = cfg->discovery,
+		.step = cfg->chap ? AUTH_OFFERING : AUTH_NOT_USED,
+	};
+	int rc;
+
+	for (;;) {
+		struct login l = {
+			.c = c, .cfg = cfg, .isid = isid, .tsih = tsih,
+			.cmdsn = 1, .exp_statsn = 0, .stage = ISCSI_STAGE_SECURITY,
+			.auth = &auth,
+		};
+
+		rc = login_attempt(&l, out);
+		if (rc == 0 || !auth.retry_md5 || auth.md5_only)
+			break;
+		log_debug("login: %s; trying again offering CHAP_A=5 (MD5) only", err_msg());
+		if (conn_reconnect(c) < 0)
+			break;
+		auth.md5_only = true;
+		auth.retry_md5 = false;
+		auth.step = AUTH_OFFERING;
+	}
+	OPENSSL_cleanse(&auth, sizeof auth);
 	return rc;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "credentials.h"
 #include "fs.h"
 #include "fuse_channel.h"
 #include "fuse_loop.h"
@@ -122,6 +123,10 @@ static void usage(FILE *f)
 "  -o sessions=N             iSCSI sessions per target (default 4)\n"
 "  -o queue_depth=N          outstanding commands per session (default 32)\n"
 "  -o initiator=IQN          initiator name (default iqn.2026-11.org.iscsifs:HOSTNAME)\n"
+"  -o chap_user=NAME         CHAP user (or iscsi://NAME@HOST/...)\n"
+"  -o chap_secret_file=PATH  CHAP secret: first line of PATH (mode 600), else $ISCSIFS_CHAP_SECRET\n"
+"  -o target_user=NAME       mutual CHAP: the name the target must answer with\n"
+"  -o target_secret_file=PATH  mutual CHAP secret, else $ISCSIFS_TARGET_SECRET\n"
 "  -o header_digest=MODE     none, crc32c or auto (default auto)\n"
 "  -o data_digest=MODE       none, crc32c or auto (default auto)\n"
 "  -o cache                  use the page cache instead of direct I/O\n"
@@ -407,6 +412,7 @@ int main(int argc, char *argv[])
 	struct session_config cfg;
 	struct fs fs = { 0 };
 	struct fuse_session *se = NULL;
+	struct chap_credentials *creds = NULL;  /* wiped and freed at exit */
 	char mountpoint[PATH_MAX];
 	int status = 1;
 
@@ -442,8 +448,19 @@ int main(int argc, char *argv[])
 		status = 2;
 		goto out_options;
 	}
-	if (url.has_password || url.user[0] || o.chap_user || o.target_user) {
-		fprintf(stderr, "iscsifs: CHAP authentication is not supported yet\n");
+	if (url.has_password)
+		for (int i = 1; i < argc; i++)
+			credentials_hide_url_password(argv[i]);
+	struct credentials_options creds_opt = {
+		.chap_user = o.chap_user, .chap_secret_file = o.chap_secret_file,
+		.target_user = o.target_user, .target_secret_file = o.target_secret_file,
+		.url_user = url.user, .url_password = url.password,
+		.url_has_password = url.has_password,
+	};
+	int creds_rc = credentials_load(&creds_opt, &creds);
+	OPENSSL_cleanse(url.password, sizeof url.password);
+	if (creds_rc < 0) {
+		fprintf(stderr, "iscsifs: %s\n", err_msg());
 		status = 2;
 		goto out_options;
 	}
@@ -495,6 +512,7 @@ int main(int argc, char *argv[])
 	cfg.text.max_outstanding_r2t = 16;
 	cfg.text.immediate_data = true;
 	cfg.text.initial_r2t = false;
+	cfg.text.chap = creds;    /* every login, reconnects too, reads it until exit */
 	cfg.queue_depth = o.queue_depth;
 	cfg.noop_interval_s = o.noop_interval;
 	cfg.noop_timeout_s = o.noop_timeout;
@@ -591,6 +609,7 @@ out:
 	free(fs.nodes);
 	OPENSSL_cleanse(url.password, sizeof url.password);
 out_options:
+	credentials_free(creds);
 	free_options(&o, &args);
 	return status;
 }

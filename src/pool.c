@@ -309,11 +309,14 @@ void pool_kick(struct pool *p)
 	pthread_mutex_lock(&p->lock);
 	while (p->queue_head) {
 		struct iscsi_task *t = p->queue_head;
+		/* Taken first: a session that accepts t links it into its
+		 * own command queue through the same t->next. */
+		struct iscsi_task *next = t->next;
 		if (dispatch(p, t) < 0) {
 			if (errno == EAGAIN)
 				break;
 			/* no session is up: fail everything queued */
-			p->queue_head = t->next;
+			p->queue_head = next;
 			if (!p->queue_head)
 				p->queue_tail = NULL;
 			t->result = EIO;
@@ -321,7 +324,7 @@ void pool_kick(struct pool *p)
 			failed = t;
 			continue;
 		}
-		p->queue_head = t->next;
+		p->queue_head = next;
 		if (!p->queue_head)
 			p->queue_tail = NULL;
 	}

@@ -104,6 +104,9 @@ struct session {
 	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
 	bool tx_run;                        /* lock: the TX thread is to keep going */
 	bool ping_outstanding;              /* lock: a keepalive NOP-Out awaits its NOP-In */
+	bool dropped;                       /* lock: we shut the connection down (timeout,
+	                                     * send error) and logged why; the RX thread's
+	                                     * error is only the echo of it */
 	int64_t ping_sent_ns;               /* lock: when it was queued */
 	int64_t down_since_ns;              /* lock: when the connection was lost */
 
@@ -461,6 +464,9 @@ static void *tx_main(void *arg)
 		}
 		if (rc < 0) {
 			log_error("%s: %s", s->name, err_msg());
+			pthread_mutex_lock(&s->lock);
+			s->dropped = true;
+			pthread_mutex_unlock(&s->lock);
 			conn_shutdown(&s->conn);   /* the RX thread fails the session */
 		}
 		pthread_mutex_lock(&s->lock);
@@ -1007,6 +1013,8 @@ static void *rx_main(void *arg)
 		int rc = rx_loop(s, scratch);
 		pthread_mutex_lock(&s->lock);
 		bool closing = s->state == SESSION_CLOSING;
+		bool dropped = s->dropped;   /* then err_msg() is "... closed the connection" */
+		s->dropped = false;
 		pthread_mutex_unlock(&s->lock);
 		if (rc > 0 || closing) {
 			if (rc < 0)
@@ -1020,7 +1028,10 @@ static void *rx_main(void *arg)
 			stop_session(s, SESSION_DOWN, false);
 			break;
 		}
-		log_error("%s: %s; reconnecting", s->name, err_msg());
+		if (dropped)
+			log_info("%s: connection dropped; reconnecting", s->name);
+		else
+			log_error("%s: %s; reconnecting", s->name, err_msg());
 		stop_session(s, SESSION_RECOVERING, true);
 		if (recover(s) < 0) {
 			stop_session(s, SESSION_DOWN, false);
@@ -1075,6 +1086,8 @@ void session_tick(struct session *s)
 			}
 		}
 	}
+	if (why[0])
+		s->dropped = true;
 	pthread_mutex_unlock(&s->lock);
 	if (why[0]) {
 		log_error("%s: %s; dropping the connection", s->name, why);

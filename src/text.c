@@ -103,6 +103,7 @@ enum ours_src {
 	OURS_CFG_BOOL,     /* a bool in struct text_config, as Yes/No */
 	OURS_DIGEST,       /* an enum digest_pref in struct text_config, as a list */
 	OURS_SESSION_TYPE, /* "Discovery" or "Normal" from text_config.discovery */
+	OURS_AUTH_METHOD,  /* "CHAP,None" with text_config.chap set, else "None" */
 };
 
 /* How the outcome is stored in struct iscsi_params. */
@@ -150,8 +151,7 @@ static const struct key_def keys[] = {
 	{ "TargetName", KT_DECL_STR, PH_ALL, 0,
 	  OFFER_SECURITY, .ours = OURS_CFG_STR, CFG(target_name) },
 	{ "AuthMethod", KT_LIST, PH_SEC, F_OFFER_DISC | F_MUST_AGREE,
-	  OFFER_SECURITY, .ours = OURS_FIXED, .fixed = "None",
-	  PAR_ARRAY(auth_method) },
+	  OFFER_SECURITY, .ours = OURS_AUTH_METHOD, PAR_ARRAY(auth_method) },
 
 	/* operational stage */
 	{ "HeaderDigest", KT_LIST, PH_LOGIN, F_OFFER_DISC,
@@ -441,6 +441,9 @@ static bool our_value(const struct text_neg *n, const struct key_def *k,
 		return true;
 	case OURS_SESSION_TYPE:
 		copy_str(buf, size, n->cfg->discovery ? "Discovery" : "Normal");
+		return true;
+	case OURS_AUTH_METHOD:
+		copy_str(buf, size, n->cfg->chap ? "CHAP,None" : "None");
 		return true;
 	case OURS_NONE:
 		break;

@@ -417,6 +417,13 @@ tgt_set_chap_mutual() {
     tgtadm_ --op bind --mode account --tid "$1" --user "$2" --outgoing
 }
 
+# tgt_drop_connection TID SID: close connection 0 of session (I_T nexus)
+# SID of target TID, as a network failure would; the initiator must log in
+# again.
+tgt_drop_connection() {
+    tgtadm_ --op delete --mode conn --tid "$1" --sid "$2" --cid 0
+}
+
 # tgt_show [TID]: print tgtadm's description of one or all targets.
 tgt_show() {
     if [[ -n ${1:-} ]]; then
@@ -469,6 +476,10 @@ tgt_wait_sessions() {
 #   blocklength=N    logical block size of the current target's LUNs
 #   readonly=yes     the current target is read-only
 #   chap=USER:SECRET the current target requires CHAP as USER/SECRET
+#   mutual=USER:SECRET  (after chap=) mutual CHAP: the target answers
+#                    the initiator's challenge as USER with SECRET
+#   digest=WORDS     the current target's UseDigest ("Header Data": both
+#                    digests required; default Auto)
 #   queuedepth=N     the current target's QueueDepth
 # Sets ISTGT_PORT, ISTGT_PID, ISTGT_CONF, ISTGT_LOG, ISTGT_URL and
 # ISTGT_IQN (the first target's IQN).  Unlike tgtd, istgt has no LUN 0
@@ -524,7 +535,7 @@ istgt_start() {
                 unit+="  LUN${key#lun} Storage \"$val\" Auto"$'\n'
                 haslun=1
                 ;;
-            blocklength|readonly|queuedepth|chap)
+            blocklength|readonly|queuedepth|chap|mutual|digest)
                 [[ -n $unit ]] || fail "istgt_start: $w before target="
                 case $key in
                     blocklength) unit+="  BlockLength $val"$'\n' ;;
@@ -537,6 +548,13 @@ istgt_start() {
 "
                         unit+="  AuthMethod CHAP"$'\n'"  AuthGroup AuthGroup$nauth"$'\n'
                         ;;
+                    mutual)
+                        ((hasauth)) || fail "istgt_start: mutual= needs chap= before it"
+                        # the group's Auth line gains the target's name and secret
+                        authconf="${authconf%$'\n'} \"${val%%:*}\" \"${val#*:}\""$'\n'
+                        unit=${unit/"AuthMethod CHAP"$'\n'/"AuthMethod CHAP Mutual"$'\n'}
+                        ;;
+                    digest) unit=${unit/"UseDigest Auto"/"UseDigest $val"} ;;
                 esac
                 ;;
             [A-Z]*)
@@ -648,6 +666,13 @@ assert_negotiated() {
 # ---------------------------------------------------------------------------
 # iscsifs mounts
 
+# make_secret_file FILE SECRET: write SECRET and a newline to FILE, mode
+# 600 from its creation on (iscsifs refuses a secret file others can read).
+make_secret_file() {
+    (umask 077 && printf '%s\n' "$2" >"$1") || fail "cannot write secret file $1"
+    chmod 600 "$1"
+}
+
 # _register_mount KIND PATH: remember a mount for cleanup (fuse|loop|other).
 _register_mount() {
     echo "$1 $2" >>"$TEST_TMPDIR/.mounts"
@@ -677,10 +702,14 @@ iscsifs_pids() {
     done
 }
 
-_logcount=0
+# _new_log: create and print the path of a new, numbered log file.  The
+# number comes from the files present, not a shell variable: callers use
+# $(_new_log), a subshell, where a counter would never advance.
 _new_log() {
-    _logcount=$((_logcount + 1))
-    echo "$TEST_TMPDIR/iscsifs.$_logcount.log"
+    local n=1
+    while [[ -e $TEST_TMPDIR/iscsifs.$n.log ]]; do n=$((n + 1)); done
+    : >"$TEST_TMPDIR/iscsifs.$n.log"
+    echo "$TEST_TMPDIR/iscsifs.$n.log"
 }
 
 # _wrapper_array: split ISCSIFS_WRAPPER into the array WRAP.

@@ -1,0 +1,188 @@
+#!/bin/bash
+# badtarget-io.sh: a target that misbehaves on a command to its LUN 1
+# (tests/lib/badtarget.py), one case at a time: malformed Data-In, R2Ts
+# and responses (issue 4, "Hostile target input"), and slow or unhelpful
+# answers (issue 5: no answer, BUSY, Unit Attention, Async Messages).
+#
+# For each case: mount (foreground, one session), read or write LUN 1 so
+# that the case fires, and check that
+#   - the I/O succeeds with the right data (after a reconnect) or fails
+#     with EIO, as the case expects: never other data, never a hang;
+#   - the iscsifs log names the violation (when the case is one);
+#   - iscsifs is alive, LUN 0 reads and writes what the target holds, and
+#     LUN 1 works again once the target behaves;
+#   - unmounting logs out and exits 0; no sanitizer report.
+# $BAD_CASES may name a subset of the cases (for debugging).
+# shellcheck source=tests/lib/targets.sh
+. "${top_srcdir:-.}/tests/lib/targets.sh"
+# shellcheck source=tests/lib/checks.sh
+. "$top_srcdir/tests/lib/checks.sh"
+# shellcheck source=tests/lib/badtarget.sh
+. "$top_srcdir/tests/lib/badtarget.sh"
+trap cleanup EXIT
+require_root
+require_fuse
+require_python
+require_iscsifs
+
+badtarget_setup
+work=$TEST_TMPDIR/work
+mkdir -p "$work"
+ncases=0
+
+# io_case CASE OP EXPECT REGEX [opts=O] [stat=KEY=N] [tries=N]: run one
+# case.
+#   OP      read: 64 KiB from LUN 1; write: 128 KiB to LUN 1
+#   EXPECT  ok: the I/O succeeds (after a reconnect); eio: it fails with
+#           EIO; eio-always: EIO and the target keeps misbehaving (LUN 1
+#           is not tried again)
+#   REGEX   what the iscsifs log must say ('' when nothing is owed)
+#   opts=O  more -o options for the mount
+#   stat=KEY=N  counter KEY of lun1 in .iscsifs/stats is N afterwards
+#   tries=N for a violation the initiator may miss by timing (the case
+#           says why): the I/O is done again, up to N times in all, until
+#           the log has REGEX; each must end as EXPECT says
+io_case() {
+    local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 try off start arg
+    shift 4
+    for arg in "$@"; do
+        case $arg in
+            opts=*) opts+=",${arg#opts=}" ;;
+            stat=*) stat=${arg#stat=} ;;
+            tries=*) tries=${arg#tries=} ;;
+            *) fail "io_case: bad argument '$arg'" ;;
+        esac
+    done
+    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $case "* ]]; then
+        return 0
+    fi
+    ncases=$((ncases + 1))
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg "$opts"
+    bad_check_names "lun0 lun1"
+    for ((try = 1; try <= tries; try++)); do
+        io_once "$case" "$op" "$expect"
+        [[ -z $re ]] || grep -Eq -- "$re" "$ISCSIFS_LOG" && break
+        ((try < tries)) && note "case $case: not detected this time (try $try); again"
+    done
+    [[ -n $re ]] && check_log "$re"
+    if [[ -n $stat ]]; then
+        assert_eq "${stat#*=}" "$(lun_stat lun1 "${stat%%=*}")" "$case: ${stat%%=*} of lun1"
+    fi
+    check_alive
+    check_lun0 "$work"
+    if [[ $expect != eio-always ]]; then
+        # The target behaves again: LUN 1 must work again too.
+        bt dd if="$BAD_MNT/lun1" of="$work/got" bs=65536 iflag=skip_bytes skip="$off" \
+            count=1 status=none || fail "$case: lun1 does not work again"
+        slice "$BAD_LUN1" "$off" 65536 >"$work/want"
+        assert_same_file "$work/want" "$work/got" "$case: lun1 read again"
+    fi
+    check_alive
+    check_no_sanitizer_report
+    bad_unmount
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok ($(($(date +%s) - start)) s)"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+
+# io_once CASE OP EXPECT: the I/O of a case and the checks of its outcome
+# (sets off, the offset used).
+io_once() {
+    local case=$1 op=$2 expect=$3
+    off=$(((RANDOM % 16 + 4) * 131072))
+    case $op in
+        read)
+            io_result dd if="$BAD_MNT/lun1" of="$work/got" bs=65536 iflag=skip_bytes \
+                skip="$off" count=1 status=none
+            ;;
+        write)
+            head -c 131072 /dev/urandom >"$work/pattern"
+            slice "$BAD_LUN1" "$off" 131072 >"$work/before"
+            io_result dd if="$work/pattern" of="$BAD_MNT/lun1" bs=131072 \
+                oflag=seek_bytes seek="$off" conv=notrunc status=none
+            ;;
+    esac
+    note "case $case: $op -> $RESULT${RESULT_ERR:+ ($RESULT_ERR)}"
+    case $RESULT in
+        ok | eio) ;;
+        hang) fail "$case: the $op did not finish within ${BAD_IO_TIMEOUT}s" ;;
+        *) fail "$case: the $op failed with something other than EIO: $RESULT_ERR" ;;
+    esac
+    [[ $RESULT == "${expect%-always}" ]] ||
+        fail "$case: expected the $op to end '${expect%-always}', it ended '$RESULT'"
+    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+
+    # Never other data: what a read returns is what the target holds; a
+    # write that succeeded is on the target; one that failed left each
+    # block old or new.
+    if [[ $op == read && $RESULT == ok ]]; then
+        slice "$BAD_LUN1" "$off" 65536 >"$work/want"
+        assert_same_file "$work/want" "$work/got" "$case: data read from lun1"
+    elif [[ $op == write && $RESULT == ok ]]; then
+        slice "$BAD_LUN1" "$off" 131072 >"$work/after"
+        assert_same_file "$work/pattern" "$work/after" "$case: lun1 on the target after the write"
+    elif [[ $op == write ]]; then
+        slice "$BAD_LUN1" "$off" 131072 >"$work/after"
+        "$PYTHON" - "$work/before" "$work/pattern" "$work/after" <<'EOF' ||
+import sys
+old, new, now = (open(p, "rb").read() for p in sys.argv[1:])
+for i in range(0, len(now), 512):
+    if now[i:i + 512] not in (old[i:i + 512], new[i:i + 512]):
+        sys.exit("block %d is neither the old nor the new data" % (i // 512))
+EOF
+            fail "$case: a failed write left other data on the target"
+    fi
+}
+
+# The violation messages name what was wrong; a reconnect follows.
+V='protocol error'
+
+# framing
+io_case dsl-over read ok "Data-In with a [0-9]+-byte data segment, over the [0-9]+ we accept"
+io_case ahs read ok "$V: Data-In with a 16-byte AHS"
+io_case bad-opcode read ok "$V: target sent opcode 0x1c"
+# tasks and Data-In
+io_case unknown-itt read ok "$V: Data-In for unknown ITT"
+io_case stale-itt read ok "$V: Data-In for unknown ITT"
+io_case dup-response read ok "$V: SCSI Response for unknown ITT"
+io_case datain-overflow read ok "$V: Data-In offset [0-9]+ length [0-9]+ outside the 65536-byte buffer"
+io_case datain-overflow-always read eio-always "outside the 65536-byte buffer.*|failed [0-9]+ connections"
+io_case datain-wrap read ok "$V: Data-In offset 4294966784 length 1024 outside"
+io_case datain-overlap read ok "$V: Data-In offset 0, expected 16384"
+io_case datasn-order read ok "$V: Data-In DataSN 2, expected 1"
+io_case status-no-f read ok "$V: Data-In with status but without the F bit"
+io_case read-short read eio "READ returned 32768 of 65536 bytes"
+io_case datain-write write ok "$V: Data-In for ITT 0x[0-9a-f]+, which is not a read"
+# R2T
+io_case r2t-beyond write ok "$V: R2T outside the transfer"
+io_case r2t-beyond-always write eio-always "$V: R2T outside the transfer"
+io_case r2t-wrap write ok "$V: R2T outside the transfer .*offset 4294967040, length 512"
+io_case r2t-zero write ok "$V: R2T asking for 0 bytes"
+io_case r2t-burst write ok "$V: R2T longer than MaxBurstLength"
+io_case r2t-read read ok "$V: R2T for a task that is not a write"
+# (the initiator can only see the excess R2Ts while the first burst is
+# still being sent: under heavy load it may have sent it all, so the case
+# fires up to three times)
+io_case r2t-many write ok "$V: R2T beyond MaxOutstandingR2T" tries=3
+io_case r2t-ttt write ok "$V: R2T with the reserved Target Transfer Tag"
+io_case r2t-unknown-itt write ok "$V: R2T for an unknown ITT"
+# Reject, responses, sense
+io_case reject-short read ok "target rejected a PDU \\(reason 0x09\\)"
+io_case reject-reflected read ok "target rejected a SCSI Command \\(reason 0x09\\)"
+io_case sense-long read ok "$V: SenseLength 200 in a 20-byte segment"
+io_case sense-big read eio "MEDIUM ERROR: UNRECOVERED READ ERROR"
+io_case logout-rsp read ok "$V: Logout Response without a Logout Request"
+io_case tmf-rsp read ok "$V: unexpected Task Management Response"
+io_case window-backwards read ok ""
+# issue 5: slow and unhelpful targets
+io_case no-answer read ok "command 0x(28|88) .* unanswered for 2 s on LUN 1" opts=cmd_timeout=2
+io_case busy read ok "" stat=retries=3
+io_case unit-attention read ok "" stat=unit_attentions=1
+io_case async-logout read ok "target requests logout within 1 s"
+io_case async-drop read ok "target announced it drops the connection"
+
+((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
+note "ok: $ncases cases"

@@ -1,0 +1,161 @@
+#!/bin/bash
+# badtarget-login.sh: a target that misbehaves at login or in what it
+# answers while iscsifs probes its LUNs (tests/lib/badtarget.py), one case
+# at a time (issue 4, "Hostile target input").
+#
+#   login cases: iscsifs exits non-zero within BAD_LOGIN_MAX_SECS seconds
+#     with one line on stderr naming the violation, and leaves nothing
+#     mounted and no process behind;
+#   probe cases: lying REPORT LUNS / INQUIRY / READ CAPACITY data for LUN
+#     1 either make iscsifs refuse to mount in the same clean way, or it
+#     mounts, skips LUN 1 with a log line saying why (or shows it when the
+#     lie is harmless), and serves LUN 0 correctly;
+#   target names with '/', '..' and control characters: never a file
+#     name, never raw in the log;
+#   a CmdSN window closed at login and opened only by NOP-Ins: no hang.
+# $BAD_CASES may name a subset of the cases (for debugging).
+# shellcheck source=tests/lib/targets.sh
+. "${top_srcdir:-.}/tests/lib/targets.sh"
+# shellcheck source=tests/lib/checks.sh
+. "$top_srcdir/tests/lib/checks.sh"
+# shellcheck source=tests/lib/badtarget.sh
+. "$top_srcdir/tests/lib/badtarget.sh"
+trap cleanup EXIT
+require_root
+require_fuse
+require_python
+require_iscsifs
+
+BAD_LOGIN_MAX_SECS=${BAD_LOGIN_MAX_SECS:-20}
+badtarget_setup
+work=$TEST_TMPDIR/work
+mkdir -p "$work"
+ncases=0
+
+# selected CASE: true unless $BAD_CASES leaves CASE out; counts it.
+selected() {
+    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $1 "* ]]; then
+        return 1
+    fi
+    ncases=$((ncases + 1))
+}
+
+# refused CASE REGEX [portal]: iscsifs must refuse to mount, cleanly.
+# With "portal", the URL names no target (discovery).
+refused() {
+    local case=$1 re=$2 url lines
+    selected "$case" || return 0
+    badtarget_start "$case"
+    url=$BAD_URL
+    [[ ${3:-} == portal ]] && url="iscsi://$LOOPBACK4:$BAD_PORT/"
+    _register_mount fuse "$BAD_MNT"
+    run_iscsifs -o sessions=1 "$url" "$BAD_MNT"
+    note "case $case: exit $ISCSIFS_RC after ${ISCSIFS_SECS}s: $ISCSIFS_ERR"
+    ((ISCSIFS_RC != 124 && ISCSIFS_RC != 137)) || fail "$case: iscsifs still running after ${ISCSIFS_START_TIMEOUT}s"
+    ((ISCSIFS_RC != 0)) || fail "$case: iscsifs mounted"
+    awk -v s="$ISCSIFS_SECS" -v m="$BAD_LOGIN_MAX_SECS" 'BEGIN { exit !(s <= m) }' ||
+        fail "$case: took ${ISCSIFS_SECS}s (limit ${BAD_LOGIN_MAX_SECS}s)"
+    lines=$(grep -c . <<<"$ISCSIFS_ERR")
+    if [[ -z $ISCSIFS_WRAPPER ]]; then
+        ((lines == 1)) || fail "$case: expected one line, got $lines: $ISCSIFS_ERR"
+    fi
+    grep -Eq -- "$re" <<<"$ISCSIFS_ERR" ||
+        fail "$case: the message does not name the cause (/$re/): $ISCSIFS_ERR"
+    # the message is printable text, whatever the target sent
+    ! LC_ALL=C grep -q '[^[:print:]]' <<<"$ISCSIFS_ERR" ||
+        fail "$case: unprintable bytes in the message"
+    ! mountpoint -q "$BAD_MNT" || fail "$case: $BAD_MNT is mounted"
+    [[ -z $(iscsifs_pids "$BAD_MNT") ]] || fail "$case: an iscsifs process is left"
+    _unregister_mount "$BAD_MNT"
+    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    badtarget_stop
+    rm -f "$BAD_LOG"
+}
+
+# mounted CASE "NAMES" REGEX [OPTIONS]: iscsifs must mount and show
+# exactly NAMES; the log must match REGEX ('' for nothing); LUN 0 works;
+# a LUN 1 that is shown reads as the target holds it.
+mounted() {
+    local case=$1 names=$2 re=$3 opts=sessions=1
+    [[ -n ${4:-} ]] && opts+=",$4"
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg "$opts"
+    bad_check_names "$names"
+    [[ -n $re ]] && check_log "$re"
+    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    check_alive
+    check_lun0 "$work"
+    if [[ " $names " == *" lun1 "* ]]; then
+        check_size "$BAD_MNT/lun1" "$(file_size "$BAD_LUN1")"
+        bt dd if="$BAD_MNT/lun1" of="$work/lun1" bs=1M status=none || fail "$case: read of lun1 failed"
+        assert_same_file "$BAD_LUN1" "$work/lun1" "$case: lun1"
+    fi
+    ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
+        fail "$case: unprintable bytes in the iscsifs log"
+    check_no_sanitizer_report
+    bad_unmount
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+
+V='protocol error'
+
+# login
+refused login-no-nul "does not end in a NUL"
+refused login-dsl-over "$V: Login Response with a [0-9]+-byte data segment, over the 8192"
+refused login-long-key "9000-byte value for X-Long-Key"
+refused login-many-keys "more than 64 keys we do not understand"
+refused login-loop "no agreement after 32 exchanges"
+refused login-itt "$V: Login Response for ITT"
+refused login-stage "$V: target moves login from stage 0 to 2"
+refused login-ahs "$V: Login Response with a 12-byte AHS"
+refused login-nop "$V: NOP-In during login"
+refused login-redirect "redirect|moved"
+mounted login-names "lun0 lun1" ""
+mounted window-closed "lun0 lun1" ""
+
+# discovery: hostile target names never become file names
+discovered() {
+    local case=discovery-good got
+    selected "$case" || return 0
+    badtarget_start "$case"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    got=$(bt ls -1A "$BAD_MNT" | grep -vx '\.iscsifs' | tr '\n' ' ')
+    assert_eq "$BAD_IQN " "$got" "$case: entries of the mount"
+    got=$(bt ls -1A "$BAD_MNT/$BAD_IQN" | grep -vx '\.iscsifs' | sort | tr '\n' ' ')
+    assert_eq "lun0 lun1 " "$got" "$case: entries of the target's directory"
+    bt cmp "$BAD_MNT/$BAD_IQN/lun0" "$BAD_LUN0" || fail "$case: lun0 of the discovered target"
+    badtarget_fired "$case" || fail "$case: SendTargets was never asked"
+    check_no_sanitizer_report
+    bad_unmount
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG"
+}
+discovered
+refused discovery-slash "discovery on .*: SendTargets: TargetName with byte 0x2f" portal
+refused discovery-dotdot "discovery on .*: SendTargets: TargetName '\.\.'" portal
+refused discovery-ctl "discovery on .*: SendTargets: TargetName with byte 0x1b" portal
+
+# probe: REPORT LUNS
+refused luns-short "REPORT LUNS data of 4 bytes"
+mounted luns-lying "lun0 lun1" ""
+refused luns-odd "LUN LIST LENGTH 13 is not a multiple of 8"
+# probe: INQUIRY, VPD
+mounted inquiry-short "lun0" "lun1: .*INQUIRY data of 3 bytes.*skipped"
+mounted inquiry-lying "lun0 lun1" ""
+mounted vpd-lying "lun0 lun1" ""
+# probe: READ CAPACITY
+mounted capacity-short "lun0" "lun1: .*READ CAPACITY\\(16\\) data of 8 bytes.*skipped"
+mounted blocksize-0 "lun0" "lun1: .*logical block length 0 is not a power of two.*skipped"
+mounted blocksize-odd "lun0" "lun1: .*logical block length 1000 is not a power of two.*skipped"
+mounted capacity-0 "lun0" "lun1: .*capacity of 0 blocks.*skipped"
+mounted capacity-huge "lun0" "lun1: .*more than a file can hold.*skipped"
+
+((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
+note "ok: $ncases cases"

@@ -1,0 +1,1120 @@
+#!/usr/bin/python3
+"""badtarget.py: a scripted misbehaving iSCSI target for the iscsifs tests.
+
+It listens on 127.0.0.1:PORT, logs initiators in (AuthMethod=None, a
+Normal session, the operational keys answered sanely), and serves one
+target with two disk LUNs of 512-byte blocks:
+
+    LUN 0  "good": always behaves.
+    LUN 1  "bad":  behaves until a command hits it that the chosen case
+           (--case NAME) is about; that command gets one malformed
+           answer instead of the right one.
+
+Both LUNs are served from RAM; their initial content is read from
+--lun0/--lun1 FILE and every write is also written through to FILE, so a
+test can compare what the initiator reads with what the target holds.
+
+A case fires --times N times (default: the case's own, usually once),
+counted over every connection of the process: after that the target
+behaves again, so an initiator that drops the connection on a protocol
+error and reconnects gets its command answered properly the second
+time.  --times 0 fires forever.  Login and probe cases (which answer at
+login, or answer REPORT LUNS / INQUIRY / READ CAPACITY) fire forever by
+default.  Every firing is logged on stderr as "badtarget: fired CASE:
+what was sent", so a test can check that the case really happened.
+
+Negotiated on every session (what an initiator asking for the iscsifs
+defaults gets): HeaderDigest=DataDigest=None, InitialR2T=Yes,
+ImmediateData=No (every write goes through R2Ts), MaxBurstLength=65536,
+MaxOutstandingR2T=1, MaxRecvDataSegmentLength=65536 (ours),
+ErrorRecoveryLevel=0, CmdSN window of 64 (the cases r2t-many and
+window-closed change some of these; see them).  A discovery session
+(SessionType=Discovery) gets a SendTargets answer naming this target.
+
+`badtarget.py --list` prints the cases with one line each.
+
+Python 3 standard library only; one thread per connection.
+"""
+
+import argparse
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+BHS = 48
+RESERVED = 0xFFFFFFFF
+MASK = 0xFFFFFFFF
+BLOCK = 512
+
+# Opcodes, initiator to target
+OP_NOP_OUT = 0x00
+OP_SCSI_CMD = 0x01
+OP_TMF_REQ = 0x02
+OP_LOGIN_REQ = 0x03
+OP_TEXT_REQ = 0x04
+OP_DATA_OUT = 0x05
+OP_LOGOUT_REQ = 0x06
+# target to initiator
+OP_NOP_IN = 0x20
+OP_SCSI_RSP = 0x21
+OP_TMF_RSP = 0x22
+OP_LOGIN_RSP = 0x23
+OP_TEXT_RSP = 0x24
+OP_DATA_IN = 0x25
+OP_LOGOUT_RSP = 0x26
+OP_R2T = 0x31
+OP_ASYNC = 0x32
+OP_REJECT = 0x3F
+
+F_BIT = 0x80
+# Data-In flags
+DI_UNDER, DI_STATUS = 0x02, 0x01
+
+GOOD, CHECK_CONDITION, BUSY = 0x00, 0x02, 0x08
+
+# What we negotiate.
+OUR_MRDSL = 65536
+MAX_BURST = 65536
+MAX_R2T = 1
+WINDOW = 64
+DATA_IN_CHUNK = 16384
+
+# The cases.  trigger: what makes a case fire
+#   read1   a READ to LUN 1          write1  a WRITE to LUN 1
+#   login   every login              probe   the probe command named
+#   session every session, from login on
+# times: default number of firings (0 = forever).
+CASES = {
+    # -- framing --------------------------------------------------------
+    "dsl-over": ("read1", 1, "Data-In whose DataSegmentLength exceeds the initiator's MaxRecvDataSegmentLength"),
+    "ahs": ("read1", 1, "Data-In with TotalAHSLength 4 and 16 bytes of garbage AHS"),
+    "bad-opcode": ("read1", 1, "a PDU with reserved opcode 0x1c"),
+    # -- tasks ------------------------------------------------------------
+    "unknown-itt": ("read1", 1, "Data-In for an ITT the initiator never used"),
+    "stale-itt": ("read1", 1, "the read answered, then Data-In for an earlier, completed ITT"),
+    "dup-response": ("read1", 1, "the SCSI Response of the read sent twice"),
+    "datain-overflow": ("read1", 1, "Data-In with offset+length past the end of the read buffer"),
+    "datain-overflow-always": ("read1", 0, "datain-overflow on every READ of LUN 1"),
+    "datain-wrap": ("read1", 1, "Data-In with offset 0xfffffe00 length 1024 (32-bit wrap)"),
+    "datain-overlap": ("read1", 1, "Data-In PDUs that overlay [0,16K) twice and skip [16K,32K)"),
+    "datasn-order": ("read1", 1, "Data-In PDUs with DataSN 0, 2, 1, 3"),
+    "status-no-f": ("read1", 1, "the last Data-In with the S bit but without the F bit"),
+    "datain-write": ("write1", 1, "Data-In carrying data for a WRITE"),
+    "read-short": ("read1", 1, "half the read data, then GOOD status"),
+    "r2t-beyond": ("write1", 1, "R2T with offset+length past the end of the write"),
+    "r2t-beyond-always": ("write1", 0, "r2t-beyond on every WRITE to LUN 1"),
+    "r2t-wrap": ("write1", 1, "R2T with offset 0xffffff00 length 512 (32-bit wrap)"),
+    "r2t-zero": ("write1", 1, "R2T asking for 0 bytes"),
+    "r2t-burst": ("write1", 1, "R2T asking for MaxBurstLength + 512 bytes"),
+    "r2t-read": ("read1", 1, "R2T for a READ"),
+    "r2t-many": ("write1", 3, "R2Ts for the whole write at once with MaxOutstandingR2T=1 (once per LBA)"),
+    "r2t-ttt": ("write1", 1, "R2T with the reserved Target Transfer Tag 0xffffffff"),
+    "r2t-unknown-itt": ("write1", 1, "R2T for an ITT the initiator never used"),
+    "reject-short": ("read1", 1, "Reject whose data segment is 20 bytes, not a header"),
+    "reject-reflected": ("read1", 1, "Reject carrying the initiator's own SCSI Command header"),
+    "sense-long": ("read1", 1, "CHECK CONDITION whose SenseLength runs past the data segment"),
+    "sense-big": ("read1", 1, "CHECK CONDITION MEDIUM ERROR with 252 bytes of sense data"),
+    "logout-rsp": ("read1", 1, "a Logout Response nobody asked for, with the ITT iscsifs uses for logout"),
+    "tmf-rsp": ("read1", 1, "a Task Management Response nobody asked for"),
+    "window-backwards": ("read1", 1, "responses whose ExpCmdSN/MaxCmdSN go backwards (MaxCmdSN < ExpCmdSN - 1)"),
+    "window-closed": ("session", 0, "a window closed at login and after every command, opened by NOP-In 0.1 s later"),
+    # -- issue 5: slow and unhelpful targets ----------------------------
+    "no-answer": ("read1", 1, "the READ never answered"),
+    "busy": ("read1", 3, "BUSY status"),
+    "unit-attention": ("read1", 1, "CHECK CONDITION UNIT ATTENTION, POWER ON OCCURRED"),
+    "async-logout": ("read1", 1, "Async Message: logout requested within 1 s; dropped 2 s later"),
+    "async-drop": ("read1", 1, "Async Message: the target drops the connection, then does"),
+    # -- probe (mount time) ---------------------------------------------
+    "luns-short": ("probe", 0, "REPORT LUNS data of 4 bytes"),
+    "luns-lying": ("probe", 0, "REPORT LUNS claiming 1000 LUNs, listing 2"),
+    "luns-odd": ("probe", 0, "REPORT LUNS with LUN LIST LENGTH 13"),
+    "inquiry-short": ("probe", 0, "standard INQUIRY of LUN 1: 3 bytes"),
+    "inquiry-lying": ("probe", 0, "standard INQUIRY of LUN 1: ADDITIONAL LENGTH 250, 36 bytes sent"),
+    "vpd-lying": ("probe", 0, "VPD pages of LUN 1 whose lengths run past the data"),
+    "capacity-short": ("probe", 0, "READ CAPACITY(16) of LUN 1: 8 bytes"),
+    "blocksize-0": ("probe", 0, "READ CAPACITY of LUN 1: block length 0"),
+    "blocksize-odd": ("probe", 0, "READ CAPACITY of LUN 1: block length 1000"),
+    "capacity-0": ("probe", 0, "READ CAPACITY(16) of LUN 1: last LBA 2^64-1 (0 blocks)"),
+    "capacity-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1: 2^60 blocks of 4096 bytes"),
+    # -- login ----------------------------------------------------------
+    "login-no-nul": ("login", 0, "login text whose last pair has no NUL"),
+    "login-dsl-over": ("login", 0, "a 9000-byte Login Response data segment"),
+    "login-long-key": ("login", 0, "a 9000-byte value, in two continued Login Responses"),
+    "login-many-keys": ("login", 0, "3000 unknown keys in continued Login Responses"),
+    "login-names": ("login", 0, "TargetAlias and TargetName with '/', '..' and control characters"),
+    "login-loop": ("login", 0, "never leaves the security stage"),
+    "login-itt": ("login", 0, "a Login Response for another ITT"),
+    "login-stage": ("login", 0, "a Login Response moving to stage 2"),
+    "login-ahs": ("login", 0, "a Login Response with a garbage AHS"),
+    "login-nop": ("login", 0, "a NOP-In instead of a Login Response"),
+    "login-redirect": ("login", 0, "a temporary redirect to itself, every time (a loop)"),
+    # -- discovery (SendTargets answers) ---------------------------------
+    "discovery-good": ("discovery", 0, "a well-formed SendTargets answer (the control case)"),
+    "discovery-slash": ("discovery", 0, "a TargetName with '/' and '..' components"),
+    "discovery-dotdot": ("discovery", 0, "a TargetName that is '..'"),
+    "discovery-ctl": ("discovery", 0, "a TargetName with control characters (ESC, BEL)"),
+}
+
+
+def log(msg):
+    sys.stderr.write("badtarget: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def u32(b, off):
+    return struct.unpack_from(">I", b, off)[0]
+
+
+def put32(b, off, v):
+    struct.pack_into(">I", b, off, v & MASK)
+
+
+def put16(b, off, v):
+    struct.pack_into(">H", b, off, v & 0xFFFF)
+
+
+def sn_lt(a, b):
+    """Serial number arithmetic (RFC 1982, 32 bits): a < b."""
+    return a != b and ((b - a) & MASK) < 0x80000000
+
+
+def bhs(opcode, flags=F_BIT):
+    b = bytearray(BHS)
+    b[0] = opcode
+    b[1] = flags
+    return b
+
+
+def lun_field(lun):
+    """8-byte LUN field, single level peripheral or flat addressing."""
+    if lun < 256:
+        return bytes([0, lun]) + bytes(6)
+    return bytes([0x40 | (lun >> 8), lun & 0xFF]) + bytes(6)
+
+
+def lun_number(field):
+    method = field[0] >> 6
+    if method == 0:
+        return field[1] if field[0] == 0 else -1
+    if method == 1:
+        return ((field[0] & 0x3F) << 8) | field[1]
+    return -1
+
+
+def fixed_sense(key, asc, ascq, extra=0):
+    s = bytearray(18 + extra)
+    s[0] = 0x70
+    s[2] = key
+    s[7] = 10 + extra
+    s[12] = asc
+    s[13] = ascq
+    return bytes(s)
+
+
+class Pdu:
+    """A received PDU: its BHS and data segment."""
+
+    def __init__(self, head, data):
+        self.bhs = head
+        self.data = data
+        self.opcode = head[0] & 0x3F
+        self.immediate = bool(head[0] & 0x40)
+        self.flags = head[1]
+        self.itt = u32(head, 16)
+
+    def u32(self, off):
+        return u32(self.bhs, off)
+
+
+class Closed(Exception):
+    """The initiator went away."""
+
+
+class Lun:
+    def __init__(self, number, path):
+        self.number = number
+        self.path = path
+        with open(path, "rb") as f:
+            self.data = bytearray(f.read())
+        if len(self.data) % BLOCK or not self.data:
+            raise SystemExit("badtarget: %s: size must be a non-zero multiple of %d" % (path, BLOCK))
+        self.blocks = len(self.data) // BLOCK
+        self.lock = threading.Lock()
+
+    def read(self, off, n):
+        with self.lock:
+            return bytes(self.data[off:off + n])
+
+    def write(self, off, buf):
+        with self.lock:
+            self.data[off:off + len(buf)] = buf
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, buf, off)
+            finally:
+                os.close(fd)
+
+
+class Target:
+    """What all connections share: the LUNs, the case and its counter."""
+
+    def __init__(self, args):
+        self.iqn = args.iqn
+        self.case = args.case
+        self.trigger, default_times, self.what = CASES[args.case]
+        self.times = default_times if args.times is None else args.times
+        self.fired = 0
+        self.luns = {0: Lun(0, args.lun0), 1: Lun(1, args.lun1)}
+        self.lock = threading.Lock()
+        self.next_tsih = 1
+        self.verbose = args.verbose
+        self.seen_cdbs = set()
+
+    def fire(self, trigger, what=None):
+        """Whether the case fires now (and count it)."""
+        if trigger != self.trigger:
+            return False
+        with self.lock:
+            if self.times and self.fired >= self.times:
+                return False
+            self.fired += 1
+            n = self.fired
+        log("fired %s (%d): %s" % (self.case, n, what or self.what))
+        return True
+
+    def tsih(self):
+        with self.lock:
+            self.next_tsih = self.next_tsih % 0xFFFF + 1
+            return self.next_tsih
+
+
+class Task:
+    """A SCSI command in progress on one connection."""
+
+    def __init__(self, p):
+        self.itt = p.itt
+        self.lun = lun_number(p.bhs[8:16])
+        self.edtl = p.u32(20)
+        self.cmdsn = p.u32(24)
+        self.cdb = bytes(p.bhs[32:48])
+        self.read = bool(p.flags & 0x40)
+        self.write = bool(p.flags & 0x20)
+        self.header = bytes(p.bhs)
+        self.buf = None
+        self.next_off = 0
+        self.r2tsn = 0
+        self.bursts = {}
+
+
+class Conn:
+    """One TCP connection: login, then full feature phase."""
+
+    def __init__(self, target, sock, number):
+        self.t = target
+        self.sock = sock
+        self.name = "conn %d" % number
+        self.lock = threading.Lock()   # sending and the sequence numbers
+        self.statsn = (0x1000 * (number + 1)) & MASK
+        self.exp_cmdsn = 1
+        self.window = WINDOW
+        self.max_xmit = 8192            # the initiator's MaxRecvDataSegmentLength
+        self.writes = {}
+        self.done_itts = []
+        self.next_ttt = 0x100
+        self.closed = False
+        self.discovery = False
+
+    # ---- wire -------------------------------------------------------------
+
+    def recv_exact(self, n):
+        chunks = []
+        while n > 0:
+            try:
+                c = self.sock.recv(min(n, 1 << 20))
+            except OSError as e:
+                raise Closed() from e
+            if not c:
+                raise Closed()
+            chunks.append(c)
+            n -= len(c)
+        return b"".join(chunks)
+
+    def recv_pdu(self):
+        head = bytearray(self.recv_exact(BHS))
+        ahs = head[4] * 4
+        dlen = (head[5] << 16) | (head[6] << 8) | head[7]
+        if ahs:
+            self.recv_exact(ahs)
+        data = self.recv_exact(dlen + (-dlen % 4))[:dlen] if dlen else b""
+        p = Pdu(head, data)
+        if self.t.verbose:
+            log("%s: <- 0x%02x ITT 0x%x CmdSN %u len %d" % (self.name, p.opcode, p.itt,
+                                                       p.u32(24), dlen))
+        return p
+
+    def send(self, b, data=b"", stat=None, window=None, dlen=None, ahs=b""):
+        """Send BHS @b (+ @ahs) and @data.  @stat: None leaves the StatSN
+        field alone, "next" puts the next StatSN there, "adv" also
+        advances it.  @window: (ExpCmdSN, MaxCmdSN) to claim instead of the
+        real ones; False leaves both fields alone.  @dlen: the
+        DataSegmentLength to claim (default len(data))."""
+        with self.lock:
+            if stat:
+                put32(b, 24, self.statsn)
+                if stat == "adv":
+                    self.statsn = (self.statsn + 1) & MASK
+            if window is None:
+                put32(b, 28, self.exp_cmdsn)
+                put32(b, 32, self.exp_cmdsn + self.window - 1)
+            elif window is not False:
+                put32(b, 28, window[0])
+                put32(b, 32, window[1])
+            n = len(data) if dlen is None else dlen
+            b[4] = len(ahs) // 4
+            b[5:8] = n.to_bytes(3, "big")
+            msg = bytes(b) + ahs + data + bytes(-len(data) % 4)
+            if self.t.verbose:
+                log("%s: -> 0x%02x ITT 0x%x StatSN %u ExpCmdSN %u MaxCmdSN %u len %d" % (
+                    self.name, b[0] & 0x3F, u32(b, 16), u32(b, 24), u32(b, 28), u32(b, 32), n))
+            try:
+                self.sock.sendall(msg)
+            except OSError as e:
+                raise Closed() from e
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def later(self, secs, fn):
+        """Run @fn in @secs seconds on a thread of its own (ignoring a
+        closed connection)."""
+        def run():
+            time.sleep(secs)
+            try:
+                fn()
+            except (Closed, OSError):
+                pass
+        threading.Thread(target=run, daemon=True).start()
+
+    # ---- login ------------------------------------------------------------
+
+    @staticmethod
+    def parse_text(data):
+        pairs = []
+        for item in bytes(data).split(b"\0"):
+            if not item:
+                continue
+            k, _, v = item.partition(b"=")
+            pairs.append((k.decode("latin-1"), v.decode("latin-1")))
+        return pairs
+
+    @staticmethod
+    def text(pairs):
+        return b"".join(("%s=%s" % kv).encode("latin-1") + b"\0" for kv in pairs)
+
+    def answer_operational(self, pairs):
+        out = []
+        for k, v in pairs:
+            if k in ("HeaderDigest", "DataDigest"):
+                out.append((k, "None"))
+            elif k == "MaxRecvDataSegmentLength":
+                self.max_xmit = int(v, 0)
+                # r2t-many: small Data-Out PDUs keep the first R2T
+                # outstanding while the second arrives
+                ours = 512 if self.t.case == "r2t-many" else OUR_MRDSL
+                out.append((k, str(ours)))
+            elif k == "MaxConnections":
+                out.append((k, "1"))
+            elif k == "InitialR2T":
+                out.append((k, "Yes"))
+            elif k == "ImmediateData":
+                out.append((k, "No"))
+            elif k == "MaxBurstLength":
+                mbl = 262144 if self.t.case == "r2t-many" else MAX_BURST
+                out.append((k, str(min(int(v, 0), mbl))))
+            elif k == "FirstBurstLength":
+                out.append((k, str(min(int(v, 0), MAX_BURST))))
+            elif k == "DefaultTime2Wait":
+                out.append((k, v))
+            elif k == "DefaultTime2Retain":
+                out.append((k, "0"))
+            elif k == "MaxOutstandingR2T":
+                out.append((k, str(MAX_R2T)))
+            elif k in ("DataPDUInOrder", "DataSequenceInOrder"):
+                out.append((k, "Yes"))
+            elif k == "ErrorRecoveryLevel":
+                out.append((k, "0"))
+            elif k in ("InitiatorName", "InitiatorAlias", "SessionType", "TargetName", "AuthMethod"):
+                pass
+            else:
+                out.append((k, "NotUnderstood"))
+        return out
+
+    def login_rsp(self, req, flags, data=b"", status=(0, 0), tsih=0, itt=None,
+                  dlen=None, ahs=b""):
+        b = bhs(OP_LOGIN_RSP, flags)
+        b[8:14] = req.bhs[8:14]
+        put16(b, 14, tsih)
+        put32(b, 16, req.itt if itt is None else itt)
+        b[36], b[37] = status
+        maxsn = self.exp_cmdsn - 1 if self.t.case == "window-closed" else \
+            self.exp_cmdsn + self.window - 1
+        self.send(b, data, stat="adv", window=(self.exp_cmdsn, maxsn), dlen=dlen, ahs=ahs)
+
+    def login(self):
+        """Run the login phase.  Returns True in full feature phase."""
+        case = self.t.case
+        bad = self.t.trigger == "login"
+        first = True
+        while True:
+            req = self.recv_pdu()
+            if req.opcode != OP_LOGIN_REQ:
+                log("%s: %s during login; closing" % (self.name, hex(req.opcode)))
+                return False
+            self.exp_cmdsn = req.u32(24)
+            csg = (req.flags >> 2) & 3
+            nsg = req.flags & 3
+            transit = bool(req.flags & 0x80)
+            pairs = self.parse_text(req.data)
+            keys = dict(pairs)
+            if csg == 0:
+                if first:
+                    self.discovery = keys.get("SessionType") == "Discovery"
+                    if keys.get("SessionType", "Normal") not in ("Normal", "Discovery"):
+                        self.login_rsp(req, 0, status=(2, 9))
+                        return False
+                    if not self.discovery and keys.get("TargetName") != self.t.iqn:
+                        log("%s: unknown target %r" % (self.name, keys.get("TargetName")))
+                        self.login_rsp(req, 0, status=(2, 3))
+                        return False
+                answer = [("AuthMethod", "None")] if "AuthMethod" in keys else []
+                if first:
+                    answer.append(("TargetPortalGroupTag", "1"))
+                first = False
+                if bad and self.login_misbehave(req, answer):
+                    continue
+                flags = 0
+                if transit and nsg in (1, 3):
+                    flags = 0x80 | nsg
+                self.login_rsp(req, flags, self.text(answer),
+                               tsih=self.t.tsih() if flags & 3 == 3 else 0)
+                if flags & 3 == 3:
+                    return True
+            elif csg == 1:
+                answer = self.answer_operational(pairs)
+                if bad and case == "login-names":
+                    answer.append(("TargetAlias", "../../etc/\x01\x1b[31mevil\x7f/.."))
+                    answer.append(("TargetName", "iqn.x/../../..\x02\x1b]0;pwned\x07"))
+                    self.t.fire("login", "TargetAlias/TargetName with / .. and control characters")
+                if transit and nsg == 3:
+                    self.login_rsp(req, 0x80 | 0x04 | 3, self.text(answer), tsih=self.t.tsih())
+                    return True
+                self.login_rsp(req, 0x04, self.text(answer))
+            else:
+                self.login_rsp(req, 0, status=(2, 0xB))
+                return False
+
+    def login_misbehave(self, req, answer):
+        """The login cases, in the security stage.  Returns True when the
+        target already answered (or keeps talking)."""
+        case = self.t.case
+        if case == "login-no-nul":
+            self.t.fire("login")
+            self.login_rsp(req, 0x80 | 1, self.text(answer)[:-1])
+            return True
+        if case == "login-dsl-over":
+            self.t.fire("login")
+            self.login_rsp(req, 0x80 | 1, self.text(answer + [("X-Big", "b" * 9000)]))
+            return True
+        if case == "login-long-key":
+            self.t.fire("login")
+            text = self.text(answer + [("X-Long-Key", "a" * 9000)])
+            self.continued(req, text, 0x80 | 1)
+            return True
+        if case == "login-many-keys":
+            self.t.fire("login")
+            text = self.text(answer + [("X-Unknown-%04d" % i, "1") for i in range(3000)])
+            self.continued(req, text, 0x80 | 1)
+            return True
+        if case == "login-loop":
+            self.t.fire("login", "a security-stage answer without T")
+            self.login_rsp(req, 0, self.text(answer))
+            return True
+        if case == "login-itt":
+            self.t.fire("login")
+            self.login_rsp(req, 0x80 | 1, self.text(answer), itt=req.itt ^ 0x5A5A)
+            return True
+        if case == "login-stage":
+            self.t.fire("login")
+            self.login_rsp(req, 0x80 | 2, self.text(answer))
+            return True
+        if case == "login-ahs":
+            self.t.fire("login")
+            self.login_rsp(req, 0x80 | 1, self.text(answer), ahs=b"\xde\xad\xbe\xef" * 3)
+            return True
+        if case == "login-redirect":
+            self.t.fire("login")
+            addr = "%s:%d,1" % self.sock.getsockname()[:2]
+            self.login_rsp(req, 0, self.text([("TargetAddress", addr)]), status=(1, 1))
+            return True
+        if case == "login-nop":
+            self.t.fire("login")
+            b = bhs(OP_NOP_IN)
+            put32(b, 16, RESERVED)
+            put32(b, 20, RESERVED)
+            self.send(b, stat="next")
+            return True
+        return False
+
+    def continued(self, req, text, last_flags):
+        """Send @text in Login Responses of at most 8192 bytes, C=1 on all
+        but the last; each continuation is asked for with an empty
+        Login Request."""
+        parts = [text[i:i + 8192] for i in range(0, len(text), 8192)]
+        for i, part in enumerate(parts):
+            if i:
+                nxt = self.recv_pdu()
+                if nxt.opcode != OP_LOGIN_REQ:
+                    raise Closed()
+                req = nxt
+            self.login_rsp(req, last_flags if i == len(parts) - 1 else 0x40, part)
+
+    # ---- full feature phase ----------------------------------------------
+
+    def serve(self):
+        if self.t.case == "window-closed":
+            self.t.fire("session")
+            self.later(0.1, self.open_window)
+        while True:
+            p = self.recv_pdu()
+            if p.opcode == OP_SCSI_CMD:
+                self.scsi_cmd(p)
+            elif p.opcode == OP_DATA_OUT:
+                self.data_out(p)
+            elif p.opcode == OP_NOP_OUT:
+                if p.itt != RESERVED:
+                    b = bhs(OP_NOP_IN)
+                    b[8:16] = p.bhs[8:16]
+                    put32(b, 16, p.itt)
+                    put32(b, 20, RESERVED)
+                    self.send(b, p.data, stat="adv", window=self.cur_window())
+            elif p.opcode == OP_LOGOUT_REQ:
+                b = bhs(OP_LOGOUT_RSP)
+                put32(b, 16, p.itt)
+                self.send(b, stat="adv", window=self.cur_window())
+                log("%s: logged out" % self.name)
+                self.close()
+                return
+            elif p.opcode == OP_TMF_REQ:
+                b = bhs(OP_TMF_RSP)
+                b[2] = 0
+                put32(b, 16, p.itt)
+                self.send(b, stat="adv", window=self.cur_window())
+            elif p.opcode == OP_TEXT_REQ:
+                if not p.immediate:
+                    self.exp_cmdsn = (p.u32(24) + 1) & MASK
+                keys = dict(self.parse_text(p.data))
+                text = self.send_targets() if "SendTargets" in keys else b""
+                b = bhs(OP_TEXT_RSP)
+                put32(b, 16, p.itt)
+                put32(b, 20, RESERVED)
+                self.send(b, text, stat="adv", window=self.cur_window())
+            else:
+                log("%s: rejecting opcode 0x%02x" % (self.name, p.opcode))
+                b = bhs(OP_REJECT)
+                b[2] = 0x04
+                put32(b, 16, RESERVED)
+                self.send(b, bytes(p.bhs), stat="adv")
+
+    def send_targets(self):
+        """The SendTargets=All answer: our target, and for the discovery
+        cases one more whose name is hostile."""
+        addr = "%s:%d,1" % self.sock.getsockname()[:2]
+        pairs = [("TargetName", self.t.iqn), ("TargetAddress", addr)]
+        bad = {
+            "discovery-slash": "iqn.2026-11.org.evil:x/../../../etc",
+            "discovery-dotdot": "..",
+            "discovery-ctl": "iqn.2026-11.org.evil:\x1b[2J\x07bell",
+        }.get(self.t.case)
+        if self.t.trigger == "discovery" and self.t.fire("discovery"):
+            if bad:
+                pairs += [("TargetName", bad), ("TargetAddress", addr)]
+        return self.text(pairs)
+
+    def cur_window(self):
+        """(ExpCmdSN, MaxCmdSN) to send: the real window, or a closed one."""
+        if self.t.case == "window-closed":
+            return (self.exp_cmdsn, self.exp_cmdsn - 1)
+        return None
+
+    def open_window(self):
+        """window-closed: an unsolicited NOP-In that opens the window by one."""
+        b = bhs(OP_NOP_IN)
+        put32(b, 16, RESERVED)
+        put32(b, 20, RESERVED)
+        self.send(b, stat="next", window=(self.exp_cmdsn, self.exp_cmdsn))
+
+    def scsi_cmd(self, p):
+        t = Task(p)
+        if not p.immediate and not sn_lt(t.cmdsn + 1, self.exp_cmdsn):
+            self.exp_cmdsn = (t.cmdsn + 1) & MASK
+        if self.t.case == "window-closed":
+            self.later(0.1, self.open_window)
+        if t.write and t.lun == 1 and t.cdb[0] in (0x2A, 0x8A):
+            if self.bad_write(t):
+                return
+        if t.write:
+            t.buf = bytearray(t.edtl)
+            if p.data:
+                t.buf[0:len(p.data)] = p.data
+            self.writes[t.itt] = t
+            if t.edtl == 0:
+                self.finish_write(t)
+            else:
+                self.issue_r2ts(t)
+            return
+        if t.lun == 1 and t.cdb[0] in (0x28, 0x88) and self.bad_read(t):
+            return
+        status, data, sense = self.execute(t, None)
+        self.respond(t, data, status, sense)
+
+    def issue_r2ts(self, t):
+        while len(t.bursts) < MAX_R2T and t.next_off < t.edtl:
+            length = min(MAX_BURST, t.edtl - t.next_off)
+            self.r2t(t, t.next_off, length)
+            t.next_off += length
+
+    def r2t(self, t, offset, length, ttt=None, itt=None):
+        if ttt is None:
+            ttt = self.next_ttt
+            self.next_ttt = (self.next_ttt + 1) & 0x7FFFFFFF
+        t.bursts[ttt] = [offset, length]
+        b = bhs(OP_R2T)
+        b[8:16] = lun_field(max(t.lun, 0))
+        put32(b, 16, t.itt if itt is None else itt)
+        put32(b, 20, ttt)
+        put32(b, 36, t.r2tsn)
+        put32(b, 40, offset)
+        put32(b, 44, length)
+        t.r2tsn += 1
+        self.send(b, stat="next", window=self.cur_window())
+
+    def data_out(self, p):
+        t = self.writes.get(p.itt)
+        if not t:
+            log("%s: Data-Out for unknown ITT 0x%x ignored" % (self.name, p.itt))
+            return
+        off = p.u32(40)
+        ttt = p.u32(20)
+        if off + len(p.data) <= len(t.buf):
+            t.buf[off:off + len(p.data)] = p.data
+        if p.flags & F_BIT:
+            t.bursts.pop(ttt, None)
+            if t.next_off >= t.edtl and not t.bursts:
+                self.finish_write(t)
+            else:
+                self.issue_r2ts(t)
+
+    def finish_write(self, t):
+        del self.writes[t.itt]
+        status, _, sense = self.execute(t, bytes(t.buf))
+        self.respond(t, b"", status, sense)
+
+    def respond(self, t, data, status=GOOD, sense=b"", window=None):
+        """Data-In PDUs for @data (the status rides on the last one when
+        GOOD), or a SCSI Response with @sense."""
+        data = data[:t.edtl]
+        n = len(data)
+        resid_flags, residual = 0, 0
+        if n < t.edtl:
+            resid_flags, residual = DI_UNDER, t.edtl - n
+        chunk = min(DATA_IN_CHUNK, self.max_xmit)
+        offs = list(range(0, n, chunk))
+        collapse = status == GOOD and n > 0 and not sense
+        if window is None:
+            window = self.cur_window()
+        for i, off in enumerate(offs):
+            last = i == len(offs) - 1
+            b = bhs(OP_DATA_IN, 0)
+            put32(b, 16, t.itt)
+            put32(b, 20, RESERVED)
+            put32(b, 36, i)
+            put32(b, 40, off)
+            if last:
+                b[1] |= F_BIT
+                if collapse:
+                    b[1] |= DI_STATUS | resid_flags
+                    b[3] = status
+                    put32(b, 44, residual)
+            self.send(b, data[off:off + chunk], stat="adv" if last and collapse else None,
+                      window=window)
+        if not collapse:
+            r = bhs(OP_SCSI_RSP, F_BIT | resid_flags)
+            r[3] = status
+            put32(r, 16, t.itt)
+            put32(r, 36, len(offs))
+            put32(r, 44, residual)
+            seg = struct.pack(">H", len(sense)) + sense if sense else b""
+            self.send(r, seg, stat="adv", window=window)
+        self.done_itts = (self.done_itts + [t.itt])[-8:]
+
+    # ---- SCSI -------------------------------------------------------------
+
+    def execute(self, t, wdata):
+        """Run the CDB of @t (@wdata: a write's payload).  Returns
+        (status, data, sense)."""
+        cdb = t.cdb
+        op = cdb[0]
+        bad_probe = self.t.trigger == "probe"
+        case = self.t.case
+        if op == 0xA0:     # REPORT LUNS
+            lst = lun_field(0) + lun_field(1)
+            if bad_probe and case == "luns-short" and self.t.fire("probe"):
+                return GOOD, struct.pack(">I", len(lst)), b""
+            if bad_probe and case == "luns-lying" and self.t.fire("probe"):
+                return GOOD, struct.pack(">II", 8 * 1000, 0) + lst, b""
+            if bad_probe and case == "luns-odd" and self.t.fire("probe"):
+                return GOOD, struct.pack(">II", 13, 0) + lst, b""
+            return GOOD, struct.pack(">II", len(lst), 0) + lst, b""
+        lun = self.t.luns.get(t.lun)
+        if lun is None:
+            if op == 0x12:
+                return GOOD, bytes([0x7F]) + bytes(35), b""
+            return CHECK_CONDITION, b"", fixed_sense(0x05, 0x25, 0x00)
+        bad = bad_probe and t.lun == 1
+        if op == 0x00:     # TEST UNIT READY
+            return GOOD, b"", b""
+        if op == 0x12:     # INQUIRY
+            evpd, page = cdb[1] & 1, cdb[2]
+            if not evpd:
+                d = bytearray(36)
+                d[2], d[3], d[4], d[7] = 0x06, 0x02, 31, 0x02
+                d[8:16] = b"ISCSIFS "
+                d[16:32] = ("BADTARGET LUN%d" % t.lun).ljust(16).encode()
+                d[32:36] = b"0001"
+                if bad and case == "inquiry-short" and self.t.fire("probe"):
+                    return GOOD, bytes(d[:3]), b""
+                if bad and case == "inquiry-lying" and self.t.fire("probe"):
+                    d[4] = 250
+                return GOOD, bytes(d), b""
+            serial = ("BAD%d-%d" % (t.lun, os.getpid())).encode()
+            if page == 0x00:
+                pages = bytes([0x00, 0x80, 0x83, 0xB0])
+                return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
+            if page == 0x80:
+                if bad and case == "vpd-lying" and self.t.fire("probe", "VPD 0x80 with PAGE LENGTH 0xffff"):
+                    return GOOD, bytes([0, 0x80, 0xFF, 0xFF]) + serial, b""
+                return GOOD, bytes([0, 0x80, 0, len(serial)]) + serial, b""
+            if page == 0x83:
+                naa = bytes([0x60, 0x01, 0x40, 0x5b, 0xad, 0x00, 0x00, t.lun]) + bytes(8)
+                desc = bytes([0x01, 0x03, 0, len(naa)]) + naa
+                if bad and case == "vpd-lying" and self.t.fire("probe", "VPD 0x83 with a designator running past the page"):
+                    desc = bytes([0x01, 0x03, 0, 200]) + naa
+                    return GOOD, bytes([0, 0x83, 0xFF, 0xF0]) + desc, b""
+                return GOOD, bytes([0, 0x83, 0, len(desc)]) + desc, b""
+            if page == 0xB0:
+                d = bytearray(64)
+                d[1] = 0xB0
+                put16(d, 2, 60)
+                put32(d, 8, 2048)
+                return GOOD, bytes(d), b""
+            return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+        if op in (0x25, 0x9E):   # READ CAPACITY(10), (16)
+            last, bs = lun.blocks - 1, BLOCK
+            if bad and case in ("blocksize-0", "blocksize-odd") and self.t.fire("probe"):
+                bs = 0 if case == "blocksize-0" else 1000
+            if op == 0x25:
+                return GOOD, struct.pack(">II", min(last, MASK), bs), b""
+            if cdb[1] & 0x1F != 0x10:
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            if bad and case == "capacity-short" and self.t.fire("probe"):
+                return GOOD, struct.pack(">Q", last), b""
+            if bad and case == "capacity-0" and self.t.fire("probe"):
+                last = (1 << 64) - 1
+            if bad and case == "capacity-huge" and self.t.fire("probe"):
+                last, bs = (1 << 60) - 1, 4096
+            return GOOD, struct.pack(">QI", last, bs) + bytes(20), b""
+        if op == 0x1A:     # MODE SENSE(6)
+            return GOOD, bytes([3, 0, 0, 0]), b""
+        if op == 0x5A:     # MODE SENSE(10)
+            return GOOD, bytes([0, 6, 0, 0, 0, 0, 0, 0]), b""
+        if op in (0x35, 0x91):   # SYNCHRONIZE CACHE
+            return GOOD, b"", b""
+        if op in (0x28, 0x88, 0x2A, 0x8A):
+            if op in (0x28, 0x2A):
+                lba, blocks = struct.unpack_from(">I", cdb, 2)[0], struct.unpack_from(">H", cdb, 7)[0]
+            else:
+                lba, blocks = struct.unpack_from(">Q", cdb, 2)[0], struct.unpack_from(">I", cdb, 10)[0]
+            if lba + blocks > lun.blocks:
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x21, 0x00)
+            if op in (0x28, 0x88):
+                return GOOD, lun.read(lba * BLOCK, blocks * BLOCK), b""
+            if wdata is None or len(wdata) != blocks * BLOCK:
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            lun.write(lba * BLOCK, wdata)
+            return GOOD, b"", b""
+        return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
+
+    # ---- the misbehaviours --------------------------------------------------
+
+    def data_in(self, t, off, data, datasn, flags=0, status=0, itt=None, dlen=None,
+                ahs=b"", stat=None, window=None):
+        b = bhs(OP_DATA_IN, flags)
+        b[3] = status
+        put32(b, 16, t.itt if itt is None else itt)
+        put32(b, 20, RESERVED)
+        put32(b, 36, datasn)
+        put32(b, 40, off)
+        self.send(b, data, stat=stat, window=window, dlen=dlen, ahs=ahs)
+
+    def bad_read(self, t):
+        """A READ of LUN 1: misbehave if the case says so.  Returns True
+        when the command has been dealt with."""
+        case = self.t.case
+        if self.t.trigger != "read1" or not self.t.fire("read1"):
+            return False
+        _, data, _ = self.execute(t, None)
+        n = len(data)
+        c = DATA_IN_CHUNK
+        fin = F_BIT | DI_STATUS
+        if case == "dsl-over":
+            over = self.max_xmit + 4
+            self.data_in(t, 0, bytes(over), 0, fin, stat="adv")
+        elif case == "ahs":
+            self.data_in(t, 0, data, 0, fin, stat="adv", ahs=b"\xa5" * 16)
+        elif case == "bad-opcode":
+            b = bhs(0x1C)
+            put32(b, 16, t.itt)
+            self.send(b, stat="next")
+        elif case == "unknown-itt":
+            self.data_in(t, 0, data[:c], 0, 0, itt=t.itt ^ 0x55555000)
+        elif case == "stale-itt":
+            old = self.done_itts[-1] if self.done_itts else t.itt
+            self.respond(t, data)
+            self.data_in(t, 0, data[:4096], 0, 0, itt=old)
+        elif case == "dup-response":
+            for i, off in enumerate(range(0, n, c)):
+                self.data_in(t, off, data[off:off + c], i, F_BIT if off + c >= n else 0)
+            for _ in range(2):
+                r = bhs(OP_SCSI_RSP)
+                put32(r, 16, t.itt)
+                put32(r, 36, (n + c - 1) // c)
+                self.send(r, stat="adv")
+        elif case in ("datain-overflow", "datain-overflow-always"):
+            self.data_in(t, n - 512, data[:1024], 0, fin, stat="adv")
+        elif case == "datain-wrap":
+            self.data_in(t, 0xFFFFFE00, data[:1024], 0, fin, stat="adv")
+        elif case == "datain-overlap":
+            # [0,16K) twice, [16K,32K) never: the total is still n bytes
+            plan = [0, 0] + list(range(2 * c, n, c))
+            for i, off in enumerate(plan):
+                last = i == len(plan) - 1
+                self.data_in(t, off, data[off:off + c], i, fin if last else 0,
+                             stat="adv" if last else None)
+        elif case == "datasn-order":
+            offs = list(range(0, n, c))
+            order = [0, 2, 1] + list(range(3, len(offs)))
+            for k, i in enumerate(order):
+                last = k == len(order) - 1
+                self.data_in(t, offs[i], data[offs[i]:offs[i] + c], i, fin if last else 0,
+                             stat="adv" if last else None)
+        elif case == "status-no-f":
+            offs = list(range(0, n, c))
+            for i, off in enumerate(offs):
+                last = i == len(offs) - 1
+                self.data_in(t, off, data[off:off + c], i, DI_STATUS if last else 0,
+                             stat="adv" if last else None)
+        elif case == "read-short":
+            half = n // 2
+            b = bhs(OP_DATA_IN, fin | DI_UNDER)
+            put32(b, 16, t.itt)
+            put32(b, 20, RESERVED)
+            put32(b, 44, n - half)
+            self.send(b, data[:half], stat="adv")
+        elif case == "r2t-read":
+            self.r2t(t, 0, min(n, 4096))
+        elif case == "reject-short":
+            b = bhs(OP_REJECT)
+            b[2] = 0x09
+            put32(b, 16, RESERVED)
+            self.send(b, t.header[:20], stat="adv")
+        elif case == "reject-reflected":
+            b = bhs(OP_REJECT)
+            b[2] = 0x09
+            put32(b, 16, RESERVED)
+            self.send(b, t.header, stat="adv")
+        elif case == "sense-long":
+            r = bhs(OP_SCSI_RSP)
+            r[3] = CHECK_CONDITION
+            put32(r, 16, t.itt)
+            self.send(r, struct.pack(">H", 200) + fixed_sense(0x03, 0x11, 0x00), stat="adv")
+        elif case == "sense-big":
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x11, 0x00, extra=234))
+        elif case == "logout-rsp":
+            b = bhs(OP_LOGOUT_RSP)
+            put32(b, 16, 0xFFFFFFFE)
+            self.send(b, stat="adv")
+            self.respond(t, data)
+        elif case == "tmf-rsp":
+            b = bhs(OP_TMF_RSP)
+            put32(b, 16, 0x0BADBAD0)
+            self.send(b, stat="adv")
+            self.respond(t, data)
+        elif case == "window-backwards":
+            exp = self.exp_cmdsn
+            # MaxCmdSN below ExpCmdSN - 1: both must be ignored
+            self.respond(t, data, window=((exp + 100) & MASK, (exp - 10) & MASK))
+            # a window that shrinks and goes backwards
+            b = bhs(OP_NOP_IN)
+            put32(b, 16, RESERVED)
+            put32(b, 20, RESERVED)
+            self.send(b, stat="next", window=((exp - 5) & MASK, (exp - 6) & MASK))
+        elif case == "no-answer":
+            log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
+        elif case == "busy":
+            self.respond(t, b"", BUSY)
+        elif case == "unit-attention":
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, 0x29, 0x01))
+        elif case == "async-logout":
+            self.async_msg(1, param3=1)
+            self.respond(t, data)
+            self.later(2.5, self.drop_unless_logged_out)
+        elif case == "async-drop":
+            self.async_msg(2, param1=0, param2=0)
+            self.close()
+        else:
+            return False
+        return True
+
+    def drop_unless_logged_out(self):
+        if not self.closed:
+            log("%s: no logout after the Async Message; dropping the connection" % self.name)
+            self.close()
+
+    def async_msg(self, event, param1=0, param2=0, param3=0):
+        b = bhs(OP_ASYNC)
+        put32(b, 16, RESERVED)
+        b[36] = event
+        put16(b, 38, param1)
+        put16(b, 40, param2)
+        put16(b, 42, param3)
+        self.send(b, stat="adv")
+
+    def bad_write(self, t):
+        """A WRITE to LUN 1: misbehave if the case says so."""
+        case = self.t.case
+        if case == "r2t-many":
+            # a command sent again after a reconnect is not fired at:
+            # the same LBA is the same write
+            if t.cdb in self.t.seen_cdbs:
+                return False
+            self.t.seen_cdbs.add(t.cdb)
+        if self.t.trigger != "write1" or not self.t.fire("write1"):
+            return False
+        t.buf = bytearray(t.edtl)
+        self.writes[t.itt] = t
+        if case in ("r2t-beyond", "r2t-beyond-always"):
+            self.r2t(t, max(t.edtl - 512, 0), 1024)
+        elif case == "r2t-wrap":
+            self.r2t(t, 0xFFFFFF00, 0x200)
+        elif case == "r2t-zero":
+            self.r2t(t, 0, 0)
+        elif case == "r2t-burst":
+            self.r2t(t, 0, MAX_BURST + 512)
+        elif case == "r2t-many":
+            # All at once, each well formed: only their number is wrong.
+            # The initiator can only tell while it is still sending the
+            # first burst (an R2T is outstanding until its last Data-Out
+            # goes): so the first is half the write in 512-byte Data-Out
+            # PDUs (this case declares MaxRecvDataSegmentLength=512), and
+            # the rest follow in the same segment.
+            first = max(BLOCK, t.edtl // 2 // BLOCK * BLOCK)
+            piece = max(BLOCK, t.edtl // 16 // BLOCK * BLOCK)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            while t.next_off < t.edtl:
+                length = min(first if t.next_off == 0 else piece, t.edtl - t.next_off)
+                self.r2t(t, t.next_off, length)
+                t.next_off += length
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        elif case == "r2t-ttt":
+            length = min(MAX_BURST, t.edtl)
+            self.r2t(t, 0, length, ttt=RESERVED)
+            t.next_off = length
+        elif case == "r2t-unknown-itt":
+            self.r2t(t, 0, min(MAX_BURST, t.edtl), itt=t.itt ^ 0x55555000)
+        elif case == "datain-write":
+            self.data_in(t, 0, bytes(4096), 0, 0)
+        else:
+            del self.writes[t.itt]
+            return False
+        return True
+
+    # ---- the thread -------------------------------------------------------
+
+    def run(self):
+        try:
+            if self.login():
+                log("%s: logged in" % self.name)
+                self.serve()
+        except Closed:
+            pass
+        except Exception as e:     # keep serving other connections
+            log("%s: %s: %s" % (self.name, type(e).__name__, e))
+        finally:
+            log("%s: closed" % self.name)
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description="a scripted misbehaving iSCSI target")
+    ap.add_argument("--port", type=int, default=3260)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--iqn", default="iqn.2026-11.org.iscsifs.test:bad")
+    ap.add_argument("--case", default="none")
+    ap.add_argument("--times", type=int, default=None,
+                    help="how often the case fires (0: always); default: the case's own")
+    ap.add_argument("--lun0", help="initial content of LUN 0 (written through)")
+    ap.add_argument("--lun1", help="initial content of LUN 1 (written through)")
+    ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--verbose", action="store_true", help="log every PDU")
+    args = ap.parse_args()
+    CASES.setdefault("none", ("never", 0, "behave"))
+    if args.list:
+        for name, (trigger, times, what) in CASES.items():
+            print("%-22s %-8s %s" % (name, trigger, what))
+        return 0
+    if args.case not in CASES:
+        ap.error("unknown case %r (see --list)" % args.case)
+    if not args.lun0 or not args.lun1:
+        ap.error("--lun0 and --lun1 are required")
+    target = Target(args)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((args.host, args.port))
+    srv.listen(16)
+    log("case %s (%s), listening on %s:%d" % (args.case, target.what, args.host, args.port))
+    n = 0
+    while True:
+        sock, peer = srv.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c = Conn(target, sock, n)
+        log("%s: from %s:%d" % (c.name, peer[0], peer[1]))
+        n += 1
+        threading.Thread(target=c.run, daemon=True).start()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
