@@ -6,9 +6,11 @@
  * context with err_set() again, or passes it up.  Only fs.c turns errno
  * into a FUSE reply and only main.c prints err_msg() to the user.
  *
- * The log goes to stderr, or to syslog once log_to_syslog() was called
- * (after daemonizing).  log_set_level() is called once at start-up before
- * any thread is created; the level is read-only afterwards.
+ * The log goes to stderr, or to syslog (facility daemon) once
+ * log_to_syslog() was called: main.c calls it when it goes to the
+ * background after mounting, so start-up errors and everything in the
+ * foreground (-f, -d) stay on stderr.  log_set_level() is called once at
+ * start-up before any thread is created; the level is read-only afterwards.
  */
 #ifndef ISCSIFS_LOG_H
 #define ISCSIFS_LOG_H
@@ -26,6 +28,8 @@ enum log_level {
 extern enum log_level log_level_current;
 
 void log_set_level(enum log_level level);
+/* Send every later line to syslog as @ident (a string that must outlive
+ * the process's logging), with the pid; callable while other threads log. */
 void log_to_syslog(const char *ident);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

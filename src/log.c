@@ -1,13 +1,20 @@
 /* log.c: log lines to stderr or syslog, and the per-thread error record.
  *
  * Thread model: any thread may log.  Each line is formatted into a buffer on
- * the caller's stack and written with one write(2), so lines from different
- * threads never interleave; no shared buffer, no lock.
+ * the caller's stack and written with one write(2) (or one syslog(3) call,
+ * which glibc serialises), so lines from different threads never
+ * interleave; no shared buffer, no lock of ours.
+ *
+ * The sink: stderr until log_to_syslog(), syslog from then on.  main.c
+ * switches once the mount is up and it goes to the background, when
+ * session threads already log: hence an atomic flag.  Start-up errors,
+ * which must reach the user's terminal, all happen before the switch.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -16,8 +23,8 @@
 
 enum log_level log_level_current = LOG_LEVEL_INFO;
 
-/* Set once when daemonizing, before the worker threads start. */
-static bool use_syslog;
+/* Set once when daemonizing, while session threads may be logging. */
+static atomic_bool use_syslog;
 
 /* The calling thread's last error: errno and message. */
 static _Thread_local int err_errnum;
@@ -31,7 +38,7 @@ void log_set_level(enum log_level level)
 void log_to_syslog(const char *ident)
 {
 	openlog(ident, LOG_PID, LOG_DAEMON);
-	use_syslog = true;
+	atomic_store_explicit(&use_syslog, true, memory_order_release);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -45,7 +52,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (level > log_level_current)
 		return;
 	va_start(ap, fmt);
-	if (use_syslog) {
+	if (atomic_load_explicit(&use_syslog, memory_order_acquire)) {
 		vsnprintf(line, sizeof line, fmt, ap);
 		syslog(prio[level], "%s", line);
 	} else {

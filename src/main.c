@@ -137,8 +137,10 @@ static void usage(FILE *f)
 "  --list                    print the targets, portals and LUNs of the URL, mount nothing\n"
 "  -h, --help                this text\n"
 "  -V, --version             the version\n"
+"  -o OPTION                 any other option goes to FUSE (allow_other, default_permissions, ...)\n"
 "\n"
-"Unmount with: fusermount3 -u MOUNTPOINT\n");
+"Options may be combined: -o ro,sessions=2.  Once in the background, iscsifs\n"
+"logs to syslog.  Unmount with: fusermount3 -u MOUNTPOINT.  See iscsifs(1).\n");
 }
 
 static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -580,13 +582,15 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_channel_install(se) < 0)
 		log_warn("cannot install the FUSE channel hooks; direct writes to one file will be serialised");
+	/* From here on a daemon logs to syslog: a successful mount says
+	 * nothing on the terminal, the journal records it. */
+	if (!o.foreground)
+		finish_daemonize();
 	if (fs.discovery)
 		log_info("mounted %zu targets of %s on %s", fs.ntargets, portal, mountpoint);
 	else
 		log_info("mounted %s (%zu LUN files) on %s with %u sessions", url.target,
 			 count_luns(&fs), mountpoint, o.sessions);
-	if (!o.foreground)
-		finish_daemonize();
 
 	int loop_rc = fuse_loop_run(se, FUSE_WORKERS);
 	fuse_session_unmount(se);
