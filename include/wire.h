@@ -81,4 +81,16 @@ static inline int sn_le(uint32_t a, uint32_t b)
 	return a == b || (int32_t)(a - b) < 0;
 }
 
+/* The value of hexadecimal digit @c, or -1 when it is not one. */
+static inline int hex_digit_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 #endif /* ISCSIFS_WIRE_H */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "wire.h"
 
 /* One supported CHAP_A value. */
 struct chap_alg_def {
@@ -173,18 +174,6 @@ int chap_parse_algorithm(const char *value, enum chap_alg *out)
 	return 0;
 }
 
-/* Value of a hex digit, -1 for anything else. */
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Value of a base64 digit (RFC 4648 §4), -1 for anything else. */
 static int base64_value(char c)
 {
@@ -220,7 +209,7 @@ static int decode_hex(const char *key, const char *s, uint8_t *out, size_t *len)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i += 2) {
-		int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+		int hi = hex_digit_value(s[i]), lo = hex_digit_value(s[i + 1]);
 		if (hi < 0 || lo < 0) {
 			err_set(EPROTO, "target sent %s with a character that is not a hex digit", key);
 			return -1;

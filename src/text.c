@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "wire.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -268,18 +269,6 @@ static bool key_char_ok(unsigned char c)
 	       c == '@' || c == '_';
 }
 
-/* Value of a hex digit, -1 for anything else. */
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Numerical value per RFC 7143 6.1.  Returns 0 or -1 (no message). */
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -290,7 +279,7 @@ static int parse_u64(const char *s, uint64_t *out)
 		if (*s == '\0')
 			return -1;
 		for (; *s; s++) {
-			int d = hex_digit(*s);
+			int d = hex_digit_value(*s);
 			if (d < 0 || (v >> 60) != 0)
 				return -1;
 			v = v << 4 | (uint64_t)d;

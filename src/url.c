@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "wire.h"
 
 #define URL_SCHEME "iscsi://"
 #define URL_SCHEME_LEN (sizeof URL_SCHEME - 1)
@@ -37,17 +38,6 @@ static bool is_alpha(char c)
 static bool is_control(char c)
 {
 	return (unsigned char)c < 0x20 || c == 0x7f;
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Where the password of @text starts and ends, if it has one: between the
@@ -157,8 +147,8 @@ static enum decode_result decode(const char *src, size_t len, char *dst, size_t 
 
 			if (i + 2 >= len)
 				return DECODE_BAD_ESCAPE;
-			hi = hex_value(src[i + 1]);
-			lo = hex_value(src[i + 2]);
+			hi = hex_digit_value(src[i + 1]);
+			lo = hex_digit_value(src[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return DECODE_BAD_ESCAPE;
 			c = (char)(hi << 4 | lo);
