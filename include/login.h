@@ -9,6 +9,8 @@
 #ifndef ISCSIFS_LOGIN_H
 #define ISCSIFS_LOGIN_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conn.h"
@@ -22,7 +24,21 @@ struct login_result {
 	uint32_t exp_cmdsn;          /* target's ExpCmdSN from the last response */
 	uint32_t max_cmdsn;          /* target's MaxCmdSN from the last response */
 	uint32_t exp_statsn;         /* next StatSN we expect */
+	/* Redirects (status class 1) the login followed, see login_run(). */
+	bool moved;                  /* one was permanent (0x0102): the target
+	                              * asks to be logged in to at moved_host
+	                              * from now on */
+	char moved_host[256];        /* that portal's host (IPv6 without brackets) */
+	uint16_t moved_port;         /* and its port */
+	/* On failure: the status of the Login Response that ended the login,
+	 * 0/0 when none did (no answer, a dropped connection, a violation). */
+	uint8_t status_class;        /* its Status-Class */
+	uint8_t status_detail;       /* its Status-Detail */
 };
+
+/* Most redirects one login follows before it fails with "login failed:
+ * too many redirects (...)": a target sending us round in circles. */
+#define LOGIN_MAX_REDIRECTS 8
 
 /* Log in on @c with ISID @isid (and @tsih, 0 for a new session), with
  * CHAP when cfg->chap is set.  On success returns 0 and fills @out; the
@@ -30,14 +46,44 @@ struct login_result {
  * err_set() naming the cause in words a user understands ("target not
  * found: iqn...", "authorization failure", "authentication failed: target
  * rejected CHAP response for user alice", "target failed mutual
- * authentication: ...", "redirected to ...").  The errno is ENOENT for an
- * unknown target, EACCES for authentication/authorization, EPROTO for a
- * protocol violation, EIO otherwise.  A target that refuses our CHAP
- * algorithm list is tried once more offering MD5 only: then @c is closed
- * and connected again (conn_reconnect()), so @c must come from
- * conn_connect() for that retry to happen. */
+ * authentication: ...", "too many redirects (...)").  The errno is ENOENT
+ * for an unknown target, EACCES for authentication/authorization, EPROTO
+ * for a protocol violation, ELOOP for too many redirects, EIO otherwise.
+ * A target that refuses our CHAP algorithm list is tried once more
+ * offering MD5 only: then @c is closed and connected again
+ * (conn_reconnect()).
+ *
+ * Redirects (RFC 7143 §11.13.5, "target moved temporarily/permanently")
+ * are followed: @c is closed, connected to the TargetAddress of the
+ * answer (within c->connect_timeout_ms) and the login starts over there,
+ * at most LOGIN_MAX_REDIRECTS times.  Afterwards @c is connected where the
+ * login ended.  A permanent redirect is reported in out->moved (the last
+ * one when there were several); what to do with it is the caller's
+ * choice.  Both need @c to come from conn_connect(): on an attached fd a
+ * redirect fails the login. */
 int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
 	      uint16_t tsih, struct login_result *out);
+
+/* Connect @c to @host:@port (within @timeout_ms) and login_run() there.
+ * With @retry_ms > 0 (start-up), a target that drops the connection during
+ * the login, or answers it with a target error (status class 3: "service
+ * unavailable", "out of resources": try again later), is tried again with
+ * backoff (0.1 s doubling to 2 s) for as long as the next try starts
+ * within @retry_ms of the first.  Returns 0 with @c connected and logged
+ * in, or -1 with err_set() (login_run()'s, with the number of tries when
+ * there were several) and @c closed. */
+int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms,
+		  int retry_ms, const struct text_config *cfg, const uint8_t isid[6],
+		  uint16_t tsih, struct login_result *out);
+
+/* The portal a redirecting Login Response names: the one
+ * TargetAddress=host[:port][,portal-group-tag] among the @len bytes of
+ * key=value text at @text (IPv6 hosts in brackets; port 3260 when
+ * absent).  Fills @host (@host_cap bytes) and @port.  Returns 0, or -1
+ * with err_set(EPROTO) when the text is malformed or has no TargetAddress,
+ * more than one, or one that is not host[:port][,tag]. */
+int login_parse_redirect(const uint8_t *text, size_t len, char *host, size_t host_cap,
+			 uint16_t *port);
 
 /* A human-readable text for a login status class/detail pair. */
 const char *login_status_text(uint8_t status_class, uint8_t status_detail);

@@ -319,9 +319,10 @@ int discovery_run(const struct session_config *cfg, struct discovery *out)
 	text.discovery = true;
 	text.target_name = NULL;
 	memset(out, 0, sizeof *out);
-	if (conn_connect(&s.conn, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0)
-		return -1;
-	if (login_run(&s.conn, &text, cfg->isid_base, 0, &lr) < 0)
+	/* start-up: a target that drops us during login is tried again
+	 * within the connect timeout; redirects are followed */
+	if (login_connect(&s.conn, cfg->host, cfg->port, cfg->connect_timeout_ms,
+			  cfg->connect_timeout_ms, &text, cfg->isid_base, 0, &lr) < 0)
 		goto out;
 	s.cmdsn = lr.cmdsn;
 	s.exp_statsn = lr.exp_statsn;

@@ -28,6 +28,14 @@
  * struct chap_credentials (chap.c computes with them); nothing here logs
  * a secret, a challenge or a response.
  *
+ * Redirects (RFC 7143 §11.13.5): a Login Response with status class 1
+ * names another portal in TargetAddress.  login_run() closes the
+ * connection, connects there and starts the login over (CHAP included),
+ * at most LOGIN_MAX_REDIRECTS times, so two targets pointing at each other
+ * cannot keep us going round.  A temporary redirect (0x0101) applies to
+ * this login only; a permanent one (0x0102) is also handed to the caller
+ * (login_result.moved), which may log in there directly next time.
+ *
  * Runs synchronously on one conn before any session thread exists: no
  * locks.  The number of exchanges is bounded so that a target cannot keep
  * us in login forever.
@@ -39,8 +47,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chap.h"
+#include "discovery.h"
 #include "log.h"
 
 /* Most Login Request/Response exchanges in one login. */
@@ -135,6 +145,8 @@ struct login {
 	size_t text_len;                  /* bytes in text */
 	uint8_t status_class;             /* of a Login Response that failed the login, else 0 */
 	uint8_t status_detail;            /* its status detail */
+	char redirect_host[256];          /* status class 1: the portal it names */
+	uint16_t redirect_port;           /* ... and its port */
 	struct auth *auth;                /* CHAP state (login_run()'s, outlives attempts) */
 };
 
@@ -159,20 +171,47 @@ static int send_request(struct login *l, bool transit, enum iscsi_login_stage ne
 	return conn_send_pdu(l->c, &bhs, &v, v.iov_len ? 1 : 0, (uint32_t)v.iov_len, false);
 }
 
-/* The redirect address, for the error message. */
-static void redirect_address(const uint8_t *data, size_t len, char *out, size_t cap)
+int login_parse_redirect(const uint8_t *text, size_t len, char *host, size_t host_cap,
+			 uint16_t *port)
 {
 	struct text_iter it;
 	const char *key, *value;
+	struct discovery_portal portal;
+	bool found = false;
+	int r;
 
-	snprintf(out, cap, "an address it did not give");
-	text_iter_init(&it, data, len);
-	while (text_iter_next(&it, &key, &value) == 1) {
-		if (strcmp(key, "TargetAddress") == 0) {
-			snprintf(out, cap, "%s", value);
-			return;
+	text_iter_init(&it, text, len);
+	while ((r = text_iter_next(&it, &key, &value)) == 1) {
+		if (strcmp(key, "TargetAddress") != 0)
+			continue;
+		if (found) {
+			err_set(EPROTO, "more than one TargetAddress in the redirect");
+			return -1;
 		}
+		/* the same form as in a SendTargets answer (RFC 7143 §13.9) */
+		if (discovery_parse_address(value, &portal) < 0)
+			return -1;
+		found = true;
 	}
+	if (r < 0)
+		return -1;
+	if (!found) {
+		err_set(EPROTO, "no TargetAddress in the redirect");
+		return -1;
+	}
+	if (strlen(portal.host) >= host_cap) {
+		err_set(EPROTO, "a %zu-byte host name in the redirect", strlen(portal.host));
+		return -1;
+	}
+	snprintf(host, host_cap, "%s", portal.host);
+	*port = portal.port;
+	return 0;
+}
+
+/* "host:port", "[v6]:port" into @out, for messages. */
+static void format_portal(const char *host, uint16_t port, char *out, size_t cap)
+{
+	snprintf(out, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
 }
 
 /* Receive one Login Response (all its continued parts) into l->text.
@@ -217,10 +256,16 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 			const char *what = login_status_text(h->status_class, h->status_detail);
 			int e = EIO;
 			if (h->status_class == ISCSI_LOGIN_REDIRECT) {
-				char addr[256];
-				redirect_address(l->text, l->text_len, addr, sizeof addr);
-				err_set(EHOSTUNREACH, "login failed: %s to %s (redirects are not followed yet)",
-					what, addr);
+				char where[300];
+				if (login_parse_redirect(l->text, l->text_len, l->redirect_host,
+							 sizeof l->redirect_host,
+							 &l->redirect_port) < 0) {
+					err_set(EPROTO, "login failed: %s, but %s", what, err_msg());
+					l->status_class = 0;    /* nothing to follow */
+					return -1;
+				}
+				format_portal(l->redirect_host, l->redirect_port, where, sizeof where);
+				err_set(EHOSTUNREACH, "login failed: %s to %s", what, where);
 				return -1;
 			}
 			if (h->status_class == ISCSI_LOGIN_INITIATOR_ERROR) {
@@ -677,6 +722,43 @@ out:
 	return rc;
 }
 
+/* The login @l ended in a redirect: close @c and connect it to the portal
+ * named, as the @hops-th redirect of this login; a permanent one is
+ * recorded in @out.  Returns 0, or -1 with err_set(). */
+static int follow_redirect(struct conn *c, const struct login *l, unsigned hops,
+			   struct login_result *out)
+{
+	bool permanent = l->status_detail == 0x02;
+	char where[300], why[sizeof c->peer + sizeof where + 32];
+	int timeout_ms = c->connect_timeout_ms;
+
+	format_portal(l->redirect_host, l->redirect_port, where, sizeof where);
+	if (hops > LOGIN_MAX_REDIRECTS) {
+		err_set(ELOOP, "login failed: too many redirects (%d; the last from %s to %s)",
+			LOGIN_MAX_REDIRECTS, c->peer, where);
+		return -1;
+	}
+	if (!c->host[0]) {
+		err_set(EHOSTUNREACH, "login failed: target moved to %s, which this connection cannot follow",
+			where);
+		return -1;
+	}
+	log_debug("login: %s at %s to %s (redirect %u); following",
+		  login_status_text(l->status_class, l->status_detail), c->peer, where, hops);
+	snprintf(why, sizeof why, "redirected from %s to %s", c->peer, where);
+	conn_close(c);
+	if (conn_connect(c, l->redirect_host, l->redirect_port, timeout_ms) < 0) {
+		err_set(err_errno(), "login failed: %s: %s", why, err_msg());
+		return -1;
+	}
+	if (permanent) {
+		out->moved = true;
+		snprintf(out->moved_host, sizeof out->moved_host, "%s", l->redirect_host);
+		out->moved_port = l->redirect_port;
+	}
+	return 0;
+}
+
 int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
 	      uint16_t tsih, struct login_result *out)
 {
@@ -684,8 +766,12 @@ int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[
 		.cred = cfg->chap, .discovery = cfg->discovery,
 		.step = cfg->chap ? AUTH_OFFERING : AUTH_NOT_USED,
 	};
+	unsigned hops = 0;
 	int rc;
 
+	out->moved = false;
+	out->moved_host[0] = '\0';
+	out->moved_port = 0;
 	for (;;) {
 		struct login l = {
 			.c = c, .cfg = cfg, .isid = isid, .tsih = tsih,
@@ -694,7 +780,21 @@ int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[
 		};
 
 		rc = login_attempt(&l, out);
-		if (rc == 0 || !auth.retry_md5 || auth.md5_only)
+		out->status_class = rc == 0 ? 0 : l.status_class;
+		out->status_detail = rc == 0 ? 0 : l.status_detail;
+		if (rc == 0)
+			break;
+		if (l.status_class == ISCSI_LOGIN_REDIRECT) {
+			/* another portal: the login starts over there, CHAP
+			 * with the full algorithm list again */
+			if (follow_redirect(c, &l, ++hops, out) < 0)
+				break;
+			auth.step = cfg->chap ? AUTH_OFFERING : AUTH_NOT_USED;
+			auth.md5_only = false;
+			auth.retry_md5 = false;
+			continue;
+		}
+		if (!auth.retry_md5 || auth.md5_only)
 			break;
 		log_debug("login: %s; trying again offering CHAP_A=5 (MD5) only", err_msg());
 		if (conn_reconnect(c) < 0)
@@ -705,4 +805,52 @@ int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[
 	}
 	OPENSSL_cleanse(&auth, sizeof auth);
 	return rc;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether a failed login is worth trying again at start-up: the target
+ * dropped the connection while we logged in, or said "try later". */
+static bool login_may_retry(const struct login_result *lr)
+{
+	int e = err_errno();
+
+	if (lr->status_class)
+		return lr->status_class == ISCSI_LOGIN_TARGET_ERROR;
+	return e == EPIPE || e == ECONNRESET;
+}
+
+int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms,
+		  int retry_ms, const struct text_config *cfg, const uint8_t isid[6],
+		  uint16_t tsih, struct login_result *out)
+{
+	int64_t start = mono_ms();
+	int delay_ms = 100;
+
+	for (unsigned attempt = 1;; attempt++) {
+		out->status_class = 0;
+		if (conn_connect(c, host, port, timeout_ms) == 0) {
+			if (login_run(c, cfg, isid, tsih, out) == 0)
+				return 0;
+			conn_close(c);
+			if (retry_ms > 0 && login_may_retry(out) &&
+			    mono_ms() + delay_ms - start < retry_ms) {
+				log_debug("login to %s:%u: %s; trying again in %d ms", host, port,
+					  err_msg(), delay_ms);
+				struct timespec ts = { delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L };
+				nanosleep(&ts, NULL);
+				delay_ms = delay_ms < 1000 ? delay_ms * 2 : 2000;
+				continue;
+			}
+		}
+		if (attempt > 1)
+			err_set(err_errno(), "%s (%u tries in %.1f s)", err_msg(), attempt,
+				(double)(mono_ms() - start) / 1000.0);
+		return -1;
+	}
 }

@@ -72,6 +72,10 @@ struct session {
 	struct pool *pool;                  /* owner; read-only */
 	const struct session_config *cfg;   /* read-only */
 	unsigned index;                     /* slot in the pool; last byte of ISID */
+	char portal_host[256];              /* RX thread (session_login() before it starts):
+	                                     * where logins go: cfg's portal, or the one a
+	                                     * permanent redirect named (take_portal()) */
+	uint16_t portal_port;               /* as portal_host */
 	char name[64];                      /* "session N" for log lines; read-only */
 	struct conn conn;                   /* TX thread writes, RX thread reads;
 	                                     * replaced by the RX thread while no
@@ -928,6 +932,22 @@ static int recovery_wait(struct session *s, int64_t ms)
 	return closing ? -1 : 0;
 }
 
+/* After a login of @s: a permanent redirect (login_result.moved) sends the
+ * later logins of this session straight to the portal it named; a
+ * temporary one applies to that login only, so the next goes to the
+ * portal of before.  Per session, since cfg is shared read-only: the other
+ * sessions of the pool follow their own redirects.  RX thread, or
+ * session_login() before it exists. */
+static void take_portal(struct session *s, const struct login_result *lr)
+{
+	if (!lr->moved)
+		return;
+	log_debug("%s: target moved permanently to %s:%u; later logins go there", s->name,
+		  lr->moved_host, lr->moved_port);
+	snprintf(s->portal_host, sizeof s->portal_host, "%s", lr->moved_host);
+	s->portal_port = lr->moved_port;
+}
+
 /* Log in again with the same ISID (RFC 7143 session reinstatement) after
  * DefaultTime2Wait, then with capped exponential backoff and jitter, until
  * it works or the session is closed.  Returns 0 when the session is up
@@ -954,15 +974,16 @@ static int recover(struct session *s)
 		uint8_t isid[6];
 		memcpy(isid, cfg->isid_base, 6);
 		isid[5] = (uint8_t)(isid[5] + s->index);
-		if (conn_connect(&c, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0) {
+		if (login_connect(&c, s->portal_host, s->portal_port, cfg->connect_timeout_ms, 0,
+				  &cfg->text, isid, 0, &lr) < 0) {
 			log_warn("%s: reconnect attempt %u: %s", s->name, attempt + 1, err_msg());
+			/* where a permanent redirect sent us fails: the next
+			 * attempt asks the configured portal again */
+			snprintf(s->portal_host, sizeof s->portal_host, "%s", cfg->host);
+			s->portal_port = cfg->port;
 			continue;
 		}
-		if (login_run(&c, &cfg->text, isid, 0, &lr) < 0) {
-			log_warn("%s: reconnect attempt %u: %s", s->name, attempt + 1, err_msg());
-			conn_close(&c);
-			continue;
-		}
+		take_portal(s, &lr);
 		c.recv_timeout_ms = -1;
 		conn_set_keepalive(&c, cfg->noop_interval_s, cfg->noop_timeout_s);
 		pthread_mutex_lock(&s->lock);
@@ -1169,12 +1190,16 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	s->cfg = cfg;
 	s->index = index;
 	snprintf(s->name, sizeof s->name, "session %u", index);
-	if (conn_connect(&s->conn, cfg->host, cfg->port, cfg->connect_timeout_ms) < 0)
-		goto err_connect;
+	snprintf(s->portal_host, sizeof s->portal_host, "%s", cfg->host);
+	s->portal_port = cfg->port;
 	memcpy(isid, cfg->isid_base, 6);
 	isid[5] = (uint8_t)(isid[5] + index);
-	if (login_run(&s->conn, &cfg->text, isid, 0, &lr) < 0)
-		goto err_login;
+	/* at start-up a target that drops us during login is tried again
+	 * within the connect timeout (login_connect()) */
+	if (login_connect(&s->conn, cfg->host, cfg->port, cfg->connect_timeout_ms,
+			  cfg->connect_timeout_ms, &cfg->text, isid, 0, &lr) < 0)
+		goto err_connect;
+	take_portal(s, &lr);
 	if (session_start(s, &lr) < 0)
 		goto err_login;
 	return s;
