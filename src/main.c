@@ -5,7 +5,9 @@
  * forks first (threads do not survive a fork) and the parent waits on a
  * pipe for the child's verdict, so every failure is printed on the user's
  * terminal as one line and the exit status says whether the mount exists.
+ * After a failure the parent returns only once the child has ended.
  */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -237,9 +240,13 @@ static bool is_mount_point(const char *path)
 /* The pipe to the waiting parent; -1 in the foreground. */
 static int report_fd = -1;
 
+/* Tell the waiting parent that the mount is up (@status 0).  A failure
+ * (@status non-zero) is not written: the parent then waits for this
+ * process to end and exits with its exit status, so that when the
+ * command returns nothing of it is left (no session, no process). */
 static void report_to_parent(char status)
 {
-	if (report_fd < 0)
+	if (report_fd < 0 || status != 0)
 		return;
 	if (write(report_fd, &status, 1) < 0) {
 		/* the parent is gone; nothing to tell */
@@ -248,12 +255,14 @@ static void report_to_parent(char status)
 	report_fd = -1;
 }
 
-/* Fork; the parent waits for the child's verdict and exits with it. */
+/* Fork; the parent waits for the child's verdict and exits with it: 0
+ * once the child says the mount is up, else the child's own exit status
+ * once it has ended (the pipe closes when it exits). */
 static int daemonize_early(void)
 {
 	int fds[2];
 
-	if (pipe(fds) < 0) {
+	if (pipe2(fds, O_CLOEXEC) < 0) {
 		err_set(errno, "pipe: %s", strerror(errno));
 		return -1;
 	}
@@ -264,10 +273,18 @@ static int daemonize_early(void)
 	}
 	if (pid > 0) {
 		char status = 1;
+		ssize_t n;
+		int ws;
+
 		close(fds[1]);
-		if (read(fds[0], &status, 1) != 1)
-			status = 1;
-		_exit(status);
+		while ((n = read(fds[0], &status, 1)) < 0 && errno == EINTR)
+			;
+		if (n == 1 && status == 0)
+			_exit(0);
+		while (waitpid(pid, &ws, 0) < 0)
+			if (errno != EINTR)
+				_exit(1);
+		_exit(WIFEXITED(ws) && WEXITSTATUS(ws) ? WEXITSTATUS(ws) : 1);
 	}
 	close(fds[0]);
 	report_fd = fds[1];
@@ -582,6 +599,7 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_channel_install(se) < 0)
 		log_warn("cannot install the FUSE channel hooks; direct writes to one file will be serialised");
+	fs_set_session(&fs, se);    /* from now on the kernel hears of changed LUNs */
 	/* From here on a daemon logs to syslog: a successful mount says
 	 * nothing on the terminal, the journal records it. */
 	if (!o.foreground)
@@ -593,6 +611,7 @@ int main(int argc, char *argv[])
 			 count_luns(&fs), mountpoint, o.sessions);
 
 	int loop_rc = fuse_loop_run(se, FUSE_WORKERS);
+	fs_set_session(&fs, NULL);
 	fuse_session_unmount(se);
 	fuse_remove_signal_handlers(se);
 	log_info("unmounted %s; logging out", mountpoint);
