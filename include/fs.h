@@ -3,8 +3,11 @@
  *
  * Nodes live in one array allocated once (fs_reserve()) and are only ever
  * appended: a target opened while mounted (discovery mounts) adds its LUN
- * files then.  A node is complete before nnodes counts it (release store,
- * acquire loads), so readers take no lock; appenders take grow_lock.
+ * files then, and so does a LUN the target reports later (REPORTED LUNS
+ * DATA HAS CHANGED).  A node is complete before nnodes counts it (release
+ * store, acquire loads), so readers take no lock; appenders take
+ * grow_lock.  A LUN the target no longer reports keeps its node, marked
+ * gone: names and listings skip it, open files of it keep their LUN.
  */
 #ifndef ISCSIFS_FS_H
 #define ISCSIFS_FS_H
@@ -29,6 +32,8 @@ struct fs_node {
 	char name[256];               /* name in the parent ("" for the root) */
 	struct lun *lun;              /* LUN files: the LUN */
 	struct fs_target *tgt;        /* a target's directory and LUN files: the target */
+	atomic_bool gone;             /* the LUN left the target: no longer in its
+	                               * directory (set once, by fs_remove_node()) */
 };
 
 /* The mount. */
@@ -47,6 +52,10 @@ struct fs {
 	uid_t uid;                    /* owner shown for every inode */
 	gid_t gid;                    /* group shown for every inode */
 	struct timespec mount_time;   /* times shown for every inode */
+	pthread_mutex_t notify_lock;  /* protects se */
+	struct fuse_session *se;      /* notify_lock: the mounted session, for telling
+	                               * the kernel what changed; NULL before the
+	                               * mount and once the loop has ended */
 };
 
 /* Allocate room for @cap nodes; call once before adding any.  0 or -1. */
@@ -65,6 +74,23 @@ int fs_add_stats(struct fs *fs);
 
 /* The node of inode @ino, or NULL. */
 struct fs_node *fs_node(struct fs *fs, fuse_ino_t ino);
+
+/* Set (after the mount) or clear (once the loop ended) the FUSE session
+ * the notifications below go to. */
+void fs_set_session(struct fs *fs, struct fuse_session *se);
+
+/* Tell the kernel that file @ino changed size: its attributes and cached
+ * pages are dropped, so the next stat asks us.  Any thread except a FUSE
+ * handler (the kernel may wait for that handler); no lock of the file
+ * system held. */
+void fs_notify_resized(struct fs *fs, fuse_ino_t ino);
+
+/* Tell the kernel that the name @name in directory @parent appeared or
+ * went away.  As fs_notify_resized(). */
+void fs_notify_entry(struct fs *fs, fuse_ino_t parent, const char *name);
+
+/* A LUN left its target: mark node @ino gone and tell the kernel. */
+void fs_remove_node(struct fs *fs, fuse_ino_t ino);
 
 /* The operations table for fuse_session_new(). */
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -4,8 +4,16 @@
  * lun.c turns byte ranges into SCSI commands: it aligns them to blocks,
  * splits them at the LUN's maximum transfer length, does read-modify-write
  * of partial edge blocks under a block-range lock (so two writers of the
- * same block never tear it), retries Unit Attentions and NOT READY a few
- * times, and maps what is left to an errno.
+ * same block never tear it), retries Unit Attentions at once and BUSY,
+ * TASK SET FULL, ACA ACTIVE and NOT READY after a growing pause (a few
+ * times, then EIO), and maps what is left to an errno.
+ *
+ * Unit Attentions that say something changed are passed on: CAPACITY DATA
+ * HAS CHANGED marks the LUN (capacity_changed) and REPORTED LUNS DATA HAS
+ * CHANGED is about the whole target; both call the owner's on_change(),
+ * which has the capacity (lun_reread_capacity()) or the LUN list read
+ * again on a thread of its own: the Unit Attention arrives on a session
+ * thread, which must not wait for commands.
  */
 #ifndef ISCSIFS_LUN_H
 #define ISCSIFS_LUN_H
@@ -21,6 +29,17 @@
 #include "scsi.h"
 
 struct write_req;
+struct lun;
+
+/* What a Unit Attention said changed. */
+enum lun_change {
+	LUN_CHANGE_CAPACITY,   /* CAPACITY DATA HAS CHANGED (2A/09): this LUN's size */
+	LUN_CHANGE_LUNS,       /* REPORTED LUNS DATA HAS CHANGED (3F/0E): the target's LUNs */
+};
+
+/* The owner's hook for changes: called on a session thread with no lock
+ * held; it must not block or wait for commands. */
+typedef void (*lun_change_fn)(struct lun *l, enum lun_change what, void *opaque);
 
 /* Requests by latency: bucket i counts those that took [2^i, 2^(i+1))
  * microseconds (bucket 0 also the faster ones). */
@@ -47,10 +66,15 @@ struct lun {
 	struct pool *pool;            /* the sessions of the LUN's target */
 	uint32_t number;              /* LUN number */
 	char name[16];                /* "lun3": the file name */
+	char target[224];             /* the target's IQN, for log lines */
+	/* The capacity: changed only by lun_reread_capacity() (any thread
+	 * reads it, an atomic load each; size is blocks * block_size). */
+	_Atomic uint64_t blocks;      /* capacity in logical blocks */
+	_Atomic uint64_t size;        /* capacity in bytes */
+	atomic_bool capacity_changed; /* a Unit Attention said so; cleared by the
+	                               * one who reads the capacity again */
 	/* Geometry and limits, read-only after lun_probe(). */
-	uint64_t blocks;              /* capacity in logical blocks */
 	uint32_t block_size;          /* logical block size in bytes */
-	uint64_t size;                /* capacity in bytes */
 	uint32_t physical_block_size; /* from LBPPBE */
 	uint32_t max_xfer;            /* bytes per command at most (the LUN's limit) */
 	uint32_t split;               /* requests are cut into commands of this size */
@@ -68,11 +92,16 @@ struct lun {
 	pthread_mutex_t range_lock;   /* protects ranges */
 	struct write_req *ranges;     /* range_lock: writes in flight or waiting, in submission order */
 	struct lun_counters counters; /* statistics (atomics) */
+	lun_change_fn on_change;      /* the owner's hook, NULL for none; set before
+	                               * the LUN is used, read-only then */
+	void *change_opaque;          /* its argument */
 };
 
-/* The LUN numbers of the target: REPORT LUNS, or just LUN 0 when the
- * target cannot report.  Returns the count (up to @max), or -1. */
-int lun_list(struct pool *pool, uint32_t *luns, size_t max);
+/* The LUN numbers of target @target (its IQN, for log lines): REPORT
+ * LUNS, or just LUN 0 when the target cannot report, unless @strict (then
+ * that is an error).  Synchronous.  Returns the count (up to @max), or -1
+ * with err_set(). */
+int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, bool strict);
 
 /* Find out what LUN @number is.  Returns 1 and a new lun for a
  * direct-access block device, 0 (and no lun; err_msg() says what it is)
@@ -81,7 +110,14 @@ int lun_list(struct pool *pool, uint32_t *luns, size_t max);
  * target returned about this LUN is unusable (short or lying INQUIRY or
  * READ CAPACITY data, a bad block length, capacity 0), so that other LUNs
  * may still be served. */
-int lun_probe(struct pool *pool, uint32_t number, struct lun **out);
+int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun **out);
+
+/* Read the capacity of @l again (READ CAPACITY(16) or (10) as at the
+ * probe) and take it: size and blocks change, the rest of the geometry
+ * does not (a new logical block size is refused).  Synchronous: not on a
+ * session thread.  Returns 1 when the capacity changed (the old size in
+ * *@old_size), 0 when it did not, -1 with err_set(). */
+int lun_reread_capacity(struct lun *l, uint64_t *old_size);
 
 void lun_free(struct lun *l);
 

@@ -13,6 +13,13 @@
 /* How often a command is tried again after UNIT ATTENTION, NOT READY,
  * BUSY and the like before the error is returned. */
 #define MAX_RETRIES 8
+/* The pause before a retry after BUSY, TASK SET FULL, ACA ACTIVE or NOT
+ * READY: RETRY_PAUSE_MS, doubling with each retry, at most
+ * RETRY_PAUSE_MAX_MS; MAX_RETRIES of them come to about 2.3 s before the
+ * command fails with EIO.  Unit Attentions and ABORTED COMMAND are retried
+ * at once. */
+#define RETRY_PAUSE_MS 10
+#define RETRY_PAUSE_MAX_MS 1000
 
 /* What to do with a finished task. */
 enum verdict {
@@ -21,11 +28,16 @@ enum verdict {
 	VERDICT_FAIL,     /* give up with the errno returned */
 };
 
-/* Decide what a finished task means; logs the cause of failures and
- * counts retries and Unit Attentions.  Returns the verdict and sets *err
- * for VERDICT_FAIL. */
+/* Decide what a finished task means; logs the cause of failures and of
+ * retries (one line each, naming target and LUN), counts retries and Unit
+ * Attentions, and passes changes a Unit Attention reports to
+ * l->on_change.  Returns the verdict; sets *err for VERDICT_FAIL and
+ * *delay_ms, the pause before sending it again, for VERDICT_RETRY. */
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t, unsigned retries,
-			  int *err);
+			  int *err, unsigned *delay_ms);
+
+/* Send @t of @l again after @delay_ms (0: at once), as pool_submit(). */
+void lun_resubmit(struct lun *l, struct iscsi_task *t, unsigned delay_ms);
 
 /* READ or WRITE (16 or 10, as the LUN takes) of @blocks blocks at @lba. */
 void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write, bool fua, uint64_t lba,

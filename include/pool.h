@@ -33,6 +33,13 @@ void pool_submit(struct pool *p, struct iscsi_task *task);
  * and sense are in @task.  @task->done must be NULL (the pool sets it). */
 int pool_exec(struct pool *p, struct iscsi_task *task);
 
+/* Count one more task as in flight without submitting it (a retry that
+ * waits for its backoff, see retry.h): pool_destroy() waits for it as for
+ * a submitted task.  Each pool_hold() is ended by one pool_release(),
+ * after the task was submitted again (or finished). */
+void pool_hold(struct pool *p);
+void pool_release(struct pool *p);
+
 /* Called by a session when it has room again (a task finished, the window
  * opened): moves queued tasks onto sessions.  Called with no lock held.
  * Does nothing when @p is NULL (a session attached without a pool by

@@ -7,6 +7,13 @@
  * until unmount.  A target that fails to open (login rejected, for one)
  * makes its directory answer with that errno; it is tried again at most
  * every TARGET_RETRY_S seconds.
+ *
+ * While open, the target's LUN files follow what Unit Attentions report:
+ * CAPACITY DATA HAS CHANGED has that LUN's capacity read again (the file
+ * size changes), REPORTED LUNS DATA HAS CHANGED the LUN list (files of new
+ * disk LUNs appear, files of LUNs gone disappear).  That work, which waits
+ * for commands, runs on a rescan thread of the target, started when
+ * needed; the kernel is told so that stat and ls show the change.
  */
 #ifndef ISCSIFS_TARGET_H
 #define ISCSIFS_TARGET_H
@@ -35,6 +42,14 @@ struct fs_target {
 	bool opened;                  /* lock: its LUN files are in the file system */
 	int open_err;                 /* lock: errno of the last failed open, 0 if none */
 	int64_t failed_at_ns;         /* lock: when that open failed (monotonic) */
+	struct fs *fs;                /* the mount; set by the first target_open() */
+	pthread_mutex_t rescan_lock;  /* protects the fields below; a leaf (taken on
+	                               * session threads, never held while waiting) */
+	pthread_cond_t rescan_cond;   /* signalled when the rescan thread ends */
+	bool rescan_luns;             /* rescan_lock: the LUN list is to be read again */
+	bool rescan_capacity;         /* rescan_lock: some LUN has capacity_changed set */
+	bool rescan_running;          /* rescan_lock: the rescan thread runs */
+	bool closing;                 /* rescan_lock: target_free() began: no new rescan */
 };
 
 /* A new, closed target for @cfg whose files go under directory @dir.

@@ -3,7 +3,9 @@
  * NOTES ON THE THREAD MODEL
  *
  * The workers of fuse_loop.c call these handlers.  The inode table is
- * built before the loop starts and never changes, so lookups take no lock.
+ * only appended to, and a node marked gone stays (see fs.h), so lookups
+ * take no lock.  Notifications (fs_notify_*()) come from target.c's rescan
+ * thread, never from a handler.
  * Each request gets exactly one fuse_reply_*: reads and writes reply
  * later, from the session thread that completes the last command (libfuse
  * allows a reply from any thread); the other handlers reply before they
@@ -38,6 +40,7 @@ int fs_reserve(struct fs *fs, size_t cap)
 	fs->cap = cap;
 	atomic_init(&fs->nnodes, 0);
 	pthread_mutex_init(&fs->grow_lock, NULL);
+	pthread_mutex_init(&fs->notify_lock, NULL);
 	return 0;
 }
 
@@ -94,6 +97,51 @@ struct fs_node *fs_node(struct fs *fs, fuse_ino_t ino)
 	if (ino == 0 || ino > node_count(fs))
 		return NULL;
 	return &fs->nodes[ino - 1];
+}
+
+void fs_set_session(struct fs *fs, struct fuse_session *se)
+{
+	pthread_mutex_lock(&fs->notify_lock);
+	fs->se = se;
+	pthread_mutex_unlock(&fs->notify_lock);
+}
+
+void fs_notify_resized(struct fs *fs, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&fs->notify_lock);
+	/* -ENOENT: the kernel has no such inode cached; nothing to drop */
+	int rc = fs->se ? fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0) : 0;
+	pthread_mutex_unlock(&fs->notify_lock);
+	if (rc < 0 && rc != -ENOENT)
+		log_debug("inode %llu: cannot invalidate it in the kernel: %s",
+			  (unsigned long long)ino, strerror(-rc));
+}
+
+void fs_notify_entry(struct fs *fs, fuse_ino_t parent, const char *name)
+{
+	pthread_mutex_lock(&fs->notify_lock);
+	int rc = fs->se ? fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name)) : 0;
+	/* the directory's own attributes and cached listing */
+	int rc2 = fs->se ? fuse_lowlevel_notify_inval_inode(fs->se, parent, 0, 0) : 0;
+	pthread_mutex_unlock(&fs->notify_lock);
+	if ((rc < 0 && rc != -ENOENT) || (rc2 < 0 && rc2 != -ENOENT))
+		log_debug("%s: cannot invalidate the name in the kernel: %s", name,
+			  strerror(rc < 0 ? -rc : -rc2));
+}
+
+void fs_remove_node(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_node *n = fs_node(fs, ino);
+
+	if (!n || atomic_exchange(&n->gone, true))
+		return;
+	fs_notify_entry(fs, n->parent, n->name);
+}
+
+/* Is @n a live child of directory @dir? */
+static bool child_of(const struct fs_node *n, fuse_ino_t dir)
+{
+	return n->parent == dir && n->ino != dir && !atomic_load(&n->gone);
 }
 
 /* A target's directory is used: open the target (log in, add its LUN
@@ -188,7 +236,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	for (size_t i = 0, count = node_count(fs); i < count; i++) {
 		struct fs_node *n = &fs->nodes[i];
-		if (n->parent == parent && n->ino != parent && strcmp(n->name, name) == 0) {
+		if (child_of(n, parent) && strcmp(n->name, name) == 0) {
 			memset(&e, 0, sizeof e);
 			e.ino = n->ino;
 			e.attr_timeout = 1.0;
@@ -291,7 +339,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fs_node *child = NULL;
 			for (size_t j = 0, seen = 0, count = node_count(fs); j < count; j++) {
 				struct fs_node *c = &fs->nodes[j];
-				if (c->parent == dir->ino && c->ino != dir->ino && seen++ == k) {
+				if (child_of(c, dir->ino) && seen++ == k) {
 					child = c;
 					break;
 				}
@@ -368,6 +416,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (n->is_stats) {
 		stats_open(req, fs, fi);
+		return;
+	}
+	if (atomic_load(&n->gone)) {
+		fuse_reply_err(req, ENOENT);    /* the LUN left the target */
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && lun_read_only(fs, n->lun)) {
@@ -572,7 +624,7 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 	size_t count = node_count(fs);
 	for (size_t i = 0; i < count; i++)
-		if (fs->nodes[i].lun)
+		if (fs->nodes[i].lun && !atomic_load(&fs->nodes[i].gone))
 			total += fs->nodes[i].lun->size;
 	memset(&sv, 0, sizeof sv);
 	sv.f_bsize = 4096;

@@ -59,7 +59,7 @@ static int list_target(const struct session_config *cfg, FILE *out)
 	if (!pool)
 		return -1;
 	numbers = calloc(LIST_MAX_LUNS, sizeof *numbers);
-	nluns = numbers ? lun_list(pool, numbers, LIST_MAX_LUNS) : -1;
+	nluns = numbers ? lun_list(pool, cfg->target_name, numbers, LIST_MAX_LUNS, false) : -1;
 	if (nluns < 0) {
 		if (!numbers)
 			err_set(ENOMEM, "out of memory");
@@ -69,7 +69,7 @@ static int list_target(const struct session_config *cfg, FILE *out)
 	}
 	for (int i = 0; i < nluns; i++) {
 		struct lun *l = NULL;
-		int rc = lun_probe(pool, numbers[i], &l);
+		int rc = lun_probe(pool, cfg->target_name, numbers[i], &l);
 		if (rc == 1) {
 			print_lun(out, l);
 			lun_free(l);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "retry.h"
 
 /* Largest transfer per command we issue whatever the LUN allows. */
 #define MAX_XFER_CAP (8u << 20)
@@ -31,13 +32,55 @@
 
 /* ---- errors from a finished task ---- */
 
+/* The pause before retry number @retries + 1 of a command the target
+ * asked us to back off from. */
+static unsigned backoff_ms(unsigned retries)
+{
+	unsigned ms = RETRY_PAUSE_MS << (retries < 8 ? retries : 8);
+
+	return ms < RETRY_PAUSE_MAX_MS ? ms : RETRY_PAUSE_MAX_MS;
+}
+
+/* A Unit Attention on @l: count it, pass on what it says changed, say so
+ * in one line. */
+static void unit_attention(struct lun *l, const struct scsi_sense *sense, const char *what,
+			   unsigned retries)
+{
+	enum lun_change change;
+	bool changed = true;
+
+	atomic_fetch_add(&l->counters.unit_attentions, 1);
+	if (sense->asc == 0x2a && sense->ascq == 0x09) {
+		atomic_store(&l->capacity_changed, true);
+		change = LUN_CHANGE_CAPACITY;
+	} else if (sense->asc == 0x3f && sense->ascq == 0x0e) {
+		change = LUN_CHANGE_LUNS;
+	} else {
+		changed = false;
+		change = LUN_CHANGE_CAPACITY;
+	}
+	/* POWER ON OR RESET greets every new session (once per login):
+	 * routine, a debug line; other Unit Attentions are news */
+	if (sense->asc == 0x29)
+		log_debug("target %s, %s: %s; retry %u of %u", l->target, l->name, what,
+			  retries + 1, MAX_RETRIES);
+	else
+		log_info("target %s, %s: %s; %sretry %u of %u", l->target, l->name, what,
+			 !changed ? "" : change == LUN_CHANGE_CAPACITY ?
+			 "reading the capacity again; " : "reading the LUN list again; ",
+			 retries + 1, MAX_RETRIES);
+	if (changed && l->on_change)
+		l->on_change(l, change, l->change_opaque);
+}
+
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
-				 unsigned retries, int *err)
+			  unsigned retries, int *err, unsigned *delay_ms)
 {
 	struct scsi_sense sense;
 	char what[160];
 
 	*err = 0;
+	*delay_ms = 0;
 	if (t->result) {
 		*err = t->result;
 		return VERDICT_FAIL;
@@ -48,7 +91,8 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		return VERDICT_OK;
 	case SCSI_STATUS_CHECK_CONDITION:
 		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
-			log_error("%s: CHECK CONDITION without usable sense data", l->name);
+			log_error("target %s, %s: CHECK CONDITION without usable sense data",
+				  l->target, l->name);
 			*err = EIO;
 			return VERDICT_FAIL;
 		}
@@ -57,25 +101,25 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		if (*err == 0)
 			return VERDICT_OK;          /* RECOVERED ERROR, NO SENSE */
 		if (*err == EAGAIN && retries < MAX_RETRIES) {
-			/* a Unit Attention is rare and worth a line (power on,
-			 * reset, changes); NOT READY and ABORTED COMMAND may
-			 * repeat */
-			if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
-				atomic_fetch_add(&l->counters.unit_attentions, 1);
-				/* POWER ON OR RESET greets every new session:
-				 * routine; other Unit Attentions are news */
-				if (sense.asc == 0x29)
-					log_debug("%s: %s; retrying", l->name, what);
-				else
-					log_info("%s: %s; retrying", l->name, what);
-			} else {
-				log_debug("%s: %s; retrying", l->name, what);
-			}
 			atomic_fetch_add(&l->counters.retries, 1);
+			if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+				unit_attention(l, &sense, what, retries);
+				return VERDICT_RETRY;
+			}
+			/* NOT READY: becoming ready takes a while; ABORTED
+			 * COMMAND is worth sending again at once */
+			if (sense.key == SCSI_SENSE_NOT_READY)
+				*delay_ms = backoff_ms(retries);
+			log_info("target %s, %s: %s; retry %u of %u in %u ms", l->target, l->name,
+				 what, retries + 1, MAX_RETRIES, *delay_ms);
 			return VERDICT_RETRY;
 		}
-		if (*err == EAGAIN)
+		if (*err == EAGAIN) {
+			log_error("target %s, %s: %s, still after %u retries (CDB 0x%02x)",
+				  l->target, l->name, what, MAX_RETRIES, t->cdb[0]);
 			*err = EIO;
+			return VERDICT_FAIL;
+		}
 		if (*err == EINVAL && sense.asc == 0x20)
 			log_debug("%s: %s (CDB 0x%02x)", l->name, what, t->cdb[0]);
 		else
@@ -83,30 +127,48 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		return VERDICT_FAIL;
 	default:
 		*err = scsi_status_to_errno(t->status);
+		/* BUSY, TASK SET FULL, ACA ACTIVE: the target asks us to come
+		 * back later; a growing pause, a bounded number of times */
 		if (*err == EAGAIN && retries < MAX_RETRIES) {
 			atomic_fetch_add(&l->counters.retries, 1);
+			*delay_ms = backoff_ms(retries);
+			log_info("target %s, %s: SCSI status %s (0x%02x); retry %u of %u in %u ms",
+				 l->target, l->name, scsi_status_name(t->status), t->status,
+				 retries + 1, MAX_RETRIES, *delay_ms);
 			return VERDICT_RETRY;
 		}
-		log_error("%s: SCSI status %s (0x%02x) (CDB 0x%02x)", l->name,
-			  scsi_status_name(t->status), t->status, t->cdb[0]);
+		if (*err == EAGAIN)
+			log_error("target %s, %s: SCSI status %s (0x%02x), still after %u retries "
+				  "(CDB 0x%02x)", l->target, l->name, scsi_status_name(t->status),
+				  t->status, MAX_RETRIES, t->cdb[0]);
+		else
+			log_error("%s: SCSI status %s (0x%02x) (CDB 0x%02x)", l->name,
+				  scsi_status_name(t->status), t->status, t->cdb[0]);
 		if (*err == EAGAIN || *err == 0)
 			*err = EIO;
 		return VERDICT_FAIL;
 	}
 }
 
+void lun_resubmit(struct lun *l, struct iscsi_task *t, unsigned delay_ms)
+{
+	retry_later(l->pool, t, delay_ms);
+}
+
 /* ---- synchronous commands (probe, flush) ---- */
 
 /* Run one command synchronously with Data-In into @buf (or no data),
  * retrying what is worth retrying.  Returns 0, or -1 with err_set(). */
-static int lun_command(struct pool *pool, struct lun *l_for_log, uint32_t lun,
-		       const uint8_t cdb[16], void *buf, uint32_t len, uint32_t *got)
+static int lun_command(struct pool *pool, struct lun *l_for_log, const char *target,
+		       uint32_t lun, const uint8_t cdb[16], void *buf, uint32_t len,
+		       uint32_t *got)
 {
 	struct lun dummy = { .number = lun };
 	struct lun *l = l_for_log;
 
 	if (!l) {
 		snprintf(dummy.name, sizeof dummy.name, "lun%u", lun);
+		snprintf(dummy.target, sizeof dummy.target, "%s", target);
 		l = &dummy;
 	}
 	for (unsigned retries = 0;; retries++) {
@@ -117,20 +179,22 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, uint32_t lun,
 			.read_buf = buf,
 		};
 		int err;
+		unsigned delay_ms;
 
 		memcpy(t.cdb, cdb, 16);
 		if (pool_exec(pool, &t) < 0 && t.result) {
 			err_set(t.result, "%s: command 0x%02x failed: connection lost", l->name, cdb[0]);
 			return -1;
 		}
-		switch (task_verdict(l, &t, retries, &err)) {
+		switch (task_verdict(l, &t, retries, &err, &delay_ms)) {
 		case VERDICT_OK:
 			if (got)
 				*got = t.data_in_bytes;
 			return 0;
 		case VERDICT_RETRY:
-			if (retries > 2)
-				usleep(10000u << (retries < 6 ? retries : 6));
+			/* synchronous: this thread may wait */
+			if (delay_ms)
+				usleep(delay_ms * 1000u);
 			continue;
 		case VERDICT_FAIL:
 			err_set(err, "%s: command 0x%02x failed: %s", l->name, cdb[0], strerror(err));
@@ -139,7 +203,7 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, uint32_t lun,
 	}
 }
 
-int lun_list(struct pool *pool, uint32_t *luns, size_t max)
+int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, bool strict)
 {
 	uint32_t alloc = 16 + 8 * 256;
 	uint8_t cdb[16];
@@ -163,10 +227,12 @@ int lun_list(struct pool *pool, uint32_t *luns, size_t max)
 			return -1;
 		}
 		scsi_cdb_report_luns(cdb, alloc);
-		if (lun_command(pool, NULL, 0, cdb, buf, alloc, &got) < 0) {
-			log_info("REPORT LUNS failed (%s); trying LUN 0 alone", err_msg());
+		if (lun_command(pool, NULL, target, 0, cdb, buf, alloc, &got) < 0) {
 			free(buf);
 			free(wire);
+			if (strict)
+				return -1;
+			log_info("REPORT LUNS failed (%s); trying LUN 0 alone", err_msg());
 			luns[0] = 0;
 			return 1;
 		}
@@ -196,7 +262,36 @@ int lun_list(struct pool *pool, uint32_t *luns, size_t max)
 }
 
 /* Probe what the LUN is; fill geometry and limits. */
-int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
+/* READ CAPACITY(16), or (10) where the target lacks it, into @cap; says
+ * in *@rc16 which one answered.  Returns 0, or -1 with err_set() (EPROTO
+ * when the data is unusable, before the "lunN: " prefix). */
+static int read_capacity(struct pool *pool, struct lun *l, struct scsi_capacity *cap,
+			 bool *rc16)
+{
+	uint8_t cdb[16], buf[32];
+	uint32_t got;
+
+	scsi_cdb_read_capacity16(cdb, 32);
+	if (lun_command(pool, l, l->target, l->number, cdb, buf, 32, &got) == 0) {
+		*rc16 = true;
+		return scsi_parse_read_capacity16(buf, got, cap) < 0 ? -1 : 0;
+	}
+	*rc16 = false;
+	scsi_cdb_read_capacity10(cdb);
+	if (lun_command(pool, l, l->target, l->number, cdb, buf, 8, &got) < 0)
+		return -1;
+	int rc = scsi_parse_read_capacity10(buf, got, cap);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		err_set(EIO, "%s: capacity needs READ CAPACITY(16), which the target refused",
+			l->name);
+		return -1;
+	}
+	return 0;
+}
+
+int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun **out)
 {
 	struct lun *l = calloc(1, sizeof *l);
 	uint8_t cdb[16], buf[512];
@@ -212,16 +307,17 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	l->pool = pool;
 	l->number = number;
 	snprintf(l->name, sizeof l->name, "lun%u", number);
+	snprintf(l->target, sizeof l->target, "%s", target);
 
 	/* TEST UNIT READY clears the power-on Unit Attention; a LUN still not
 	 * ready after the retries is reported by the commands below. */
 	scsi_cdb_test_unit_ready(cdb);
-	if (lun_command(pool, l, number, cdb, NULL, 0, NULL) < 0 && errno != EIO &&
+	if (lun_command(pool, l, target, number, cdb, NULL, 0, NULL) < 0 && errno != EIO &&
 	    errno != EINVAL)
 		log_debug("%s: TEST UNIT READY: %s", l->name, err_msg());
 
 	scsi_cdb_inquiry(cdb, false, 0, 96);
-	if (lun_command(pool, l, number, cdb, buf, 96, &got) < 0)
+	if (lun_command(pool, l, target, number, cdb, buf, 96, &got) < 0)
 		goto err;
 	if (scsi_parse_inquiry(buf, got, &l->inquiry) < 0)
 		goto err_parse;
@@ -235,7 +331,7 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	}
 
 	scsi_cdb_inquiry(cdb, true, 0x00, 255);
-	if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0) {
+	if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0) {
 		scsi_parse_vpd_supported(buf, got, 0x80, &vpd_80);
 		scsi_parse_vpd_supported(buf, got, 0x83, &vpd_83);
 		scsi_parse_vpd_supported(buf, got, 0xb0, &vpd_b0);
@@ -243,45 +339,32 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 	}
 	if (vpd_80) {
 		scsi_cdb_inquiry(cdb, true, 0x80, 255);
-		if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0)
+		if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0)
 			scsi_parse_vpd_serial(buf, got, l->serial, sizeof l->serial);
 	}
 	if (vpd_83) {
 		scsi_cdb_inquiry(cdb, true, 0x83, 255);
-		if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0)
+		if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0)
 			scsi_parse_vpd_device_id(buf, got, l->device_id, sizeof l->device_id);
 	}
 	if (vpd_b0) {
 		scsi_cdb_inquiry(cdb, true, 0xb0, 64);
-		if (lun_command(pool, l, number, cdb, buf, 64, &got) == 0 &&
+		if (lun_command(pool, l, target, number, cdb, buf, 64, &got) == 0 &&
 		    scsi_parse_vpd_block_limits(buf, got, &l->limits) < 0)
 			memset(&l->limits, 0, sizeof l->limits);
 	}
 	if (vpd_b2) {
 		scsi_cdb_inquiry(cdb, true, 0xb2, 64);
-		if (lun_command(pool, l, number, cdb, buf, 64, &got) == 0 &&
+		if (lun_command(pool, l, target, number, cdb, buf, 64, &got) == 0 &&
 		    scsi_parse_vpd_lbp(buf, got, &l->lbp) < 0)
 			memset(&l->lbp, 0, sizeof l->lbp);
 	}
 
 	/* Capacity: READ CAPACITY(16), or (10) where the target lacks it. */
-	scsi_cdb_read_capacity16(cdb, 32);
-	if (lun_command(pool, l, number, cdb, buf, 32, &got) == 0) {
-		if (scsi_parse_read_capacity16(buf, got, &l->capacity) < 0)
+	if (read_capacity(pool, l, &l->capacity, &l->use16) < 0) {
+		if (err_errno() == EPROTO)
 			goto err_parse;
-		l->use16 = true;
-	} else {
-		scsi_cdb_read_capacity10(cdb);
-		if (lun_command(pool, l, number, cdb, buf, 8, &got) < 0)
-			goto err;
-		int rc = scsi_parse_read_capacity10(buf, got, &l->capacity);
-		if (rc < 0)
-			goto err_parse;
-		if (rc == 1) {
-			err_set(EIO, "%s: capacity needs READ CAPACITY(16), which the target refused",
-				l->name);
-			goto err;
-		}
+		goto err;
 	}
 	l->blocks = l->capacity.blocks;
 	l->block_size = l->capacity.block_size;
@@ -307,11 +390,11 @@ int lun_probe(struct pool *pool, uint32_t number, struct lun **out)
 
 	/* Write protection: MODE SENSE(6), or (10) where (6) is refused. */
 	scsi_cdb_mode_sense6(cdb, 0x3f, 255);
-	if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0) {
+	if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0) {
 		scsi_parse_mode_sense_wp(buf, got, false, &wp);
 	} else {
 		scsi_cdb_mode_sense10(cdb, 0x3f, 255);
-		if (lun_command(pool, l, number, cdb, buf, 255, &got) == 0)
+		if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0)
 			scsi_parse_mode_sense_wp(buf, got, true, &wp);
 	}
 	atomic_init(&l->write_protected, wp);
@@ -330,6 +413,36 @@ err_parse:      /* what the target returned is unusable: EPROTO, named */
 err:
 	free(l);
 	return -1;
+}
+
+int lun_reread_capacity(struct lun *l, uint64_t *old_size)
+{
+	struct scsi_capacity cap;
+	bool rc16;
+
+	*old_size = l->size;
+	if (read_capacity(l->pool, l, &cap, &rc16) < 0) {
+		err_set(err_errno(), "%s: cannot read the new capacity: %s", l->name, err_msg());
+		return -1;
+	}
+	if (cap.block_size != l->block_size) {
+		err_set(EIO, "%s: the logical block size changed from %u to %u bytes; "
+			"remount to use the LUN", l->name, l->block_size, cap.block_size);
+		return -1;
+	}
+	uint64_t blocks = cap.blocks;
+	/* 10-byte CDBs (chosen at the probe) address 2^32 blocks */
+	if (!l->use16 && blocks > 0x100000000ULL) {
+		log_warn("target %s, %s: the new capacity needs 16-byte CDBs; using its first 2^32 blocks",
+			 l->target, l->name);
+		blocks = 0x100000000ULL;
+	}
+	if (blocks == l->blocks)
+		return 0;
+	/* blocks first: a reader that sees the new size sees its blocks */
+	atomic_store(&l->blocks, blocks);
+	atomic_store(&l->size, blocks * l->block_size);
+	return 1;
 }
 
 void lun_free(struct lun *l)

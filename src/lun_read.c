@@ -7,7 +7,8 @@
  * the pool; the last one to finish, on a session's RX thread, calls the
  * caller's callback with the data, which the session placed straight into
  * the request's buffer.  A retry (Unit Attention, BUSY, ...) is submitted
- * again from its completion: no thread sleeps on it.  lun_pread() and
+ * again from its completion, after a pause by the retry timer (retry.h)
+ * when the target asked for one: no thread sleeps on it.  lun_pread() and
  * lun_flush() wait for the asynchronous forms.
  */
 #include "lun.h"
@@ -48,12 +49,13 @@ static void read_piece_done(struct iscsi_task *t)
 {
 	struct read_piece *piece = t->opaque;
 	struct read_req *r = piece->req;
+	unsigned delay_ms;
 	int err;
 
-	switch (task_verdict(r->lun, t, piece->retries, &err)) {
+	switch (task_verdict(r->lun, t, piece->retries, &err, &delay_ms)) {
 	case VERDICT_RETRY:
 		piece->retries++;
-		pool_submit(r->lun->pool, t);
+		lun_resubmit(r->lun, t, delay_ms);
 		return;
 	case VERDICT_OK:
 		if (t->data_in_bytes < t->xfer_len) {
@@ -84,12 +86,14 @@ static void read_piece_done(struct iscsi_task *t)
 
 void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opaque)
 {
-	if (off >= l->size || len == 0) {
+	uint64_t size = l->size;      /* one snapshot: the capacity may change */
+
+	if (off >= size || len == 0) {
 		cb(opaque, 0, NULL, 0);
 		return;
 	}
-	if (len > l->size - off)
-		len = (size_t)(l->size - off);
+	if (len > size - off)
+		len = (size_t)(size - off);
 	uint64_t first = off / l->block_size;
 	uint64_t end = (off + len + l->block_size - 1) / l->block_size;
 	size_t bytes = (size_t)((end - first) * l->block_size);
@@ -188,12 +192,13 @@ static void flush_done(struct iscsi_task *t)
 {
 	struct flush_req *f = t->opaque;
 	struct lun *l = f->lun;
+	unsigned delay_ms;
 	int err;
 
-	switch (task_verdict(l, t, f->retries, &err)) {
+	switch (task_verdict(l, t, f->retries, &err, &delay_ms)) {
 	case VERDICT_RETRY:
 		f->retries++;
-		pool_submit(l->pool, t);
+		lun_resubmit(l, t, delay_ms);
 		return;
 	case VERDICT_OK:
 		atomic_fetch_add(&l->counters.flushes, 1);

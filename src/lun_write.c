@@ -179,11 +179,12 @@ static void write_piece_done(struct iscsi_task *t)
 {
 	struct write_piece *p = t->opaque;
 	struct write_req *w = p->req;
+	unsigned delay_ms;
 	int err;
 
-	if (task_verdict(w->lun, t, p->retries, &err) == VERDICT_RETRY) {
+	if (task_verdict(w->lun, t, p->retries, &err, &delay_ms) == VERDICT_RETRY) {
 		p->retries++;
-		pool_submit(w->lun->pool, t);
+		lun_resubmit(w->lun, t, delay_ms);
 		return;
 	}
 	write_set_error(w, err);
@@ -522,12 +523,13 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fu
 	       lun_write_cb cb, void *opaque)
 {
 	struct write_req *w;
+	uint64_t size = l->size;      /* one snapshot: the capacity may change */
 
 	if (len == 0) {
 		cb(opaque, 0);
 		return;
 	}
-	if (off >= l->size || len > l->size - off) {
+	if (off >= size || len > size - off) {
 		cb(opaque, ENOSPC);
 		return;
 	}
@@ -554,13 +556,14 @@ void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_writ
 		 void *opaque)
 {
 	struct write_req *w;
+	uint64_t size = l->size;      /* one snapshot: the capacity may change */
 
-	if (off >= l->size || len == 0) {
+	if (off >= size || len == 0) {
 		cb(opaque, 0);
 		return;
 	}
-	if (len > l->size - off)
-		len = l->size - off;
+	if (len > size - off)
+		len = size - off;
 	if (l->write_protected) {
 		cb(opaque, EROFS);
 		return;

@@ -336,6 +336,18 @@ void pool_kick(struct pool *p)
 	}
 }
 
+void pool_hold(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->in_flight++;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_release(struct pool *p)
+{
+	task_finished(p);
+}
+
 /* Completion of a task that pool_exec() waits for. */
 struct exec_wait {
 	pthread_mutex_t lock;     /* protects finished */

@@ -136,8 +136,8 @@ char *stats_render(struct fs *fs, size_t *len)
 		return NULL;
 	b.data[0] = '\0';
 	for (size_t i = 0; i < count; i++)
-		if (fs->nodes[i].lun)
-			add_lun(&b, &fs->nodes[i]);
+		if (fs->nodes[i].lun && !atomic_load(&fs->nodes[i].gone))
+			add_lun(&b, &fs->nodes[i]);   /* (a LUN gone from its target: no block) */
 	for (size_t i = 0; i < fs->ntargets; i++) {
 		struct fs_target *t = fs->targets[i];
 		pthread_mutex_lock(&t->lock);

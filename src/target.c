@@ -7,6 +7,16 @@
  * for the whole open, login included, so concurrent first uses wait for
  * one login; it is taken before fs->grow_lock and before any pool or
  * session lock.
+ *
+ * Once open, a LUN's on_change hook (lun.h) runs on a session thread when
+ * a Unit Attention reports a change: it only sets a flag under
+ * t->rescan_lock (a leaf lock, never held while waiting) and starts the
+ * target's rescan thread unless it runs.  That thread (detached, one per
+ * target at a time) reads capacities or the LUN list again with
+ * synchronous commands, adds or marks gone LUN files, and tells the
+ * kernel, holding no lock of ours meanwhile (the kernel may need a FUSE
+ * handler to finish first).  It goes on while there is work, then ends;
+ * target_free() waits for it before the pool goes.
  */
 #include "target.h"
 
@@ -45,14 +55,188 @@ struct fs_target *target_new(const struct session_config *cfg, const char *porta
 	t->dir = dir;
 	t->only_lun = only_lun;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->rescan_lock, NULL);
+	pthread_cond_init(&t->rescan_cond, NULL);
 	return t;
+}
+
+/* ---- changes reported by Unit Attentions ---- */
+
+static void *rescan_main(void *arg);
+
+/* lun_change_fn of every LUN of @opaque, a target: on a session thread. */
+static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
+{
+	struct fs_target *t = opaque;
+	pthread_attr_t attr;
+	pthread_t thread;
+
+	(void)l;
+	pthread_mutex_lock(&t->rescan_lock);
+	if (t->closing) {
+		pthread_mutex_unlock(&t->rescan_lock);
+		return;
+	}
+	if (what == LUN_CHANGE_CAPACITY)
+		t->rescan_capacity = true;
+	else
+		t->rescan_luns = true;
+	if (!t->rescan_running) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&thread, &attr, rescan_main, t) == 0)
+			t->rescan_running = true;
+		else
+			log_warn("target %s: cannot start a thread to follow the change; "
+				 "remount to see it", t->cfg.target_name);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_mutex_unlock(&t->rescan_lock);
+}
+
+/* A new LUN object of @t: its changes come to lun_changed(). */
+static void adopt_lun(struct fs_target *t, struct lun *l)
+{
+	l->on_change = lun_changed;
+	l->change_opaque = t;
+}
+
+/* The live LUN file of @t for LUN @number, or NULL. */
+static struct fs_node *lun_file(struct fs_target *t, uint32_t number)
+{
+	for (fuse_ino_t ino = 1;; ino++) {
+		struct fs_node *n = fs_node(t->fs, ino);
+		if (!n)
+			return NULL;
+		if (n->tgt == t && n->lun && n->lun->number == number && !atomic_load(&n->gone))
+			return n;
+	}
+}
+
+/* Read the capacity again of each LUN of @t that a Unit Attention marked;
+ * a changed size is told to the kernel. */
+static void rescan_capacities(struct fs_target *t)
+{
+	for (fuse_ino_t ino = 1;; ino++) {
+		struct fs_node *n = fs_node(t->fs, ino);
+		uint64_t old;
+		int rc;
+
+		if (!n)
+			break;
+		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
+		    !atomic_exchange(&n->lun->capacity_changed, false))
+			continue;
+		rc = lun_reread_capacity(n->lun, &old);
+		if (rc < 0) {
+			log_error("target %s, %s", t->cfg.target_name, err_msg());
+		} else if (rc == 0) {
+			log_info("target %s, %s: capacity unchanged (%llu bytes)", t->cfg.target_name,
+				 n->name, (unsigned long long)old);
+		} else {
+			log_info("target %s, %s: capacity changed from %llu to %llu bytes",
+				 t->cfg.target_name, n->name, (unsigned long long)old,
+				 (unsigned long long)n->lun->size);
+			fs_notify_resized(t->fs, n->ino);
+		}
+	}
+}
+
+/* Read the LUN list of @t again: files of LUNs gone are removed, files of
+ * new disk LUNs added (as at the open: only only_lun when it is set). */
+static void rescan_luns(struct fs_target *t)
+{
+	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
+	int nluns;
+
+	if (!numbers) {
+		log_error("target %s: out of memory reading the LUN list again", t->cfg.target_name);
+		return;
+	}
+	nluns = lun_list(t->pool, t->cfg.target_name, numbers, TARGET_MAX_LUNS, true);
+	if (nluns < 0) {
+		log_error("target %s: cannot read the LUN list again: %s", t->cfg.target_name,
+			  err_msg());
+		free(numbers);
+		return;
+	}
+	for (fuse_ino_t ino = 1;; ino++) {
+		struct fs_node *n = fs_node(t->fs, ino);
+		bool listed = false;
+
+		if (!n)
+			break;
+		if (n->tgt != t || !n->lun || atomic_load(&n->gone))
+			continue;
+		for (int i = 0; i < nluns && !listed; i++)
+			listed = numbers[i] == n->lun->number;
+		if (listed)
+			continue;
+		log_info("target %s, %s: the target no longer reports the LUN; its file is removed",
+			 t->cfg.target_name, n->name);
+		fs_remove_node(t->fs, n->ino);
+	}
+	for (int i = 0; i < nluns; i++) {
+		struct lun *l;
+		fuse_ino_t ino;
+		int rc;
+
+		if ((t->only_lun >= 0 && numbers[i] != (uint32_t)t->only_lun) ||
+		    lun_file(t, numbers[i]))
+			continue;
+		rc = lun_probe(t->pool, t->cfg.target_name, numbers[i], &l);
+		if (rc < 0) {
+			log_error("target %s: new LUN %u: %s", t->cfg.target_name, numbers[i],
+				  err_msg());
+			continue;
+		}
+		if (rc == 0) {
+			log_debug("target %s: LUN %u: %s; no file", t->cfg.target_name, numbers[i],
+				  err_msg());
+			continue;
+		}
+		adopt_lun(t, l);
+		ino = fs_add_node(t->fs, t->dir, l->name, false, l, t);
+		if (!ino) {
+			log_error("target %s: too many LUN files; new %s not shown",
+				  t->cfg.target_name, l->name);
+			lun_free(l);
+			continue;
+		}
+		log_info("target %s, %s: new LUN of %llu bytes; its file is added",
+			 t->cfg.target_name, l->name, (unsigned long long)l->size);
+		fs_notify_entry(t->fs, t->dir, l->name);
+	}
+	free(numbers);
+}
+
+static void *rescan_main(void *arg)
+{
+	struct fs_target *t = arg;
+
+	pthread_mutex_lock(&t->rescan_lock);
+	while (!t->closing && (t->rescan_luns || t->rescan_capacity)) {
+		bool luns = t->rescan_luns, capacity = t->rescan_capacity;
+		t->rescan_luns = t->rescan_capacity = false;
+		pthread_mutex_unlock(&t->rescan_lock);
+		if (capacity)
+			rescan_capacities(t);
+		if (luns)
+			rescan_luns(t);
+		pthread_mutex_lock(&t->rescan_lock);
+	}
+	t->rescan_running = false;
+	pthread_cond_broadcast(&t->rescan_cond);
+	pthread_mutex_unlock(&t->rescan_lock);
+	return NULL;
 }
 
 /* Probe the LUNs of an opened pool and add their files.  Lock held. */
 static int add_luns(struct fs *fs, struct fs_target *t)
 {
 	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
-	int nluns = numbers ? lun_list(t->pool, numbers, TARGET_MAX_LUNS) : -1;
+	int nluns = numbers ? lun_list(t->pool, t->cfg.target_name, numbers, TARGET_MAX_LUNS,
+				       false) : -1;
 	char skipped[512] = "";         /* why the first unusable LUN was skipped */
 	unsigned nskipped = 0, added = 0;
 	bool wanted_found = false;
@@ -71,7 +255,7 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 
 		if (t->only_lun >= 0 && numbers[i] != (uint32_t)t->only_lun)
 			continue;
-		rc = lun_probe(t->pool, numbers[i], &l);
+		rc = lun_probe(t->pool, t->cfg.target_name, numbers[i], &l);
 		if (rc < 0 && t->only_lun < 0 && err_errno() == EPROTO) {
 			/* The target's data about this LUN is unusable: serve
 			 * the others.  The first reason waits, so that a target
@@ -97,6 +281,7 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 			}
 			continue;
 		}
+		adopt_lun(t, l);
 		if (!fs_add_node(fs, t->dir, l->name, false, l, t)) {
 			err_set(ENOSPC, "%s: too many LUN files; %s not shown", t->cfg.target_name,
 				l->name);
@@ -133,6 +318,7 @@ int target_open(struct fs *fs, struct fs_target *t)
 		err = t->open_err;
 		goto out;
 	}
+	t->fs = fs;
 	if (!t->pool) {
 		t->pool = pool_create(&t->cfg, fs->sessions, fs->timeout_s);
 		if (!t->pool) {
@@ -163,8 +349,16 @@ void target_free(struct fs_target *t)
 {
 	if (!t)
 		return;
+	/* a rescan in progress finishes its commands first; none starts after */
+	pthread_mutex_lock(&t->rescan_lock);
+	t->closing = true;
+	while (t->rescan_running)
+		pthread_cond_wait(&t->rescan_cond, &t->rescan_lock);
+	pthread_mutex_unlock(&t->rescan_lock);
 	if (t->pool)
 		pool_destroy(t->pool, 30000);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->rescan_lock);
+	pthread_cond_destroy(&t->rescan_cond);
 	free(t);
 }
