@@ -113,6 +113,12 @@ struct session {
 	                                     * error is only the echo of it */
 	int64_t ping_sent_ns;               /* lock: when it was queued */
 	int64_t down_since_ns;              /* lock: when the connection was lost */
+	bool logout_asked;                  /* lock: the target asked for a logout (Async
+	                                     * Message, event 1): no new commands; the
+	                                     * Logout goes once the outstanding ones are
+	                                     * done (logout_if_drained()) */
+	bool logout_sent;                   /* lock: that Logout is queued or sent */
+	int64_t logout_by_ns;               /* lock: the target's deadline for it */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
 	_Atomic int state_hint;             /* copy of state for lock-free readers */
@@ -202,11 +208,14 @@ static struct iscsi_task *find_task(struct session *s, uint32_t itt)
 	return t && t->itt == itt ? t : NULL;
 }
 
+static void logout_if_drained(struct session *s);
+
 /* Take a task out of the table; returns whether done() is due now. */
 static bool finish_task(struct session *s, struct iscsi_task *t)
 {
 	s->slots[slot_of(t->itt)] = NULL;
 	s->outstanding--;
+	logout_if_drained(s);
 	atomic_fetch_sub_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
 				  memory_order_relaxed);
 	t->finished = true;
@@ -223,7 +232,9 @@ int session_submit(struct session *s, struct iscsi_task *t)
 		errno = EIO;
 		return -1;
 	}
-	if (s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
+	/* (a logout the target asked for: the task waits in the pool for
+	 * another session, or for this one to be back) */
+	if (s->logout_asked || s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
 		pthread_mutex_unlock(&s->lock);
 		errno = EAGAIN;
 		return -1;
@@ -696,10 +707,25 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 	case ISCSI_ASYNC_SCSI_EVENT:
 		log_info("%s: target reported a SCSI asynchronous event", s->name);
 		return 0;
-	case ISCSI_ASYNC_LOGOUT_REQUEST:
-		log_warn("%s: target requests logout within %u s", s->name,
-			 get_be16(h->param3));
+	case ISCSI_ASYNC_LOGOUT_REQUEST: {
+		/* ErrorRecoveryLevel 0, one connection: no new commands, the
+		 * outstanding ones finish, then Logout (within Parameter3
+		 * seconds, or session_tick() drops the connection) and, as
+		 * after a lost connection, a new login with the same ISID
+		 * after DefaultTime2Wait; waiting commands go out then */
+		unsigned within = get_be16(h->param3);
+		pthread_mutex_lock(&s->lock);
+		unsigned outstanding = s->outstanding;
+		if (!s->logout_asked) {
+			s->logout_asked = true;
+			s->logout_by_ns = now_ns() + (int64_t)within * 1000000000;
+		}
+		logout_if_drained(s);
+		pthread_mutex_unlock(&s->lock);
+		log_info("%s: target requests logout within %u s; logging out after %u outstanding commands, then in again",
+			 s->name, within, outstanding);
 		return 0;
+	}
 	case ISCSI_ASYNC_DROP_CONNECTION:
 	case ISCSI_ASYNC_DROP_SESSION:
 		err_set(ECONNRESET, "target announced it drops the %s",
@@ -730,22 +756,45 @@ static int rx_reject(struct session *s, const union iscsi_bhs *bhs, uint8_t *scr
 	return -1;
 }
 
-/* Returns 1 when the session's logout completed. */
+/* A Logout the target asked for (rx_async()) goes now if nothing is
+ * outstanding.  Lock held. */
+static void logout_if_drained(struct session *s)
+{
+	if (!s->logout_asked || s->logout_sent || s->outstanding || s->state != SESSION_UP)
+		return;
+	struct tx_item *it = calloc(1, sizeof *it);
+	if (!it)
+		return;         /* session_tick() drops the connection at the deadline */
+	it->kind = TX_LOGOUT;
+	s->logout_sent = true;
+	queue_ctl(s, it);
+}
+
+/* Returns 1 when the session's logout completed; -1 (the connection ends
+ * and is recovered) after a logout the target asked for. */
 static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 {
 	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	bool asked = s->state == SESSION_CLOSING;   /* set before the request goes */
+	bool requested = s->logout_sent;            /* the target's wish */
 	pthread_mutex_unlock(&s->lock);
-	if (!asked)
+	if (!asked && !requested)
 		VIOLATION(s, "protocol error: Logout Response without a Logout Request");
 	if (pdu_itt(bhs) != ITT_LOGOUT)
 		VIOLATION(s, "protocol error: Logout Response with ITT 0x%x", pdu_itt(bhs));
 	if (bhs->logout_rsp.response != 0)
 		log_warn("%s: logout answered with response %u", s->name,
 			 bhs->logout_rsp.response);
-	return 1;
+	if (asked)
+		return 1;
+	log_info("%s: logged out as the target asked", s->name);
+	pthread_mutex_lock(&s->lock);
+	s->dropped = true;     /* rx_main() then reconnects without an error line */
+	pthread_mutex_unlock(&s->lock);
+	err_set(ECONNRESET, "logged out as the target asked");
+	return -1;
 }
 
 /* Read and handle PDUs until the connection fails (-1, err_set()) or the
@@ -834,6 +883,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	set_state(s, next);
 	s->tx_run = false;
 	s->ping_outstanding = false;
+	s->logout_asked = s->logout_sent = false;   /* that connection is gone */
 	pthread_cond_broadcast(&s->tx_cond);
 	pthread_mutex_unlock(&s->lock);
 
@@ -1107,6 +1157,12 @@ void session_tick(struct session *s)
 			}
 		}
 	}
+	if (!why[0] && s->logout_asked && !s->logout_sent && now > s->logout_by_ns)
+		snprintf(why, sizeof why, "%u commands still outstanding when the target wanted the logout",
+			 s->outstanding);
+	if (!why[0] && s->logout_sent &&
+	    now > s->logout_by_ns + (int64_t)(cfg->noop_timeout_s ? cfg->noop_timeout_s : 5) * 1000000000)
+		snprintf(why, sizeof why, "no answer to the Logout the target asked for");
 	if (why[0])
 		s->dropped = true;
 	pthread_mutex_unlock(&s->lock);
