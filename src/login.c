@@ -849,8 +849,9 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 			}
 		}
 		if (attempt > 1)
-			err_set(err_errno(), "%s (%u tries in %.1f s)", err_msg(), attempt,
-				(double)(mono_ms() - start) / 1000.0);
+			err_set(err_errno(), "%s%s (%u tries in %.1f s)",
+				strncmp(err_msg(), "login failed", 12) ? "login failed: " : "",
+				err_msg(), attempt, (double)(mono_ms() - start) / 1000.0);
 		return -1;
 	}
 }
