@@ -179,9 +179,13 @@ io_case tmf-rsp read ok "$V: unexpected Task Management Response"
 io_case window-backwards read ok ""
 # issue 5: slow and unhelpful targets
 io_case no-answer read ok "command 0x(28|88) .* unanswered for 2 s on LUN 1" opts=cmd_timeout=2
-io_case busy read ok "" stat=retries=3
+# BUSY and TASK SET FULL: retried after a pause (10 ms, doubling), one
+# log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
+io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3
+io_case task-set-full read ok "target $BAD_IQN, lun1: SCSI status TASK SET FULL \(0x28\); retry 3 of 8 in 40 ms" stat=retries=3
+io_case busy-always read eio-always "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\), still after 8 retries" stat=retries=8
 io_case unit-attention read ok "" stat=unit_attentions=1
-io_case async-logout read ok "target requests logout within 1 s"
+io_case async-logout read ok "logged out as the target asked"
 io_case async-drop read ok "target announced it drops the connection"
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"

@@ -31,6 +31,20 @@ ErrorRecoveryLevel=0, CmdSN window of 64 (the cases r2t-many and
 window-closed change some of these; see them).  A discovery session
 (SessionType=Discovery) gets a SendTargets answer naming this target.
 
+A case may also act on an event the test sends with SIGUSR1 (trigger
+"event", or the redirect cases): grow LUN 1 (ua-capacity-changed), add
+or take away LUN 2 (ua-luns-changed: its content from --lun2 FILE), each
+time with the Unit Attention such a change establishes, pending on every
+connection then logged in and reported on its next command (CAPACITY
+DATA HAS CHANGED on LUN 1; REPORTED LUNS DATA HAS CHANGED on any LUN,
+cleared by REPORT LUNS); the redirect cases drop every connection
+instead, so that the test sees where the initiator logs in again.
+
+--port2 PORT opens a second listening port, served like the first: the
+redirect cases send initiators that log in on the first port there.
+Log lines name the port of each connection ("conn 3 (port 20001): logged
+in").
+
 `badtarget.py --list` prints the cases with one line each.
 
 Python 3 standard library only; one thread per connection.
@@ -38,6 +52,8 @@ Python 3 standard library only; one thread per connection.
 
 import argparse
 import os
+import select
+import signal
 import socket
 import struct
 import sys
@@ -73,7 +89,7 @@ F_BIT = 0x80
 # Data-In flags
 DI_UNDER, DI_STATUS = 0x02, 0x01
 
-GOOD, CHECK_CONDITION, BUSY = 0x00, 0x02, 0x08
+GOOD, CHECK_CONDITION, BUSY, TASK_SET_FULL = 0x00, 0x02, 0x08, 0x28
 
 # What we negotiate.
 OUR_MRDSL = 65536
@@ -86,6 +102,7 @@ DATA_IN_CHUNK = 16384
 #   read1   a READ to LUN 1          write1  a WRITE to LUN 1
 #   login   every login              probe   the probe command named
 #   session every session, from login on
+#   event   each SIGUSR1 the test sends
 # times: default number of firings (0 = forever).
 CASES = {
     # -- framing --------------------------------------------------------
@@ -124,9 +141,14 @@ CASES = {
     # -- issue 5: slow and unhelpful targets ----------------------------
     "no-answer": ("read1", 1, "the READ never answered"),
     "busy": ("read1", 3, "BUSY status"),
+    "task-set-full": ("read1", 3, "TASK SET FULL status"),
+    "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
     "unit-attention": ("read1", 1, "CHECK CONDITION UNIT ATTENTION, POWER ON OCCURRED"),
     "async-logout": ("read1", 1, "Async Message: logout requested within 1 s; dropped 2 s later"),
     "async-drop": ("read1", 1, "Async Message: the target drops the connection, then does"),
+    # -- changes while mounted (SIGUSR1) ------------------------------------
+    "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
+    "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     # -- probe (mount time) ---------------------------------------------
     "luns-short": ("probe", 0, "REPORT LUNS data of 4 bytes"),
     "luns-lying": ("probe", 0, "REPORT LUNS claiming 1000 LUNs, listing 2"),
@@ -150,7 +172,11 @@ CASES = {
     "login-stage": ("login", 0, "a Login Response moving to stage 2"),
     "login-ahs": ("login", 0, "a Login Response with a garbage AHS"),
     "login-nop": ("login", 0, "a NOP-In instead of a Login Response"),
-    "login-redirect": ("login", 0, "a temporary redirect to itself, every time (a loop)"),
+    "login-redirect-loop": ("login", 0, "a temporary redirect to itself, every time (a loop)"),
+    "login-redirect-temp": ("login", 0, "logins on the first port: a temporary redirect to --port2 (SIGUSR1 drops every connection)"),
+    "login-redirect-perm": ("login", 0, "logins on the first port: a permanent redirect to --port2 (SIGUSR1 drops every connection)"),
+    "login-drop": ("login", 2, "the connection closed after the first Login Request, twice"),
+    "login-drop-always": ("login", 0, "the connection closed after the first Login Request, always"),
     # -- discovery (SendTargets answers) ---------------------------------
     "discovery-good": ("discovery", 0, "a well-formed SendTargets answer (the control case)"),
     "discovery-slash": ("discovery", 0, "a TargetName with '/' and '..' components"),
@@ -257,6 +283,19 @@ class Lun:
             finally:
                 os.close(fd)
 
+    def grow(self, n):
+        """Add @n random bytes at the end (the backing file too)."""
+        more = os.urandom(n)
+        with self.lock:
+            off = len(self.data)
+            self.data += more
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, more, off)
+            finally:
+                os.close(fd)
+            self.blocks = len(self.data) // BLOCK
+
 
 class Target:
     """What all connections share: the LUNs, the case and its counter."""
@@ -268,10 +307,54 @@ class Target:
         self.times = default_times if args.times is None else args.times
         self.fired = 0
         self.luns = {0: Lun(0, args.lun0), 1: Lun(1, args.lun1)}
-        self.lock = threading.Lock()
+        self.lun2_path = args.lun2
+        self.port2 = args.port2
+        self.lock = threading.Lock()   # fired, next_tsih, conns, events
         self.next_tsih = 1
         self.verbose = args.verbose
         self.seen_cdbs = set()
+        self.conns = set()             # connections in full feature phase
+        self.events = 0                # SIGUSR1s so far
+
+    def lun_numbers(self):
+        with self.lock:
+            return sorted(self.luns)
+
+    def event(self):
+        """SIGUSR1: the change the case makes (see the module's doc)."""
+        with self.lock:
+            self.events += 1
+            n = self.events
+            conns = list(self.conns)
+        if self.case in ("login-redirect-temp", "login-redirect-perm"):
+            log("event %d: dropping every connection (%d)" % (n, len(conns)))
+            for c in conns:
+                c.close()
+            return
+        if self.trigger != "event":
+            log("event %d: nothing to do for case %s" % (n, self.case))
+            return
+        if self.case == "ua-capacity-changed":
+            lun = self.luns[1]
+            lun.grow(1 << 20)
+            if not self.fire("event", "LUN 1 now %d blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
+                             % (lun.blocks, len(conns))):
+                return
+            for c in conns:
+                c.add_ua(1, 0x2A, 0x09)
+        elif self.case == "ua-luns-changed":
+            with self.lock:
+                if n % 2:
+                    if not self.lun2_path:
+                        raise SystemExit("badtarget: ua-luns-changed needs --lun2")
+                    self.luns[2] = Lun(2, self.lun2_path)
+                else:
+                    self.luns.pop(2, None)
+            if not self.fire("event", "LUN 2 %s; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
+                             % ("added" if n % 2 else "removed", len(conns))):
+                return
+            for c in conns:
+                c.add_ua(None, 0x3F, 0x0E)
 
     def fire(self, trigger, what=None):
         """Whether the case fires now (and count it)."""
@@ -315,7 +398,10 @@ class Conn:
     def __init__(self, target, sock, number):
         self.t = target
         self.sock = sock
-        self.name = "conn %d" % number
+        self.port = sock.getsockname()[1]
+        self.primary = self.port != target.port2
+        self.name = "conn %d (port %d)" % (number, self.port)
+        self.pending_ua = []            # (LUN or None for any, ASC, ASCQ), under lock
         self.lock = threading.Lock()   # sending and the sequence numbers
         self.statsn = (0x1000 * (number + 1)) & MASK
         self.exp_cmdsn = 1
@@ -383,6 +469,26 @@ class Conn:
                 self.sock.sendall(msg)
             except OSError as e:
                 raise Closed() from e
+
+    def add_ua(self, lun, asc, ascq):
+        with self.lock:
+            self.pending_ua.append((lun, asc, ascq))
+
+    def take_ua(self, t):
+        """A Unit Attention pending for the command @t, taken off, or
+        None.  INQUIRY, REPORT LUNS and REQUEST SENSE never get one;
+        REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED."""
+        op = t.cdb[0]
+        with self.lock:
+            if op == 0xA0:
+                self.pending_ua = [u for u in self.pending_ua if u[1:] != (0x3F, 0x0E)]
+            if op in (0x12, 0xA0, 0x03):
+                return None
+            for i, u in enumerate(self.pending_ua):
+                if u[0] is None or u[0] == t.lun:
+                    del self.pending_ua[i]
+                    return u
+        return None
 
     def close(self):
         if not self.closed:
@@ -484,6 +590,9 @@ class Conn:
             transit = bool(req.flags & 0x80)
             pairs = self.parse_text(req.data)
             keys = dict(pairs)
+            if first and bad and case in ("login-drop", "login-drop-always") and \
+                    self.t.fire("login", "closing the connection after the first Login Request"):
+                return False
             if csg == 0:
                 if first:
                     self.discovery = keys.get("SessionType") == "Discovery"
@@ -559,10 +668,16 @@ class Conn:
             self.t.fire("login")
             self.login_rsp(req, 0x80 | 1, self.text(answer), ahs=b"\xde\xad\xbe\xef" * 3)
             return True
-        if case == "login-redirect":
+        if case == "login-redirect-loop":
             self.t.fire("login")
             addr = "%s:%d,1" % self.sock.getsockname()[:2]
             self.login_rsp(req, 0, self.text([("TargetAddress", addr)]), status=(1, 1))
+            return True
+        if case in ("login-redirect-temp", "login-redirect-perm") and self.primary:
+            detail = 1 if case == "login-redirect-temp" else 2
+            addr = "%s:%d,1" % (self.sock.getsockname()[0], self.t.port2)
+            self.t.fire("login", "moved %s to %s" % ("temporarily" if detail == 1 else "permanently", addr))
+            self.login_rsp(req, 0, self.text([("TargetAddress", addr)]), status=(1, detail))
             return True
         if case == "login-nop":
             self.t.fire("login")
@@ -665,6 +780,12 @@ class Conn:
         t = Task(p)
         if not p.immediate and not sn_lt(t.cmdsn + 1, self.exp_cmdsn):
             self.exp_cmdsn = (t.cmdsn + 1) & MASK
+        ua = self.take_ua(t)
+        if ua:
+            log("%s: UNIT ATTENTION %02x/%02x for CDB 0x%02x on LUN %d" % (
+                self.name, ua[1], ua[2], t.cdb[0], t.lun))
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, ua[1], ua[2]))
+            return
         if self.t.case == "window-closed":
             self.later(0.1, self.open_window)
         if t.write and t.lun == 1 and t.cdb[0] in (0x2A, 0x8A):
@@ -775,7 +896,7 @@ class Conn:
         bad_probe = self.t.trigger == "probe"
         case = self.t.case
         if op == 0xA0:     # REPORT LUNS
-            lst = lun_field(0) + lun_field(1)
+            lst = b"".join(lun_field(n) for n in self.t.lun_numbers())
             if bad_probe and case == "luns-short" and self.t.fire("probe"):
                 return GOOD, struct.pack(">I", len(lst)), b""
             if bad_probe and case == "luns-lying" and self.t.fire("probe"):
@@ -783,7 +904,8 @@ class Conn:
             if bad_probe and case == "luns-odd" and self.t.fire("probe"):
                 return GOOD, struct.pack(">II", 13, 0) + lst, b""
             return GOOD, struct.pack(">II", len(lst), 0) + lst, b""
-        lun = self.t.luns.get(t.lun)
+        with self.t.lock:
+            lun = self.t.luns.get(t.lun)
         if lun is None:
             if op == 0x12:
                 return GOOD, bytes([0x7F]) + bytes(35), b""
@@ -978,8 +1100,10 @@ class Conn:
             self.send(b, stat="next", window=((exp - 5) & MASK, (exp - 6) & MASK))
         elif case == "no-answer":
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
-        elif case == "busy":
+        elif case in ("busy", "busy-always"):
             self.respond(t, b"", BUSY)
+        elif case == "task-set-full":
+            self.respond(t, b"", TASK_SET_FULL)
         elif case == "unit-attention":
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, 0x29, 0x01))
         elif case == "async-logout":
@@ -1062,12 +1186,16 @@ class Conn:
         try:
             if self.login():
                 log("%s: logged in" % self.name)
+                with self.t.lock:
+                    self.t.conns.add(self)
                 self.serve()
         except Closed:
             pass
         except Exception as e:     # keep serving other connections
             log("%s: %s: %s" % (self.name, type(e).__name__, e))
         finally:
+            with self.t.lock:
+                self.t.conns.discard(self)
             log("%s: closed" % self.name)
             try:
                 self.sock.close()
@@ -1085,6 +1213,9 @@ def main():
                     help="how often the case fires (0: always); default: the case's own")
     ap.add_argument("--lun0", help="initial content of LUN 0 (written through)")
     ap.add_argument("--lun1", help="initial content of LUN 1 (written through)")
+    ap.add_argument("--lun2", help="content of LUN 2 when ua-luns-changed adds it")
+    ap.add_argument("--port2", type=int, default=None,
+                    help="a second listening port (where the redirect cases send initiators)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()
@@ -1097,20 +1228,30 @@ def main():
         ap.error("unknown case %r (see --list)" % args.case)
     if not args.lun0 or not args.lun1:
         ap.error("--lun0 and --lun1 are required")
+    if args.case in ("login-redirect-temp", "login-redirect-perm") and not args.port2:
+        ap.error("case %s needs --port2" % args.case)
     target = Target(args)
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((args.host, args.port))
-    srv.listen(16)
-    log("case %s (%s), listening on %s:%d" % (args.case, target.what, args.host, args.port))
+    listeners = []
+    for port in [args.port] + ([args.port2] if args.port2 else []):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((args.host, port))
+        srv.listen(16)
+        listeners.append(srv)
+    # the handler runs on this thread, between the select() calls
+    signal.signal(signal.SIGUSR1, lambda signum, frame: target.event())
+    log("case %s (%s), listening on %s:%s" % (args.case, target.what, args.host,
+                                              " and ".join(str(s.getsockname()[1]) for s in listeners)))
     n = 0
     while True:
-        sock, peer = srv.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        c = Conn(target, sock, n)
-        log("%s: from %s:%d" % (c.name, peer[0], peer[1]))
-        n += 1
-        threading.Thread(target=c.run, daemon=True).start()
+        ready, _, _ = select.select(listeners, [], [])
+        for srv in ready:
+            sock, peer = srv.accept()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c = Conn(target, sock, n)
+            log("%s: from %s:%d" % (c.name, peer[0], peer[1]))
+            n += 1
+            threading.Thread(target=c.run, daemon=True).start()
 
 
 if __name__ == "__main__":

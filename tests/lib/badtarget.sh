@@ -15,6 +15,9 @@
 #   check_log REGEX [SECS]       the iscsifs log has a line matching REGEX
 #   check_no_sanitizer_report    no ASan/UBSan/LSan report in the log
 #   lun_stat LUN KEY             a counter of the statistics file
+#   session_stat N KEY           a counter of session N in that file
+#   badtarget_count REGEX        lines of the target's log matching REGEX
+#   wait_true SECS CMD...        CMD succeeds within SECS seconds (polled)
 #   check_lun0 WORK              LUN 0 reads back what the target holds and
 #                                a write through it lands there
 #   bt CMD...                    CMD under a short timeout (BAD_IO_TIMEOUT)
@@ -137,6 +140,33 @@ lun_stat() {
         awk -v l="$1" -v k="$2" '$1 == "lun" { cur = $2; next }
             $1 == "session" { cur = ""; next }
             cur == l && $1 == k { print $2; exit }'
+}
+
+# session_stat N KEY: print counter KEY of session N (0, 1, ...) from
+# the statistics file.
+session_stat() {
+    bt cat "$BAD_MNT/.iscsifs/stats" |
+        awk -v s="$1" -v k="$2" '$1 == "session" { cur = $2; next }
+            $1 == "lun" { cur = ""; next }
+            cur == s && $1 == k { print $2; exit }'
+}
+
+# badtarget_count REGEX: how many lines of the target's log match REGEX
+# (extended).
+badtarget_count() {
+    grep -Ec -- "$1" "$BAD_LOG"
+}
+
+# wait_true SECS CMD...: run CMD every 0.2 s until it succeeds; false
+# when SECS seconds passed first.
+wait_true() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 5; i++)); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    return 1
 }
 
 check_no_sanitizer_report() {

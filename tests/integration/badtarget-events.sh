@@ -1,0 +1,259 @@
+#!/bin/bash
+# badtarget-events.sh: what a target tells iscsifs while it is mounted,
+# and where it sends it to log in (tests/lib/badtarget.py), one case at a
+# time:
+#
+#   login-redirect-temp  the first portal redirects temporarily to a second
+#                        one: the mount works through the second; after a
+#                        dropped connection the first is asked again
+#   login-redirect-perm  the same, permanently: after the drop iscsifs logs
+#                        in at the second portal directly
+#   ua-capacity-changed  LUN 1 grows twice while mounted (CAPACITY DATA HAS
+#                        CHANGED): stat shows each new size, the new blocks
+#                        read and write as the target holds them
+#   ua-luns-changed      LUN 2 appears, then goes (REPORTED LUNS DATA HAS
+#                        CHANGED): ls shows it, then not; it reads as the
+#                        target holds it
+#   async-logout         the target asks for a logout (Async Message): the
+#                        read in flight completes, iscsifs logs out, logs in
+#                        again after Time2Wait, and a read issued meanwhile
+#                        waits and succeeds
+#
+# Each checks the counters and the one log line per event, that I/O works
+# afterwards, and that unmounting exits 0 with no sanitizer report.
+# $BAD_CASES may name a subset of the cases (for debugging).
+# shellcheck source=tests/lib/targets.sh
+. "${top_srcdir:-.}/tests/lib/targets.sh"
+# shellcheck source=tests/lib/checks.sh
+. "$top_srcdir/tests/lib/checks.sh"
+# shellcheck source=tests/lib/badtarget.sh
+. "$top_srcdir/tests/lib/badtarget.sh"
+trap cleanup EXIT
+require_root
+require_fuse
+require_python
+require_iscsifs
+
+badtarget_setup
+work=$TEST_TMPDIR/work
+mkdir -p "$work"
+ncases=0
+MIB=1048576
+# How long iscsifs may take to log in again after a drop: DefaultTime2Wait
+# (2 s, +25% jitter) and a login, with a wide margin for a loaded machine.
+RECONNECT_SECS=30
+
+# selected CASE: true unless $BAD_CASES leaves CASE out; counts it.
+selected() {
+    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $1 "* ]]; then
+        return 1
+    fi
+    ncases=$((ncases + 1))
+}
+
+# finish CASE: the checks every case ends with, and the teardown.
+finish() {
+    check_alive
+    check_lun0 "$work"
+    check_no_sanitizer_report
+    bad_unmount
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $1: ok"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+
+# read_matches FILE OFFSET LENGTH BACKING WHAT: LENGTH bytes of FILE at
+# OFFSET read back as BACKING holds them.
+read_matches() {
+    bt dd if="$1" of="$work/got" bs=65536 iflag=skip_bytes,count_bytes skip="$2" \
+        count="$3" status=none || fail "$5: read of $1 at $2 failed"
+    slice "$4" "$2" "$3" >"$work/want"
+    assert_same_file "$work/want" "$work/got" "$5"
+}
+
+# size_is FILE BYTES: FILE's st_size is BYTES now (for wait_true).
+size_is() {
+    [[ $(stat -c %s -- "$1" 2>/dev/null) == "$2" ]]
+}
+
+# fired_times CASE N: the target's log says CASE fired N times (for
+# wait_true: counted anew each call).
+fired_times() {
+    [[ $(badtarget_count "fired $1 ") == "$2" ]]
+}
+
+# names_are "NAME...": the mount shows exactly these entries now.
+names_are() {
+    [[ $(ls -1A "$BAD_MNT" 2>/dev/null | grep -vx '\.iscsifs' | sort | tr '\n' ' ') == "$1" ]]
+}
+
+# ---- redirects ----------------------------------------------------------
+
+# redirect_case CASE: the two redirect cases; they differ in where the
+# login after a dropped connection goes.
+redirect_case() {
+    local case=$1 port2 logins2 firsts
+    selected "$case" || return 0
+    port2=$(pick_port)
+    badtarget_start "$case" --port2 "$port2"
+    wait_for_port "$LOOPBACK4" "$port2" 10 "$BAD_PID" || fail "$case: port $port2 does not listen"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+    # the login went to the first portal, was redirected, and ended at the
+    # second; the LUNs are served from there
+    assert_eq 1 "$(badtarget_count "fired $case ")" "$case: redirects at the mount"
+    assert_eq 1 "$(badtarget_count "\\(port $port2\\): logged in")" "$case: logins at the second portal"
+    assert_eq 0 "$(badtarget_count "\\(port $BAD_PORT\\): logged in")" "$case: logins at the first portal"
+    check_lun0 "$work"
+    assert_eq "127.0.0.1:$BAD_PORT" "$(getfattr --only-values -n user.iscsi.portal "$BAD_MNT/lun0" 2>/dev/null)" \
+        "$case: the portal the mount shows (the configured one)"
+
+    kill -USR1 "$BAD_PID"          # the target drops every connection
+    wait_true "$RECONNECT_SECS" grep -q "reconnected to" "$ISCSIFS_LOG" ||
+        fail "$case: no reconnect within ${RECONNECT_SECS}s: $(cat "$ISCSIFS_LOG")"
+    check_log "session 0: reconnected to 127.0.0.1:$port2 "
+    logins2=$(badtarget_count "\\(port $port2\\): logged in")
+    firsts=$(badtarget_count "\\(port $BAD_PORT\\): from ")
+    assert_eq 2 "$logins2" "$case: logins at the second portal after the drop"
+    if [[ $case == login-redirect-temp ]]; then
+        # temporary: that login only; the next asks the first portal again
+        assert_eq 2 "$(badtarget_count "fired $case ")" "$case: redirects after the drop"
+        assert_eq 2 "$firsts" "$case: connections to the first portal"
+    else
+        # permanent: later logins of the session go to the new portal
+        assert_eq 1 "$(badtarget_count "fired $case ")" "$case: redirects after the drop"
+        assert_eq 1 "$firsts" "$case: connections to the first portal"
+    fi
+    assert_eq 1 "$(session_stat 0 reconnects)" "$case: reconnects of session 0"
+    read_matches "$BAD_MNT/lun1" $((3 * MIB)) 65536 "$BAD_LUN1" "$case: lun1 after the reconnect"
+    finish "$case"
+}
+
+redirect_case login-redirect-temp
+redirect_case login-redirect-perm
+
+# ---- CAPACITY DATA HAS CHANGED --------------------------------------------
+
+capacity_case() {
+    local case=ua-capacity-changed size round ua_line
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    size=$(file_size "$BAD_LUN1")
+    check_size "$BAD_MNT/lun1" "$size"
+    for round in 1 2; do
+        kill -USR1 "$BAD_PID"      # LUN 1 grows by 1 MiB
+        wait_true 10 size_is "$BAD_LUN1" $((size + MIB)) || fail "$case: the target did not grow LUN 1"
+        size=$((size + MIB))
+        # the Unit Attention comes with the next command to LUN 1; the
+        # command itself is retried and succeeds
+        read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read that got the Unit Attention"
+        wait_true 10 size_is "$BAD_MNT/lun1" "$size" ||
+            fail "$case: round $round: st_size is $(file_size "$BAD_MNT/lun1"), not $size"
+        assert_eq "$round" "$(lun_stat lun1 unit_attentions)" "$case: unit_attentions of lun1"
+        assert_eq "$round" "$(lun_stat lun1 retries)" "$case: retries of lun1"
+        # the new megabyte reads as the target holds it, and takes writes
+        read_matches "$BAD_MNT/lun1" $((size - MIB)) "$MIB" "$BAD_LUN1" "$case: the new blocks"
+        head -c 131072 /dev/urandom >"$work/pattern"
+        bt dd if="$work/pattern" of="$BAD_MNT/lun1" bs=131072 oflag=seek_bytes \
+            seek=$((size - 131072)) conv=notrunc status=none || fail "$case: write to the new blocks failed"
+        slice "$BAD_LUN1" $((size - 131072)) 131072 >"$work/after"
+        assert_same_file "$work/pattern" "$work/after" "$case: the write to the new blocks on the target"
+        # and past the new end nothing: a read returns 0 bytes
+        assert_eq 0 "$(bt dd if="$BAD_MNT/lun1" bs=512 iflag=skip_bytes skip="$size" count=1 status=none | wc -c)" \
+            "$case: bytes read at the new end"
+    done
+    assert_eq 2 "$(badtarget_count "fired $case ")" "$case: changes made"
+    ua_line="target $BAD_IQN, lun1: UNIT ATTENTION: CAPACITY DATA HAS CHANGED \\(0x2a/0x09\\); reading the capacity again; retry 1 of 8"
+    check_log "$ua_line"
+    assert_eq 2 "$(grep -Ec -- "$ua_line" "$ISCSIFS_LOG")" "$case: log lines of the Unit Attentions"
+    check_log "target $BAD_IQN, lun1: capacity changed from $((size - 2 * MIB)) to $((size - MIB)) bytes"
+    check_log "target $BAD_IQN, lun1: capacity changed from $((size - MIB)) to $size bytes"
+    check_size "$BAD_MNT/lun0" "$(file_size "$BAD_LUN0")"
+    finish "$case"
+}
+capacity_case
+
+# ---- REPORTED LUNS DATA HAS CHANGED -------------------------------------
+
+luns_case() {
+    local case=ua-luns-changed lun2=$TEST_TMPDIR/bad-lun2.img ua_line
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+
+    kill -USR1 "$BAD_PID"          # LUN 2 appears
+    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not add LUN 2"
+    # the Unit Attention comes with the next command, to any LUN
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
+    wait_true 10 names_are "lun0 lun1 lun2 " ||
+        fail "$case: lun2 did not appear: $(ls -A "$BAD_MNT" | tr '\n' ' ')"
+    bad_check_names "lun0 lun1 lun2"
+    check_size "$BAD_MNT/lun2" "$(file_size "$lun2")"
+    bt cmp "$BAD_MNT/lun2" "$lun2" || fail "$case: lun2 does not read as the target holds it"
+    check_log "target $BAD_IQN, lun2: new LUN of 2097152 bytes; its file is added"
+    assert_eq 1 "$(lun_stat lun0 unit_attentions)" "$case: unit_attentions of lun0"
+
+    kill -USR1 "$BAD_PID"          # LUN 2 goes
+    wait_true 10 fired_times "$case" 2 || fail "$case: the target did not remove LUN 2"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read that got the second Unit Attention"
+    wait_true 10 names_are "lun0 lun1 " ||
+        fail "$case: lun2 did not go: $(ls -A "$BAD_MNT" | tr '\n' ' ')"
+    bad_check_names "lun0 lun1"
+    [[ ! -e $BAD_MNT/lun2 ]] || fail "$case: $BAD_MNT/lun2 still exists"
+    check_log "target $BAD_IQN, lun2: the target no longer reports the LUN; its file is removed"
+    assert_eq 1 "$(lun_stat lun1 unit_attentions)" "$case: unit_attentions of lun1"
+    ua_line="target $BAD_IQN, lun[01]: UNIT ATTENTION: REPORTED LUNS DATA HAS CHANGED \\(0x3f/0x0e\\); reading the LUN list again; retry 1 of 8"
+    assert_eq 2 "$(grep -Ec -- "$ua_line" "$ISCSIFS_LOG")" "$case: log lines of the Unit Attentions"
+
+    kill -USR1 "$BAD_PID"          # and back again: a new file of the same name
+    wait_true 10 fired_times "$case" 3 || fail "$case: the target did not add LUN 2 again"
+    read_matches "$BAD_MNT/lun0" 65536 65536 "$BAD_LUN0" "$case: the read that got the third Unit Attention"
+    wait_true 10 names_are "lun0 lun1 lun2 " || fail "$case: lun2 did not come back"
+    bt cmp "$BAD_MNT/lun2" "$lun2" || fail "$case: lun2 does not read as the target holds it (again)"
+    finish "$case"
+}
+luns_case
+
+# ---- Async Message: logout requested ---------------------------------------
+
+async_logout_case() {
+    local case=async-logout start secs pid
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+    # The READ that makes the target ask (logout within 1 s) is answered:
+    # it succeeds with the right data.
+    read_matches "$BAD_MNT/lun1" $((2 * MIB)) 65536 "$BAD_LUN1" "$case: the read in flight"
+    badtarget_fired "$case" || fail "$case: the target never asked for a logout"
+    # A read issued now waits for the session to come back (DefaultTime2Wait)
+    # and then succeeds: commands are held, not failed.
+    start=$(date +%s.%N)
+    bt dd if="$BAD_MNT/lun0" of="$work/held" bs=65536 count=1 status=none &
+    pid=$!
+    wait_true "$RECONNECT_SECS" grep -q "reconnected to" "$ISCSIFS_LOG" ||
+        fail "$case: no new login within ${RECONNECT_SECS}s: $(cat "$ISCSIFS_LOG")"
+    wait "$pid" || fail "$case: the read issued during the logout failed"
+    secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+    note "case $case: the read issued during the logout took ${secs}s"
+    slice "$BAD_LUN0" 0 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/held" "$case: the read held during the logout"
+    check_log "session 0: target requests logout within 1 s"
+    check_log "session 0: logged out as the target asked"
+    # iscsifs logged out itself (the target did not have to drop it)
+    grep -q "logged out$" "$BAD_LOG" || fail "$case: the target saw no Logout: $(cat "$BAD_LOG")"
+    ! grep -q "no logout after the Async Message" "$BAD_LOG" ||
+        fail "$case: the target had to drop the connection"
+    assert_eq 2 "$(badtarget_count ": logged in$")" "$case: logins at the target"
+    assert_eq 1 "$(session_stat 0 reconnects)" "$case: reconnects of session 0"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the new login"
+    finish "$case"
+}
+async_logout_case
+
+((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
+note "ok: $ncases cases"
