@@ -89,8 +89,9 @@ void fs_notify_resized(struct fs *fs, fuse_ino_t ino);
  * went away.  As fs_notify_resized(). */
 void fs_notify_entry(struct fs *fs, fuse_ino_t parent, const char *name);
 
-/* A LUN left its target: mark node @ino gone and tell the kernel. */
-void fs_remove_node(struct fs *fs, fuse_ino_t ino);
+/* A LUN left its target: mark node @ino gone (tell the kernel with
+ * fs_notify_entry() afterwards).  Returns whether it was live. */
+bool fs_remove_node(struct fs *fs, fuse_ino_t ino);
 
 /* The operations table for fuse_session_new(). */
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -129,13 +129,11 @@ void fs_notify_entry(struct fs *fs, fuse_ino_t parent, const char *name)
 			  strerror(rc < 0 ? -rc : -rc2));
 }
 
-void fs_remove_node(struct fs *fs, fuse_ino_t ino)
+bool fs_remove_node(struct fs *fs, fuse_ino_t ino)
 {
 	struct fs_node *n = fs_node(fs, ino);
 
-	if (!n || atomic_exchange(&n->gone, true))
-		return;
-	fs_notify_entry(fs, n->parent, n->name);
+	return n && !atomic_exchange(&n->gone, true);
 }
 
 /* Is @n a live child of directory @dir? */

@@ -13,10 +13,12 @@
  * t->rescan_lock (a leaf lock, never held while waiting) and starts the
  * target's rescan thread unless it runs.  That thread (detached, one per
  * target at a time) reads capacities or the LUN list again with
- * synchronous commands, adds or marks gone LUN files, and tells the
- * kernel, holding no lock of ours meanwhile (the kernel may need a FUSE
- * handler to finish first).  It goes on while there is work, then ends;
- * target_free() waits for it before the pool goes.
+ * synchronous commands and adds or marks gone LUN files, the latter under
+ * t->lock, so that it never races with the open adding the first files;
+ * it tells the kernel afterwards, holding no lock of ours (the kernel may
+ * need a FUSE handler to finish first, and a handler may wait for
+ * t->lock).  It goes on while there is work, then ends; target_free()
+ * waits for it before the pool goes.
  */
 #include "target.h"
 
@@ -113,38 +115,41 @@ static struct fs_node *lun_file(struct fs_target *t, uint32_t number)
 	}
 }
 
-/* Read the capacity again of each LUN of @t that a Unit Attention marked;
- * a changed size is told to the kernel. */
-static void rescan_capacities(struct fs_target *t)
+/* The live LUN file of @t named @name, or NULL. */
+static struct fs_node *lun_file_named(struct fs_target *t, const char *name)
 {
 	for (fuse_ino_t ino = 1;; ino++) {
 		struct fs_node *n = fs_node(t->fs, ino);
-		uint64_t old;
-		int rc;
-
 		if (!n)
-			break;
-		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
-		    !atomic_exchange(&n->lun->capacity_changed, false))
-			continue;
-		rc = lun_reread_capacity(n->lun, &old);
-		if (rc < 0) {
-			log_error("target %s, %s", t->cfg.target_name, err_msg());
-		} else if (rc == 0) {
-			log_info("target %s, %s: capacity unchanged (%llu bytes)", t->cfg.target_name,
-				 n->name, (unsigned long long)old);
-		} else {
-			log_info("target %s, %s: capacity changed from %llu to %llu bytes",
-				 t->cfg.target_name, n->name, (unsigned long long)old,
-				 (unsigned long long)n->lun->size);
-			fs_notify_resized(t->fs, n->ino);
-		}
+			return NULL;
+		if (n->tgt == t && n->lun && !atomic_load(&n->gone) && strcmp(n->name, name) == 0)
+			return n;
 	}
 }
 
-/* Read the LUN list of @t again: files of LUNs gone are removed, files of
- * new disk LUNs added (as at the open: only only_lun when it is set). */
-static void rescan_luns(struct fs_target *t)
+/* Names of t->dir whose change the kernel is to hear of. */
+struct name_list {
+	char (*names)[sizeof ((struct lun *)0)->name]; /* malloc()ed */
+	size_t n;                     /* entries used */
+	size_t cap;                   /* entries allocated */
+};
+
+static void name_list_add(struct name_list *nl, const char *name)
+{
+	if (nl->n == nl->cap) {
+		size_t cap = nl->cap ? 2 * nl->cap : 8;
+		void *p = realloc(nl->names, cap * sizeof *nl->names);
+		if (!p)
+			return;         /* the kernel learns when its cache expires (1 s) */
+		nl->names = p;
+		nl->cap = cap;
+	}
+	snprintf(nl->names[nl->n++], sizeof *nl->names, "%s", name);
+}
+
+/* The LUN list part of rescan_luns(), t->lock held: LUN files gone and
+ * new ones, whose names go to @changed. */
+static void rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 {
 	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
 	int nluns;
@@ -172,9 +177,11 @@ static void rescan_luns(struct fs_target *t)
 			listed = numbers[i] == n->lun->number;
 		if (listed)
 			continue;
+		if (!fs_remove_node(t->fs, n->ino))
+			continue;
 		log_info("target %s, %s: the target no longer reports the LUN; its file is removed",
 			 t->cfg.target_name, n->name);
-		fs_remove_node(t->fs, n->ino);
+		name_list_add(changed, n->name);
 	}
 	for (int i = 0; i < nluns; i++) {
 		struct lun *l;
@@ -205,9 +212,72 @@ static void rescan_luns(struct fs_target *t)
 		}
 		log_info("target %s, %s: new LUN of %llu bytes; its file is added",
 			 t->cfg.target_name, l->name, (unsigned long long)l->size);
-		fs_notify_entry(t->fs, t->dir, l->name);
+		name_list_add(changed, l->name);
 	}
 	free(numbers);
+}
+
+/* Read the capacity again of each LUN of @t that a Unit Attention marked
+ * (t->lock held, so that the open has added every file); the names whose
+ * size changed go to @changed. */
+static void rescan_capacities_locked(struct fs_target *t, struct name_list *changed)
+{
+	for (fuse_ino_t ino = 1;; ino++) {
+		struct fs_node *n = fs_node(t->fs, ino);
+		uint64_t old;
+		int rc;
+
+		if (!n)
+			break;
+		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
+		    !atomic_exchange(&n->lun->capacity_changed, false))
+			continue;
+		rc = lun_reread_capacity(n->lun, &old);
+		if (rc < 0) {
+			log_error("target %s, %s", t->cfg.target_name, err_msg());
+		} else if (rc == 0) {
+			log_info("target %s, %s: capacity unchanged (%llu bytes)", t->cfg.target_name,
+				 n->name, (unsigned long long)old);
+		} else {
+			log_info("target %s, %s: capacity changed from %llu to %llu bytes",
+				 t->cfg.target_name, n->name, (unsigned long long)old,
+				 (unsigned long long)n->lun->size);
+			name_list_add(changed, n->name);
+		}
+	}
+}
+
+/* Capacities, then the kernel is told of the files that changed size. */
+static void rescan_capacities(struct fs_target *t)
+{
+	struct name_list changed = { NULL, 0, 0 };
+
+	pthread_mutex_lock(&t->lock);
+	if (t->opened)
+		rescan_capacities_locked(t, &changed);
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < changed.n; i++) {
+		struct fs_node *n = lun_file_named(t, changed.names[i]);
+		if (n)
+			fs_notify_resized(t->fs, n->ino);
+	}
+	free(changed.names);
+}
+
+/* Read the LUN list of @t again: files of LUNs gone are removed, files of
+ * new disk LUNs added (as at the open: only only_lun when it is set); then
+ * the kernel is told. */
+static void rescan_luns(struct fs_target *t)
+{
+	struct name_list changed = { NULL, 0, 0 };
+
+	pthread_mutex_lock(&t->lock);
+	if (t->opened)
+		rescan_luns_locked(t, &changed);
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < changed.n; i++)
+		fs_notify_entry(t->fs, t->dir, changed.names[i]);
+	free(changed.names);
 }
 
 static void *rescan_main(void *arg)
