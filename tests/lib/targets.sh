@@ -299,6 +299,13 @@ _record_pid() {
     echo "$*" >>"$TEST_TMPDIR/.pids"
 }
 
+# _forget_pid PID: take PID out of .pids once it has been waited for, so
+# that cleanup never signals a reused pid.
+_forget_pid() {
+    local f="$TEST_TMPDIR/.pids"
+    awk -v p="$1" '$2 != p' "$f" >"$f.new" && mv "$f.new" "$f"
+}
+
 # ---------------------------------------------------------------------------
 # tgtd (package tgt)
 #
@@ -456,6 +463,45 @@ tgt_wait_sessions() {
     fail "target $tid has $n sessions, expected $want"
 }
 
+# tgt_kill: kill the current tgtd (TGT_PID) with SIGKILL, as a crash
+# would, and wait for it.  Its portal, control port and backing files stay
+# as they are, for tgt_restart.
+tgt_kill() {
+    kill -KILL "$TGT_PID" 2>/dev/null || fail "tgt_kill: tgtd (pid $TGT_PID) is not running"
+    wait "$TGT_PID" 2>/dev/null
+    _forget_pid "$TGT_PID"
+    note "tgtd pid $TGT_PID killed (SIGKILL)"
+}
+
+# tgt_restart: start a new tgtd on the portal and control port of the one
+# tgt_kill killed (TGT_HOST:TGT_PORT, TGT_CTRL) and wait until it is ready;
+# it has no targets: the caller makes them again (tgt_add_target, ...).
+# Sets TGT_PID; the log goes on in TGT_LOG.  Fails unless tgtd is ready
+# within 10 s (the port may be taken back only once the old connections
+# are gone: it is tried again for those 10 s).
+tgt_restart() {
+    local pid portal i
+    if [[ $TGT_HOST == *:* ]]; then portal="[$TGT_HOST]:$TGT_PORT"; else portal="$TGT_HOST:$TGT_PORT"; fi
+    for ((i = 0; i < 20; i++)); do
+        echo "---- tgt_restart $(date +%T.%N) ----" >>"$TGT_LOG"
+        tgtd -f -C "$TGT_CTRL" --iscsi "portal=$portal" >>"$TGT_LOG" 2>&1 </dev/null &
+        pid=$!
+        _record_pid target "$pid" tgtd
+        if wait_for_port "$TGT_HOST" "$TGT_PORT" 10 "$pid" &&
+            timeout 10 tgtadm -C "$TGT_CTRL" --op show --mode sys >/dev/null 2>&1; then
+            TGT_PID=$pid
+            note "tgtd restarted: pid $pid on $portal (control port $TGT_CTRL)"
+            return 0
+        fi
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        _forget_pid "$pid"
+        sleep 0.5
+    done
+    tail -n 20 "$TGT_LOG" >&2
+    fail "tgt_restart: tgtd would not start again on $portal"
+}
+
 # ---------------------------------------------------------------------------
 # istgt
 #
@@ -611,6 +657,82 @@ istgt_start() {
     ISTGT_PORT=$port ISTGT_CONF=$conf ISTGT_IQN=$first_iqn
     ISTGT_URL="iscsi://$LOOPBACK4:$port"
     note "istgt pid $ISTGT_PID on $LOOPBACK4:$port ($ntarget targets)"
+}
+
+# istgt_kill: kill the current istgt (ISTGT_PID) with SIGKILL, as a crash
+# would, and wait for it.  Its configuration stays, for istgt_restart.
+istgt_kill() {
+    kill -KILL "$ISTGT_PID" 2>/dev/null || fail "istgt_kill: istgt (pid $ISTGT_PID) is not running"
+    wait "$ISTGT_PID" 2>/dev/null
+    _forget_pid "$ISTGT_PID"
+    note "istgt pid $ISTGT_PID killed (SIGKILL)"
+}
+
+# istgt_restart: start istgt again with the configuration of the one
+# istgt_kill killed (ISTGT_CONF: same port, targets, LUNs and backing
+# files) and wait (15 s) until it listens.  Sets ISTGT_PID; the log goes
+# on in ISTGT_LOG.
+istgt_restart() {
+    local i
+    for ((i = 0; i < 10; i++)); do
+        echo "---- istgt_restart $(date +%T.%N) ----" >>"$ISTGT_LOG"
+        istgt -D -c "$ISTGT_CONF" >>"$ISTGT_LOG" 2>&1 </dev/null &
+        ISTGT_PID=$!
+        _record_pid target "$ISTGT_PID" istgt
+        if wait_for_port "$LOOPBACK4" "$ISTGT_PORT" 15 "$ISTGT_PID"; then
+            note "istgt restarted: pid $ISTGT_PID on $LOOPBACK4:$ISTGT_PORT"
+            return 0
+        fi
+        kill -KILL "$ISTGT_PID" 2>/dev/null
+        wait "$ISTGT_PID" 2>/dev/null
+        _forget_pid "$ISTGT_PID"
+        sleep 0.5
+    done
+    tail -n 20 "$ISTGT_LOG" >&2
+    fail "istgt_restart: istgt would not start again on port $ISTGT_PORT"
+}
+
+# ---------------------------------------------------------------------------
+# The fault-injecting proxy (tests/lib/faultproxy.py; its header says what
+# each mode does).
+
+FAULTPROXY="$top_srcdir/tests/lib/faultproxy.py"
+
+# faultproxy_start HOST:PORT: start faultproxy.py on a picked port of
+# 127.0.0.1, forwarding to HOST:PORT (a real target), in pass mode, and
+# wait until it listens.  Sets PROXY_PORT, PROXY_PID, PROXY_CTL (its
+# control socket), PROXY_LOG and PROXY_URL (iscsi://127.0.0.1:PROXY_PORT).
+faultproxy_start() {
+    local target=$1
+    require_python
+    PROXY_PORT=$(pick_port)
+    PROXY_CTL="$TEST_TMPDIR/faultproxy.$PROXY_PORT.sock"
+    PROXY_LOG="$TEST_TMPDIR/faultproxy.$PROXY_PORT.log"
+    "$PYTHON" "$FAULTPROXY" serve --listen "$PROXY_PORT" --target "$target" \
+        --control "$PROXY_CTL" >"$PROXY_LOG" 2>&1 </dev/null &
+    PROXY_PID=$!
+    _record_pid target "$PROXY_PID" faultproxy
+    wait_for_port "$LOOPBACK4" "$PROXY_PORT" 10 "$PROXY_PID" && [[ -S $PROXY_CTL ]] ||
+        { cat "$PROXY_LOG" >&2; fail "faultproxy_start: the proxy did not start"; }
+    PROXY_URL="iscsi://$LOOPBACK4:$PROXY_PORT"
+    note "faultproxy pid $PROXY_PID on $LOOPBACK4:$PROXY_PORT -> $target"
+}
+
+# faultproxy_ctl COMMAND [ARG...]: send a command to the proxy (see
+# faultproxy.py: pass, drop [N] [rst], blackhole, trickle BPS, bytewise
+# [US], reset-login K, status); prints its answer, fails the test unless
+# it starts with "ok".
+faultproxy_ctl() {
+    local out
+    out=$(timeout 15 "$PYTHON" "$FAULTPROXY" ctl "$PROXY_CTL" "$@" 2>&1) ||
+        fail "faultproxy_ctl $*: ${out:-no answer}"
+    printf '%s\n' "$out"
+}
+
+# faultproxy_stat KEY: one number of the proxy's status (accepted, drops,
+# resets, open, t2i, i2t).
+faultproxy_stat() {
+    faultproxy_ctl status | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
 # ---------------------------------------------------------------------------
