@@ -29,7 +29,7 @@ struct retry_entry {
 	struct retry_entry *next;    /* the list, by due_ns */
 };
 
-static pthread_once_t timer_once = PTHREAD_ONCE_INIT;
+static pthread_once_t timer_once = PTHREAD_ONCE_INIT; /* starts the timer on first use */
 static pthread_mutex_t timer_lock = PTHREAD_MUTEX_INITIALIZER; /* protects the fields below */
 static pthread_cond_t timer_cond;       /* signalled when the list's head changes */
 static struct retry_entry *timer_list;  /* timer_lock: waiting retries, soonest first */
