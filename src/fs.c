@@ -31,6 +31,7 @@
 #include "fuse_loop.h"
 #include "stats.h"
 #include "log.h"
+#include "pool.h"
 
 int fs_reserve(struct fs *fs, size_t cap)
 {
@@ -636,6 +637,46 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes: what iscsi-inq would show ---- */
 
+/* Fill @out with the negotiated session parameter @key (an xattr name
+ * after "user.iscsi.") of target @t, as its first session logged in; -1
+ * if there is no such parameter. */
+static int session_xattr(const struct fs_target *t, const char *key, char *out, size_t cap)
+{
+	const struct iscsi_params *p = t->pool ? pool_params(t->pool) : NULL;
+
+	if (!p)
+		return -1;
+	if (strcmp(key, "header_digest") == 0)
+		snprintf(out, cap, "%s", p->header_digest ? "CRC32C" : "None");
+	else if (strcmp(key, "data_digest") == 0)
+		snprintf(out, cap, "%s", p->data_digest ? "CRC32C" : "None");
+	else if (strcmp(key, "max_recv_data_segment_length") == 0)
+		snprintf(out, cap, "%u", p->max_recv_dsl);
+	else if (strcmp(key, "target_max_recv_data_segment_length") == 0)
+		snprintf(out, cap, "%u", p->max_xmit_dsl);
+	else if (strcmp(key, "max_burst_length") == 0)
+		snprintf(out, cap, "%u", p->max_burst_length);
+	else if (strcmp(key, "first_burst_length") == 0 && !p->first_burst_length)
+		snprintf(out, cap, "Irrelevant");   /* InitialR2T=Yes, ImmediateData=No */
+	else if (strcmp(key, "first_burst_length") == 0)
+		snprintf(out, cap, "%u", p->first_burst_length);
+	else if (strcmp(key, "initial_r2t") == 0)
+		snprintf(out, cap, "%s", p->initial_r2t ? "Yes" : "No");
+	else if (strcmp(key, "immediate_data") == 0)
+		snprintf(out, cap, "%s", p->immediate_data ? "Yes" : "No");
+	else if (strcmp(key, "max_outstanding_r2t") == 0)
+		snprintf(out, cap, "%u", p->max_outstanding_r2t);
+	else if (strcmp(key, "error_recovery_level") == 0)
+		snprintf(out, cap, "%u", p->error_recovery_level);
+	else if (strcmp(key, "auth_method") == 0)
+		snprintf(out, cap, "%s", p->auth_method[0] ? p->auth_method : "None");
+	else if (strcmp(key, "sessions") == 0)
+		snprintf(out, cap, "%u", pool_size(t->pool));
+	else
+		return -1;
+	return 0;
+}
+
 /* Fill @out with attribute @name of LUN file @n; -1 if there is none. */
 static int xattr_value(const struct fs *fs, const struct fs_node *n, const char *name,
 		       char *out, size_t cap)
@@ -670,6 +711,8 @@ static int xattr_value(const struct fs *fs, const struct fs_node *n, const char 
 		snprintf(out, cap, "%d", l->capacity.lbpme || l->lbp.provisioning_type == 2 ? 1 : 0);
 	else if (strcmp(name, "user.iscsi.discard") == 0)
 		snprintf(out, cap, "%s", lun_can_punch(l) ? "hole" : "zero-write only");
+	else if (strncmp(name, "user.iscsi.", 11) == 0)
+		return session_xattr(n->tgt, name + 11, out, cap);
 	else
 		return -1;
 	return 0;
@@ -681,6 +724,13 @@ static const char *const xattr_names[] = {
 	"user.iscsi.physical_block_size", "user.iscsi.max_transfer",
 	"user.iscsi.target", "user.iscsi.portal", "user.iscsi.lun",
 	"user.iscsi.write_protected", "user.iscsi.thin_provisioned", "user.iscsi.discard",
+	/* the negotiated session parameters (session_xattr()) */
+	"user.iscsi.header_digest", "user.iscsi.data_digest",
+	"user.iscsi.max_recv_data_segment_length",
+	"user.iscsi.target_max_recv_data_segment_length", "user.iscsi.max_burst_length",
+	"user.iscsi.first_burst_length", "user.iscsi.initial_r2t", "user.iscsi.immediate_data",
+	"user.iscsi.max_outstanding_r2t", "user.iscsi.error_recovery_level",
+	"user.iscsi.auth_method", "user.iscsi.sessions",
 };
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -705,7 +755,7 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs_node *n = node_of(fs_of(req), ino);
-	char list[1024];
+	char list[2048];
 	size_t len = 0;
 
 	if (!n) {

@@ -72,6 +72,12 @@ grep -q "target authenticated as istgt-target" "$ISCSIFS_LOG" ||
     fail "the debug log does not say the target was authenticated"
 grep -q "digests CRC32C/CRC32C" "$ISCSIFS_LOG" ||
     fail "the debug log does not show both digests negotiated"
+# the negotiated session as the LUN file's extended attributes show it
+for kv in header_digest=CRC32C data_digest=CRC32C auth_method=CHAP sessions=2; do
+    got=$(t getfattr --only-values -n "user.iscsi.${kv%%=*}" "$mnt/lun0") ||
+        fail "getfattr user.iscsi.${kv%%=*} failed"
+    assert_eq "${kv#*=}" "$got" "user.iscsi.${kv%%=*}"
+done
 unmount_iscsifs "$mnt"
 for s in "$carol_secret" "$target_secret"; do
     ! grep -qF -- "$s" "$ISCSIFS_LOG" || fail "the debug log (-d) shows a secret"

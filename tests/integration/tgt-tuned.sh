@@ -25,5 +25,14 @@ assert_same_file "$mnt/$CFG_FILE" "$CFG_BACKING" "initial content"
 check_dd_roundtrip "$mnt/$CFG_FILE" "$CFG_BACKING" "$TEST_TMPDIR/work"
 check_random "$mnt/$CFG_FILE" "$CFG_BACKING" "$CFG_BS" $((1 << 20))
 check_edges "$mnt/$CFG_FILE" "$CFG_BS"
+# the negotiated session, as the extended attributes show it
+for kv in target_max_recv_data_segment_length=4096 max_burst_length=16384 \
+    first_burst_length=Irrelevant initial_r2t=Yes immediate_data=No \
+    header_digest=None data_digest=None auth_method=None error_recovery_level=0 \
+    sessions=4; do
+    got=$(t getfattr --only-values -n "user.iscsi.${kv%%=*}" "$mnt/$CFG_FILE") ||
+        fail "getfattr user.iscsi.${kv%%=*} failed"
+    assert_eq "${kv#*=}" "$got" "user.iscsi.${kv%%=*}"
+done
 unmount_iscsifs "$mnt"
 note "ok"
