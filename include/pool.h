@@ -20,7 +20,9 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 			 unsigned replacement_timeout_s);
 
 /* A session lost its connection: put its tasks (a list linked by ->next,
- * in CmdSN order) back at the head of the queue and dispatch them again. */
+ * in CmdSN order; may be NULL) back at the head of the queue and dispatch
+ * them again.  Also used by a session that is back for the writes it held
+ * meanwhile (stop_session() in session.c). */
 void pool_requeue(struct pool *p, struct iscsi_task *list);
 
 /* Hand @task to the least loaded session, or queue it (FIFO) when every

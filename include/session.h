@@ -70,6 +70,8 @@ struct iscsi_task {
 	uint32_t r2t_outstanding;     /* R2Ts received and not yet fully answered */
 	unsigned tx_refs;             /* TX items still pointing at this task */
 	bool finished;                /* status received; done() once tx_refs is 0 */
+	bool on_wire;                 /* the TX thread began sending it on the
+	                               * current connection */
 	struct iscsi_task *next;      /* pool queue or session command queue link */
 
 	/* Pool's bookkeeping, set by pool_submit(). */
@@ -90,6 +92,9 @@ struct session_config {
 	unsigned noop_interval_s;     /* keepalive NOP-Out after this much silence; 0 = off */
 	unsigned noop_timeout_s;      /* connection failed when the NOP-In is this late */
 	unsigned cmd_timeout_s;       /* connection dropped when a command is this late; 0 = off */
+	unsigned replacement_timeout_s; /* how long the writes of a lost connection wait
+	                               * for their session to be back before another
+	                               * session may send them (set by pool_create()) */
 	uint8_t isid_base[6];         /* ISID; the last byte is the slot index */
 };
 

@@ -12,9 +12,13 @@
  *
  * When a session loses its connection, its tasks come back through
  * pool_requeue() to the head of the queue, in CmdSN order, and go out again
- * on whichever session is up first.  While no session is up, tasks wait;
- * once none has been up for the replacement timeout, the queue fails with
- * EIO and new tasks fail at once until a session is back.
+ * on whichever session is up first; writes that had reached the wire come
+ * back only once their own session has logged in again (or after the
+ * replacement timeout), so that no stale copy of theirs on the old
+ * connection can land after a newer write (stop_session() in session.c).
+ * While no session is up, tasks wait; once none has been up for the
+ * replacement timeout, the queue fails with EIO and new tasks fail at once
+ * until a session is back.
  *
  * A watchdog thread per pool ticks every session once a second
  * (keepalive, command timeout) and applies the replacement timeout.
@@ -161,6 +165,7 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	pthread_cond_init(&p->idle_cond, NULL);
 	pthread_cond_init(&p->watchdog_cond, NULL);
 	p->replacement_timeout_s = replacement_timeout_s;
+	p->cfg.replacement_timeout_s = replacement_timeout_s;
 	for (unsigned i = 0; i < nsessions; i++) {
 		p->sessions[i] = session_login(p, &p->cfg, i);
 		if (!p->sessions[i]) {

@@ -25,6 +25,14 @@
  * thread may still be writing a task's data when its status arrives (a
  * target may answer early, e.g. with CHECK CONDITION), so every TX item
  * holds a reference (tx_refs) and done() waits for the last one.
+ *
+ * When the connection is lost the RX thread stops the TX thread, takes
+ * every task out of the table and hands it back to the pool to be sent
+ * again, except writes that were on the wire: those wait in s->pinned
+ * until this session has logged in again (stop_session() says why), and
+ * then go back to the pool too.  The RX thread alone replaces s->conn,
+ * under the lock, while no TX thread runs; other threads shut it down only
+ * with the lock held and the session up.
  */
 #include "session.h"
 
@@ -48,6 +56,14 @@
 #define ITT_PING 0xfffffffdu
 /* Times a command is sent again on a new connection before it fails. */
 #define MAX_REISSUES 3
+/* Reconnect backoff: after DefaultTime2Wait, 0.5 s, 1 s, then every 2 s,
+ * each plus up to a quarter of jitter.  A target that comes back is found
+ * within 2.5 s (the replacement timeout is counted from the loss, not from
+ * it), and a dead portal costs each session one connect(2) per 2 s. */
+#define RECONNECT_FIRST_MS 500
+#define RECONNECT_MAX_MS 2000
+/* The target's DefaultTime2Wait is honoured up to this much. */
+#define RECONNECT_TIME2WAIT_MAX_MS 10000
 
 /* Kinds of work for the TX thread besides commands. */
 enum tx_kind {
@@ -113,6 +129,11 @@ struct session {
 	                                     * error is only the echo of it */
 	int64_t ping_sent_ns;               /* lock: when it was queued */
 	int64_t down_since_ns;              /* lock: when the connection was lost */
+	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
+	                                     * lost connection, in CmdSN order: they wait
+	                                     * for this session to log in again (see
+	                                     * stop_session()) or for the replacement
+	                                     * timeout (session_tick()) */
 	bool logout_asked;                  /* lock: the target asked for a logout (Async
 	                                     * Message, event 1): no new commands; the
 	                                     * Logout goes once the outstanding ones are
@@ -253,6 +274,7 @@ int session_submit(struct session *s, struct iscsi_task *t)
 	t->r2t_outstanding = 0;
 	t->tx_refs = 1;                   /* the command queue's reference */
 	t->finished = false;
+	t->on_wire = false;
 	t->result = 0;
 	t->status = 0;
 	t->sense_len = 0;
@@ -435,10 +457,11 @@ static void tx_release(struct session *s, struct iscsi_task *t)
 static void *tx_main(void *arg)
 {
 	struct session *s = arg;
+	bool failed = false;    /* a send failed: nothing more goes on this connection */
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (s->tx_run && !s->ctl_head && !s->cmd_head)
+		while (s->tx_run && (failed || (!s->ctl_head && !s->cmd_head)))
 			pthread_cond_wait(&s->tx_cond, &s->lock);
 		if (!s->tx_run)
 			break;
@@ -472,12 +495,15 @@ static void *tx_main(void *arg)
 			s->cmd_head = t->next;
 			if (!s->cmd_head)
 				s->cmd_tail = NULL;
+			t->on_wire = true;
 			bool more = s->ctl_head || s->cmd_head;
 			pthread_mutex_unlock(&s->lock);
 			rc = send_command(s, t, more);
 			tx_release(s, t);
 		}
 		if (rc < 0) {
+			/* the rest stays queued for stop_session() */
+			failed = true;
 			log_error("%s: %s", s->name, err_msg());
 			pthread_mutex_lock(&s->lock);
 			s->dropped = true;
@@ -872,15 +898,26 @@ static struct iscsi_task *insert_by_cmdsn(struct iscsi_task *list, struct iscsi_
 }
 
 /* The connection is gone or closing: stop the TX thread and take every
- * task out of the session.  With @requeue they go back to the pool, in
- * CmdSN order, to be sent again whole on this session once it is back or
- * on another; without, they fail with EIO.  Tasks whose status already
- * came and that waited only for the TX thread end with that status.  RX
- * thread only. */
+ * task out of the session.  With @requeue they are sent again whole, in
+ * CmdSN order: reads, and writes that never reached the wire, go back to
+ * the pool at once, for whichever session is up first; writes that were
+ * (even partly) sent wait in s->pinned until this session has logged in
+ * again.  The target may still hold the old connection, with a copy of
+ * such a write in its receive buffer or in the network (TCP retransmits
+ * what we had sent even after we closed); sent again on another session
+ * and then overwritten by a newer write, that stale copy would land later
+ * and undo the newer data.  Logging in again with the same ISID makes the
+ * target end the old connection and its tasks first (session
+ * reinstatement), so after it nothing of the old connection can land.
+ * (After the replacement timeout session_tick() lets other sessions have
+ * them after all.)  Without @requeue every task, pinned ones too, fails
+ * with EIO.  Tasks whose status already came and that waited only for the
+ * TX thread end with that status.  RX thread only. */
 static void stop_session(struct session *s, enum session_state next, bool requeue)
 {
 	pthread_mutex_lock(&s->lock);
 	set_state(s, next);
+	s->down_since_ns = now_ns();
 	s->tx_run = false;
 	s->ping_outstanding = false;
 	s->logout_asked = s->logout_sent = false;   /* that connection is gone */
@@ -931,6 +968,8 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		/* A command that has cost a connection several times is not
 		 * sent again: the target is likely choking on it. */
 		struct iscsi_task *again = NULL, **tail = &again, *failed = NULL;
+		struct iscsi_task *pinned = NULL, **ptail = &pinned;
+		unsigned npinned = 0;
 		while (list) {
 			struct iscsi_task *t = list;
 			list = t->next;
@@ -942,11 +981,36 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 				continue;
 			}
 			t->next = NULL;
-			*tail = t;
-			tail = &t->next;
+			if (t->dir == TASK_DIR_WRITE && t->on_wire) {
+				*ptail = t;
+				ptail = &t->next;
+				npinned++;
+			} else {
+				*tail = t;
+				tail = &t->next;
+			}
+		}
+		if (pinned) {
+			pthread_mutex_lock(&s->lock);
+			*ptail = s->pinned;    /* (empty: recover() takes them) */
+			s->pinned = pinned;
+			pthread_mutex_unlock(&s->lock);
+			log_debug("%s: %u writes wait for the session to log in again", s->name,
+				  npinned);
 		}
 		pool_requeue(s->pool, again);
 		list = failed;
+	} else {
+		pthread_mutex_lock(&s->lock);
+		struct iscsi_task *pinned = s->pinned;
+		s->pinned = NULL;
+		pthread_mutex_unlock(&s->lock);
+		while (pinned) {
+			struct iscsi_task *t = pinned;
+			pinned = t->next;
+			t->next = list;
+			list = t;
+		}
 	}
 	while (answered) {
 		struct iscsi_task *t = answered;
@@ -999,22 +1063,33 @@ static void take_portal(struct session *s, const struct login_result *lr)
 }
 
 /* Log in again with the same ISID (RFC 7143 session reinstatement) after
- * DefaultTime2Wait, then with capped exponential backoff and jitter, until
- * it works or the session is closed.  Returns 0 when the session is up
- * again (TX thread running), -1 when it is being closed.  RX thread only;
- * no TX thread runs meanwhile, so s->conn and s->params are ours. */
+ * DefaultTime2Wait, then with capped exponential backoff and jitter
+ * (RECONNECT_*_MS), until it works or the session is closed.  Returns 0
+ * when the session is up again (TX thread running), -1 when it is being
+ * closed.  RX thread only; no TX thread runs meanwhile, so s->conn and
+ * s->params are ours. */
 static int recover(struct session *s)
 {
 	const struct session_config *cfg = s->cfg;
 	int64_t start = now_ns();
 	unsigned seed = (unsigned)start ^ (s->index * 2654435761u);
 
+	/* Under the lock: session_tick() and session_logout_and_free() shut
+	 * s->conn down from other threads, and must never see the number of
+	 * a descriptor that is being closed (and may be reused at once). */
+	pthread_mutex_lock(&s->lock);
 	conn_close(&s->conn);
+	pthread_mutex_unlock(&s->lock);
 	for (unsigned attempt = 0;; attempt++) {
-		int64_t delay = attempt == 0 ? (int64_t)s->params.default_time2wait * 1000 :
-			(attempt < 6 ? 250LL << attempt : 10000);
-		if (delay > 10000)
-			delay = 10000;
+		int64_t delay;
+		if (attempt == 0)
+			delay = (int64_t)s->params.default_time2wait * 1000;
+		else if (attempt < 3)
+			delay = (int64_t)RECONNECT_FIRST_MS << (attempt - 1);
+		else
+			delay = RECONNECT_MAX_MS;
+		if (delay > RECONNECT_TIME2WAIT_MAX_MS)
+			delay = RECONNECT_TIME2WAIT_MAX_MS;
 		delay += delay ? rand_r(&seed) % (delay / 4 + 1) : 0;
 		if (recovery_wait(s, delay) < 0)
 			return -1;
@@ -1059,6 +1134,13 @@ static int recover(struct session *s)
 		atomic_fetch_add(&s->st_reconnects, 1);
 		log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name,
 			 s->conn.peer, (double)(now_ns() - start) / 1e9, attempt + 1);
+		/* The target ended the old connection before it let us in:
+		 * the writes that were on it may go anywhere now. */
+		pthread_mutex_lock(&s->lock);
+		struct iscsi_task *pinned = s->pinned;
+		s->pinned = NULL;
+		pthread_mutex_unlock(&s->lock);
+		pool_requeue(s->pool, pinned);
 		pool_kick(s->pool);
 		return 0;
 	}
@@ -1128,7 +1210,21 @@ void session_tick(struct session *s)
 
 	pthread_mutex_lock(&s->lock);
 	if (s->state != SESSION_UP) {
+		/* Writes that waited the replacement timeout for this
+		 * session: other sessions may have them now (or, when none
+		 * is up either, the pool fails them). */
+		struct iscsi_task *release = NULL;
+		if (s->state == SESSION_RECOVERING && s->pinned &&
+		    now - s->down_since_ns > (int64_t)cfg->replacement_timeout_s * 1000000000) {
+			release = s->pinned;
+			s->pinned = NULL;
+		}
 		pthread_mutex_unlock(&s->lock);
+		if (release) {
+			log_warn("%s: not back after %u s; its writes may go on other sessions",
+				 s->name, cfg->replacement_timeout_s);
+			pool_requeue(s->pool, release);
+		}
 		return;
 	}
 	if (s->ping_outstanding && cfg->noop_timeout_s &&
@@ -1163,13 +1259,16 @@ void session_tick(struct session *s)
 	if (!why[0] && s->logout_sent &&
 	    now > s->logout_by_ns + (int64_t)(cfg->noop_timeout_s ? cfg->noop_timeout_s : 5) * 1000000000)
 		snprintf(why, sizeof why, "no answer to the Logout the target asked for");
-	if (why[0])
-		s->dropped = true;
-	pthread_mutex_unlock(&s->lock);
 	if (why[0]) {
+		/* With the lock held: the session is up, so s->conn is the
+		 * live connection (recover() closes and replaces it only
+		 * under the lock, after the state left SESSION_UP).  The line
+		 * first, so it comes before the RX thread's. */
+		s->dropped = true;
 		log_error("%s: %s; dropping the connection", s->name, why);
 		conn_shutdown(&s->conn);
 	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- life cycle ---- */
@@ -1325,9 +1424,11 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 		if (pthread_cond_timedwait(&s->state_cond, &s->lock, &deadline) == ETIMEDOUT)
 			break;
 	}
-	pthread_mutex_unlock(&s->lock);
-	/* Logged out, failed, or no answer in time: end the connection. */
+	/* Logged out, failed, or no answer in time: end the connection
+	 * (with the lock held, as in session_tick()).  A recovery in
+	 * progress sees SESSION_CLOSING and gives up. */
 	conn_shutdown(&s->conn);
+	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->rx_thread, NULL);
 	log_debug("%s: logged out", s->name);
 	conn_close(&s->conn);
