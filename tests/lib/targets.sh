@@ -87,6 +87,7 @@ export TEST_TMPDIR
 # daemonized iscsifs no longer has; cleanup() fails the test on any.
 export ASAN_OPTIONS="log_path=$TEST_TMPDIR/sanitizer${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="log_path=$TEST_TMPDIR/sanitizer:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export TSAN_OPTIONS="log_path=$TEST_TMPDIR/sanitizer:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 : >"$TEST_TMPDIR/.pids"      # lines: KIND PID [ARG]   (kinds: target, fg, watchdog)
 : >"$TEST_TMPDIR/.mounts"    # lines: KIND PATH        (kinds: fuse, loop, other)
 : >"$TEST_TMPDIR/.ports"     # lines: PORT
