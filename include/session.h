@@ -69,9 +69,13 @@ struct iscsi_task {
 	uint32_t exp_datasn;          /* next Data-In DataSN expected */
 	uint32_t r2t_outstanding;     /* R2Ts received and not yet fully answered */
 	unsigned tx_refs;             /* TX items still pointing at this task */
-	bool finished;                /* status received; done() once tx_refs is 0 */
-	bool on_wire;                 /* the TX thread began sending it on the
-	                               * current connection */
+	bool finished;                /* status received (or aborted); done() once
+	                               * tx_refs is 0 */
+	bool reissue_when_released;   /* the target aborted it: once tx_refs is 0 it
+	                               * goes back to the pool instead of done() */
+	bool on_wire;                 /* the TX thread (or its submitter, sending it
+	                               * inline) began sending it on the current
+	                               * connection */
 	struct iscsi_task *next;      /* pool queue or session command queue link */
 
 	/* Pool's bookkeeping, set by pool_submit(). */
@@ -129,6 +133,16 @@ struct session *session_attach_fd(struct pool *pool, const struct session_config
  * session is not up). */
 int session_submit(struct session *s, struct iscsi_task *task);
 
+/* Let the calling thread send the commands it submits itself when the
+ * session has nothing else to send (FUSE workers: it spares a TX thread
+ * wakeup per command).  Such a thread must call session_send_pending()
+ * after each session_submit(), once it holds no lock (the pool does). */
+void session_inline_sends(bool allowed);
+
+/* Send the command the last session_submit() of this thread kept for it,
+ * if any.  Called with no lock held. */
+void session_send_pending(void);
+
 /* Outstanding bytes, for choosing the least loaded session (approximate,
  * no lock). */
 uint64_t session_load(const struct session *s);
@@ -141,8 +155,10 @@ enum session_state session_state_hint(const struct session *s);
 
 /* Called about once a second by the pool's watchdog: sends a keepalive
  * NOP-Out after noop_interval_s of silence, and drops the connection (which
- * then recovers) when the NOP-In is late or a command exceeds
- * cmd_timeout_s. */
+ * then recovers) when the NOP-In is late.  A command over cmd_timeout_s
+ * is aborted (ABORT TASK) and sent again; an abort refused or unanswered
+ * for cmd_timeout_s becomes a LOGICAL UNIT RESET, and a reset refused or
+ * unanswered as long drops the connection. */
 void session_tick(struct session *s);
 
 /* Log out (waiting up to @timeout_ms for the answer), stop the threads,
@@ -161,6 +177,8 @@ struct session_stats {
 	uint64_t bytes_written;   /* write payload sent */
 	uint64_t reconnects;      /* successful reconnects */
 	uint64_t timeouts;        /* commands that exceeded cmd_timeout */
+	uint64_t aborts;          /* ABORT TASKs sent for them */
+	uint64_t lu_resets;       /* LOGICAL UNIT RESETs sent (an abort failed) */
 };
 void session_get_stats(struct session *s, struct session_stats *out);
 

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "session.h"
 
 /* The buffer of the request this thread is processing (NULL outside). */
 static _Thread_local void *current_buffer;
@@ -62,6 +63,7 @@ static void *worker(void *arg)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	session_inline_sends(true);   /* its commands skip the TX thread when it is idle */
 	memset(&buf, 0, sizeof buf);
 	pthread_cleanup_push(free_buffer, &buf);
 	while (!fuse_session_exited(loop->se)) {

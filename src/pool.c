@@ -132,10 +132,12 @@ void pool_log_stats(struct pool *p)
 		struct session_stats st;
 		session_get_stats(p->sessions[i], &st);
 		log_info("session %u: %llu commands, %llu R2Ts, %llu bytes read, %llu bytes written, "
-			 "%llu reconnects, %llu timeouts", i, (unsigned long long)st.commands,
+			 "%llu reconnects, %llu timeouts, %llu aborts, %llu LU resets", i,
+			 (unsigned long long)st.commands,
 			 (unsigned long long)st.r2ts, (unsigned long long)st.bytes_read,
 			 (unsigned long long)st.bytes_written, (unsigned long long)st.reconnects,
-			 (unsigned long long)st.timeouts);
+			 (unsigned long long)st.timeouts, (unsigned long long)st.aborts,
+			 (unsigned long long)st.lu_resets);
 	}
 }
 
@@ -303,6 +305,7 @@ void pool_submit(struct pool *p, struct iscsi_task *t)
 		p->queue_tail = t;
 	}
 	pthread_mutex_unlock(&p->lock);
+	session_send_pending();
 }
 
 void pool_kick(struct pool *p)
@@ -334,6 +337,7 @@ void pool_kick(struct pool *p)
 			p->queue_tail = NULL;
 	}
 	pthread_mutex_unlock(&p->lock);
+	session_send_pending();
 	while (failed) {
 		struct iscsi_task *t = failed;
 		failed = t->next;

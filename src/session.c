@@ -3,12 +3,17 @@
  * NOTES ON THE THREAD MODEL
  *
  * Each session has two threads of its own:
- *  - the TX thread is the only writer of the socket.  It sends, in order,
- *    the control queue (Data-Out answering R2Ts, NOP-Out answering NOP-In,
- *    Logout) and then the command queue (SCSI Commands with their immediate
- *    and unsolicited data).  Because it alone writes, the RX thread never
- *    blocks on a full socket send buffer, so a target that stops reading
- *    while it sends cannot deadlock us.
+ *  - the TX thread writes the socket.  It sends, in order, the control
+ *    queue (Data-Out answering R2Ts, NOP-Out answering NOP-In, Logout) and
+ *    then the command queue (SCSI Commands with their immediate and
+ *    unsolicited data).  The RX thread never writes, so it never blocks on
+ *    a full socket send buffer, and a target that stops reading while it
+ *    sends cannot deadlock us.
+ *  - a FUSE worker (session_inline_sends()) that submits a command while
+ *    both queues are empty and nobody writes sends that command itself
+ *    (session_send_pending(), after the pool lock is dropped): one thread
+ *    wakeup less per command, which is most of the cost of small I/O.
+ *    s->tx_busy is the token: whoever holds it alone writes the socket.
  *  - the RX thread is the only reader.  It validates every PDU, places
  *    Data-In straight into the task's buffer, queues Data-Out for R2Ts and
  *    completes tasks, calling task->done() with no lock held.
@@ -54,6 +59,7 @@
 /* ITTs of our own non-SCSI requests (outside every slot generation). */
 #define ITT_LOGOUT 0xfffffffeu
 #define ITT_PING 0xfffffffdu
+#define ITT_TMF 0xfffffffcu
 /* Times a command is sent again on a new connection before it fails. */
 #define MAX_REISSUES 3
 /* Reconnect backoff: after DefaultTime2Wait, 0.5 s, 1 s, then every 2 s,
@@ -71,6 +77,17 @@ enum tx_kind {
 	TX_NOP_OUT,    /* answer a NOP-In that asked for one (ttt) */
 	TX_PING,       /* keepalive: a NOP-Out that asks for a NOP-In */
 	TX_LOGOUT,     /* close the session */
+	TX_TMF,        /* a Task Management Function Request (ABORT TASK, LU RESET) */
+};
+
+/* The task management a session has out (one at a time): a command over
+ * cmd_timeout is aborted; when the abort fails or goes unanswered the LU
+ * is reset; when that fails or goes unanswered the connection is dropped
+ * (and recovered).  Each step waits at most cmd_timeout for its answer. */
+enum tmf_state {
+	TMF_IDLE = 0,     /* none out */
+	TMF_ABORT,        /* ABORT TASK of tmf_ref_itt sent, answer awaited */
+	TMF_LU_RESET,     /* LOGICAL UNIT RESET of tmf_lun sent, answer awaited */
 };
 
 /* An item of the control queue. */
@@ -80,7 +97,10 @@ struct tx_item {
 	uint32_t ttt;               /* TX_DATA_OUT: the R2T's TTT; TX_NOP_OUT: the NOP-In's */
 	uint32_t offset;            /* TX_DATA_OUT: BufferOffset of the burst */
 	uint32_t length;            /* TX_DATA_OUT: Desired Data Transfer Length */
-	uint64_t lun_wire;          /* TX_NOP_OUT: LUN field to echo */
+	uint64_t lun_wire;          /* TX_NOP_OUT: LUN field to echo; TX_TMF: the LUN */
+	uint8_t function;           /* TX_TMF: ISCSI_TMF_ABORT_TASK or ISCSI_TMF_LUN_RESET */
+	uint32_t ref_itt;           /* TX_TMF: ABORT TASK: the task's ITT */
+	uint32_t ref_cmdsn;         /* TX_TMF: ABORT TASK: the task's CmdSN */
 	struct tx_item *next;       /* queue link */
 };
 
@@ -123,6 +143,9 @@ struct session {
 	struct iscsi_task *cmd_head, *cmd_tail;   /* lock: commands to send */
 	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
 	bool tx_run;                        /* lock: the TX thread is to keep going */
+	bool tx_busy;                       /* lock: a thread is writing the socket (the
+	                                     * TX thread, or a submitter sending its own
+	                                     * command inline); one at a time */
 	bool ping_outstanding;              /* lock: a keepalive NOP-Out awaits its NOP-In */
 	bool dropped;                       /* lock: we shut the connection down (timeout,
 	                                     * send error) and logged why; the RX thread's
@@ -140,12 +163,17 @@ struct session {
 	                                     * done (logout_if_drained()) */
 	bool logout_sent;                   /* lock: that Logout is queued or sent */
 	int64_t logout_by_ns;               /* lock: the target's deadline for it */
+	enum tmf_state tmf_state;           /* lock: the task management out, if any */
+	uint32_t tmf_ref_itt;               /* lock: TMF_ABORT: ITT of the task aborted */
+	uint32_t tmf_lun;                   /* lock: the LUN of the task or of the reset */
+	uint8_t tmf_opcode;                 /* lock: TMF_ABORT: CDB opcode, for log lines */
+	int64_t tmf_sent_ns;                /* lock: when it was queued */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
 	_Atomic int state_hint;             /* copy of state for lock-free readers */
 	/* statistics (relaxed atomics) */
 	_Atomic uint64_t st_commands, st_r2ts, st_data_out, st_read, st_written;
-	_Atomic uint64_t st_reconnects, st_timeouts;
+	_Atomic uint64_t st_reconnects, st_timeouts, st_aborts, st_lu_resets;
 };
 
 const struct iscsi_params *session_params(const struct session *s)
@@ -191,6 +219,8 @@ void session_get_stats(struct session *s, struct session_stats *out)
 	out->bytes_written = atomic_load(&s->st_written);
 	out->reconnects = atomic_load(&s->st_reconnects);
 	out->timeouts = atomic_load(&s->st_timeouts);
+	out->aborts = atomic_load(&s->st_aborts);
+	out->lu_resets = atomic_load(&s->st_lu_resets);
 }
 
 /* ---- sequence numbers (lock held) ---- */
@@ -245,6 +275,21 @@ static bool finish_task(struct session *s, struct iscsi_task *t)
 
 /* ---- submission ---- */
 
+/* Whether this thread may send its own commands (session_inline_sends()). */
+static _Thread_local bool inline_ok;
+
+/* A command this thread took the socket for in session_submit() and is to
+ * send in session_send_pending(), once it holds no lock. */
+static _Thread_local struct {
+	struct session *session;      /* whose socket; its tx_busy is ours */
+	struct iscsi_task *task;      /* the command, in the table, not queued */
+} pending;
+
+void session_inline_sends(bool allowed)
+{
+	inline_ok = allowed;
+}
+
 int session_submit(struct session *s, struct iscsi_task *t)
 {
 	pthread_mutex_lock(&s->lock);
@@ -274,6 +319,7 @@ int session_submit(struct session *s, struct iscsi_task *t)
 	t->r2t_outstanding = 0;
 	t->tx_refs = 1;                   /* the command queue's reference */
 	t->finished = false;
+	t->reissue_when_released = false;
 	t->on_wire = false;
 	t->result = 0;
 	t->status = 0;
@@ -287,12 +333,22 @@ int session_submit(struct session *s, struct iscsi_task *t)
 	s->outstanding++;
 	atomic_fetch_add_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
 				  memory_order_relaxed);
-	if (s->cmd_tail)
-		s->cmd_tail->next = t;
-	else
-		s->cmd_head = t;
-	s->cmd_tail = t;
-	pthread_cond_signal(&s->tx_cond);
+	if (inline_ok && !pending.task && !s->tx_busy && !s->dropped && !s->cmd_head &&
+	    !s->ctl_head) {
+		/* nothing waits to be sent: the caller sends it itself
+		 * (session_send_pending()), sparing the TX thread's wakeup */
+		s->tx_busy = true;
+		t->on_wire = true;
+		pending.session = s;
+		pending.task = t;
+	} else {
+		if (s->cmd_tail)
+			s->cmd_tail->next = t;
+		else
+			s->cmd_head = t;
+		s->cmd_tail = t;
+		pthread_cond_signal(&s->tx_cond);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -444,6 +500,54 @@ static int send_logout(struct session *s)
 	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
 }
 
+/* A Task Management Function Request, immediate (it must pass commands
+ * stuck in the window): ABORT TASK of it->ref_itt, or LOGICAL UNIT RESET. */
+static int send_tmf(struct session *s, const struct tx_item *it)
+{
+	union iscsi_bhs bhs;
+	bool abort_task = it->function == ISCSI_TMF_ABORT_TASK;
+
+	pdu_init(&bhs, ISCSI_OP_TMF_REQ, true);
+	bhs.tmf_req.flags = ISCSI_FLAG_FINAL | it->function;
+	put_be64(bhs.tmf_req.lun, it->lun_wire);
+	put_be32(bhs.tmf_req.itt, ITT_TMF);
+	put_be32(bhs.tmf_req.ref_itt, abort_task ? it->ref_itt : ISCSI_RESERVED_TAG);
+	put_be32(bhs.tmf_req.ref_cmdsn, abort_task ? it->ref_cmdsn : 0);
+	pthread_mutex_lock(&s->lock);
+	put_be32(bhs.tmf_req.cmdsn, s->cmdsn);
+	put_be32(bhs.tmf_req.exp_statsn, s->exp_statsn);
+	pthread_mutex_unlock(&s->lock);
+	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
+}
+
+/* Send @t again (on any session of the pool) after the target aborted
+ * it, or fail it with EIO when it has cost too much already or there is
+ * no pool.  No lock held. */
+static void reissue(struct session *s, struct iscsi_task *t)
+{
+	t->finished = false;
+	t->reissue_when_released = false;
+	t->next = NULL;
+	if (!s->pool || ++t->reissues > MAX_REISSUES) {
+		log_error("%s: command 0x%02x on LUN %u aborted %u times; giving up", s->name,
+			  t->cdb[0], t->lun, t->reissues);
+		t->result = EIO;
+		t->done(t);
+		return;
+	}
+	pool_requeue(s->pool, t);
+}
+
+/* A task whose status came (or that was aborted) and that no TX item
+ * points at any more: done(), or, aborted, sent again.  No lock held. */
+static void task_end(struct session *s, struct iscsi_task *t)
+{
+	if (t->reissue_when_released)
+		reissue(s, t);
+	else
+		t->done(t);
+}
+
 /* Drop one TX reference of @t; completes it if its status already came. */
 static void tx_release(struct session *s, struct iscsi_task *t)
 {
@@ -451,7 +555,36 @@ static void tx_release(struct session *s, struct iscsi_task *t)
 	bool due = --t->tx_refs == 0 && t->finished;
 	pthread_mutex_unlock(&s->lock);
 	if (due)
-		t->done(t);
+		task_end(s, t);
+}
+
+void session_send_pending(void)
+{
+	struct session *s = pending.session;
+	struct iscsi_task *t = pending.task;
+
+	if (!t)
+		return;
+	pending.session = NULL;
+	pending.task = NULL;
+	if (send_command(s, t, false) < 0) {
+		log_error("%s: %s", s->name, err_msg());
+		pthread_mutex_lock(&s->lock);
+		s->dropped = true;
+		pthread_mutex_unlock(&s->lock);
+		conn_shutdown(&s->conn);   /* the RX thread fails the session */
+	}
+	/* the reference is dropped with the socket, in one step: once
+	 * stop_session() sees the socket free, the task is no longer ours */
+	pthread_mutex_lock(&s->lock);
+	bool due = --t->tx_refs == 0 && t->finished;
+	s->tx_busy = false;
+	/* the TX thread may have work that waited for the socket, and
+	 * stop_session() may wait for it to be free */
+	pthread_cond_broadcast(&s->tx_cond);
+	pthread_mutex_unlock(&s->lock);
+	if (due)
+		task_end(s, t);
 }
 
 static void *tx_main(void *arg)
@@ -461,10 +594,11 @@ static void *tx_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (s->tx_run && (failed || (!s->ctl_head && !s->cmd_head)))
+		while (s->tx_run && (failed || s->tx_busy || (!s->ctl_head && !s->cmd_head)))
 			pthread_cond_wait(&s->tx_cond, &s->lock);
 		if (!s->tx_run)
 			break;
+		s->tx_busy = true;
 		int rc = 0;
 		if (s->ctl_head) {
 			struct tx_item *it = s->ctl_head;
@@ -487,6 +621,9 @@ static void *tx_main(void *arg)
 				break;
 			case TX_LOGOUT:
 				rc = send_logout(s);
+				break;
+			case TX_TMF:
+				rc = send_tmf(s, it);
 				break;
 			}
 			free(it);
@@ -511,6 +648,7 @@ static void *tx_main(void *arg)
 			conn_shutdown(&s->conn);   /* the RX thread fails the session */
 		}
 		pthread_mutex_lock(&s->lock);
+		s->tx_busy = false;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -527,6 +665,90 @@ static int queue_ctl(struct session *s, struct tx_item *it)
 	s->ctl_tail = it;
 	pthread_cond_signal(&s->tx_cond);
 	return 0;
+}
+
+/* ---- task management (cmd_timeout) ---- */
+
+/* What a Task Management Function Response says (RFC 7143 §11.6.1). */
+static const char *tmf_response_text(uint8_t response)
+{
+	switch (response) {
+	case 0: return "function complete";
+	case 1: return "task does not exist";
+	case 2: return "LUN does not exist";
+	case 3: return "task still allegiant";
+	case 4: return "task allegiance reassignment not supported";
+	case 5: return "task management function not supported";
+	case 6: return "function authorization failed";
+	case 255: return "function rejected";
+	default: return "unknown response";
+	}
+}
+
+/* Queue a TMF request and enter @state.  Lock held.  Returns 0, or -1 on
+ * ENOMEM (the caller drops the connection instead). */
+static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint32_t ref_itt,
+		     uint32_t ref_cmdsn)
+{
+	struct tx_item *it = calloc(1, sizeof *it);
+
+	if (!it)
+		return -1;
+	it->kind = TX_TMF;
+	it->function = state == TMF_ABORT ? ISCSI_TMF_ABORT_TASK : ISCSI_TMF_LUN_RESET;
+	it->lun_wire = pdu_lun_encode(lun);
+	it->ref_itt = ref_itt;
+	it->ref_cmdsn = ref_cmdsn;
+	s->tmf_state = state;
+	s->tmf_lun = lun;
+	s->tmf_sent_ns = now_ns();
+	atomic_fetch_add(state == TMF_ABORT ? &s->st_aborts : &s->st_lu_resets, 1);
+	queue_ctl(s, it);
+	return 0;
+}
+
+/* The target aborted @t: take it out of the session (table, command
+ * queue, Data-Out still queued for it) and onto *@again to be sent anew,
+ * or, while the TX thread still sends its data, mark it to be sent anew
+ * when that ends.  RX thread, lock held. */
+static void abort_locally(struct session *s, struct iscsi_task *t, struct iscsi_task **again)
+{
+	for (struct iscsi_task **pp = &s->cmd_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			if (s->cmd_tail == t)
+				s->cmd_tail = prev;
+			t->tx_refs--;
+			break;
+		}
+	for (struct tx_item **pp = &s->ctl_head, *prev = NULL; *pp;) {
+		struct tx_item *it = *pp;
+		if (it->kind == TX_DATA_OUT && it->task == t) {
+			*pp = it->next;
+			if (s->ctl_tail == it)
+				s->ctl_tail = prev;
+			t->tx_refs--;
+			free(it);
+			continue;
+		}
+		prev = it;
+		pp = &it->next;
+	}
+	t->reissue_when_released = true;
+	if (finish_task(s, t)) {
+		t->next = *again;
+		*again = t;
+	}
+}
+
+/* Send every task of @list (linked by ->next) again.  No lock held. */
+static void reissue_list(struct session *s, struct iscsi_task *list)
+{
+	while (list) {
+		struct iscsi_task *t = list;
+		list = t->next;
+		reissue(s, t);
+	}
 }
 
 /* ---- RX thread ---- */
@@ -823,6 +1045,77 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 	return -1;
 }
 
+/* The answer to our ABORT TASK or LOGICAL UNIT RESET: the aborted tasks
+ * go out again; an abort the target refused becomes an LU reset; a reset
+ * it refused fails the connection (which is then recovered). */
+static int rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
+{
+	const struct iscsi_bhs_tmf_rsp *h = &bhs->tmf_rsp;
+	struct iscsi_task *again = NULL;
+	unsigned n = 0;
+
+	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	enum tmf_state state = s->tmf_state;
+	if (state == TMF_IDLE || pdu_itt(bhs) != ITT_TMF) {
+		pthread_mutex_unlock(&s->lock);
+		VIOLATION(s, "protocol error: unexpected Task Management Response (ITT 0x%x)",
+			  pdu_itt(bhs));
+	}
+	update_statsn(s, get_be32(h->statsn));
+	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	s->tmf_state = TMF_IDLE;
+	uint32_t lun = s->tmf_lun, ref_itt = s->tmf_ref_itt;
+	uint8_t opcode = s->tmf_opcode, response = h->response;
+
+	if (state == TMF_ABORT && (response == 0 || response == 1)) {
+		/* "does not exist": it never arrived, or its status did
+		 * (then it is no longer in the table) */
+		struct iscsi_task *t = find_task(s, ref_itt);
+		if (t)
+			abort_locally(s, t, &again);
+		pthread_mutex_unlock(&s->lock);
+		if (t)
+			log_info("%s: command 0x%02x (ITT 0x%x) on LUN %u aborted (%s); sending it again",
+				 s->name, opcode, ref_itt, lun, tmf_response_text(response));
+		else
+			log_info("%s: command ITT 0x%x was answered before its abort", s->name,
+				 ref_itt);
+		reissue_list(s, again);
+		return 0;
+	}
+	if (state == TMF_ABORT) {
+		int rc = start_tmf(s, TMF_LU_RESET, lun, 0, 0);
+		pthread_mutex_unlock(&s->lock);
+		if (rc < 0) {
+			err_set(ENOMEM, "out of memory for a LOGICAL UNIT RESET");
+			return -1;
+		}
+		log_warn("%s: target answered ABORT TASK of ITT 0x%x with \"%s\"; resetting LUN %u",
+			 s->name, ref_itt, tmf_response_text(response), lun);
+		return 0;
+	}
+	if (response != 0) {
+		pthread_mutex_unlock(&s->lock);
+		err_set(EIO, "target answered LOGICAL UNIT RESET of LUN %u with \"%s\"", lun,
+			tmf_response_text(response));
+		return -1;
+	}
+	/* the reset ended every task of the LUN (of every initiator) */
+	for (unsigned i = 0; i < s->nslots; i++) {
+		struct iscsi_task *t = s->slots[i];
+		if (t && t->lun == lun) {
+			abort_locally(s, t, &again);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	log_warn("%s: LUN %u reset; %u commands sent again", s->name, lun, n);
+	reissue_list(s, again);
+	return 0;
+}
+
 /* Read and handle PDUs until the connection fails (-1, err_set()) or the
  * logout completes (1). */
 static int rx_loop(struct session *s, uint8_t *scratch)
@@ -859,6 +1152,10 @@ static int rx_loop(struct session *s, uint8_t *scratch)
 			break;
 		case ISCSI_OP_LOGOUT_RSP:
 			rc = rx_logout_rsp(s, &bhs);
+			break;
+		case ISCSI_OP_TMF_RSP:
+			rc = rx_tmf_rsp(s, &bhs);
+			kick = true;    /* its MaxCmdSN may have opened the window */
 			break;
 		default:
 			err_set(EPROTO, "protocol error: unexpected %s in full feature phase",
@@ -921,6 +1218,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	s->tx_run = false;
 	s->ping_outstanding = false;
 	s->logout_asked = s->logout_sent = false;   /* that connection is gone */
+	s->tmf_state = TMF_IDLE;                    /* and its task management */
 	pthread_cond_broadcast(&s->tx_cond);
 	pthread_mutex_unlock(&s->lock);
 
@@ -929,6 +1227,12 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		pthread_join(s->tx_thread, NULL);
 		s->tx_running = false;
 	}
+	/* a submitter still sending its command inline is done soon: the
+	 * socket is shut down */
+	pthread_mutex_lock(&s->lock);
+	while (s->tx_busy)
+		pthread_cond_wait(&s->tx_cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
 
 	/* The TX thread is gone: drop its references, then empty the table.
 	 * A task whose status already came waited only for these references:
@@ -1015,7 +1319,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	while (answered) {
 		struct iscsi_task *t = answered;
 		answered = t->next;
-		t->done(t);
+		task_end(s, t);
 	}
 	while (list) {
 		struct iscsi_task *t = list;
@@ -1242,15 +1546,32 @@ void session_tick(struct session *s)
 		}
 	}
 	if (!why[0] && cfg->cmd_timeout_s) {
-		for (unsigned i = 0; i < s->nslots; i++) {
-			struct iscsi_task *t = s->slots[i];
-			if (t && now - t->sent_ns > (int64_t)cfg->cmd_timeout_s * 1000000000) {
-				snprintf(why, sizeof why,
-					 "command 0x%02x (ITT 0x%x) unanswered for %u s on LUN %u",
-					 t->cdb[0], t->itt, cfg->cmd_timeout_s, t->lun);
+		/* ABORT TASK, then LOGICAL UNIT RESET, then drop the
+		 * connection: each step waits cmd_timeout for its answer */
+		int64_t limit = (int64_t)cfg->cmd_timeout_s * 1000000000;
+		if (s->tmf_state == TMF_IDLE) {
+			for (unsigned i = 0; i < s->nslots; i++) {
+				struct iscsi_task *t = s->slots[i];
+				if (!t || t->finished || now - t->sent_ns <= limit)
+					continue;
 				atomic_fetch_add(&s->st_timeouts, 1);
+				s->tmf_ref_itt = t->itt;
+				s->tmf_opcode = t->cdb[0];
+				if (start_tmf(s, TMF_ABORT, t->lun, t->itt, t->cmdsn) < 0)
+					snprintf(why, sizeof why, "out of memory for an ABORT TASK");
+				else
+					log_warn("%s: command 0x%02x (ITT 0x%x) unanswered for %u s on LUN %u; aborting it",
+						 s->name, t->cdb[0], t->itt, cfg->cmd_timeout_s, t->lun);
 				break;
 			}
+		} else if (now - s->tmf_sent_ns > limit && s->tmf_state == TMF_ABORT) {
+			log_warn("%s: no answer to ABORT TASK of ITT 0x%x within %u s; resetting LUN %u",
+				 s->name, s->tmf_ref_itt, cfg->cmd_timeout_s, s->tmf_lun);
+			if (start_tmf(s, TMF_LU_RESET, s->tmf_lun, 0, 0) < 0)
+				snprintf(why, sizeof why, "out of memory for a LOGICAL UNIT RESET");
+		} else if (now - s->tmf_sent_ns > limit) {
+			snprintf(why, sizeof why, "no answer to LOGICAL UNIT RESET of LUN %u within %u s",
+				 s->tmf_lun, cfg->cmd_timeout_s);
 		}
 	}
 	if (!why[0] && s->logout_asked && !s->logout_sent && now > s->logout_by_ns)

@@ -123,6 +123,8 @@ static void add_pool(struct stats_text *b, struct pool *p, const char *target)
 		add(b, "bytes_written %llu\n", (unsigned long long)st.bytes_written);
 		add(b, "reconnects %llu\n", (unsigned long long)st.reconnects);
 		add(b, "timeouts %llu\n", (unsigned long long)st.timeouts);
+		add(b, "aborts %llu\n", (unsigned long long)st.aborts);
+		add(b, "lu_resets %llu\n", (unsigned long long)st.lu_resets);
 	}
 }
 

@@ -39,16 +39,19 @@ ncases=0
 #   REGEX   what the iscsifs log must say ('' when nothing is owed)
 #   opts=O  more -o options for the mount
 #   stat=KEY=N  counter KEY of lun1 in .iscsifs/stats is N afterwards
+#   sess=KEY=N  counter KEY of session 0 is N afterwards (may repeat)
 #   tries=N for a violation the initiator may miss by timing (the case
 #           says why): the I/O is done again, up to N times in all, until
 #           the log has REGEX; each must end as EXPECT says
 io_case() {
-    local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 try off start arg
+    local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 try off start arg kv
+    local -a sess=()
     shift 4
     for arg in "$@"; do
         case $arg in
             opts=*) opts+=",${arg#opts=}" ;;
             stat=*) stat=${arg#stat=} ;;
+            sess=*) sess+=("${arg#sess=}") ;;
             tries=*) tries=${arg#tries=} ;;
             *) fail "io_case: bad argument '$arg'" ;;
         esac
@@ -70,6 +73,9 @@ io_case() {
     if [[ -n $stat ]]; then
         assert_eq "${stat#*=}" "$(lun_stat lun1 "${stat%%=*}")" "$case: ${stat%%=*} of lun1"
     fi
+    for kv in "${sess[@]}"; do
+        assert_eq "${kv#*=}" "$(session_stat 0 "${kv%%=*}")" "$case: ${kv%%=*} of session 0"
+    done
     check_alive
     check_lun0 "$work"
     if [[ $expect != eio-always ]]; then
@@ -178,7 +184,17 @@ io_case logout-rsp read ok "$V: Logout Response without a Logout Request"
 io_case tmf-rsp read ok "$V: unexpected Task Management Response"
 io_case window-backwards read ok ""
 # issue 5: slow and unhelpful targets
-io_case no-answer read ok "command 0x(28|88) .* unanswered for 2 s on LUN 1" opts=cmd_timeout=2
+# cmd_timeout: ABORT TASK, then LOGICAL UNIT RESET, then a new connection
+io_case no-answer read ok \
+    "command 0x(28|88) \\(ITT 0x[0-9a-f]+\\) on LUN 1 aborted \\(function complete\\); sending it again" \
+    opts=cmd_timeout=2 sess=timeouts=1 sess=aborts=1 sess=lu_resets=0 sess=reconnects=0
+io_case abort-refused read ok "LUN 1 reset; 1 commands sent again" opts=cmd_timeout=2 \
+    sess=aborts=1 sess=lu_resets=1 sess=reconnects=0
+io_case reset-refused read ok \
+    "answered LOGICAL UNIT RESET of LUN 1 with \"function rejected\"; reconnecting" \
+    opts=cmd_timeout=2 sess=aborts=1 sess=lu_resets=1 sess=reconnects=1
+io_case tmf-silent read ok "no answer to LOGICAL UNIT RESET of LUN 1 within 2 s" \
+    opts=cmd_timeout=2 sess=aborts=1 sess=lu_resets=1 sess=reconnects=1
 # BUSY and TASK SET FULL: retried after a pause (10 ms, doubling), one
 # log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
 io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3

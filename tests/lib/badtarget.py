@@ -139,7 +139,10 @@ CASES = {
     "window-backwards": ("read1", 1, "responses whose ExpCmdSN/MaxCmdSN go backwards (MaxCmdSN < ExpCmdSN - 1)"),
     "window-closed": ("session", 0, "a window closed at login and after every command, opened by NOP-In 0.1 s later"),
     # -- issue 5: slow and unhelpful targets ----------------------------
-    "no-answer": ("read1", 1, "the READ never answered"),
+    "no-answer": ("read1", 1, "the READ never answered (ABORT TASK answered: function complete)"),
+    "abort-refused": ("read1", 1, "the READ never answered; ABORT TASK rejected, LU RESET complete"),
+    "reset-refused": ("read1", 1, "the READ never answered; ABORT TASK not supported, LU RESET rejected"),
+    "tmf-silent": ("read1", 1, "the READ never answered, nor any Task Management request"),
     "busy": ("read1", 3, "BUSY status"),
     "task-set-full": ("read1", 3, "TASK SET FULL status"),
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
@@ -728,8 +731,17 @@ class Conn:
                 self.close()
                 return
             elif p.opcode == OP_TMF_REQ:
+                function, case = p.bhs[1] & 0x7f, self.t.case
+                log("%s: task management function %d for ITT 0x%x" % (self.name, function,
+                                                                      p.u32(20)))
+                if case == "tmf-silent":
+                    continue
                 b = bhs(OP_TMF_RSP)
                 b[2] = 0
+                if case == "abort-refused" and function == 1:
+                    b[2] = 255
+                elif case == "reset-refused":
+                    b[2] = 5 if function == 1 else 255
                 put32(b, 16, p.itt)
                 self.send(b, stat="adv", window=self.cur_window())
             elif p.opcode == OP_TEXT_REQ:
@@ -1098,7 +1110,7 @@ class Conn:
             put32(b, 16, RESERVED)
             put32(b, 20, RESERVED)
             self.send(b, stat="next", window=((exp - 5) & MASK, (exp - 6) & MASK))
-        elif case == "no-answer":
+        elif case in ("no-answer", "abort-refused", "reset-refused", "tmf-silent"):
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
         elif case in ("busy", "busy-always"):
             self.respond(t, b"", BUSY)
