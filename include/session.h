@@ -83,11 +83,25 @@ struct iscsi_task {
 	task_done_fn owner_done;      /* the owner's done(), restored before it runs */
 };
 
+/* Most portals of a target a session fails over between. */
+#define SESSION_MAX_PORTALS 8
+
+/* One portal of a target. */
+struct session_portal {
+	char host[256];               /* name or address, IPv6 without brackets */
+	uint16_t port;                /* TCP port */
+};
+
 /* What a session needs to log in; shared by all sessions of a pool and
  * read-only once the pool is created. */
 struct session_config {
-	char host[256];               /* portal host */
+	char host[256];               /* portal host (the first of portals) */
 	uint16_t port;                /* portal port */
+	struct session_portal portals[SESSION_MAX_PORTALS]; /* every portal of the target
+	                               * (SendTargets): session i logs in at
+	                               * portals[i % nportals] first, and a session whose
+	                               * portal fails tries the next one */
+	unsigned nportals;            /* entries of portals; 0: host:port alone */
 	char target_name[224];        /* TargetName */
 	char initiator_name[224];     /* InitiatorName */
 	struct text_config text;      /* what we offer in login */

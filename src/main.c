@@ -400,6 +400,15 @@ static int mount_discovered(struct fs *fs, const struct session_config *cfg,
 			snprintf(tc.host, sizeof tc.host, "%s", dt->portals[0].host);
 			tc.port = dt->portals[0].port;
 		}
+		/* every portal it has, for the sessions to spread over and
+		 * fail over between */
+		tc.nportals = 0;
+		for (unsigned k = 0; k < dt->nportals && k < SESSION_MAX_PORTALS; k++) {
+			snprintf(tc.portals[k].host, sizeof tc.portals[k].host, "%s",
+				 dt->portals[k].host);
+			tc.portals[k].port = dt->portals[k].port;
+			tc.nportals = k + 1;
+		}
 		snprintf(portal, sizeof portal, strchr(tc.host, ':') ? "[%s]:%u" : "%s:%u", tc.host,
 			 tc.port);
 		/* each target its own ISIDs, stable per mount */

@@ -109,9 +109,11 @@ struct session {
 	const struct session_config *cfg;   /* read-only */
 	unsigned index;                     /* slot in the pool; last byte of ISID */
 	char portal_host[256];              /* RX thread (session_login() before it starts):
-	                                     * where logins go: cfg's portal, or the one a
-	                                     * permanent redirect named (take_portal()) */
+	                                     * where logins go: one of cfg's portals, or the
+	                                     * one a permanent redirect named (take_portal()) */
 	uint16_t portal_port;               /* as portal_host */
+	unsigned portal_index;              /* as portal_host: the entry of cfg's portals
+	                                     * in use (use_portal()) */
 	char name[64];                      /* "session N" for log lines; read-only */
 	struct conn conn;                   /* TX thread writes, RX thread reads;
 	                                     * replaced by the RX thread while no
@@ -1356,6 +1358,28 @@ static int recovery_wait(struct session *s, int64_t ms)
  * portal of before.  Per session, since cfg is shared read-only: the other
  * sessions of the pool follow their own redirects.  RX thread, or
  * session_login() before it exists. */
+/* Portals of cfg: at least the one of cfg->host. */
+static unsigned portal_count(const struct session_config *cfg)
+{
+	return cfg->nportals ? cfg->nportals : 1;
+}
+
+/* Let the next logins go to entry @i (modulo their number) of cfg's
+ * portals.  As take_portal(). */
+static void use_portal(struct session *s, unsigned i)
+{
+	const struct session_config *cfg = s->cfg;
+
+	s->portal_index = i % portal_count(cfg);
+	if (cfg->nportals) {
+		snprintf(s->portal_host, sizeof s->portal_host, "%s", cfg->portals[s->portal_index].host);
+		s->portal_port = cfg->portals[s->portal_index].port;
+	} else {
+		snprintf(s->portal_host, sizeof s->portal_host, "%s", cfg->host);
+		s->portal_port = cfg->port;
+	}
+}
+
 static void take_portal(struct session *s, const struct login_result *lr)
 {
 	if (!lr->moved)
@@ -1406,10 +1430,12 @@ static int recover(struct session *s)
 		if (login_connect(&c, s->portal_host, s->portal_port, cfg->connect_timeout_ms, 0,
 				  &cfg->text, isid, 0, &lr) < 0) {
 			log_warn("%s: reconnect attempt %u: %s", s->name, attempt + 1, err_msg());
-			/* where a permanent redirect sent us fails: the next
-			 * attempt asks the configured portal again */
-			snprintf(s->portal_host, sizeof s->portal_host, "%s", cfg->host);
-			s->portal_port = cfg->port;
+			/* the next attempt asks the target's next portal (where a
+			 * permanent redirect sent us counts as the one in use) */
+			use_portal(s, s->portal_index + 1);
+			if (portal_count(cfg) > 1)
+				log_info("%s: trying portal %s:%u next", s->name, s->portal_host,
+					 s->portal_port);
 			continue;
 		}
 		take_portal(s, &lr);
@@ -1666,14 +1692,23 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	s->cfg = cfg;
 	s->index = index;
 	snprintf(s->name, sizeof s->name, "session %u", index);
-	snprintf(s->portal_host, sizeof s->portal_host, "%s", cfg->host);
-	s->portal_port = cfg->port;
 	memcpy(isid, cfg->isid_base, 6);
 	isid[5] = (uint8_t)(isid[5] + index);
-	/* at start-up a target that drops us during login is tried again
-	 * within the connect timeout (login_connect()) */
-	if (login_connect(&s->conn, cfg->host, cfg->port, cfg->connect_timeout_ms,
-			  cfg->connect_timeout_ms, &cfg->text, isid, 0, &lr) < 0)
+	/* The sessions spread over the target's portals; one that cannot
+	 * log in at its own tries the others.  At start-up a target that
+	 * drops us during login is tried again within the connect timeout
+	 * (login_connect()). */
+	int rc = -1;
+	for (unsigned k = 0; rc < 0 && k < portal_count(cfg); k++) {
+		use_portal(s, index + k);
+		rc = login_connect(&s->conn, s->portal_host, s->portal_port,
+				   cfg->connect_timeout_ms, cfg->connect_timeout_ms, &cfg->text,
+				   isid, 0, &lr);
+		if (rc < 0 && k + 1 < portal_count(cfg))
+			log_debug("%s: portal %s:%u: %s; trying the next", s->name, s->portal_host,
+				 s->portal_port, err_msg());
+	}
+	if (rc < 0)
 		goto err_connect;
 	take_portal(s, &lr);
 	if (session_start(s, &lr) < 0)

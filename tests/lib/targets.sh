@@ -528,6 +528,8 @@ tgt_restart() {
 #   digest=WORDS     the current target's UseDigest ("Header Data": both
 #                    digests required; default Auto)
 #   queuedepth=N     the current target's QueueDepth
+#   portal2=PORT     (anywhere) a second portal, 127.0.0.1:PORT, in the
+#                    portal group of every target
 # Sets ISTGT_PORT, ISTGT_PID, ISTGT_CONF, ISTGT_LOG, ISTGT_URL and
 # ISTGT_IQN (the first target's IQN).  Unlike tgtd, istgt has no LUN 0
 # controller: its LUN 0 is a disk.  istgt's listen backlog is 2.
@@ -549,7 +551,7 @@ istgt_start() {
         [MaxR2T]=32 [Timeout]=30 [NopInInterval]=20
     )
     local units="" unit="" ntarget=0 nauth=0 first_iqn="" w key val
-    local haslun=0 hasauth=0 authconf=""
+    local haslun=0 hasauth=0 authconf="" portal2=""
     # _istgt_end_unit: close the current [LogicalUnit] section.
     _istgt_end_unit() {
         [[ -z $unit ]] && return 0
@@ -582,6 +584,7 @@ istgt_start() {
                 unit+="  LUN${key#lun} Storage \"$val\" Auto"$'\n'
                 haslun=1
                 ;;
+            portal2) portal2=$val ;;
             blocklength|readonly|queuedepth|chap|mutual|digest)
                 [[ -n $unit ]] || fail "istgt_start: $w before target="
                 case $key in
@@ -633,6 +636,7 @@ istgt_start() {
         echo
         echo "[PortalGroup1]"
         echo "  Portal DA1 $LOOPBACK4:$port"
+        [[ -z $portal2 ]] || echo "  Portal DA2 $LOOPBACK4:$portal2"
         echo
         echo "[InitiatorGroup1]"
         echo "  InitiatorName \"ALL\""
