@@ -8,7 +8,8 @@
 #   B. Gone longer than the timeout: a read and a write that were running
 #      when the target died (each in a loop, so one is in flight) fail
 #      with EIO no sooner than 10 s and no later than 15 s (timeout + 5 s)
-#      after the kill; new I/O then fails with EIO at once (within 3 s)
+#      after the kill, in the call that was blocked since the kill; new
+#      I/O then fails with EIO at once (its first call, within 3 s)
 #      instead of waiting; the daemon is still running and the mount
 #      still answers.  The target is restarted (same portal, target, LUN,
 #      backing file): I/O works again without remounting, within
@@ -107,13 +108,17 @@ for what in write read; do
         fail "B: the $what failed $secs s after the loss, before the timeout of $TIMEOUT s"
     secs_le "$secs" "$((TIMEOUT + 5))" ||
         fail "B: the $what failed $secs s after the loss, later than timeout + 5 s"
+    # The call that failed is the one in flight at the loss.
+    took=${out##*took=}
+    secs_le "$(awk -v s="$secs" 'BEGIN { print s - 1.5 }')" "$took" ||
+        fail "B: the failing $what took only $took s: it was not blocked since the loss"
 done
 # New I/O does not wait once the timeout has passed.
-start=$(date +%s.%N)
 out=$(t "$PYTHON" "$FAULTIO_PY" blocked "$file" --op read --offset 0 --length 4096 \
     --deadline 10 2>&1) || fail "B: a new read after the timeout: $out"
-[[ $out == errno=EIO\ * ]] || fail "B: a new read after the timeout ended with '$out', not EIO"
-secs=$(elapsed "$start")
+[[ $out == errno=EIO\ *\ ops=0\ * ]] ||
+    fail "B: a new read after the timeout ended with '$out', not EIO at once"
+secs=${out##*took=}
 secs_le "$secs" 3 || fail "B: a new read after the timeout took $secs s to fail"
 note "B: a new read fails with EIO at once ($secs s)"
 check_mount_alive "$mnt"

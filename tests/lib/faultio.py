@@ -38,8 +38,10 @@ stderr ("faultio: FAIL: ...") when it does not.
   blocked FILE --op read|write --offset O --length L [--deadline S]
       Repeat one read or write of L bytes at O (a write puts back what a
       read there gave, so the content does not change) until it fails or
-      S seconds (default 300) pass.  Prints "errno=NAME at=EPOCH ops=N"
-      for the failure and exits 0, or fails when S passed without one.
+      S seconds (default 300) pass.  Prints "errno=NAME at=EPOCH ops=N
+      took=SECS" (the failure, when, how many succeeded before, how long
+      the failing call took) and exits 0, or fails when S passed without
+      one.
 
   until-ok FILE --op read|write --offset O --length L [--deadline S]
       [--interval I]
@@ -265,11 +267,13 @@ def cmd_blocked(a):
     end = time.monotonic() + a.deadline
     n = 0
     while time.monotonic() < end:
+        t0 = time.monotonic()
         try:
             one_op(fd, a.op, a.offset, a.length, saved)
             n += 1
         except OSError as e:
-            print("errno=%s at=%.3f ops=%d" % (errname(e), time.time(), n))
+            print("errno=%s at=%.3f ops=%d took=%.3f"
+                  % (errname(e), time.time(), n, time.monotonic() - t0))
             return
     die("%s of %d bytes at %d kept succeeding for %d s (%d times)"
         % (a.op, a.length, a.offset, a.deadline, n))
