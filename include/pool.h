@@ -12,6 +12,17 @@
 
 struct pool;
 
+/* What a LUN of the mount was when it was probed, so that a session that
+ * logs in again can tell it is still the same LUN (see recover() in
+ * session.c). */
+struct lun_identity {
+	uint32_t lun;                 /* LUN number */
+	char serial[128];             /* VPD 0x80 unit serial at the probe, "" if none */
+	char device_id[128];          /* VPD 0x83 designator at the probe, "" if none */
+	uint32_t block_size;          /* logical block size in bytes */
+	uint64_t blocks;              /* capacity in blocks, as last read */
+};
+
 /* Log in @nsessions sessions to the target of @cfg.  All must succeed for
  * start-up to succeed (a partial pool would hide a misconfiguration).
  * I/O waits up to @replacement_timeout_s for a lost session to come back.
@@ -52,6 +63,25 @@ void pool_kick(struct pool *p);
  * every session and free the pool.  Logs nothing of its own: it also ends
  * a failed start-up, whose message must stay the only line. */
 void pool_destroy(struct pool *p, int timeout_ms);
+
+/* Register (or update, after the capacity was read again) what LUN
+ * @id->lun is: every session that logs in again checks it before it
+ * carries commands.  Target layer; any thread but a session's. */
+void pool_expect_lun(struct pool *p, const struct lun_identity *id);
+
+/* A copy of the identities to check, leaving out LUNs already replaced:
+ * their number, and a malloc()ed array in *@out (NULL when 0).  Returns
+ * -1 with err_set() on ENOMEM. */
+int pool_expected_luns(struct pool *p, struct lun_identity **out);
+
+/* LUN @lun is not the one probed (a session found another serial, block
+ * size, a smaller capacity, or no LUN): from now on every command for it
+ * fails with EIO, those waiting in the queue at once.  Returns true when
+ * this call marked it (the caller logs it), false when it already was. */
+bool pool_lun_replaced(struct pool *p, uint32_t lun);
+
+/* How many LUNs were found replaced (for the stats file). */
+unsigned pool_replaced_count(struct pool *p);
 
 /* One info line per session with its counters (at unmount). */
 void pool_log_stats(struct pool *p);

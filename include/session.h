@@ -60,7 +60,10 @@ struct iscsi_task {
 	bool overflow;                /* the target wanted to move more */
 	uint32_t data_in_bytes;       /* bytes of Data-In placed in read_buf */
 	int64_t sent_ns;              /* when the session took it (monotonic), for cmd_timeout */
-	unsigned reissues;            /* times it was sent again after a lost connection */
+	unsigned reissues;            /* times it was sent again after a lost connection
+	                               * (only losses that count, see stop_session()) */
+	uint64_t lost_at_login;       /* the count of logins (session.c) when it was
+	                               * last taken off a lost connection */
 
 	/* Session's bookkeeping; protected by the session lock. */
 	struct session *session;      /* the session that carries it */
@@ -123,6 +126,10 @@ enum session_state {
 	SESSION_RECOVERING,   /* connection lost; logging in again (same ISID);
 	                       * its tasks went back to the pool */
 	SESSION_CLOSING,      /* logout requested; accepts no commands */
+	SESSION_VERIFYING,    /* logged in again; checking with commands of its
+	                       * own that every LUN of the pool is the one
+	                       * probed (pool_expect_lun()); accepts no commands
+	                       * of the pool until it is UP */
 };
 
 /* Log in a session for slot @index of @pool.  Synchronous.  Returns the
@@ -193,6 +200,8 @@ struct session_stats {
 	uint64_t timeouts;        /* commands that exceeded cmd_timeout */
 	uint64_t aborts;          /* ABORT TASKs sent for them */
 	uint64_t lu_resets;       /* LOGICAL UNIT RESETs sent (an abort failed) */
+	uint64_t verifications;   /* identity checks of the LUNs completed after a login */
+	uint64_t luns_replaced;   /* LUNs this session found to be another LUN */
 };
 void session_get_stats(struct session *s, struct session_stats *out);
 

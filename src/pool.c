@@ -20,11 +20,17 @@
  * replacement timeout, the queue fails with EIO and new tasks fail at once
  * until a session is back.
  *
+ * Each LUN the mount exposes is registered with what it was at the probe
+ * (pool_expect_lun()); a session that logs in again checks every one of
+ * them before it takes commands (SESSION_VERIFYING in session.c).  A LUN
+ * found to be another is marked replaced: its queued tasks fail with EIO,
+ * and dispatch() fails every later one, so nothing reaches that disk.
+ *
  * A watchdog thread per pool ticks every session once a second
  * (keepalive, command timeout) and applies the replacement timeout.
  *
- * p->lock protects the queue, the cursor, the count of tasks in flight and
- * the watchdog's state.  Lock order: pool -> session (session_submit()
+ * p->lock protects the queue, the cursor, the count of tasks in flight,
+ * the LUN identities and the watchdog's state.  Lock order: pool -> session (session_submit()
  * takes the session lock).  No pool lock is held while task->done() runs.
  */
 #include "pool.h"
@@ -53,6 +59,16 @@ struct pool {
 	bool watchdog_run;                /* lock: the watchdog keeps going */
 	int64_t none_up_since_ns;         /* lock: since when no session is up, 0 if one is */
 	bool failfast;                    /* lock: no session up for too long: fail, do not queue */
+	struct pool_lun *luns;            /* lock: the LUNs of the mount (pool_expect_lun()) */
+	unsigned nluns;                   /* lock: entries used in luns */
+	unsigned luns_cap;                /* lock: entries allocated in luns */
+	unsigned nreplaced;               /* lock: entries of luns marked replaced */
+};
+
+/* A LUN of the mount on this target. */
+struct pool_lun {
+	struct lun_identity id;           /* what it must be after a reconnect */
+	bool replaced;                    /* found to be another LUN: its commands fail */
 };
 
 static int64_t mono_ns(void)
@@ -194,15 +210,125 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	return p;
 }
 
+/* The entry of LUN @lun, or NULL.  Lock held. */
+static struct pool_lun *find_lun(struct pool *p, uint32_t lun)
+{
+	for (unsigned i = 0; i < p->nluns; i++)
+		if (p->luns[i].id.lun == lun)
+			return &p->luns[i];
+	return NULL;
+}
+
+/* Whether the commands of LUN @lun are to fail (it was replaced).  Lock
+ * held. */
+static bool lun_is_replaced(struct pool *p, uint32_t lun)
+{
+	struct pool_lun *pl = p->nreplaced ? find_lun(p, lun) : NULL;
+
+	return pl && pl->replaced;
+}
+
+void pool_expect_lun(struct pool *p, const struct lun_identity *id)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, id->lun);
+	if (!pl && p->nluns == p->luns_cap) {
+		unsigned cap = p->luns_cap ? 2 * p->luns_cap : 8;
+		void *n = realloc(p->luns, cap * sizeof *p->luns);
+		if (!n) {
+			pthread_mutex_unlock(&p->lock);
+			log_warn("target %s: out of memory: LUN %u is not checked after a reconnect",
+				 p->cfg.target_name, id->lun);
+			return;
+		}
+		p->luns = n;
+		p->luns_cap = cap;
+	}
+	if (!pl)
+		pl = &p->luns[p->nluns++];
+	else if (pl->replaced)
+		p->nreplaced--;   /* probed afresh (its file was gone and is back) */
+	pl->replaced = false;
+	pl->id = *id;
+	pthread_mutex_unlock(&p->lock);
+}
+
+int pool_expected_luns(struct pool *p, struct lun_identity **out)
+{
+	int n = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (p->nluns > p->nreplaced) {
+		*out = malloc((p->nluns - p->nreplaced) * sizeof **out);
+		if (!*out) {
+			pthread_mutex_unlock(&p->lock);
+			err_set(ENOMEM, "out of memory");
+			return -1;
+		}
+		for (unsigned i = 0; i < p->nluns; i++)
+			if (!p->luns[i].replaced)
+				(*out)[n++] = p->luns[i].id;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+bool pool_lun_replaced(struct pool *p, uint32_t lun)
+{
+	struct iscsi_task *failed = NULL, **fail_tail = &failed;
+	bool marked = false;
+
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl && !pl->replaced) {
+		pl->replaced = true;
+		p->nreplaced++;
+		marked = true;
+		/* its queued tasks fail now; the others keep their order */
+		struct iscsi_task **pp = &p->queue_head, *last = NULL;
+		while (*pp) {
+			struct iscsi_task *t = *pp;
+			if (t->lun == lun) {
+				*pp = t->next;
+				t->next = NULL;
+				*fail_tail = t;
+				fail_tail = &t->next;
+				continue;
+			}
+			last = t;
+			pp = &t->next;
+		}
+		p->queue_tail = last;
+	}
+	pthread_mutex_unlock(&p->lock);
+	fail_list(failed);
+	return marked;
+}
+
+unsigned pool_replaced_count(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	unsigned n = p->nreplaced;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 /* Try each session, least loaded first.  Lock held.  Returns 0 when a
- * session took the task, -1 with errno EAGAIN (all full) or EIO (none up). */
+ * session took the task, -1 with errno EAGAIN (all full) or EIO (none up,
+ * or the task's LUN was replaced). */
 static int dispatch(struct pool *p, struct iscsi_task *t)
 {
 	bool any_up = false, any_alive = false;
 
+	if (lun_is_replaced(p, t->lun)) {
+		errno = EIO;
+		return -1;
+	}
 	for (unsigned k = 0; k < p->n; k++) {
 		enum session_state st = session_state_hint(p->sessions[k]);
-		any_alive |= st == SESSION_UP || st == SESSION_RECOVERING;
+		any_alive |= st == SESSION_UP || st == SESSION_RECOVERING ||
+			st == SESSION_VERIFYING;
 	}
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
@@ -290,8 +416,8 @@ void pool_submit(struct pool *p, struct iscsi_task *t)
 	t->done = pool_task_done;
 	pthread_mutex_lock(&p->lock);
 	p->in_flight++;
-	if (p->queue_head || dispatch(p, t) < 0) {
-		if (!p->queue_head && errno == EIO) {
+	if (lun_is_replaced(p, t->lun) || (p->queue_head || dispatch(p, t) < 0)) {
+		if (lun_is_replaced(p, t->lun) || (!p->queue_head && errno == EIO)) {
 			pthread_mutex_unlock(&p->lock);
 			t->result = EIO;
 			t->done(t);
@@ -323,7 +449,8 @@ void pool_kick(struct pool *p)
 		if (dispatch(p, t) < 0) {
 			if (errno == EAGAIN)
 				break;
-			/* no session is up: fail everything queued */
+			/* no session is up (everything queued fails), or
+			 * the task's LUN was replaced (that task fails) */
 			p->queue_head = next;
 			if (!p->queue_head)
 				p->queue_tail = NULL;
@@ -419,6 +546,7 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	for (unsigned i = 0; i < p->n; i++)
 		session_logout_and_free(p->sessions[i], 5000);
 	free(p->sessions);
+	free(p->luns);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle_cond);
 	pthread_cond_destroy(&p->watchdog_cond);

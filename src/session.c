@@ -37,7 +37,19 @@
  * until this session has logged in again (stop_session() says why), and
  * then go back to the pool too.  The RX thread alone replaces s->conn,
  * under the lock, while no TX thread runs; other threads shut it down only
- * with the lock held and the session up.
+ * with the lock held and the session up (or verifying).
+ *
+ * A session that logged in again does not take the pool's commands at
+ * once: it is SESSION_VERIFYING (session_is_up() false, so the pool does
+ * not dispatch to it) while it checks with commands of its own (s->vtask,
+ * one at a time, never in the pool) that every LUN registered with the
+ * pool is the one probed: VPD 0x80 and/or 0x83 as at the probe, READ
+ * CAPACITY.  Each answer's callback (RX thread, or TX) sends the next; a
+ * LUN found to be another is marked replaced in the pool (its commands
+ * fail with EIO from then on).  Then the session is UP, its pinned writes
+ * go back to the pool and the pool is kicked.  Nothing waits for a lock
+ * on the RX thread; retries after BUSY or NOT READY are sent by
+ * session_tick().
  */
 #include "session.h"
 
@@ -52,6 +64,7 @@
 #include "log.h"
 #include "login.h"
 #include "pool.h"
+#include "scsi.h"
 
 /* Task table size: ITTs are (generation << 12) | slot. */
 #define SLOT_BITS 12
@@ -71,6 +84,15 @@
 /* The target's DefaultTime2Wait is honoured up to this much. */
 #define RECONNECT_TIME2WAIT_MAX_MS 10000
 
+/* Logins of all sessions of the process, counted: a connection that logged
+ * in before a task's previous loss went down in the same outage as that
+ * loss (see stop_session()). */
+static _Atomic uint64_t logins;
+/* An identity check command answered with a Unit Attention, NOT READY or
+ * BUSY is sent again this many times (the latter two a second apart, by
+ * session_tick()) before the session gives up and reconnects. */
+#define VERIFY_MAX_RETRIES 10
+
 /* Kinds of work for the TX thread besides commands. */
 enum tx_kind {
 	TX_DATA_OUT,   /* answer an R2T: Data-Out PDUs for [offset, offset+length) */
@@ -88,6 +110,15 @@ enum tmf_state {
 	TMF_IDLE = 0,     /* none out */
 	TMF_ABORT,        /* ABORT TASK of tmf_ref_itt sent, answer awaited */
 	TMF_LU_RESET,     /* LOGICAL UNIT RESET of tmf_lun sent, answer awaited */
+};
+
+/* Steps of the identity check of one LUN (SESSION_VERIFYING). */
+enum verify_step {
+	VERIFY_SERIAL = 0,    /* INQUIRY VPD 0x80 (the LUN had a serial) */
+	VERIFY_DEVICE_ID,     /* INQUIRY VPD 0x83 (the LUN had a designator) */
+	VERIFY_CAPACITY16,    /* READ CAPACITY(16) */
+	VERIFY_CAPACITY10,    /* READ CAPACITY(10): the target refused (16) */
+	VERIFY_LUN_DONE,      /* this LUN is checked: on to the next */
 };
 
 /* An item of the control queue. */
@@ -154,6 +185,9 @@ struct session {
 	                                     * error is only the echo of it */
 	int64_t ping_sent_ns;               /* lock: when it was queued */
 	int64_t down_since_ns;              /* lock: when the connection was lost */
+	uint64_t login_seq;                 /* RX thread (session_start() before it
+	                                     * runs): the count of logins when this
+	                                     * connection logged in */
 	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
 	                                     * lost connection, in CmdSN order: they wait
 	                                     * for this session to log in again (see
@@ -170,12 +204,25 @@ struct session {
 	uint32_t tmf_lun;                   /* lock: the LUN of the task or of the reset */
 	uint8_t tmf_opcode;                 /* lock: TMF_ABORT: CDB opcode, for log lines */
 	int64_t tmf_sent_ns;                /* lock: when it was queued */
+	struct iscsi_task vtask;            /* lock: the identity check's command (one at
+	                                     * a time; in the table like any task, but
+	                                     * never requeued: stop_session() skips it) */
+	uint8_t vbuf[256];                  /* lock: its Data-In */
+	struct lun_identity *verify_luns;   /* lock: what the LUNs must be (a copy of the
+	                                     * pool's, malloc()ed), NULL when not verifying */
+	unsigned verify_n;                  /* lock: entries of verify_luns */
+	unsigned verify_i;                  /* lock: the entry being checked */
+	enum verify_step verify_step;       /* lock: its step */
+	unsigned verify_retries;            /* lock: times this step was sent again */
+	int64_t verify_retry_ns;            /* lock: when session_tick() sends the step
+	                                     * again (BUSY, NOT READY); 0: nothing waits */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
 	_Atomic int state_hint;             /* copy of state for lock-free readers */
 	/* statistics (relaxed atomics) */
 	_Atomic uint64_t st_commands, st_r2ts, st_data_out, st_read, st_written;
 	_Atomic uint64_t st_reconnects, st_timeouts, st_aborts, st_lu_resets;
+	_Atomic uint64_t st_verifications, st_replaced;
 };
 
 const struct iscsi_params *session_params(const struct session *s)
@@ -223,6 +270,8 @@ void session_get_stats(struct session *s, struct session_stats *out)
 	out->timeouts = atomic_load(&s->st_timeouts);
 	out->aborts = atomic_load(&s->st_aborts);
 	out->lu_resets = atomic_load(&s->st_lu_resets);
+	out->verifications = atomic_load(&s->st_verifications);
+	out->luns_replaced = atomic_load(&s->st_replaced);
 }
 
 /* ---- sequence numbers (lock held) ---- */
@@ -292,18 +341,14 @@ void session_inline_sends(bool allowed)
 	inline_ok = allowed;
 }
 
-int session_submit(struct session *s, struct iscsi_task *t)
+/* Put @t in the table and the command queue (or keep it for an inline
+ * send).  Lock held; the caller checked the state.  Returns 0, or -1 with
+ * errno EAGAIN (window or depth full). */
+static int submit_locked(struct session *s, struct iscsi_task *t)
 {
-	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_UP) {
-		pthread_mutex_unlock(&s->lock);
-		errno = EIO;
-		return -1;
-	}
 	/* (a logout the target asked for: the task waits in the pool for
 	 * another session, or for this one to be back) */
 	if (s->logout_asked || s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
-		pthread_mutex_unlock(&s->lock);
 		errno = EAGAIN;
 		return -1;
 	}
@@ -335,8 +380,8 @@ int session_submit(struct session *s, struct iscsi_task *t)
 	s->outstanding++;
 	atomic_fetch_add_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
 				  memory_order_relaxed);
-	if (inline_ok && !pending.task && !s->tx_busy && !s->dropped && !s->cmd_head &&
-	    !s->ctl_head) {
+	if (inline_ok && t != &s->vtask && !pending.task && !s->tx_busy && !s->dropped &&
+	    !s->cmd_head && !s->ctl_head) {
 		/* nothing waits to be sent: the caller sends it itself
 		 * (session_send_pending()), sparing the TX thread's wakeup */
 		s->tx_busy = true;
@@ -351,8 +396,20 @@ int session_submit(struct session *s, struct iscsi_task *t)
 		s->cmd_tail = t;
 		pthread_cond_signal(&s->tx_cond);
 	}
-	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+int session_submit(struct session *s, struct iscsi_task *t)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_UP) {
+		pthread_mutex_unlock(&s->lock);
+		errno = EIO;
+		return -1;
+	}
+	int rc = submit_locked(s, t);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 /* ---- TX thread ---- */
@@ -530,6 +587,12 @@ static void reissue(struct session *s, struct iscsi_task *t)
 	t->finished = false;
 	t->reissue_when_released = false;
 	t->next = NULL;
+	if (t == &s->vtask) {
+		/* the identity check's own: its callback reconnects */
+		t->result = EIO;
+		t->done(t);
+		return;
+	}
 	if (!s->pool || ++t->reissues > MAX_REISSUES) {
 		log_error("%s: command 0x%02x on LUN %u aborted %u times; giving up", s->name,
 			  t->cdb[0], t->lun, t->reissues);
@@ -1253,7 +1316,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	s->ctl_tail = NULL;
 	for (struct iscsi_task *t = s->cmd_head, *after; t; t = after) {
 		after = t->next;
-		if (--t->tx_refs == 0 && t->finished) {
+		if (--t->tx_refs == 0 && t->finished && t != &s->vtask) {
 			t->next = answered;
 			answered = t;
 		}
@@ -1266,8 +1329,12 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 			continue;
 		finish_task(s, t);
 		t->finished = false;
-		list = insert_by_cmdsn(list, t);
+		if (t != &s->vtask)     /* the identity check ends with the connection */
+			list = insert_by_cmdsn(list, t);
 	}
+	free(s->verify_luns);
+	s->verify_luns = NULL;
+	s->verify_retry_ns = 0;
 	pthread_mutex_unlock(&s->lock);
 
 	if (requeue) {
@@ -1279,7 +1346,14 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		while (list) {
 			struct iscsi_task *t = list;
 			list = t->next;
-			if (++t->reissues > MAX_REISSUES) {
+			/* Counted only when it was sent on a connection that
+			 * logged in after its previous loss: when a target
+			 * dies, its sessions notice one after the other, and a
+			 * command handed from each to the next on the way must
+			 * not run out of tries in one outage. */
+			bool counts = t->on_wire && s->login_seq > t->lost_at_login;
+			t->lost_at_login = atomic_load(&logins);
+			if (counts && ++t->reissues > MAX_REISSUES) {
 				log_error("%s: command 0x%02x on LUN %u failed %u connections; giving up",
 					  s->name, t->cdb[0], t->lun, MAX_REISSUES);
 				t->next = failed;
@@ -1390,11 +1464,297 @@ static void take_portal(struct session *s, const struct login_result *lr)
 	s->portal_port = lr->moved_port;
 }
 
+/* ---- identity check after a login (SESSION_VERIFYING) ---- */
+
+static void verify_done(struct iscsi_task *t);
+
+/* The step of @id to begin with from @step on: the VPD pages the LUN had
+ * at the probe, then its capacity. */
+static enum verify_step verify_first_step(const struct lun_identity *id, enum verify_step step)
+{
+	if (step == VERIFY_SERIAL && !id->serial[0])
+		step = VERIFY_DEVICE_ID;
+	if (step == VERIFY_DEVICE_ID && !id->device_id[0])
+		step = VERIFY_CAPACITY16;
+	return step;
+}
+
+/* Send the command of the current step.  Lock held, SESSION_VERIFYING,
+ * s->vtask not in flight.  A full window: session_tick() tries again. */
+static void verify_send_locked(struct session *s)
+{
+	const struct lun_identity *id = &s->verify_luns[s->verify_i];
+	struct iscsi_task *t = &s->vtask;
+
+	memset(t, 0, sizeof *t);
+	t->lun = id->lun;
+	t->dir = TASK_DIR_READ;
+	switch (s->verify_step) {
+	case VERIFY_SERIAL:
+		scsi_cdb_inquiry(t->cdb, true, 0x80, 255);
+		t->xfer_len = 255;
+		break;
+	case VERIFY_DEVICE_ID:
+		scsi_cdb_inquiry(t->cdb, true, 0x83, 255);
+		t->xfer_len = 255;
+		break;
+	case VERIFY_CAPACITY16:
+		scsi_cdb_read_capacity16(t->cdb, 32);
+		t->xfer_len = 32;
+		break;
+	case VERIFY_CAPACITY10:
+	case VERIFY_LUN_DONE:
+		scsi_cdb_read_capacity10(t->cdb);
+		t->xfer_len = 8;
+		break;
+	}
+	t->read_buf = s->vbuf;
+	t->done = verify_done;
+	t->opaque = s;
+	s->verify_retry_ns = 0;
+	if (submit_locked(s, t) < 0)
+		s->verify_retry_ns = now_ns();
+}
+
+/* Every LUN checked: the session takes the pool's commands, its pinned
+ * writes first.  No lock held. */
+static void verify_finish(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_VERIFYING) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	unsigned n = s->verify_luns ? s->verify_n : 0;
+	free(s->verify_luns);
+	s->verify_luns = NULL;
+	set_state(s, SESSION_UP);
+	/* The target ended the old connection before it let us in: the
+	 * writes that were on it may go anywhere now (those of a replaced
+	 * LUN fail in the pool). */
+	struct iscsi_task *pinned = s->pinned;
+	s->pinned = NULL;
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_add(&s->st_verifications, 1);
+	log_debug("%s: identity of %u LUNs checked; taking commands", s->name, n);
+	pool_requeue(s->pool, pinned);
+	pool_kick(s->pool);
+}
+
+/* The identity check cannot go on (@why): drop the connection, which is
+ * then recovered and checked again.  Lock held, SESSION_VERIFYING (so
+ * s->conn is the live connection, as in session_tick()). */
+static void verify_drop_locked(struct session *s, const char *why)
+{
+	s->dropped = true;
+	log_error("%s: target %s: cannot check the identity of its LUNs: %s; dropping the connection",
+		  s->name, s->cfg->target_name, why);
+	conn_shutdown(&s->conn);
+}
+
+/* Compare what a step of the check returned (GOOD status) with @id: what
+ * differs into @why (the LUN is another), a capacity that grew into
+ * @info, data that cannot be used into @fail; the next step into *@next. */
+static void verify_compare(struct session *s, const struct lun_identity *id,
+			   enum verify_step step, const struct iscsi_task *t, char *why,
+			   size_t why_cap, char *info, size_t info_cap, char *fail,
+			   size_t fail_cap, enum verify_step *next)
+{
+	char got[128] = "";
+	struct scsi_capacity cap;
+
+	*next = VERIFY_LUN_DONE;
+	if (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID) {
+		const char *want = step == VERIFY_SERIAL ? id->serial : id->device_id;
+		const char *what = step == VERIFY_SERIAL ? "serial" : "device id";
+		int rc;
+		if (t->data_in_bytes >= 1 && (s->vbuf[0] >> 5) == 3) {
+			snprintf(why, why_cap, "no LUN %u any more (%s was \"%s\")", id->lun, what,
+				 want);
+			return;
+		}
+		if (step == VERIFY_SERIAL)
+			rc = scsi_parse_vpd_serial(s->vbuf, t->data_in_bytes, got, sizeof got);
+		else
+			rc = scsi_parse_vpd_device_id(s->vbuf, t->data_in_bytes, got, sizeof got);
+		if (rc < 0) {
+			snprintf(fail, fail_cap, "LUN %u: VPD page 0x%02x: %s", id->lun,
+				 step == VERIFY_SERIAL ? 0x80 : 0x83, err_msg());
+			return;
+		}
+		if (strcmp(got, want) != 0) {
+			snprintf(why, why_cap, "%s \"%s\", was \"%s\"", what, got, want);
+			return;
+		}
+		*next = verify_first_step(id, step == VERIFY_SERIAL ? VERIFY_DEVICE_ID :
+					  VERIFY_CAPACITY16);
+		return;
+	}
+	int rc = step == VERIFY_CAPACITY16 ?
+		scsi_parse_read_capacity16(s->vbuf, t->data_in_bytes, &cap) :
+		scsi_parse_read_capacity10(s->vbuf, t->data_in_bytes, &cap);
+	if (rc < 0) {
+		snprintf(fail, fail_cap, "LUN %u: READ CAPACITY: %s", id->lun, err_msg());
+		return;
+	}
+	if (rc == 1) {      /* (10) and too big for it: it is bigger than it was */
+		snprintf(why, why_cap, "capacity beyond READ CAPACITY(10), was %llu blocks",
+			 (unsigned long long)id->blocks);
+		return;
+	}
+	if (cap.block_size != id->block_size)
+		snprintf(why, why_cap, "block size %u bytes, was %u", cap.block_size,
+			 id->block_size);
+	else if (cap.blocks < id->blocks)
+		snprintf(why, why_cap, "capacity %llu blocks, was %llu (shrank)",
+			 (unsigned long long)cap.blocks, (unsigned long long)id->blocks);
+	else if (cap.blocks > id->blocks)
+		snprintf(info, info_cap, "capacity grew from %llu to %llu blocks",
+			 (unsigned long long)id->blocks, (unsigned long long)cap.blocks);
+}
+
+/* The answer to a command of the identity check: compare, retry, mark the
+ * LUN replaced, or drop the connection; then the next command, or UP.
+ * On a session thread (RX, or TX), no lock held. */
+static void verify_done(struct iscsi_task *t)
+{
+	struct session *s = t->opaque;
+	char why[512] = "", info[128] = "", fail[300] = "";
+	struct scsi_sense sense;
+	bool retry = false, later = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	struct lun_identity id = s->verify_luns[s->verify_i];
+	enum verify_step step = s->verify_step, next = VERIFY_LUN_DONE;
+
+	if (t->result) {
+		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x aborted", id.lun, t->cdb[0]);
+	} else if (t->status == SCSI_STATUS_GOOD || t->status == SCSI_STATUS_CONDITION_MET) {
+		verify_compare(s, &id, step, t, why, sizeof why, info, sizeof info, fail,
+			       sizeof fail, &next);
+	} else if (t->status == SCSI_STATUS_CHECK_CONDITION) {
+		char what[160];
+		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
+			snprintf(fail, sizeof fail, "LUN %u: CHECK CONDITION without usable sense data",
+				 id.lun);
+		} else if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+			retry = true;       /* POWER ON OR RESET greets a restarted target */
+		} else if (sense.key == SCSI_SENSE_NOT_READY && sense.asc != 0x3a) {
+			retry = later = true;
+		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x25) {
+			snprintf(why, sizeof why, "no LUN %u any more (LOGICAL UNIT NOT SUPPORTED)",
+				 id.lun);
+		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x20 &&
+			   step == VERIFY_CAPACITY16) {
+			next = VERIFY_CAPACITY10;   /* as at the probe */
+		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST &&
+			   (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID)) {
+			snprintf(why, sizeof why, "VPD page 0x%02x it had is refused",
+				 step == VERIFY_SERIAL ? 0x80 : 0x83);
+		} else {
+			scsi_sense_describe(&sense, what, sizeof what);
+			snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun, what, t->cdb[0]);
+		}
+	} else if (scsi_status_to_errno(t->status) == EAGAIN) {
+		retry = later = true;           /* BUSY, TASK SET FULL, ACA ACTIVE */
+	} else {
+		snprintf(fail, sizeof fail, "LUN %u: SCSI status %s (0x%02x)", id.lun,
+			 scsi_status_name(t->status), t->status);
+	}
+	if (retry && ++s->verify_retries > VERIFY_MAX_RETRIES) {
+		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x still refused after %u retries",
+			 id.lun, t->cdb[0], VERIFY_MAX_RETRIES);
+		retry = false;
+	}
+	if (fail[0]) {
+		verify_drop_locked(s, fail);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (retry) {
+		if (later)      /* the next tick of the watchdog (about a second) */
+			s->verify_retry_ns = now_ns() + 500000000;
+		else
+			verify_send_locked(s);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	if (why[0]) {
+		if (pool_lun_replaced(s->pool, id.lun)) {
+			atomic_fetch_add(&s->st_replaced, 1);
+			log_error("target %s, lun%u: another LUN after the reconnect: %s; "
+				  "its I/O fails with EIO until remounted",
+				  s->cfg->target_name, id.lun, why);
+		}
+		next = VERIFY_LUN_DONE;
+	} else if (info[0]) {
+		log_info("target %s, lun%u: %s while the session was away", s->cfg->target_name,
+			 id.lun, info);
+	}
+
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->verify_retries = 0;
+	if (next == VERIFY_LUN_DONE) {
+		if (++s->verify_i == s->verify_n) {
+			pthread_mutex_unlock(&s->lock);
+			verify_finish(s);
+			return;
+		}
+		next = verify_first_step(&s->verify_luns[s->verify_i], VERIFY_SERIAL);
+	}
+	s->verify_step = next;
+	verify_send_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Begin the identity check of a session that logged in again (state
+ * SESSION_VERIFYING, TX thread running): the LUNs registered with the
+ * pool, or none (then UP at once).  RX thread, no lock held. */
+static void verify_start(struct session *s)
+{
+	struct lun_identity *luns = NULL;
+	int n = s->pool ? pool_expected_luns(s->pool, &luns) : 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (n < 0) {
+		if (s->state == SESSION_VERIFYING)
+			verify_drop_locked(s, err_msg());
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (n == 0 || s->state != SESSION_VERIFYING) {
+		pthread_mutex_unlock(&s->lock);
+		free(luns);
+		verify_finish(s);
+		return;
+	}
+	free(s->verify_luns);
+	s->verify_luns = luns;
+	s->verify_n = (unsigned)n;
+	s->verify_i = 0;
+	s->verify_retries = 0;
+	s->verify_step = verify_first_step(&luns[0], VERIFY_SERIAL);
+	log_debug("%s: checking the identity of %d LUNs", s->name, n);
+	verify_send_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Log in again with the same ISID (RFC 7143 session reinstatement) after
  * DefaultTime2Wait, then with capped exponential backoff and jitter
  * (RECONNECT_*_MS), until it works or the session is closed.  Returns 0
- * when the session is up again (TX thread running), -1 when it is being
- * closed.  RX thread only; no TX thread runs meanwhile, so s->conn and
+ * when the session is logged in again (TX thread running), verifying its
+ * LUNs (verify_start()) before it takes the pool's commands, -1 when it
+ * is being closed.  RX thread only; no TX thread runs meanwhile, so s->conn and
  * s->params are ours. */
 static int recover(struct session *s)
 {
@@ -1448,13 +1808,14 @@ static int recover(struct session *s)
 			return -1;
 		}
 		s->conn = c;
+		s->login_seq = atomic_fetch_add(&logins, 1) + 1;
 		s->params = lr.params;
 		s->tsih = lr.tsih;
 		s->cmdsn = lr.cmdsn;
 		s->exp_cmdsn = lr.exp_cmdsn;
 		s->max_cmdsn = lr.max_cmdsn;
 		s->exp_statsn = lr.exp_statsn;
-		set_state(s, SESSION_UP);
+		set_state(s, SESSION_VERIFYING);
 		pthread_mutex_unlock(&s->lock);
 		atomic_store_explicit(&s->last_rx_ns, now_ns(), memory_order_relaxed);
 		if (start_tx(s) < 0) {
@@ -1464,14 +1825,9 @@ static int recover(struct session *s)
 		atomic_fetch_add(&s->st_reconnects, 1);
 		log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name,
 			 s->conn.peer, (double)(now_ns() - start) / 1e9, attempt + 1);
-		/* The target ended the old connection before it let us in:
-		 * the writes that were on it may go anywhere now. */
-		pthread_mutex_lock(&s->lock);
-		struct iscsi_task *pinned = s->pinned;
-		s->pinned = NULL;
-		pthread_mutex_unlock(&s->lock);
-		pool_requeue(s->pool, pinned);
-		pool_kick(s->pool);
+		/* the pinned writes and the pool's commands wait for the
+		 * identity check (verify_finish()) */
+		verify_start(s);
 		return 0;
 	}
 }
@@ -1539,7 +1895,10 @@ void session_tick(struct session *s)
 	char why[160] = "";
 
 	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_UP) {
+	if (s->state == SESSION_VERIFYING && s->verify_luns && s->verify_retry_ns &&
+	    now >= s->verify_retry_ns)
+		verify_send_locked(s);     /* after BUSY, NOT READY or a full window */
+	if (s->state != SESSION_UP && s->state != SESSION_VERIFYING) {
 		/* Writes that waited the replacement timeout for this
 		 * session: other sessions may have them now (or, when none
 		 * is up either, the pool fails them). */
@@ -1634,6 +1993,7 @@ static int session_start(struct session *s, const struct login_result *lr)
 	s->max_cmdsn = lr->max_cmdsn;
 	s->exp_statsn = lr->exp_statsn;
 	s->conn.recv_timeout_ms = -1;   /* the RX thread blocks; the watchdog pings */
+	s->login_seq = atomic_fetch_add(&logins, 1) + 1;
 	conn_set_keepalive(&s->conn, cfg->noop_interval_s, cfg->noop_timeout_s);
 	s->nslots = cfg->queue_depth ? cfg->queue_depth : 1;
 	if (s->nslots > MAX_SLOTS)
@@ -1765,7 +2125,7 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	}
 
 	pthread_mutex_lock(&s->lock);
-	bool was_up = s->state == SESSION_UP;
+	bool was_up = s->state == SESSION_UP || s->state == SESSION_VERIFYING;
 	if (s->state != SESSION_DOWN)
 		set_state(s, SESSION_CLOSING);
 	if (was_up) {
@@ -1792,5 +2152,6 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	pthread_cond_destroy(&s->tx_cond);
 	pthread_cond_destroy(&s->state_cond);
 	free(s->slots);
+	free(s->verify_luns);
 	free(s);
 }

@@ -96,11 +96,28 @@ static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 	pthread_mutex_unlock(&t->rescan_lock);
 }
 
-/* A new LUN object of @t: its changes come to lun_changed(). */
+/* Tell the pool what @l is (again, after its capacity was read again), so
+ * that a session that logs in again checks it is still that LUN. */
+static void expect_lun(struct fs_target *t, struct lun *l)
+{
+	struct lun_identity id = {
+		.lun = l->number,
+		.block_size = l->block_size,
+		.blocks = atomic_load(&l->blocks),
+	};
+
+	snprintf(id.serial, sizeof id.serial, "%s", l->serial);
+	snprintf(id.device_id, sizeof id.device_id, "%s", l->device_id);
+	pool_expect_lun(t->pool, &id);
+}
+
+/* A new LUN object of @t: its changes come to lun_changed(), and the
+ * pool checks its identity after a reconnect. */
 static void adopt_lun(struct fs_target *t, struct lun *l)
 {
 	l->on_change = lun_changed;
 	l->change_opaque = t;
+	expect_lun(t, l);
 }
 
 /* The live LUN file of @t for LUN @number, or NULL. */
@@ -242,6 +259,7 @@ static void rescan_capacities_locked(struct fs_target *t, struct name_list *chan
 			log_info("target %s, %s: capacity changed from %llu to %llu bytes",
 				 t->cfg.target_name, n->name, (unsigned long long)old,
 				 (unsigned long long)n->lun->size);
+			expect_lun(t, n->lun);
 			name_list_add(changed, n->name);
 		}
 	}
