@@ -389,15 +389,27 @@ static void stats_open(fuse_req_t req, struct fs *fs, struct fuse_file_info *fi)
 	}
 }
 
+/* The reply goes from a copy: once the kernel has the data the reader may
+ * close the file, and the release (another worker) frees the snapshot
+ * while fuse_reply_buf() may still look at its buffer (ASan's writev
+ * interceptor reads the iovecs after the call). */
 static void stats_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct stats_snapshot *snap = (struct stats_snapshot *)(uintptr_t)fi->fh;
 
-	if ((uint64_t)off >= snap->len)
+	if ((uint64_t)off >= snap->len) {
 		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, snap->text + off,
-			       size < snap->len - (size_t)off ? size : snap->len - (size_t)off);
+		return;
+	}
+	size_t len = size < snap->len - (size_t)off ? size : snap->len - (size_t)off;
+	char *copy = malloc(len);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, snap->text + off, len);
+	fuse_reply_buf(req, copy, len);
+	free(copy);
 }
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
