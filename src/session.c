@@ -73,6 +73,9 @@
 #define ITT_LOGOUT 0xfffffffeu
 #define ITT_PING 0xfffffffdu
 #define ITT_TMF 0xfffffffcu
+/* A renegotiation the target asks for without a deadline: the new login
+ * comes within this many seconds. */
+#define RENEGOTIATE_WITHIN_S 5
 /* Times a command is sent again on a new connection before it fails. */
 #define MAX_REISSUES 3
 /* Reconnect backoff: after DefaultTime2Wait, 0.5 s, 1 s, then every 2 s,
@@ -1044,10 +1047,24 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		err_set(ECONNRESET, "target announced it drops the %s",
 			h->event == ISCSI_ASYNC_DROP_SESSION ? "session" : "connection");
 		return -1;
-	case ISCSI_ASYNC_RENEGOTIATE:
-		log_info("%s: target asks to renegotiate parameters; keeping the current ones",
-			 s->name);
+	case ISCSI_ASYNC_RENEGOTIATE: {
+		/* ErrorRecoveryLevel 0 has no text negotiation in full feature
+		 * phase here: the parameters are negotiated anew by a new
+		 * login, reached as for a logout the target asked for (within
+		 * Parameter3 seconds, RENEGOTIATE_WITHIN_S when it gives none) */
+		unsigned within = get_be16(h->param3) ? get_be16(h->param3) : RENEGOTIATE_WITHIN_S;
+		pthread_mutex_lock(&s->lock);
+		unsigned outstanding = s->outstanding;
+		if (!s->logout_asked) {
+			s->logout_asked = true;
+			s->logout_by_ns = now_ns() + (int64_t)within * 1000000000;
+		}
+		logout_if_drained(s);
+		pthread_mutex_unlock(&s->lock);
+		log_info("%s: target asks to renegotiate parameters; logging out after %u outstanding commands, then in again",
+			 s->name, outstanding);
 		return 0;
+	}
 	default:
 		log_info("%s: ignoring asynchronous event %u", s->name, h->event);
 		return 0;

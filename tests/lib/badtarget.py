@@ -148,6 +148,7 @@ CASES = {
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
     "unit-attention": ("read1", 1, "CHECK CONDITION UNIT ATTENTION, POWER ON OCCURRED"),
     "async-logout": ("read1", 1, "Async Message: logout requested within 1 s; dropped 2 s later"),
+    "async-renegotiate": ("read1", 1, "Async Message: parameter renegotiation requested within 1 s"),
     "async-drop": ("read1", 1, "Async Message: the target drops the connection, then does"),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
@@ -1118,8 +1119,8 @@ class Conn:
             self.respond(t, b"", TASK_SET_FULL)
         elif case == "unit-attention":
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, 0x29, 0x01))
-        elif case == "async-logout":
-            self.async_msg(1, param3=1)
+        elif case in ("async-logout", "async-renegotiate"):
+            self.async_msg(1 if case == "async-logout" else 4, param3=1)
             self.respond(t, data)
             self.later(2.5, self.drop_unless_logged_out)
         elif case == "async-drop":
