@@ -47,9 +47,10 @@ check_fio_verify() {
 check_unmount_in_flight() {
     local mnt=$1 file=$2 backing=$3 n=$4 pid fg rc i
     fg=$(_fg_pid_of "$mnt")
-    make_file "$TEST_TMPDIR/inflight.src" 16M random
+    make_file "$TEST_TMPDIR/inflight.src" 64M random
     note "unmount with writes in flight"
-    # 4 KiB synchronous writes: thousands of round trips, seconds of work.
+    # 4 KiB synchronous writes over the whole LUN: 16384 round trips, a
+    # second or more of work even at the fastest (they took 0.3 s for 16 MiB).
     t dd if="$TEST_TMPDIR/inflight.src" of="$file" bs=4k oflag=direct conv=notrunc \
         status=none &
     pid=$!
@@ -66,7 +67,7 @@ check_unmount_in_flight() {
     wait "$fg"
     rc=$?
     ((rc == 0)) || { cat "$ISCSIFS_LOG" >&2; fail "iscsifs exited with status $rc"; }
-    cmp -n $((16 << 20)) "$TEST_TMPDIR/inflight.src" "$backing" ||
+    cmp -n $((64 << 20)) "$TEST_TMPDIR/inflight.src" "$backing" ||
         fail "the writes in flight at unmount did not all reach the LUN"
     check_sessions_used "$ISCSIFS_LOG" "$n"
 }
