@@ -227,3 +227,16 @@ check_qemu_img() {
         fail "qemu-img compare $url $file: $out"
     rm -f "$work/q.img"
 }
+
+# check_fio_verify FILE: 8 jobs of 4 KiB random writes on distinct 2 MiB
+# regions, each verified (crc32c) after writing.
+check_fio_verify() {
+    note "fio --verify=crc32c --numjobs=8 on $1"
+    t fio --name=verify --filename="$1" --direct=1 --ioengine=psync --rw=randwrite \
+        --bs=4k --size=2M --offset_increment=2M --numjobs=8 --verify=crc32c \
+        --do_verify=1 --verify_fatal=1 --verify_state_save=0 --group_reporting \
+        --output="$TEST_TMPDIR/fio.out" ||
+        { cat "$TEST_TMPDIR/fio.out" >&2; fail "fio --verify on $1 failed"; }
+    grep -q "err= 0" "$TEST_TMPDIR/fio.out" ||
+        { cat "$TEST_TMPDIR/fio.out" >&2; fail "fio reported errors on $1"; }
+}

@@ -15,7 +15,7 @@
 #   faultio_finish SECS  ask it to stop; it must end within SECS with
 #                        success (everything verified); sets FAULTIO[key]
 #                        from its key=value lines
-#   check_fio_verify FILE        fio --verify=crc32c, 8 jobs, clean
+#   (check_fio_verify FILE, fio --verify=crc32c with 8 jobs, is in checks.sh)
 #   session_reconnects MNT       reconnects counted by all sessions
 #   check_mount_alive MNT        the daemon runs and the mount answers
 #   elapsed SINCE        seconds (one decimal) from SINCE (date +%s.%N)
@@ -25,6 +25,10 @@
 
 FAULTIO_PY="$top_srcdir/tests/lib/faultio.py"
 declare -A FAULTIO=()
+
+# the checks shared with the other tests (check_fio_verify)
+# shellcheck source=tests/lib/checks.sh
+. "$top_srcdir/tests/lib/checks.sh"
 
 # elapsed SINCE: seconds from SINCE (an epoch time with decimals) to now.
 elapsed() {
@@ -118,19 +122,6 @@ faultio_finish() {
         [[ $line == *=* ]] && FAULTIO[${line%%=*}]=${line#*=}
     done <"$FAULTIO_OUT"
     note "faultio: $(tr '\n' ' ' <"$FAULTIO_OUT")"
-}
-
-# check_fio_verify FILE: 8 jobs of 4 KiB random writes on distinct 2 MiB
-# regions, each verified (crc32c) after writing.
-check_fio_verify() {
-    note "fio --verify=crc32c --numjobs=8 on $1"
-    t fio --name=verify --filename="$1" --direct=1 --ioengine=psync --rw=randwrite \
-        --bs=4k --size=2M --offset_increment=2M --numjobs=8 --verify=crc32c \
-        --do_verify=1 --verify_fatal=1 --verify_state_save=0 --group_reporting \
-        --output="$TEST_TMPDIR/fio.out" ||
-        { cat "$TEST_TMPDIR/fio.out" >&2; fail "fio --verify on $1 failed"; }
-    grep -q "err= 0" "$TEST_TMPDIR/fio.out" ||
-        { cat "$TEST_TMPDIR/fio.out" >&2; fail "fio reported errors on $1"; }
 }
 
 # session_reconnects MNT: the reconnects of all sessions of the mount
