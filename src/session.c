@@ -65,168 +65,13 @@
 #include "login.h"
 #include "pool.h"
 #include "scsi.h"
-
-/* Task table size: ITTs are (generation << 12) | slot. */
-#define SLOT_BITS 12
-#define MAX_SLOTS (1u << SLOT_BITS)
-/* ITTs of our own non-SCSI requests (outside every slot generation). */
-#define ITT_LOGOUT 0xfffffffeu
-#define ITT_PING 0xfffffffdu
-#define ITT_TMF 0xfffffffcu
-/* A renegotiation the target asks for without a deadline: the new login
- * comes within this many seconds. */
-#define RENEGOTIATE_WITHIN_S 5
-/* Times a command is sent again on a new connection before it fails. */
-#define MAX_REISSUES 3
-/* Reconnect backoff: after DefaultTime2Wait, 0.5 s, 1 s, then every 2 s,
- * each plus up to a quarter of jitter.  A target that comes back is found
- * within 2.5 s (the replacement timeout is counted from the loss, not from
- * it), and a dead portal costs each session one connect(2) per 2 s. */
-#define RECONNECT_FIRST_MS 500
-#define RECONNECT_MAX_MS 2000
-/* The target's DefaultTime2Wait is honoured up to this much. */
-#define RECONNECT_TIME2WAIT_MAX_MS 10000
+#include "session_internal.h"
 
 /* Logins of all sessions of the process, counted: a connection that logged
  * in before a task's previous loss went down in the same outage as that
  * loss (see stop_session()). */
 static _Atomic uint64_t logins;
-/* An identity check command answered with a Unit Attention, NOT READY or
- * BUSY is sent again this many times (the latter two a second apart, by
- * session_tick()) before the session gives up and reconnects. */
-#define VERIFY_MAX_RETRIES 10
 
-/* Kinds of work for the TX thread besides commands. */
-enum tx_kind {
-	TX_DATA_OUT,   /* answer an R2T: Data-Out PDUs for [offset, offset+length) */
-	TX_NOP_OUT,    /* answer a NOP-In that asked for one (ttt) */
-	TX_PING,       /* keepalive: a NOP-Out that asks for a NOP-In */
-	TX_LOGOUT,     /* close the session */
-	TX_TMF,        /* a Task Management Function Request (ABORT TASK, LU RESET) */
-};
-
-/* The task management a session has out (one at a time): a command over
- * cmd_timeout is aborted; when the abort fails or goes unanswered the LU
- * is reset; when that fails or goes unanswered the connection is dropped
- * (and recovered).  Each step waits at most cmd_timeout for its answer. */
-enum tmf_state {
-	TMF_IDLE = 0,     /* none out */
-	TMF_ABORT,        /* ABORT TASK of tmf_ref_itt sent, answer awaited */
-	TMF_LU_RESET,     /* LOGICAL UNIT RESET of tmf_lun sent, answer awaited */
-};
-
-/* Steps of the identity check of one LUN (SESSION_VERIFYING). */
-enum verify_step {
-	VERIFY_SERIAL = 0,    /* INQUIRY VPD 0x80 (the LUN had a serial) */
-	VERIFY_DEVICE_ID,     /* INQUIRY VPD 0x83 (the LUN had a designator) */
-	VERIFY_CAPACITY16,    /* READ CAPACITY(16) */
-	VERIFY_CAPACITY10,    /* READ CAPACITY(10): the target refused (16) */
-	VERIFY_LUN_DONE,      /* this LUN is checked: on to the next */
-};
-
-/* An item of the control queue. */
-struct tx_item {
-	enum tx_kind kind;          /* what to send */
-	struct iscsi_task *task;    /* TX_DATA_OUT: the task (holds a tx_ref) */
-	uint32_t ttt;               /* TX_DATA_OUT: the R2T's TTT; TX_NOP_OUT: the NOP-In's */
-	uint32_t offset;            /* TX_DATA_OUT: BufferOffset of the burst */
-	uint32_t length;            /* TX_DATA_OUT: Desired Data Transfer Length */
-	uint64_t lun_wire;          /* TX_NOP_OUT: LUN field to echo; TX_TMF: the LUN */
-	uint8_t function;           /* TX_TMF: ISCSI_TMF_ABORT_TASK or ISCSI_TMF_LUN_RESET */
-	uint32_t ref_itt;           /* TX_TMF: ABORT TASK: the task's ITT */
-	uint32_t ref_cmdsn;         /* TX_TMF: ABORT TASK: the task's CmdSN */
-	struct tx_item *next;       /* queue link */
-};
-
-struct session {
-	struct pool *pool;                  /* owner; read-only */
-	const struct session_config *cfg;   /* read-only */
-	unsigned index;                     /* slot in the pool; last byte of ISID */
-	char portal_host[256];              /* RX thread (session_login() before it starts):
-	                                     * where logins go: one of cfg's portals, or the
-	                                     * one a permanent redirect named (take_portal()) */
-	uint16_t portal_port;               /* as portal_host */
-	unsigned portal_index;              /* as portal_host: the entry of cfg's portals
-	                                     * in use (use_portal()) */
-	char name[64];                      /* "session N" for log lines; read-only */
-	struct conn conn;                   /* TX thread writes, RX thread reads;
-	                                     * replaced by the RX thread while no
-	                                     * TX thread runs (recovery) */
-	struct iscsi_params params;         /* negotiated; changed only by the RX
-	                                     * thread while no TX thread runs */
-	uint16_t tsih;                      /* as params */
-	pthread_t tx_thread, rx_thread;     /* started by session_login() */
-	bool tx_running;                    /* RX thread only: tx_thread is joinable */
-	bool no_recover;                    /* read-only: made by session_attach_fd(), so a
-	                                     * lost connection fails the tasks with EIO
-	                                     * instead of reconnecting */
-	_Atomic int64_t last_rx_ns;         /* when the last PDU arrived (RX writes) */
-
-	pthread_mutex_t lock;               /* protects everything below */
-	pthread_cond_t tx_cond;             /* TX thread waits for work */
-	pthread_cond_t state_cond;          /* logout waits for the RX thread */
-	enum session_state state;           /* lock */
-	bool rx_done;                       /* lock: the RX thread has exited */
-	uint32_t cmdsn;                     /* lock: CmdSN of the next command */
-	uint32_t exp_cmdsn;                 /* lock: target's ExpCmdSN */
-	uint32_t max_cmdsn;                 /* lock: target's MaxCmdSN */
-	uint32_t exp_statsn;                /* lock: next StatSN expected */
-	struct iscsi_task **slots;          /* lock: tasks by ITT slot */
-	unsigned nslots;                    /* size of slots (queue_depth) */
-	unsigned outstanding;               /* lock: tasks in slots */
-	uint32_t itt_generation;            /* lock: bumps on each allocation */
-	unsigned next_slot;                 /* lock: where the slot search starts */
-	struct iscsi_task *cmd_head, *cmd_tail;   /* lock: commands to send */
-	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
-	bool tx_run;                        /* lock: the TX thread is to keep going */
-	bool tx_busy;                       /* lock: a thread is writing the socket (the
-	                                     * TX thread, or a submitter sending its own
-	                                     * command inline); one at a time */
-	bool ping_outstanding;              /* lock: a keepalive NOP-Out awaits its NOP-In */
-	bool dropped;                       /* lock: we shut the connection down (timeout,
-	                                     * send error) and logged why; the RX thread's
-	                                     * error is only the echo of it */
-	int64_t ping_sent_ns;               /* lock: when it was queued */
-	int64_t down_since_ns;              /* lock: when the connection was lost */
-	uint64_t login_seq;                 /* RX thread (session_start() before it
-	                                     * runs): the count of logins when this
-	                                     * connection logged in */
-	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
-	                                     * lost connection, in CmdSN order: they wait
-	                                     * for this session to log in again (see
-	                                     * stop_session()) or for the replacement
-	                                     * timeout (session_tick()) */
-	bool logout_asked;                  /* lock: the target asked for a logout (Async
-	                                     * Message, event 1): no new commands; the
-	                                     * Logout goes once the outstanding ones are
-	                                     * done (logout_if_drained()) */
-	bool logout_sent;                   /* lock: that Logout is queued or sent */
-	int64_t logout_by_ns;               /* lock: the target's deadline for it */
-	enum tmf_state tmf_state;           /* lock: the task management out, if any */
-	uint32_t tmf_ref_itt;               /* lock: TMF_ABORT: ITT of the task aborted */
-	uint32_t tmf_lun;                   /* lock: the LUN of the task or of the reset */
-	uint8_t tmf_opcode;                 /* lock: TMF_ABORT: CDB opcode, for log lines */
-	int64_t tmf_sent_ns;                /* lock: when it was queued */
-	struct iscsi_task vtask;            /* lock: the identity check's command (one at
-	                                     * a time; in the table like any task, but
-	                                     * never requeued: stop_session() skips it) */
-	uint8_t vbuf[256];                  /* lock: its Data-In */
-	struct lun_identity *verify_luns;   /* lock: what the LUNs must be (a copy of the
-	                                     * pool's, malloc()ed), NULL when not verifying */
-	unsigned verify_n;                  /* lock: entries of verify_luns */
-	unsigned verify_i;                  /* lock: the entry being checked */
-	enum verify_step verify_step;       /* lock: its step */
-	unsigned verify_retries;            /* lock: times this step was sent again */
-	int64_t verify_retry_ns;            /* lock: when session_tick() sends the step
-	                                     * again (BUSY, NOT READY); 0: nothing waits */
-
-	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
-	_Atomic int state_hint;             /* copy of state for lock-free readers */
-	/* statistics (relaxed atomics) */
-	_Atomic uint64_t st_commands, st_r2ts, st_data_out, st_read, st_written;
-	_Atomic uint64_t st_reconnects, st_timeouts, st_aborts, st_lu_resets;
-	_Atomic uint64_t st_verifications, st_replaced;
-};
 
 const struct iscsi_params *session_params(const struct session *s)
 {
@@ -249,13 +94,13 @@ enum session_state session_state_hint(const struct session *s)
 }
 
 /* Set the state (lock held) and its lock-free copy. */
-static void set_state(struct session *s, enum session_state state)
+void session_set_state(struct session *s, enum session_state state)
 {
 	s->state = state;
 	atomic_store_explicit(&s->state_hint, state, memory_order_relaxed);
 }
 
-static int64_t now_ns(void)
+int64_t session_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -347,7 +192,7 @@ void session_inline_sends(bool allowed)
 /* Put @t in the table and the command queue (or keep it for an inline
  * send).  Lock held; the caller checked the state.  Returns 0, or -1 with
  * errno EAGAIN (window or depth full). */
-static int submit_locked(struct session *s, struct iscsi_task *t)
+int session_submit_locked(struct session *s, struct iscsi_task *t)
 {
 	/* (a logout the target asked for: the task waits in the pool for
 	 * another session, or for this one to be back) */
@@ -377,7 +222,7 @@ static int submit_locked(struct session *s, struct iscsi_task *t)
 	t->residual = 0;
 	t->underflow = t->overflow = false;
 	t->data_in_bytes = 0;
-	t->sent_ns = now_ns();
+	t->sent_ns = session_now_ns();
 	t->next = NULL;
 	s->slots[slot] = t;
 	s->outstanding++;
@@ -410,7 +255,7 @@ int session_submit(struct session *s, struct iscsi_task *t)
 		errno = EIO;
 		return -1;
 	}
-	int rc = submit_locked(s, t);
+	int rc = session_submit_locked(s, t);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -626,6 +471,18 @@ static void tx_release(struct session *s, struct iscsi_task *t)
 		task_end(s, t);
 }
 
+/* A send failed (err_msg() says why): log it and shut the connection
+ * down; the RX thread then fails the session, and the line it logs is
+ * only the echo (s->dropped).  The sender holds the socket (tx_busy). */
+static void send_failed(struct session *s)
+{
+	log_error("%s: %s", s->name, err_msg());
+	pthread_mutex_lock(&s->lock);
+	s->dropped = true;
+	pthread_mutex_unlock(&s->lock);
+	conn_shutdown(&s->conn);
+}
+
 void session_send_pending(void)
 {
 	struct session *s = pending.session;
@@ -635,13 +492,8 @@ void session_send_pending(void)
 		return;
 	pending.session = NULL;
 	pending.task = NULL;
-	if (send_command(s, t, false) < 0) {
-		log_error("%s: %s", s->name, err_msg());
-		pthread_mutex_lock(&s->lock);
-		s->dropped = true;
-		pthread_mutex_unlock(&s->lock);
-		conn_shutdown(&s->conn);   /* the RX thread fails the session */
-	}
+	if (send_command(s, t, false) < 0)
+		send_failed(s);
 	/* the reference is dropped with the socket, in one step: once
 	 * stop_session() sees the socket free, the task is no longer ours */
 	pthread_mutex_lock(&s->lock);
@@ -709,11 +561,7 @@ static void *tx_main(void *arg)
 		if (rc < 0) {
 			/* the rest stays queued for stop_session() */
 			failed = true;
-			log_error("%s: %s", s->name, err_msg());
-			pthread_mutex_lock(&s->lock);
-			s->dropped = true;
-			pthread_mutex_unlock(&s->lock);
-			conn_shutdown(&s->conn);   /* the RX thread fails the session */
+			send_failed(s);
 		}
 		pthread_mutex_lock(&s->lock);
 		s->tx_busy = false;
@@ -769,7 +617,7 @@ static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint
 	it->ref_cmdsn = ref_cmdsn;
 	s->tmf_state = state;
 	s->tmf_lun = lun;
-	s->tmf_sent_ns = now_ns();
+	s->tmf_sent_ns = session_now_ns();
 	atomic_fetch_add(state == TMF_ABORT ? &s->st_aborts : &s->st_lu_resets, 1);
 	queue_ctl(s, it);
 	return 0;
@@ -1034,7 +882,7 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		unsigned outstanding = s->outstanding;
 		if (!s->logout_asked) {
 			s->logout_asked = true;
-			s->logout_by_ns = now_ns() + (int64_t)within * 1000000000;
+			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
 		}
 		logout_if_drained(s);
 		pthread_mutex_unlock(&s->lock);
@@ -1057,7 +905,7 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		unsigned outstanding = s->outstanding;
 		if (!s->logout_asked) {
 			s->logout_asked = true;
-			s->logout_by_ns = now_ns() + (int64_t)within * 1000000000;
+			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
 		}
 		logout_if_drained(s);
 		pthread_mutex_unlock(&s->lock);
@@ -1210,7 +1058,7 @@ static int rx_loop(struct session *s, uint8_t *scratch)
 		if (conn_recv_bhs(&s->conn, &bhs) < 0 ||
 		    pdu_check_received(&bhs, s->params.max_recv_dsl) < 0)
 			return -1;
-		atomic_store_explicit(&s->last_rx_ns, now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&s->last_rx_ns, session_now_ns(), memory_order_relaxed);
 		switch (pdu_opcode(&bhs)) {
 		case ISCSI_OP_DATA_IN:
 			rc = rx_data_in(s, &bhs, &kick);
@@ -1295,8 +1143,8 @@ static struct iscsi_task *insert_by_cmdsn(struct iscsi_task *list, struct iscsi_
 static void stop_session(struct session *s, enum session_state next, bool requeue)
 {
 	pthread_mutex_lock(&s->lock);
-	set_state(s, next);
-	s->down_since_ns = now_ns();
+	session_set_state(s, next);
+	s->down_since_ns = session_now_ns();
 	s->tx_run = false;
 	s->ping_outstanding = false;
 	s->logout_asked = s->logout_sent = false;   /* that connection is gone */
@@ -1481,302 +1329,17 @@ static void take_portal(struct session *s, const struct login_result *lr)
 	s->portal_port = lr->moved_port;
 }
 
-/* ---- identity check after a login (SESSION_VERIFYING) ---- */
-
-static void verify_done(struct iscsi_task *t);
-
-/* The step of @id to begin with from @step on: the VPD pages the LUN had
- * at the probe, then its capacity. */
-static enum verify_step verify_first_step(const struct lun_identity *id, enum verify_step step)
-{
-	if (step == VERIFY_SERIAL && !id->serial[0])
-		step = VERIFY_DEVICE_ID;
-	if (step == VERIFY_DEVICE_ID && !id->device_id[0])
-		step = VERIFY_CAPACITY16;
-	return step;
-}
-
-/* Send the command of the current step.  Lock held, SESSION_VERIFYING,
- * s->vtask not in flight.  A full window: session_tick() tries again. */
-static void verify_send_locked(struct session *s)
-{
-	const struct lun_identity *id = &s->verify_luns[s->verify_i];
-	struct iscsi_task *t = &s->vtask;
-
-	memset(t, 0, sizeof *t);
-	t->lun = id->lun;
-	t->dir = TASK_DIR_READ;
-	switch (s->verify_step) {
-	case VERIFY_SERIAL:
-		scsi_cdb_inquiry(t->cdb, true, 0x80, 255);
-		t->xfer_len = 255;
-		break;
-	case VERIFY_DEVICE_ID:
-		scsi_cdb_inquiry(t->cdb, true, 0x83, 255);
-		t->xfer_len = 255;
-		break;
-	case VERIFY_CAPACITY16:
-		scsi_cdb_read_capacity16(t->cdb, 32);
-		t->xfer_len = 32;
-		break;
-	case VERIFY_CAPACITY10:
-	case VERIFY_LUN_DONE:
-		scsi_cdb_read_capacity10(t->cdb);
-		t->xfer_len = 8;
-		break;
-	}
-	t->read_buf = s->vbuf;
-	t->done = verify_done;
-	t->opaque = s;
-	s->verify_retry_ns = 0;
-	if (submit_locked(s, t) < 0)
-		s->verify_retry_ns = now_ns();
-}
-
-/* Every LUN checked: the session takes the pool's commands, its pinned
- * writes first.  No lock held. */
-static void verify_finish(struct session *s)
-{
-	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_VERIFYING) {
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	unsigned n = s->verify_luns ? s->verify_n : 0;
-	free(s->verify_luns);
-	s->verify_luns = NULL;
-	set_state(s, SESSION_UP);
-	/* The target ended the old connection before it let us in: the
-	 * writes that were on it may go anywhere now (those of a replaced
-	 * LUN fail in the pool). */
-	struct iscsi_task *pinned = s->pinned;
-	s->pinned = NULL;
-	pthread_mutex_unlock(&s->lock);
-	atomic_fetch_add(&s->st_verifications, 1);
-	log_debug("%s: identity of %u LUNs checked; taking commands", s->name, n);
-	pool_requeue(s->pool, pinned);
-	pool_kick(s->pool);
-}
-
-/* The identity check cannot go on (@why): drop the connection, which is
- * then recovered and checked again.  Lock held, SESSION_VERIFYING (so
- * s->conn is the live connection, as in session_tick()). */
-static void verify_drop_locked(struct session *s, const char *why)
-{
-	s->dropped = true;
-	log_error("%s: target %s: cannot check the identity of its LUNs: %s; dropping the connection",
-		  s->name, s->cfg->target_name, why);
-	conn_shutdown(&s->conn);
-}
-
-/* Compare what a step of the check returned (GOOD status) with @id: what
- * differs into @why (the LUN is another), a capacity that grew into
- * @info, data that cannot be used into @fail; the next step into *@next. */
-static void verify_compare(struct session *s, const struct lun_identity *id,
-			   enum verify_step step, const struct iscsi_task *t, char *why,
-			   size_t why_cap, char *info, size_t info_cap, char *fail,
-			   size_t fail_cap, enum verify_step *next)
-{
-	char got[128] = "";
-	struct scsi_capacity cap;
-
-	*next = VERIFY_LUN_DONE;
-	if (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID) {
-		const char *want = step == VERIFY_SERIAL ? id->serial : id->device_id;
-		const char *what = step == VERIFY_SERIAL ? "serial" : "device id";
-		int rc;
-		if (t->data_in_bytes >= 1 && (s->vbuf[0] >> 5) == 3) {
-			snprintf(why, why_cap, "no LUN %u any more (%s was \"%s\")", id->lun, what,
-				 want);
-			return;
-		}
-		if (step == VERIFY_SERIAL)
-			rc = scsi_parse_vpd_serial(s->vbuf, t->data_in_bytes, got, sizeof got);
-		else
-			rc = scsi_parse_vpd_device_id(s->vbuf, t->data_in_bytes, got, sizeof got);
-		if (rc < 0) {
-			snprintf(fail, fail_cap, "LUN %u: VPD page 0x%02x: %s", id->lun,
-				 step == VERIFY_SERIAL ? 0x80 : 0x83, err_msg());
-			return;
-		}
-		if (strcmp(got, want) != 0) {
-			snprintf(why, why_cap, "%s \"%s\", was \"%s\"", what, got, want);
-			return;
-		}
-		*next = verify_first_step(id, step == VERIFY_SERIAL ? VERIFY_DEVICE_ID :
-					  VERIFY_CAPACITY16);
-		return;
-	}
-	int rc = step == VERIFY_CAPACITY16 ?
-		scsi_parse_read_capacity16(s->vbuf, t->data_in_bytes, &cap) :
-		scsi_parse_read_capacity10(s->vbuf, t->data_in_bytes, &cap);
-	if (rc < 0) {
-		snprintf(fail, fail_cap, "LUN %u: READ CAPACITY: %s", id->lun, err_msg());
-		return;
-	}
-	if (rc == 1) {      /* (10) and too big for it: it is bigger than it was */
-		snprintf(why, why_cap, "capacity beyond READ CAPACITY(10), was %llu blocks",
-			 (unsigned long long)id->blocks);
-		return;
-	}
-	if (cap.block_size != id->block_size)
-		snprintf(why, why_cap, "block size %u bytes, was %u", cap.block_size,
-			 id->block_size);
-	else if (cap.blocks < id->blocks)
-		snprintf(why, why_cap, "capacity %llu blocks, was %llu (shrank)",
-			 (unsigned long long)cap.blocks, (unsigned long long)id->blocks);
-	else if (cap.blocks > id->blocks)
-		snprintf(info, info_cap, "capacity grew from %llu to %llu blocks",
-			 (unsigned long long)id->blocks, (unsigned long long)cap.blocks);
-}
-
-/* The answer to a command of the identity check: compare, retry, mark the
- * LUN replaced, or drop the connection; then the next command, or UP.
- * On a session thread (RX, or TX), no lock held. */
-static void verify_done(struct iscsi_task *t)
-{
-	struct session *s = t->opaque;
-	char why[512] = "", info[128] = "", fail[300] = "";
-	struct scsi_sense sense;
-	bool retry = false, later = false;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	struct lun_identity id = s->verify_luns[s->verify_i];
-	enum verify_step step = s->verify_step, next = VERIFY_LUN_DONE;
-
-	if (t->result) {
-		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x aborted", id.lun, t->cdb[0]);
-	} else if (t->status == SCSI_STATUS_GOOD || t->status == SCSI_STATUS_CONDITION_MET) {
-		verify_compare(s, &id, step, t, why, sizeof why, info, sizeof info, fail,
-			       sizeof fail, &next);
-	} else if (t->status == SCSI_STATUS_CHECK_CONDITION) {
-		char what[160];
-		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
-			snprintf(fail, sizeof fail, "LUN %u: CHECK CONDITION without usable sense data",
-				 id.lun);
-		} else if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
-			retry = true;       /* POWER ON OR RESET greets a restarted target */
-		} else if (sense.key == SCSI_SENSE_NOT_READY && sense.asc != 0x3a) {
-			retry = later = true;
-		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x25) {
-			snprintf(why, sizeof why, "no LUN %u any more (LOGICAL UNIT NOT SUPPORTED)",
-				 id.lun);
-		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x20 &&
-			   step == VERIFY_CAPACITY16) {
-			next = VERIFY_CAPACITY10;   /* as at the probe */
-		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST &&
-			   (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID)) {
-			snprintf(why, sizeof why, "VPD page 0x%02x it had is refused",
-				 step == VERIFY_SERIAL ? 0x80 : 0x83);
-		} else {
-			scsi_sense_describe(&sense, what, sizeof what);
-			snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun, what, t->cdb[0]);
-		}
-	} else if (scsi_status_to_errno(t->status) == EAGAIN) {
-		retry = later = true;           /* BUSY, TASK SET FULL, ACA ACTIVE */
-	} else {
-		snprintf(fail, sizeof fail, "LUN %u: SCSI status %s (0x%02x)", id.lun,
-			 scsi_status_name(t->status), t->status);
-	}
-	if (retry && ++s->verify_retries > VERIFY_MAX_RETRIES) {
-		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x still refused after %u retries",
-			 id.lun, t->cdb[0], VERIFY_MAX_RETRIES);
-		retry = false;
-	}
-	if (fail[0]) {
-		verify_drop_locked(s, fail);
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	if (retry) {
-		if (later)      /* the next tick of the watchdog (about a second) */
-			s->verify_retry_ns = now_ns() + 500000000;
-		else
-			verify_send_locked(s);
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	pthread_mutex_unlock(&s->lock);
-
-	if (why[0]) {
-		if (pool_lun_replaced(s->pool, id.lun)) {
-			atomic_fetch_add(&s->st_replaced, 1);
-			log_error("target %s, lun%u: another LUN after the reconnect: %s; "
-				  "its I/O fails with EIO until remounted",
-				  s->cfg->target_name, id.lun, why);
-		}
-		next = VERIFY_LUN_DONE;
-	} else if (info[0]) {
-		log_info("target %s, lun%u: %s while the session was away", s->cfg->target_name,
-			 id.lun, info);
-	}
-
-	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	s->verify_retries = 0;
-	if (next == VERIFY_LUN_DONE) {
-		if (++s->verify_i == s->verify_n) {
-			pthread_mutex_unlock(&s->lock);
-			verify_finish(s);
-			return;
-		}
-		next = verify_first_step(&s->verify_luns[s->verify_i], VERIFY_SERIAL);
-	}
-	s->verify_step = next;
-	verify_send_locked(s);
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* Begin the identity check of a session that logged in again (state
- * SESSION_VERIFYING, TX thread running): the LUNs registered with the
- * pool, or none (then UP at once).  RX thread, no lock held. */
-static void verify_start(struct session *s)
-{
-	struct lun_identity *luns = NULL;
-	int n = s->pool ? pool_expected_luns(s->pool, &luns) : 0;
-
-	pthread_mutex_lock(&s->lock);
-	if (n < 0) {
-		if (s->state == SESSION_VERIFYING)
-			verify_drop_locked(s, err_msg());
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	if (n == 0 || s->state != SESSION_VERIFYING) {
-		pthread_mutex_unlock(&s->lock);
-		free(luns);
-		verify_finish(s);
-		return;
-	}
-	free(s->verify_luns);
-	s->verify_luns = luns;
-	s->verify_n = (unsigned)n;
-	s->verify_i = 0;
-	s->verify_retries = 0;
-	s->verify_step = verify_first_step(&luns[0], VERIFY_SERIAL);
-	log_debug("%s: checking the identity of %d LUNs", s->name, n);
-	verify_send_locked(s);
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* Log in again with the same ISID (RFC 7143 session reinstatement) after
  * DefaultTime2Wait, then with capped exponential backoff and jitter
  * (RECONNECT_*_MS), until it works or the session is closed.  Returns 0
  * when the session is logged in again (TX thread running), verifying its
- * LUNs (verify_start()) before it takes the pool's commands, -1 when it
+ * LUNs (session_verify_start()) before it takes the pool's commands, -1 when it
  * is being closed.  RX thread only; no TX thread runs meanwhile, so s->conn and
  * s->params are ours. */
 static int recover(struct session *s)
 {
 	const struct session_config *cfg = s->cfg;
-	int64_t start = now_ns();
+	int64_t start = session_now_ns();
 	unsigned seed = (unsigned)start ^ (s->index * 2654435761u);
 
 	/* Under the lock: session_tick() and session_logout_and_free() shut
@@ -1832,19 +1395,19 @@ static int recover(struct session *s)
 		s->exp_cmdsn = lr.exp_cmdsn;
 		s->max_cmdsn = lr.max_cmdsn;
 		s->exp_statsn = lr.exp_statsn;
-		set_state(s, SESSION_VERIFYING);
+		session_set_state(s, SESSION_VERIFYING);
 		pthread_mutex_unlock(&s->lock);
-		atomic_store_explicit(&s->last_rx_ns, now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&s->last_rx_ns, session_now_ns(), memory_order_relaxed);
 		if (start_tx(s) < 0) {
 			log_error("%s", err_msg());
 			return -1;
 		}
 		atomic_fetch_add(&s->st_reconnects, 1);
 		log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name,
-			 s->conn.peer, (double)(now_ns() - start) / 1e9, attempt + 1);
+			 s->conn.peer, (double)(session_now_ns() - start) / 1e9, attempt + 1);
 		/* the pinned writes and the pool's commands wait for the
 		 * identity check (verify_finish()) */
-		verify_start(s);
+		session_verify_start(s);
 		return 0;
 	}
 }
@@ -1907,14 +1470,14 @@ out:
 void session_tick(struct session *s)
 {
 	const struct session_config *cfg = s->cfg;
-	int64_t now = now_ns();
+	int64_t now = session_now_ns();
 	int64_t last_rx = atomic_load_explicit(&s->last_rx_ns, memory_order_relaxed);
 	char why[160] = "";
 
 	pthread_mutex_lock(&s->lock);
 	if (s->state == SESSION_VERIFYING && s->verify_luns && s->verify_retry_ns &&
 	    now >= s->verify_retry_ns)
-		verify_send_locked(s);     /* after BUSY, NOT READY or a full window */
+		session_verify_send_locked(s);     /* after BUSY, NOT READY or a full window */
 	if (s->state != SESSION_UP && s->state != SESSION_VERIFYING) {
 		/* Writes that waited the replacement timeout for this
 		 * session: other sessions may have them now (or, when none
@@ -2023,8 +1586,8 @@ static int session_start(struct session *s, const struct login_result *lr)
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->tx_cond, NULL);
 	pthread_cond_init(&s->state_cond, NULL);
-	set_state(s, SESSION_UP);
-	atomic_store(&s->last_rx_ns, now_ns());
+	session_set_state(s, SESSION_UP);
+	atomic_store(&s->last_rx_ns, session_now_ns());
 	if (start_tx(s) < 0)
 		goto err_tx;
 	if (pthread_create(&s->rx_thread, NULL, rx_main, s) != 0) {
@@ -2144,7 +1707,7 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	pthread_mutex_lock(&s->lock);
 	bool was_up = s->state == SESSION_UP || s->state == SESSION_VERIFYING;
 	if (s->state != SESSION_DOWN)
-		set_state(s, SESSION_CLOSING);
+		session_set_state(s, SESSION_CLOSING);
 	if (was_up) {
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (it) {

@@ -1,0 +1,201 @@
+/* session_internal.h: what the files of one session share (session.c,
+ * session_verify.c): the task table and queue layouts, struct session
+ * with the lock of each field, and the few functions one file calls in
+ * the other.  Not for other modules: they use session.h.
+ */
+#ifndef ISCSIFS_SESSION_INTERNAL_H
+#define ISCSIFS_SESSION_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "pool.h"
+#include "session.h"
+#include "text.h"
+
+/* Task table size: ITTs are (generation << 12) | slot. */
+#define SLOT_BITS 12
+#define MAX_SLOTS (1u << SLOT_BITS)
+/* ITTs of our own non-SCSI requests (outside every slot generation). */
+#define ITT_LOGOUT 0xfffffffeu
+#define ITT_PING 0xfffffffdu
+#define ITT_TMF 0xfffffffcu
+/* A renegotiation the target asks for without a deadline: the new login
+ * comes within this many seconds. */
+#define RENEGOTIATE_WITHIN_S 5
+/* Times a command is sent again on a new connection before it fails. */
+#define MAX_REISSUES 3
+/* Reconnect backoff: after DefaultTime2Wait, 0.5 s, 1 s, then every 2 s,
+ * each plus up to a quarter of jitter.  A target that comes back is found
+ * within 2.5 s (the replacement timeout is counted from the loss, not from
+ * it), and a dead portal costs each session one connect(2) per 2 s. */
+#define RECONNECT_FIRST_MS 500
+#define RECONNECT_MAX_MS 2000
+/* The target's DefaultTime2Wait is honoured up to this much. */
+#define RECONNECT_TIME2WAIT_MAX_MS 10000
+
+/* An identity check command answered with a Unit Attention, NOT READY or
+ * BUSY is sent again this many times (the latter two a second apart, by
+ * session_tick()) before the session gives up and reconnects. */
+#define VERIFY_MAX_RETRIES 10
+
+/* Kinds of work for the TX thread besides commands. */
+enum tx_kind {
+	TX_DATA_OUT,   /* answer an R2T: Data-Out PDUs for [offset, offset+length) */
+	TX_NOP_OUT,    /* answer a NOP-In that asked for one (ttt) */
+	TX_PING,       /* keepalive: a NOP-Out that asks for a NOP-In */
+	TX_LOGOUT,     /* close the session */
+	TX_TMF,        /* a Task Management Function Request (ABORT TASK, LU RESET) */
+};
+
+/* The task management a session has out (one at a time): a command over
+ * cmd_timeout is aborted; when the abort fails or goes unanswered the LU
+ * is reset; when that fails or goes unanswered the connection is dropped
+ * (and recovered).  Each step waits at most cmd_timeout for its answer. */
+enum tmf_state {
+	TMF_IDLE = 0,     /* none out */
+	TMF_ABORT,        /* ABORT TASK of tmf_ref_itt sent, answer awaited */
+	TMF_LU_RESET,     /* LOGICAL UNIT RESET of tmf_lun sent, answer awaited */
+};
+
+/* Steps of the identity check of one LUN (SESSION_VERIFYING). */
+enum verify_step {
+	VERIFY_SERIAL = 0,    /* INQUIRY VPD 0x80 (the LUN had a serial) */
+	VERIFY_DEVICE_ID,     /* INQUIRY VPD 0x83 (the LUN had a designator) */
+	VERIFY_CAPACITY16,    /* READ CAPACITY(16) */
+	VERIFY_CAPACITY10,    /* READ CAPACITY(10): the target refused (16) */
+	VERIFY_LUN_DONE,      /* this LUN is checked: on to the next */
+};
+
+/* An item of the control queue. */
+struct tx_item {
+	enum tx_kind kind;          /* what to send */
+	struct iscsi_task *task;    /* TX_DATA_OUT: the task (holds a tx_ref) */
+	uint32_t ttt;               /* TX_DATA_OUT: the R2T's TTT; TX_NOP_OUT: the NOP-In's */
+	uint32_t offset;            /* TX_DATA_OUT: BufferOffset of the burst */
+	uint32_t length;            /* TX_DATA_OUT: Desired Data Transfer Length */
+	uint64_t lun_wire;          /* TX_NOP_OUT: LUN field to echo; TX_TMF: the LUN */
+	uint8_t function;           /* TX_TMF: ISCSI_TMF_ABORT_TASK or ISCSI_TMF_LUN_RESET */
+	uint32_t ref_itt;           /* TX_TMF: ABORT TASK: the task's ITT */
+	uint32_t ref_cmdsn;         /* TX_TMF: ABORT TASK: the task's CmdSN */
+	struct tx_item *next;       /* queue link */
+};
+
+struct session {
+	struct pool *pool;                  /* owner; read-only */
+	const struct session_config *cfg;   /* read-only */
+	unsigned index;                     /* slot in the pool; last byte of ISID */
+	char portal_host[256];              /* RX thread (session_login() before it starts):
+	                                     * where logins go: one of cfg's portals, or the
+	                                     * one a permanent redirect named (take_portal()) */
+	uint16_t portal_port;               /* as portal_host */
+	unsigned portal_index;              /* as portal_host: the entry of cfg's portals
+	                                     * in use (use_portal()) */
+	char name[64];                      /* "session N" for log lines; read-only */
+	struct conn conn;                   /* TX thread writes, RX thread reads;
+	                                     * replaced by the RX thread while no
+	                                     * TX thread runs (recovery) */
+	struct iscsi_params params;         /* negotiated; changed only by the RX
+	                                     * thread while no TX thread runs */
+	uint16_t tsih;                      /* as params */
+	pthread_t tx_thread, rx_thread;     /* started by session_login() */
+	bool tx_running;                    /* RX thread only: tx_thread is joinable */
+	bool no_recover;                    /* read-only: made by session_attach_fd(), so a
+	                                     * lost connection fails the tasks with EIO
+	                                     * instead of reconnecting */
+	_Atomic int64_t last_rx_ns;         /* when the last PDU arrived (RX writes) */
+
+	pthread_mutex_t lock;               /* protects everything below */
+	pthread_cond_t tx_cond;             /* TX thread waits for work */
+	pthread_cond_t state_cond;          /* logout waits for the RX thread */
+	enum session_state state;           /* lock */
+	bool rx_done;                       /* lock: the RX thread has exited */
+	uint32_t cmdsn;                     /* lock: CmdSN of the next command */
+	uint32_t exp_cmdsn;                 /* lock: target's ExpCmdSN */
+	uint32_t max_cmdsn;                 /* lock: target's MaxCmdSN */
+	uint32_t exp_statsn;                /* lock: next StatSN expected */
+	struct iscsi_task **slots;          /* lock: tasks by ITT slot */
+	unsigned nslots;                    /* size of slots (queue_depth) */
+	unsigned outstanding;               /* lock: tasks in slots */
+	uint32_t itt_generation;            /* lock: bumps on each allocation */
+	unsigned next_slot;                 /* lock: where the slot search starts */
+	struct iscsi_task *cmd_head, *cmd_tail;   /* lock: commands to send */
+	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
+	bool tx_run;                        /* lock: the TX thread is to keep going */
+	bool tx_busy;                       /* lock: a thread is writing the socket (the
+	                                     * TX thread, or a submitter sending its own
+	                                     * command inline); one at a time */
+	bool ping_outstanding;              /* lock: a keepalive NOP-Out awaits its NOP-In */
+	bool dropped;                       /* lock: we shut the connection down (timeout,
+	                                     * send error) and logged why; the RX thread's
+	                                     * error is only the echo of it */
+	int64_t ping_sent_ns;               /* lock: when it was queued */
+	int64_t down_since_ns;              /* lock: when the connection was lost */
+	uint64_t login_seq;                 /* RX thread (session_start() before it
+	                                     * runs): the count of logins when this
+	                                     * connection logged in */
+	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
+	                                     * lost connection, in CmdSN order: they wait
+	                                     * for this session to log in again (see
+	                                     * stop_session()) or for the replacement
+	                                     * timeout (session_tick()) */
+	bool logout_asked;                  /* lock: the target asked for a logout (Async
+	                                     * Message, event 1): no new commands; the
+	                                     * Logout goes once the outstanding ones are
+	                                     * done (logout_if_drained()) */
+	bool logout_sent;                   /* lock: that Logout is queued or sent */
+	int64_t logout_by_ns;               /* lock: the target's deadline for it */
+	enum tmf_state tmf_state;           /* lock: the task management out, if any */
+	uint32_t tmf_ref_itt;               /* lock: TMF_ABORT: ITT of the task aborted */
+	uint32_t tmf_lun;                   /* lock: the LUN of the task or of the reset */
+	uint8_t tmf_opcode;                 /* lock: TMF_ABORT: CDB opcode, for log lines */
+	int64_t tmf_sent_ns;                /* lock: when it was queued */
+	struct iscsi_task vtask;            /* lock: the identity check's command (one at
+	                                     * a time; in the table like any task, but
+	                                     * never requeued: stop_session() skips it) */
+	uint8_t vbuf[256];                  /* lock: its Data-In */
+	struct lun_identity *verify_luns;   /* lock: what the LUNs must be (a copy of the
+	                                     * pool's, malloc()ed), NULL when not verifying */
+	unsigned verify_n;                  /* lock: entries of verify_luns */
+	unsigned verify_i;                  /* lock: the entry being checked */
+	enum verify_step verify_step;       /* lock: its step */
+	unsigned verify_retries;            /* lock: times this step was sent again */
+	int64_t verify_retry_ns;            /* lock: when session_tick() sends the step
+	                                     * again (BUSY, NOT READY); 0: nothing waits */
+
+	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
+	_Atomic int state_hint;             /* copy of state for lock-free readers */
+	/* statistics (relaxed atomics) */
+	_Atomic uint64_t st_commands, st_r2ts, st_data_out, st_read, st_written;
+	_Atomic uint64_t st_reconnects, st_timeouts, st_aborts, st_lu_resets;
+	_Atomic uint64_t st_verifications, st_replaced;
+};
+
+/* ---- session.c, for session_verify.c ---- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t session_now_ns(void);
+
+/* Change s->state and its lock-free copy.  Lock held. */
+void session_set_state(struct session *s, enum session_state state);
+
+/* session_submit() with the lock held, also in SESSION_VERIFYING (for the
+ * session's own commands).  Returns 0, or -1 with errno as
+ * session_submit(). */
+int session_submit_locked(struct session *s, struct iscsi_task *t);
+
+/* ---- session_verify.c, for session.c ---- */
+
+/* A session that logged in again (SESSION_VERIFYING) starts checking the
+ * identity of the LUNs the pool expects; it goes SESSION_UP when done.
+ * No lock held; RX thread. */
+void session_verify_start(struct session *s);
+
+/* Send the current step of the check again (after BUSY, NOT READY or a
+ * full window).  Lock held, SESSION_VERIFYING. */
+void session_verify_send_locked(struct session *s);
+
+#endif /* ISCSIFS_SESSION_INTERNAL_H */

@@ -1,0 +1,309 @@
+/* session_verify.c: the identity check of a session that logged in again
+ * (SESSION_VERIFYING, see session_internal.h).  Before the session takes
+ * any of the pool's commands it sends its own, one at a time, for every
+ * LUN the pool expects (pool_expect_lun()): INQUIRY VPD 0x80 and/or 0x83
+ * as the LUN had them at the probe, then READ CAPACITY(16), or (10).  A
+ * LUN that is another (serial, device id, block size, smaller capacity,
+ * gone) is marked replaced in the pool, whose I/O to it then fails with
+ * EIO; anything else that goes wrong drops the connection for another
+ * recovery round.
+ *
+ * Thread model: the steps complete on the session's RX (or TX) thread
+ * (verify_done()); session_tick() resends a step after BUSY or NOT READY.
+ * Everything here runs under s->lock except where a comment says not.
+ */
+#include "session_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "scsi.h"
+
+/* ---- identity check after a login (SESSION_VERIFYING) ---- */
+
+static void verify_done(struct iscsi_task *t);
+
+/* The step of @id to begin with from @step on: the VPD pages the LUN had
+ * at the probe, then its capacity. */
+static enum verify_step verify_first_step(const struct lun_identity *id, enum verify_step step)
+{
+	if (step == VERIFY_SERIAL && !id->serial[0])
+		step = VERIFY_DEVICE_ID;
+	if (step == VERIFY_DEVICE_ID && !id->device_id[0])
+		step = VERIFY_CAPACITY16;
+	return step;
+}
+
+/* Send the command of the current step.  Lock held, SESSION_VERIFYING,
+ * s->vtask not in flight.  A full window: session_tick() tries again. */
+void session_verify_send_locked(struct session *s)
+{
+	const struct lun_identity *id = &s->verify_luns[s->verify_i];
+	struct iscsi_task *t = &s->vtask;
+
+	memset(t, 0, sizeof *t);
+	t->lun = id->lun;
+	t->dir = TASK_DIR_READ;
+	switch (s->verify_step) {
+	case VERIFY_SERIAL:
+		scsi_cdb_inquiry(t->cdb, true, 0x80, 255);
+		t->xfer_len = 255;
+		break;
+	case VERIFY_DEVICE_ID:
+		scsi_cdb_inquiry(t->cdb, true, 0x83, 255);
+		t->xfer_len = 255;
+		break;
+	case VERIFY_CAPACITY16:
+		scsi_cdb_read_capacity16(t->cdb, 32);
+		t->xfer_len = 32;
+		break;
+	case VERIFY_CAPACITY10:
+	case VERIFY_LUN_DONE:
+		scsi_cdb_read_capacity10(t->cdb);
+		t->xfer_len = 8;
+		break;
+	}
+	t->read_buf = s->vbuf;
+	t->done = verify_done;
+	t->opaque = s;
+	s->verify_retry_ns = 0;
+	if (session_submit_locked(s, t) < 0)
+		s->verify_retry_ns = session_now_ns();
+}
+
+/* Every LUN checked: the session takes the pool's commands, its pinned
+ * writes first.  No lock held. */
+static void verify_finish(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_VERIFYING) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	unsigned n = s->verify_luns ? s->verify_n : 0;
+	free(s->verify_luns);
+	s->verify_luns = NULL;
+	session_set_state(s, SESSION_UP);
+	/* The target ended the old connection before it let us in: the
+	 * writes that were on it may go anywhere now (those of a replaced
+	 * LUN fail in the pool). */
+	struct iscsi_task *pinned = s->pinned;
+	s->pinned = NULL;
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_add(&s->st_verifications, 1);
+	log_debug("%s: identity of %u LUNs checked; taking commands", s->name, n);
+	pool_requeue(s->pool, pinned);
+	pool_kick(s->pool);
+}
+
+/* The identity check cannot go on (@why): drop the connection, which is
+ * then recovered and checked again.  Lock held, SESSION_VERIFYING (so
+ * s->conn is the live connection, as in session_tick()). */
+static void verify_drop_locked(struct session *s, const char *why)
+{
+	s->dropped = true;
+	log_error("%s: target %s: cannot check the identity of its LUNs: %s; dropping the connection",
+		  s->name, s->cfg->target_name, why);
+	conn_shutdown(&s->conn);
+}
+
+/* Compare what a step of the check returned (GOOD status) with @id: what
+ * differs into @why (the LUN is another), a capacity that grew into
+ * @info, data that cannot be used into @fail; the next step into *@next. */
+static void verify_compare(struct session *s, const struct lun_identity *id,
+			   enum verify_step step, const struct iscsi_task *t, char *why,
+			   size_t why_cap, char *info, size_t info_cap, char *fail,
+			   size_t fail_cap, enum verify_step *next)
+{
+	char got[128] = "";
+	struct scsi_capacity cap;
+
+	*next = VERIFY_LUN_DONE;
+	if (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID) {
+		const char *want = step == VERIFY_SERIAL ? id->serial : id->device_id;
+		const char *what = step == VERIFY_SERIAL ? "serial" : "device id";
+		int rc;
+		if (t->data_in_bytes >= 1 && (s->vbuf[0] >> 5) == 3) {
+			snprintf(why, why_cap, "no LUN %u any more (%s was \"%s\")", id->lun, what,
+				 want);
+			return;
+		}
+		if (step == VERIFY_SERIAL)
+			rc = scsi_parse_vpd_serial(s->vbuf, t->data_in_bytes, got, sizeof got);
+		else
+			rc = scsi_parse_vpd_device_id(s->vbuf, t->data_in_bytes, got, sizeof got);
+		if (rc < 0) {
+			snprintf(fail, fail_cap, "LUN %u: VPD page 0x%02x: %s", id->lun,
+				 step == VERIFY_SERIAL ? 0x80 : 0x83, err_msg());
+			return;
+		}
+		if (strcmp(got, want) != 0) {
+			snprintf(why, why_cap, "%s \"%s\", was \"%s\"", what, got, want);
+			return;
+		}
+		*next = verify_first_step(id, step == VERIFY_SERIAL ? VERIFY_DEVICE_ID :
+					  VERIFY_CAPACITY16);
+		return;
+	}
+	int rc = step == VERIFY_CAPACITY16 ?
+		scsi_parse_read_capacity16(s->vbuf, t->data_in_bytes, &cap) :
+		scsi_parse_read_capacity10(s->vbuf, t->data_in_bytes, &cap);
+	if (rc < 0) {
+		snprintf(fail, fail_cap, "LUN %u: READ CAPACITY: %s", id->lun, err_msg());
+		return;
+	}
+	if (rc == 1) {      /* (10) and too big for it: it is bigger than it was */
+		snprintf(why, why_cap, "capacity beyond READ CAPACITY(10), was %llu blocks",
+			 (unsigned long long)id->blocks);
+		return;
+	}
+	if (cap.block_size != id->block_size)
+		snprintf(why, why_cap, "block size %u bytes, was %u", cap.block_size,
+			 id->block_size);
+	else if (cap.blocks < id->blocks)
+		snprintf(why, why_cap, "capacity %llu blocks, was %llu (shrank)",
+			 (unsigned long long)cap.blocks, (unsigned long long)id->blocks);
+	else if (cap.blocks > id->blocks)
+		snprintf(info, info_cap, "capacity grew from %llu to %llu blocks",
+			 (unsigned long long)id->blocks, (unsigned long long)cap.blocks);
+}
+
+/* The answer to a command of the identity check: compare, retry, mark the
+ * LUN replaced, or drop the connection; then the next command, or UP.
+ * On a session thread (RX, or TX), no lock held. */
+static void verify_done(struct iscsi_task *t)
+{
+	struct session *s = t->opaque;
+	char why[512] = "", info[128] = "", fail[300] = "";
+	struct scsi_sense sense;
+	bool retry = false, later = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	struct lun_identity id = s->verify_luns[s->verify_i];
+	enum verify_step step = s->verify_step, next = VERIFY_LUN_DONE;
+
+	if (t->result) {
+		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x aborted", id.lun, t->cdb[0]);
+	} else if (t->status == SCSI_STATUS_GOOD || t->status == SCSI_STATUS_CONDITION_MET) {
+		verify_compare(s, &id, step, t, why, sizeof why, info, sizeof info, fail,
+			       sizeof fail, &next);
+	} else if (t->status == SCSI_STATUS_CHECK_CONDITION) {
+		char what[160];
+		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
+			snprintf(fail, sizeof fail, "LUN %u: CHECK CONDITION without usable sense data",
+				 id.lun);
+		} else if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
+			retry = true;       /* POWER ON OR RESET greets a restarted target */
+		} else if (sense.key == SCSI_SENSE_NOT_READY && sense.asc != 0x3a) {
+			retry = later = true;
+		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x25) {
+			snprintf(why, sizeof why, "no LUN %u any more (LOGICAL UNIT NOT SUPPORTED)",
+				 id.lun);
+		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x20 &&
+			   step == VERIFY_CAPACITY16) {
+			next = VERIFY_CAPACITY10;   /* as at the probe */
+		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST &&
+			   (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID)) {
+			snprintf(why, sizeof why, "VPD page 0x%02x it had is refused",
+				 step == VERIFY_SERIAL ? 0x80 : 0x83);
+		} else {
+			scsi_sense_describe(&sense, what, sizeof what);
+			snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun, what, t->cdb[0]);
+		}
+	} else if (scsi_status_to_errno(t->status) == EAGAIN) {
+		retry = later = true;           /* BUSY, TASK SET FULL, ACA ACTIVE */
+	} else {
+		snprintf(fail, sizeof fail, "LUN %u: SCSI status %s (0x%02x)", id.lun,
+			 scsi_status_name(t->status), t->status);
+	}
+	if (retry && ++s->verify_retries > VERIFY_MAX_RETRIES) {
+		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x still refused after %u retries",
+			 id.lun, t->cdb[0], VERIFY_MAX_RETRIES);
+		retry = false;
+	}
+	if (fail[0]) {
+		verify_drop_locked(s, fail);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (retry) {
+		if (later)      /* the next tick of the watchdog (about a second) */
+			s->verify_retry_ns = session_now_ns() + 500000000;
+		else
+			session_verify_send_locked(s);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	pthread_mutex_unlock(&s->lock);
+
+	if (why[0]) {
+		if (pool_lun_replaced(s->pool, id.lun)) {
+			atomic_fetch_add(&s->st_replaced, 1);
+			log_error("target %s, lun%u: another LUN after the reconnect: %s; "
+				  "its I/O fails with EIO until remounted",
+				  s->cfg->target_name, id.lun, why);
+		}
+		next = VERIFY_LUN_DONE;
+	} else if (info[0]) {
+		log_info("target %s, lun%u: %s while the session was away", s->cfg->target_name,
+			 id.lun, info);
+	}
+
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->verify_retries = 0;
+	if (next == VERIFY_LUN_DONE) {
+		if (++s->verify_i == s->verify_n) {
+			pthread_mutex_unlock(&s->lock);
+			verify_finish(s);
+			return;
+		}
+		next = verify_first_step(&s->verify_luns[s->verify_i], VERIFY_SERIAL);
+	}
+	s->verify_step = next;
+	session_verify_send_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Begin the identity check of a session that logged in again (state
+ * SESSION_VERIFYING, TX thread running): the LUNs registered with the
+ * pool, or none (then UP at once).  RX thread, no lock held. */
+void session_verify_start(struct session *s)
+{
+	struct lun_identity *luns = NULL;
+	int n = s->pool ? pool_expected_luns(s->pool, &luns) : 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (n < 0) {
+		if (s->state == SESSION_VERIFYING)
+			verify_drop_locked(s, err_msg());
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (n == 0 || s->state != SESSION_VERIFYING) {
+		pthread_mutex_unlock(&s->lock);
+		free(luns);
+		verify_finish(s);
+		return;
+	}
+	free(s->verify_luns);
+	s->verify_luns = luns;
+	s->verify_n = (unsigned)n;
+	s->verify_i = 0;
+	s->verify_retries = 0;
+	s->verify_step = verify_first_step(&luns[0], VERIFY_SERIAL);
+	log_debug("%s: checking the identity of %d LUNs", s->name, n);
+	session_verify_send_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
