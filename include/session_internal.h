@@ -109,7 +109,11 @@ struct session {
 	_Atomic int64_t last_rx_ns;         /* when the last PDU arrived (RX writes) */
 
 	pthread_mutex_t lock;               /* protects everything below */
-	pthread_cond_t tx_cond;             /* TX thread waits for work */
+	pthread_cond_t tx_cond;             /* TX thread waits for work; signalled only
+	                                     * while nobody holds the socket (tx_busy),
+	                                     * since the holder sends what is queued */
+	pthread_cond_t socket_cond;         /* broadcast when tx_busy is cleared
+	                                     * (stop_session() waits for it) */
 	pthread_cond_t state_cond;          /* logout waits for the RX thread */
 	enum session_state state;           /* lock */
 	bool rx_done;                       /* lock: the RX thread has exited */

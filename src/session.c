@@ -13,7 +13,10 @@
  *    both queues are empty and nobody writes sends that command itself
  *    (session_send_pending(), after the pool lock is dropped): one thread
  *    wakeup less per command, which is most of the cost of small I/O.
- *    s->tx_busy is the token: whoever holds it alone writes the socket.
+ *    s->tx_busy is the token: whoever holds it alone writes the socket,
+ *    and sends what others queue meanwhile before it lets go (a worker a
+ *    few PDUs, then it wakes the TX thread for the rest), so nobody wakes
+ *    the TX thread while the socket is taken.
  *  - the RX thread is the only reader.  It validates every PDU, places
  *    Data-In straight into the task's buffer, queues Data-Out for R2Ts and
  *    completes tasks, calling task->done() with no lock held.
@@ -242,7 +245,9 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 		else
 			s->cmd_head = t;
 		s->cmd_tail = t;
-		pthread_cond_signal(&s->tx_cond);
+		/* whoever holds the socket sends it before letting go */
+		if (!s->tx_busy)
+			pthread_cond_signal(&s->tx_cond);
 	}
 	return 0;
 }
@@ -263,6 +268,8 @@ int session_submit(struct session *s, struct iscsi_task *t)
 /* ---- TX thread ---- */
 
 #define SLICE_MAX 32
+/* PDUs a FUSE worker sends of what was queued while it sent its own. */
+#define INLINE_DRAIN_MAX 8
 
 /* Send Data-Out PDUs covering [offset, offset+length) of @t's payload,
  * each at most the target's MaxRecvDataSegmentLength, DataSN from 0, F on
@@ -483,6 +490,71 @@ static void send_failed(struct session *s)
 	conn_shutdown(&s->conn);
 }
 
+/* Send the next queued PDU: the control queue first, then the commands.
+ * Lock held on entry and on return, dropped while sending; the caller
+ * holds the socket (tx_busy) and saw a queue that is not empty. */
+static int send_next_queued(struct session *s)
+{
+	int rc = 0;
+
+	if (s->ctl_head) {
+		struct tx_item *it = s->ctl_head;
+		s->ctl_head = it->next;
+		if (!s->ctl_head)
+			s->ctl_tail = NULL;
+		bool more = s->ctl_head || s->cmd_head;
+		pthread_mutex_unlock(&s->lock);
+		switch (it->kind) {
+		case TX_DATA_OUT:
+			rc = send_data_out(s, it->task, it->ttt, it->offset, it->length, more);
+			tx_release(s, it->task);
+			break;
+		case TX_NOP_OUT:
+			rc = send_nop_out(s, it->ttt, it->lun_wire);
+			break;
+		case TX_PING:
+			rc = send_ping(s);
+			break;
+		case TX_LOGOUT:
+			rc = send_logout(s);
+			break;
+		case TX_TMF:
+			rc = send_tmf(s, it);
+			break;
+		}
+		free(it);
+	} else {
+		struct iscsi_task *t = s->cmd_head;
+		s->cmd_head = t->next;
+		if (!s->cmd_head)
+			s->cmd_tail = NULL;
+		t->on_wire = true;
+		bool more = s->ctl_head || s->cmd_head;
+		pthread_mutex_unlock(&s->lock);
+		rc = send_command(s, t, more);
+		tx_release(s, t);
+	}
+	pthread_mutex_lock(&s->lock);
+	return rc;
+}
+
+/* Whether a queue holds something to send.  Lock held. */
+static bool tx_queued(const struct session *s)
+{
+	return s->ctl_head || s->cmd_head;
+}
+
+/* Let go of the socket.  What was queued meanwhile goes to the TX thread,
+ * which nobody woke while the socket was taken (session_submit_locked(),
+ * queue_ctl()); stop_session() may wait for the socket.  Lock held. */
+static void tx_release_socket(struct session *s)
+{
+	s->tx_busy = false;
+	if (tx_queued(s))
+		pthread_cond_signal(&s->tx_cond);
+	pthread_cond_broadcast(&s->socket_cond);
+}
+
 void session_send_pending(void)
 {
 	struct session *s = pending.session;
@@ -492,16 +564,26 @@ void session_send_pending(void)
 		return;
 	pending.session = NULL;
 	pending.task = NULL;
-	if (send_command(s, t, false) < 0)
-		send_failed(s);
+	pthread_mutex_lock(&s->lock);
+	bool more = tx_queued(s);
+	pthread_mutex_unlock(&s->lock);
+	int rc = send_command(s, t, more);
 	/* the reference is dropped with the socket, in one step: once
 	 * stop_session() sees the socket free, the task is no longer ours */
 	pthread_mutex_lock(&s->lock);
 	bool due = --t->tx_refs == 0 && t->finished;
-	s->tx_busy = false;
-	/* the TX thread may have work that waited for the socket, and
-	 * stop_session() may wait for it to be free */
-	pthread_cond_broadcast(&s->tx_cond);
+	/* What other submitters queued while we sent goes now, on this
+	 * thread, which is running anyway: waking the TX thread for it would
+	 * cost more than sending it.  A few PDUs at most, so that a worker
+	 * is soon back to serve FUSE; the rest is the TX thread's. */
+	for (unsigned n = 0; rc == 0 && n < INLINE_DRAIN_MAX && tx_queued(s) && !s->dropped; n++)
+		rc = send_next_queued(s);
+	if (rc < 0) {
+		pthread_mutex_unlock(&s->lock);
+		send_failed(s);
+		pthread_mutex_lock(&s->lock);
+	}
+	tx_release_socket(s);
 	pthread_mutex_unlock(&s->lock);
 	if (due)
 		task_end(s, t);
@@ -514,57 +596,23 @@ static void *tx_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (s->tx_run && (failed || s->tx_busy || (!s->ctl_head && !s->cmd_head)))
+		while (s->tx_run && (failed || s->tx_busy || !tx_queued(s)))
 			pthread_cond_wait(&s->tx_cond, &s->lock);
 		if (!s->tx_run)
 			break;
 		s->tx_busy = true;
-		int rc = 0;
-		if (s->ctl_head) {
-			struct tx_item *it = s->ctl_head;
-			s->ctl_head = it->next;
-			if (!s->ctl_head)
-				s->ctl_tail = NULL;
-			bool more = s->ctl_head || s->cmd_head;
-			pthread_mutex_unlock(&s->lock);
-			switch (it->kind) {
-			case TX_DATA_OUT:
-				rc = send_data_out(s, it->task, it->ttt, it->offset,
-						   it->length, more);
-				tx_release(s, it->task);
-				break;
-			case TX_NOP_OUT:
-				rc = send_nop_out(s, it->ttt, it->lun_wire);
-				break;
-			case TX_PING:
-				rc = send_ping(s);
-				break;
-			case TX_LOGOUT:
-				rc = send_logout(s);
-				break;
-			case TX_TMF:
-				rc = send_tmf(s, it);
-				break;
+		/* everything queued, also what comes while we send */
+		while (!failed && s->tx_run && tx_queued(s)) {
+			if (send_next_queued(s) < 0) {
+				/* the rest stays queued for stop_session() */
+				failed = true;
+				pthread_mutex_unlock(&s->lock);
+				send_failed(s);
+				pthread_mutex_lock(&s->lock);
 			}
-			free(it);
-		} else {
-			struct iscsi_task *t = s->cmd_head;
-			s->cmd_head = t->next;
-			if (!s->cmd_head)
-				s->cmd_tail = NULL;
-			t->on_wire = true;
-			bool more = s->ctl_head || s->cmd_head;
-			pthread_mutex_unlock(&s->lock);
-			rc = send_command(s, t, more);
-			tx_release(s, t);
 		}
-		if (rc < 0) {
-			/* the rest stays queued for stop_session() */
-			failed = true;
-			send_failed(s);
-		}
-		pthread_mutex_lock(&s->lock);
 		s->tx_busy = false;
+		pthread_cond_broadcast(&s->socket_cond);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -579,7 +627,9 @@ static int queue_ctl(struct session *s, struct tx_item *it)
 	else
 		s->ctl_head = it;
 	s->ctl_tail = it;
-	pthread_cond_signal(&s->tx_cond);
+	/* whoever holds the socket sends it before letting go */
+	if (!s->tx_busy)
+		pthread_cond_signal(&s->tx_cond);
 	return 0;
 }
 
@@ -1161,7 +1211,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	 * socket is shut down */
 	pthread_mutex_lock(&s->lock);
 	while (s->tx_busy)
-		pthread_cond_wait(&s->tx_cond, &s->lock);
+		pthread_cond_wait(&s->socket_cond, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 
 	/* The TX thread is gone: drop its references, then empty the table.
@@ -1585,6 +1635,7 @@ static int session_start(struct session *s, const struct login_result *lr)
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->tx_cond, NULL);
+	pthread_cond_init(&s->socket_cond, NULL);
 	pthread_cond_init(&s->state_cond, NULL);
 	session_set_state(s, SESSION_UP);
 	atomic_store(&s->last_rx_ns, session_now_ns());
@@ -1730,6 +1781,7 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	conn_close(&s->conn);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->tx_cond);
+	pthread_cond_destroy(&s->socket_cond);
 	pthread_cond_destroy(&s->state_cond);
 	free(s->slots);
 	free(s->verify_luns);
