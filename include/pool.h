@@ -69,6 +69,19 @@ void pool_destroy(struct pool *p, int timeout_ms);
  * carries commands.  Target layer; any thread but a session's. */
 void pool_expect_lun(struct pool *p, const struct lun_identity *id);
 
+/* LUN @lun is no longer part of the mount (its file was removed): a
+ * session that logs in again does not check it.  Target layer. */
+void pool_forget_lun(struct pool *p, uint32_t lun);
+
+/* The hook the identity check calls when a LUN grew while a session was
+ * away (nothing else changed): on a session thread, no lock held; it must
+ * not block or wait for commands.  Set by the owner after pool_create(). */
+typedef void (*pool_grew_fn)(uint32_t lun, void *opaque);
+void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque);
+
+/* Tell the pool's owner that LUN @lun grew (pool_set_grew_hook()). */
+void pool_lun_grew(struct pool *p, uint32_t lun);
+
 /* A copy of the identities to check, leaving out LUNs already replaced:
  * their number, and a malloc()ed array in *@out (NULL when 0).  Returns
  * -1 with err_set() on ENOMEM. */

@@ -48,6 +48,8 @@ struct fs_target {
 	pthread_cond_t rescan_cond;   /* signalled when the rescan thread ends */
 	bool rescan_luns;             /* rescan_lock: the LUN list is to be read again */
 	bool rescan_capacity;         /* rescan_lock: some LUN has capacity_changed set */
+	bool rescan_all_capacities;   /* rescan_lock: and every LUN's is to be read
+	                               * (one grew while a session was away) */
 	bool rescan_running;          /* rescan_lock: the rescan thread runs */
 	bool closing;                 /* rescan_lock: target_free() began: no new rescan */
 };

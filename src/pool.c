@@ -63,6 +63,8 @@ struct pool {
 	unsigned nluns;                   /* lock: entries used in luns */
 	unsigned luns_cap;                /* lock: entries allocated in luns */
 	unsigned nreplaced;               /* lock: entries of luns marked replaced */
+	pool_grew_fn grew;                /* lock: the owner's hook, or NULL */
+	void *grew_opaque;                /* lock: its argument */
 };
 
 /* A LUN of the mount on this target. */
@@ -251,6 +253,38 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 	pl->replaced = false;
 	pl->id = *id;
 	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_forget_lun(struct pool *p, uint32_t lun)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl) {
+		if (pl->replaced)
+			p->nreplaced--;
+		*pl = p->luns[--p->nluns];   /* order does not matter */
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque)
+{
+	pthread_mutex_lock(&p->lock);
+	p->grew = fn;
+	p->grew_opaque = opaque;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_lun_grew(struct pool *p, uint32_t lun)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	pool_grew_fn fn = p->grew;
+	void *opaque = p->grew_opaque;
+	pthread_mutex_unlock(&p->lock);
+	if (fn)
+		fn(lun, opaque);
 }
 
 int pool_expected_luns(struct pool *p, struct lun_identity **out)

@@ -254,6 +254,7 @@ static void verify_done(struct iscsi_task *t)
 	} else if (info[0]) {
 		log_info("target %s, lun%u: %s while the session was away", s->cfg->target_name,
 			 id.lun, info);
+		pool_lun_grew(s->pool, id.lun);   /* its file takes the new size */
 	}
 
 	pthread_mutex_lock(&s->lock);

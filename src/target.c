@@ -66,32 +66,56 @@ struct fs_target *target_new(const struct session_config *cfg, const char *porta
 
 static void *rescan_main(void *arg);
 
+/* Have the rescan thread run for what the flags just set say (rescan
+ * lock held), starting it unless it runs. */
+static void start_rescan_locked(struct fs_target *t)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+
+	if (t->rescan_running)
+		return;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, rescan_main, t) == 0)
+		t->rescan_running = true;
+	else
+		log_warn("target %s: cannot start a thread to follow the change; "
+			 "remount to see it", t->cfg.target_name);
+	pthread_attr_destroy(&attr);
+}
+
 /* lun_change_fn of every LUN of @opaque, a target: on a session thread. */
 static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 {
 	struct fs_target *t = opaque;
-	pthread_attr_t attr;
-	pthread_t thread;
 
 	(void)l;
 	pthread_mutex_lock(&t->rescan_lock);
-	if (t->closing) {
-		pthread_mutex_unlock(&t->rescan_lock);
-		return;
-	}
-	if (what == LUN_CHANGE_CAPACITY)
-		t->rescan_capacity = true;
-	else
-		t->rescan_luns = true;
-	if (!t->rescan_running) {
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&thread, &attr, rescan_main, t) == 0)
-			t->rescan_running = true;
+	if (!t->closing) {
+		if (what == LUN_CHANGE_CAPACITY)
+			t->rescan_capacity = true;
 		else
-			log_warn("target %s: cannot start a thread to follow the change; "
-				 "remount to see it", t->cfg.target_name);
-		pthread_attr_destroy(&attr);
+			t->rescan_luns = true;
+		start_rescan_locked(t);
+	}
+	pthread_mutex_unlock(&t->rescan_lock);
+}
+
+/* pool_grew_fn of the pool of @opaque, a target: a session found after a
+ * reconnect that LUN @lun grew while it was away, as a Unit Attention
+ * would have said had the session been there.  On a session thread, which
+ * may not take t->lock to find that LUN: every capacity is read again. */
+static void lun_grew(uint32_t lun, void *opaque)
+{
+	struct fs_target *t = opaque;
+
+	(void)lun;
+	pthread_mutex_lock(&t->rescan_lock);
+	if (!t->closing) {
+		t->rescan_capacity = true;
+		t->rescan_all_capacities = true;
+		start_rescan_locked(t);
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
 }
@@ -196,6 +220,9 @@ static void rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 			continue;
 		if (!fs_remove_node(t->fs, n->ino))
 			continue;
+		/* not checked after a reconnect: another LUN with that
+		 * number later is a new file, not a replacement */
+		pool_forget_lun(t->pool, n->lun->number);
 		log_info("target %s, %s: the target no longer reports the LUN; its file is removed",
 			 t->cfg.target_name, n->name);
 		name_list_add(changed, n->name);
@@ -234,10 +261,10 @@ static void rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 	free(numbers);
 }
 
-/* Read the capacity again of each LUN of @t that a Unit Attention marked
- * (t->lock held, so that the open has added every file); the names whose
- * size changed go to @changed. */
-static void rescan_capacities_locked(struct fs_target *t, struct name_list *changed)
+/* Read the capacity again of each LUN of @t that a Unit Attention marked,
+ * or of all when @all (t->lock held, so that the open has added every
+ * file); the names whose size changed go to @changed. */
+static void rescan_capacities_locked(struct fs_target *t, bool all, struct name_list *changed)
 {
 	for (fuse_ino_t ino = 1;; ino++) {
 		struct fs_node *n = fs_node(t->fs, ino);
@@ -247,7 +274,7 @@ static void rescan_capacities_locked(struct fs_target *t, struct name_list *chan
 		if (!n)
 			break;
 		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
-		    !atomic_exchange(&n->lun->capacity_changed, false))
+		    (!atomic_exchange(&n->lun->capacity_changed, false) && !all))
 			continue;
 		rc = lun_reread_capacity(n->lun, &old);
 		if (rc < 0) {
@@ -266,13 +293,13 @@ static void rescan_capacities_locked(struct fs_target *t, struct name_list *chan
 }
 
 /* Capacities, then the kernel is told of the files that changed size. */
-static void rescan_capacities(struct fs_target *t)
+static void rescan_capacities(struct fs_target *t, bool all)
 {
 	struct name_list changed = { NULL, 0, 0 };
 
 	pthread_mutex_lock(&t->lock);
 	if (t->opened)
-		rescan_capacities_locked(t, &changed);
+		rescan_capacities_locked(t, all, &changed);
 	pthread_mutex_unlock(&t->lock);
 	for (size_t i = 0; i < changed.n; i++) {
 		struct fs_node *n = lun_file_named(t, changed.names[i]);
@@ -305,10 +332,11 @@ static void *rescan_main(void *arg)
 	pthread_mutex_lock(&t->rescan_lock);
 	while (!t->closing && (t->rescan_luns || t->rescan_capacity)) {
 		bool luns = t->rescan_luns, capacity = t->rescan_capacity;
-		t->rescan_luns = t->rescan_capacity = false;
+		bool all = t->rescan_all_capacities;
+		t->rescan_luns = t->rescan_capacity = t->rescan_all_capacities = false;
 		pthread_mutex_unlock(&t->rescan_lock);
 		if (capacity)
-			rescan_capacities(t);
+			rescan_capacities(t, all);
 		if (luns)
 			rescan_luns(t);
 		pthread_mutex_lock(&t->rescan_lock);
@@ -413,6 +441,7 @@ int target_open(struct fs *fs, struct fs_target *t)
 			err = err_errno() ? err_errno() : EIO;
 			goto failed;
 		}
+		pool_set_grew_hook(t->pool, lun_grew, t);
 	}
 	err = add_luns(fs, t);
 	if (err)
