@@ -138,6 +138,9 @@ struct session {
 	                                     * error is only the echo of it */
 	int64_t ping_sent_ns;               /* lock: when it was queued */
 	int64_t down_since_ns;              /* lock: when the connection was lost */
+	int next_time2wait_s;               /* RX thread: the Time2Wait an Async Message
+	                                     * gave for the next login, -1 for none
+	                                     * (DefaultTime2Wait) */
 	uint64_t login_seq;                 /* RX thread (session_start() before it
 	                                     * runs): the count of logins when this
 	                                     * connection logged in */

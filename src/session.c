@@ -550,7 +550,7 @@ static bool tx_queued(const struct session *s)
 static void tx_release_socket(struct session *s)
 {
 	s->tx_busy = false;
-	if (tx_queued(s))
+	if (tx_queued(s) && !s->dropped)
 		pthread_cond_signal(&s->tx_cond);
 	pthread_cond_broadcast(&s->socket_cond);
 }
@@ -596,15 +596,16 @@ static void *tx_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (s->tx_run && (failed || s->tx_busy || !tx_queued(s)))
+		while (s->tx_run && (failed || s->dropped || s->tx_busy || !tx_queued(s)))
 			pthread_cond_wait(&s->tx_cond, &s->lock);
 		if (!s->tx_run)
 			break;
 		s->tx_busy = true;
-		/* everything queued, also what comes while we send */
-		while (!failed && s->tx_run && tx_queued(s)) {
+		/* everything queued, also what comes while we send; nothing
+		 * once the connection is shut down (the rest stays queued for
+		 * stop_session()) */
+		while (!failed && !s->dropped && s->tx_run && tx_queued(s)) {
 			if (send_next_queued(s) < 0) {
-				/* the rest stays queued for stop_session() */
 				failed = true;
 				pthread_mutex_unlock(&s->lock);
 				send_failed(s);
@@ -942,8 +943,12 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 	}
 	case ISCSI_ASYNC_DROP_CONNECTION:
 	case ISCSI_ASYNC_DROP_SESSION:
-		err_set(ECONNRESET, "target announced it drops the %s",
-			h->event == ISCSI_ASYNC_DROP_SESSION ? "session" : "connection");
+		/* Parameter2 is Time2Wait: how long before logging in again
+		 * (RFC 7143 11.9.1), for this once instead of DefaultTime2Wait */
+		s->next_time2wait_s = get_be16(h->param2);
+		err_set(ECONNRESET, "target announced it drops the %s (Time2Wait %d s)",
+			h->event == ISCSI_ASYNC_DROP_SESSION ? "session" : "connection",
+			s->next_time2wait_s);
 		return -1;
 	case ISCSI_ASYNC_RENEGOTIATE: {
 		/* ErrorRecoveryLevel 0 has no text negotiation in full feature
@@ -1015,6 +1020,8 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 	if (bhs->logout_rsp.response != 0)
 		log_warn("%s: logout answered with response %u", s->name,
 			 bhs->logout_rsp.response);
+	/* (its Time2Wait and Time2Retain are for ErrorRecoveryLevel 2's task
+	 * reassignment, to be ignored below it: RFC 7143 11.15.2-3) */
 	if (asked)
 		return 1;
 	log_info("%s: logged out as the target asked", s->name);
@@ -1380,7 +1387,8 @@ static void take_portal(struct session *s, const struct login_result *lr)
 }
 
 /* Log in again with the same ISID (RFC 7143 session reinstatement) after
- * DefaultTime2Wait, then with capped exponential backoff and jitter
+ * DefaultTime2Wait (or the Time2Wait of the Async Message that announced
+ * the drop), then with capped exponential backoff and jitter
  * (RECONNECT_*_MS), until it works or the session is closed.  Returns 0
  * when the session is logged in again (TX thread running), verifying its
  * LUNs (session_verify_start()) before it takes the pool's commands, -1 when it
@@ -1398,10 +1406,14 @@ static int recover(struct session *s)
 	pthread_mutex_lock(&s->lock);
 	conn_close(&s->conn);
 	pthread_mutex_unlock(&s->lock);
+	/* the target's word for this loss, else the negotiated default */
+	unsigned time2wait_s = s->next_time2wait_s >= 0 ? (unsigned)s->next_time2wait_s :
+		s->params.default_time2wait;
+	s->next_time2wait_s = -1;
 	for (unsigned attempt = 0;; attempt++) {
 		int64_t delay;
 		if (attempt == 0)
-			delay = (int64_t)s->params.default_time2wait * 1000;
+			delay = (int64_t)time2wait_s * 1000;
 		else if (attempt < 3)
 			delay = (int64_t)RECONNECT_FIRST_MS << (attempt - 1);
 		else
@@ -1682,6 +1694,7 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	s->pool = pool;
 	s->cfg = cfg;
 	s->index = index;
+	s->next_time2wait_s = -1;
 	snprintf(s->name, sizeof s->name, "session %u", index);
 	memcpy(isid, cfg->isid_base, 6);
 	isid[5] = (uint8_t)(isid[5] + index);
@@ -1726,6 +1739,7 @@ struct session *session_attach_fd(struct pool *pool, const struct session_config
 	s->pool = pool;
 	s->cfg = cfg;
 	s->index = index;
+	s->next_time2wait_s = -1;
 	s->no_recover = true;
 	snprintf(s->name, sizeof s->name, "session %u", index);
 	if (conn_attach_fd(&s->conn, fd, "attached peer", -1) < 0)

@@ -95,6 +95,9 @@ GOOD, CHECK_CONDITION, BUSY, TASK_SET_FULL = 0x00, 0x02, 0x08, 0x28
 OUR_MRDSL = 65536
 MAX_BURST = 65536
 MAX_R2T = 1
+# Time2Wait of the Async Message of case async-drop, seconds (more than
+# the DefaultTime2Wait of 2 that iscsifs offers and the target accepts)
+DROP_TIME2WAIT = 3
 WINDOW = 64
 DATA_IN_CHUNK = 16384
 
@@ -149,7 +152,7 @@ CASES = {
     "unit-attention": ("read1", 1, "CHECK CONDITION UNIT ATTENTION, POWER ON OCCURRED"),
     "async-logout": ("read1", 1, "Async Message: logout requested within 1 s; dropped 2 s later"),
     "async-renegotiate": ("read1", 1, "Async Message: parameter renegotiation requested within 1 s"),
-    "async-drop": ("read1", 1, "Async Message: the target drops the connection, then does"),
+    "async-drop": ("read1", 1, "Async Message: the target drops the connection (Time2Wait 3 s), then does"),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -1124,7 +1127,7 @@ class Conn:
             self.respond(t, data)
             self.later(2.5, self.drop_unless_logged_out)
         elif case == "async-drop":
-            self.async_msg(2, param1=0, param2=0)
+            self.async_msg(2, param1=0, param2=DROP_TIME2WAIT)
             self.close()
         else:
             return False
