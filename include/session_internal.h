@@ -181,7 +181,7 @@ struct session {
 	_Atomic uint64_t st_verifications, st_replaced;
 };
 
-/* ---- session.c, for session_verify.c ---- */
+/* ---- session.c, for the other session_*.c ---- */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t session_now_ns(void);
@@ -193,6 +193,60 @@ void session_set_state(struct session *s, enum session_state state);
  * session's own commands).  Returns 0, or -1 with errno as
  * session_submit(). */
 int session_submit_locked(struct session *s, struct iscsi_task *t);
+
+/* A task whose status came (or that was aborted) and that no TX item
+ * points at any more: done(), or, aborted, sent again.  No lock held. */
+void session_task_end(struct session *s, struct iscsi_task *t);
+
+/* Take ExpCmdSN/MaxCmdSN from a target PDU; RFC 7143 §4.2.2.1: ignore a
+ * MaxCmdSN below ExpCmdSN - 1 and values that go backwards.  Lock held. */
+void session_update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn);
+
+/* ExpStatSN past @statsn.  Lock held. */
+void session_update_statsn(struct session *s, uint32_t statsn);
+
+/* The task of ITT @itt in the table, or NULL.  Lock held. */
+struct iscsi_task *session_find_task(struct session *s, uint32_t itt);
+
+/* Take a task out of the table; returns whether done() is due now (no TX
+ * item holds it).  Lock held. */
+bool session_finish_task(struct session *s, struct iscsi_task *t);
+
+/* Send @t again (on any session of the pool) after the target aborted
+ * it, or fail it with EIO when it has cost too much already or there is
+ * no pool.  No lock held. */
+void session_reissue(struct session *s, struct iscsi_task *t);
+
+/* A protocol violation on the RX thread: say what (err_set()) and return
+ * -1 from the handler, which fails the connection. */
+#define VIOLATION(s, ...)                                                   \
+	do {                                                                \
+		err_set(EPROTO, __VA_ARGS__);                               \
+		return -1;                                                  \
+	} while (0)
+
+/* ---- session_tmf.c, for session.c ---- */
+
+/* The Task Management Function Response: the aborted tasks go out again;
+ * an abort the target refused becomes an LU reset; a reset it refused
+ * fails the connection.  RX thread, no lock held.  Returns 0, or -1 with
+ * err_set(). */
+int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs);
+
+/* The cmd_timeout deadlines of session_tick(): start the next function
+ * for a command or TMF overdue, or say in @why (@why_len bytes) why the
+ * connection is to be dropped.  Lock held, session up. */
+void session_tmf_tick_locked(struct session *s, int64_t now, char *why, size_t why_len);
+
+/* ---- session_tx.c, for session.c ---- */
+
+/* Queue a control PDU (Data-Out, NOP-Out, ping, Logout, TMF) to go before
+ * the commands not yet sent.  Lock held.  Returns 0. */
+int session_queue_ctl_locked(struct session *s, struct tx_item *it);
+
+/* Start the TX thread of a connection just logged in.  Returns 0, or -1
+ * with err_set(). */
+int session_start_tx(struct session *s);
 
 /* ---- session_verify.c, for session.c ---- */
 

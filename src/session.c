@@ -1,4 +1,8 @@
-/* session.c: one iSCSI session in full feature phase (see session.h).
+/* session.c: one iSCSI session in full feature phase (see session.h): the
+ * task table, the RX thread, recovery and the life cycle.
+ * Submission and the TX side are in session_tx.c, task management
+ * (cmd_timeout) in session_tmf.c, the identity check after a reconnect in
+ * session_verify.c; they share session_internal.h.
  *
  * NOTES ON THE THREAD MODEL
  *
@@ -127,9 +131,7 @@ void session_get_stats(struct session *s, struct session_stats *out)
 
 /* ---- sequence numbers (lock held) ---- */
 
-/* Take ExpCmdSN/MaxCmdSN from a target PDU; RFC 7143 §4.2.2.1: ignore a
- * MaxCmdSN below ExpCmdSN - 1 and values that go backwards. */
-static void update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn)
+void session_update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn)
 {
 	if (sn_lt(max_cmdsn, exp_cmdsn - 1))
 		return;
@@ -139,7 +141,7 @@ static void update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cm
 		s->max_cmdsn = max_cmdsn;
 }
 
-static void update_statsn(struct session *s, uint32_t statsn)
+void session_update_statsn(struct session *s, uint32_t statsn)
 {
 	if (sn_le(s->exp_statsn, statsn))
 		s->exp_statsn = statsn + 1;
@@ -152,7 +154,7 @@ static int slot_of(uint32_t itt)
 	return (int)(itt & (MAX_SLOTS - 1));
 }
 
-static struct iscsi_task *find_task(struct session *s, uint32_t itt)
+struct iscsi_task *session_find_task(struct session *s, uint32_t itt)
 {
 	unsigned slot = (unsigned)slot_of(itt);
 	if (itt == ISCSI_RESERVED_TAG || slot >= s->nslots)
@@ -163,8 +165,7 @@ static struct iscsi_task *find_task(struct session *s, uint32_t itt)
 
 static void logout_if_drained(struct session *s);
 
-/* Take a task out of the table; returns whether done() is due now. */
-static bool finish_task(struct session *s, struct iscsi_task *t)
+bool session_finish_task(struct session *s, struct iscsi_task *t)
 {
 	s->slots[slot_of(t->itt)] = NULL;
 	s->outstanding--;
@@ -175,269 +176,7 @@ static bool finish_task(struct session *s, struct iscsi_task *t)
 	return t->tx_refs == 0;
 }
 
-/* ---- submission ---- */
-
-/* Whether this thread may send its own commands (session_inline_sends()). */
-static _Thread_local bool inline_ok;
-
-/* A command this thread took the socket for in session_submit() and is to
- * send in session_send_pending(), once it holds no lock. */
-static _Thread_local struct {
-	struct session *session;      /* whose socket; its tx_busy is ours */
-	struct iscsi_task *task;      /* the command, in the table, not queued */
-} pending;
-
-void session_inline_sends(bool allowed)
-{
-	inline_ok = allowed;
-}
-
-/* Put @t in the table and the command queue (or keep it for an inline
- * send).  Lock held; the caller checked the state.  Returns 0, or -1 with
- * errno EAGAIN (window or depth full). */
-int session_submit_locked(struct session *s, struct iscsi_task *t)
-{
-	/* (a logout the target asked for: the task waits in the pool for
-	 * another session, or for this one to be back) */
-	if (s->logout_asked || s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
-		errno = EAGAIN;
-		return -1;
-	}
-	unsigned slot = s->next_slot;
-	while (s->slots[slot])
-		slot = (slot + 1) % s->nslots;
-	s->next_slot = (slot + 1) % s->nslots;
-	s->itt_generation = (s->itt_generation + 1) & 0xfffff;
-	if (s->itt_generation == 0xfffff)   /* keep clear of the reserved tags */
-		s->itt_generation = 0;
-	t->itt = s->itt_generation << SLOT_BITS | slot;
-	t->cmdsn = s->cmdsn++;
-	t->session = s;
-	t->exp_datasn = 0;
-	t->r2t_outstanding = 0;
-	t->tx_refs = 1;                   /* the command queue's reference */
-	t->finished = false;
-	t->reissue_when_released = false;
-	t->on_wire = false;
-	t->result = 0;
-	t->status = 0;
-	t->sense_len = 0;
-	t->residual = 0;
-	t->underflow = t->overflow = false;
-	t->data_in_bytes = 0;
-	t->sent_ns = session_now_ns();
-	t->next = NULL;
-	s->slots[slot] = t;
-	s->outstanding++;
-	atomic_fetch_add_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
-				  memory_order_relaxed);
-	if (inline_ok && t != &s->vtask && !pending.task && !s->tx_busy && !s->dropped &&
-	    !s->cmd_head && !s->ctl_head) {
-		/* nothing waits to be sent: the caller sends it itself
-		 * (session_send_pending()), sparing the TX thread's wakeup */
-		s->tx_busy = true;
-		t->on_wire = true;
-		pending.session = s;
-		pending.task = t;
-	} else {
-		if (s->cmd_tail)
-			s->cmd_tail->next = t;
-		else
-			s->cmd_head = t;
-		s->cmd_tail = t;
-		/* whoever holds the socket sends it before letting go */
-		if (!s->tx_busy)
-			pthread_cond_signal(&s->tx_cond);
-	}
-	return 0;
-}
-
-int session_submit(struct session *s, struct iscsi_task *t)
-{
-	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_UP) {
-		pthread_mutex_unlock(&s->lock);
-		errno = EIO;
-		return -1;
-	}
-	int rc = session_submit_locked(s, t);
-	pthread_mutex_unlock(&s->lock);
-	return rc;
-}
-
-/* ---- TX thread ---- */
-
-#define SLICE_MAX 32
-/* PDUs a FUSE worker sends of what was queued while it sent its own. */
-#define INLINE_DRAIN_MAX 8
-
-/* Send Data-Out PDUs covering [offset, offset+length) of @t's payload,
- * each at most the target's MaxRecvDataSegmentLength, DataSN from 0, F on
- * the last.  @ttt is the R2T's tag or 0xffffffff for unsolicited data. */
-static int send_data_out(struct session *s, struct iscsi_task *t, uint32_t ttt,
-			 uint32_t offset, uint32_t length, bool more)
-{
-	uint32_t datasn = 0;
-	uint32_t max = s->params.max_xmit_dsl;
-
-	while (length > 0) {
-		uint32_t len = length < max ? length : max;
-		struct iovec v[SLICE_MAX];
-		int n = iov_slice(t->write_iov, t->write_iovcnt, offset, len, v, SLICE_MAX);
-		if (n < 0) {
-			err_set(EINVAL, "%s: write payload of ITT 0x%x too fragmented",
-				s->name, t->itt);
-			return -1;
-		}
-		union iscsi_bhs bhs;
-		pdu_init(&bhs, ISCSI_OP_DATA_OUT, false);
-		if (len == length)
-			bhs.data_out.flags = ISCSI_FLAG_FINAL;
-		put_be64(bhs.data_out.lun, pdu_lun_encode(t->lun));
-		put_be32(bhs.data_out.itt, t->itt);
-		put_be32(bhs.data_out.ttt, ttt);
-		pthread_mutex_lock(&s->lock);
-		put_be32(bhs.data_out.exp_statsn, s->exp_statsn);
-		/* An R2T is outstanding until its last Data-Out (RFC 7143
-		 * 13.17).  Counted down before that PDU goes, so the R2T the
-		 * target sends in answer never finds the count still up. */
-		if (len == length && ttt != ISCSI_RESERVED_TAG && t->r2t_outstanding)
-			t->r2t_outstanding--;
-		pthread_mutex_unlock(&s->lock);
-		put_be32(bhs.data_out.datasn, datasn++);
-		put_be32(bhs.data_out.buffer_offset, offset);
-		if (conn_send_pdu(&s->conn, &bhs, v, n, len, more || len < length) < 0)
-			return -1;
-		atomic_fetch_add_explicit(&s->st_data_out, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->st_written, len, memory_order_relaxed);
-		offset += len;
-		length -= len;
-	}
-	return 0;
-}
-
-/* Send a SCSI Command with its immediate data and unsolicited Data-Out, as
- * negotiated: immediate data up to FirstBurstLength and the target's
- * MaxRecvDataSegmentLength when ImmediateData=Yes; Data-Out up to
- * FirstBurstLength when InitialR2T=No; the rest waits for R2Ts. */
-static int send_command(struct session *s, struct iscsi_task *t, bool more)
-{
-	const struct iscsi_params *p = &s->params;
-	union iscsi_bhs bhs;
-	uint32_t immediate = 0, unsolicited = 0;
-
-	pdu_init(&bhs, ISCSI_OP_SCSI_CMD, false);
-	bhs.scsi_cmd.flags = ISCSI_FLAG_FINAL | ISCSI_CMD_ATTR_SIMPLE;
-	if (t->dir == TASK_DIR_READ)
-		bhs.scsi_cmd.flags |= ISCSI_CMD_READ;
-	if (t->dir == TASK_DIR_WRITE) {
-		bhs.scsi_cmd.flags |= ISCSI_CMD_WRITE;
-		uint32_t first = t->xfer_len < p->first_burst_length ?
-			t->xfer_len : p->first_burst_length;
-		if (p->immediate_data)
-			immediate = first < p->max_xmit_dsl ? first : p->max_xmit_dsl;
-		if (!p->initial_r2t)
-			unsolicited = first - immediate;
-		if (unsolicited)
-			bhs.scsi_cmd.flags &= (uint8_t)~ISCSI_FLAG_FINAL;
-	}
-	put_be64(bhs.scsi_cmd.lun, pdu_lun_encode(t->lun));
-	put_be32(bhs.scsi_cmd.itt, t->itt);
-	put_be32(bhs.scsi_cmd.exp_xfer_len, t->xfer_len);
-	put_be32(bhs.scsi_cmd.cmdsn, t->cmdsn);
-	pthread_mutex_lock(&s->lock);
-	put_be32(bhs.scsi_cmd.exp_statsn, s->exp_statsn);
-	pthread_mutex_unlock(&s->lock);
-	memcpy(bhs.scsi_cmd.cdb, t->cdb, 16);
-
-	struct iovec v[SLICE_MAX];
-	int n = 0;
-	if (immediate) {
-		n = iov_slice(t->write_iov, t->write_iovcnt, 0, immediate, v, SLICE_MAX);
-		if (n < 0) {
-			err_set(EINVAL, "%s: write payload too fragmented", s->name);
-			return -1;
-		}
-		atomic_fetch_add_explicit(&s->st_written, immediate, memory_order_relaxed);
-	}
-	if (conn_send_pdu(&s->conn, &bhs, v, n, immediate, more || unsolicited) < 0)
-		return -1;
-	atomic_fetch_add_explicit(&s->st_commands, 1, memory_order_relaxed);
-	if (unsolicited)
-		return send_data_out(s, t, ISCSI_RESERVED_TAG, immediate, unsolicited, more);
-	return 0;
-}
-
-static int send_nop_out(struct session *s, uint32_t ttt, uint64_t lun_wire)
-{
-	union iscsi_bhs bhs;
-
-	pdu_init(&bhs, ISCSI_OP_NOP_OUT, true);
-	bhs.nop_out.flags = ISCSI_FLAG_FINAL;
-	put_be64(bhs.nop_out.lun, lun_wire);
-	put_be32(bhs.nop_out.itt, ISCSI_RESERVED_TAG);
-	put_be32(bhs.nop_out.ttt, ttt);
-	pthread_mutex_lock(&s->lock);
-	put_be32(bhs.nop_out.cmdsn, s->cmdsn);
-	put_be32(bhs.nop_out.exp_statsn, s->exp_statsn);
-	pthread_mutex_unlock(&s->lock);
-	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
-}
-
-/* A keepalive: a NOP-Out with our own ITT, answered by a NOP-In. */
-static int send_ping(struct session *s)
-{
-	union iscsi_bhs bhs;
-
-	pdu_init(&bhs, ISCSI_OP_NOP_OUT, true);
-	bhs.nop_out.flags = ISCSI_FLAG_FINAL;
-	put_be32(bhs.nop_out.itt, ITT_PING);
-	put_be32(bhs.nop_out.ttt, ISCSI_RESERVED_TAG);
-	pthread_mutex_lock(&s->lock);
-	put_be32(bhs.nop_out.cmdsn, s->cmdsn);
-	put_be32(bhs.nop_out.exp_statsn, s->exp_statsn);
-	pthread_mutex_unlock(&s->lock);
-	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
-}
-
-static int send_logout(struct session *s)
-{
-	union iscsi_bhs bhs;
-
-	pdu_init(&bhs, ISCSI_OP_LOGOUT_REQ, true);
-	bhs.logout_req.flags = ISCSI_FLAG_FINAL | ISCSI_LOGOUT_CLOSE_SESSION;
-	put_be32(bhs.logout_req.itt, ITT_LOGOUT);
-	pthread_mutex_lock(&s->lock);
-	put_be32(bhs.logout_req.cmdsn, s->cmdsn);
-	put_be32(bhs.logout_req.exp_statsn, s->exp_statsn);
-	pthread_mutex_unlock(&s->lock);
-	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
-}
-
-/* A Task Management Function Request, immediate (it must pass commands
- * stuck in the window): ABORT TASK of it->ref_itt, or LOGICAL UNIT RESET. */
-static int send_tmf(struct session *s, const struct tx_item *it)
-{
-	union iscsi_bhs bhs;
-	bool abort_task = it->function == ISCSI_TMF_ABORT_TASK;
-
-	pdu_init(&bhs, ISCSI_OP_TMF_REQ, true);
-	bhs.tmf_req.flags = ISCSI_FLAG_FINAL | it->function;
-	put_be64(bhs.tmf_req.lun, it->lun_wire);
-	put_be32(bhs.tmf_req.itt, ITT_TMF);
-	put_be32(bhs.tmf_req.ref_itt, abort_task ? it->ref_itt : ISCSI_RESERVED_TAG);
-	put_be32(bhs.tmf_req.ref_cmdsn, abort_task ? it->ref_cmdsn : 0);
-	pthread_mutex_lock(&s->lock);
-	put_be32(bhs.tmf_req.cmdsn, s->cmdsn);
-	put_be32(bhs.tmf_req.exp_statsn, s->exp_statsn);
-	pthread_mutex_unlock(&s->lock);
-	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
-}
-
-/* Send @t again (on any session of the pool) after the target aborted
- * it, or fail it with EIO when it has cost too much already or there is
- * no pool.  No lock held. */
-static void reissue(struct session *s, struct iscsi_task *t)
+void session_reissue(struct session *s, struct iscsi_task *t)
 {
 	t->finished = false;
 	t->reissue_when_released = false;
@@ -458,274 +197,15 @@ static void reissue(struct session *s, struct iscsi_task *t)
 	pool_requeue(s->pool, t);
 }
 
-/* A task whose status came (or that was aborted) and that no TX item
- * points at any more: done(), or, aborted, sent again.  No lock held. */
-static void task_end(struct session *s, struct iscsi_task *t)
+void session_task_end(struct session *s, struct iscsi_task *t)
 {
 	if (t->reissue_when_released)
-		reissue(s, t);
+		session_reissue(s, t);
 	else
 		t->done(t);
 }
 
-/* Drop one TX reference of @t; completes it if its status already came. */
-static void tx_release(struct session *s, struct iscsi_task *t)
-{
-	pthread_mutex_lock(&s->lock);
-	bool due = --t->tx_refs == 0 && t->finished;
-	pthread_mutex_unlock(&s->lock);
-	if (due)
-		task_end(s, t);
-}
-
-/* A send failed (err_msg() says why): log it and shut the connection
- * down; the RX thread then fails the session, and the line it logs is
- * only the echo (s->dropped).  The sender holds the socket (tx_busy). */
-static void send_failed(struct session *s)
-{
-	log_error("%s: %s", s->name, err_msg());
-	pthread_mutex_lock(&s->lock);
-	s->dropped = true;
-	pthread_mutex_unlock(&s->lock);
-	conn_shutdown(&s->conn);
-}
-
-/* Send the next queued PDU: the control queue first, then the commands.
- * Lock held on entry and on return, dropped while sending; the caller
- * holds the socket (tx_busy) and saw a queue that is not empty. */
-static int send_next_queued(struct session *s)
-{
-	int rc = 0;
-
-	if (s->ctl_head) {
-		struct tx_item *it = s->ctl_head;
-		s->ctl_head = it->next;
-		if (!s->ctl_head)
-			s->ctl_tail = NULL;
-		bool more = s->ctl_head || s->cmd_head;
-		pthread_mutex_unlock(&s->lock);
-		switch (it->kind) {
-		case TX_DATA_OUT:
-			rc = send_data_out(s, it->task, it->ttt, it->offset, it->length, more);
-			tx_release(s, it->task);
-			break;
-		case TX_NOP_OUT:
-			rc = send_nop_out(s, it->ttt, it->lun_wire);
-			break;
-		case TX_PING:
-			rc = send_ping(s);
-			break;
-		case TX_LOGOUT:
-			rc = send_logout(s);
-			break;
-		case TX_TMF:
-			rc = send_tmf(s, it);
-			break;
-		}
-		free(it);
-	} else {
-		struct iscsi_task *t = s->cmd_head;
-		s->cmd_head = t->next;
-		if (!s->cmd_head)
-			s->cmd_tail = NULL;
-		t->on_wire = true;
-		bool more = s->ctl_head || s->cmd_head;
-		pthread_mutex_unlock(&s->lock);
-		rc = send_command(s, t, more);
-		tx_release(s, t);
-	}
-	pthread_mutex_lock(&s->lock);
-	return rc;
-}
-
-/* Whether a queue holds something to send.  Lock held. */
-static bool tx_queued(const struct session *s)
-{
-	return s->ctl_head || s->cmd_head;
-}
-
-/* Let go of the socket.  What was queued meanwhile goes to the TX thread,
- * which nobody woke while the socket was taken (session_submit_locked(),
- * queue_ctl()); stop_session() may wait for the socket.  Lock held. */
-static void tx_release_socket(struct session *s)
-{
-	s->tx_busy = false;
-	if (tx_queued(s) && !s->dropped)
-		pthread_cond_signal(&s->tx_cond);
-	pthread_cond_broadcast(&s->socket_cond);
-}
-
-void session_send_pending(void)
-{
-	struct session *s = pending.session;
-	struct iscsi_task *t = pending.task;
-
-	if (!t)
-		return;
-	pending.session = NULL;
-	pending.task = NULL;
-	pthread_mutex_lock(&s->lock);
-	bool more = tx_queued(s);
-	pthread_mutex_unlock(&s->lock);
-	int rc = send_command(s, t, more);
-	/* the reference is dropped with the socket, in one step: once
-	 * stop_session() sees the socket free, the task is no longer ours */
-	pthread_mutex_lock(&s->lock);
-	bool due = --t->tx_refs == 0 && t->finished;
-	/* What other submitters queued while we sent goes now, on this
-	 * thread, which is running anyway: waking the TX thread for it would
-	 * cost more than sending it.  A few PDUs at most, so that a worker
-	 * is soon back to serve FUSE; the rest is the TX thread's. */
-	for (unsigned n = 0; rc == 0 && n < INLINE_DRAIN_MAX && tx_queued(s) && !s->dropped; n++)
-		rc = send_next_queued(s);
-	if (rc < 0) {
-		pthread_mutex_unlock(&s->lock);
-		send_failed(s);
-		pthread_mutex_lock(&s->lock);
-	}
-	tx_release_socket(s);
-	pthread_mutex_unlock(&s->lock);
-	if (due)
-		task_end(s, t);
-}
-
-static void *tx_main(void *arg)
-{
-	struct session *s = arg;
-	bool failed = false;    /* a send failed: nothing more goes on this connection */
-
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (s->tx_run && (failed || s->dropped || s->tx_busy || !tx_queued(s)))
-			pthread_cond_wait(&s->tx_cond, &s->lock);
-		if (!s->tx_run)
-			break;
-		s->tx_busy = true;
-		/* everything queued, also what comes while we send; nothing
-		 * once the connection is shut down (the rest stays queued for
-		 * stop_session()) */
-		while (!failed && !s->dropped && s->tx_run && tx_queued(s)) {
-			if (send_next_queued(s) < 0) {
-				failed = true;
-				pthread_mutex_unlock(&s->lock);
-				send_failed(s);
-				pthread_mutex_lock(&s->lock);
-			}
-		}
-		s->tx_busy = false;
-		pthread_cond_broadcast(&s->socket_cond);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
-}
-
-static int queue_ctl(struct session *s, struct tx_item *it)
-{
-	/* lock held */
-	it->next = NULL;
-	if (s->ctl_tail)
-		s->ctl_tail->next = it;
-	else
-		s->ctl_head = it;
-	s->ctl_tail = it;
-	/* whoever holds the socket sends it before letting go */
-	if (!s->tx_busy)
-		pthread_cond_signal(&s->tx_cond);
-	return 0;
-}
-
-/* ---- task management (cmd_timeout) ---- */
-
-/* What a Task Management Function Response says (RFC 7143 §11.6.1). */
-static const char *tmf_response_text(uint8_t response)
-{
-	switch (response) {
-	case 0: return "function complete";
-	case 1: return "task does not exist";
-	case 2: return "LUN does not exist";
-	case 3: return "task still allegiant";
-	case 4: return "task allegiance reassignment not supported";
-	case 5: return "task management function not supported";
-	case 6: return "function authorization failed";
-	case 255: return "function rejected";
-	default: return "unknown response";
-	}
-}
-
-/* Queue a TMF request and enter @state.  Lock held.  Returns 0, or -1 on
- * ENOMEM (the caller drops the connection instead). */
-static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint32_t ref_itt,
-		     uint32_t ref_cmdsn)
-{
-	struct tx_item *it = calloc(1, sizeof *it);
-
-	if (!it)
-		return -1;
-	it->kind = TX_TMF;
-	it->function = state == TMF_ABORT ? ISCSI_TMF_ABORT_TASK : ISCSI_TMF_LUN_RESET;
-	it->lun_wire = pdu_lun_encode(lun);
-	it->ref_itt = ref_itt;
-	it->ref_cmdsn = ref_cmdsn;
-	s->tmf_state = state;
-	s->tmf_lun = lun;
-	s->tmf_sent_ns = session_now_ns();
-	atomic_fetch_add(state == TMF_ABORT ? &s->st_aborts : &s->st_lu_resets, 1);
-	queue_ctl(s, it);
-	return 0;
-}
-
-/* The target aborted @t: take it out of the session (table, command
- * queue, Data-Out still queued for it) and onto *@again to be sent anew,
- * or, while the TX thread still sends its data, mark it to be sent anew
- * when that ends.  RX thread, lock held. */
-static void abort_locally(struct session *s, struct iscsi_task *t, struct iscsi_task **again)
-{
-	for (struct iscsi_task **pp = &s->cmd_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
-		if (*pp == t) {
-			*pp = t->next;
-			if (s->cmd_tail == t)
-				s->cmd_tail = prev;
-			t->tx_refs--;
-			break;
-		}
-	for (struct tx_item **pp = &s->ctl_head, *prev = NULL; *pp;) {
-		struct tx_item *it = *pp;
-		if (it->kind == TX_DATA_OUT && it->task == t) {
-			*pp = it->next;
-			if (s->ctl_tail == it)
-				s->ctl_tail = prev;
-			t->tx_refs--;
-			free(it);
-			continue;
-		}
-		prev = it;
-		pp = &it->next;
-	}
-	t->reissue_when_released = true;
-	if (finish_task(s, t)) {
-		t->next = *again;
-		*again = t;
-	}
-}
-
-/* Send every task of @list (linked by ->next) again.  No lock held. */
-static void reissue_list(struct session *s, struct iscsi_task *list)
-{
-	while (list) {
-		struct iscsi_task *t = list;
-		list = t->next;
-		reissue(s, t);
-	}
-}
-
 /* ---- RX thread ---- */
-
-/* A protocol violation: log it and fail the session. */
-#define VIOLATION(s, ...)                                                   \
-	do {                                                                \
-		err_set(EPROTO, __VA_ARGS__);                               \
-		return -1;                                                  \
-	} while (0)
 
 static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, bool *kick)
 {
@@ -736,10 +216,10 @@ static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, bool *kick)
 	bool status = h->flags & ISCSI_DATAIN_STATUS;
 
 	pthread_mutex_lock(&s->lock);
-	struct iscsi_task *t = find_task(s, pdu_itt(bhs));
+	struct iscsi_task *t = session_find_task(s, pdu_itt(bhs));
 	if (t && status)
-		update_statsn(s, get_be32(h->statsn));
-	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+		session_update_statsn(s, get_be32(h->statsn));
+	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	pthread_mutex_unlock(&s->lock);
 
 	if (!t)
@@ -777,7 +257,7 @@ static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, bool *kick)
 	t->underflow = h->flags & ISCSI_RSP_UNDERFLOW;
 	t->overflow = h->flags & ISCSI_RSP_OVERFLOW;
 	pthread_mutex_lock(&s->lock);
-	bool due = finish_task(s, t);
+	bool due = session_finish_task(s, t);
 	pthread_mutex_unlock(&s->lock);
 	if (due)
 		t->done(t);
@@ -794,9 +274,9 @@ static int rx_scsi_rsp(struct session *s, const union iscsi_bhs *bhs, uint8_t *s
 	if (conn_recv_data(&s->conn, scratch, len) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);
-	struct iscsi_task *t = find_task(s, pdu_itt(bhs));
-	update_statsn(s, get_be32(h->statsn));
-	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	struct iscsi_task *t = session_find_task(s, pdu_itt(bhs));
+	session_update_statsn(s, get_be32(h->statsn));
+	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	pthread_mutex_unlock(&s->lock);
 	if (!t)
 		VIOLATION(s, "protocol error: SCSI Response for unknown ITT 0x%x", pdu_itt(bhs));
@@ -821,7 +301,7 @@ static int rx_scsi_rsp(struct session *s, const union iscsi_bhs *bhs, uint8_t *s
 		t->sense_len = sense_len;
 	}
 	pthread_mutex_lock(&s->lock);
-	bool due = finish_task(s, t);
+	bool due = session_finish_task(s, t);
 	pthread_mutex_unlock(&s->lock);
 	if (due)
 		t->done(t);
@@ -843,8 +323,8 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
-	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
-	struct iscsi_task *t = find_task(s, pdu_itt(bhs));
+	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	struct iscsi_task *t = session_find_task(s, pdu_itt(bhs));
 	const char *bad = NULL;
 	if (!t)
 		bad = "for an unknown ITT";
@@ -873,7 +353,7 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	it->length = length;
 	t->tx_refs++;
 	t->r2t_outstanding++;   /* until its last Data-Out goes (send_data_out) */
-	queue_ctl(s, it);
+	session_queue_ctl_locked(s, it);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add_explicit(&s->st_r2ts, 1, memory_order_relaxed);
 	return 0;
@@ -890,8 +370,8 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	if (pdu_itt(bhs) == ITT_PING)
 		s->ping_outstanding = false;
 	if (pdu_itt(bhs) != ISCSI_RESERVED_TAG)
-		update_statsn(s, get_be32(h->statsn));
-	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+		session_update_statsn(s, get_be32(h->statsn));
+	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	if (ttt != ISCSI_RESERVED_TAG) {
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (!it) {
@@ -902,7 +382,7 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 		it->kind = TX_NOP_OUT;
 		it->ttt = ttt;
 		it->lun_wire = get_be64(h->lun);
-		queue_ctl(s, it);
+		session_queue_ctl_locked(s, it);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -915,8 +395,8 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 	if (conn_recv_data(&s->conn, scratch, pdu_data_len(bhs)) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);
-	update_statsn(s, get_be32(h->statsn));
-	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	session_update_statsn(s, get_be32(h->statsn));
+	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	pthread_mutex_unlock(&s->lock);
 	switch (h->event) {
 	case ISCSI_ASYNC_SCSI_EVENT:
@@ -1000,7 +480,7 @@ static void logout_if_drained(struct session *s)
 		return;         /* session_tick() drops the connection at the deadline */
 	it->kind = TX_LOGOUT;
 	s->logout_sent = true;
-	queue_ctl(s, it);
+	session_queue_ctl_locked(s, it);
 }
 
 /* Returns 1 when the session's logout completed; -1 (the connection ends
@@ -1030,77 +510,6 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 	pthread_mutex_unlock(&s->lock);
 	err_set(ECONNRESET, "logged out as the target asked");
 	return -1;
-}
-
-/* The answer to our ABORT TASK or LOGICAL UNIT RESET: the aborted tasks
- * go out again; an abort the target refused becomes an LU reset; a reset
- * it refused fails the connection (which is then recovered). */
-static int rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
-{
-	const struct iscsi_bhs_tmf_rsp *h = &bhs->tmf_rsp;
-	struct iscsi_task *again = NULL;
-	unsigned n = 0;
-
-	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
-		return -1;
-	pthread_mutex_lock(&s->lock);
-	enum tmf_state state = s->tmf_state;
-	if (state == TMF_IDLE || pdu_itt(bhs) != ITT_TMF) {
-		pthread_mutex_unlock(&s->lock);
-		VIOLATION(s, "protocol error: unexpected Task Management Response (ITT 0x%x)",
-			  pdu_itt(bhs));
-	}
-	update_statsn(s, get_be32(h->statsn));
-	update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
-	s->tmf_state = TMF_IDLE;
-	uint32_t lun = s->tmf_lun, ref_itt = s->tmf_ref_itt;
-	uint8_t opcode = s->tmf_opcode, response = h->response;
-
-	if (state == TMF_ABORT && (response == 0 || response == 1)) {
-		/* "does not exist": it never arrived, or its status did
-		 * (then it is no longer in the table) */
-		struct iscsi_task *t = find_task(s, ref_itt);
-		if (t)
-			abort_locally(s, t, &again);
-		pthread_mutex_unlock(&s->lock);
-		if (t)
-			log_info("%s: command 0x%02x (ITT 0x%x) on LUN %u aborted (%s); sending it again",
-				 s->name, opcode, ref_itt, lun, tmf_response_text(response));
-		else
-			log_info("%s: command ITT 0x%x was answered before its abort", s->name,
-				 ref_itt);
-		reissue_list(s, again);
-		return 0;
-	}
-	if (state == TMF_ABORT) {
-		int rc = start_tmf(s, TMF_LU_RESET, lun, 0, 0);
-		pthread_mutex_unlock(&s->lock);
-		if (rc < 0) {
-			err_set(ENOMEM, "out of memory for a LOGICAL UNIT RESET");
-			return -1;
-		}
-		log_warn("%s: target answered ABORT TASK of ITT 0x%x with \"%s\"; resetting LUN %u",
-			 s->name, ref_itt, tmf_response_text(response), lun);
-		return 0;
-	}
-	if (response != 0) {
-		pthread_mutex_unlock(&s->lock);
-		err_set(EIO, "target answered LOGICAL UNIT RESET of LUN %u with \"%s\"", lun,
-			tmf_response_text(response));
-		return -1;
-	}
-	/* the reset ended every task of the LUN (of every initiator) */
-	for (unsigned i = 0; i < s->nslots; i++) {
-		struct iscsi_task *t = s->slots[i];
-		if (t && t->lun == lun) {
-			abort_locally(s, t, &again);
-			n++;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	log_warn("%s: LUN %u reset; %u commands sent again", s->name, lun, n);
-	reissue_list(s, again);
-	return 0;
 }
 
 /* Read and handle PDUs until the connection fails (-1, err_set()) or the
@@ -1141,7 +550,7 @@ static int rx_loop(struct session *s, uint8_t *scratch)
 			rc = rx_logout_rsp(s, &bhs);
 			break;
 		case ISCSI_OP_TMF_RSP:
-			rc = rx_tmf_rsp(s, &bhs);
+			rc = session_rx_tmf_rsp(s, &bhs);
 			kick = true;    /* its MaxCmdSN may have opened the window */
 			break;
 		default:
@@ -1155,19 +564,6 @@ static int rx_loop(struct session *s, uint8_t *scratch)
 		if (rc != 0)
 			return rc;
 	}
-}
-
-static int start_tx(struct session *s)
-{
-	pthread_mutex_lock(&s->lock);
-	s->tx_run = true;
-	pthread_mutex_unlock(&s->lock);
-	if (pthread_create(&s->tx_thread, NULL, tx_main, s) != 0) {
-		err_set(EAGAIN, "%s: cannot start a thread", s->name);
-		return -1;
-	}
-	s->tx_running = true;
-	return 0;
 }
 
 /* Order tasks by CmdSN (serial arithmetic): insertion into a short list. */
@@ -1249,7 +645,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		struct iscsi_task *t = s->slots[i];
 		if (!t)
 			continue;
-		finish_task(s, t);
+		session_finish_task(s, t);
 		t->finished = false;
 		if (t != &s->vtask)     /* the identity check ends with the connection */
 			list = insert_by_cmdsn(list, t);
@@ -1317,7 +713,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	while (answered) {
 		struct iscsi_task *t = answered;
 		answered = t->next;
-		task_end(s, t);
+		session_task_end(s, t);
 	}
 	while (list) {
 		struct iscsi_task *t = list;
@@ -1460,7 +856,7 @@ static int recover(struct session *s)
 		session_set_state(s, SESSION_VERIFYING);
 		pthread_mutex_unlock(&s->lock);
 		atomic_store_explicit(&s->last_rx_ns, session_now_ns(), memory_order_relaxed);
-		if (start_tx(s) < 0) {
+		if (session_start_tx(s) < 0) {
 			log_error("%s", err_msg());
 			return -1;
 		}
@@ -1569,38 +965,11 @@ void session_tick(struct session *s)
 			it->kind = TX_PING;
 			s->ping_outstanding = true;
 			s->ping_sent_ns = now;
-			queue_ctl(s, it);
+			session_queue_ctl_locked(s, it);
 		}
 	}
-	if (!why[0] && cfg->cmd_timeout_s) {
-		/* ABORT TASK, then LOGICAL UNIT RESET, then drop the
-		 * connection: each step waits cmd_timeout for its answer */
-		int64_t limit = (int64_t)cfg->cmd_timeout_s * 1000000000;
-		if (s->tmf_state == TMF_IDLE) {
-			for (unsigned i = 0; i < s->nslots; i++) {
-				struct iscsi_task *t = s->slots[i];
-				if (!t || t->finished || now - t->sent_ns <= limit)
-					continue;
-				atomic_fetch_add(&s->st_timeouts, 1);
-				s->tmf_ref_itt = t->itt;
-				s->tmf_opcode = t->cdb[0];
-				if (start_tmf(s, TMF_ABORT, t->lun, t->itt, t->cmdsn) < 0)
-					snprintf(why, sizeof why, "out of memory for an ABORT TASK");
-				else
-					log_warn("%s: command 0x%02x (ITT 0x%x) unanswered for %u s on LUN %u; aborting it",
-						 s->name, t->cdb[0], t->itt, cfg->cmd_timeout_s, t->lun);
-				break;
-			}
-		} else if (now - s->tmf_sent_ns > limit && s->tmf_state == TMF_ABORT) {
-			log_warn("%s: no answer to ABORT TASK of ITT 0x%x within %u s; resetting LUN %u",
-				 s->name, s->tmf_ref_itt, cfg->cmd_timeout_s, s->tmf_lun);
-			if (start_tmf(s, TMF_LU_RESET, s->tmf_lun, 0, 0) < 0)
-				snprintf(why, sizeof why, "out of memory for a LOGICAL UNIT RESET");
-		} else if (now - s->tmf_sent_ns > limit) {
-			snprintf(why, sizeof why, "no answer to LOGICAL UNIT RESET of LUN %u within %u s",
-				 s->tmf_lun, cfg->cmd_timeout_s);
-		}
-	}
+	if (!why[0])
+		session_tmf_tick_locked(s, now, why, sizeof why);
 	if (!why[0] && s->logout_asked && !s->logout_sent && now > s->logout_by_ns)
 		snprintf(why, sizeof why, "%u commands still outstanding when the target wanted the logout",
 			 s->outstanding);
@@ -1651,7 +1020,7 @@ static int session_start(struct session *s, const struct login_result *lr)
 	pthread_cond_init(&s->state_cond, NULL);
 	session_set_state(s, SESSION_UP);
 	atomic_store(&s->last_rx_ns, session_now_ns());
-	if (start_tx(s) < 0)
+	if (session_start_tx(s) < 0)
 		goto err_tx;
 	if (pthread_create(&s->rx_thread, NULL, rx_main, s) != 0) {
 		err_set(EAGAIN, "cannot start a thread");
@@ -1777,7 +1146,7 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (it) {
 			it->kind = TX_LOGOUT;
-			queue_ctl(s, it);
+			session_queue_ctl_locked(s, it);
 		}
 	}
 	pthread_cond_broadcast(&s->state_cond);  /* wakes a recovery wait */

@@ -1,0 +1,205 @@
+/* session_tmf.c: task management of a session (cmd_timeout; see
+ * session.h, and the thread model at the top of session.c).
+ *
+ * A command unanswered for cmd_timeout seconds is aborted (ABORT TASK);
+ * an abort refused or unanswered becomes a LOGICAL UNIT RESET; a reset
+ * refused or unanswered drops the connection, which is then recovered.
+ * One function at a time per session (s->tmf_state).  What the target
+ * aborted is taken out of the session and sent again, on any session.
+ */
+#include "session_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+/* What a Task Management Function Response says (RFC 7143 §11.6.1). */
+static const char *tmf_response_text(uint8_t response)
+{
+	switch (response) {
+	case 0: return "function complete";
+	case 1: return "task does not exist";
+	case 2: return "LUN does not exist";
+	case 3: return "task still allegiant";
+	case 4: return "task allegiance reassignment not supported";
+	case 5: return "task management function not supported";
+	case 6: return "function authorization failed";
+	case 255: return "function rejected";
+	default: return "unknown response";
+	}
+}
+
+/* Queue a TMF request and enter @state.  Lock held.  Returns 0, or -1 on
+ * ENOMEM (the caller drops the connection instead). */
+static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint32_t ref_itt,
+		     uint32_t ref_cmdsn)
+{
+	struct tx_item *it = calloc(1, sizeof *it);
+
+	if (!it)
+		return -1;
+	it->kind = TX_TMF;
+	it->function = state == TMF_ABORT ? ISCSI_TMF_ABORT_TASK : ISCSI_TMF_LUN_RESET;
+	it->lun_wire = pdu_lun_encode(lun);
+	it->ref_itt = ref_itt;
+	it->ref_cmdsn = ref_cmdsn;
+	s->tmf_state = state;
+	s->tmf_lun = lun;
+	s->tmf_sent_ns = session_now_ns();
+	atomic_fetch_add(state == TMF_ABORT ? &s->st_aborts : &s->st_lu_resets, 1);
+	session_queue_ctl_locked(s, it);
+	return 0;
+}
+
+/* The target aborted @t: take it out of the session (table, command
+ * queue, Data-Out still queued for it) and onto *@again to be sent anew,
+ * or, while the TX thread still sends its data, mark it to be sent anew
+ * when that ends.  RX thread, lock held. */
+static void abort_locally(struct session *s, struct iscsi_task *t, struct iscsi_task **again)
+{
+	for (struct iscsi_task **pp = &s->cmd_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			if (s->cmd_tail == t)
+				s->cmd_tail = prev;
+			t->tx_refs--;
+			break;
+		}
+	for (struct tx_item **pp = &s->ctl_head, *prev = NULL; *pp;) {
+		struct tx_item *it = *pp;
+		if (it->kind == TX_DATA_OUT && it->task == t) {
+			*pp = it->next;
+			if (s->ctl_tail == it)
+				s->ctl_tail = prev;
+			t->tx_refs--;
+			free(it);
+			continue;
+		}
+		prev = it;
+		pp = &it->next;
+	}
+	t->reissue_when_released = true;
+	if (session_finish_task(s, t)) {
+		t->next = *again;
+		*again = t;
+	}
+}
+
+/* Send every task of @list (linked by ->next) again.  No lock held. */
+static void reissue_list(struct session *s, struct iscsi_task *list)
+{
+	while (list) {
+		struct iscsi_task *t = list;
+		list = t->next;
+		session_reissue(s, t);
+	}
+}
+
+/* ---- the answer (RX thread) ---- */
+
+int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
+{
+	const struct iscsi_bhs_tmf_rsp *h = &bhs->tmf_rsp;
+	struct iscsi_task *again = NULL;
+	unsigned n = 0;
+
+	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	enum tmf_state state = s->tmf_state;
+	if (state == TMF_IDLE || pdu_itt(bhs) != ITT_TMF) {
+		pthread_mutex_unlock(&s->lock);
+		VIOLATION(s, "protocol error: unexpected Task Management Response (ITT 0x%x)",
+			  pdu_itt(bhs));
+	}
+	session_update_statsn(s, get_be32(h->statsn));
+	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	s->tmf_state = TMF_IDLE;
+	uint32_t lun = s->tmf_lun, ref_itt = s->tmf_ref_itt;
+	uint8_t opcode = s->tmf_opcode, response = h->response;
+
+	if (state == TMF_ABORT && (response == 0 || response == 1)) {
+		/* "does not exist": it never arrived, or its status did
+		 * (then it is no longer in the table) */
+		struct iscsi_task *t = session_find_task(s, ref_itt);
+		if (t)
+			abort_locally(s, t, &again);
+		pthread_mutex_unlock(&s->lock);
+		if (t)
+			log_info("%s: command 0x%02x (ITT 0x%x) on LUN %u aborted (%s); sending it again",
+				 s->name, opcode, ref_itt, lun, tmf_response_text(response));
+		else
+			log_info("%s: command ITT 0x%x was answered before its abort", s->name,
+				 ref_itt);
+		reissue_list(s, again);
+		return 0;
+	}
+	if (state == TMF_ABORT) {
+		int rc = start_tmf(s, TMF_LU_RESET, lun, 0, 0);
+		pthread_mutex_unlock(&s->lock);
+		if (rc < 0) {
+			err_set(ENOMEM, "out of memory for a LOGICAL UNIT RESET");
+			return -1;
+		}
+		log_warn("%s: target answered ABORT TASK of ITT 0x%x with \"%s\"; resetting LUN %u",
+			 s->name, ref_itt, tmf_response_text(response), lun);
+		return 0;
+	}
+	if (response != 0) {
+		pthread_mutex_unlock(&s->lock);
+		err_set(EIO, "target answered LOGICAL UNIT RESET of LUN %u with \"%s\"", lun,
+			tmf_response_text(response));
+		return -1;
+	}
+	/* the reset ended every task of the LUN (of every initiator) */
+	for (unsigned i = 0; i < s->nslots; i++) {
+		struct iscsi_task *t = s->slots[i];
+		if (t && t->lun == lun) {
+			abort_locally(s, t, &again);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	log_warn("%s: LUN %u reset; %u commands sent again", s->name, lun, n);
+	reissue_list(s, again);
+	return 0;
+}
+
+/* ---- the deadlines (session_tick()) ---- */
+
+void session_tmf_tick_locked(struct session *s, int64_t now, char *why, size_t why_len)
+{
+	const struct session_config *cfg = s->cfg;
+
+	if (!cfg->cmd_timeout_s)
+		return;
+	/* ABORT TASK, then LOGICAL UNIT RESET, then drop the connection:
+	 * each step waits cmd_timeout for its answer */
+	int64_t limit = (int64_t)cfg->cmd_timeout_s * 1000000000;
+	if (s->tmf_state == TMF_IDLE) {
+		for (unsigned i = 0; i < s->nslots; i++) {
+			struct iscsi_task *t = s->slots[i];
+			if (!t || t->finished || now - t->sent_ns <= limit)
+				continue;
+			atomic_fetch_add(&s->st_timeouts, 1);
+			s->tmf_ref_itt = t->itt;
+			s->tmf_opcode = t->cdb[0];
+			if (start_tmf(s, TMF_ABORT, t->lun, t->itt, t->cmdsn) < 0)
+				snprintf(why, why_len, "out of memory for an ABORT TASK");
+			else
+				log_warn("%s: command 0x%02x (ITT 0x%x) unanswered for %u s on LUN %u; aborting it",
+					 s->name, t->cdb[0], t->itt, cfg->cmd_timeout_s, t->lun);
+			break;
+		}
+	} else if (now - s->tmf_sent_ns > limit && s->tmf_state == TMF_ABORT) {
+		log_warn("%s: no answer to ABORT TASK of ITT 0x%x within %u s; resetting LUN %u",
+			 s->name, s->tmf_ref_itt, cfg->cmd_timeout_s, s->tmf_lun);
+		if (start_tmf(s, TMF_LU_RESET, s->tmf_lun, 0, 0) < 0)
+			snprintf(why, why_len, "out of memory for a LOGICAL UNIT RESET");
+	} else if (now - s->tmf_sent_ns > limit) {
+		snprintf(why, why_len, "no answer to LOGICAL UNIT RESET of LUN %u within %u s",
+			 s->tmf_lun, cfg->cmd_timeout_s);
+	}
+}

@@ -1,0 +1,467 @@
+/* session_tx.c: submitting commands to a session and writing its socket
+ * (see session.h; the thread model is at the top of session.c).
+ *
+ * A submitter puts a task in the table under the session lock, which
+ * assigns its ITT and CmdSN, and either queues it for the TX thread or,
+ * on a FUSE worker while nobody writes, keeps it to send itself once it
+ * holds no lock (session_send_pending()).  Whoever holds the socket
+ * (s->tx_busy) sends the control queue first (Data-Out answering R2Ts,
+ * NOP-Out, Logout, TMF), then the commands, each with the immediate and
+ * unsolicited data negotiated, and sends what others queue meanwhile
+ * before it lets go.  Each TX item holds a reference on its task
+ * (tx_refs); the last one dropped after the status came completes it.
+ */
+#include "session_internal.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iov.h"
+#include "log.h"
+
+/* ---- submission ---- */
+
+/* Whether this thread may send its own commands (session_inline_sends()). */
+static _Thread_local bool inline_ok;
+
+/* A command this thread took the socket for in session_submit() and is to
+ * send in session_send_pending(), once it holds no lock. */
+static _Thread_local struct {
+	struct session *session;      /* whose socket; its tx_busy is ours */
+	struct iscsi_task *task;      /* the command, in the table, not queued */
+} pending;
+
+void session_inline_sends(bool allowed)
+{
+	inline_ok = allowed;
+}
+
+/* Put @t in the table and the command queue (or keep it for an inline
+ * send).  Lock held; the caller checked the state.  Returns 0, or -1 with
+ * errno EAGAIN (window or depth full). */
+int session_submit_locked(struct session *s, struct iscsi_task *t)
+{
+	/* (a logout the target asked for: the task waits in the pool for
+	 * another session, or for this one to be back) */
+	if (s->logout_asked || s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	unsigned slot = s->next_slot;
+	while (s->slots[slot])
+		slot = (slot + 1) % s->nslots;
+	s->next_slot = (slot + 1) % s->nslots;
+	s->itt_generation = (s->itt_generation + 1) & 0xfffff;
+	if (s->itt_generation == 0xfffff)   /* keep clear of the reserved tags */
+		s->itt_generation = 0;
+	t->itt = s->itt_generation << SLOT_BITS | slot;
+	t->cmdsn = s->cmdsn++;
+	t->session = s;
+	t->exp_datasn = 0;
+	t->r2t_outstanding = 0;
+	t->tx_refs = 1;                   /* the command queue's reference */
+	t->finished = false;
+	t->reissue_when_released = false;
+	t->on_wire = false;
+	t->result = 0;
+	t->status = 0;
+	t->sense_len = 0;
+	t->residual = 0;
+	t->underflow = t->overflow = false;
+	t->data_in_bytes = 0;
+	t->sent_ns = session_now_ns();
+	t->next = NULL;
+	s->slots[slot] = t;
+	s->outstanding++;
+	atomic_fetch_add_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
+				  memory_order_relaxed);
+	if (inline_ok && t != &s->vtask && !pending.task && !s->tx_busy && !s->dropped &&
+	    !s->cmd_head && !s->ctl_head) {
+		/* nothing waits to be sent: the caller sends it itself
+		 * (session_send_pending()), sparing the TX thread's wakeup */
+		s->tx_busy = true;
+		t->on_wire = true;
+		pending.session = s;
+		pending.task = t;
+	} else {
+		if (s->cmd_tail)
+			s->cmd_tail->next = t;
+		else
+			s->cmd_head = t;
+		s->cmd_tail = t;
+		/* whoever holds the socket sends it before letting go */
+		if (!s->tx_busy)
+			pthread_cond_signal(&s->tx_cond);
+	}
+	return 0;
+}
+
+int session_submit(struct session *s, struct iscsi_task *t)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_UP) {
+		pthread_mutex_unlock(&s->lock);
+		errno = EIO;
+		return -1;
+	}
+	int rc = session_submit_locked(s, t);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* ---- TX thread ---- */
+
+#define SLICE_MAX 32
+/* PDUs a FUSE worker sends of what was queued while it sent its own. */
+#define INLINE_DRAIN_MAX 8
+
+/* Send Data-Out PDUs covering [offset, offset+length) of @t's payload,
+ * each at most the target's MaxRecvDataSegmentLength, DataSN from 0, F on
+ * the last.  @ttt is the R2T's tag or 0xffffffff for unsolicited data. */
+static int send_data_out(struct session *s, struct iscsi_task *t, uint32_t ttt,
+			 uint32_t offset, uint32_t length, bool more)
+{
+	uint32_t datasn = 0;
+	uint32_t max = s->params.max_xmit_dsl;
+
+	while (length > 0) {
+		uint32_t len = length < max ? length : max;
+		struct iovec v[SLICE_MAX];
+		int n = iov_slice(t->write_iov, t->write_iovcnt, offset, len, v, SLICE_MAX);
+		if (n < 0) {
+			err_set(EINVAL, "%s: write payload of ITT 0x%x too fragmented",
+				s->name, t->itt);
+			return -1;
+		}
+		union iscsi_bhs bhs;
+		pdu_init(&bhs, ISCSI_OP_DATA_OUT, false);
+		if (len == length)
+			bhs.data_out.flags = ISCSI_FLAG_FINAL;
+		put_be64(bhs.data_out.lun, pdu_lun_encode(t->lun));
+		put_be32(bhs.data_out.itt, t->itt);
+		put_be32(bhs.data_out.ttt, ttt);
+		pthread_mutex_lock(&s->lock);
+		put_be32(bhs.data_out.exp_statsn, s->exp_statsn);
+		/* An R2T is outstanding until its last Data-Out (RFC 7143
+		 * 13.17).  Counted down before that PDU goes, so the R2T the
+		 * target sends in answer never finds the count still up. */
+		if (len == length && ttt != ISCSI_RESERVED_TAG && t->r2t_outstanding)
+			t->r2t_outstanding--;
+		pthread_mutex_unlock(&s->lock);
+		put_be32(bhs.data_out.datasn, datasn++);
+		put_be32(bhs.data_out.buffer_offset, offset);
+		if (conn_send_pdu(&s->conn, &bhs, v, n, len, more || len < length) < 0)
+			return -1;
+		atomic_fetch_add_explicit(&s->st_data_out, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->st_written, len, memory_order_relaxed);
+		offset += len;
+		length -= len;
+	}
+	return 0;
+}
+
+/* Send a SCSI Command with its immediate data and unsolicited Data-Out, as
+ * negotiated: immediate data up to FirstBurstLength and the target's
+ * MaxRecvDataSegmentLength when ImmediateData=Yes; Data-Out up to
+ * FirstBurstLength when InitialR2T=No; the rest waits for R2Ts. */
+static int send_command(struct session *s, struct iscsi_task *t, bool more)
+{
+	const struct iscsi_params *p = &s->params;
+	union iscsi_bhs bhs;
+	uint32_t immediate = 0, unsolicited = 0;
+
+	pdu_init(&bhs, ISCSI_OP_SCSI_CMD, false);
+	bhs.scsi_cmd.flags = ISCSI_FLAG_FINAL | ISCSI_CMD_ATTR_SIMPLE;
+	if (t->dir == TASK_DIR_READ)
+		bhs.scsi_cmd.flags |= ISCSI_CMD_READ;
+	if (t->dir == TASK_DIR_WRITE) {
+		bhs.scsi_cmd.flags |= ISCSI_CMD_WRITE;
+		uint32_t first = t->xfer_len < p->first_burst_length ?
+			t->xfer_len : p->first_burst_length;
+		if (p->immediate_data)
+			immediate = first < p->max_xmit_dsl ? first : p->max_xmit_dsl;
+		if (!p->initial_r2t)
+			unsolicited = first - immediate;
+		if (unsolicited)
+			bhs.scsi_cmd.flags &= (uint8_t)~ISCSI_FLAG_FINAL;
+	}
+	put_be64(bhs.scsi_cmd.lun, pdu_lun_encode(t->lun));
+	put_be32(bhs.scsi_cmd.itt, t->itt);
+	put_be32(bhs.scsi_cmd.exp_xfer_len, t->xfer_len);
+	put_be32(bhs.scsi_cmd.cmdsn, t->cmdsn);
+	pthread_mutex_lock(&s->lock);
+	put_be32(bhs.scsi_cmd.exp_statsn, s->exp_statsn);
+	pthread_mutex_unlock(&s->lock);
+	memcpy(bhs.scsi_cmd.cdb, t->cdb, 16);
+
+	struct iovec v[SLICE_MAX];
+	int n = 0;
+	if (immediate) {
+		n = iov_slice(t->write_iov, t->write_iovcnt, 0, immediate, v, SLICE_MAX);
+		if (n < 0) {
+			err_set(EINVAL, "%s: write payload too fragmented", s->name);
+			return -1;
+		}
+		atomic_fetch_add_explicit(&s->st_written, immediate, memory_order_relaxed);
+	}
+	if (conn_send_pdu(&s->conn, &bhs, v, n, immediate, more || unsolicited) < 0)
+		return -1;
+	atomic_fetch_add_explicit(&s->st_commands, 1, memory_order_relaxed);
+	if (unsolicited)
+		return send_data_out(s, t, ISCSI_RESERVED_TAG, immediate, unsolicited, more);
+	return 0;
+}
+
+/* CmdSN and ExpStatSN are at the same place in every immediate PDU we
+ * send: send_immediate() fills them in through the NOP-Out's names. */
+_Static_assert(offsetof(struct iscsi_bhs_logout_req, cmdsn) ==
+	       offsetof(struct iscsi_bhs_nop_out, cmdsn), "CmdSN offset");
+_Static_assert(offsetof(struct iscsi_bhs_tmf_req, cmdsn) ==
+	       offsetof(struct iscsi_bhs_nop_out, cmdsn), "CmdSN offset");
+_Static_assert(offsetof(struct iscsi_bhs_logout_req, exp_statsn) ==
+	       offsetof(struct iscsi_bhs_nop_out, exp_statsn), "ExpStatSN offset");
+_Static_assert(offsetof(struct iscsi_bhs_tmf_req, exp_statsn) ==
+	       offsetof(struct iscsi_bhs_nop_out, exp_statsn), "ExpStatSN offset");
+
+/* Send @bhs, an immediate PDU without data (NOP-Out, Logout, TMF), with
+ * the current CmdSN (not advanced: RFC 7143 3.2.2.1) and ExpStatSN. */
+static int send_immediate(struct session *s, union iscsi_bhs *bhs)
+{
+	pthread_mutex_lock(&s->lock);
+	put_be32(bhs->nop_out.cmdsn, s->cmdsn);
+	put_be32(bhs->nop_out.exp_statsn, s->exp_statsn);
+	pthread_mutex_unlock(&s->lock);
+	return conn_send_pdu(&s->conn, bhs, NULL, 0, 0, false);
+}
+
+/* The answer to a NOP-In that asked for one (its TTT and LUN echoed). */
+static int send_nop_out(struct session *s, uint32_t ttt, uint64_t lun_wire)
+{
+	union iscsi_bhs bhs;
+
+	pdu_init(&bhs, ISCSI_OP_NOP_OUT, true);
+	bhs.nop_out.flags = ISCSI_FLAG_FINAL;
+	put_be64(bhs.nop_out.lun, lun_wire);
+	put_be32(bhs.nop_out.itt, ISCSI_RESERVED_TAG);
+	put_be32(bhs.nop_out.ttt, ttt);
+	return send_immediate(s, &bhs);
+}
+
+/* A keepalive: a NOP-Out with our own ITT, answered by a NOP-In. */
+static int send_ping(struct session *s)
+{
+	union iscsi_bhs bhs;
+
+	pdu_init(&bhs, ISCSI_OP_NOP_OUT, true);
+	bhs.nop_out.flags = ISCSI_FLAG_FINAL;
+	put_be32(bhs.nop_out.itt, ITT_PING);
+	put_be32(bhs.nop_out.ttt, ISCSI_RESERVED_TAG);
+	return send_immediate(s, &bhs);
+}
+
+static int send_logout(struct session *s)
+{
+	union iscsi_bhs bhs;
+
+	pdu_init(&bhs, ISCSI_OP_LOGOUT_REQ, true);
+	bhs.logout_req.flags = ISCSI_FLAG_FINAL | ISCSI_LOGOUT_CLOSE_SESSION;
+	put_be32(bhs.logout_req.itt, ITT_LOGOUT);
+	return send_immediate(s, &bhs);
+}
+
+/* A Task Management Function Request, immediate (it must pass commands
+ * stuck in the window): ABORT TASK of it->ref_itt, or LOGICAL UNIT RESET. */
+static int send_tmf(struct session *s, const struct tx_item *it)
+{
+	union iscsi_bhs bhs;
+	bool abort_task = it->function == ISCSI_TMF_ABORT_TASK;
+
+	pdu_init(&bhs, ISCSI_OP_TMF_REQ, true);
+	bhs.tmf_req.flags = ISCSI_FLAG_FINAL | it->function;
+	put_be64(bhs.tmf_req.lun, it->lun_wire);
+	put_be32(bhs.tmf_req.itt, ITT_TMF);
+	put_be32(bhs.tmf_req.ref_itt, abort_task ? it->ref_itt : ISCSI_RESERVED_TAG);
+	put_be32(bhs.tmf_req.ref_cmdsn, abort_task ? it->ref_cmdsn : 0);
+	return send_immediate(s, &bhs);
+}
+
+/* Drop one TX reference of @t; completes it if its status already came. */
+static void tx_release(struct session *s, struct iscsi_task *t)
+{
+	pthread_mutex_lock(&s->lock);
+	bool due = --t->tx_refs == 0 && t->finished;
+	pthread_mutex_unlock(&s->lock);
+	if (due)
+		session_task_end(s, t);
+}
+
+/* A send failed (err_msg() says why): log it and shut the connection
+ * down; the RX thread then fails the session, and the line it logs is
+ * only the echo (s->dropped).  The sender holds the socket (tx_busy). */
+static void send_failed(struct session *s)
+{
+	log_error("%s: %s", s->name, err_msg());
+	pthread_mutex_lock(&s->lock);
+	s->dropped = true;
+	pthread_mutex_unlock(&s->lock);
+	conn_shutdown(&s->conn);
+}
+
+/* Send the next queued PDU: the control queue first, then the commands.
+ * Lock held on entry and on return, dropped while sending; the caller
+ * holds the socket (tx_busy) and saw a queue that is not empty. */
+static int send_next_queued(struct session *s)
+{
+	int rc = 0;
+
+	if (s->ctl_head) {
+		struct tx_item *it = s->ctl_head;
+		s->ctl_head = it->next;
+		if (!s->ctl_head)
+			s->ctl_tail = NULL;
+		bool more = s->ctl_head || s->cmd_head;
+		pthread_mutex_unlock(&s->lock);
+		switch (it->kind) {
+		case TX_DATA_OUT:
+			rc = send_data_out(s, it->task, it->ttt, it->offset, it->length, more);
+			tx_release(s, it->task);
+			break;
+		case TX_NOP_OUT:
+			rc = send_nop_out(s, it->ttt, it->lun_wire);
+			break;
+		case TX_PING:
+			rc = send_ping(s);
+			break;
+		case TX_LOGOUT:
+			rc = send_logout(s);
+			break;
+		case TX_TMF:
+			rc = send_tmf(s, it);
+			break;
+		}
+		free(it);
+	} else {
+		struct iscsi_task *t = s->cmd_head;
+		s->cmd_head = t->next;
+		if (!s->cmd_head)
+			s->cmd_tail = NULL;
+		t->on_wire = true;
+		bool more = s->ctl_head || s->cmd_head;
+		pthread_mutex_unlock(&s->lock);
+		rc = send_command(s, t, more);
+		tx_release(s, t);
+	}
+	pthread_mutex_lock(&s->lock);
+	return rc;
+}
+
+/* Whether a queue holds something to send.  Lock held. */
+static bool tx_queued(const struct session *s)
+{
+	return s->ctl_head || s->cmd_head;
+}
+
+/* Let go of the socket.  What was queued meanwhile goes to the TX thread,
+ * which nobody woke while the socket was taken (session_submit_locked(),
+ * queue_ctl()); stop_session() may wait for the socket.  Lock held. */
+static void tx_release_socket(struct session *s)
+{
+	s->tx_busy = false;
+	if (tx_queued(s) && !s->dropped)
+		pthread_cond_signal(&s->tx_cond);
+	pthread_cond_broadcast(&s->socket_cond);
+}
+
+void session_send_pending(void)
+{
+	struct session *s = pending.session;
+	struct iscsi_task *t = pending.task;
+
+	if (!t)
+		return;
+	pending.session = NULL;
+	pending.task = NULL;
+	pthread_mutex_lock(&s->lock);
+	bool more = tx_queued(s);
+	pthread_mutex_unlock(&s->lock);
+	int rc = send_command(s, t, more);
+	/* the reference is dropped with the socket, in one step: once
+	 * stop_session() sees the socket free, the task is no longer ours */
+	pthread_mutex_lock(&s->lock);
+	bool due = --t->tx_refs == 0 && t->finished;
+	/* What other submitters queued while we sent goes now, on this
+	 * thread, which is running anyway: waking the TX thread for it would
+	 * cost more than sending it.  A few PDUs at most, so that a worker
+	 * is soon back to serve FUSE; the rest is the TX thread's. */
+	for (unsigned n = 0; rc == 0 && n < INLINE_DRAIN_MAX && tx_queued(s) && !s->dropped; n++)
+		rc = send_next_queued(s);
+	if (rc < 0) {
+		pthread_mutex_unlock(&s->lock);
+		send_failed(s);
+		pthread_mutex_lock(&s->lock);
+	}
+	tx_release_socket(s);
+	pthread_mutex_unlock(&s->lock);
+	if (due)
+		session_task_end(s, t);
+}
+
+static void *tx_main(void *arg)
+{
+	struct session *s = arg;
+	bool failed = false;    /* a send failed: nothing more goes on this connection */
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (s->tx_run && (failed || s->dropped || s->tx_busy || !tx_queued(s)))
+			pthread_cond_wait(&s->tx_cond, &s->lock);
+		if (!s->tx_run)
+			break;
+		s->tx_busy = true;
+		/* everything queued, also what comes while we send; nothing
+		 * once the connection is shut down (the rest stays queued for
+		 * stop_session()) */
+		while (!failed && !s->dropped && s->tx_run && tx_queued(s)) {
+			if (send_next_queued(s) < 0) {
+				failed = true;
+				pthread_mutex_unlock(&s->lock);
+				send_failed(s);
+				pthread_mutex_lock(&s->lock);
+			}
+		}
+		s->tx_busy = false;
+		pthread_cond_broadcast(&s->socket_cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int session_queue_ctl_locked(struct session *s, struct tx_item *it)
+{
+	it->next = NULL;
+	if (s->ctl_tail)
+		s->ctl_tail->next = it;
+	else
+		s->ctl_head = it;
+	s->ctl_tail = it;
+	/* whoever holds the socket sends it before letting go */
+	if (!s->tx_busy)
+		pthread_cond_signal(&s->tx_cond);
+	return 0;
+}
+
+int session_start_tx(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->tx_run = true;
+	pthread_mutex_unlock(&s->lock);
+	if (pthread_create(&s->tx_thread, NULL, tx_main, s) != 0) {
+		err_set(EAGAIN, "%s: cannot start a thread", s->name);
+		return -1;
+	}
+	s->tx_running = true;
+	return 0;
+}
+
