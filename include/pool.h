@@ -82,6 +82,13 @@ void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque);
 /* Tell the pool's owner that LUN @lun grew (pool_set_grew_hook()). */
 void pool_lun_grew(struct pool *p, uint32_t lun);
 
+/* Session @from reset LUN @lun (LOGICAL UNIT RESET, function complete),
+ * which ended the commands of every other session there too: each of
+ * them with commands on it aborts its task set of that LUN and sends
+ * again what that ends (session_lun_reset_elsewhere()).  A session's RX
+ * thread, no lock held. */
+void pool_lun_reset(struct pool *p, const struct session *from, uint32_t lun);
+
 /* A copy of the identities to check, leaving out LUNs already replaced:
  * their number, and a malloc()ed array in *@out (NULL when 0).  Returns
  * -1 with err_set() on ENOMEM. */

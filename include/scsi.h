@@ -180,9 +180,10 @@ void scsi_sense_describe(const struct scsi_sense *s, char *buf, size_t cap);
 int scsi_sense_to_errno(const struct scsi_sense *s);
 
 /* The errno for a SCSI status: GOOD and CONDITION MET 0; BUSY, TASK SET
- * FULL and ACA ACTIVE EAGAIN (retry later); RESERVATION CONFLICT EBUSY;
- * TASK ABORTED EIO; CHECK CONDITION EIO (decode the sense instead); any
- * other value EIO. */
+ * FULL and ACA ACTIVE EAGAIN (retry later); TASK ABORTED EAGAIN (a task
+ * management function of another I_T nexus ended the command: send it
+ * again); RESERVATION CONFLICT EBUSY; CHECK CONDITION EIO (decode the
+ * sense instead); any other value EIO. */
 int scsi_status_to_errno(uint8_t status);
 
 /* ---- INQUIRY ------------------------------------------------------------ */

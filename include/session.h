@@ -179,8 +179,15 @@ enum session_state session_state_hint(const struct session *s);
  * then recovers) when the NOP-In is late.  A command over cmd_timeout_s
  * is aborted (ABORT TASK) and sent again; an abort refused or unanswered
  * for cmd_timeout_s becomes a LOGICAL UNIT RESET, and a reset refused or
- * unanswered as long drops the connection. */
+ * unanswered as long drops the connection (so does an ABORT TASK SET,
+ * see session_lun_reset_elsewhere(), unanswered as long). */
 void session_tick(struct session *s);
+
+/* Another session of the pool reset LUN @lun, which ended this session's
+ * commands there too, maybe without a word (TAS=0): when it has any on
+ * the wire, it sends ABORT TASK SET of that LUN (after the function it
+ * has out, if any), and those it ends are sent again.  No lock held. */
+void session_lun_reset_elsewhere(struct session *s, uint32_t lun);
 
 /* Log out (waiting up to @timeout_ms for the answer), stop the threads,
  * fail whatever is still outstanding with EIO, and free.  */
@@ -200,6 +207,7 @@ struct session_stats {
 	uint64_t timeouts;        /* commands that exceeded cmd_timeout */
 	uint64_t aborts;          /* ABORT TASKs sent for them */
 	uint64_t lu_resets;       /* LOGICAL UNIT RESETs sent (an abort failed) */
+	uint64_t abort_sets;      /* ABORT TASK SETs sent (another session reset the LUN) */
 	uint64_t verifications;   /* identity checks of the LUNs completed after a login */
 	uint64_t luns_replaced;   /* LUNs this session found to be another LUN */
 };

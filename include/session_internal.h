@@ -1,5 +1,5 @@
 /* session_internal.h: what the files of one session share (session.c,
- * session_verify.c): the task table and queue layouts, struct session
+ * session_tx.c, session_tmf.c, session_verify.c): the task table and queue layouts, struct session
  * with the lock of each field, and the few functions one file calls in
  * the other.  Not for other modules: they use session.h.
  */
@@ -59,6 +59,9 @@ enum tmf_state {
 	TMF_IDLE = 0,     /* none out */
 	TMF_ABORT,        /* ABORT TASK of tmf_ref_itt sent, answer awaited */
 	TMF_LU_RESET,     /* LOGICAL UNIT RESET of tmf_lun sent, answer awaited */
+	TMF_ABORT_SET,    /* ABORT TASK SET of tmf_lun sent, answer awaited: another
+	                   * session of the pool reset that LUN, which ended this
+	                   * session's commands on it too, maybe silently */
 };
 
 /* Steps of the identity check of one LUN (SESSION_VERIFYING). */
@@ -160,6 +163,14 @@ struct session {
 	uint32_t tmf_lun;                   /* lock: the LUN of the task or of the reset */
 	uint8_t tmf_opcode;                 /* lock: TMF_ABORT: CDB opcode, for log lines */
 	int64_t tmf_sent_ns;                /* lock: when it was queued */
+	uint32_t tmf_cmdsn;                 /* lock: the CmdSN it went with (set as it is
+	                                     * sent): a task set function ends the
+	                                     * session's commands before it, not after */
+	bool tmf_sent;                      /* lock: tmf_cmdsn is set */
+	bool abort_set_due;                 /* lock: another session reset abort_set_lun
+	                                     * while a TMF was out here: an ABORT TASK SET
+	                                     * of it follows that TMF's answer */
+	uint32_t abort_set_lun;             /* lock: as abort_set_due */
 	struct iscsi_task vtask;            /* lock: the identity check's command (one at
 	                                     * a time; in the table like any task, but
 	                                     * never requeued: stop_session() skips it) */
@@ -177,7 +188,7 @@ struct session {
 	_Atomic int state_hint;             /* copy of state for lock-free readers */
 	/* statistics (relaxed atomics) */
 	_Atomic uint64_t st_commands, st_r2ts, st_data_out, st_read, st_written;
-	_Atomic uint64_t st_reconnects, st_timeouts, st_aborts, st_lu_resets;
+	_Atomic uint64_t st_reconnects, st_timeouts, st_aborts, st_lu_resets, st_abort_sets;
 	_Atomic uint64_t st_verifications, st_replaced;
 };
 

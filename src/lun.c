@@ -128,10 +128,14 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 	default:
 		*err = scsi_status_to_errno(t->status);
 		/* BUSY, TASK SET FULL, ACA ACTIVE: the target asks us to come
-		 * back later; a growing pause, a bounded number of times */
+		 * back later; a growing pause, a bounded number of times.
+		 * TASK ABORTED: a task management function of another I_T
+		 * nexus (another of our sessions, or another initiator) ended
+		 * the command (SAM-5 5.3.1, TAS=1): sent again at once */
 		if (*err == EAGAIN && retries < MAX_RETRIES) {
 			atomic_fetch_add(&l->counters.retries, 1);
-			*delay_ms = backoff_ms(retries);
+			if (t->status != SCSI_STATUS_TASK_ABORTED)
+				*delay_ms = backoff_ms(retries);
 			log_info("target %s, %s: SCSI status %s (0x%02x); retry %u of %u in %u ms",
 				 l->target, l->name, scsi_status_name(t->status), t->status,
 				 retries + 1, MAX_RETRIES, *delay_ms);

@@ -56,7 +56,8 @@ struct pool {
 	unsigned replacement_timeout_s;   /* read-only: how long I/O waits for a session */
 	pthread_t watchdog;               /* ticks sessions, applies the timeout */
 	pthread_cond_t watchdog_cond;     /* wakes the watchdog early (to stop it) */
-	bool watchdog_run;                /* lock: the watchdog keeps going */
+	bool watchdog_run;                /* lock: the watchdog keeps going (and the
+	                                   * sessions are there: pool_lun_reset()) */
 	int64_t none_up_since_ns;         /* lock: since when no session is up, 0 if one is */
 	bool failfast;                    /* lock: no session up for too long: fail, do not queue */
 	struct pool_lun *luns;            /* lock: the LUNs of the mount (pool_expect_lun()) */
@@ -150,13 +151,28 @@ void pool_log_stats(struct pool *p)
 		struct session_stats st;
 		session_get_stats(p->sessions[i], &st);
 		log_info("session %u: %llu commands, %llu R2Ts, %llu bytes read, %llu bytes written, "
-			 "%llu reconnects, %llu timeouts, %llu aborts, %llu LU resets", i,
+			 "%llu reconnects, %llu timeouts, %llu aborts, %llu LU resets, "
+			 "%llu task set aborts", i,
 			 (unsigned long long)st.commands,
 			 (unsigned long long)st.r2ts, (unsigned long long)st.bytes_read,
 			 (unsigned long long)st.bytes_written, (unsigned long long)st.reconnects,
 			 (unsigned long long)st.timeouts, (unsigned long long)st.aborts,
-			 (unsigned long long)st.lu_resets);
+			 (unsigned long long)st.lu_resets, (unsigned long long)st.abort_sets);
 	}
+}
+
+void pool_lun_reset(struct pool *p, const struct session *from, uint32_t lun)
+{
+	if (!p)
+		return;
+	/* under the pool lock, so that pool_destroy() frees no session
+	 * meanwhile (lock order: pool -> session) */
+	pthread_mutex_lock(&p->lock);
+	if (p->watchdog_run)
+		for (unsigned i = 0; i < p->n; i++)
+			if (p->sessions[i] != from)
+				session_lun_reset_elsewhere(p->sessions[i], lun);
+	pthread_mutex_unlock(&p->lock);
 }
 
 const struct iscsi_params *pool_params(const struct pool *p)

@@ -444,6 +444,7 @@ int scsi_status_to_errno(uint8_t status)
 	case SCSI_STATUS_BUSY:
 	case SCSI_STATUS_TASK_SET_FULL:
 	case SCSI_STATUS_ACA_ACTIVE:
+	case SCSI_STATUS_TASK_ABORTED:  /* a reset on another I_T nexus (TAS=1) */
 		return EAGAIN;
 	case SCSI_STATUS_RESERVATION_CONFLICT:
 		return EBUSY;

@@ -125,6 +125,7 @@ void session_get_stats(struct session *s, struct session_stats *out)
 	out->timeouts = atomic_load(&s->st_timeouts);
 	out->aborts = atomic_load(&s->st_aborts);
 	out->lu_resets = atomic_load(&s->st_lu_resets);
+	out->abort_sets = atomic_load(&s->st_abort_sets);
 	out->verifications = atomic_load(&s->st_verifications);
 	out->luns_replaced = atomic_load(&s->st_replaced);
 }
@@ -602,6 +603,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	s->ping_outstanding = false;
 	s->logout_asked = s->logout_sent = false;   /* that connection is gone */
 	s->tmf_state = TMF_IDLE;                    /* and its task management */
+	s->tmf_sent = s->abort_set_due = false;
 	pthread_cond_broadcast(&s->tx_cond);
 	pthread_mutex_unlock(&s->lock);
 

@@ -6,6 +6,17 @@
  * refused or unanswered drops the connection, which is then recovered.
  * One function at a time per session (s->tmf_state).  What the target
  * aborted is taken out of the session and sent again, on any session.
+ *
+ * A LOGICAL UNIT RESET ends the commands of every I_T nexus on that LUN
+ * (SAM-5 6.3.3), so those of the pool's other sessions too: with TAS=1
+ * each gets TASK ABORTED status (lun.c sends it again), with TAS=0 none
+ * ever gets an answer.  Which of them the reset caught, no session can
+ * tell: there is no order between connections.  So each other session with
+ * commands on that LUN sends ABORT TASK SET of its own: on the session
+ * that sends it, the rules are plain (RFC 7143 4.2.3.3): it ends every
+ * command before it in CmdSN order (the target waits for those still on
+ * their way) and none after, and the statuses of those already done come
+ * before its answer.
  */
 #include "session_internal.h"
 
@@ -14,6 +25,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "wire.h"
 
 /* What a Task Management Function Response says (RFC 7143 §11.6.1). */
 static const char *tmf_response_text(uint8_t response)
@@ -31,6 +43,17 @@ static const char *tmf_response_text(uint8_t response)
 	}
 }
 
+/* The name of the function a state waits for, for log lines. */
+static const char *tmf_name(enum tmf_state state)
+{
+	switch (state) {
+	case TMF_ABORT: return "ABORT TASK";
+	case TMF_LU_RESET: return "LOGICAL UNIT RESET";
+	case TMF_ABORT_SET: return "ABORT TASK SET";
+	default: return "no task management";
+	}
+}
+
 /* Queue a TMF request and enter @state.  Lock held.  Returns 0, or -1 on
  * ENOMEM (the caller drops the connection instead). */
 static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint32_t ref_itt,
@@ -41,16 +64,68 @@ static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint
 	if (!it)
 		return -1;
 	it->kind = TX_TMF;
-	it->function = state == TMF_ABORT ? ISCSI_TMF_ABORT_TASK : ISCSI_TMF_LUN_RESET;
+	it->function = state == TMF_ABORT ? ISCSI_TMF_ABORT_TASK :
+		       state == TMF_ABORT_SET ? ISCSI_TMF_ABORT_TASK_SET : ISCSI_TMF_LUN_RESET;
 	it->lun_wire = pdu_lun_encode(lun);
 	it->ref_itt = ref_itt;
 	it->ref_cmdsn = ref_cmdsn;
 	s->tmf_state = state;
 	s->tmf_lun = lun;
+	s->tmf_sent = false;
 	s->tmf_sent_ns = session_now_ns();
-	atomic_fetch_add(state == TMF_ABORT ? &s->st_aborts : &s->st_lu_resets, 1);
+	atomic_fetch_add(state == TMF_ABORT ? &s->st_aborts :
+			 state == TMF_ABORT_SET ? &s->st_abort_sets : &s->st_lu_resets, 1);
 	session_queue_ctl_locked(s, it);
 	return 0;
+}
+
+/* Whether a command on @lun has gone to the target and is unanswered.
+ * Lock held. */
+static bool sent_task_on(const struct session *s, uint32_t lun)
+{
+	for (unsigned i = 0; i < s->nslots; i++) {
+		const struct iscsi_task *t = s->slots[i];
+		if (t && t->lun == lun && t->on_wire && !t->finished)
+			return true;
+	}
+	return false;
+}
+
+/* The ABORT TASK SET that waited for the previous function's answer, if
+ * any.  Lock held, no TMF out. */
+static void start_due_abort_set_locked(struct session *s)
+{
+	if (!s->abort_set_due || s->tmf_state != TMF_IDLE)
+		return;
+	s->abort_set_due = false;
+	if (sent_task_on(s, s->abort_set_lun) &&
+	    start_tmf(s, TMF_ABORT_SET, s->abort_set_lun, 0, 0) < 0)
+		log_warn("%s: out of memory for an ABORT TASK SET of LUN %u; its commands wait for cmd_timeout",
+			 s->name, s->abort_set_lun);
+}
+
+void session_lun_reset_elsewhere(struct session *s, uint32_t lun)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->state != SESSION_UP || !sent_task_on(s, lun)) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (s->tmf_state == TMF_IDLE) {
+		if (start_tmf(s, TMF_ABORT_SET, lun, 0, 0) < 0)
+			log_warn("%s: out of memory for an ABORT TASK SET of LUN %u; its commands wait for cmd_timeout",
+				 s->name, lun);
+		else
+			log_info("%s: LUN %u was reset from another session; aborting the task set here",
+				 s->name, lun);
+	} else if (!s->abort_set_due || s->abort_set_lun == lun) {
+		s->abort_set_due = true;       /* after the function out now */
+		s->abort_set_lun = lun;
+	} else {
+		log_info("%s: LUN %u was reset from another session while an ABORT TASK SET of LUN %u waits here; its commands wait for cmd_timeout",
+			 s->name, lun, s->abort_set_lun);
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* The target aborted @t: take it out of the session (table, command
@@ -126,6 +201,7 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 		struct iscsi_task *t = session_find_task(s, ref_itt);
 		if (t)
 			abort_locally(s, t, &again);
+		start_due_abort_set_locked(s);
 		pthread_mutex_unlock(&s->lock);
 		if (t)
 			log_info("%s: command 0x%02x (ITT 0x%x) on LUN %u aborted (%s); sending it again",
@@ -147,22 +223,41 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 			 s->name, ref_itt, tmf_response_text(response), lun);
 		return 0;
 	}
+	if (response != 0 && state == TMF_ABORT_SET) {
+		/* not worth a new connection: cmd_timeout finds them */
+		start_due_abort_set_locked(s);
+		pthread_mutex_unlock(&s->lock);
+		log_warn("%s: target answered ABORT TASK SET of LUN %u with \"%s\"; its commands here wait for cmd_timeout",
+			 s->name, lun, tmf_response_text(response));
+		return 0;
+	}
 	if (response != 0) {
 		pthread_mutex_unlock(&s->lock);
 		err_set(EIO, "target answered LOGICAL UNIT RESET of LUN %u with \"%s\"", lun,
 			tmf_response_text(response));
 		return -1;
 	}
-	/* the reset ended every task of the LUN (of every initiator) */
+	/* It ended this session's commands on the LUN that came before it
+	 * in CmdSN order (the target waited for any still on their way),
+	 * not those after; the statuses of those already done came first. */
+	uint32_t fence = s->tmf_cmdsn;
 	for (unsigned i = 0; i < s->nslots; i++) {
 		struct iscsi_task *t = s->slots[i];
-		if (t && t->lun == lun) {
+		if (t && t->lun == lun && !t->finished && sn_lt(t->cmdsn, fence)) {
 			abort_locally(s, t, &again);
 			n++;
 		}
 	}
+	start_due_abort_set_locked(s);
 	pthread_mutex_unlock(&s->lock);
-	log_warn("%s: LUN %u reset; %u commands sent again", s->name, lun, n);
+	if (state == TMF_ABORT_SET) {
+		log_warn("%s: ABORT TASK SET of LUN %u ended %u commands; sending them again",
+			 s->name, lun, n);
+	} else {
+		log_warn("%s: LUN %u reset; %u commands sent again", s->name, lun, n);
+		/* it ended the other sessions' commands there too */
+		pool_lun_reset(s->pool, s, lun);
+	}
 	reissue_list(s, again);
 	return 0;
 }
@@ -199,7 +294,7 @@ void session_tmf_tick_locked(struct session *s, int64_t now, char *why, size_t w
 		if (start_tmf(s, TMF_LU_RESET, s->tmf_lun, 0, 0) < 0)
 			snprintf(why, why_len, "out of memory for a LOGICAL UNIT RESET");
 	} else if (now - s->tmf_sent_ns > limit) {
-		snprintf(why, why_len, "no answer to LOGICAL UNIT RESET of LUN %u within %u s",
-			 s->tmf_lun, cfg->cmd_timeout_s);
+		snprintf(why, why_len, "no answer to %s of LUN %u within %u s",
+			 tmf_name(s->tmf_state), s->tmf_lun, cfg->cmd_timeout_s);
 	}
 }

@@ -232,6 +232,11 @@ static int send_immediate(struct session *s, union iscsi_bhs *bhs)
 	pthread_mutex_lock(&s->lock);
 	put_be32(bhs->nop_out.cmdsn, s->cmdsn);
 	put_be32(bhs->nop_out.exp_statsn, s->exp_statsn);
+	if (pdu_opcode(bhs) == ISCSI_OP_TMF_REQ) {
+		/* before it is on the wire: the answer may come at once */
+		s->tmf_cmdsn = s->cmdsn;
+		s->tmf_sent = true;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return conn_send_pdu(&s->conn, bhs, NULL, 0, 0, false);
 }
@@ -272,7 +277,8 @@ static int send_logout(struct session *s)
 }
 
 /* A Task Management Function Request, immediate (it must pass commands
- * stuck in the window): ABORT TASK of it->ref_itt, or LOGICAL UNIT RESET. */
+ * stuck in the window): ABORT TASK of it->ref_itt, ABORT TASK SET or
+ * LOGICAL UNIT RESET. */
 static int send_tmf(struct session *s, const struct tx_item *it)
 {
 	union iscsi_bhs bhs;

@@ -218,7 +218,7 @@ static void verify_done(struct iscsi_task *t)
 			snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun, what, t->cdb[0]);
 		}
 	} else if (scsi_status_to_errno(t->status) == EAGAIN) {
-		retry = later = true;           /* BUSY, TASK SET FULL, ACA ACTIVE */
+		retry = later = true;   /* BUSY, TASK SET FULL, ACA ACTIVE, TASK ABORTED */
 	} else {
 		snprintf(fail, sizeof fail, "LUN %u: SCSI status %s (0x%02x)", id.lun,
 			 scsi_status_name(t->status), t->status);

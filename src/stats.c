@@ -125,6 +125,7 @@ static void add_pool(struct stats_text *b, struct pool *p, const char *target)
 		add(b, "timeouts %llu\n", (unsigned long long)st.timeouts);
 		add(b, "aborts %llu\n", (unsigned long long)st.aborts);
 		add(b, "lu_resets %llu\n", (unsigned long long)st.lu_resets);
+		add(b, "abort_task_sets %llu\n", (unsigned long long)st.abort_sets);
 		add(b, "verifications %llu\n", (unsigned long long)st.verifications);
 		add(b, "luns_replaced %llu\n", (unsigned long long)st.luns_replaced);
 	}

@@ -2,7 +2,8 @@
 # badtarget-io.sh: a target that misbehaves on a command to its LUN 1
 # (tests/lib/badtarget.py), one case at a time: malformed Data-In, R2Ts
 # and responses (issue 4, "Hostile target input"), and slow or unhelpful
-# answers (issue 5: no answer, BUSY, Unit Attention, Async Messages).
+# answers (issue 5: no answer, BUSY, Unit Attention, Async Messages,
+# a LUN reset that ends the commands of another session too).
 #
 # For each case: mount (foreground, one session), read or write LUN 1 so
 # that the case fires, and check that
@@ -146,6 +147,63 @@ EOF
     fi
 }
 
+# sum_session_stat KEY: counter KEY summed over sessions 0 and 1.
+sum_session_stat() {
+    echo $(($(session_stat 0 "$1") + $(session_stat 1 "$1")))
+}
+
+# reset_case CASE REGEX: two sessions, cmd_timeout 2 s; a read of LUN 1
+# that the target holds goes to one session, and 1.8 s later another,
+# held too, to the other.  The first times out: its ABORT TASK is
+# refused and the LU reset that follows ends both (the other as the case
+# says: TASK ABORTED, or without a word).  Both reads must end with the
+# right data well before the second would time out on its own: one
+# ABORT TASK and one LU reset in all, no reconnect, and REGEX in the log
+# for how the second came back.
+reset_case() {
+    local case=$1 re=$2 start off1 off2 pid1 rc1 rc2
+    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $case "* ]]; then
+        return 0
+    fi
+    ncases=$((ncases + 1))
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=2,cmd_timeout=2
+    bad_check_names "lun0 lun1"
+    off1=$((4 * 131072)) off2=$((12 * 131072))
+    bt dd if="$BAD_MNT/lun1" of="$work/got1" bs=65536 iflag=skip_bytes skip="$off1" \
+        count=1 status=none &
+    pid1=$!
+    sleep 1.8
+    bt dd if="$BAD_MNT/lun1" of="$work/got2" bs=65536 iflag=skip_bytes skip="$off2" \
+        count=1 status=none
+    rc2=$?
+    wait "$pid1"
+    rc1=$?
+    assert_eq "0 0" "$rc1 $rc2" "$case: exit status of the two reads"
+    assert_eq 2 "$(badtarget_count "holding READ")" "$case: READs held by the target"
+    slice "$BAD_LUN1" "$off1" 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got1" "$case: the first read"
+    slice "$BAD_LUN1" "$off2" 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got2" "$case: the second read"
+    check_log "LUN 1 reset; 1 commands sent again"
+    check_log "$re"
+    assert_eq 1 "$(sum_session_stat aborts)" "$case: ABORT TASKs of both sessions"
+    assert_eq 1 "$(sum_session_stat lu_resets)" "$case: LU resets of both sessions"
+    assert_eq 0 "$(sum_session_stat reconnects)" "$case: reconnects of both sessions"
+    if [[ $case == reset-silent ]]; then
+        assert_eq 1 "$(sum_session_stat abort_task_sets)" "$case: ABORT TASK SETs"
+    fi
+    check_alive
+    check_lun0 "$work"
+    check_no_sanitizer_report
+    bad_unmount
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok ($(($(date +%s) - start)) s)"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+
 # The violation messages name what was wrong; a reconnect follows.
 V='protocol error'
 
@@ -198,6 +256,9 @@ io_case reset-refused read ok \
     opts=cmd_timeout=2 sess=aborts=1 sess=lu_resets=1 sess=reconnects=1
 io_case tmf-silent read ok "no answer to LOGICAL UNIT RESET of LUN 1 within 2 s" \
     opts=cmd_timeout=2 sess=aborts=1 sess=lu_resets=1 sess=reconnects=1
+# A reset ends the commands of the other sessions too (reset_case)
+reset_case reset-tas "target $BAD_IQN, lun1: SCSI status TASK ABORTED \(0x40\); retry 1 of 8 in 0 ms"
+reset_case reset-silent "session [01]: ABORT TASK SET of LUN 1 ended 1 commands; sending them again"
 # BUSY and TASK SET FULL: retried after a pause (10 ms, doubling), one
 # log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
 io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3

@@ -89,7 +89,7 @@ F_BIT = 0x80
 # Data-In flags
 DI_UNDER, DI_STATUS = 0x02, 0x01
 
-GOOD, CHECK_CONDITION, BUSY, TASK_SET_FULL = 0x00, 0x02, 0x08, 0x28
+GOOD, CHECK_CONDITION, BUSY, TASK_SET_FULL, TASK_ABORTED = 0x00, 0x02, 0x08, 0x28, 0x40
 
 # What we negotiate.
 OUR_MRDSL = 65536
@@ -146,6 +146,8 @@ CASES = {
     "abort-refused": ("read1", 1, "the READ never answered; ABORT TASK rejected, LU RESET complete"),
     "reset-refused": ("read1", 1, "the READ never answered; ABORT TASK not supported, LU RESET rejected"),
     "tmf-silent": ("read1", 1, "the READ never answered, nor any Task Management request"),
+    "reset-tas": ("read1", 2, "two READs held unanswered; ABORT TASK rejected; the LU RESET ends a READ held on another connection with TASK ABORTED (TAS=1)"),
+    "reset-silent": ("read1", 2, "two READs held unanswered; ABORT TASK rejected; the LU RESET ends a READ held on another connection without a word (TAS=0)"),
     "busy": ("read1", 3, "BUSY status"),
     "task-set-full": ("read1", 3, "TASK SET FULL status"),
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
@@ -321,6 +323,7 @@ class Target:
         self.verbose = args.verbose
         self.seen_cdbs = set()
         self.conns = set()             # connections in full feature phase
+        self.held = []                 # reset-*: (Conn, Task) of the READs held
         self.events = 0                # SIGUSR1s so far
 
     def lun_numbers(self):
@@ -742,6 +745,8 @@ class Conn:
                     continue
                 b = bhs(OP_TMF_RSP)
                 b[2] = 0
+                if case in ("reset-tas", "reset-silent"):
+                    b[2] = self.reset_case_tmf(function, p)
                 if case == "abort-refused" and function == 1:
                     b[2] = 255
                 elif case == "reset-refused":
@@ -763,6 +768,29 @@ class Conn:
                 b[2] = 0x04
                 put32(b, 16, RESERVED)
                 self.send(b, bytes(p.bhs), stat="adv")
+
+    def reset_case_tmf(self, function, p):
+        """reset-tas, reset-silent: what a task management function does
+        to the READs held (SAM-5: a reset ends the tasks of every I_T
+        nexus on the LUN; ABORT TASK SET those of this one).  Returns the
+        TMF response code."""
+        lun = lun_number(p.bhs[8:16])
+        with self.t.lock:
+            held = self.t.held
+            if function == 1:       # ABORT TASK: refused while held here
+                return 255 if any(c is self and t.itt == p.u32(20) for c, t in held) else 1
+            if function not in (2, 5):
+                return 5
+            ended = [(c, t) for c, t in held if t.lun == lun and (function == 5 or c is self)]
+            self.t.held = [h for h in held if h not in ended]
+        for c, t in ended:
+            if c is not self and function == 5 and self.t.case == "reset-tas":
+                log("%s: READ ITT 0x%x ended by the reset from %s: TASK ABORTED" % (c.name, t.itt, self.name))
+                c.respond(t, b"", TASK_ABORTED)
+            else:
+                log("%s: READ ITT 0x%x ended by %s from %s, without a word" % (
+                    c.name, t.itt, "the reset" if function == 5 else "ABORT TASK SET", self.name))
+        return 0
 
     def send_targets(self):
         """The SendTargets=All answer: our target, and for the discovery
@@ -1116,6 +1144,10 @@ class Conn:
             self.send(b, stat="next", window=((exp - 5) & MASK, (exp - 6) & MASK))
         elif case in ("no-answer", "abort-refused", "reset-refused", "tmf-silent"):
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
+        elif case in ("reset-tas", "reset-silent"):
+            log("%s: holding READ ITT 0x%x" % (self.name, t.itt))
+            with self.t.lock:
+                self.t.held.append((self, t))
         elif case in ("busy", "busy-always"):
             self.respond(t, b"", BUSY)
         elif case == "task-set-full":

@@ -422,7 +422,8 @@ static void test_sense_errno(void)
 		{ SCSI_STATUS_TASK_SET_FULL, EAGAIN },
 		{ SCSI_STATUS_ACA_ACTIVE, EAGAIN },
 		{ SCSI_STATUS_RESERVATION_CONFLICT, EBUSY },
-		{ SCSI_STATUS_TASK_ABORTED, EIO },
+		/* another nexus's task management ended it: send it again */
+		{ SCSI_STATUS_TASK_ABORTED, EAGAIN },
 		{ 0x22, EIO },
 		{ 0xff, EIO },
 	};
