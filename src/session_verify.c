@@ -112,11 +112,12 @@ static void verify_drop_locked(struct session *s, const char *why)
 
 /* Compare what a step of the check returned (GOOD status) with @id: what
  * differs into @why (the LUN is another), a capacity that grew into
- * @info, data that cannot be used into @fail; the next step into *@next. */
+ * *@grew_to (left alone otherwise), data that cannot be used into @fail;
+ * the next step into *@next. */
 static void verify_compare(struct session *s, const struct lun_identity *id,
 			   enum verify_step step, const struct iscsi_task *t, char *why,
-			   size_t why_cap, char *info, size_t info_cap, char *fail,
-			   size_t fail_cap, enum verify_step *next)
+			   size_t why_cap, uint64_t *grew_to, char *fail, size_t fail_cap,
+			   enum verify_step *next)
 {
 	char got[128] = "";
 	struct scsi_capacity cap;
@@ -167,8 +168,7 @@ static void verify_compare(struct session *s, const struct lun_identity *id,
 		snprintf(why, why_cap, "capacity %llu blocks, was %llu (shrank)",
 			 (unsigned long long)cap.blocks, (unsigned long long)id->blocks);
 	else if (cap.blocks > id->blocks)
-		snprintf(info, info_cap, "capacity grew from %llu to %llu blocks",
-			 (unsigned long long)id->blocks, (unsigned long long)cap.blocks);
+		*grew_to = cap.blocks;
 }
 
 /* The answer to a command of the identity check: compare, retry, mark the
@@ -177,7 +177,8 @@ static void verify_compare(struct session *s, const struct lun_identity *id,
 static void verify_done(struct iscsi_task *t)
 {
 	struct session *s = t->opaque;
-	char why[512] = "", info[128] = "", fail[300] = "";
+	char why[512] = "", fail[300] = "";
+	uint64_t grew_to = 0;
 	struct scsi_sense sense;
 	bool retry = false, later = false;
 
@@ -192,8 +193,8 @@ static void verify_done(struct iscsi_task *t)
 	if (t->result) {
 		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x aborted", id.lun, t->cdb[0]);
 	} else if (t->status == SCSI_STATUS_GOOD || t->status == SCSI_STATUS_CONDITION_MET) {
-		verify_compare(s, &id, step, t, why, sizeof why, info, sizeof info, fail,
-			       sizeof fail, &next);
+		verify_compare(s, &id, step, t, why, sizeof why, &grew_to, fail, sizeof fail,
+			       &next);
 	} else if (t->status == SCSI_STATUS_CHECK_CONDITION) {
 		char what[160];
 		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
@@ -251,10 +252,11 @@ static void verify_done(struct iscsi_task *t)
 				  s->cfg->target_name, id.lun, why);
 		}
 		next = VERIFY_LUN_DONE;
-	} else if (info[0]) {
-		log_info("target %s, lun%u: %s while the session was away", s->cfg->target_name,
-			 id.lun, info);
-		pool_lun_grew(s->pool, id.lun);   /* its file takes the new size */
+	} else if (grew_to && pool_lun_grew(s->pool, id.lun, grew_to)) {
+		/* news (the first session to see it): its file takes the new size */
+		log_info("target %s, lun%u: capacity grew from %llu to %llu blocks while the session was away",
+			 s->cfg->target_name, id.lun, (unsigned long long)id.blocks,
+			 (unsigned long long)grew_to);
 	}
 
 	pthread_mutex_lock(&s->lock);

@@ -14,17 +14,6 @@ require_root
 require_fuse
 skip_unless tgtd tgtadm
 
-# wait_true SECS CMD...: CMD every 0.2 s until it succeeds; false after SECS.
-wait_true() {
-    local secs=$1 i
-    shift
-    for ((i = 0; i < secs * 5; i++)); do
-        "$@" && return 0
-        sleep 0.2
-    done
-    return 1
-}
-
 iqn=$IQN_PREFIX:changes
 disk1=$TEST_TMPDIR/lun1.img
 disk2=$TEST_TMPDIR/lun2.img
@@ -67,8 +56,15 @@ tgt_allow_all 1
 lun1_grown() { [[ $(stat -c %s "$mnt/lun1") == $((24 * MIB)) ]]; }
 wait_true 60 lun1_grown ||
     fail "lun1 size $(stat -c %s "$mnt/lun1") after the restart, not $((24 * MIB)): $(tail -n 20 "$ISCSIFS_LOG")"
-grep -F "lun1: capacity grew from 32768 to 49152 blocks while the session was away" \
-    "$ISCSIFS_LOG" >/dev/null || fail "no line about the growth: $(tail -n 20 "$ISCSIFS_LOG")"
+# said once, by the first session to see it, not by each: once both
+# sessions have checked the LUNs again
+verified() {
+    (($(t cat "$mnt/.iscsifs/stats" | awk '$1 == "verifications" { n += $2 } END { print n + 0 }') >= 2))
+}
+wait_true 30 verified || fail "the sessions did not both check the LUNs again: $(t cat "$mnt/.iscsifs/stats")"
+grown=$(grep -cF "lun1: capacity grew from 32768 to 49152 blocks while the session was away" \
+    "$ISCSIFS_LOG")
+assert_eq 1 "$grown" "lines about the growth (log: $(tail -n 20 "$ISCSIFS_LOG"))"
 note "lun1 grew: $(grep -F 'lun1: capacity changed from' "$ISCSIFS_LOG" | tail -n1)"
 
 cmp -n $((8 * MIB)) "$tail_data" "$mnt/lun1" --ignore-initial=0:$((16 * MIB)) ||

@@ -16,17 +16,6 @@ require_root
 require_fuse
 skip_unless tgtd tgtadm
 
-# wait_true SECS CMD...: CMD every 0.2 s until it succeeds; false after SECS.
-wait_true() {
-    local secs=$1 i
-    shift
-    for ((i = 0; i < secs * 5; i++)); do
-        "$@" && return 0
-        sleep 0.2
-    done
-    return 1
-}
-
 iqn=$IQN_PREFIX:identity
 old1=$TEST_TMPDIR/lun1.img
 new1=$TEST_TMPDIR/lun1-other.img

@@ -17,7 +17,6 @@
 #   lun_stat LUN KEY             a counter of the statistics file
 #   session_stat N KEY           a counter of session N in that file
 #   badtarget_count REGEX        lines of the target's log matching REGEX
-#   wait_true SECS CMD...        CMD succeeds within SECS seconds (polled)
 #   check_lun0 WORK              LUN 0 reads back what the target holds and
 #                                a write through it lands there
 #   bt CMD...                    CMD under a short timeout (BAD_IO_TIMEOUT)
@@ -155,18 +154,6 @@ session_stat() {
 # (extended).
 badtarget_count() {
     grep -Ec -- "$1" "$BAD_LOG"
-}
-
-# wait_true SECS CMD...: run CMD every 0.2 s until it succeeds; false
-# when SECS seconds passed first.
-wait_true() {
-    local secs=$1 i
-    shift
-    for ((i = 0; i < secs * 5; i++)); do
-        "$@" && return 0
-        sleep 0.2
-    done
-    return 1
 }
 
 check_no_sanitizer_report() {

@@ -277,6 +277,18 @@ pick_port() {
     fail "pick_port: no free port found"
 }
 
+# wait_true SECS CMD...: run CMD every 0.2 s until it succeeds; false
+# when SECS seconds passed first.
+wait_true() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 5; i++)); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
 # wait_for_port HOST PORT SECS [PID]: wait until something listens on
 # HOST:PORT; fail after SECS seconds or as soon as PID (if given) died.
 wait_for_port() {
