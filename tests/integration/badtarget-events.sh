@@ -55,12 +55,7 @@ selected() {
 finish() {
     check_alive
     check_lun0 "$work"
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $1: ok"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+    bad_case_end "$1" "$work"
 }
 
 # read_matches FILE OFFSET LENGTH BACKING WHAT: LENGTH bytes of FILE at

@@ -89,13 +89,7 @@ io_case() {
         slice "$BAD_LUN1" "$off" 65536 >"$work/want"
         assert_same_file "$work/want" "$work/got" "$case: lun1 read again"
     fi
-    check_alive
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $case: ok ($(($(date +%s) - start)) s)"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+    bad_case_end "$case" "$work" "$start"
 }
 
 # io_once CASE OP EXPECT: the I/O of a case and the checks of its outcome
@@ -196,12 +190,7 @@ reset_case() {
     fi
     check_alive
     check_lun0 "$work"
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $case: ok ($(($(date +%s) - start)) s)"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+    bad_case_end "$case" "$work" "$start"
 }
 
 # The violation messages name what was wrong; a reconnect follows.

@@ -14,6 +14,7 @@
 #                                mount answers
 #   check_log REGEX [SECS]       the iscsifs log has a line matching REGEX
 #   check_no_sanitizer_report    no ASan/UBSan/LSan report in the log
+#   bad_case_end CASE WORK [START]  the checks and teardown every case ends with
 #   lun_stat LUN KEY             a counter of the statistics file
 #   session_stat N KEY           a counter of session N in that file
 #   badtarget_count REGEX        lines of the target's log matching REGEX
@@ -154,6 +155,22 @@ session_stat() {
 # (extended).
 badtarget_count() {
     grep -Ec -- "$1" "$BAD_LOG"
+}
+
+# bad_case_end CASE WORK [START]: how every case ends: iscsifs still
+# runs and answers, no sanitizer report before or after the unmount (whose
+# exit status is checked), the target stopped, the logs and the files of
+# WORK removed; the note says how long the case took since START
+# (seconds since the epoch), if given.
+bad_case_end() {
+    local case=$1 work=$2 start=${3:-}
+    check_alive
+    check_no_sanitizer_report
+    bad_unmount
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok${start:+ ($(($(date +%s) - start)) s)}"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
 }
 
 check_no_sanitizer_report() {
