@@ -251,7 +251,8 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 			break;
 		alloc = (uint32_t)needed;
 	}
-	for (size_t i = 0; i < count && n < max; i++) {
+	size_t i;
+	for (i = 0; i < count && n < max; i++) {
 		int64_t number = pdu_lun_decode(wire[i]);
 		if (number < 0) {
 			log_warn("skipping LUN 0x%016llx: addressing method not supported",
@@ -260,6 +261,9 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 		}
 		luns[n++] = (uint32_t)number;
 	}
+	if (i < count)
+		log_warn("target %s reports %zu LUNs; only the first %zu are used", target, count,
+			 max);
 	free(wire);
 	free(buf);
 	return (int)n;

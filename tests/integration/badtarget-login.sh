@@ -163,6 +163,8 @@ refused discovery-ctl "discovery on .*: SendTargets: TargetName with byte 0x1b" 
 refused luns-short "REPORT LUNS data of 4 bytes"
 mounted luns-lying "lun0 lun1" ""
 refused luns-odd "LUN LIST LENGTH 13 is not a multiple of 8"
+# more LUNs than a mount takes: the first 1024, and a line says so
+mounted luns-many "lun0 lun1" "target $BAD_IQN reports 1100 LUNs; only the first 1024 are used"
 # probe: INQUIRY, VPD
 mounted inquiry-short "lun0" "lun1: .*INQUIRY data of 3 bytes.*skipped"
 mounted inquiry-lying "lun0 lun1" ""

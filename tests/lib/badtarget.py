@@ -162,6 +162,7 @@ CASES = {
     "luns-short": ("probe", 0, "REPORT LUNS data of 4 bytes"),
     "luns-lying": ("probe", 0, "REPORT LUNS claiming 1000 LUNs, listing 2"),
     "luns-odd": ("probe", 0, "REPORT LUNS with LUN LIST LENGTH 13"),
+    "luns-many": ("probe", 0, "REPORT LUNS listing 1100 LUNs (0 to 1099; all but 0 and 1 absent)"),
     "inquiry-short": ("probe", 0, "standard INQUIRY of LUN 1: 3 bytes"),
     "inquiry-lying": ("probe", 0, "standard INQUIRY of LUN 1: ADDITIONAL LENGTH 250, 36 bytes sent"),
     "vpd-lying": ("probe", 0, "VPD pages of LUN 1 whose lengths run past the data"),
@@ -945,6 +946,8 @@ class Conn:
                 return GOOD, struct.pack(">I", len(lst)), b""
             if bad_probe and case == "luns-lying" and self.t.fire("probe"):
                 return GOOD, struct.pack(">II", 8 * 1000, 0) + lst, b""
+            if bad_probe and case == "luns-many" and self.t.fire("probe"):
+                lst = b"".join(lun_field(n) for n in range(1100))
             if bad_probe and case == "luns-odd" and self.t.fire("probe"):
                 return GOOD, struct.pack(">II", 13, 0) + lst, b""
             return GOOD, struct.pack(">II", len(lst), 0) + lst, b""
