@@ -146,16 +146,18 @@ sum_session_stat() {
     echo $(($(session_stat 0 "$1") + $(session_stat 1 "$1")))
 }
 
-# reset_case CASE REGEX: two sessions, cmd_timeout 2 s; a read of LUN 1
+# reset_case CASE REGEX [aborts=N]: two sessions, cmd_timeout 2 s; a read of LUN 1
 # that the target holds goes to one session, and 1.8 s later another,
 # held too, to the other.  The first times out: its ABORT TASK is
 # refused and the LU reset that follows ends both (the other as the case
 # says: TASK ABORTED, or without a word).  Both reads must end with the
-# right data well before the second would time out on its own: one
-# ABORT TASK and one LU reset in all, no reconnect, and REGEX in the log
-# for how the second came back.
+# right data, with one LU reset and no reconnect in all, and REGEX in the
+# log for how the second came back.  One ABORT TASK in all: the second
+# is back before it would time out on its own (unless the case expects
+# aborts=N); one ABORT TASK SET unless the target said TASK ABORTED.
 reset_case() {
-    local case=$1 re=$2 start off1 off2 pid1 rc1 rc2
+    local case=$1 re=$2 aborts=1 start off1 off2 pid1 rc1 rc2
+    [[ ${3:-} == aborts=* ]] && aborts=${3#aborts=}
     if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $case "* ]]; then
         return 0
     fi
@@ -182,10 +184,10 @@ reset_case() {
     assert_same_file "$work/want" "$work/got2" "$case: the second read"
     check_log "LUN 1 reset; 1 commands sent again"
     check_log "$re"
-    assert_eq 1 "$(sum_session_stat aborts)" "$case: ABORT TASKs of both sessions"
+    assert_eq "$aborts" "$(sum_session_stat aborts)" "$case: ABORT TASKs of both sessions"
     assert_eq 1 "$(sum_session_stat lu_resets)" "$case: LU resets of both sessions"
     assert_eq 0 "$(sum_session_stat reconnects)" "$case: reconnects of both sessions"
-    if [[ $case == reset-silent ]]; then
+    if [[ $case != reset-tas ]]; then
         assert_eq 1 "$(sum_session_stat abort_task_sets)" "$case: ABORT TASK SETs"
     fi
     check_alive
@@ -248,6 +250,11 @@ io_case tmf-silent read ok "no answer to LOGICAL UNIT RESET of LUN 1 within 2 s"
 # A reset ends the commands of the other sessions too (reset_case)
 reset_case reset-tas "target $BAD_IQN, lun1: SCSI status TASK ABORTED \(0x40\); retry 1 of 8 in 0 ms"
 reset_case reset-silent "session [01]: ABORT TASK SET of LUN 1 ended 1 commands; sending them again"
+# a target without ABORT TASK SET: the second read comes back through its
+# own timeout and ABORT TASK ("task does not exist"), no reconnect
+reset_case reset-set-refused \
+    "answered ABORT TASK SET of LUN 1 with \"task management function not supported\"; its commands here wait for cmd_timeout" \
+    aborts=2
 # BUSY and TASK SET FULL: retried after a pause (10 ms, doubling), one
 # log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
 io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3

@@ -148,6 +148,7 @@ CASES = {
     "tmf-silent": ("read1", 1, "the READ never answered, nor any Task Management request"),
     "reset-tas": ("read1", 2, "two READs held unanswered; ABORT TASK rejected; the LU RESET ends a READ held on another connection with TASK ABORTED (TAS=1)"),
     "reset-silent": ("read1", 2, "two READs held unanswered; ABORT TASK rejected; the LU RESET ends a READ held on another connection without a word (TAS=0)"),
+    "reset-set-refused": ("read1", 2, "as reset-silent, and ABORT TASK SET is not supported"),
     "busy": ("read1", 3, "BUSY status"),
     "task-set-full": ("read1", 3, "TASK SET FULL status"),
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
@@ -746,7 +747,7 @@ class Conn:
                     continue
                 b = bhs(OP_TMF_RSP)
                 b[2] = 0
-                if case in ("reset-tas", "reset-silent"):
+                if case in ("reset-tas", "reset-silent", "reset-set-refused"):
                     b[2] = self.reset_case_tmf(function, p)
                 if case == "abort-refused" and function == 1:
                     b[2] = 255
@@ -771,7 +772,7 @@ class Conn:
                 self.send(b, bytes(p.bhs), stat="adv")
 
     def reset_case_tmf(self, function, p):
-        """reset-tas, reset-silent: what a task management function does
+        """reset-tas, reset-silent, reset-set-refused: what a task management function does
         to the READs held (SAM-5: a reset ends the tasks of every I_T
         nexus on the LUN; ABORT TASK SET those of this one).  Returns the
         TMF response code."""
@@ -780,7 +781,7 @@ class Conn:
             held = self.t.held
             if function == 1:       # ABORT TASK: refused while held here
                 return 255 if any(c is self and t.itt == p.u32(20) for c, t in held) else 1
-            if function not in (2, 5):
+            if function not in (2, 5) or (function == 2 and self.t.case == "reset-set-refused"):
                 return 5
             ended = [(c, t) for c, t in held if t.lun == lun and (function == 5 or c is self)]
             self.t.held = [h for h in held if h not in ended]
@@ -1147,7 +1148,7 @@ class Conn:
             self.send(b, stat="next", window=((exp - 5) & MASK, (exp - 6) & MASK))
         elif case in ("no-answer", "abort-refused", "reset-refused", "tmf-silent"):
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
-        elif case in ("reset-tas", "reset-silent"):
+        elif case in ("reset-tas", "reset-silent", "reset-set-refused"):
             log("%s: holding READ ITT 0x%x" % (self.name, t.itt))
             with self.t.lock:
                 self.t.held.append((self, t))
