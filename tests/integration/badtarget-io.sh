@@ -195,6 +195,48 @@ reset_case() {
     bad_case_end "$case" "$work" "$start"
 }
 
+# late_reset_case: one session, cmd_timeout 2 s; a read of LUN 1 is held,
+# its ABORT TASK refused, and the target answers the LU reset that follows
+# only once a second read, sent after the reset, has come (case
+# reset-late); it answers that read 0.3 s later.  The reset must end the
+# first read alone: both end with the right data, and no reconnect (a
+# second read taken for ended would be sent again, and its late answer
+# then be for an unknown ITT).
+late_reset_case() {
+    local case=reset-late start off1 off2 pid1 rc1 rc2
+    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $case "* ]]; then
+        return 0
+    fi
+    ncases=$((ncases + 1))
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1,cmd_timeout=2
+    off1=$((4 * 131072)) off2=$((12 * 131072))
+    bt dd if="$BAD_MNT/lun1" of="$work/got1" bs=65536 iflag=skip_bytes skip="$off1" \
+        count=1 status=none &
+    pid1=$!
+    wait_true 10 grep -q "task management function 5 " "$BAD_LOG" ||
+        fail "$case: no LU reset reached the target: $(cat "$BAD_LOG")"
+    bt dd if="$BAD_MNT/lun1" of="$work/got2" bs=65536 iflag=skip_bytes skip="$off2" \
+        count=1 status=none
+    rc2=$?
+    wait "$pid1"
+    rc1=$?
+    assert_eq "0 0" "$rc1 $rc2" "$case: exit status of the two reads"
+    badtarget_count "came after the LU RESET" >/dev/null ||
+        fail "$case: the second read did not come after the reset: $(cat "$BAD_LOG")"
+    slice "$BAD_LUN1" "$off1" 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got1" "$case: the first read"
+    slice "$BAD_LUN1" "$off2" 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got2" "$case: the second read"
+    check_log "LUN 1 reset; 1 commands sent again"
+    assert_eq 1 "$(session_stat 0 lu_resets)" "$case: LU resets"
+    assert_eq 0 "$(session_stat 0 reconnects)" "$case: reconnects"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+
 # The violation messages name what was wrong; a reconnect follows.
 V='protocol error'
 
@@ -255,6 +297,7 @@ reset_case reset-silent "session [01]: ABORT TASK SET of LUN 1 ended 1 commands;
 reset_case reset-set-refused \
     "answered ABORT TASK SET of LUN 1 with \"task management function not supported\"; its commands here wait for cmd_timeout" \
     aborts=2
+late_reset_case
 # BUSY and TASK SET FULL: retried after a pause (10 ms, doubling), one
 # log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
 io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3

@@ -149,6 +149,7 @@ CASES = {
     "reset-tas": ("read1", 2, "two READs held unanswered; ABORT TASK rejected; the LU RESET ends a READ held on another connection with TASK ABORTED (TAS=1)"),
     "reset-silent": ("read1", 2, "two READs held unanswered; ABORT TASK rejected; the LU RESET ends a READ held on another connection without a word (TAS=0)"),
     "reset-set-refused": ("read1", 2, "as reset-silent, and ABORT TASK SET is not supported"),
+    "reset-late": ("read1", 1, "the READ held; ABORT TASK rejected; the LU RESET answered only once a command sent after it arrived, which is answered 0.3 s later"),
     "busy": ("read1", 3, "BUSY status"),
     "task-set-full": ("read1", 3, "TASK SET FULL status"),
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
@@ -423,6 +424,7 @@ class Conn:
         self.done_itts = []
         self.next_ttt = 0x100
         self.closed = False
+        self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
         self.discovery = False
 
     # ---- wire -------------------------------------------------------------
@@ -747,8 +749,13 @@ class Conn:
                     continue
                 b = bhs(OP_TMF_RSP)
                 b[2] = 0
-                if case in ("reset-tas", "reset-silent", "reset-set-refused"):
+                if case in ("reset-tas", "reset-silent", "reset-set-refused", "reset-late"):
                     b[2] = self.reset_case_tmf(function, p)
+                if case == "reset-late" and function == 5:
+                    put32(b, 16, p.itt)
+                    self.late_reset = (b, p.u32(24))
+                    self.later(1.5, self.answer_late_reset)
+                    continue
                 if case == "abort-refused" and function == 1:
                     b[2] = 255
                 elif case == "reset-refused":
@@ -770,6 +777,15 @@ class Conn:
                 b[2] = 0x04
                 put32(b, 16, RESERVED)
                 self.send(b, bytes(p.bhs), stat="adv")
+
+    def answer_late_reset(self):
+        """reset-late: the LU RESET's answer, once (the first command sent
+        after it, or 1.5 s)."""
+        with self.t.lock:
+            pending, self.late_reset = self.late_reset, None
+        if pending:
+            log("%s: answering the LU RESET now" % self.name)
+            self.send(pending[0], stat="adv", window=self.cur_window())
 
     def reset_case_tmf(self, function, p):
         """reset-tas, reset-silent, reset-set-refused: what a task management function does
@@ -850,6 +866,15 @@ class Conn:
         if t.lun == 1 and t.cdb[0] in (0x28, 0x88) and self.bad_read(t):
             return
         status, data, sense = self.execute(t, None)
+        late = self.late_reset
+        if late and not sn_lt(t.cmdsn, late[1]):
+            # sent after the reset: not part of it; its answer after the
+            # reset's, as a target still running it would
+            log("%s: command ITT 0x%x (CmdSN %d) came after the LU RESET (CmdSN %d)" % (
+                self.name, t.itt, t.cmdsn, late[1]))
+            self.answer_late_reset()
+            self.later(0.3, lambda: self.respond(t, data, status, sense))
+            return
         self.respond(t, data, status, sense)
 
     def issue_r2ts(self, t):
@@ -1148,7 +1173,7 @@ class Conn:
             self.send(b, stat="next", window=((exp - 5) & MASK, (exp - 6) & MASK))
         elif case in ("no-answer", "abort-refused", "reset-refused", "tmf-silent"):
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
-        elif case in ("reset-tas", "reset-silent", "reset-set-refused"):
+        elif case in ("reset-tas", "reset-silent", "reset-set-refused", "reset-late"):
             log("%s: holding READ ITT 0x%x" % (self.name, t.itt))
             with self.t.lock:
                 self.t.held.append((self, t))
