@@ -184,7 +184,8 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	enum tmf_state state = s->tmf_state;
-	if (state == TMF_IDLE || pdu_itt(bhs) != ITT_TMF) {
+	if (state == TMF_IDLE || pdu_itt(bhs) != ITT_TMF || !s->tmf_sent) {
+		/* (not sent yet: queued behind other PDUs, the answer guessed) */
 		pthread_mutex_unlock(&s->lock);
 		VIOLATION(s, "protocol error: unexpected Task Management Response (ITT 0x%x)",
 			  pdu_itt(bhs));
