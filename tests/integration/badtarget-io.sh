@@ -31,6 +31,12 @@ work=$TEST_TMPDIR/work
 mkdir -p "$work"
 ncases=0
 
+# selected_case CASE: whether BAD_CASES (if set) names CASE; counts it.
+selected_case() {
+    [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $1 "* ]] && return 1
+    ncases=$((ncases + 1))
+}
+
 # io_case CASE OP EXPECT REGEX [opts=O] [stat=KEY=N] [tries=N] [log=REGEX]: run one
 # case.
 #   OP      read: 64 KiB from LUN 1; write: 128 KiB to LUN 1
@@ -59,10 +65,7 @@ io_case() {
             *) fail "io_case: bad argument '$arg'" ;;
         esac
     done
-    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $case "* ]]; then
-        return 0
-    fi
-    ncases=$((ncases + 1))
+    selected_case "$case" || return 0
     start=$(date +%s)
     badtarget_start "$case"
     bad_mount_fg "$opts"
@@ -146,9 +149,37 @@ sum_session_stat() {
     echo $(($(session_stat 0 "$1") + $(session_stat 1 "$1")))
 }
 
-# reset_case CASE REGEX [aborts=N]: two sessions, cmd_timeout 2 s; a read of LUN 1
-# that the target holds goes to one session, and 1.8 s later another,
-# held too, to the other.  The first times out: its ABORT TASK is
+# two_reads CASE OPTS CMD...: mount with -o OPTS (and cmd_timeout=2);
+# read 64 KiB of LUN 1 at one offset in the background, run CMD (the
+# wait before the second), read 64 KiB at another; both must succeed
+# with the data the target holds, and the LU reset of the case must have
+# ended the first read alone.
+two_reads() {
+    local case=$1 opts=$2 off1=$((4 * 131072)) off2=$((12 * 131072)) pid1 rc1 rc2
+    shift 2
+    badtarget_start "$case"
+    bad_mount_fg "$opts,cmd_timeout=2"
+    bad_check_names "lun0 lun1"
+    bt dd if="$BAD_MNT/lun1" of="$work/got1" bs=65536 iflag=skip_bytes skip="$off1" \
+        count=1 status=none &
+    pid1=$!
+    "$@" || fail "$case: $* failed: $(cat "$BAD_LOG")"
+    bt dd if="$BAD_MNT/lun1" of="$work/got2" bs=65536 iflag=skip_bytes skip="$off2" \
+        count=1 status=none
+    rc2=$?
+    wait "$pid1"
+    rc1=$?
+    assert_eq "0 0" "$rc1 $rc2" "$case: exit status of the two reads"
+    slice "$BAD_LUN1" "$off1" 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got1" "$case: the first read"
+    slice "$BAD_LUN1" "$off2" 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got2" "$case: the second read"
+    check_log "LUN 1 reset; 1 commands sent again"
+}
+
+# reset_case CASE REGEX [aborts=N]: two sessions; a read of LUN 1 that
+# the target holds goes to one session, and 1.8 s later another, held
+# too, to the other.  The first times out (2 s): its ABORT TASK is
 # refused and the LU reset that follows ends both (the other as the case
 # says: TASK ABORTED, or without a word).  Both reads must end with the
 # right data, with one LU reset and no reconnect in all, and REGEX in the
@@ -156,33 +187,12 @@ sum_session_stat() {
 # is back before it would time out on its own (unless the case expects
 # aborts=N); one ABORT TASK SET unless the target said TASK ABORTED.
 reset_case() {
-    local case=$1 re=$2 aborts=1 start off1 off2 pid1 rc1 rc2
+    local case=$1 re=$2 aborts=1 start
     [[ ${3:-} == aborts=* ]] && aborts=${3#aborts=}
-    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $case "* ]]; then
-        return 0
-    fi
-    ncases=$((ncases + 1))
+    selected_case "$case" || return 0
     start=$(date +%s)
-    badtarget_start "$case"
-    bad_mount_fg sessions=2,cmd_timeout=2
-    bad_check_names "lun0 lun1"
-    off1=$((4 * 131072)) off2=$((12 * 131072))
-    bt dd if="$BAD_MNT/lun1" of="$work/got1" bs=65536 iflag=skip_bytes skip="$off1" \
-        count=1 status=none &
-    pid1=$!
-    sleep 1.8
-    bt dd if="$BAD_MNT/lun1" of="$work/got2" bs=65536 iflag=skip_bytes skip="$off2" \
-        count=1 status=none
-    rc2=$?
-    wait "$pid1"
-    rc1=$?
-    assert_eq "0 0" "$rc1 $rc2" "$case: exit status of the two reads"
+    two_reads "$case" sessions=2 sleep 1.8
     assert_eq 2 "$(badtarget_count "holding READ")" "$case: READs held by the target"
-    slice "$BAD_LUN1" "$off1" 65536 >"$work/want"
-    assert_same_file "$work/want" "$work/got1" "$case: the first read"
-    slice "$BAD_LUN1" "$off2" 65536 >"$work/want"
-    assert_same_file "$work/want" "$work/got2" "$case: the second read"
-    check_log "LUN 1 reset; 1 commands sent again"
     check_log "$re"
     assert_eq "$aborts" "$(sum_session_stat aborts)" "$case: ABORT TASKs of both sessions"
     assert_eq 1 "$(sum_session_stat lu_resets)" "$case: LU resets of both sessions"
@@ -195,41 +205,26 @@ reset_case() {
     bad_case_end "$case" "$work" "$start"
 }
 
-# late_reset_case: one session, cmd_timeout 2 s; a read of LUN 1 is held,
-# its ABORT TASK refused, and the target answers the LU reset that follows
-# only once a second read, sent after the reset, has come (case
-# reset-late); it answers that read 0.3 s later.  The reset must end the
-# first read alone: both end with the right data, and no reconnect (a
-# second read taken for ended would be sent again, and its late answer
-# then be for an unknown ITT).
+# late_reset_case: one session; a read of LUN 1 is held, its ABORT TASK
+# refused, and the target answers the LU reset that follows only once a
+# second read, sent after the reset, has come (case reset-late); it
+# answers that read 0.3 s later.  The reset must end the first read
+# alone: both end with the right data, and no reconnect (a second read
+# taken for ended would be sent again, and its late answer then be for
+# an unknown ITT).
+# reset_reached: the target's log has the LU reset (BAD_LOG is the case's
+# only once it started).
+reset_reached() {
+    grep -q "task management function 5 " "$BAD_LOG"
+}
+
 late_reset_case() {
-    local case=reset-late start off1 off2 pid1 rc1 rc2
-    if [[ -n ${BAD_CASES:-} && " $BAD_CASES " != *" $case "* ]]; then
-        return 0
-    fi
-    ncases=$((ncases + 1))
+    local case=reset-late start
+    selected_case "$case" || return 0
     start=$(date +%s)
-    badtarget_start "$case"
-    bad_mount_fg sessions=1,cmd_timeout=2
-    off1=$((4 * 131072)) off2=$((12 * 131072))
-    bt dd if="$BAD_MNT/lun1" of="$work/got1" bs=65536 iflag=skip_bytes skip="$off1" \
-        count=1 status=none &
-    pid1=$!
-    wait_true 10 grep -q "task management function 5 " "$BAD_LOG" ||
-        fail "$case: no LU reset reached the target: $(cat "$BAD_LOG")"
-    bt dd if="$BAD_MNT/lun1" of="$work/got2" bs=65536 iflag=skip_bytes skip="$off2" \
-        count=1 status=none
-    rc2=$?
-    wait "$pid1"
-    rc1=$?
-    assert_eq "0 0" "$rc1 $rc2" "$case: exit status of the two reads"
+    two_reads "$case" sessions=1 wait_true 10 reset_reached
     badtarget_count "came after the LU RESET" >/dev/null ||
         fail "$case: the second read did not come after the reset: $(cat "$BAD_LOG")"
-    slice "$BAD_LUN1" "$off1" 65536 >"$work/want"
-    assert_same_file "$work/want" "$work/got1" "$case: the first read"
-    slice "$BAD_LUN1" "$off2" 65536 >"$work/want"
-    assert_same_file "$work/want" "$work/got2" "$case: the second read"
-    check_log "LUN 1 reset; 1 commands sent again"
     assert_eq 1 "$(session_stat 0 lu_resets)" "$case: LU resets"
     assert_eq 0 "$(session_stat 0 reconnects)" "$case: reconnects"
     check_alive
