@@ -79,10 +79,10 @@ void pool_forget_lun(struct pool *p, uint32_t lun);
 typedef void (*pool_grew_fn)(uint32_t lun, void *opaque);
 void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque);
 
-/* A session found LUN @lun grown to @blocks: unless another session said
- * so already (or the pool knows that capacity), tell the pool's owner
- * (pool_set_grew_hook()) and return true, so that only the first says it
- * in the log. */
+/* A session found LUN @lun grown to @blocks: unless the pool knows that
+ * capacity already (another session said so, or it was read again), take
+ * it as the LUN's, tell the pool's owner (pool_set_grew_hook()) and
+ * return true, so that only the first session says it in the log. */
 bool pool_lun_grew(struct pool *p, uint32_t lun, uint64_t blocks);
 
 /* Session @from reset LUN @lun (LOGICAL UNIT RESET, function complete),

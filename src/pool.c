@@ -72,8 +72,6 @@ struct pool {
 struct pool_lun {
 	struct lun_identity id;           /* what it must be after a reconnect */
 	bool replaced;                    /* found to be another LUN: its commands fail */
-	uint64_t grew_to;                 /* the most blocks a session found it grew to
-	                                   * (pool_lun_grew()), 0 for none */
 };
 
 static int64_t mono_ns(void)
@@ -269,7 +267,6 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 	else if (pl->replaced)
 		p->nreplaced--;   /* probed afresh (its file was gone and is back) */
 	pl->replaced = false;
-	pl->grew_to = 0;          /* id has the capacity as read now */
 	pl->id = *id;
 	pthread_mutex_unlock(&p->lock);
 }
@@ -300,9 +297,9 @@ bool pool_lun_grew(struct pool *p, uint32_t lun, uint64_t blocks)
 		return false;
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
-	bool news = pl && blocks > pl->id.blocks && blocks > pl->grew_to;
+	bool news = pl && blocks > pl->id.blocks;
 	if (news)
-		pl->grew_to = blocks;
+		pl->id.blocks = blocks;   /* what the next reconnect checks, too */
 	pool_grew_fn fn = news ? p->grew : NULL;
 	void *opaque = p->grew_opaque;
 	pthread_mutex_unlock(&p->lock);

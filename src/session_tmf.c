@@ -91,39 +91,34 @@ static bool sent_task_on(const struct session *s, uint32_t lun)
 	return false;
 }
 
-/* The ABORT TASK SET that waited for the previous function's answer, if
- * any.  Lock held, no TMF out. */
+/* The ABORT TASK SET another session's reset asked for (abort_set_due),
+ * once no other function is out, if commands on that LUN are still on
+ * the wire.  Lock held. */
 static void start_due_abort_set_locked(struct session *s)
 {
 	if (!s->abort_set_due || s->tmf_state != TMF_IDLE)
 		return;
 	s->abort_set_due = false;
-	if (sent_task_on(s, s->abort_set_lun) &&
-	    start_tmf(s, TMF_ABORT_SET, s->abort_set_lun, 0, 0) < 0)
+	if (!sent_task_on(s, s->abort_set_lun))
+		return;
+	if (start_tmf(s, TMF_ABORT_SET, s->abort_set_lun, 0, 0) < 0)
 		log_warn("%s: out of memory for an ABORT TASK SET of LUN %u; its commands wait for cmd_timeout",
+			 s->name, s->abort_set_lun);
+	else
+		log_info("%s: LUN %u was reset from another session; aborting the task set here",
 			 s->name, s->abort_set_lun);
 }
 
 void session_lun_reset_elsewhere(struct session *s, uint32_t lun)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_UP || !sent_task_on(s, lun)) {
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	if (s->tmf_state == TMF_IDLE) {
-		if (start_tmf(s, TMF_ABORT_SET, lun, 0, 0) < 0)
-			log_warn("%s: out of memory for an ABORT TASK SET of LUN %u; its commands wait for cmd_timeout",
-				 s->name, lun);
-		else
-			log_info("%s: LUN %u was reset from another session; aborting the task set here",
-				 s->name, lun);
-	} else if (!s->abort_set_due || s->abort_set_lun == lun) {
-		s->abort_set_due = true;       /* after the function out now */
-		s->abort_set_lun = lun;
-	} else {
+	if (s->state == SESSION_UP && s->abort_set_due && s->abort_set_lun != lun) {
 		log_info("%s: LUN %u was reset from another session while an ABORT TASK SET of LUN %u waits here; its commands wait for cmd_timeout",
 			 s->name, lun, s->abort_set_lun);
+	} else if (s->state == SESSION_UP) {
+		s->abort_set_due = true;       /* now, or after the function out */
+		s->abort_set_lun = lun;
+		start_due_abort_set_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
