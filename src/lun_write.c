@@ -4,9 +4,13 @@
  * NOTES ON THE THREAD MODEL
  *
  * Any thread may call lun_write() and lun_discard(); neither waits on the
- * network.  The commands of one request are submitted together and the
+ * network.  The commands of one write are submitted together and the
  * last one to finish (on a session's RX thread) calls the caller's
- * callback.  Writes send the caller's buffer without a copy.
+ * callback.  Writes send the caller's buffer without a copy.  A hole or
+ * zero range is planned by discard_plan.c and sent at most DISCARD_SLOTS
+ * commands at a time: the thread that finishes one command sends the
+ * plan's next from the same slot (w->next_piece hands out each once);
+ * the last slot to run out calls the callback.
  *
  * l->range_lock protects l->ranges, the writes in flight or waiting, in
  * submission order.  A write starts only when no earlier write in the list
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "discard_plan.h"
 #include "iov.h"
 #include "log.h"
 #include "lun_internal.h"
@@ -39,6 +44,11 @@ struct write_piece {
 	uint8_t unmap_param[SCSI_UNMAP_PARAM_LEN]; /* UNMAP: its parameter list */
 	unsigned retries;             /* tries so far */
 };
+
+/* Commands of one hole or zero range in flight at most: a plan may hold
+ * billions of them (zeroing a big LUN), so they go a few at a time, each
+ * finished piece taking the plan's next command. */
+#define DISCARD_SLOTS 64u
 
 /* What a write request does to its blocks. */
 enum write_kind {
@@ -74,8 +84,11 @@ struct write_req {
 	atomic_uint edges_pending;    /* edge reads not finished */
 	atomic_uint pending;          /* WRITE commands not finished */
 	atomic_int err;               /* first error, 0 if none */
+	struct discard_plan plan;     /* holes and zeros: every command (discard_plan.h) */
+	atomic_uint_fast64_t next_piece; /* holes and zeros: the plan's next command to send */
 	unsigned npieces;             /* entries in pieces */
-	struct write_piece pieces[];  /* the commands */
+	struct write_piece pieces[];  /* the commands (holes and zeros: slots reused
+	                               * for the plan's commands, in order) */
 };
 
 static bool writes_overlap(const struct write_req *a, const struct write_req *b)
@@ -175,6 +188,8 @@ static void write_finish(struct write_req *w)
 	free(w);
 }
 
+static bool discard_next(struct write_req *w, struct write_piece *p);
+
 static void write_piece_done(struct iscsi_task *t)
 {
 	struct write_piece *p = t->opaque;
@@ -188,21 +203,13 @@ static void write_piece_done(struct iscsi_task *t)
 		return;
 	}
 	write_set_error(w, err);
+	if (discard_next(w, p))
+		return;
 	if (atomic_fetch_sub(&w->pending, 1) == 1)
 		write_finish(w);
 }
 
 /* ---- holes and zeros ---- */
-
-/* How the interior (whole blocks) of a hole or zero range is sent. */
-enum discard_method {
-	DISCARD_UNMAP,            /* UNMAP: the LUN reads unmapped blocks as zeros */
-	DISCARD_WRITE_SAME,       /* WRITE SAME(16) of a zero block with UNMAP set */
-	DISCARD_WRITE_ZEROS,      /* plain WRITEs of zeros */
-};
-
-/* Commands at most this many blocks long when the LUN sets no limit. */
-#define DISCARD_CHUNK_BLOCKS (1u << 22)
 
 static enum discard_method discard_method(const struct lun *l)
 {
@@ -219,15 +226,31 @@ static bool can_punch(const struct lun *l)
 	return discard_method(l) != DISCARD_WRITE_ZEROS;
 }
 
-/* Fill one piece (when @p is not NULL) with a command over blocks
- * [@lba, @lba + @blocks) of @w by @method. */
-static void discard_piece(struct write_req *w, struct write_piece *p, enum discard_method method,
-			  uint64_t lba, uint32_t blocks)
+/* Plan the commands of hole or zero range @w (its blocks and edge
+ * buffers set) by what its LUN offers. */
+static void discard_plan(struct write_req *w)
+{
+	const struct lun *l = w->lun;
+	struct discard_limits lim = {
+		.method = discard_method(l),
+		.granularity = l->limits.unmap_granularity,
+		.alignment = l->limits.unmap_alignment,
+		.alignment_valid = l->limits.unmap_alignment_valid,
+		.max_unmap_blocks = l->limits.max_unmap_blocks,
+		.max_write_same_blocks = l->limits.max_write_same_blocks,
+		.zero_blocks = l->split / l->block_size,
+	};
+
+	discard_plan_make(&w->plan, w->first, w->end, w->edge_head != NULL, w->edge_tail != NULL,
+			  &lim);
+}
+
+/* Make slot @p of @w the command @s of its plan. */
+static void discard_piece(struct write_req *w, struct write_piece *p, const struct discard_span *s)
 {
 	struct lun *l = w->lun;
 
-	if (!p)
-		return;
+	memset(p, 0, sizeof *p);     /* a slot is reused: nothing of the last command stays */
 	p->req = w;
 	p->task.lun = l->number;
 	p->task.done = write_piece_done;
@@ -235,102 +258,49 @@ static void discard_piece(struct write_req *w, struct write_piece *p, enum disca
 	p->task.dir = TASK_DIR_WRITE;
 	p->task.write_iov = p->iov;
 	p->task.write_iovcnt = 1;
-	switch (method) {
-	case DISCARD_UNMAP:
+	switch (s->op) {
+	case DISCARD_OP_UNMAP:
 		p->task.xfer_len = (uint32_t)scsi_unmap_param(p->unmap_param, sizeof p->unmap_param,
-							       lba, blocks);
+							       s->lba, s->blocks);
 		p->iov[0] = (struct iovec){ p->unmap_param, p->task.xfer_len };
 		scsi_cdb_unmap(p->task.cdb, (uint16_t)p->task.xfer_len);
 		break;
-	case DISCARD_WRITE_SAME:
+	case DISCARD_OP_WRITE_SAME:
 		p->task.xfer_len = l->block_size;
 		p->iov[0] = (struct iovec){ w->zeros, l->block_size };
-		scsi_cdb_write_same16(p->task.cdb, lba, blocks, true);
+		scsi_cdb_write_same16(p->task.cdb, s->lba, s->blocks, true);
 		break;
-	case DISCARD_WRITE_ZEROS:
-		p->task.xfer_len = blocks * l->block_size;
+	case DISCARD_OP_ZEROS:
+	case DISCARD_OP_EDGE:
+		p->task.xfer_len = s->blocks * l->block_size;
 		p->iov[0] = (struct iovec){ w->zeros, p->task.xfer_len };
-		build_rw_cdb(l, p->task.cdb, true, false, lba, blocks);
+		if (s->op == DISCARD_OP_EDGE)
+			p->iov[0].iov_base = s->lba == w->first && w->edge_head ? w->edge_head : w->edge_tail;
+		build_rw_cdb(l, p->task.cdb, true, false, s->lba, s->blocks);
 		break;
 	}
 }
 
-/* Cover blocks [@a, @b) with commands of at most @chunk blocks each;
- * returns how many (filling @out from index @n when it is not NULL). */
-static unsigned discard_span(struct write_req *w, struct write_piece *out, unsigned n,
-			     enum discard_method method, uint64_t a, uint64_t b, uint32_t chunk)
+/* A command of hole or zero range @w finished in slot @p: when nothing
+ * failed and the plan has more, send its next command from @p.  Returns
+ * false when the slot is done with. */
+static bool discard_next(struct write_req *w, struct write_piece *p)
 {
-	unsigned count = 0;
+	struct discard_span s;
+	uint64_t k;
 
-	while (a < b) {
-		uint32_t blocks = b - a < chunk ? (uint32_t)(b - a) : chunk;
-		discard_piece(w, out ? &out[n + count] : NULL, method, a, blocks);
-		count++;
-		a += blocks;
-	}
-	return count;
+	if (w->kind == WRITE_DATA || atomic_load(&w->err))
+		return false;
+	k = atomic_fetch_add(&w->next_piece, 1);
+	if (!discard_plan_piece(&w->plan, k, &s))
+		return false;
+	discard_piece(w, p, &s);
+	pool_submit(w->lun->pool, &p->task);
+	return true;
 }
 
-/* Plan the commands of a hole or zero range: the partial edge blocks
- * written whole after merging zeros, the interior by the LUN's method
- * (UNMAP only on granularity-aligned blocks; the rest written as zeros).
- * Counts them, and fills @out when it is not NULL. */
-static unsigned discard_plan(struct write_req *w, struct write_piece *out)
-{
-	struct lun *l = w->lun;
-	uint32_t bs = l->block_size;
-	uint32_t zero_chunk = l->split / bs;
-	uint64_t a = w->first + (w->edge_head != NULL);
-	uint64_t b = w->end - (w->edge_tail != NULL);
-	unsigned n = 0;
-
-	if (w->edge_head) {
-		if (out) {
-			discard_piece(w, &out[n], DISCARD_WRITE_ZEROS, w->first, 1);
-			out[n].iov[0].iov_base = w->edge_head;
-		}
-		n++;
-	}
-	if (w->edge_tail) {
-		if (out) {
-			discard_piece(w, &out[n], DISCARD_WRITE_ZEROS, w->end - 1, 1);
-			out[n].iov[0].iov_base = w->edge_tail;
-		}
-		n++;
-	}
-	if (a >= b)
-		return n;
-	switch (discard_method(l)) {
-	case DISCARD_UNMAP: {
-		uint64_t g = l->limits.unmap_granularity ? l->limits.unmap_granularity : 1;
-		uint64_t align = l->limits.unmap_alignment_valid ? l->limits.unmap_alignment % g : 0;
-		uint64_t ua = a + (g - (a + g - align) % g) % g;     /* first aligned block >= a */
-		uint64_t ub = b - (b + g - align) % g;                /* last aligned boundary <= b */
-		uint32_t chunk = l->limits.max_unmap_blocks && l->limits.max_unmap_blocks < DISCARD_CHUNK_BLOCKS ?
-			l->limits.max_unmap_blocks : DISCARD_CHUNK_BLOCKS;
-		if (ub <= ua) {                                       /* nothing aligned */
-			n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, b, zero_chunk);
-			break;
-		}
-		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, ua, zero_chunk);
-		n += discard_span(w, out, n, DISCARD_UNMAP, ua, ub, chunk);
-		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, ub, b, zero_chunk);
-		break;
-	}
-	case DISCARD_WRITE_SAME: {
-		uint64_t max = l->limits.max_write_same_blocks;
-		uint32_t chunk = max && max < DISCARD_CHUNK_BLOCKS ? (uint32_t)max : DISCARD_CHUNK_BLOCKS;
-		n += discard_span(w, out, n, DISCARD_WRITE_SAME, a, b, chunk);
-		break;
-	}
-	case DISCARD_WRITE_ZEROS:
-		n += discard_span(w, out, n, DISCARD_WRITE_ZEROS, a, b, zero_chunk);
-		break;
-	}
-	return n;
-}
-
-/* Send the commands discard_plan() made room for at lun_discard(). */
+/* Send the first commands of hole or zero range @w, one per slot; each
+ * slot sends the next as its command finishes (discard_next()). */
 static void discard_send(struct write_req *w)
 {
 	static const char *const method_names[] = {
@@ -338,11 +308,22 @@ static void discard_send(struct write_req *w)
 		[DISCARD_WRITE_ZEROS] = "writing zeros",
 	};
 	struct write_piece *pieces = w->pieces;
-	unsigned npieces = discard_plan(w, pieces);
+	unsigned npieces = w->npieces;
 
-	log_debug("%s: %s blocks %llu..%llu: %u commands, interior by %s", w->lun->name,
+	log_debug("%s: %s blocks %llu..%llu: %llu commands, interior by %s", w->lun->name,
 		  w->kind == WRITE_PUNCH ? "hole over" : "zeroing", (unsigned long long)w->first,
-		  (unsigned long long)w->end - 1, npieces, method_names[discard_method(w->lun)]);
+		  (unsigned long long)w->end - 1, (unsigned long long)w->plan.pieces,
+		  method_names[discard_method(w->lun)]);
+	if (npieces == 0) {           /* no block: cannot happen, but never hang */
+		write_finish(w);
+		return;
+	}
+	for (unsigned i = 0; i < npieces; i++) {
+		struct discard_span s;
+		discard_plan_piece(&w->plan, i, &s);
+		discard_piece(w, &pieces[i], &s);
+	}
+	atomic_store(&w->next_piece, npieces);
 	atomic_store(&w->pending, npieces);
 	/* The last completion frees w: read nothing of it after that. */
 	for (unsigned i = 0; i < npieces; i++)
@@ -499,10 +480,12 @@ static struct write_req *write_req_new(struct lun *l, enum write_kind kind, cons
 	    (proto.tail && !one_block && !proto.edge_tail) ||
 	    (kind != WRITE_DATA && !proto.zeros))
 		goto nomem;
-	if (kind == WRITE_DATA)
+	if (kind == WRITE_DATA) {
 		npieces = (unsigned)(((end - first) * bs + l->split - 1) / l->split);
-	else
-		npieces = discard_plan(&proto, NULL);
+	} else {
+		discard_plan(&proto);
+		npieces = proto.plan.pieces < DISCARD_SLOTS ? (unsigned)proto.plan.pieces : DISCARD_SLOTS;
+	}
 	w = calloc(1, sizeof *w + npieces * sizeof w->pieces[0]);
 	if (!w)
 		goto nomem;
@@ -511,6 +494,7 @@ static struct write_req *write_req_new(struct lun *l, enum write_kind kind, cons
 	atomic_init(&w->err, 0);
 	atomic_init(&w->pending, 0);
 	atomic_init(&w->edges_pending, 0);
+	atomic_init(&w->next_piece, 0);
 	return w;
 nomem:
 	free(proto.edge_head);
