@@ -3,7 +3,8 @@
 # (tests/lib/badtarget.py), one case at a time: malformed Data-In, R2Ts
 # and responses (issue 4, "Hostile target input"), and slow or unhelpful
 # answers (issue 5: no answer, BUSY, Unit Attention, Async Messages,
-# a LUN reset that ends the commands of another session too).
+# a LUN reset that ends the commands of another session too), and hole
+# punches on a LUN with unaligned UNMAP granules (issue 12, punch_case).
 #
 # For each case: mount (foreground, one session), read or write LUN 1 so
 # that the case fires, and check that
@@ -232,6 +233,60 @@ late_reset_case() {
     bad_case_end "$case" "$work" "$start"
 }
 
+# issue 12 item 1: hole punch on a LUN whose UNMAP granules are not
+# aligned at 0.
+# punch_case: LUN 1 of case unmap-granularity is thin (UNMAP, LBPRZ) with
+# UNMAP GRANULARITY 8, ALIGNMENT 7 and at most 20 blocks per UNMAP (not
+# whole granules); the target deallocates whole granules only and leaves
+# the rest of an UNMAP as it was.  Each hole below (the issue's, one
+# below the first granule boundary, unaligned ones spanning granules, one
+# exactly a granule) must return within PUNCH_TIMEOUT seconds and leave
+# the target's backing file with exactly the hole zeroed and every other
+# byte as it was; read through the mount too.  The UNMAPs iscsifs sends
+# must be whole granules (the target logs any other), and the long holes
+# must really be UNMAPped.
+PUNCH_TIMEOUT=10
+punch_case() {
+    local case=unmap-granularity start range off len rc model=$work/model
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+    badtarget_fired "$case" || fail "$case: the target never sent its Block Limits page"
+    assert_eq hole "$(getfattr --only-values -n user.iscsi.discard "$BAD_MNT/lun1" 2>/dev/null)" \
+        "$case: user.iscsi.discard of lun1"
+    cp -- "$BAD_LUN1" "$model"
+    # offset length: the issue's (blocks 1..4, before the first boundary,
+    # 7); within one block; unaligned at both ends across granules; one
+    # whole granule (blocks 7..14); 1 MiB from an odd byte
+    for range in "512 2048" "5000 100" "1000 30000" "3584 4096" "$((65536 + 333)) 1048576"; do
+        read -r off len <<<"$range"
+        timeout -k 2 "$PUNCH_TIMEOUT" fallocate --punch-hole --keep-size --offset "$off" \
+            --length "$len" "$BAD_MNT/lun1"
+        rc=$?
+        ((rc == 124 || rc == 137)) &&
+            fail "$case: punching a hole at $off+$len did not return within ${PUNCH_TIMEOUT}s"
+        ((rc == 0)) || fail "$case: punching a hole at $off+$len failed (exit status $rc)"
+        "$PYTHON" - "$model" "$off" "$len" <<'PY' || fail "$case: cannot update the model"
+import sys
+path, off, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "r+b") as f:
+    f.seek(off)
+    f.write(bytes(length))
+PY
+        assert_same_file "$model" "$BAD_LUN1" "$case: the target's lun1 after a hole at $off+$len"
+        bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
+        assert_same_file "$model" "$work/got" "$case: lun1 read after a hole at $off+$len"
+    done
+    assert_eq 0 "$(badtarget_count "not whole granules")" "$case: UNMAPs not of whole granules"
+    (($(badtarget_count "UNMAP LBA [0-9]+, (8|16) blocks$") >= 3)) ||
+        fail "$case: the holes were not UNMAPped in whole granules: $(grep UNMAP "$BAD_LOG")"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+
 # The violation messages name what was wrong; a reconnect follows.
 V='protocol error'
 
@@ -306,6 +361,8 @@ io_case async-renegotiate read ok "logged out as the target asked"
 # DefaultTime2Wait (2 s): the reconnect comes no sooner
 io_case async-drop read ok "target announced it drops the connection \(Time2Wait 3 s\)" \
     "log=reconnected to .* after ([3-9]|[1-9][0-9]+)\.[0-9] s"
+# issue 12 item 1: hole punch with an unmap granularity alignment
+punch_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

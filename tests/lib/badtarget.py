@@ -45,6 +45,16 @@ redirect cases send initiators that log in on the first port there.
 Log lines name the port of each connection ("conn 3 (port 20001): logged
 in").
 
+UNMAP is served on every LUN as a thin target that deallocates whole
+granules only: the blocks of each whole granule (UNMAP GRANULARITY and
+ALIGNMENT of case unmap-granularity on LUN 1, else one block) inside an
+UNMAP descriptor read as zeros afterwards, and the rest of the
+descriptor is left as it was (SBC allows both); each UNMAP is logged,
+with "not whole granules" when it covers part of one.  Only case
+unmap-granularity reports UNMAP support (LBP VPD page 0xB2), and it
+refuses an UNMAP over the limits it reports (INVALID FIELD IN PARAMETER
+LIST).
+
 `badtarget.py --list` prints the cases with one line each.
 
 Python 3 standard library only; one thread per connection.
@@ -100,6 +110,11 @@ MAX_R2T = 1
 DROP_TIME2WAIT = 3
 WINDOW = 64
 DATA_IN_CHUNK = 16384
+# Case unmap-granularity: LUN 1's UNMAP GRANULARITY, UNMAP GRANULARITY
+# ALIGNMENT and MAXIMUM UNMAP LBA COUNT (not a whole number of granules)
+UNMAP_GRANULARITY = 8
+UNMAP_ALIGNMENT = 7
+MAX_UNMAP_BLOCKS = 20
 
 # The cases.  trigger: what makes a case fire
 #   read1   a READ to LUN 1          write1  a WRITE to LUN 1
@@ -173,6 +188,8 @@ CASES = {
     "blocksize-odd": ("probe", 0, "READ CAPACITY of LUN 1: block length 1000"),
     "capacity-0": ("probe", 0, "READ CAPACITY(16) of LUN 1: last LBA 2^64-1 (0 blocks)"),
     "capacity-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1: 2^60 blocks of 4096 bytes"),
+    # -- issue 12 item 1: hole punch with an unmap granularity alignment --
+    "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
     "login-no-nul": ("login", 0, "login text whose last pair has no NUL"),
     "login-dsl-over": ("login", 0, "a 9000-byte Login Response data segment"),
@@ -1000,8 +1017,9 @@ class Conn:
                     d[4] = 250
                 return GOOD, bytes(d), b""
             serial = ("BAD%d-%d" % (t.lun, os.getpid())).encode()
+            thin = t.lun == 1 and case == "unmap-granularity"
             if page == 0x00:
-                pages = bytes([0x00, 0x80, 0x83, 0xB0])
+                pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
                 return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
             if page == 0x80:
                 if bad and case == "vpd-lying" and self.t.fire("probe", "VPD 0x80 with PAGE LENGTH 0xffff"):
@@ -1019,7 +1037,17 @@ class Conn:
                 d[1] = 0xB0
                 put16(d, 2, 60)
                 put32(d, 8, 2048)
+                if thin and self.t.fire("probe", "Block Limits: UNMAP GRANULARITY %d, ALIGNMENT %d (UGAVALID), "
+                                        "MAXIMUM UNMAP LBA COUNT %d" % (UNMAP_GRANULARITY, UNMAP_ALIGNMENT,
+                                                                       MAX_UNMAP_BLOCKS)):
+                    put32(d, 20, MAX_UNMAP_BLOCKS)
+                    put32(d, 24, 1)                  # MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+                    put32(d, 28, UNMAP_GRANULARITY)
+                    put32(d, 32, 0x80000000 | UNMAP_ALIGNMENT)
                 return GOOD, bytes(d), b""
+            if page == 0xB2 and thin:
+                # LBPU (UNMAP), LBPRZ; PROVISIONING TYPE 2 (thin)
+                return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x84, 0x02, 0]), b""
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
         if op in (0x25, 0x9E):   # READ CAPACITY(10), (16)
             last, bs = lun.blocks - 1, BLOCK
@@ -1042,6 +1070,8 @@ class Conn:
             return GOOD, bytes([0, 6, 0, 0, 0, 0, 0, 0]), b""
         if op in (0x35, 0x91):   # SYNCHRONIZE CACHE
             return GOOD, b"", b""
+        if op == 0x42:     # UNMAP
+            return self.unmap(t, lun, wdata or b"")
         if op in (0x28, 0x88, 0x2A, 0x8A):
             if op in (0x28, 0x2A):
                 lba, blocks = struct.unpack_from(">I", cdb, 2)[0], struct.unpack_from(">H", cdb, 7)[0]
@@ -1056,6 +1086,41 @@ class Conn:
             lun.write(lba * BLOCK, wdata)
             return GOOD, b"", b""
         return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
+
+    def unmap(self, t, lun, param):
+        """UNMAP with parameter list @param on @lun: deallocate (zero) the
+        whole granules of each descriptor, leave the rest; refuse more
+        than case unmap-granularity reports (INVALID FIELD IN PARAMETER
+        LIST)."""
+        if len(param) < 8:
+            return CHECK_CONDITION, b"", fixed_sense(0x05, 0x1A, 0x00)
+        bd_len = struct.unpack_from(">H", param, 2)[0]
+        if 8 + bd_len > len(param) or bd_len % 16:
+            return CHECK_CONDITION, b"", fixed_sense(0x05, 0x26, 0x00)
+        g, align, limit = 1, 0, None
+        if t.lun == 1 and self.t.case == "unmap-granularity":
+            g, align, limit = UNMAP_GRANULARITY, UNMAP_ALIGNMENT, MAX_UNMAP_BLOCKS
+            if bd_len > 16:
+                log("%s: UNMAP with %d descriptors, over the 1 reported" % (self.name, bd_len // 16))
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x26, 0x00)
+        for off in range(8, 8 + bd_len, 16):
+            lba, n = struct.unpack_from(">QI", param, off)
+            if lba + n > lun.blocks:
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x21, 0x00)
+            if limit is not None and n > limit:
+                log("%s: UNMAP LBA %d, %d blocks: over the MAXIMUM UNMAP LBA COUNT %d" % (
+                    self.name, lba, n, limit))
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x26, 0x00)
+            first = lba + (align - lba) % g          # first boundary at or after lba
+            whole = (lba + n - first) // g if first < lba + n else 0
+            if n and (first != lba or whole * g != n):
+                log("%s: UNMAP LBA %d, %d blocks: not whole granules of %d aligned at %d; "
+                    "%d whole granules deallocated, the rest left" % (self.name, lba, n, g, align, whole))
+            else:
+                log("%s: UNMAP LBA %d, %d blocks" % (self.name, lba, n))
+            if whole:
+                lun.write(first * BLOCK, bytes(whole * g * BLOCK))
+        return GOOD, b"", b""
 
     # ---- the misbehaviours --------------------------------------------------
 
