@@ -122,7 +122,7 @@ static void check_piece(const struct discard_span *s, uint64_t first, uint64_t e
 
 /* Plan [@first, @end) and check every rule; returns the plan in @out
  * when not NULL.  Pieces are all walked when there are at most
- * @walk_max, else sampled at both ends of each segment. */
+ * walk_max, else sampled at both ends and the middle of each segment. */
 static void check_plan(const char *what, uint64_t first, uint64_t end, bool head, bool tail,
 		       const struct discard_limits *lim, struct discard_plan *out)
 {
