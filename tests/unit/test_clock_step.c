@@ -270,7 +270,8 @@ static void target_stop(struct target *t)
 	close(t->listen_fd);
 }
 
-/* A pool of one session to @t, keepalive after @noop_s of silence. */
+/* A pool of one session to @t, keepalive after @noop_s of silence.  One
+ * pool at a time: its text config points into the static cfg. */
 static struct pool *pool_to(struct target *t, unsigned noop_s)
 {
 	static struct session_config cfg;
