@@ -12,6 +12,10 @@
 
 #include "session.h"
 
+/* The name at the root of a mount that is iscsifs' own (the statistics
+ * directory, fs.c): a target of that name is left out (with a log line). */
+#define DISCOVERY_RESERVED_NAME ".iscsifs"
+
 /* Portals kept per target; more are ignored (with a log line). */
 #define DISCOVERY_MAX_PORTALS 8
 
@@ -42,11 +46,16 @@ int discovery_run(const struct session_config *cfg, struct discovery *out);
 
 /* Parse a SendTargets answer, @len bytes of key=value\0 pairs.  Targets
  * without an address get none (the caller uses the discovery portal).
- * Returns 0, or -1 with err_set(EPROTO) on malformed input. */
+ * A TargetName listed again is one target with the portals of all its
+ * listings (each portal once); DISCOVERY_RESERVED_NAME is left out.
+ * Returns 0, or -1 with err_set(EPROTO) on malformed input (a TargetName
+ * or TargetAddress with a control character among it). */
 int discovery_parse(const char *text, size_t len, struct discovery *out);
 
 /* Parse one TargetAddress value: host[:port][,tpgt], IPv6 in brackets.
- * Returns 0, or -1 with err_set(EPROTO). */
+ * Returns 0, or -1 with err_set(EPROTO); a value with a byte that is not
+ * printable ASCII (or a space) is refused, its message naming the byte,
+ * never showing the value. */
 int discovery_parse_address(const char *value, struct discovery_portal *out);
 
 void discovery_free(struct discovery *d);

@@ -43,6 +43,15 @@ static bool target_name_char_ok(unsigned char c)
 	return c > 0x20 && c < 0x7f && c != '/';
 }
 
+/* Is @c allowed in a TargetAddress?  A host name, an IPv4 or a bracketed
+ * IPv6 address, a port and a tag are printable ASCII without spaces;
+ * anything else (a terminal escape sequence, say) is refused before the
+ * value reaches a message, a log line or --list. */
+static bool address_char_ok(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
 int discovery_parse_address(const char *value, struct discovery_portal *out)
 {
 	const char *host = value, *host_end, *p;
@@ -51,6 +60,11 @@ int discovery_parse_address(const char *value, struct discovery_portal *out)
 	memset(out, 0, sizeof *out);
 	out->port = 3260;
 	out->tpgt = -1;
+	for (p = value; *p; p++)
+		if (!address_char_ok((unsigned char)*p)) {
+			err_set(EPROTO, "TargetAddress with byte 0x%02x", (unsigned char)*p);
+			return -1;
+		}
 	if (*value == '[') {
 		host = value + 1;
 		host_end = strchr(host, ']');
@@ -103,7 +117,20 @@ int discovery_parse_address(const char *value, struct discovery_portal *out)
 	return 0;
 }
 
-static int add_target(struct discovery *d, const char *name, size_t len)
+/* What discovery_parse() has seen so far, beyond its result. */
+struct parse_state {
+	size_t cur;                   /* the target TargetAddresses go to now */
+	bool named;                   /* a TargetName came (cur or skipping is set) */
+	bool skipping;                /* the last TargetName was left out: so are its addresses */
+	size_t repeats;               /* TargetNames listed again */
+	char first_repeat[sizeof ((struct discovery_target *)0)->name]; /* the first of them */
+	bool reserved_seen;           /* DISCOVERY_RESERVED_NAME came (logged once) */
+};
+
+/* A TargetName: a new target, or the one of that name listed before
+ * (its addresses are added to that one's), or left out when it is
+ * DISCOVERY_RESERVED_NAME.  Returns 0, or -1 with err_set(). */
+static int add_target(struct discovery *d, struct parse_state *st, const char *name, size_t len)
 {
 	struct discovery_target *t;
 
@@ -121,6 +148,27 @@ static int add_target(struct discovery *d, const char *name, size_t len)
 		err_set(EPROTO, "SendTargets: TargetName '%.*s'", (int)len, name);
 		return -1;
 	}
+	st->named = true;
+	st->skipping = false;
+	if (len == sizeof DISCOVERY_RESERVED_NAME - 1 &&
+	    memcmp(name, DISCOVERY_RESERVED_NAME, len) == 0) {
+		if (!st->reserved_seen)
+			log_warn("SendTargets: target '%s' left out: that name is the mount's own "
+				 "directory", DISCOVERY_RESERVED_NAME);
+		st->reserved_seen = true;
+		st->skipping = true;
+		return 0;
+	}
+	/* An iSCSI name names one target: listed again (with other
+	 * portals, say) it is the same target, so one directory and one
+	 * pool whose sessions may use every portal listed for it. */
+	for (size_t i = 0; i < d->ntargets; i++)
+		if (strlen(d->targets[i].name) == len && memcmp(d->targets[i].name, name, len) == 0) {
+			if (st->repeats++ == 0)
+				memcpy(st->first_repeat, name, len);   /* len < its size */
+			st->cur = i;
+			return 0;
+		}
 	if (d->ntargets == DISCOVERY_MAX_TARGETS) {
 		err_set(EPROTO, "SendTargets: more than %d targets", DISCOVERY_MAX_TARGETS);
 		return -1;
@@ -131,14 +179,31 @@ static int add_target(struct discovery *d, const char *name, size_t len)
 		return -1;
 	}
 	d->targets = t;
+	st->cur = d->ntargets;
 	t = &d->targets[d->ntargets++];
 	memset(t, 0, sizeof *t);
 	memcpy(t->name, name, len);
 	return 0;
 }
 
+/* A TargetAddress of the current target: added unless it is already
+ * one of its portals (same host and port). */
+static void add_portal(struct discovery_target *t, const struct discovery_portal *portal,
+		       const char *value)
+{
+	for (unsigned i = 0; i < t->nportals; i++)
+		if (t->portals[i].port == portal->port && strcmp(t->portals[i].host, portal->host) == 0)
+			return;
+	if (t->nportals == DISCOVERY_MAX_PORTALS)
+		log_warn("target %s: more than %d portals; ignoring %s", t->name,
+			 DISCOVERY_MAX_PORTALS, value);
+	else
+		t->portals[t->nportals++] = *portal;
+}
+
 int discovery_parse(const char *text, size_t len, struct discovery *out)
 {
+	struct parse_state st = { .named = false };
 	size_t at = 0;
 
 	memset(out, 0, sizeof *out);
@@ -164,26 +229,26 @@ int discovery_parse(const char *text, size_t len, struct discovery *out)
 		const char *value = eq + 1;
 		size_t vlen = plen - klen - 1;
 		if (klen == 10 && memcmp(pair, "TargetName", 10) == 0) {
-			if (add_target(out, value, vlen) < 0)
+			if (add_target(out, &st, value, vlen) < 0)
 				goto err;
 		} else if (klen == 13 && memcmp(pair, "TargetAddress", 13) == 0) {
-			struct discovery_target *t;
 			struct discovery_portal portal;
-			if (out->ntargets == 0) {
+			if (!st.named) {
 				err_set(EPROTO, "SendTargets: TargetAddress before any TargetName");
 				goto err;
 			}
-			if (discovery_parse_address(value, &portal) < 0)
+			if (discovery_parse_address(value, &portal) < 0) {
+				err_set(EPROTO, "SendTargets: %s", err_msg());
 				goto err;
-			t = &out->targets[out->ntargets - 1];
-			if (t->nportals == DISCOVERY_MAX_PORTALS)
-				log_warn("target %s: more than %d portals; ignoring %s", t->name,
-					 DISCOVERY_MAX_PORTALS, value);
-			else
-				t->portals[t->nportals++] = portal;
+			}
+			if (!st.skipping)
+				add_portal(&out->targets[st.cur], &portal, value);
 		}
 		/* other keys (TargetAlias, ...) are not needed */
 	}
+	if (st.repeats)
+		log_warn("SendTargets: %zu TargetNames listed again (the first: %s); each is one "
+			 "target with the portals of all its listings", st.repeats, st.first_repeat);
 	return 0;
 err:
 	discovery_free(out);

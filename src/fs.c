@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "discovery.h"
 #include "fuse_channel.h"
 #include "fuse_loop.h"
 #include "stats.h"
@@ -80,7 +81,7 @@ fuse_ino_t fs_add_node(struct fs *fs, fuse_ino_t parent, const char *name, bool 
 
 int fs_add_stats(struct fs *fs)
 {
-	fuse_ino_t dir = add_node(fs, 1, ".iscsifs", true, false, NULL, NULL);
+	fuse_ino_t dir = add_node(fs, 1, DISCOVERY_RESERVED_NAME, true, false, NULL, NULL);
 
 	if (!dir || !add_node(fs, dir, "stats", false, true, NULL, NULL))
 		return -1;

@@ -7,7 +7,8 @@
  * wait on the network (reads and writes complete later on a session's RX
  * thread), so a few workers serve any load.  Workers block signals: the
  * handlers libfuse installed run on another thread and exit the session,
- * which the waiting main thread notices within 200 ms.  Workers can be
+ * which the waiting main thread notices within 200 ms (on
+ * CLOCK_MONOTONIC: deadline.h).  Workers can be
  * cancelled only while they wait for a request, never inside a handler.
  *
  * A buffer belongs to one worker at a time; current_buffer and
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "session.h"
 
@@ -113,14 +115,8 @@ int fuse_loop_run(struct fuse_session *se, unsigned threads)
 		/* Wait for a worker to leave (unmount) or for a signal
 		 * handler, on whichever thread it ran, to exit the session. */
 		while (!fuse_session_exited(se)) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 200 * 1000 * 1000;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			if (sem_timedwait(&loop.finished, &until) == 0)
+			struct timespec until = deadline_in_ms(200);
+			if (deadline_sem_wait(&loop.finished, &until) == 0)
 				break;
 		}
 		fuse_session_exit(se);

@@ -93,8 +93,10 @@ int list_portal(const struct session_config *cfg, FILE *out)
 		fprintf(out, "%s\n  portal %s:%u\n", cfg->target_name, cfg->host, cfg->port);
 		return list_target(cfg, out);
 	}
-	if (discovery_run(cfg, &d) < 0)
+	if (discovery_run(cfg, &d) < 0) {
+		err_set(err_errno(), "discovery on %s:%u failed: %s", cfg->host, cfg->port, err_msg());
 		return -1;
+	}
 	if (d.ntargets == 0)
 		fprintf(out, "no targets at %s:%u\n", cfg->host, cfg->port);
 	for (size_t i = 0; i < d.ntargets; i++) {

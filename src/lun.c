@@ -251,7 +251,10 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 			break;
 		alloc = (uint32_t)needed;
 	}
-	size_t i;
+	/* A LUN listed twice (again, or in another addressing method that
+	 * decodes to the same number) is one LUN: the first entry counts. */
+	size_t i, repeated = 0;
+	uint64_t first_repeat = 0;
 	for (i = 0; i < count && n < max; i++) {
 		int64_t number = pdu_lun_decode(wire[i]);
 		if (number < 0) {
@@ -259,8 +262,19 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 				 (unsigned long long)wire[i]);
 			continue;
 		}
+		size_t k = 0;
+		while (k < n && luns[k] != (uint32_t)number)
+			k++;
+		if (k < n) {
+			if (repeated++ == 0)
+				first_repeat = wire[i];
+			continue;
+		}
 		luns[n++] = (uint32_t)number;
 	}
+	if (repeated)
+		log_warn("target %s lists a LUN more than once (%zu repeats, the first 0x%016llx); "
+			 "each LUN is used once", target, repeated, (unsigned long long)first_repeat);
 	if (i < count)
 		log_warn("target %s reports %zu LUNs; only the first %zu are used", target, count,
 			 max);

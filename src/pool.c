@@ -27,7 +27,9 @@
  * and dispatch() fails every later one, so nothing reaches that disk.
  *
  * A watchdog thread per pool ticks every session once a second
- * (keepalive, command timeout) and applies the replacement timeout.
+ * (keepalive, command timeout) and applies the replacement timeout; its
+ * second is measured on CLOCK_MONOTONIC (deadline.h), so that a step of
+ * the wall clock neither stalls the keepalives nor hurries a timeout.
  *
  * p->lock protects the queue, the cursor, the count of tasks in flight,
  * the LUN identities and the watchdog's state.  Lock order: pool -> session (session_submit()
@@ -41,6 +43,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 
 struct pool {
@@ -74,13 +77,6 @@ struct pool_lun {
 	bool replaced;                    /* found to be another LUN: its commands fail */
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void fail_list(struct iscsi_task *list)
 {
 	while (list) {
@@ -97,10 +93,8 @@ static void *watchdog_main(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	while (p->watchdog_run) {
-		struct timespec deadline;
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += 1;
-		pthread_cond_timedwait(&p->watchdog_cond, &p->lock, &deadline);
+		struct timespec deadline = deadline_in_ms(1000);
+		deadline_cond_wait(&p->watchdog_cond, &p->lock, &deadline);
 		if (!p->watchdog_run)
 			break;
 		pthread_mutex_unlock(&p->lock);
@@ -110,7 +104,7 @@ static void *watchdog_main(void *arg)
 			any_up |= session_is_up(p->sessions[i]);
 		}
 		struct iscsi_task *failed = NULL;
-		int64_t now = mono_ns();
+		int64_t now = mono_now_ns();
 		pthread_mutex_lock(&p->lock);
 		if (any_up) {
 			if (p->failfast)
@@ -579,13 +573,11 @@ int pool_exec(struct pool *p, struct iscsi_task *t)
 
 void pool_destroy(struct pool *p, int timeout_ms)
 {
-	struct timespec deadline;
+	struct timespec deadline = deadline_in_ms(timeout_ms);
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
 	pthread_mutex_lock(&p->lock);
 	while (p->in_flight > 0) {
-		if (pthread_cond_timedwait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT) {
+		if (deadline_cond_wait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT) {
 			log_warn("unmount: %llu commands still outstanding; logging out anyway",
 				 (unsigned long long)p->in_flight);
 			break;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 
 /* A task waiting for its pause to end. */
@@ -31,17 +32,11 @@ struct retry_entry {
 
 static pthread_once_t timer_once = PTHREAD_ONCE_INIT; /* starts the timer on first use */
 static pthread_mutex_t timer_lock = PTHREAD_MUTEX_INITIALIZER; /* protects the fields below */
-static pthread_cond_t timer_cond;       /* signalled when the list's head changes */
+static pthread_cond_t timer_cond = PTHREAD_COND_INITIALIZER; /* signalled when the list's
+                                                             * head changes */
 static struct retry_entry *timer_list;  /* timer_lock: waiting retries, soonest first */
 static bool timer_running;              /* written once by timer_start(), read after
                                          * pthread_once() returns */
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void *timer_main(void *arg)
 {
@@ -52,18 +47,13 @@ static void *timer_main(void *arg)
 			pthread_cond_wait(&timer_cond, &timer_lock);
 			continue;
 		}
-		int64_t now = mono_ns();
-		if (timer_list->due_ns > now) {
-			int64_t wait = timer_list->due_ns - now;
-			struct timespec until;
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_sec += (time_t)(wait / 1000000000);
-			until.tv_nsec += (long)(wait % 1000000000);
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&timer_cond, &timer_lock, &until);
+		int64_t due = timer_list->due_ns;
+		if (due > mono_now_ns()) {
+			struct timespec until = {
+				.tv_sec = (time_t)(due / 1000000000),
+				.tv_nsec = (long)(due % 1000000000),
+			};
+			deadline_cond_wait(&timer_cond, &timer_lock, &until);
 			continue;
 		}
 		struct retry_entry *e = timer_list;
@@ -79,13 +69,8 @@ static void *timer_main(void *arg)
 
 static void timer_start(void)
 {
-	pthread_condattr_t attr;
 	pthread_t thread;
 
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&timer_cond, &attr);
-	pthread_condattr_destroy(&attr);
 	if (pthread_create(&thread, NULL, timer_main, NULL) != 0) {
 		log_warn("cannot start the retry timer thread: retries are sent without a pause");
 		return;
@@ -103,7 +88,7 @@ void retry_later(struct pool *pool, struct iscsi_task *task, unsigned delay_ms)
 		pool_submit(pool, task);
 		return;
 	}
-	e->due_ns = mono_ns() + (int64_t)delay_ms * 1000000;
+	e->due_ns = mono_now_ns() + (int64_t)delay_ms * 1000000;
 	e->pool = pool;
 	e->task = task;
 	pool_hold(pool);

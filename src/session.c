@@ -67,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "iov.h"
 #include "log.h"
 #include "login.h"
@@ -728,18 +729,11 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 /* Wait @ms, or less if the session is being closed.  Returns -1 when it is. */
 static int recovery_wait(struct session *s, int64_t ms)
 {
-	struct timespec deadline;
+	struct timespec deadline = deadline_in_ms(ms);
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += (time_t)(ms / 1000);
-	deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&s->lock);
 	while (s->state != SESSION_CLOSING &&
-	       pthread_cond_timedwait(&s->state_cond, &s->lock, &deadline) != ETIMEDOUT)
+	       deadline_cond_wait(&s->state_cond, &s->lock, &deadline) != ETIMEDOUT)
 		;
 	int closing = s->state == SESSION_CLOSING;
 	pthread_mutex_unlock(&s->lock);
@@ -1130,15 +1124,7 @@ err_attach:
 
 void session_logout_and_free(struct session *s, int timeout_ms)
 {
-	struct timespec deadline;
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	struct timespec deadline = deadline_in_ms(timeout_ms);
 
 	pthread_mutex_lock(&s->lock);
 	bool was_up = s->state == SESSION_UP || s->state == SESSION_VERIFYING;
@@ -1153,7 +1139,7 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	}
 	pthread_cond_broadcast(&s->state_cond);  /* wakes a recovery wait */
 	while (!s->rx_done) {
-		if (pthread_cond_timedwait(&s->state_cond, &s->lock, &deadline) == ETIMEDOUT)
+		if (deadline_cond_wait(&s->state_cond, &s->lock, &deadline) == ETIMEDOUT)
 			break;
 	}
 	/* Logged out, failed, or no answer in time: end the connection

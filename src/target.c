@@ -28,19 +28,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "fs.h"
 #include "log.h"
 #include "lun.h"
 
 /* LUNs listed per target at most (REPORT LUNS answers beyond are cut). */
 #define TARGET_MAX_LUNS 1024
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 struct fs_target *target_new(const struct session_config *cfg, const char *portal,
 			     fuse_ino_t dir, long long only_lun)
@@ -430,7 +424,7 @@ int target_open(struct fs *fs, struct fs_target *t)
 	pthread_mutex_lock(&t->lock);
 	if (t->opened)
 		goto out;
-	if (t->open_err && mono_ns() - t->failed_at_ns < (int64_t)TARGET_RETRY_S * 1000000000) {
+	if (t->open_err && mono_now_ns() - t->failed_at_ns < (int64_t)TARGET_RETRY_S * 1000000000) {
 		err = t->open_err;
 		goto out;
 	}
@@ -456,7 +450,7 @@ failed:
 	if (fs->discovery)
 		log_error("%s: %s", t->cfg.target_name, err_msg());
 	t->open_err = err;
-	t->failed_at_ns = mono_ns();
+	t->failed_at_ns = mono_now_ns();
 out:
 	pthread_mutex_unlock(&t->lock);
 	return err;

@@ -176,5 +176,108 @@ mounted blocksize-odd "lun0" "lun1: .*logical block length 1000 is not a power o
 mounted capacity-0 "lun0" "lun1: .*capacity of 0 blocks.*skipped"
 mounted capacity-huge "lun0" "lun1: .*more than a file can hold.*skipped"
 
+# --- issue 12, items 8-10: names and numbers the target chooses ---------
+
+# list_refused CASE REGEX: `iscsifs --list` on the portal must fail with
+# one printable line matching REGEX (the case's target started here).
+list_refused() {
+    local case=$1 re=$2 lines
+    selected "$case" || return 0
+    badtarget_start "$case"
+    run_iscsifs --list "iscsi://$LOOPBACK4:$BAD_PORT/"
+    note "case $case (--list): exit $ISCSIFS_RC: $ISCSIFS_ERR"
+    ((ISCSIFS_RC != 0)) || fail "$case: --list succeeded: $ISCSIFS_ERR"
+    lines=$(grep -c . <<<"$ISCSIFS_ERR")
+    if [[ -z $ISCSIFS_WRAPPER ]]; then
+        ((lines == 1)) || fail "$case: --list: expected one line, got $lines: $ISCSIFS_ERR"
+    fi
+    grep -Eq -- "$re" <<<"$ISCSIFS_ERR" || fail "$case: --list does not name the cause (/$re/): $ISCSIFS_ERR"
+    ! LC_ALL=C grep -q '[^[:print:]]' <<<"$ISCSIFS_ERR" || fail "$case: unprintable bytes in --list's output"
+    badtarget_fired "$case" || fail "$case: SendTargets was never asked"
+    badtarget_stop
+    rm -f "$BAD_LOG"
+}
+
+# discovered_mount CASE [ARG...]: start the case's target (ARGs passed to
+# it) and mount its portal in the foreground, -o sessions=2.
+discovered_mount() {
+    badtarget_start "$@"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=2
+    BAD_FG_PID=$ISCSIFS_FG_PID
+}
+
+# discovered_end CASE: LUN 0 of the discovered target reads as the target
+# holds it, no unprintable byte in the log, the target was asked, unmount.
+discovered_end() {
+    local case=$1
+    bt cmp "$BAD_MNT/$BAD_IQN/lun0" "$BAD_LUN0" || fail "$case: lun0 of the discovered target"
+    ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
+        fail "$case: unprintable bytes in the iscsifs log"
+    badtarget_fired "$case" || fail "$case: SendTargets was never asked"
+    check_no_sanitizer_report
+    bad_unmount
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+
+# item 9: a target named .iscsifs is left out with a log line; the
+# statistics directory stays reachable and the other target works.
+discovered_dot_iscsifs() {
+    local case=discovery-dot-iscsifs got want
+    selected "$case" || return 0
+    discovered_mount "$case"
+    want=$(printf '%s\n' .iscsifs "$BAD_IQN" | sort | tr '\n' ' ')
+    got=$(bt ls -1A "$BAD_MNT" | sort | tr '\n' ' ')
+    assert_eq "$want" "$got" "$case: entries of the mount"
+    check_log "SendTargets: target '\.iscsifs' left out: that name is the mount's own directory"
+    bt cat "$BAD_MNT/$BAD_IQN/lun0" >/dev/null || fail "$case: lun0 of the discovered target"
+    bt cat "$BAD_MNT/.iscsifs/stats" >"$work/stats" || fail "$case: .iscsifs/stats cannot be read"
+    grep -q "target $BAD_IQN" "$work/stats" ||
+        fail "$case: .iscsifs/stats does not show $BAD_IQN: $(head -c 400 "$work/stats")"
+    discovered_end "$case"
+}
+
+# item 9: a TargetName listed twice (at another portal, then at the first
+# again) is one directory whose sessions use both portals, each once.
+discovered_dup() {
+    local case=discovery-dup got port2 ports
+    selected "$case" || return 0
+    port2=$(pick_port)
+    discovered_mount "$case" --port2 "$port2"
+    got=$(bt ls -1A "$BAD_MNT" | grep -vx '\.iscsifs' | tr '\n' ' ')
+    assert_eq "$BAD_IQN " "$got" "$case: entries of the mount"
+    check_log "SendTargets: 1 TargetNames listed again \(the first: $BAD_IQN\); each is one target"
+    bt cmp "$BAD_MNT/$BAD_IQN/lun1" "$BAD_LUN1" || fail "$case: lun1 of the discovered target"
+    # two sessions, one per portal: logins on both ports
+    ports=$(grep -oE "conn [0-9]+ \(port [0-9]+\): logged in" "$BAD_LOG" | grep -oE "port [0-9]+" | sort -u |
+        tr '\n' ' ')
+    [[ $ports == *"port $BAD_PORT "* && $ports == *"port $port2 "* ]] ||
+        fail "$case: the sessions did not log in on both portals (logins on: $ports)"
+    discovered_end "$case"
+    # --list shows the target once, with its two portals
+    badtarget_start "$case" --port2 "$port2"
+    run_iscsifs --list "iscsi://$LOOPBACK4:$BAD_PORT/"
+    ((ISCSIFS_RC == 0)) || fail "$case: --list failed: $ISCSIFS_ERR"
+    assert_eq 1 "$(grep -cx "$BAD_IQN" <<<"$ISCSIFS_ERR")" "$case: --list lines naming the target"
+    assert_eq 2 "$(grep -c '^  portal ' <<<"$ISCSIFS_ERR")" "$case: --list portal lines"
+    badtarget_stop
+    rm -f "$BAD_LOG"
+}
+
+# item 8: a TargetAddress with control characters is refused like a
+# TargetName with them (a malformed answer), in one printable line: for a
+# mount, for --list, and in a login redirect
+refused discovery-addr-ctl "discovery on .*: SendTargets: TargetAddress with byte 0x1b$" portal
+list_refused discovery-addr-ctl "^iscsifs: discovery on .*: SendTargets: TargetAddress with byte 0x1b$"
+refused login-redirect-ctl "login failed: target moved temporarily, but TargetAddress with byte 0x1b"
+# item 9
+discovered_dot_iscsifs
+discovered_dup
+# item 10: LUN 1 listed three times (peripheral, flat, peripheral) is one
+# file and one LUN; a log line says so
+mounted luns-dup "lun0 lun1" "target $BAD_IQN lists a LUN more than once \(2 repeats, the first 0x4001000000000000\)"
+
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

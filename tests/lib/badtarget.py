@@ -41,7 +41,8 @@ cleared by REPORT LUNS); the redirect cases drop every connection
 instead, so that the test sees where the initiator logs in again.
 
 --port2 PORT opens a second listening port, served like the first: the
-redirect cases send initiators that log in on the first port there.
+redirect cases send initiators that log in on the first port there, and
+discovery-dup names it as a second portal of the target.
 Log lines name the port of each connection ("conn 3 (port 20001): logged
 in").
 
@@ -211,6 +212,12 @@ CASES = {
     "discovery-slash": ("discovery", 0, "a TargetName with '/' and '..' components"),
     "discovery-dotdot": ("discovery", 0, "a TargetName that is '..'"),
     "discovery-ctl": ("discovery", 0, "a TargetName with control characters (ESC, BEL)"),
+    # -- issue 12, items 8-10: names and numbers the target chooses ------
+    "discovery-addr-ctl": ("discovery", 0, "our target's TargetAddress with control characters (ESC sequences, BEL)"),
+    "login-redirect-ctl": ("login", 0, "a temporary redirect to a TargetAddress with control characters (ESC sequences, BEL)"),
+    "discovery-dot-iscsifs": ("discovery", 0, "one more target named .iscsifs, the name of the statistics directory"),
+    "discovery-dup": ("discovery", 0, "our target listed twice: at the first port, then at --port2 and the first port again"),
+    "luns-dup": ("probe", 0, "REPORT LUNS listing LUN 1 three times: 0x0001, 0x4001 (flat addressing), 0x0001"),
 }
 
 
@@ -710,6 +717,11 @@ class Conn:
             self.t.fire("login", "moved %s to %s" % ("temporarily" if detail == 1 else "permanently", addr))
             self.login_rsp(req, 0, self.text([("TargetAddress", addr)]), status=(1, detail))
             return True
+        if case == "login-redirect-ctl":
+            addr = "%s\x1b[2J\x1b]0;owned\x07:%d,1" % self.sock.getsockname()[:2]
+            self.t.fire("login", "moved temporarily to an address with ESC sequences and BEL")
+            self.login_rsp(req, 0, self.text([("TargetAddress", addr)]), status=(1, 1))
+            return True
         if case == "login-nop":
             self.t.fire("login")
             b = bhs(OP_NOP_IN)
@@ -838,8 +850,16 @@ class Conn:
             "discovery-ctl": "iqn.2026-11.org.evil:\x1b[2J\x07bell",
         }.get(self.t.case)
         if self.t.trigger == "discovery" and self.t.fire("discovery"):
+            host, port = self.sock.getsockname()[:2]
             if bad:
                 pairs += [("TargetName", bad), ("TargetAddress", addr)]
+            elif self.t.case == "discovery-addr-ctl":
+                pairs[1] = ("TargetAddress", "%s\x1b]0;owned\x07\x1b[2J:%d,1" % (host, port))
+            elif self.t.case == "discovery-dot-iscsifs":
+                pairs += [("TargetName", ".iscsifs"), ("TargetAddress", addr)]
+            elif self.t.case == "discovery-dup":
+                pairs += [("TargetName", self.t.iqn), ("TargetAddress", "%s:%d,2" % (host, self.t.port2)),
+                          ("TargetAddress", addr)]
         return self.text(pairs)
 
     def cur_window(self):
@@ -991,6 +1011,8 @@ class Conn:
                 return GOOD, struct.pack(">II", 8 * 1000, 0) + lst, b""
             if bad_probe and case == "luns-many" and self.t.fire("probe"):
                 lst = b"".join(lun_field(n) for n in range(1100))
+            if bad_probe and case == "luns-dup" and self.t.fire("probe"):
+                lst += bytes([0x40, 0x01]) + bytes(6) + lun_field(1)
             if bad_probe and case == "luns-odd" and self.t.fire("probe"):
                 return GOOD, struct.pack(">II", 13, 0) + lst, b""
             return GOOD, struct.pack(">II", len(lst), 0) + lst, b""
@@ -1357,7 +1379,7 @@ def main():
     ap.add_argument("--lun1", help="initial content of LUN 1 (written through)")
     ap.add_argument("--lun2", help="content of LUN 2 when ua-luns-changed adds it")
     ap.add_argument("--port2", type=int, default=None,
-                    help="a second listening port (where the redirect cases send initiators)")
+                    help="a second listening port (where the redirect cases send initiators; discovery-dup's second portal)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()
@@ -1370,7 +1392,7 @@ def main():
         ap.error("unknown case %r (see --list)" % args.case)
     if not args.lun0 or not args.lun1:
         ap.error("--lun0 and --lun1 are required")
-    if args.case in ("login-redirect-temp", "login-redirect-perm") and not args.port2:
+    if args.case in ("login-redirect-temp", "login-redirect-perm", "discovery-dup") and not args.port2:
         ap.error("case %s needs --port2" % args.case)
     target = Target(args)
     listeners = []

@@ -42,11 +42,17 @@ static void test_addresses(void)
 		"", ":3260", "[::1", "[]:3260", "host:", "host:0", "host:65536", "host:12x",
 		"host,", "host,70000", "host:3260,1,2", "host:3260x", "host: 3260", "host:+3260",
 		"host,+1", "host, 1",
+		/* issue 12 item 8: control characters and non-ASCII bytes */
+		"10.0.0.1\x1b[2J:3260,1", "host\x07", "host:3260,1\x1b]0;x\x07", "\x7f",
+		"h\xc3\xa9te", "[::1\x1b]:3260",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK(discovery_parse_address(bad[i], &p) < 0);
 		CHECK(err_errno() == EPROTO);
 	}
+	/* the message names the byte and never shows the value */
+	CHECK(discovery_parse_address("evil\x1b[31m:3260", &p) < 0);
+	CHECK_STR(err_msg(), "TargetAddress with byte 0x1b");
 	char long_host[400];
 	memset(long_host, 'a', sizeof long_host - 1);
 	long_host[sizeof long_host - 1] = '\0';
@@ -81,6 +87,37 @@ static void test_answers(void)
 	CHECK_EQ_U64(d.targets[0].nportals, DISCOVERY_MAX_PORTALS);
 	discovery_free(&d);
 
+	/* issue 12 item 9: a TargetName listed again is the same target,
+	 * with the portals of both listings, each once */
+	CHECK(discovery_parse(SEG("TargetName=iqn.a:one\0TargetAddress=10.0.0.1:3260,1\0"
+				  "TargetName=iqn.a:two\0TargetAddress=10.0.0.9\0"
+				  "TargetName=iqn.a:one\0TargetAddress=10.0.0.2:3260,2\0"
+				  "TargetAddress=10.0.0.1:3260,1\0"), &d) == 0);
+	CHECK_EQ_U64(d.ntargets, 2);
+	CHECK_STR(d.targets[0].name, "iqn.a:one");
+	CHECK_EQ_U64(d.targets[0].nportals, 2);
+	CHECK_STR(d.targets[0].portals[0].host, "10.0.0.1");
+	CHECK_STR(d.targets[0].portals[1].host, "10.0.0.2");
+	CHECK_EQ_U64(d.targets[1].nportals, 1);
+	discovery_free(&d);
+	/* the statistics directory's name is left out, with its addresses,
+	 * and nothing else is */
+	CHECK(discovery_parse(SEG("TargetName=iqn.a:one\0TargetAddress=10.0.0.1\0"
+				  "TargetName=.iscsifs\0TargetAddress=10.0.0.66\0"
+				  "TargetName=iqn.a:two\0"), &d) == 0);
+	CHECK_EQ_U64(d.ntargets, 2);
+	CHECK_STR(d.targets[0].name, "iqn.a:one");
+	CHECK_EQ_U64(d.targets[0].nportals, 1);
+	CHECK_STR(d.targets[1].name, "iqn.a:two");
+	CHECK_EQ_U64(d.targets[1].nportals, 0);
+	discovery_free(&d);
+	CHECK(discovery_parse(SEG("TargetName=.iscsifs\0TargetAddress=10.0.0.66\0"), &d) == 0);
+	CHECK_EQ_U64(d.ntargets, 0);
+	discovery_free(&d);
+	CHECK(discovery_parse(SEG("TargetName=.iscsifsx\0"), &d) == 0);
+	CHECK_EQ_U64(d.ntargets, 1);
+	discovery_free(&d);
+
 	static const struct {
 		const char *text;
 		size_t len;
@@ -95,6 +132,8 @@ static void test_answers(void)
 		{ SEG("TargetName=iqn.a:b c\0") },             /* space */
 		{ SEG("TargetName=iqn.a:x\0garbage\0") },      /* not key=value */
 		{ SEG("TargetName=iqn.a:x\0TargetAddress=h:0\0") },
+		{ SEG("TargetName=iqn.a:x\0TargetAddress=h\x1b[2J:3260,1\0") },
+		{ SEG("TargetName=.iscsifs\0TargetAddress=h\x1b[2J\0") },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK(discovery_parse(bad[i].text, bad[i].len, &d) < 0);

@@ -188,6 +188,10 @@ static const struct scenario scenarios[] = {
 	  .conns = { 1 } },
 	{ .name = "redirect to port 0", .plan = { { ACT_RAW, 0, "127.0.0.1:0" } },
 	  .rc = -1, .err = EPROTO, .words = "TargetAddress 127.0.0.1:0: bad port", .conns = { 1 } },
+	{ .name = "redirect to an address with control characters (issue 12 item 8)",
+	  .plan = { { ACT_RAW, 0, "127.0.0.1\x1b[2J\x07:3260" } }, .rc = -1, .err = EPROTO,
+	  .words = "login failed: target moved temporarily, but TargetAddress with byte 0x1b",
+	  .conns = { 1 } },
 	{ .name = "redirect to an unclosed IPv6 bracket", .plan = { { ACT_RAW, 0, "[::1:3260" } },
 	  .rc = -1, .err = EPROTO, .words = "unclosed '['", .conns = { 1 } },
 	{ .name = "redirect to a closed port", .plan = { { ACT_RAW, 0, "" } },
@@ -328,6 +332,7 @@ static void test_parse(void)
 		{ SEG("TargetAddress=10.0.0.1:3260 junk\0"), -1, NULL, 0 },
 		{ SEG("TargetAddress=[fe80::1\0"), -1, NULL, 0 },
 		{ SEG("TargetAddress=[]:3260\0"), -1, NULL, 0 },
+		{ SEG("TargetAddress=10.0.0.1\x1b[2J:3260\0"), -1, NULL, 0 },
 		{ SEG("TargetAddress=10.0.0.1"), -1, NULL, 0 },                    /* no NUL */
 		{ SEG("=10.0.0.1\0"), -1, NULL, 0 },
 	};
