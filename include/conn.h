@@ -31,6 +31,13 @@ struct conn {
 	bool header_digest;     /* CRC32C after each BHS; set after login */
 	bool data_digest;       /* CRC32C after each data segment; set after login */
 	int recv_timeout_ms;    /* receive deadline per PDU, -1 = none (full feature phase) */
+	int64_t deadline_ns;    /* CLOCK_MONOTONIC time by which the exchange under way
+	                         * (a login, a discovery) must be over: no wait for
+	                         * the peer (receive, send, connect) lasts past it,
+	                         * and once it has passed they fail with ETIMEDOUT;
+	                         * 0 = none.  Set by its owner (conn_connect_until(),
+	                         * login_connect(), discovery_run()), kept by
+	                         * conn_reconnect() */
 	/* Receive buffer, owned by the receiving thread: bytes
 	 * rx_buf[rx_start..rx_end) have been read but not consumed. */
 	uint8_t *rx_buf;        /* rx_cap bytes */
@@ -43,13 +50,27 @@ struct conn {
 
 /* Resolve @host, connect to @port within @timeout_ms, set TCP_NODELAY.
  * Returns 0, or -1 with err_set() naming the cause ("no such host",
- * "connection refused", "timed out"). */
+ * "connection refused", "timed out").  No deadline. */
 int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms);
+
+/* conn_connect() under the deadline @deadline_ns (CLOCK_MONOTONIC, 0 =
+ * none): the connect waits for the nearer of the two, and the deadline
+ * stays on @c (struct conn, deadline_ns). */
+int conn_connect_until(struct conn *c, const char *host, uint16_t port, int timeout_ms,
+		       int64_t deadline_ns);
+
+/* The time @ms milliseconds from now on DEADLINE_CLOCK (CLOCK_MONOTONIC,
+ * deadline.h), as a deadline for struct conn's deadline_ns. */
+int64_t conn_deadline_after(int ms);
+
+/* Whether @c has a deadline and it has passed. */
+bool conn_deadline_passed(const struct conn *c);
 
 /* Close @c and connect again to the host and port of its conn_connect()
  * (a login that must start over on a new connection: RFC 7143 has the
- * target drop a connection whose login it rejected).  Returns 0, or -1
- * with err_set(): as conn_connect(), or ENOTCONN for an attached fd. */
+ * target drop a connection whose login it rejected), under the same
+ * deadline.  Returns 0, or -1 with err_set(): as conn_connect(), or
+ * ENOTCONN for an attached fd. */
 int conn_reconnect(struct conn *c);
 
 /* For tests and fuzz harnesses: make @c a conn over @fd, a stream socket

@@ -3,12 +3,19 @@
  * Receiving goes through a small buffer so that a 48-byte header does not
  * cost a system call of its own; a large data segment bypasses the buffer
  * and is read straight into its destination.
+ *
+ * Two bounds on waiting for the peer: recv_timeout_ms for each wait for
+ * input (a peer that falls silent), and deadline_ns for the whole
+ * exchange under way (a peer that keeps talking without ever finishing,
+ * or trickles a byte at a time).  Every wait — poll() for input, for
+ * room to send, for a connect — ends at the nearer of the two.
  */
 #include "conn.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,13 +27,53 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "deadline.h"
 #include "log.h"
 
 #define RX_BUF_SIZE (64 * 1024)
 /* Data longer than this skips the receive buffer. */
 #define RX_DIRECT_MIN (16 * 1024)
 
+int64_t conn_deadline_after(int ms)
+{
+	return mono_now_ns() + (int64_t)ms * 1000000;
+}
+
+bool conn_deadline_passed(const struct conn *c)
+{
+	return c->deadline_ns && mono_now_ns() >= c->deadline_ns;
+}
+
+/* How long one wait of @timeout_ms (-1: no limit) may last on @c, its
+ * deadline considered: -1 for no limit, 0 when the deadline has passed.
+ * Sets *@by_deadline when the deadline is the nearer bound. */
+static int wait_budget_ms(const struct conn *c, int timeout_ms, bool *by_deadline)
+{
+	*by_deadline = false;
+	if (!c->deadline_ns)
+		return timeout_ms;
+	int64_t left = c->deadline_ns - mono_now_ns();
+	int64_t left_ms = left <= 0 ? 0 : (left + 999999) / 1000000;
+	if (timeout_ms >= 0 && timeout_ms < left_ms)
+		return timeout_ms;
+	*by_deadline = true;
+	return left_ms > INT_MAX ? INT_MAX : (int)left_ms;
+}
+
+/* The error of a wait that ran into the deadline of @c. */
+static void deadline_error(const struct conn *c, const char *doing)
+{
+	err_set(ETIMEDOUT, "%s: out of time while %s (the deadline of this exchange passed)",
+		c->peer, doing);
+}
+
 int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms)
+{
+	return conn_connect_until(c, host, port, timeout_ms, 0);
+}
+
+int conn_connect_until(struct conn *c, const char *host, uint16_t port, int timeout_ms,
+		       int64_t deadline_ns)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
 	struct addrinfo *res, *ai;
@@ -41,6 +88,7 @@ int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms
 	snprintf(c->host, sizeof c->host, "%s", host);
 	c->port = port;
 	c->connect_timeout_ms = timeout_ms;
+	c->deadline_ns = deadline_ns;
 	snprintf(port_text, sizeof port_text, "%u", port);
 	rc = getaddrinfo(host, port_text, &hints, &res);
 	if (rc != 0) {
@@ -60,10 +108,15 @@ int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms
 			continue;
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-		rc = poll(&pfd, 1, timeout_ms);
+		bool by_deadline;
+		int wait_ms = wait_budget_ms(c, timeout_ms, &by_deadline);
+		rc = by_deadline && wait_ms == 0 ? 0 : poll(&pfd, 1, wait_ms);
 		if (rc == 0) {
 			saved = ETIMEDOUT;
-			snprintf(why, sizeof why, " (no answer within %d s)", timeout_ms / 1000);
+			if (by_deadline)
+				snprintf(why, sizeof why, " (out of time: the deadline passed)");
+			else
+				snprintf(why, sizeof why, " (no answer within %d s)", timeout_ms / 1000);
 			close(fd);
 			continue;
 		}
@@ -102,6 +155,7 @@ int conn_reconnect(struct conn *c)
 	char host[sizeof c->host];
 	uint16_t port = c->port;
 	int timeout_ms = c->connect_timeout_ms;
+	int64_t deadline_ns = c->deadline_ns;
 
 	if (!c->host[0]) {
 		err_set(ENOTCONN, "cannot connect %s again: it was not made by connecting",
@@ -110,7 +164,7 @@ int conn_reconnect(struct conn *c)
 	}
 	memcpy(host, c->host, sizeof host);
 	conn_close(c);
-	return conn_connect(c, host, port, timeout_ms);
+	return conn_connect_until(c, host, port, timeout_ms, deadline_ns);
 }
 
 int conn_attach_fd(struct conn *c, int fd, const char *peer, int timeout_ms)
@@ -160,14 +214,38 @@ void conn_shutdown(struct conn *c)
 		shutdown(c->fd, SHUT_RDWR);
 }
 
-/* Write all of @iov, retrying short writes. */
+/* Under a deadline: wait until @c may be written to, at most until then. */
+static int wait_writable(struct conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+	bool by_deadline;
+	int rc;
+
+	do {
+		int wait_ms = wait_budget_ms(c, -1, &by_deadline);
+		rc = wait_ms == 0 ? 0 : poll(&pfd, 1, wait_ms);
+	} while (rc < 0 && errno == EINTR);
+	if (rc == 0) {
+		deadline_error(c, "sending");
+		return -1;
+	}
+	return 0;
+}
+
+/* Write all of @iov, retrying short writes.  Under a deadline the socket
+ * is written without blocking, so that a peer that stops reading cannot
+ * hold us past it. */
 static int send_all(struct conn *c, struct iovec *iov, int iovcnt, bool more)
 {
+	int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0) | (c->deadline_ns ? MSG_DONTWAIT : 0);
+
 	while (iovcnt > 0) {
 		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
-		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+		if (c->deadline_ns && wait_writable(c) < 0)
+			return -1;
+		ssize_t n = sendmsg(c->fd, &msg, flags);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || (c->deadline_ns && (errno == EAGAIN || errno == EWOULDBLOCK)))
 				continue;
 			err_set(errno, "send to %s failed: %s", c->peer, strerror(errno));
 			return -1;
@@ -236,16 +314,24 @@ int conn_send_pdu(struct conn *c, union iscsi_bhs *bhs, const struct iovec *iov,
 	return send_all(c, v, n, more);
 }
 
-/* Wait until the socket is readable, within the receive timeout. */
+/* Wait until the socket is readable, within the receive timeout and the
+ * deadline. */
 static int wait_readable(struct conn *c)
 {
-	if (c->recv_timeout_ms < 0)
-		return 0;
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	int rc;
-	do
-		rc = poll(&pfd, 1, c->recv_timeout_ms);
-	while (rc < 0 && errno == EINTR);
+	bool by_deadline;
+	int rc, wait_ms;
+
+	do {
+		wait_ms = wait_budget_ms(c, c->recv_timeout_ms, &by_deadline);
+		if (wait_ms < 0)
+			return 0;
+		rc = by_deadline && wait_ms == 0 ? 0 : poll(&pfd, 1, wait_ms);
+	} while (rc < 0 && errno == EINTR);
+	if (rc == 0 && by_deadline) {
+		deadline_error(c, "receiving");
+		return -1;
+	}
 	if (rc == 0) {
 		err_set(ETIMEDOUT, "%s did not answer within %d s", c->peer,
 			c->recv_timeout_ms / 1000);
