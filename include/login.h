@@ -4,7 +4,7 @@
  * one-way or mutual, when credentials are configured), operational
  * negotiation, full feature phase.  It runs synchronously on a freshly connected conn, before the
  * session's threads exist, with the conn's receive timeout bounding every
- * answer.
+ * answer and its deadline (login_connect()'s) the whole login.
  */
 #ifndef ISCSIFS_LOGIN_H
 #define ISCSIFS_LOGIN_H
@@ -40,8 +40,17 @@ struct login_result {
  * too many redirects (...)": a target sending us round in circles. */
 #define LOGIN_MAX_REDIRECTS 8
 
+/* Most Login Responses with C=1 and an empty data segment one login
+ * attempt takes; the next fails it.  They carry nothing, and a target
+ * that sends only these would keep us asking for the rest forever. */
+#define LOGIN_MAX_EMPTY 8
+
 /* Log in on @c with ISID @isid (and @tsih, 0 for a new session), with
- * CHAP when cfg->chap is set.  On success returns 0 and fills @out; the
+ * CHAP when cfg->chap is set.  The login ends by c->deadline_ns when it
+ * is set: a wait past it fails the login with ETIMEDOUT; redirects and
+ * the MD5 retry keep it.  A target that sends more than a few continued
+ * Login Responses without text fails the login (EPROTO).  On success
+ * returns 0 and fills @out; the
  * conn's digest flags are set as negotiated.  On failure returns -1 with
  * err_set() naming the cause in words a user understands ("target not
  * found: iqn...", "authorization failure", "authentication failed: target
@@ -64,14 +73,19 @@ struct login_result {
 int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
 	      uint16_t tsih, struct login_result *out);
 
-/* Connect @c to @host:@port (within @timeout_ms) and login_run() there.
+/* Connect @c to @host:@port and login_run() there, all of it (connects,
+ * redirects, retries) within @timeout_ms: one deadline on CLOCK_MONOTONIC
+ * for the whole login, as iscsid's login timeout; a target still not done
+ * then fails it with ETIMEDOUT, "login failed: HOST:PORT did not finish
+ * the login within N s".
  * With @retry_ms > 0 (start-up), a target that drops the connection during
  * the login, or answers it with a target error (status class 3: "service
  * unavailable", "out of resources": try again later), is tried again with
  * backoff (0.1 s doubling to 2 s) for as long as the next try starts
- * within @retry_ms of the first.  Returns 0 with @c connected and logged
- * in, or -1 with err_set() (login_run()'s, with the number of tries when
- * there were several) and @c closed. */
+ * within @retry_ms of the first (and before the deadline).  Returns 0 with
+ * @c connected, logged in and without a deadline, or -1 with err_set()
+ * (login_run()'s, with the number of tries when there were several) and
+ * @c closed. */
 int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms,
 		  int retry_ms, const struct text_config *cfg, const uint8_t isid[6],
 		  uint16_t tsih, struct login_result *out);

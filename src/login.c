@@ -37,8 +37,14 @@
  * (login_result.moved), which may log in there directly next time.
  *
  * Runs synchronously on one conn before any session thread exists: no
- * locks.  The number of exchanges is bounded so that a target cannot keep
- * us in login forever.
+ * locks.  A target cannot keep us in login forever: the exchanges are at
+ * most MAX_EXCHANGES, the continued responses that bring no text at most
+ * LOGIN_MAX_EMPTY, and the whole of login_connect() (connects, redirects,
+ * retries) has one deadline on CLOCK_MONOTONIC, its @timeout_ms (the
+ * connect timeout, from -o timeout), which every wait for the target
+ * honours (struct conn, deadline_ns): a target that keeps talking without
+ * ever finishing, or trickles its answers a byte at a time, fails the
+ * login as one that falls silent does.
  */
 #include "login.h"
 
@@ -143,6 +149,7 @@ struct login {
 	enum iscsi_login_stage stage;     /* current stage (CSG) */
 	uint8_t *text;                    /* reassembled response text */
 	size_t text_len;                  /* bytes in text */
+	unsigned empty_continues;         /* Login Responses with C=1 and no text so far */
 	uint8_t status_class;             /* of a Login Response that failed the login, else 0 */
 	uint8_t status_detail;            /* its status detail */
 	char redirect_host[256];          /* status class 1: the portal it names */
@@ -297,6 +304,11 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 			return 0;
 		if (h->flags & ISCSI_LOGIN_TRANSIT) {
 			err_set(EPROTO, "protocol error: Login Response with both C and T bits");
+			return -1;
+		}
+		if (len == 0 && ++l->empty_continues > LOGIN_MAX_EMPTY) {
+			err_set(EPROTO, "login failed: %s sent more than %d continued Login Responses "
+				"without text (C=1, empty)", l->c->peer, LOGIN_MAX_EMPTY);
 			return -1;
 		}
 		/* more text follows: ask for it with an empty request */
@@ -731,6 +743,7 @@ static int follow_redirect(struct conn *c, const struct login *l, unsigned hops,
 	bool permanent = l->status_detail == 0x02;
 	char where[300], why[sizeof c->peer + sizeof where + 32];
 	int timeout_ms = c->connect_timeout_ms;
+	int64_t deadline_ns = c->deadline_ns;    /* the login's, kept over there */
 
 	format_portal(l->redirect_host, l->redirect_port, where, sizeof where);
 	if (hops > LOGIN_MAX_REDIRECTS) {
@@ -747,7 +760,7 @@ static int follow_redirect(struct conn *c, const struct login *l, unsigned hops,
 		  login_status_text(l->status_class, l->status_detail), c->peer, where, hops);
 	snprintf(why, sizeof why, "redirected from %s to %s", c->peer, where);
 	conn_close(c);
-	if (conn_connect(c, l->redirect_host, l->redirect_port, timeout_ms) < 0) {
+	if (conn_connect_until(c, l->redirect_host, l->redirect_port, timeout_ms, deadline_ns) < 0) {
 		err_set(err_errno(), "login failed: %s: %s", why, err_msg());
 		return -1;
 	}
@@ -830,13 +843,20 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 		  uint16_t tsih, struct login_result *out)
 {
 	int64_t start = mono_ms();
+	int64_t deadline_ns = conn_deadline_after(timeout_ms);
 	int delay_ms = 100;
 
 	for (unsigned attempt = 1;; attempt++) {
 		out->status_class = 0;
-		if (conn_connect(c, host, port, timeout_ms) == 0) {
-			if (login_run(c, cfg, isid, tsih, out) == 0)
+		if (conn_connect_until(c, host, port, timeout_ms, deadline_ns) == 0) {
+			if (login_run(c, cfg, isid, tsih, out) == 0) {
+				/* full feature phase: the session's own timeouts from now on */
+				c->deadline_ns = 0;
 				return 0;
+			}
+			if (err_errno() == ETIMEDOUT && conn_deadline_passed(c))
+				err_set(ETIMEDOUT, "login failed: %s did not finish the login within %g s",
+					c->peer, timeout_ms / 1000.0);
 			conn_close(c);
 			if (retry_ms > 0 && login_may_retry(out) &&
 			    mono_ms() + delay_ms - start < retry_ms) {
