@@ -19,6 +19,10 @@
 /* Portals kept per target; more are ignored (with a log line). */
 #define DISCOVERY_MAX_PORTALS 8
 
+/* PDUs that carry nothing (NOP-In, Async Message, a continued Text
+ * Response without text) one discovery takes at most; the next fails it. */
+#define DISCOVERY_MAX_EMPTY 16
+
 /* One TargetAddress. */
 struct discovery_portal {
 	char host[256];               /* name or address, IPv6 without brackets */
@@ -40,8 +44,10 @@ struct discovery {
 };
 
 /* Run SendTargets=All against the portal of @cfg (host, port, initiator
- * name, ISID, timeouts; its target_name is ignored).  Returns 0 and fills
- * @out, or -1 with err_set() naming the cause. */
+ * name, ISID, timeouts; its target_name is ignored), all of it, login
+ * included, within cfg->connect_timeout_ms (ETIMEDOUT after that).  NOP-Ins
+ * that ask for it are answered.  Returns 0 and fills @out, or -1 with
+ * err_set() naming the cause. */
 int discovery_run(const struct session_config *cfg, struct discovery *out);
 
 /* Parse a SendTargets answer, @len bytes of key=value\0 pairs.  Targets

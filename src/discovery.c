@@ -4,8 +4,14 @@
  * connect, log in (SessionType=Discovery), Text Request SendTargets=All,
  * Text Responses until one has F set and C clear (a continued answer is
  * asked for again with its Target Transfer Tag and an empty request),
- * Logout.  Every answer is bounded by the conn's receive deadline and the
- * whole text by DISCOVERY_MAX_TEXT.
+ * Logout.  Every answer is bounded by the conn's receive timeout, the
+ * whole text by DISCOVERY_MAX_TEXT, and the whole discovery, login
+ * included, by one deadline on CLOCK_MONOTONIC: the connect timeout
+ * (-o timeout).  NOP-Ins (answered when they ask for it), Async Messages
+ * and continued Text Responses without text carry nothing towards the
+ * answer: more than DISCOVERY_MAX_EMPTY of them fail the discovery, so a
+ * target that sends only these ends it at once rather than at the
+ * deadline.
  */
 #include "discovery.h"
 
@@ -35,6 +41,9 @@ struct disc_session {
 	uint32_t exp_statsn;          /* StatSN we expect next */
 	char *text;                   /* the answer so far */
 	size_t text_len;              /* bytes of it */
+	unsigned nops;                /* NOP-Ins received so far */
+	unsigned asyncs;              /* Async Messages received so far */
+	unsigned empty_continues;     /* continued Text Responses without text so far */
 };
 
 /* Is @c allowed in a target name we show as a directory? */
@@ -280,9 +289,38 @@ static int send_text(struct disc_session *s, uint32_t ttt, bool first)
 			     first ? (uint32_t)sizeof request : 0, false);
 }
 
+/* One more PDU that carried nothing: fails when there were too many. */
+static int count_empty(struct disc_session *s, unsigned *counter)
+{
+	++*counter;
+	if (s->nops + s->asyncs + s->empty_continues <= DISCOVERY_MAX_EMPTY)
+		return 0;
+	err_set(EPROTO, "SendTargets: %s sent more than %d PDUs that carry nothing instead of "
+		"the answer (%u NOP-In, %u Async Message, %u continued Text Responses without text)",
+		s->conn.peer, DISCOVERY_MAX_EMPTY, s->nops, s->asyncs, s->empty_continues);
+	return -1;
+}
+
+/* The NOP-Out a NOP-In with a Target Transfer Tag asks for (RFC 7143
+ * §11.19): its TTT and LUN echoed, no data, our ITT reserved. */
+static int answer_nop_in(struct disc_session *s, const union iscsi_bhs *nop_in)
+{
+	union iscsi_bhs bhs;
+
+	pdu_init(&bhs, ISCSI_OP_NOP_OUT, true);
+	bhs.nop_out.flags = ISCSI_FLAG_FINAL;
+	memcpy(bhs.nop_out.lun, nop_in->nop_in.lun, sizeof bhs.nop_out.lun);
+	put_be32(bhs.nop_out.itt, ISCSI_RESERVED_TAG);
+	memcpy(bhs.nop_out.ttt, nop_in->nop_in.ttt, sizeof bhs.nop_out.ttt);
+	put_be32(bhs.nop_out.cmdsn, s->cmdsn);
+	put_be32(bhs.nop_out.exp_statsn, s->exp_statsn);
+	return conn_send_pdu(&s->conn, &bhs, NULL, 0, 0, false);
+}
+
 /* Receive the next PDU for our exchange into @bhs; the data of a Text
- * Response is appended to s->text.  NOP-Ins and Async Messages are
- * skipped.  Returns 0, or -1 with err_set(). */
+ * Response is appended to s->text.  NOP-Ins (answered when they ask for
+ * it) and Async Messages are skipped, and counted.  Returns 0, or -1
+ * with err_set(). */
 static int recv_answer(struct disc_session *s, union iscsi_bhs *bhs, uint8_t want_opcode)
 {
 	for (;;) {
@@ -293,8 +331,15 @@ static int recv_answer(struct disc_session *s, union iscsi_bhs *bhs, uint8_t wan
 			return -1;
 		opcode = bhs->common.opcode & ISCSI_OPCODE_MASK;
 		len = get_be24(bhs->common.data_len);
-		if (opcode == ISCSI_OP_NOP_IN || opcode == ISCSI_OP_ASYNC_MSG) {
-			if (conn_recv_data(&s->conn, NULL, len) < 0)
+		if (opcode == ISCSI_OP_NOP_IN) {
+			if (conn_recv_data(&s->conn, NULL, len) < 0 || count_empty(s, &s->nops) < 0)
+				return -1;
+			if (get_be32(bhs->nop_in.ttt) != ISCSI_RESERVED_TAG && answer_nop_in(s, bhs) < 0)
+				return -1;
+			continue;
+		}
+		if (opcode == ISCSI_OP_ASYNC_MSG) {
+			if (conn_recv_data(&s->conn, NULL, len) < 0 || count_empty(s, &s->asyncs) < 0)
 				return -1;
 			continue;
 		}
@@ -348,6 +393,8 @@ static int send_targets(struct disc_session *s)
 		}
 		if (final)
 			return 0;
+		if (pdu_data_len(&rsp) == 0 && count_empty(s, &s->empty_continues) < 0)
+			return -1;
 		ttt = get_be32(rsp.text_rsp.ttt);
 		if (ttt == 0xffffffff) {
 			err_set(EPROTO, "discovery: continued Text Response without a Target Transfer Tag");
@@ -379,6 +426,8 @@ int discovery_run(const struct session_config *cfg, struct discovery *out)
 	struct disc_session s = { .conn = { .fd = -1 } };
 	struct text_config text = cfg->text;
 	struct login_result lr;
+	/* the whole discovery, login included, within the connect timeout */
+	int64_t deadline_ns = conn_deadline_after(cfg->connect_timeout_ms);
 	int rc = -1;
 
 	text.discovery = true;
@@ -389,10 +438,15 @@ int discovery_run(const struct session_config *cfg, struct discovery *out)
 	if (login_connect(&s.conn, cfg->host, cfg->port, cfg->connect_timeout_ms,
 			  cfg->connect_timeout_ms, &text, cfg->isid_base, 0, &lr) < 0)
 		goto out;
+	s.conn.deadline_ns = deadline_ns;
 	s.cmdsn = lr.cmdsn;
 	s.exp_statsn = lr.exp_statsn;
-	if (send_targets(&s) < 0)
+	if (send_targets(&s) < 0) {
+		if (err_errno() == ETIMEDOUT && conn_deadline_passed(&s.conn))
+			err_set(ETIMEDOUT, "SendTargets: %s did not finish the answer within %g s",
+				s.conn.peer, cfg->connect_timeout_ms / 1000.0);
 		goto out;
+	}
 	logout(&s);
 	if (discovery_parse(s.text ? s.text : "", s.text_len, out) < 0)
 		goto out;
