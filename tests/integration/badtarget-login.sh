@@ -16,7 +16,13 @@
 #   redirects that go round in circles end with "too many redirects"; a
 #   target that drops the connection during login is tried again within
 #   the connect timeout, so a few drops still mount and endless ones end
-#   in one line naming the cause and the tries.
+#   in one line naming the cause and the tries;
+#   (issue 12, items 2 and 3) a login or a discovery that never ends —
+#   empty continued Login Responses, NOP-Ins or Async Messages instead of
+#   the SendTargets answer, answers trickled in forever — fails the mount
+#   and --list within -o timeout with one line naming the cause, also on
+#   a reconnect, which then goes on to its next attempt; a target that is
+#   only slow (a few empty continuations, a few NOP-Ins) still mounts.
 # $BAD_CASES may name a subset of the cases (for debugging).
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
@@ -44,43 +50,53 @@ selected() {
     ncases=$((ncases + 1))
 }
 
-# refused CASE REGEX [portal] [opts=O]: iscsifs must refuse to mount,
-# cleanly.  With "portal", the URL names no target (discovery); opts=O
-# adds -o options.
+# refused CASE REGEX [portal] [list] [opts=O]: iscsifs must refuse to
+# mount, cleanly.  With "portal", the URL names no target (discovery);
+# with "list", `iscsifs --list URL` must fail the same way; opts=O adds
+# -o options.
 refused() {
-    local case=$1 re=$2 url lines portal=no opts=sessions=1 arg
+    local case=$1 re=$2 url lines portal=no list=no opts=sessions=1 arg label
     shift 2
     for arg in "$@"; do
         case $arg in
             portal) portal=yes ;;
+            list) list=yes ;;
             opts=*) opts+=",${arg#opts=}" ;;
             *) fail "refused: bad argument '$arg'" ;;
         esac
     done
+    label=$case
+    [[ $list == yes ]] && label="$case (--list)"
     selected "$case" || return 0
     badtarget_start "$case"
     url=$BAD_URL
     [[ $portal == yes ]] && url="iscsi://$LOOPBACK4:$BAD_PORT/"
     _register_mount fuse "$BAD_MNT"
-    run_iscsifs -o "$opts" "$url" "$BAD_MNT"
-    note "case $case: exit $ISCSIFS_RC after ${ISCSIFS_SECS}s: $ISCSIFS_ERR"
-    ((ISCSIFS_RC != 124 && ISCSIFS_RC != 137)) || fail "$case: iscsifs still running after ${ISCSIFS_START_TIMEOUT}s"
-    ((ISCSIFS_RC != 0)) || fail "$case: iscsifs mounted"
+    if [[ $list == yes ]]; then
+        run_iscsifs -o "$opts" --list "$url"
+        # what --list printed of the target before its login failed
+        ISCSIFS_ERR=$(grep -vx -e "$BAD_IQN" -e "  portal $LOOPBACK4:$BAD_PORT" <<<"$ISCSIFS_ERR")
+    else
+        run_iscsifs -o "$opts" "$url" "$BAD_MNT"
+    fi
+    note "case $label: exit $ISCSIFS_RC after ${ISCSIFS_SECS}s: $ISCSIFS_ERR"
+    ((ISCSIFS_RC != 124 && ISCSIFS_RC != 137)) || fail "$label: iscsifs still running after ${ISCSIFS_START_TIMEOUT}s"
+    ((ISCSIFS_RC != 0)) || fail "$label: iscsifs mounted"
     awk -v s="$ISCSIFS_SECS" -v m="$BAD_LOGIN_MAX_SECS" 'BEGIN { exit !(s <= m) }' ||
-        fail "$case: took ${ISCSIFS_SECS}s (limit ${BAD_LOGIN_MAX_SECS}s)"
+        fail "$label: took ${ISCSIFS_SECS}s (limit ${BAD_LOGIN_MAX_SECS}s)"
     lines=$(grep -c . <<<"$ISCSIFS_ERR")
     if [[ -z $ISCSIFS_WRAPPER ]]; then
-        ((lines == 1)) || fail "$case: expected one line, got $lines: $ISCSIFS_ERR"
+        ((lines == 1)) || fail "$label: expected one line, got $lines: $ISCSIFS_ERR"
     fi
     grep -Eq -- "$re" <<<"$ISCSIFS_ERR" ||
-        fail "$case: the message does not name the cause (/$re/): $ISCSIFS_ERR"
+        fail "$label: the message does not name the cause (/$re/): $ISCSIFS_ERR"
     # the message is printable text, whatever the target sent
     ! LC_ALL=C grep -q '[^[:print:]]' <<<"$ISCSIFS_ERR" ||
-        fail "$case: unprintable bytes in the message"
-    ! mountpoint -q "$BAD_MNT" || fail "$case: $BAD_MNT is mounted"
-    [[ -z $(iscsifs_pids "$BAD_MNT") ]] || fail "$case: an iscsifs process is left"
+        fail "$label: unprintable bytes in the message"
+    ! mountpoint -q "$BAD_MNT" || fail "$label: $BAD_MNT is mounted"
+    [[ -z $(iscsifs_pids "$BAD_MNT") ]] || fail "$label: an iscsifs process is left"
     _unregister_mount "$BAD_MNT"
-    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    badtarget_fired "$case" || fail "$label: the target never misbehaved (see $BAD_LOG)"
     badtarget_stop
     rm -f "$BAD_LOG"
 }
@@ -135,11 +151,14 @@ mounted login-names "lun0 lun1" ""
 mounted window-closed "lun0 lun1" ""
 
 # discovery: hostile target names never become file names
+# discovered CASE [OPTS]: a discovery mount (-o sessions=1[,OPTS]) shows the
+# target and its LUNs.
 discovered() {
-    local case=discovery-good got
+    local case=$1 got opts=sessions=1
+    [[ -n ${2:-} ]] && opts+=",$2"
     selected "$case" || return 0
     badtarget_start "$case"
-    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o "$opts"
     BAD_FG_PID=$ISCSIFS_FG_PID
     got=$(bt ls -1A "$BAD_MNT" | grep -vx '\.iscsifs' | tr '\n' ' ')
     assert_eq "$BAD_IQN " "$got" "$case: entries of the mount"
@@ -154,10 +173,82 @@ discovered() {
     note "case $case: ok"
     rm -f "$ISCSIFS_LOG" "$BAD_LOG"
 }
-discovered
+discovered discovery-good
 refused discovery-slash "discovery on .*: SendTargets: TargetName with byte 0x2f" portal
 refused discovery-dotdot "discovery on .*: SendTargets: TargetName '\.\.'" portal
 refused discovery-ctl "discovery on .*: SendTargets: TargetName with byte 0x1b" portal
+
+# issue 12, items 2 and 3: a login or a discovery that never ends.  With
+# -o timeout=$BOUND_SECS (the deadline of each login and discovery) each
+# fails within BOUND_SECS + 2 s, mount and --list alike; a target that
+# sends only PDUs that carry nothing is failed at once by their cap.
+# iscsifs itself gets BOUND_SECS + 12 s here: a hang (the code before)
+# is reported as "still running", not waited for.
+BOUND_SECS=3
+# bounded CASE REGEX [ARG...]: refused, mount and --list, with those limits.
+bounded() {
+    local case=$1 re=$2
+    shift 2
+    ISCSIFS_START_TIMEOUT=$((BOUND_SECS + 12)) BAD_LOGIN_MAX_SECS=$((BOUND_SECS + 2)) \
+        refused "$case" "$re" opts=timeout=$BOUND_SECS "$@"
+    ISCSIFS_START_TIMEOUT=$((BOUND_SECS + 12)) BAD_LOGIN_MAX_SECS=$((BOUND_SECS + 2)) \
+        refused "$case" "$re" opts=timeout=$BOUND_SECS list "$@"
+}
+bounded login-empty-continue "login failed: 127\.0\.0\.1:[0-9]+ sent more than 8 continued Login Responses without text \(C=1, empty\)$"
+bounded login-trickle "login failed: 127\.0\.0\.1:[0-9]+ did not finish the login within $BOUND_SECS s$"
+bounded discovery-nop "SendTargets: 127\.0\.0\.1:[0-9]+ sent more than 16 PDUs that carry nothing instead of the answer \(17 NOP-In, 0 Async Message, 0 continued" portal
+bounded discovery-async "SendTargets: 127\.0\.0\.1:[0-9]+ sent more than 16 PDUs that carry nothing instead of the answer \(0 NOP-In, 17 Async Message, 0 continued" portal
+bounded discovery-trickle "SendTargets: 127\.0\.0\.1:[0-9]+ did not finish the answer within $BOUND_SECS s$" portal
+# slow but legal: the caps and the deadline refuse none of these
+mounted login-few-empty "lun0 lun1" "" "timeout=$BOUND_SECS"
+# listed CASE [portal]: `iscsifs --list` of a slow but legal target shows
+# both LUNs and exits 0.
+listed() {
+    local case=$1 url n
+    selected "$case" || return 0
+    badtarget_start "$case"
+    url=$BAD_URL
+    [[ ${2:-} == portal ]] && url="iscsi://$LOOPBACK4:$BAD_PORT/"
+    ISCSIFS_START_TIMEOUT=$((BOUND_SECS + 12)) run_iscsifs -o timeout=$BOUND_SECS --list "$url"
+    note "case $case (--list): exit $ISCSIFS_RC after ${ISCSIFS_SECS}s"
+    ((ISCSIFS_RC == 0)) || fail "$case: --list failed ($ISCSIFS_RC): $ISCSIFS_ERR"
+    for n in lun0 lun1; do
+        grep -q "^  $n .*disk" <<<"$ISCSIFS_ERR" || fail "$case: --list does not show $n: $ISCSIFS_ERR"
+    done
+    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    [[ $case != discovery-nop-few ]] || (($(badtarget_count "NOP-Out answer for TTT 0x7001") == 1)) ||
+        fail "$case: the NOP-In asking for an answer got none (see $BAD_LOG)"
+    badtarget_stop
+    rm -f "$BAD_LOG"
+}
+listed login-few-empty
+listed discovery-nop-few portal
+discovered discovery-nop-few "timeout=$BOUND_SECS"
+
+# relogin CASE: after a dropped connection (SIGUSR1) the target answers
+# two logins with empty continued Login Responses forever: each reconnect
+# attempt fails by the cap with its own log line, the third logs in, and
+# I/O goes on.  -o timeout=30: I/O waits for it that long.
+relogin() {
+    local case=$1 start n
+    selected "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1,timeout=30
+    bad_check_names "lun0 lun1"
+    check_lun0 "$work"
+    kill -USR1 "$BAD_PID"          # the target drops every connection
+    wait_true 25 grep -q "reconnected to" "$ISCSIFS_LOG" ||
+        fail "$case: no reconnect within 25s: $(cat "$ISCSIFS_LOG")"
+    for n in 1 2; do
+        check_log "session 0: reconnect attempt $n: login failed: 127\.0\.0\.1:[0-9]+ sent more than 8 continued Login Responses without text"
+    done
+    assert_eq 2 "$(badtarget_count "fired $case ")" "$case: logins answered with empty continuations"
+    assert_eq 1 "$(session_stat 0 reconnects)" "$case: reconnects of session 0"
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+relogin relogin-empty-continue
 
 # probe: REPORT LUNS
 refused luns-short "REPORT LUNS data of 4 bytes"

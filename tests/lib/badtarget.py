@@ -122,6 +122,7 @@ MAX_UNMAP_BLOCKS = 20
 #   login   every login              probe   the probe command named
 #   session every session, from login on
 #   event   each SIGUSR1 the test sends
+#   relogin every login after the first SIGUSR1 (which drops every connection)
 # times: default number of firings (0 = forever).
 CASES = {
     # -- framing --------------------------------------------------------
@@ -218,6 +219,15 @@ CASES = {
     "discovery-dot-iscsifs": ("discovery", 0, "one more target named .iscsifs, the name of the statistics directory"),
     "discovery-dup": ("discovery", 0, "our target listed twice: at the first port, then at --port2 and the first port again"),
     "luns-dup": ("probe", 0, "REPORT LUNS listing LUN 1 three times: 0x0001, 0x4001 (flat addressing), 0x0001"),
+    # -- issue 12, items 2 and 3: logins and discoveries that never end -----
+    "login-empty-continue": ("login", 0, "every Login Response C=1 with an empty data segment, forever"),
+    "login-trickle": ("login", 0, "Login Responses C=1 with 4 bytes of text each, one every 0.3 s, forever"),
+    "login-few-empty": ("login", 0, "4 empty C=1 Login Responses, 0.2 s apart, before each security-stage answer (slow but legal)"),
+    "relogin-empty-continue": ("relogin", 2, "after SIGUSR1 drops every connection: the next logins get empty C=1 Login Responses forever"),
+    "discovery-nop": ("discovery", 0, "NOP-Ins instead of the SendTargets answer, forever; every other one asks for a NOP-Out"),
+    "discovery-async": ("discovery", 0, "Async Messages (vendor specific) instead of the SendTargets answer, forever"),
+    "discovery-trickle": ("discovery", 0, "the SendTargets answer in continued Text Responses of 4 bytes, one every 0.5 s, forever"),
+    "discovery-nop-few": ("discovery", 0, "3 NOP-Ins before the SendTargets answer, the second asking for a NOP-Out, which must come first (legal)"),
 }
 
 
@@ -363,7 +373,7 @@ class Target:
             self.events += 1
             n = self.events
             conns = list(self.conns)
-        if self.case in ("login-redirect-temp", "login-redirect-perm"):
+        if self.case in ("login-redirect-temp", "login-redirect-perm", "relogin-empty-continue"):
             log("event %d: dropping every connection (%d)" % (n, len(conns)))
             for c in conns:
                 c.close()
@@ -615,7 +625,7 @@ class Conn:
     def login(self):
         """Run the login phase.  Returns True in full feature phase."""
         case = self.t.case
-        bad = self.t.trigger == "login"
+        bad = self.t.trigger == "login" or (self.t.trigger == "relogin" and self.t.events > 0)
         first = True
         while True:
             req = self.recv_pdu()
@@ -722,6 +732,25 @@ class Conn:
             self.t.fire("login", "moved temporarily to an address with ESC sequences and BEL")
             self.login_rsp(req, 0, self.text([("TargetAddress", addr)]), status=(1, 1))
             return True
+        if case in ("login-empty-continue", "relogin-empty-continue"):
+            if not self.t.fire(self.t.trigger):
+                return False
+            while True:
+                self.login_rsp(req, 0x40)           # C=1, CSG 0, no text
+                req = self.next_login_req()
+        if case == "login-trickle":
+            self.t.fire("login")
+            while True:
+                time.sleep(0.3)
+                self.login_rsp(req, 0x40, b"X-Tr")  # a piece of a key that never ends
+                req = self.next_login_req()
+        if case == "login-few-empty":
+            self.t.fire("login", "4 empty continued Login Responses before the answer")
+            for _ in range(4):
+                time.sleep(0.2)
+                self.login_rsp(req, 0x40)
+                self.next_login_req()
+            return False                            # then the answer
         if case == "login-nop":
             self.t.fire("login")
             b = bhs(OP_NOP_IN)
@@ -730,6 +759,15 @@ class Conn:
             self.send(b, stat="next")
             return True
         return False
+
+    def next_login_req(self):
+        """The next PDU, which must be a Login Request (else the
+        connection is given up)."""
+        req = self.recv_pdu()
+        if req.opcode != OP_LOGIN_REQ:
+            log("%s: %s during login; closing" % (self.name, hex(req.opcode)))
+            raise Closed()
+        return req
 
     def continued(self, req, text, last_flags):
         """Send @text in Login Responses of at most 8192 bytes, C=1 on all
@@ -794,6 +832,9 @@ class Conn:
             elif p.opcode == OP_TEXT_REQ:
                 if not p.immediate:
                     self.exp_cmdsn = (p.u32(24) + 1) & MASK
+                if self.discovery and self.t.case in self.STALL_CASES:
+                    self.stall_discovery(p)
+                    continue
                 keys = dict(self.parse_text(p.data))
                 text = self.send_targets() if "SendTargets" in keys else b""
                 b = bhs(OP_TEXT_RSP)
@@ -838,6 +879,67 @@ class Conn:
                 log("%s: READ ITT 0x%x ended by %s from %s, without a word" % (
                     c.name, t.itt, "the reset" if function == 5 else "ABORT TASK SET", self.name))
         return 0
+
+    # issue 12, item 3: discoveries that never end, and a slow one that does
+    STALL_CASES = ("discovery-nop", "discovery-async", "discovery-trickle", "discovery-nop-few")
+
+    def nop_in(self, ttt):
+        """A NOP-In of our own; with @ttt other than RESERVED it asks for
+        a NOP-Out."""
+        b = bhs(OP_NOP_IN)
+        put32(b, 16, RESERVED)
+        put32(b, 20, ttt)
+        self.send(b, stat="next", window=self.cur_window())
+
+    def nop_out_answer(self, ttt):
+        """Wait (2 s at most) for the NOP-Out answering NOP-In @ttt;
+        whether it came."""
+        ready, _, _ = select.select([self.sock], [], [], 2)
+        if not ready:
+            return False
+        p = self.recv_pdu()
+        ok = p.opcode == OP_NOP_OUT and p.itt == RESERVED and p.u32(20) == ttt
+        log("%s: %s" % (self.name, "NOP-Out answer for TTT 0x%x" % ttt if ok else
+                        "not a NOP-Out answer: opcode 0x%02x ITT 0x%x TTT 0x%x" % (
+                            p.opcode, p.itt, p.u32(20))))
+        return ok
+
+    def stall_discovery(self, p):
+        """The discovery cases of STALL_CASES, instead of the Text Response
+        to SendTargets=All.  Never returns for the endless ones."""
+        case = self.t.case
+        self.t.fire("discovery")
+        if case == "discovery-nop-few":
+            for i in range(3):
+                ttt = 0x7000 + i if i == 1 else RESERVED
+                self.nop_in(ttt)
+                if ttt != RESERVED and not self.nop_out_answer(ttt):
+                    log("%s: no NOP-Out answer; no SendTargets answer either" % self.name)
+                    return
+            addr = "%s:%d,1" % self.sock.getsockname()[:2]
+            b = bhs(OP_TEXT_RSP)
+            put32(b, 16, p.itt)
+            put32(b, 20, RESERVED)
+            self.send(b, self.text([("TargetName", self.t.iqn), ("TargetAddress", addr)]),
+                      stat="adv", window=self.cur_window())
+            return
+        n = 0
+        while True:
+            if case == "discovery-nop":
+                # NOP-Out answers pile up unread: a few hundred bytes
+                self.nop_in(0x8000 + n if n % 2 else RESERVED)
+                time.sleep(0.01)
+            elif case == "discovery-async":
+                self.async_msg(255)               # vendor specific
+                time.sleep(0.01)
+            else:
+                time.sleep(0.5)
+                b = bhs(OP_TEXT_RSP, 0x40)        # C=1, F=0
+                put32(b, 16, p.itt)
+                put32(b, 20, 0x100 + n)           # TTT: ask with it for the rest
+                self.send(b, b"Targ", stat="adv", window=self.cur_window())
+                p = self.recv_pdu()               # the empty Text Request asking for more
+            n += 1
 
     def send_targets(self):
         """The SendTargets=All answer: our target, and for the discovery
