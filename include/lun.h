@@ -82,6 +82,8 @@ struct lun {
 	bool use16;                   /* READ/WRITE(16) rather than (10) */
 	atomic_bool write_protected;  /* MODE SENSE WP, or DATA PROTECT seen (any thread sets it) */
 	atomic_bool has_sync_cache;   /* SYNCHRONIZE CACHE not refused (any thread clears it) */
+	atomic_bool sync_cache16;     /* SYNCHRONIZE CACHE(16), not (10): use16 and (16)
+	                               * not refused (any thread clears it) */
 	struct scsi_inquiry inquiry;  /* standard INQUIRY */
 	char serial[128];             /* VPD 0x80, "" if none */
 	char device_id[128];          /* VPD 0x83, "" if none */

@@ -11,7 +11,8 @@
 #include "lun.h"
 
 /* How often a command is tried again after UNIT ATTENTION, NOT READY,
- * BUSY and the like before the error is returned. */
+ * BUSY, NO SENSE, a deferred error and the like before the error is
+ * returned. */
 #define MAX_RETRIES 8
 /* The pause before a retry after BUSY, TASK SET FULL, ACA ACTIVE or NOT
  * READY: RETRY_PAUSE_MS, doubling with each retry, at most
@@ -23,16 +24,21 @@
 
 /* What to do with a finished task. */
 enum verdict {
-	VERDICT_OK,       /* GOOD */
-	VERDICT_RETRY,    /* worth sending again */
-	VERDICT_FAIL,     /* give up with the errno returned */
+	VERDICT_OK,          /* it did what was asked */
+	VERDICT_RETRY,       /* worth sending again */
+	VERDICT_FAIL,        /* give up with the errno returned */
+	VERDICT_UNSUPPORTED, /* the LU does not implement it: the caller's
+			      * fallback, else fail with the errno returned
+			      * (EOPNOTSUPP) */
 };
 
-/* Decide what a finished task means; logs the cause of failures and of
- * retries (one line each, naming target and LUN), counts retries and Unit
- * Attentions, and passes changes a Unit Attention reports to
- * l->on_change.  Returns the verdict; sets *err for VERDICT_FAIL and
- * *delay_ms, the pause before sending it again, for VERDICT_RETRY. */
+/* Decide what a finished task means, by scsi_outcome() (the one table of
+ * SCSI outcomes), within MAX_RETRIES retries; logs the cause of failures,
+ * retries and refusals (one line each, naming target and LUN, at the
+ * table's level), counts retries and Unit Attentions, and passes changes
+ * a Unit Attention reports to l->on_change.  Returns the verdict; sets
+ * *err for VERDICT_FAIL and VERDICT_UNSUPPORTED and *delay_ms, the pause
+ * before sending it again, for VERDICT_RETRY. */
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t, unsigned retries,
 			  int *err, unsigned *delay_ms);
 

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
+
 #define SCSI_CDB_MAX 16
 
 /* Operation codes of the commands iscsifs issues. */
@@ -159,32 +161,102 @@ const char *scsi_asc_name(uint8_t asc, uint8_t ascq);
  * know, "no sense data" when !@s->valid. */
 void scsi_sense_describe(const struct scsi_sense *s, char *buf, size_t cap);
 
-/* The errno a command that ended in CHECK CONDITION with @s fails with:
- *
- *   NO SENSE, RECOVERED ERROR, COMPLETED            0 (it succeeded)
- *   NOT READY                                       EAGAIN (retry, then EIO)
- *     but MEDIUM NOT PRESENT (0x3a/xx)              ENOMEDIUM
- *   UNIT ATTENTION                                  EAGAIN (retry once)
- *   ABORTED COMMAND                                 EAGAIN (retry, then EIO)
- *   DATA PROTECT                                    EROFS
- *     but SPACE ALLOCATION FAILED (0x27/0x07)       ENOSPC (thin pool full)
- *   ILLEGAL REQUEST
- *     LBA OUT OF RANGE (0x21/0x00)                  ENOSPC
- *     INVALID COMMAND OPERATION CODE (0x20/0x00)    EOPNOTSUPP
- *     LOGICAL UNIT NOT SUPPORTED (0x25/0x00)        ENXIO
- *     anything else                                 EINVAL
- *   MEDIUM ERROR, HARDWARE ERROR, BLANK CHECK,
- *   MISCOMPARE, VOLUME OVERFLOW, COPY ABORTED,
- *   VENDOR SPECIFIC, reserved; or !@s->valid        EIO
- */
-int scsi_sense_to_errno(const struct scsi_sense *s);
+/* ---- Outcome of a command -----------------------------------------------
+ * One rule for every caller (reads, writes, SYNCHRONIZE CACHE, UNMAP and
+ * WRITE SAME, probing, the identity check after a reconnect): what the
+ * iSCSI response, SCSI status and sense data of a finished command mean.
+ * scsi_outcome() holds the whole table; callers only choose what an
+ * action means for their command (a fallback for SCSI_ACT_UNSUPPORTED,
+ * how many retries) and log the text at the level given. */
 
-/* The errno for a SCSI status: GOOD and CONDITION MET 0; BUSY, TASK SET
- * FULL and ACA ACTIVE EAGAIN (retry later); TASK ABORTED EAGAIN (a task
- * management function of another I_T nexus ended the command: send it
- * again); RESERVATION CONFLICT EBUSY; CHECK CONDITION EIO (decode the
- * sense instead); any other value EIO. */
-int scsi_status_to_errno(uint8_t status);
+/* What the caller does with a finished command. */
+enum scsi_action {
+	SCSI_ACT_DONE,        /* it did what was asked */
+	SCSI_ACT_RETRY,       /* it was not performed, or what ended it is
+			       * over: send it again at once (a bounded
+			       * number of times, then fail with @err) */
+	SCSI_ACT_BACKOFF,     /* the logical unit asks to come back later:
+			       * send it again after a growing pause
+			       * (bounded, then fail with @err) */
+	SCSI_ACT_FAIL,        /* give up with @err */
+	SCSI_ACT_UNSUPPORTED, /* the logical unit does not implement the
+			       * command or a field of its CDB: take the
+			       * fallback where there is one, else fail
+			       * with @err */
+};
+
+/* What a UNIT ATTENTION reports that the owner of the LUN acts on. */
+enum scsi_change {
+	SCSI_CHANGE_NONE,     /* nothing, or nothing iscsifs acts on */
+	SCSI_CHANGE_RESET,    /* POWER ON, RESET (29h/xx): every login gets one */
+	SCSI_CHANGE_CAPACITY, /* CAPACITY DATA HAS CHANGED (2Ah/09h) */
+	SCSI_CHANGE_LUNS,     /* REPORTED LUNS DATA HAS CHANGED (3Fh/0Eh) */
+};
+
+/* What a finished command means (scsi_outcome()). */
+struct scsi_outcome {
+	enum scsi_action action;  /* what to do */
+	int err;                  /* the errno it fails with: for FAIL and
+				   * UNSUPPORTED now, for RETRY and BACKOFF
+				   * once the retries run out; 0 for DONE */
+	enum log_level level;     /* how loud a line about it is */
+	enum scsi_change change;  /* what a UNIT ATTENTION says changed */
+	struct scsi_sense sense;  /* the decoded sense data (valid false when
+				   * there was none or it was unusable);
+				   * sense.deferred: it is about an earlier
+				   * command, not this one */
+	char text[224];           /* one line for logs: "SCSI status BUSY
+				   * (0x08)", "UNIT ATTENTION: POWER ON
+				   * OCCURRED (0x29/0x01)", ... */
+};
+
+/* Decide what a command that ended with iSCSI response @response (the
+ * Response field of the SCSI Response PDU, RFC 7143 11.4.3; 0 when its
+ * status came on a Data-In PDU), SCSI status @status and the @sense_len
+ * bytes of sense data @sense (without the SenseLength prefix) means, into
+ * @out.  The table, first match wins:
+ *
+ *   iSCSI response not 0 (the target failed it;      RETRY, EIO, warn
+ *     status and sense mean nothing then)
+ *   GOOD, CONDITION MET                              DONE
+ *   BUSY, TASK SET FULL, ACA ACTIVE                  BACKOFF, EIO, info
+ *   TASK ABORTED (another I_T nexus's task           RETRY, EIO, info
+ *     management ended it, TAS=1)
+ *   RESERVATION CONFLICT                             FAIL, EBUSY, error
+ *   any other status                                 FAIL, EIO, error
+ *   CHECK CONDITION, and the sense data:
+ *   none, or unusable                                RETRY, EIO, warn
+ *   a deferred error (71h/73h): about an earlier     RETRY, EIO, error (warn
+ *     command; this one was not performed (SPC-4)      when its key is not a failure)
+ *   NO SENSE (no transfer to count on)               RETRY, EIO, info
+ *   RECOVERED ERROR                                  DONE, warn
+ *   COMPLETED                                        DONE
+ *   NOT READY: MEDIUM NOT PRESENT (3Ah/xx)           FAIL, ENOMEDIUM, error
+ *     MANUAL INTERVENTION REQUIRED (04h/03h)         FAIL, EIO, error
+ *     anything else (becoming ready, ...)            BACKOFF, EIO, info
+ *   MEDIUM ERROR, HARDWARE ERROR                     FAIL, EIO, error
+ *   ILLEGAL REQUEST: INVALID COMMAND OPERATION       UNSUPPORTED, EOPNOTSUPP, debug
+ *     CODE (20h/00h), INVALID FIELD IN CDB (24h/00h)
+ *     LOGICAL BLOCK ADDRESS OUT OF RANGE (21h/00h)   FAIL, ENOSPC, error
+ *     LOGICAL UNIT NOT SUPPORTED (25h/00h)           FAIL, ENXIO, error
+ *     anything else                                  FAIL, EINVAL, error
+ *   UNIT ATTENTION: POWER ON, RESET (29h/xx)         RETRY, EIO, debug, RESET
+ *     CAPACITY DATA HAS CHANGED (2Ah/09h)            RETRY, EIO, info, CAPACITY
+ *     REPORTED LUNS DATA HAS CHANGED (3Fh/0Eh)       RETRY, EIO, info, LUNS
+ *     anything else                                  RETRY, EIO, info
+ *   DATA PROTECT: SPACE ALLOCATION FAILED WRITE      FAIL, ENOSPC, error
+ *     PROTECT (27h/07h, a thin pool is full)
+ *     anything else                                  FAIL, EROFS, error
+ *   ABORTED COMMAND: a protection information        FAIL, EIO, error
+ *     check failed (10h/xx)
+ *     anything else                                  RETRY, EIO, info
+ *   BLANK CHECK, VENDOR SPECIFIC, COPY ABORTED,      FAIL, EIO, error
+ *     VOLUME OVERFLOW, MISCOMPARE, reserved
+ *
+ * Never fails and never logs; the thread's error record (log.h) may be
+ * overwritten while the sense data is decoded. */
+void scsi_outcome(uint8_t response, uint8_t status, const uint8_t *sense, size_t sense_len,
+		  struct scsi_outcome *out);
 
 /* ---- INQUIRY ------------------------------------------------------------ */
 

@@ -52,6 +52,10 @@ struct iscsi_task {
 	/* Outcome, valid in done(). */
 	int result;                   /* 0: SCSI status below is valid; else an
 	                               * errno for a transport failure (EIO) */
+	uint8_t response;             /* iSCSI Response of the SCSI Response PDU
+	                               * (RFC 7143 11.4.3): not 0, the target
+	                               * failed the command and status means
+	                               * nothing; scsi_outcome() decides */
 	uint8_t status;               /* SCSI status byte */
 	uint8_t sense[96];            /* sense data (without length prefix) */
 	uint32_t sense_len;           /* bytes valid in sense */

@@ -41,43 +41,43 @@ static unsigned backoff_ms(unsigned retries)
 	return ms < RETRY_PAUSE_MAX_MS ? ms : RETRY_PAUSE_MAX_MS;
 }
 
-/* A Unit Attention on @l: count it, pass on what it says changed, say so
- * in one line. */
-static void unit_attention(struct lun *l, const struct scsi_sense *sense, const char *what,
-			   unsigned retries)
+/* A Unit Attention on @l (@o): count it and pass on what it says
+ * changed. */
+static void unit_attention(struct lun *l, const struct scsi_outcome *o)
 {
-	enum lun_change change;
-	bool changed = true;
-
 	atomic_fetch_add(&l->counters.unit_attentions, 1);
-	if (sense->asc == 0x2a && sense->ascq == 0x09) {
+	switch (o->change) {
+	case SCSI_CHANGE_CAPACITY:
 		atomic_store(&l->capacity_changed, true);
-		change = LUN_CHANGE_CAPACITY;
-	} else if (sense->asc == 0x3f && sense->ascq == 0x0e) {
-		change = LUN_CHANGE_LUNS;
-	} else {
-		changed = false;
-		change = LUN_CHANGE_CAPACITY;
+		if (l->on_change)
+			l->on_change(l, LUN_CHANGE_CAPACITY, l->change_opaque);
+		break;
+	case SCSI_CHANGE_LUNS:
+		if (l->on_change)
+			l->on_change(l, LUN_CHANGE_LUNS, l->change_opaque);
+		break;
+	case SCSI_CHANGE_RESET:
+	case SCSI_CHANGE_NONE:
+		break;
 	}
-	/* POWER ON OR RESET greets every new session (once per login):
-	 * routine, a debug line; other Unit Attentions are news */
-	if (sense->asc == 0x29)
-		log_debug("target %s, %s: %s; retry %u of %u", l->target, l->name, what,
-			  retries + 1, MAX_RETRIES);
-	else
-		log_info("target %s, %s: %s; %sretry %u of %u", l->target, l->name, what,
-			 !changed ? "" : change == LUN_CHANGE_CAPACITY ?
-			 "reading the capacity again; " : "reading the LUN list again; ",
-			 retries + 1, MAX_RETRIES);
-	if (changed && l->on_change)
-		l->on_change(l, change, l->change_opaque);
+}
+
+/* What the retry line adds about a Unit Attention's change. */
+static const char *change_note(enum scsi_change change)
+{
+	switch (change) {
+	case SCSI_CHANGE_CAPACITY: return "reading the capacity again; ";
+	case SCSI_CHANGE_LUNS: return "reading the LUN list again; ";
+	case SCSI_CHANGE_RESET:
+	case SCSI_CHANGE_NONE: break;
+	}
+	return "";
 }
 
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 			  unsigned retries, int *err, unsigned *delay_ms)
 {
-	struct scsi_sense sense;
-	char what[160];
+	struct scsi_outcome o;
 
 	*err = 0;
 	*delay_ms = 0;
@@ -85,73 +85,40 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		*err = t->result;
 		return VERDICT_FAIL;
 	}
-	switch (t->status) {
-	case SCSI_STATUS_GOOD:
-	case SCSI_STATUS_CONDITION_MET:
+	scsi_outcome(t->response, t->status, t->sense, t->sense_len, &o);
+	switch (o.action) {
+	case SCSI_ACT_DONE:
+		if (o.level < LOG_LEVEL_DEBUG)      /* RECOVERED ERROR */
+			log_msg(o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name,
+				o.text, t->cdb[0]);
 		return VERDICT_OK;
-	case SCSI_STATUS_CHECK_CONDITION:
-		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
-			log_error("target %s, %s: CHECK CONDITION without usable sense data",
-				  l->target, l->name);
-			*err = EIO;
-			return VERDICT_FAIL;
-		}
-		*err = scsi_sense_to_errno(&sense);
-		scsi_sense_describe(&sense, what, sizeof what);
-		if (*err == 0)
-			return VERDICT_OK;          /* RECOVERED ERROR, NO SENSE */
-		if (*err == EAGAIN && retries < MAX_RETRIES) {
-			atomic_fetch_add(&l->counters.retries, 1);
-			if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
-				unit_attention(l, &sense, what, retries);
-				return VERDICT_RETRY;
-			}
-			/* NOT READY: becoming ready takes a while; ABORTED
-			 * COMMAND is worth sending again at once */
-			if (sense.key == SCSI_SENSE_NOT_READY)
-				*delay_ms = backoff_ms(retries);
-			log_info("target %s, %s: %s; retry %u of %u in %u ms", l->target, l->name,
-				 what, retries + 1, MAX_RETRIES, *delay_ms);
-			return VERDICT_RETRY;
-		}
-		if (*err == EAGAIN) {
+	case SCSI_ACT_RETRY:
+	case SCSI_ACT_BACKOFF:
+		if (retries >= MAX_RETRIES) {
 			log_error("target %s, %s: %s, still after %u retries (CDB 0x%02x)",
-				  l->target, l->name, what, MAX_RETRIES, t->cdb[0]);
-			*err = EIO;
+				  l->target, l->name, o.text, MAX_RETRIES, t->cdb[0]);
+			*err = o.err;
 			return VERDICT_FAIL;
 		}
-		if (*err == EINVAL && sense.asc == 0x20)
-			log_debug("%s: %s (CDB 0x%02x)", l->name, what, t->cdb[0]);
-		else
-			log_error("%s: %s (CDB 0x%02x)", l->name, what, t->cdb[0]);
-		return VERDICT_FAIL;
-	default:
-		*err = scsi_status_to_errno(t->status);
-		/* BUSY, TASK SET FULL, ACA ACTIVE: the target asks us to come
-		 * back later; a growing pause, a bounded number of times.
-		 * TASK ABORTED: a task management function of another I_T
-		 * nexus (another of our sessions, or another initiator) ended
-		 * the command (SAM-5 5.3.1, TAS=1): sent again at once */
-		if (*err == EAGAIN && retries < MAX_RETRIES) {
-			atomic_fetch_add(&l->counters.retries, 1);
-			if (t->status != SCSI_STATUS_TASK_ABORTED)
-				*delay_ms = backoff_ms(retries);
-			log_info("target %s, %s: SCSI status %s (0x%02x); retry %u of %u in %u ms",
-				 l->target, l->name, scsi_status_name(t->status), t->status,
-				 retries + 1, MAX_RETRIES, *delay_ms);
-			return VERDICT_RETRY;
-		}
-		if (*err == EAGAIN)
-			log_error("target %s, %s: SCSI status %s (0x%02x), still after %u retries "
-				  "(CDB 0x%02x)", l->target, l->name, scsi_status_name(t->status),
-				  t->status, MAX_RETRIES, t->cdb[0]);
-		else
-			log_error("%s: SCSI status %s (0x%02x) (CDB 0x%02x)", l->name,
-				  scsi_status_name(t->status), t->status, t->cdb[0]);
-		if (*err == EAGAIN || *err == 0)
-			*err = EIO;
-		return VERDICT_FAIL;
+		atomic_fetch_add(&l->counters.retries, 1);
+		if (o.sense.valid && o.sense.key == SCSI_SENSE_UNIT_ATTENTION && !o.sense.deferred)
+			unit_attention(l, &o);
+		if (o.action == SCSI_ACT_BACKOFF)
+			*delay_ms = backoff_ms(retries);
+		log_msg(o.level, "target %s, %s: %s; %sretry %u of %u in %u ms", l->target, l->name,
+			o.text, change_note(o.change), retries + 1, MAX_RETRIES, *delay_ms);
+		return VERDICT_RETRY;
+	case SCSI_ACT_UNSUPPORTED:
+		log_msg(o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text,
+			t->cdb[0]);
+		*err = o.err;
+		return VERDICT_UNSUPPORTED;
+	case SCSI_ACT_FAIL:
+		break;
 	}
+	log_msg(o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text, t->cdb[0]);
+	*err = o.err;
+	return VERDICT_FAIL;
 }
 
 void lun_resubmit(struct lun *l, struct iscsi_task *t, unsigned delay_ms)
@@ -162,7 +129,9 @@ void lun_resubmit(struct lun *l, struct iscsi_task *t, unsigned delay_ms)
 /* ---- synchronous commands (probe, flush) ---- */
 
 /* Run one command synchronously with Data-In into @buf (or no data),
- * retrying what is worth retrying.  Returns 0, or -1 with err_set(). */
+ * retrying what is worth retrying.  Returns 0, or -1 with err_set():
+ * EOPNOTSUPP when the LU does not implement the command (logged at debug
+ * level only: the caller has a fallback or does without). */
 static int lun_command(struct pool *pool, struct lun *l_for_log, const char *target,
 		       uint32_t lun, const uint8_t cdb[16], void *buf, uint32_t len,
 		       uint32_t *got)
@@ -200,6 +169,9 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, const char *tar
 			if (delay_ms)
 				usleep(delay_ms * 1000u);
 			continue;
+		case VERDICT_UNSUPPORTED:
+			err_set(err, "%s: command 0x%02x not supported", l->name, cdb[0]);
+			return -1;
 		case VERDICT_FAIL:
 			err_set(err, "%s: command 0x%02x failed: %s", l->name, cdb[0], strerror(err));
 			return -1;
@@ -306,8 +278,11 @@ static int read_capacity(struct pool *pool, struct lun *l, struct scsi_capacity 
 	if (rc < 0)
 		return -1;
 	if (rc == 1) {
-		err_set(EIO, "%s: capacity needs READ CAPACITY(16), which the target refused",
-			l->name);
+		/* 2^32 blocks or more: SBC-3 sends us to READ CAPACITY(16),
+		 * which the target refused, so the capacity is unknown and
+		 * the LUN unusable (EPROTO: the LUN is skipped) */
+		err_set(EPROTO, "READ CAPACITY(10) says 2^32 blocks or more, and READ CAPACITY(16), "
+			"which SBC-3 requires then, is refused: the capacity is unknown");
 		return -1;
 	}
 	return 0;
@@ -334,8 +309,7 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	/* TEST UNIT READY clears the power-on Unit Attention; a LUN still not
 	 * ready after the retries is reported by the commands below. */
 	scsi_cdb_test_unit_ready(cdb);
-	if (lun_command(pool, l, target, number, cdb, NULL, 0, NULL) < 0 && errno != EIO &&
-	    errno != EINVAL)
+	if (lun_command(pool, l, target, number, cdb, NULL, 0, NULL) < 0)
 		log_debug("%s: TEST UNIT READY: %s", l->name, err_msg());
 
 	scsi_cdb_inquiry(cdb, false, 0, 96);
@@ -421,6 +395,7 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	}
 	atomic_init(&l->write_protected, wp);
 	atomic_init(&l->has_sync_cache, true);
+	atomic_init(&l->sync_cache16, l->use16);
 	pthread_mutex_init(&l->range_lock, NULL);
 	log_debug("%s: %llu blocks of %u bytes, max transfer %u, %s%s, vendor \"%s\" product \"%s\" serial \"%s\"",
 		  l->name, (unsigned long long)l->blocks, l->block_size, l->max_xfer,

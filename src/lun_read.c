@@ -64,7 +64,16 @@ static void read_piece_done(struct iscsi_task *t)
 			err = EIO;
 		}
 		break;
+	case VERDICT_UNSUPPORTED:
+		log_error("target %s, %s: READ refused as not supported", r->lun->target,
+			  r->lun->name);
+		err = EIO;
+		break;
 	case VERDICT_FAIL:
+		/* past the end: the LUN shrank under the read, which has no
+		 * space to run out of */
+		if (err == ENOSPC)
+			err = EIO;
 		break;
 	}
 	if (err) {
@@ -203,15 +212,26 @@ static void flush_done(struct iscsi_task *t)
 	case VERDICT_OK:
 		atomic_fetch_add(&l->counters.flushes, 1);
 		break;
-	case VERDICT_FAIL:
-		if (err == EINVAL) {
-			log_info("%s: target does not support SYNCHRONIZE CACHE; not sending it again",
-				 l->name);
-			l->has_sync_cache = false;
-			err = 0;
-		} else {
-			log_error("%s: SYNCHRONIZE CACHE failed: %s", l->name, strerror(err));
+	case VERDICT_UNSUPPORTED:
+		err = 0;
+		if (t->cdb[0] == SCSI_OP_SYNC_CACHE16) {
+			/* SBC-3 makes (16) optional: (10) with 0 blocks
+			 * covers the whole medium, whatever its size */
+			log_debug("%s: SYNCHRONIZE CACHE(16) refused; using (10)", l->name);
+			atomic_store(&l->sync_cache16, false);
+			f->retries = 0;
+			scsi_cdb_sync_cache10(t->cdb, 0, 0);
+			lun_resubmit(l, t, 0);
+			return;
 		}
+		/* as a LUN without a volatile cache: nothing to flush */
+		log_info("target %s, %s: SYNCHRONIZE CACHE not supported; not sending it again",
+			 l->target, l->name);
+		atomic_store(&l->has_sync_cache, false);
+		break;
+	case VERDICT_FAIL:
+		log_error("target %s, %s: SYNCHRONIZE CACHE failed: %s", l->target, l->name,
+			  strerror(err));
 		break;
 	}
 	f->cb(f->opaque, err);
@@ -238,7 +258,7 @@ void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
 	f->task.dir = TASK_DIR_NONE;
 	f->task.done = flush_done;
 	f->task.opaque = f;
-	if (l->use16)
+	if (atomic_load(&l->sync_cache16))
 		scsi_cdb_sync_cache16(f->task.cdb, 0, 0);
 	else
 		scsi_cdb_sync_cache10(f->task.cdb, 0, 0);

@@ -197,10 +197,23 @@ static void write_piece_done(struct iscsi_task *t)
 	unsigned delay_ms;
 	int err;
 
-	if (task_verdict(w->lun, t, p->retries, &err, &delay_ms) == VERDICT_RETRY) {
+	switch (task_verdict(w->lun, t, p->retries, &err, &delay_ms)) {
+	case VERDICT_RETRY:
 		p->retries++;
 		lun_resubmit(w->lun, t, delay_ms);
 		return;
+	case VERDICT_UNSUPPORTED:
+		/* UNMAP and WRITE SAME are optional (fallocate says
+		 * EOPNOTSUPP); a WRITE the LU refuses is an I/O error */
+		if (t->cdb[0] != SCSI_OP_UNMAP && t->cdb[0] != SCSI_OP_WRITE_SAME16) {
+			log_error("target %s, %s: WRITE refused as not supported", w->lun->target,
+				  w->lun->name);
+			err = EIO;
+		}
+		break;
+	case VERDICT_OK:
+	case VERDICT_FAIL:
+		break;
 	}
 	write_set_error(w, err);
 	if (discard_next(w, p))

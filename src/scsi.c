@@ -1,8 +1,8 @@
-/* scsi.c: SCSI CDB builders, sense decoding, status and sense to errno,
+/* scsi.c: SCSI CDB builders, sense decoding, the outcome of a command,
  * and parsers of INQUIRY, VPD, READ CAPACITY, REPORT LUNS and MODE SENSE
  * data.
  *
- * Owns: the ASC/ASCQ text table (read-only).
+ * Owns: the ASC/ASCQ text table and the outcome tables (read-only).
  *
  * Everything a parser reads comes from the target and is treated as
  * hostile: each parser first works out how many bytes it may use (the
@@ -406,51 +406,186 @@ void scsi_sense_describe(const struct scsi_sense *s, char *buf, size_t cap)
 		snprintf(buf + n, cap - n, ", deferred");
 }
 
-int scsi_sense_to_errno(const struct scsi_sense *s)
+/* ---- Outcome of a command ------------------------------------------------ */
+
+/* A value of asc or ascq in sense_rules that matches any. */
+#define SENSE_ANY (-1)
+
+/* What CHECK CONDITION with a sense key (and ASC/ASCQ) means.  Read in
+ * order: the first rule that matches wins, so the specific ones come
+ * before the catch-all of their key; a key with no rule fails with EIO. */
+static const struct sense_rule {
+	uint8_t key;                 /* enum scsi_sense_key */
+	int16_t asc;                 /* ADDITIONAL SENSE CODE, or SENSE_ANY */
+	int16_t ascq;                /* its qualifier, or SENSE_ANY */
+	enum scsi_action action;     /* what to do */
+	int err;                     /* the errno (see struct scsi_outcome) */
+	enum log_level level;        /* how loud */
+	enum scsi_change change;     /* what a UNIT ATTENTION reports */
+} sense_rules[] = {
+	/* CHECK CONDITION and nothing wrong: the command did not do what was
+	 * asked (no transfer can be counted on), so it is sent again */
+	{ SCSI_SENSE_NO_SENSE, SENSE_ANY, SENSE_ANY, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_RECOVERED_ERROR, SENSE_ANY, SENSE_ANY, SCSI_ACT_DONE, 0, LOG_LEVEL_WARN,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_COMPLETED, SENSE_ANY, SENSE_ANY, SCSI_ACT_DONE, 0, LOG_LEVEL_DEBUG,
+	  SCSI_CHANGE_NONE },
+	/* NOT READY: no medium, or a person must act, is not worth waiting
+	 * for; becoming ready and the rest are */
+	{ SCSI_SENSE_NOT_READY, 0x3a, SENSE_ANY, SCSI_ACT_FAIL, ENOMEDIUM, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_NOT_READY, 0x04, 0x03, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_NOT_READY, SENSE_ANY, SENSE_ANY, SCSI_ACT_BACKOFF, EIO, LOG_LEVEL_INFO,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_MEDIUM_ERROR, SENSE_ANY, SENSE_ANY, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_HARDWARE_ERROR, SENSE_ANY, SENSE_ANY, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	/* ILLEGAL REQUEST: an opcode or CDB field the LU lacks is a question
+	 * answered (probing asks such questions), not a failure */
+	{ SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0x00, SCSI_ACT_UNSUPPORTED, EOPNOTSUPP, LOG_LEVEL_DEBUG,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_ILLEGAL_REQUEST, 0x24, 0x00, SCSI_ACT_UNSUPPORTED, EOPNOTSUPP, LOG_LEVEL_DEBUG,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x00, SCSI_ACT_FAIL, ENOSPC, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_ILLEGAL_REQUEST, 0x25, 0x00, SCSI_ACT_FAIL, ENXIO, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_ILLEGAL_REQUEST, SENSE_ANY, SENSE_ANY, SCSI_ACT_FAIL, EINVAL, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	/* UNIT ATTENTION: reported once, the command was not performed */
+	{ SCSI_SENSE_UNIT_ATTENTION, 0x29, SENSE_ANY, SCSI_ACT_RETRY, EIO, LOG_LEVEL_DEBUG,
+	  SCSI_CHANGE_RESET },
+	{ SCSI_SENSE_UNIT_ATTENTION, 0x2a, 0x09, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO,
+	  SCSI_CHANGE_CAPACITY },
+	{ SCSI_SENSE_UNIT_ATTENTION, 0x3f, 0x0e, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO,
+	  SCSI_CHANGE_LUNS },
+	{ SCSI_SENSE_UNIT_ATTENTION, SENSE_ANY, SENSE_ANY, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_DATA_PROTECT, 0x27, 0x07, SCSI_ACT_FAIL, ENOSPC, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_DATA_PROTECT, SENSE_ANY, SENSE_ANY, SCSI_ACT_FAIL, EROFS, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	/* ABORTED COMMAND: sent again, unless protection information did
+	 * not match (the same data would not match again) */
+	{ SCSI_SENSE_ABORTED_COMMAND, 0x10, SENSE_ANY, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	{ SCSI_SENSE_ABORTED_COMMAND, SENSE_ANY, SENSE_ANY, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO,
+	  SCSI_CHANGE_NONE },
+};
+
+/* What a SCSI status other than CHECK CONDITION means; a status with no
+ * rule fails with EIO. */
+static const struct status_rule {
+	uint8_t status;              /* enum scsi_status */
+	enum scsi_action action;     /* what to do */
+	int err;                     /* the errno (see struct scsi_outcome) */
+	enum log_level level;        /* how loud */
+} status_rules[] = {
+	{ SCSI_STATUS_GOOD, SCSI_ACT_DONE, 0, LOG_LEVEL_DEBUG },
+	{ SCSI_STATUS_CONDITION_MET, SCSI_ACT_DONE, 0, LOG_LEVEL_DEBUG },
+	{ SCSI_STATUS_BUSY, SCSI_ACT_BACKOFF, EIO, LOG_LEVEL_INFO },
+	{ SCSI_STATUS_TASK_SET_FULL, SCSI_ACT_BACKOFF, EIO, LOG_LEVEL_INFO },
+	{ SCSI_STATUS_ACA_ACTIVE, SCSI_ACT_BACKOFF, EIO, LOG_LEVEL_INFO },
+	/* a task management function of another I_T nexus (another of our
+	 * sessions, or another initiator) ended it (SAM-5 5.3.1, TAS=1) */
+	{ SCSI_STATUS_TASK_ABORTED, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO },
+	{ SCSI_STATUS_RESERVATION_CONFLICT, SCSI_ACT_FAIL, EBUSY, LOG_LEVEL_ERROR },
+};
+
+static bool rule_field_matches(int16_t rule, uint8_t value)
 {
-	if (!s->valid)
-		return EIO;
-	switch (s->key) {
-	case SCSI_SENSE_NO_SENSE:
-	case SCSI_SENSE_RECOVERED_ERROR:
-	case SCSI_SENSE_COMPLETED:
-		return 0;
-	case SCSI_SENSE_NOT_READY:
-		return s->asc == 0x3a ? ENOMEDIUM : EAGAIN;
-	case SCSI_SENSE_UNIT_ATTENTION:
-	case SCSI_SENSE_ABORTED_COMMAND:
-		return EAGAIN;
-	case SCSI_SENSE_DATA_PROTECT:
-		return s->asc == 0x27 && s->ascq == 0x07 ? ENOSPC : EROFS;
-	case SCSI_SENSE_ILLEGAL_REQUEST:
-		if (s->asc == 0x21 && s->ascq == 0x00)
-			return ENOSPC;
-		if (s->asc == 0x20 && s->ascq == 0x00)
-			return EOPNOTSUPP;
-		if (s->asc == 0x25 && s->ascq == 0x00)
-			return ENXIO;
-		return EINVAL;
-	default:
-		return EIO;
-	}
+	return rule == SENSE_ANY || rule == value;
 }
 
-int scsi_status_to_errno(uint8_t status)
+static const struct sense_rule *sense_rule_for(const struct scsi_sense *s)
 {
-	switch (status) {
-	case SCSI_STATUS_GOOD:
-	case SCSI_STATUS_CONDITION_MET:
-		return 0;
-	case SCSI_STATUS_BUSY:
-	case SCSI_STATUS_TASK_SET_FULL:
-	case SCSI_STATUS_ACA_ACTIVE:
-	case SCSI_STATUS_TASK_ABORTED:  /* a reset on another I_T nexus (TAS=1) */
-		return EAGAIN;
-	case SCSI_STATUS_RESERVATION_CONFLICT:
-		return EBUSY;
-	default:
-		return EIO;
+	for (size_t i = 0; i < sizeof sense_rules / sizeof sense_rules[0]; i++) {
+		const struct sense_rule *r = &sense_rules[i];
+
+		if (r->key == s->key && rule_field_matches(r->asc, s->asc) &&
+		    rule_field_matches(r->ascq, s->ascq))
+			return r;
 	}
+	return NULL;
+}
+
+static void outcome_set(struct scsi_outcome *out, enum scsi_action action, int err,
+			enum log_level level, enum scsi_change change)
+{
+	out->action = action;
+	out->err = err;
+	out->level = level;
+	out->change = change;
+}
+
+/* CHECK CONDITION: the sense data decides. */
+static void outcome_of_sense(const uint8_t *sense, size_t sense_len, struct scsi_outcome *out)
+{
+	struct scsi_sense *s = &out->sense;
+	char what[160];
+
+	/* No sense data, or none we can read: the target did not say what
+	 * went wrong, so nothing says the command was performed; it is sent
+	 * again, a bounded number of times (as Linux's error handler does) */
+	if (sense_len == 0 || scsi_sense_parse(sense, sense_len, s) < 0) {
+		memset(s, 0, sizeof *s);
+		outcome_set(out, SCSI_ACT_RETRY, EIO, LOG_LEVEL_WARN, SCSI_CHANGE_NONE);
+		snprintf(out->text, sizeof out->text, "CHECK CONDITION without %s sense data",
+			 sense_len ? "usable" : "any");
+		return;
+	}
+	const struct sense_rule *r = sense_rule_for(s);
+	struct scsi_sense plain = *s;       /* described without ", deferred" */
+	plain.deferred = false;
+	scsi_sense_describe(&plain, what, sizeof what);
+	if (s->deferred) {
+		/* An earlier command failed after it had been reported as
+		 * done (a cached write); this one was not performed and is
+		 * sent again.  Loud when the earlier one's key is a failure:
+		 * data it wrote may be lost. */
+		bool failure = !r || r->action == SCSI_ACT_FAIL;
+		outcome_set(out, SCSI_ACT_RETRY, EIO, failure ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN,
+			    SCSI_CHANGE_NONE);
+		snprintf(out->text, sizeof out->text,
+			 "deferred error of an earlier command: %s", what);
+		return;
+	}
+	if (r)
+		outcome_set(out, r->action, r->err, r->level, r->change);
+	else
+		outcome_set(out, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE);
+	snprintf(out->text, sizeof out->text, "%s", what);
+}
+
+void scsi_outcome(uint8_t response, uint8_t status, const uint8_t *sense, size_t sense_len,
+		  struct scsi_outcome *out)
+{
+	memset(out, 0, sizeof *out);
+	if (response != 0) {
+		/* 01h Target Failure, 80h-FFh vendor specific: the command
+		 * did not complete, the status means nothing (RFC 7143
+		 * 11.4.3); like Linux's DID_ERROR, worth sending again */
+		outcome_set(out, SCSI_ACT_RETRY, EIO, LOG_LEVEL_WARN, SCSI_CHANGE_NONE);
+		snprintf(out->text, sizeof out->text, "iSCSI response 0x%02x (%s)", response,
+			 response == 0x01 ? "target failure" : "vendor specific");
+		return;
+	}
+	if (status == SCSI_STATUS_CHECK_CONDITION) {
+		outcome_of_sense(sense, sense_len, out);
+		return;
+	}
+	outcome_set(out, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE);
+	for (size_t i = 0; i < sizeof status_rules / sizeof status_rules[0]; i++)
+		if (status_rules[i].status == status) {
+			outcome_set(out, status_rules[i].action, status_rules[i].err,
+				    status_rules[i].level, SCSI_CHANGE_NONE);
+			break;
+		}
+	snprintf(out->text, sizeof out->text, "SCSI status %s (0x%02x)", scsi_status_name(status),
+		 status);
 }
 
 /* ---- INQUIRY and VPD ----------------------------------------------------- */

@@ -283,11 +283,10 @@ static int rx_scsi_rsp(struct session *s, const union iscsi_bhs *bhs, uint8_t *s
 	if (!t)
 		VIOLATION(s, "protocol error: SCSI Response for unknown ITT 0x%x", pdu_itt(bhs));
 
-	if (h->response != 0) {
-		log_warn("%s: target failed ITT 0x%x with iSCSI response 0x%02x",
-			 s->name, t->itt, h->response);
-		t->result = EIO;
-	}
+	if (h->response != 0)
+		log_debug("%s: target failed ITT 0x%x with iSCSI response 0x%02x",
+			  s->name, t->itt, h->response);
+	t->response = h->response;
 	t->status = h->status;
 	t->residual = get_be32(h->residual);
 	t->underflow = h->flags & ISCSI_RSP_UNDERFLOW;

@@ -66,6 +66,7 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	t->reissue_when_released = false;
 	t->on_wire = false;
 	t->result = 0;
+	t->response = 0;
 	t->status = 0;
 	t->sense_len = 0;
 	t->residual = 0;

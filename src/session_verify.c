@@ -6,7 +6,9 @@
  * LUN that is another (serial, device id, block size, smaller capacity,
  * gone) is marked replaced in the pool, whose I/O to it then fails with
  * EIO; anything else that goes wrong drops the connection for another
- * recovery round.
+ * recovery round.  What a step's status and sense mean is decided by
+ * scsi_outcome() (scsi.h), as for every command; here only what each
+ * action means for the step.
  *
  * Thread model: the steps complete on the session's RX (or TX) thread
  * (verify_done()); session_tick() resends a step after BUSY or NOT READY.
@@ -179,7 +181,6 @@ static void verify_done(struct iscsi_task *t)
 	struct session *s = t->opaque;
 	char why[512] = "", fail[300] = "";
 	uint64_t grew_to = 0;
-	struct scsi_sense sense;
 	bool retry = false, later = false;
 
 	pthread_mutex_lock(&s->lock);
@@ -192,37 +193,41 @@ static void verify_done(struct iscsi_task *t)
 
 	if (t->result) {
 		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x aborted", id.lun, t->cdb[0]);
-	} else if (t->status == SCSI_STATUS_GOOD || t->status == SCSI_STATUS_CONDITION_MET) {
-		verify_compare(s, &id, step, t, why, sizeof why, &grew_to, fail, sizeof fail,
-			       &next);
-	} else if (t->status == SCSI_STATUS_CHECK_CONDITION) {
-		char what[160];
-		if (scsi_sense_parse(t->sense, t->sense_len, &sense) < 0 || !sense.valid) {
-			snprintf(fail, sizeof fail, "LUN %u: CHECK CONDITION without usable sense data",
-				 id.lun);
-		} else if (sense.key == SCSI_SENSE_UNIT_ATTENTION) {
-			retry = true;       /* POWER ON OR RESET greets a restarted target */
-		} else if (sense.key == SCSI_SENSE_NOT_READY && sense.asc != 0x3a) {
-			retry = later = true;
-		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x25) {
-			snprintf(why, sizeof why, "no LUN %u any more (LOGICAL UNIT NOT SUPPORTED)",
-				 id.lun);
-		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST && sense.asc == 0x20 &&
-			   step == VERIFY_CAPACITY16) {
-			next = VERIFY_CAPACITY10;   /* as at the probe */
-		} else if (sense.key == SCSI_SENSE_ILLEGAL_REQUEST &&
-			   (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID)) {
-			snprintf(why, sizeof why, "VPD page 0x%02x it had is refused",
-				 step == VERIFY_SERIAL ? 0x80 : 0x83);
-		} else {
-			scsi_sense_describe(&sense, what, sizeof what);
-			snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun, what, t->cdb[0]);
-		}
-	} else if (scsi_status_to_errno(t->status) == EAGAIN) {
-		retry = later = true;   /* BUSY, TASK SET FULL, ACA ACTIVE, TASK ABORTED */
 	} else {
-		snprintf(fail, sizeof fail, "LUN %u: SCSI status %s (0x%02x)", id.lun,
-			 scsi_status_name(t->status), t->status);
+		struct scsi_outcome o;
+
+		scsi_outcome(t->response, t->status, t->sense, t->sense_len, &o);
+		switch (o.action) {
+		case SCSI_ACT_DONE:
+			verify_compare(s, &id, step, t, why, sizeof why, &grew_to, fail,
+				       sizeof fail, &next);
+			break;
+		case SCSI_ACT_RETRY:    /* POWER ON OR RESET greets a restarted target */
+		case SCSI_ACT_BACKOFF:  /* BUSY, NOT READY: the watchdog's next tick */
+			retry = true;
+			later = o.action == SCSI_ACT_BACKOFF;
+			log_msg(o.level, "%s: target %s, lun%u: %s (CDB 0x%02x) in the identity check; "
+				"sending it again", s->name, s->cfg->target_name, id.lun, o.text,
+				t->cdb[0]);
+			break;
+		case SCSI_ACT_UNSUPPORTED:
+			if (step == VERIFY_CAPACITY16)
+				next = VERIFY_CAPACITY10;       /* as at the probe */
+			else if (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID)
+				snprintf(why, sizeof why, "VPD page 0x%02x it had is refused",
+					 step == VERIFY_SERIAL ? 0x80 : 0x83);
+			else
+				snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun,
+					 o.text, t->cdb[0]);
+			break;
+		case SCSI_ACT_FAIL:
+			if (o.err == ENXIO)
+				snprintf(why, sizeof why, "no LUN %u any more (%s)", id.lun, o.text);
+			else
+				snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun,
+					 o.text, t->cdb[0]);
+			break;
+		}
 	}
 	if (retry && ++s->verify_retries > VERIFY_MAX_RETRIES) {
 		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x still refused after %u retries",

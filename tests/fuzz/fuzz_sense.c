@@ -1,15 +1,16 @@
 /* fuzz_sense.c: libFuzzer harness for sense data from a target
  * (scsi.c): scsi_sense_parse() on fixed and descriptor formats, then
- * everything that consumes its result (describe, errno mapping, names).
+ * everything that consumes it (describe, names, scsi_outcome()).
  *
  * Input: byte 0 is the size of the buffer scsi_sense_describe() writes
- * into (0..255); byte 1 is the status byte for scsi_status_to_errno();
- * the rest is the sense data, without the iSCSI SenseLength prefix.
+ * into (0..255); byte 1 is a status byte for scsi_outcome(); the rest is
+ * the sense data, without the iSCSI SenseLength prefix.
  *
  * Checked promises (scsi.h): no read beyond @len; on failure the output
  * is zeroed and the error is EPROTO; the description is a NUL-terminated
- * string within its buffer; the errno mapping gives what the table of
- * scsi.h says for every key.
+ * string within its buffer; scsi_outcome() gives what the table of
+ * scsi.h says for every key, never DONE with an error or for a command
+ * the target failed.
  *
  * Thread model: single-threaded.
  */
@@ -65,31 +66,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cap > 0)
 		FUZZ_ASSERT(memchr(text, '\0', cap) != NULL);
 
-	int e = scsi_sense_to_errno(&s);
-	if (!s.valid) {
-		FUZZ_ASSERT(e == EIO);
+	/* the outcome of CHECK CONDITION with this sense, and of the status
+	 * byte with it */
+	struct scsi_outcome o;
+	scsi_outcome(0, SCSI_STATUS_CHECK_CONDITION, buf, size, &o);
+	FUZZ_ASSERT(o.sense.valid == (rc == 0));
+	FUZZ_ASSERT((o.err == 0) == (o.action == SCSI_ACT_DONE));
+	FUZZ_ASSERT(o.action != SCSI_ACT_UNSUPPORTED || o.err == EOPNOTSUPP);
+	FUZZ_ASSERT(memchr(o.text, '\0', sizeof o.text) != NULL);
+	if (rc < 0 || s.deferred) {
+		FUZZ_ASSERT(o.action == SCSI_ACT_RETRY && o.err == EIO);
 	} else {
 		switch (s.key) {
-		case SCSI_SENSE_NO_SENSE:
 		case SCSI_SENSE_RECOVERED_ERROR:
 		case SCSI_SENSE_COMPLETED:
-			FUZZ_ASSERT(e == 0);
+			FUZZ_ASSERT(o.action == SCSI_ACT_DONE);
+			break;
+		case SCSI_SENSE_NO_SENSE:
+		case SCSI_SENSE_UNIT_ATTENTION:
+			FUZZ_ASSERT(o.action == SCSI_ACT_RETRY);
 			break;
 		case SCSI_SENSE_NOT_READY:
-			FUZZ_ASSERT(e == EAGAIN || e == ENOMEDIUM);
-			break;
-		case SCSI_SENSE_UNIT_ATTENTION:
-		case SCSI_SENSE_ABORTED_COMMAND:
-			FUZZ_ASSERT(e == EAGAIN);
+			FUZZ_ASSERT(o.action == SCSI_ACT_BACKOFF ||
+				    (o.action == SCSI_ACT_FAIL &&
+				     (s.asc == 0x3a || (s.asc == 0x04 && s.ascq == 0x03))));
 			break;
 		case SCSI_SENSE_DATA_PROTECT:
-			FUZZ_ASSERT(e == EROFS || e == ENOSPC);
+			FUZZ_ASSERT(o.err == EROFS || o.err == ENOSPC);
 			break;
 		case SCSI_SENSE_ILLEGAL_REQUEST:
-			FUZZ_ASSERT(e == ENOSPC || e == EOPNOTSUPP || e == ENXIO || e == EINVAL);
+			FUZZ_ASSERT(o.err == ENOSPC || o.err == EOPNOTSUPP || o.err == ENXIO ||
+				    o.err == EINVAL);
+			break;
+		case SCSI_SENSE_ABORTED_COMMAND:
+			FUZZ_ASSERT(o.action == SCSI_ACT_RETRY || o.action == SCSI_ACT_FAIL);
 			break;
 		default:
-			FUZZ_ASSERT(e == EIO);
+			FUZZ_ASSERT(o.action == SCSI_ACT_FAIL && o.err == EIO);
 			break;
 		}
 	}
@@ -97,8 +110,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(scsi_sense_key_name(status) != NULL);
 	FUZZ_ASSERT(scsi_status_name(status) != NULL);
 	(void)scsi_asc_name(s.asc, s.ascq);
-	e = scsi_status_to_errno(status);
-	FUZZ_ASSERT(e == 0 || e == EAGAIN || e == EBUSY || e == EIO);
+	scsi_outcome(0, status, buf, size, &o);
+	FUZZ_ASSERT((o.action == SCSI_ACT_DONE) ==
+		    (status == SCSI_STATUS_GOOD || status == SCSI_STATUS_CONDITION_MET ||
+		     (status == SCSI_STATUS_CHECK_CONDITION && o.sense.valid &&
+		      !o.sense.deferred && (o.sense.key == SCSI_SENSE_RECOVERED_ERROR ||
+					    o.sense.key == SCSI_SENSE_COMPLETED))));
+	/* a non-zero iSCSI response never counts as done */
+	scsi_outcome(1, status, buf, size, &o);
+	FUZZ_ASSERT(o.action == SCSI_ACT_RETRY && o.err == EIO);
 
 	free(buf);
 	free(text);

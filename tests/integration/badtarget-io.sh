@@ -3,8 +3,10 @@
 # (tests/lib/badtarget.py), one case at a time: malformed Data-In, R2Ts
 # and responses (issue 4, "Hostile target input"), and slow or unhelpful
 # answers (issue 5: no answer, BUSY, Unit Attention, Async Messages,
-# a LUN reset that ends the commands of another session too), and hole
-# punches on a LUN with unaligned UNMAP granules (issue 12, punch_case).
+# a LUN reset that ends the commands of another session too), hole
+# punches on a LUN with unaligned UNMAP granules (issue 12, punch_case),
+# and what status and sense mean (issue 12: SYNCHRONIZE CACHE refused, NO
+# SENSE, deferred errors, a failed iSCSI response).
 #
 # For each case: mount (foreground, one session), read or write LUN 1 so
 # that the case fires, and check that
@@ -38,9 +40,10 @@ selected_case() {
     ncases=$((ncases + 1))
 }
 
-# io_case CASE OP EXPECT REGEX [opts=O] [stat=KEY=N] [tries=N] [log=REGEX]: run one
-# case.
-#   OP      read: 64 KiB from LUN 1; write: 128 KiB to LUN 1
+# io_case CASE OP EXPECT REGEX [opts=O] [stat=KEY=N] [tries=N] [log=REGEX]
+# [fired=N]: run one case.
+#   OP      read: 64 KiB from LUN 1; write: 128 KiB to LUN 1; fsync: that
+#           write with fsync, twice
 #   EXPECT  ok: the I/O succeeds (after a reconnect); eio: it fails with
 #           EIO; eio-always: EIO and the target keeps misbehaving (LUN 1
 #           is not tried again)
@@ -49,11 +52,13 @@ selected_case() {
 #   stat=KEY=N  counter KEY of lun1 in .iscsifs/stats is N afterwards
 #   sess=KEY=N  counter KEY of session 0 is N afterwards (may repeat)
 #   log=REGEX   the log also has a line matching REGEX (may repeat)
+#   fired=N     the case fired exactly N times in all
 #   tries=N for a violation the initiator may miss by timing (the case
 #           says why): the I/O is done again, up to N times in all, until
 #           the log has REGEX; each must end as EXPECT says
 io_case() {
-    local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 try off start arg kv
+    local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 fired="" try off start
+    local arg kv
     local -a sess=() logs=()
     shift 4
     for arg in "$@"; do
@@ -63,6 +68,7 @@ io_case() {
             sess=*) sess+=("${arg#sess=}") ;;
             tries=*) tries=${arg#tries=} ;;
             log=*) logs+=("${arg#log=}") ;;
+            fired=*) fired=${arg#fired=} ;;
             *) fail "io_case: bad argument '$arg'" ;;
         esac
     done
@@ -84,6 +90,9 @@ io_case() {
     for kv in "${sess[@]}"; do
         assert_eq "${kv#*=}" "$(session_stat 0 "${kv%%=*}")" "$case: ${kv%%=*} of session 0"
     done
+    if [[ -n $fired ]]; then
+        assert_eq "$fired" "$(badtarget_count "^badtarget: fired $case ")" "$case: times fired"
+    fi
     check_alive
     check_lun0 "$work"
     if [[ $expect != eio-always ]]; then
@@ -106,11 +115,16 @@ io_once() {
             io_result dd if="$BAD_MNT/lun1" of="$work/got" bs=65536 iflag=skip_bytes \
                 skip="$off" count=1 status=none
             ;;
-        write)
+        write | fsync)
             head -c 131072 /dev/urandom >"$work/pattern"
             slice "$BAD_LUN1" "$off" 131072 >"$work/before"
-            io_result dd if="$work/pattern" of="$BAD_MNT/lun1" bs=131072 \
-                oflag=seek_bytes seek="$off" conv=notrunc status=none
+            local conv=notrunc n
+            [[ $op == fsync ]] && conv+=,fsync
+            for n in 1 2; do
+                io_result dd if="$work/pattern" of="$BAD_MNT/lun1" bs=131072 \
+                    oflag=seek_bytes seek="$off" conv="$conv" status=none
+                [[ $op == fsync && $RESULT == ok ]] || break
+            done
             ;;
     esac
     note "case $case: $op -> $RESULT${RESULT_ERR:+ ($RESULT_ERR)}"
@@ -129,10 +143,10 @@ io_once() {
     if [[ $op == read && $RESULT == ok ]]; then
         slice "$BAD_LUN1" "$off" 65536 >"$work/want"
         assert_same_file "$work/want" "$work/got" "$case: data read from lun1"
-    elif [[ $op == write && $RESULT == ok ]]; then
+    elif [[ $op != read && $RESULT == ok ]]; then
         slice "$BAD_LUN1" "$off" 131072 >"$work/after"
         assert_same_file "$work/pattern" "$work/after" "$case: lun1 on the target after the write"
-    elif [[ $op == write ]]; then
+    elif [[ $op != read ]]; then
         slice "$BAD_LUN1" "$off" 131072 >"$work/after"
         "$PYTHON" - "$work/before" "$work/pattern" "$work/after" <<'EOF' ||
 import sys
@@ -363,6 +377,39 @@ io_case async-drop read ok "target announced it drops the connection \(Time2Wait
     "log=reconnected to .* after ([3-9]|[1-9][0-9]+)\.[0-9] s"
 # issue 12 item 1: hole punch with an unmap granularity alignment
 punch_case
+# issue 12 item 6: one table decides what status and sense mean, for
+# every command.  A SYNCHRONIZE CACHE refused as not supported: (16),
+# then (10), each refused once; the LUN is then taken for one without a
+# cache, and fsync succeeds without sending it again
+io_case sync-unsupported fsync ok \
+    "target $BAD_IQN, lun1: SYNCHRONIZE CACHE not supported; not sending it again" fired=2
+# CHECK CONDITION with NO SENSE, or with no sense at all (a status on a
+# Data-In cannot carry any): the data that came is not counted, the READ
+# is sent again
+io_case no-sense read ok \
+    "target $BAD_IQN, lun1: NO SENSE: NO ADDITIONAL SENSE INFORMATION \(0x00/0x00\); retry 1 of 8 in 0 ms" \
+    stat=retries=1
+io_case datain-status-check read ok \
+    "target $BAD_IQN, lun1: CHECK CONDITION without any sense data; retry 1 of 8 in 0 ms" \
+    stat=retries=1
+# a deferred error is an earlier command's: logged as an error, and this
+# READ (which the target did not perform) is sent again
+io_case deferred-error read ok \
+    "error: target $BAD_IQN, lun1: deferred error of an earlier command: MEDIUM ERROR: WRITE ERROR \(0x0c/0x00\); retry 1 of 8 in 0 ms" \
+    stat=retries=1
+# a non-zero iSCSI response: the target failed the command; sent again,
+# and EIO when it keeps failing, never a success
+io_case response-failure read ok \
+    "target $BAD_IQN, lun1: iSCSI response 0x01 \(target failure\); retry 1 of 8 in 0 ms" \
+    stat=retries=1
+io_case response-failure-always read eio-always \
+    "target $BAD_IQN, lun1: iSCSI response 0x01 \(target failure\), still after 8 retries" \
+    stat=retries=8
+# the identity check after a reconnect reads the same table: READ
+# CAPACITY(16) refused with INVALID FIELD IN CDB takes it to (10), as at
+# the probe, instead of dropping the connection again and again
+io_case rc16-invalid-field read ok "" opts=timeout=15 sess=reconnects=1 \
+    "log=reconnected to "
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

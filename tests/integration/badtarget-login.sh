@@ -9,7 +9,8 @@
 #   probe cases: lying REPORT LUNS / INQUIRY / READ CAPACITY data for LUN
 #     1 either make iscsifs refuse to mount in the same clean way, or it
 #     mounts, skips LUN 1 with a log line saying why (or shows it when the
-#     lie is harmless), and serves LUN 0 correctly;
+#     lie is harmless), and serves LUN 0 correctly; a probe command
+#     refused as not supported takes its fallback without an error line;
 #   target names with '/', '..' and control characters: never a file
 #     name, never raw in the log;
 #   a CmdSN window closed at login and opened only by NOP-Ins: no hang;
@@ -101,11 +102,12 @@ refused() {
     rm -f "$BAD_LOG"
 }
 
-# mounted CASE "NAMES" REGEX [OPTIONS]: iscsifs must mount and show
-# exactly NAMES; the log must match REGEX ('' for nothing); LUN 0 works;
-# a LUN 1 that is shown reads as the target holds it.
+# mounted CASE "NAMES" REGEX [OPTIONS] [quiet]: iscsifs must mount and
+# show exactly NAMES; the log must match REGEX ('' for nothing); LUN 0
+# works; a LUN 1 that is shown reads as the target holds it.  With quiet,
+# the log must have no error or warning line.
 mounted() {
-    local case=$1 names=$2 re=$3 opts=sessions=1
+    local case=$1 names=$2 re=$3 opts=sessions=1 quiet=${5:-}
     [[ -n ${4:-} ]] && opts+=",$4"
     selected "$case" || return 0
     badtarget_start "$case"
@@ -122,6 +124,9 @@ mounted() {
     fi
     ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
         fail "$case: unprintable bytes in the iscsifs log"
+    if [[ $quiet == quiet ]] && grep -E '^iscsifs: (error|warning): ' "$ISCSIFS_LOG"; then
+        fail "$case: error or warning lines in the iscsifs log (above)"
+    fi
     check_no_sanitizer_report
     bad_unmount
     check_no_sanitizer_report
@@ -266,6 +271,13 @@ mounted blocksize-0 "lun0" "lun1: .*logical block length 0 is not a power of two
 mounted blocksize-odd "lun0" "lun1: .*logical block length 1000 is not a power of two.*skipped"
 mounted capacity-0 "lun0" "lun1: .*capacity of 0 blocks.*skipped"
 mounted capacity-huge "lun0" "lun1: .*more than a file can hold.*skipped"
+# issue 12 item 6: a command refused as not supported (INVALID COMMAND
+# OPERATION CODE) while probing takes the fallback without a word:
+# READ CAPACITY(10) for (16), MODE SENSE(10) for (6)
+mounted probe-refused "lun0 lun1" "" "" quiet
+# ... but when READ CAPACITY(10) says 0xffffffff, SBC-3 sends us to (16),
+# which is refused: the capacity is unknown, the LUN skipped with a line
+mounted capacity10-huge "lun0" "lun1: READ CAPACITY\(10\) says 2\^32 blocks or more, and READ CAPACITY\(16\).* is refused.*LUN skipped"
 
 # --- issue 12, items 8-10: names and numbers the target chooses ---------
 

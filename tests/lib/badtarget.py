@@ -121,6 +121,7 @@ MAX_UNMAP_BLOCKS = 20
 #   read1   a READ to LUN 1          write1  a WRITE to LUN 1
 #   login   every login              probe   the probe command named
 #   session every session, from login on
+#   sync1   a SYNCHRONIZE CACHE to LUN 1
 #   event   each SIGUSR1 the test sends
 #   relogin every login after the first SIGUSR1 (which drops every connection)
 # times: default number of firings (0 = forever).
@@ -174,6 +175,16 @@ CASES = {
     "async-logout": ("read1", 1, "Async Message: logout requested within 1 s; dropped 2 s later"),
     "async-renegotiate": ("read1", 1, "Async Message: parameter renegotiation requested within 1 s"),
     "async-drop": ("read1", 1, "Async Message: the target drops the connection (Time2Wait 3 s), then does"),
+    # -- issue 12 item 6: one rule for SCSI outcomes ----------------------
+    "sync-unsupported": ("sync1", 0, "SYNCHRONIZE CACHE(10) and (16) of LUN 1 refused: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
+    "no-sense": ("read1", 1, "the READ's data garbled, then CHECK CONDITION with sense key NO SENSE"),
+    "deferred-error": ("read1", 1, "CHECK CONDITION with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
+    "datain-status-check": ("read1", 1, "the READ's data garbled, the last Data-In with S=1 and status CHECK CONDITION (no sense can ride there)"),
+    "response-failure": ("read1", 1, "the READ's data garbled, then a SCSI Response with iSCSI response 0x01 (target failure) and status GOOD"),
+    "response-failure-always": ("read1", 0, "response-failure on every READ of LUN 1"),
+    "rc16-invalid-field": ("read1", 1, "READ CAPACITY(16) of LUN 1 always refused with INVALID FIELD IN CDB (24h/00h); the first READ of LUN 1 closes the connection, so the identity check after the reconnect meets the refusal"),
+    "probe-refused": ("probe", 0, "READ CAPACITY(16) and MODE SENSE(6) of LUN 1 refused: INVALID COMMAND OPERATION CODE (20h/00h)"),
+    "capacity10-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1 refused (20h/00h); READ CAPACITY(10) says 0xffffffff (2^32 blocks or more)"),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -276,14 +287,19 @@ def lun_number(field):
     return -1
 
 
-def fixed_sense(key, asc, ascq, extra=0):
+def fixed_sense(key, asc, ascq, extra=0, deferred=False):
     s = bytearray(18 + extra)
-    s[0] = 0x70
+    s[0] = 0x71 if deferred else 0x70
     s[2] = key
     s[7] = 10 + extra
     s[12] = asc
     s[13] = ascq
     return bytes(s)
+
+
+def garbled(data):
+    """@data with every byte inverted: what a read must never return."""
+    return bytes(b ^ 0xFF for b in data)
 
 
 class Pdu:
@@ -1175,6 +1191,14 @@ class Conn:
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
         if op in (0x25, 0x9E):   # READ CAPACITY(10), (16)
             last, bs = lun.blocks - 1, BLOCK
+            if bad and op == 0x9E and case in ("probe-refused", "capacity10-huge") and \
+                    self.t.fire("probe", "READ CAPACITY(16) refused"):
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
+            if op == 0x9E and t.lun == 1 and case == "rc16-invalid-field":
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            if bad and op == 0x25 and case == "capacity10-huge" and \
+                    self.t.fire("probe", "READ CAPACITY(10) says 0xffffffff"):
+                last = MASK
             if bad and case in ("blocksize-0", "blocksize-odd") and self.t.fire("probe"):
                 bs = 0 if case == "blocksize-0" else 1000
             if op == 0x25:
@@ -1189,10 +1213,15 @@ class Conn:
                 last, bs = (1 << 60) - 1, 4096
             return GOOD, struct.pack(">QI", last, bs) + bytes(20), b""
         if op == 0x1A:     # MODE SENSE(6)
+            if bad and case == "probe-refused" and self.t.fire("probe", "MODE SENSE(6) refused"):
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
             return GOOD, bytes([3, 0, 0, 0]), b""
         if op == 0x5A:     # MODE SENSE(10)
             return GOOD, bytes([0, 6, 0, 0, 0, 0, 0, 0]), b""
         if op in (0x35, 0x91):   # SYNCHRONIZE CACHE
+            if t.lun == 1 and self.t.fire("sync1", "SYNCHRONIZE CACHE(%d) refused" % (
+                    10 if op == 0x35 else 16)):
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
             return GOOD, b"", b""
         if op == 0x42:     # UNMAP
             return self.unmap(t, lun, wdata or b"")
@@ -1372,6 +1401,31 @@ class Conn:
             self.respond(t, b"", TASK_SET_FULL)
         elif case == "unit-attention":
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, 0x29, 0x01))
+        elif case == "rc16-invalid-field":
+            self.close()
+        elif case == "no-sense":
+            self.respond(t, garbled(data), CHECK_CONDITION, fixed_sense(0x00, 0x00, 0x00))
+        elif case == "deferred-error":
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00, deferred=True))
+        elif case == "datain-status-check":
+            junk = garbled(data)
+            offs = list(range(0, n, c))
+            for i, off in enumerate(offs):
+                last = i == len(offs) - 1
+                self.data_in(t, off, junk[off:off + c], i, fin if last else 0,
+                             status=CHECK_CONDITION if last else 0,
+                             stat="adv" if last else None)
+        elif case in ("response-failure", "response-failure-always"):
+            junk = garbled(data)
+            offs = list(range(0, n, c))
+            for i, off in enumerate(offs):
+                self.data_in(t, off, junk[off:off + c], i, F_BIT if i == len(offs) - 1 else 0)
+            r = bhs(OP_SCSI_RSP)
+            r[2] = 0x01            # Target Failure
+            r[3] = GOOD
+            put32(r, 16, t.itt)
+            put32(r, 36, len(offs))
+            self.send(r, stat="adv")
         elif case in ("async-logout", "async-renegotiate"):
             self.async_msg(1 if case == "async-logout" else 4, param3=1)
             self.respond(t, data)

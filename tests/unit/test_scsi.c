@@ -1,4 +1,4 @@
-/* test_scsi.c: CDB layouts, sense decoding and errno mapping, and the
+/* test_scsi.c: CDB layouts, sense decoding, the outcome table, and the
  * parsers of INQUIRY, VPD, READ CAPACITY, REPORT LUNS and MODE SENSE data
  * with good, short, lying and bad input.
  *
@@ -43,6 +43,17 @@ static int sense(const uint8_t *b, size_t len, struct scsi_sense *s)
 
 	free(c);
 	return r;
+}
+
+/* The outcome of CHECK CONDITION with the sense data @b. */
+static struct scsi_outcome check_condition(const uint8_t *b, size_t len)
+{
+	struct scsi_outcome o;
+	uint8_t *c = exact(b, len);
+
+	scsi_outcome(0, SCSI_STATUS_CHECK_CONDITION, c, len, &o);
+	free(c);
+	return o;
 }
 
 static int inquiry(const uint8_t *b, size_t len, struct scsi_inquiry *q)
@@ -245,7 +256,7 @@ static void test_sense_fixed(void)
 	CHECK_EQ_U64(s.key, SCSI_SENSE_ILLEGAL_REQUEST);
 	CHECK_EQ_U64(s.asc, 0x21);
 	CHECK_EQ_U64(s.ascq, 0x00);
-	CHECK_EQ_U64(scsi_sense_to_errno(&s), ENOSPC);
+	CHECK_EQ_U64(check_condition(lba, sizeof lba).err, ENOSPC);
 	scsi_sense_describe(&s, text, sizeof text);
 	CHECK_STR(text, "ILLEGAL REQUEST: LOGICAL BLOCK ADDRESS OUT OF RANGE (0x21/0x00)");
 
@@ -254,7 +265,7 @@ static void test_sense_fixed(void)
 	CHECK(sense(med, sizeof med, &s) == 0);
 	CHECK(s.info_valid);
 	CHECK_EQ_U64(s.info, 0x1234);
-	CHECK_EQ_U64(scsi_sense_to_errno(&s), EIO);
+	CHECK_EQ_U64(check_condition(med, sizeof med).err, EIO);
 	scsi_sense_describe(&s, text, sizeof text);
 	CHECK_STR(text, "MEDIUM ERROR: UNRECOVERED READ ERROR (0x11/0x00), information 0x1234");
 
@@ -270,14 +281,14 @@ static void test_sense_fixed(void)
 	CHECK(sense(liar, sizeof liar, &s) == 0);
 	CHECK_EQ_U64(s.key, SCSI_SENSE_UNIT_ATTENTION);
 	CHECK_EQ_U64(s.asc, 0x29);
-	CHECK_EQ_U64(scsi_sense_to_errno(&s), EAGAIN);
+	CHECK_EQ_U64(check_condition(liar, sizeof liar).action, SCSI_ACT_RETRY);
 
 	/* ADDITIONAL SENSE LENGTH 0: the ASC bytes are not part of it. */
 	const uint8_t zero_len[] = { 0x70, 0, 0x05, 0, 0, 0, 0, 0x00, 0, 0, 0, 0, 0x21, 0x00, 0, 0, 0, 0 };
 	CHECK(sense(zero_len, sizeof zero_len, &s) == 0);
 	CHECK_EQ_U64(s.key, 5);
 	CHECK_EQ_U64(s.asc, 0);
-	CHECK_EQ_U64(scsi_sense_to_errno(&s), EINVAL);
+	CHECK_EQ_U64(check_condition(zero_len, sizeof zero_len).err, EINVAL);
 
 	/* ASC there, ASCQ cut off. */
 	CHECK(sense(lba, 13, &s) == 0);
@@ -354,7 +365,6 @@ static void test_sense_descriptor(void)
 	/* Deferred descriptor format, header only. */
 	CHECK(sense(B(0x73, 0x06, 0x2a, 0x09), 4, &s) == 0);
 	CHECK(s.deferred && s.descriptor);
-	CHECK_EQ_U64(scsi_sense_to_errno(&s), EAGAIN);
 	scsi_sense_describe(&s, text, sizeof text);
 	CHECK_STR(text, "UNIT ATTENTION: CAPACITY DATA HAS CHANGED (0x2a/0x09), deferred");
 
@@ -365,70 +375,258 @@ static void test_sense_descriptor(void)
 	CHECK(sense(B(0x72), 1, &s) == -1);
 }
 
-struct errno_case {
-	uint8_t key, asc, ascq;   /* sense */
-	int want;                 /* errno */
+/* ---- the outcome table ---- */
+
+/* Sense data as a target sends it: fixed format (0x70, or 0x71 when
+ * deferred) with ADDITIONAL SENSE LENGTH 10, or descriptor format (0x72,
+ * 0x73) without descriptors. */
+#define FIXED(key, asc, ascq) 0x70, 0, (key), 0, 0, 0, 0, 10, 0, 0, 0, 0, (asc), (ascq), 0, 0, 0, 0
+#define FIXED_DEFERRED(key, asc, ascq) 0x71, 0, (key), 0, 0, 0, 0, 10, 0, 0, 0, 0, (asc), (ascq), 0, 0, 0, 0
+#define DESC(key, asc, ascq) 0x72, (key), (asc), (ascq), 0, 0, 0, 0
+#define DESC_DEFERRED(key, asc, ascq) 0x73, (key), (asc), (ascq), 0, 0, 0, 0
+
+struct outcome_case {
+	const char *name;          /* what the row is about */
+	uint8_t response;          /* iSCSI Response */
+	uint8_t status;            /* SCSI status */
+	uint8_t sense[18];         /* sense data */
+	size_t sense_len;          /* its length */
+	enum scsi_action action;   /* expected: what to do */
+	int err;                   /* the errno */
+	enum log_level level;      /* how loud */
+	enum scsi_change change;   /* what a UNIT ATTENTION says */
+	const char *text;          /* the text, exactly */
 };
 
-static void test_sense_errno(void)
+#define CC SCSI_STATUS_CHECK_CONDITION
+#define ROW_F(name, key, asc, ascq, act, err, lvl, chg, text) \
+	{ name, 0, CC, { FIXED(key, asc, ascq) }, 18, act, err, lvl, chg, text }
+#define ROW_D(name, key, asc, ascq, act, err, lvl, chg, text) \
+	{ name, 0, CC, { DESC(key, asc, ascq) }, 8, act, err, lvl, chg, text }
+#define ROW_S(name, status, act, err, lvl, text) \
+	{ name, 0, status, { 0 }, 0, act, err, lvl, SCSI_CHANGE_NONE, text }
+
+static const struct outcome_case outcome_cases[] = {
+	/* statuses */
+	ROW_S("good", SCSI_STATUS_GOOD, SCSI_ACT_DONE, 0, LOG_LEVEL_DEBUG,
+	      "SCSI status GOOD (0x00)"),
+	ROW_S("condition met", SCSI_STATUS_CONDITION_MET, SCSI_ACT_DONE, 0, LOG_LEVEL_DEBUG,
+	      "SCSI status CONDITION MET (0x04)"),
+	ROW_S("busy", SCSI_STATUS_BUSY, SCSI_ACT_BACKOFF, EIO, LOG_LEVEL_INFO,
+	      "SCSI status BUSY (0x08)"),
+	ROW_S("task set full", SCSI_STATUS_TASK_SET_FULL, SCSI_ACT_BACKOFF, EIO, LOG_LEVEL_INFO,
+	      "SCSI status TASK SET FULL (0x28)"),
+	ROW_S("aca active", SCSI_STATUS_ACA_ACTIVE, SCSI_ACT_BACKOFF, EIO, LOG_LEVEL_INFO,
+	      "SCSI status ACA ACTIVE (0x30)"),
+	ROW_S("task aborted", SCSI_STATUS_TASK_ABORTED, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO,
+	      "SCSI status TASK ABORTED (0x40)"),
+	ROW_S("reservation conflict", SCSI_STATUS_RESERVATION_CONFLICT, SCSI_ACT_FAIL, EBUSY,
+	      LOG_LEVEL_ERROR, "SCSI status RESERVATION CONFLICT (0x18)"),
+	ROW_S("command terminated (obsolete)", 0x22, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	      "SCSI status UNKNOWN STATUS (0x22)"),
+	ROW_S("unknown status", 0xff, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	      "SCSI status UNKNOWN STATUS (0xff)"),
+	/* the iSCSI response overrides status and sense */
+	{ "target failure", 0x01, SCSI_STATUS_GOOD, { 0 }, 0, SCSI_ACT_RETRY, EIO, LOG_LEVEL_WARN,
+	  SCSI_CHANGE_NONE, "iSCSI response 0x01 (target failure)" },
+	{ "vendor response with sense", 0x80, CC, { FIXED(SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0) },
+	  18, SCSI_ACT_RETRY, EIO, LOG_LEVEL_WARN, SCSI_CHANGE_NONE,
+	  "iSCSI response 0x80 (vendor specific)" },
+	/* CHECK CONDITION without sense, or with garbage */
+	{ "no sense data", 0, CC, { 0 }, 0, SCSI_ACT_RETRY, EIO, LOG_LEVEL_WARN, SCSI_CHANGE_NONE,
+	  "CHECK CONDITION without any sense data" },
+	{ "unknown response code", 0, CC, { 0x7f, 0, 5, 0, 0, 0, 0, 10 }, 8, SCSI_ACT_RETRY, EIO,
+	  LOG_LEVEL_WARN, SCSI_CHANGE_NONE, "CHECK CONDITION without usable sense data" },
+	{ "one byte", 0, CC, { 0x70 }, 1, SCSI_ACT_RETRY, EIO, LOG_LEVEL_WARN, SCSI_CHANGE_NONE,
+	  "CHECK CONDITION without usable sense data" },
+	/* NO SENSE: no transfer to count on */
+	ROW_F("no sense", SCSI_SENSE_NO_SENSE, 0, 0, SCSI_ACT_RETRY, EIO, LOG_LEVEL_INFO,
+	      SCSI_CHANGE_NONE, "NO SENSE: NO ADDITIONAL SENSE INFORMATION (0x00/0x00)"),
+	ROW_F("recovered", SCSI_SENSE_RECOVERED_ERROR, 0x17, 0x01, SCSI_ACT_DONE, 0,
+	      LOG_LEVEL_WARN, SCSI_CHANGE_NONE, "RECOVERED ERROR: ASC 0x17 ASCQ 0x01"),
+	ROW_F("completed", SCSI_SENSE_COMPLETED, 0, 0, SCSI_ACT_DONE, 0, LOG_LEVEL_DEBUG,
+	      SCSI_CHANGE_NONE, "COMPLETED: NO ADDITIONAL SENSE INFORMATION (0x00/0x00)"),
+	/* NOT READY */
+	ROW_F("becoming ready", SCSI_SENSE_NOT_READY, 0x04, 0x01, SCSI_ACT_BACKOFF, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
+	      "NOT READY: LOGICAL UNIT IS IN PROCESS OF BECOMING READY (0x04/0x01)"),
+	ROW_F("alua transition", SCSI_SENSE_NOT_READY, 0x04, 0x0a, SCSI_ACT_BACKOFF, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
+	      "NOT READY: LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION (0x04/0x0a)"),
+	ROW_F("manual intervention", SCSI_SENSE_NOT_READY, 0x04, 0x03, SCSI_ACT_FAIL, EIO,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "NOT READY: LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED (0x04/0x03)"),
+	ROW_F("medium not present", SCSI_SENSE_NOT_READY, 0x3a, 0x00, SCSI_ACT_FAIL, ENOMEDIUM,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE, "NOT READY: MEDIUM NOT PRESENT (0x3a/0x00)"),
+	ROW_D("medium not present, tray open", SCSI_SENSE_NOT_READY, 0x3a, 0x02, SCSI_ACT_FAIL,
+	      ENOMEDIUM, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "NOT READY: MEDIUM NOT PRESENT (0x3a/0x02)"),
+	/* failures of the medium and the device */
+	ROW_F("medium error", SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00, SCSI_ACT_FAIL, EIO,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE, "MEDIUM ERROR: UNRECOVERED READ ERROR (0x11/0x00)"),
+	ROW_D("hardware error", SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00, SCSI_ACT_FAIL, EIO,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE, "HARDWARE ERROR: INTERNAL TARGET FAILURE (0x44/0x00)"),
+	/* ILLEGAL REQUEST */
+	ROW_F("invalid opcode", SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0x00, SCSI_ACT_UNSUPPORTED,
+	      EOPNOTSUPP, LOG_LEVEL_DEBUG, SCSI_CHANGE_NONE,
+	      "ILLEGAL REQUEST: INVALID COMMAND OPERATION CODE (0x20/0x00)"),
+	ROW_D("invalid opcode, descriptor", SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0x00,
+	      SCSI_ACT_UNSUPPORTED, EOPNOTSUPP, LOG_LEVEL_DEBUG, SCSI_CHANGE_NONE,
+	      "ILLEGAL REQUEST: INVALID COMMAND OPERATION CODE (0x20/0x00)"),
+	ROW_F("invalid field in cdb", SCSI_SENSE_ILLEGAL_REQUEST, 0x24, 0x00, SCSI_ACT_UNSUPPORTED,
+	      EOPNOTSUPP, LOG_LEVEL_DEBUG, SCSI_CHANGE_NONE,
+	      "ILLEGAL REQUEST: INVALID FIELD IN CDB (0x24/0x00)"),
+	ROW_F("lba out of range", SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x00, SCSI_ACT_FAIL, ENOSPC,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "ILLEGAL REQUEST: LOGICAL BLOCK ADDRESS OUT OF RANGE (0x21/0x00)"),
+	ROW_F("lba out of range, ascq 1", SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x01, SCSI_ACT_FAIL,
+	      EINVAL, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE, "ILLEGAL REQUEST: ASC 0x21 ASCQ 0x01"),
+	ROW_F("lun not supported", SCSI_SENSE_ILLEGAL_REQUEST, 0x25, 0x00, SCSI_ACT_FAIL, ENXIO,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "ILLEGAL REQUEST: LOGICAL UNIT NOT SUPPORTED (0x25/0x00)"),
+	ROW_F("invalid field in parameter list", SCSI_SENSE_ILLEGAL_REQUEST, 0x26, 0x00,
+	      SCSI_ACT_FAIL, EINVAL, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "ILLEGAL REQUEST: INVALID FIELD IN PARAMETER LIST (0x26/0x00)"),
+	/* UNIT ATTENTION */
+	ROW_F("power on", SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x01, SCSI_ACT_RETRY, EIO,
+	      LOG_LEVEL_DEBUG, SCSI_CHANGE_RESET, "UNIT ATTENTION: POWER ON OCCURRED (0x29/0x01)"),
+	ROW_D("i_t nexus loss", SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x07, SCSI_ACT_RETRY, EIO,
+	      LOG_LEVEL_DEBUG, SCSI_CHANGE_RESET,
+	      "UNIT ATTENTION: I_T NEXUS LOSS OCCURRED (0x29/0x07)"),
+	ROW_F("capacity changed", SCSI_SENSE_UNIT_ATTENTION, 0x2a, 0x09, SCSI_ACT_RETRY, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_CAPACITY,
+	      "UNIT ATTENTION: CAPACITY DATA HAS CHANGED (0x2a/0x09)"),
+	ROW_D("luns changed", SCSI_SENSE_UNIT_ATTENTION, 0x3f, 0x0e, SCSI_ACT_RETRY, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_LUNS,
+	      "UNIT ATTENTION: REPORTED LUNS DATA HAS CHANGED (0x3f/0x0e)"),
+	ROW_F("mode parameters changed", SCSI_SENSE_UNIT_ATTENTION, 0x2a, 0x01, SCSI_ACT_RETRY,
+	      EIO, LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
+	      "UNIT ATTENTION: MODE PARAMETERS CHANGED (0x2a/0x01)"),
+	/* DATA PROTECT */
+	ROW_F("write protected", SCSI_SENSE_DATA_PROTECT, 0x27, 0x00, SCSI_ACT_FAIL, EROFS,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE, "DATA PROTECT: WRITE PROTECTED (0x27/0x00)"),
+	ROW_F("thin pool full", SCSI_SENSE_DATA_PROTECT, 0x27, 0x07, SCSI_ACT_FAIL, ENOSPC,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "DATA PROTECT: SPACE ALLOCATION FAILED WRITE PROTECT (0x27/0x07)"),
+	/* ABORTED COMMAND */
+	ROW_F("aborted, crc", SCSI_SENSE_ABORTED_COMMAND, 0x47, 0x05, SCSI_ACT_RETRY, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
+	      "ABORTED COMMAND: PROTOCOL SERVICE CRC ERROR (0x47/0x05)"),
+	ROW_F("aborted, guard check", SCSI_SENSE_ABORTED_COMMAND, 0x10, 0x01, SCSI_ACT_FAIL, EIO,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "ABORTED COMMAND: LOGICAL BLOCK GUARD CHECK FAILED (0x10/0x01)"),
+	/* the rest fail */
+	ROW_F("blank check", SCSI_SENSE_BLANK_CHECK, 0, 0, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	      SCSI_CHANGE_NONE, "BLANK CHECK: NO ADDITIONAL SENSE INFORMATION (0x00/0x00)"),
+	ROW_F("vendor specific", SCSI_SENSE_VENDOR_SPECIFIC, 0x80, 0x01, SCSI_ACT_FAIL, EIO,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE, "VENDOR SPECIFIC: ASC 0x80 ASCQ 0x01"),
+	ROW_F("copy aborted", SCSI_SENSE_COPY_ABORTED, 0, 0, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	      SCSI_CHANGE_NONE, "COPY ABORTED: NO ADDITIONAL SENSE INFORMATION (0x00/0x00)"),
+	ROW_F("reserved key", 0x0c, 0, 0, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "RESERVED: NO ADDITIONAL SENSE INFORMATION (0x00/0x00)"),
+	ROW_F("volume overflow", SCSI_SENSE_VOLUME_OVERFLOW, 0, 0, SCSI_ACT_FAIL, EIO,
+	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	      "VOLUME OVERFLOW: NO ADDITIONAL SENSE INFORMATION (0x00/0x00)"),
+	ROW_F("miscompare", SCSI_SENSE_MISCOMPARE, 0x1d, 0x00, SCSI_ACT_FAIL, EIO, LOG_LEVEL_ERROR,
+	      SCSI_CHANGE_NONE, "MISCOMPARE: MISCOMPARE DURING VERIFY OPERATION (0x1d/0x00)"),
+	/* deferred errors: an earlier command's; this one is sent again */
+	{ "deferred medium error", 0, CC, { FIXED_DEFERRED(SCSI_SENSE_MEDIUM_ERROR, 0x0c, 0x00) },
+	  18, SCSI_ACT_RETRY, EIO, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	  "deferred error of an earlier command: MEDIUM ERROR: WRITE ERROR (0x0c/0x00)" },
+	{ "deferred, descriptor", 0, CC, { DESC_DEFERRED(SCSI_SENSE_HARDWARE_ERROR, 0x44, 0) }, 8,
+	  SCSI_ACT_RETRY, EIO, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	  "deferred error of an earlier command: HARDWARE ERROR: INTERNAL TARGET FAILURE (0x44/0x00)" },
+	{ "deferred data protect", 0, CC, { FIXED_DEFERRED(SCSI_SENSE_DATA_PROTECT, 0x27, 0) }, 18,
+	  SCSI_ACT_RETRY, EIO, LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
+	  "deferred error of an earlier command: DATA PROTECT: WRITE PROTECTED (0x27/0x00)" },
+	{ "deferred recovered", 0, CC, { FIXED_DEFERRED(SCSI_SENSE_RECOVERED_ERROR, 0x17, 0) }, 18,
+	  SCSI_ACT_RETRY, EIO, LOG_LEVEL_WARN, SCSI_CHANGE_NONE,
+	  "deferred error of an earlier command: RECOVERED ERROR: ASC 0x17 ASCQ 0x00" },
+	{ "deferred unit attention", 0, CC,
+	  { DESC_DEFERRED(SCSI_SENSE_UNIT_ATTENTION, 0x2a, 0x09) }, 8, SCSI_ACT_RETRY, EIO,
+	  LOG_LEVEL_WARN, SCSI_CHANGE_NONE,
+	  "deferred error of an earlier command: UNIT ATTENTION: CAPACITY DATA HAS CHANGED (0x2a/0x09)" },
+	{ "deferred invalid opcode", 0, CC,
+	  { FIXED_DEFERRED(SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0) }, 18, SCSI_ACT_RETRY, EIO,
+	  LOG_LEVEL_WARN, SCSI_CHANGE_NONE,
+	  "deferred error of an earlier command: ILLEGAL REQUEST: INVALID COMMAND OPERATION CODE (0x20/0x00)" },
+};
+
+static void test_outcome_table(void)
 {
-	static const struct errno_case cases[] = {
-		{ SCSI_SENSE_NO_SENSE, 0, 0, 0 },
-		{ SCSI_SENSE_RECOVERED_ERROR, 0x17, 0x01, 0 },
-		{ SCSI_SENSE_COMPLETED, 0, 0, 0 },
-		{ SCSI_SENSE_NOT_READY, 0x04, 0x01, EAGAIN },
-		{ SCSI_SENSE_NOT_READY, 0x04, 0x03, EAGAIN },
-		{ SCSI_SENSE_NOT_READY, 0x3a, 0x00, ENOMEDIUM },
-		{ SCSI_SENSE_NOT_READY, 0x3a, 0x02, ENOMEDIUM },
-		{ SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00, EIO },
-		{ SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00, EIO },
-		{ SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x00, ENOSPC },
-		{ SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x01, EINVAL },
-		{ SCSI_SENSE_ILLEGAL_REQUEST, 0x24, 0x00, EINVAL },
-		{ SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0x00, EOPNOTSUPP },
-		{ SCSI_SENSE_ILLEGAL_REQUEST, 0x25, 0x00, ENXIO },
-		{ SCSI_SENSE_ILLEGAL_REQUEST, 0x26, 0x00, EINVAL },
-		{ SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00, EAGAIN },
-		{ SCSI_SENSE_UNIT_ATTENTION, 0x3f, 0x0e, EAGAIN },
-		{ SCSI_SENSE_DATA_PROTECT, 0x27, 0x00, EROFS },
-		{ SCSI_SENSE_DATA_PROTECT, 0x27, 0x07, ENOSPC },
-		{ SCSI_SENSE_BLANK_CHECK, 0, 0, EIO },
-		{ SCSI_SENSE_VENDOR_SPECIFIC, 0, 0, EIO },
-		{ SCSI_SENSE_COPY_ABORTED, 0, 0, EIO },
-		{ SCSI_SENSE_ABORTED_COMMAND, 0x47, 0x05, EAGAIN },
-		{ 0xc, 0, 0, EIO },
-		{ SCSI_SENSE_VOLUME_OVERFLOW, 0, 0, EIO },
-		{ SCSI_SENSE_MISCOMPARE, 0x1d, 0x00, EIO },
-	};
+	for (size_t i = 0; i < N_ELEMENTS(outcome_cases); i++) {
+		const struct outcome_case *c = &outcome_cases[i];
+		uint8_t *sense = exact(c->sense, c->sense_len);
+		struct scsi_outcome o;
+		int failures = test_failures;
 
-	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
-		struct scsi_sense s = { .valid = true, .key = cases[i].key,
-					.asc = cases[i].asc, .ascq = cases[i].ascq };
-		int got = scsi_sense_to_errno(&s);
-
-		CHECK_EQ_U64(got, cases[i].want);
-		if (got != cases[i].want)
-			fprintf(stderr, "  key 0x%x asc 0x%02x ascq 0x%02x\n",
-				cases[i].key, cases[i].asc, cases[i].ascq);
+		memset(&o, 0x5a, sizeof o);
+		scsi_outcome(c->response, c->status, sense, c->sense_len, &o);
+		free(sense);
+		CHECK_EQ_U64(o.action, c->action);
+		CHECK_EQ_U64(o.err, c->err);
+		CHECK_EQ_U64(o.level, c->level);
+		CHECK_EQ_U64(o.change, c->change);
+		CHECK_STR(o.text, c->text);
+		if (test_failures != failures)
+			fprintf(stderr, "  in row \"%s\"\n", c->name);
 	}
-	struct scsi_sense none = { .valid = false };
-	CHECK_EQ_U64(scsi_sense_to_errno(&none), EIO);
+}
 
-	static const struct { uint8_t status; int want; } st[] = {
-		{ SCSI_STATUS_GOOD, 0 },
-		{ SCSI_STATUS_CONDITION_MET, 0 },
-		{ SCSI_STATUS_CHECK_CONDITION, EIO },
-		{ SCSI_STATUS_BUSY, EAGAIN },
-		{ SCSI_STATUS_TASK_SET_FULL, EAGAIN },
-		{ SCSI_STATUS_ACA_ACTIVE, EAGAIN },
-		{ SCSI_STATUS_RESERVATION_CONFLICT, EBUSY },
-		/* another nexus's task management ended it: send it again */
-		{ SCSI_STATUS_TASK_ABORTED, EAGAIN },
-		{ 0x22, EIO },
-		{ 0xff, EIO },
+/* Properties over every status, and over every sense key in both formats
+ * with a few ASC/ASCQ pairs: DONE exactly when nothing went wrong, an
+ * errno for everything else, the text always a line. */
+static void test_outcome_properties(void)
+{
+	static const uint8_t ascs[][2] = {
+		{ 0, 0 }, { 0x04, 0x01 }, { 0x20, 0x00 }, { 0x24, 0x00 }, { 0x29, 0x00 },
+		{ 0x2a, 0x09 }, { 0x3a, 0x00 }, { 0xff, 0xff },
 	};
-	for (size_t i = 0; i < N_ELEMENTS(st); i++)
-		CHECK_EQ_U64(scsi_status_to_errno(st[i].status), st[i].want);
+	struct scsi_outcome o;
+
+	for (unsigned st = 0; st < 256; st++) {
+		scsi_outcome(0, (uint8_t)st, NULL, 0, &o);
+		CHECK((o.action == SCSI_ACT_DONE) ==
+		      (st == SCSI_STATUS_GOOD || st == SCSI_STATUS_CONDITION_MET));
+		CHECK((o.err == 0) == (o.action == SCSI_ACT_DONE));
+		CHECK(o.text[0] != '\0' && memchr(o.text, '\0', sizeof o.text) != NULL);
+		for (unsigned r = 1; r < 256; r += 0x3f) {
+			scsi_outcome((uint8_t)r, (uint8_t)st, NULL, 0, &o);
+			CHECK(o.action == SCSI_ACT_RETRY && o.err == EIO);
+		}
+	}
+	for (unsigned code = 0x70; code <= 0x73; code++)
+		for (unsigned key = 0; key < 16; key++)
+			for (size_t a = 0; a < N_ELEMENTS(ascs); a++) {
+				bool descriptor = code >= 0x72, deferred = code & 1;
+				uint8_t fixed[] = { FIXED(key, ascs[a][0], ascs[a][1]) };
+				uint8_t desc[] = { DESC(key, ascs[a][0], ascs[a][1]) };
+
+				fixed[0] = desc[0] = (uint8_t)code;
+				o = descriptor ? check_condition(desc, sizeof desc) :
+					check_condition(fixed, sizeof fixed);
+				CHECK(o.sense.valid && o.sense.key == key);
+				CHECK((o.action == SCSI_ACT_DONE) ==
+				      (!deferred && (key == SCSI_SENSE_RECOVERED_ERROR ||
+						     key == SCSI_SENSE_COMPLETED)));
+				if (deferred)
+					CHECK(o.action == SCSI_ACT_RETRY &&
+					      o.change == SCSI_CHANGE_NONE);
+				CHECK((o.err == 0) == (o.action == SCSI_ACT_DONE));
+				CHECK(o.action != SCSI_ACT_UNSUPPORTED || o.err == EOPNOTSUPP);
+				CHECK(o.change == SCSI_CHANGE_NONE ||
+				      key == SCSI_SENSE_UNIT_ATTENTION);
+				CHECK(memchr(o.text, '\0', sizeof o.text) != NULL);
+				/* both formats decide the same */
+				if (!descriptor) {
+					struct scsi_outcome d;
+					desc[0] = (uint8_t)(code + 2);
+					d = check_condition(desc, sizeof desc);
+					CHECK(d.action == o.action && d.err == o.err &&
+					      d.level == o.level && d.change == o.change);
+					CHECK_STR(d.text, o.text);
+				}
+			}
 }
 
 static void test_sense_names(void)
@@ -982,8 +1180,10 @@ static void run_all_parsers(const uint8_t *buf, size_t len)
 	if (sense(buf, len, &s) == 0) {
 		scsi_sense_describe(&s, text, sizeof text);
 		CHECK(strlen(text) < sizeof text);
-		(void)scsi_sense_to_errno(&s);
 	}
+	struct scsi_outcome o = check_condition(buf, len);
+	CHECK(o.action != SCSI_ACT_DONE || o.err == 0);
+	CHECK(memchr(o.text, '\0', sizeof o.text) != NULL);
 	inquiry(buf, len, &q);
 	vpd_supported(buf, len, 0xb0, &flag);
 	vpd_serial(buf, len, text, sizeof text);
@@ -1037,7 +1237,8 @@ int main(void)
 	test_cdbs();
 	test_sense_fixed();
 	test_sense_descriptor();
-	test_sense_errno();
+	test_outcome_table();
+	test_outcome_properties();
 	test_sense_names();
 	test_inquiry();
 	test_vpd_supported();
