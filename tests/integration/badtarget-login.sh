@@ -16,7 +16,13 @@
 #   redirects that go round in circles end with "too many redirects"; a
 #   target that drops the connection during login is tried again within
 #   the connect timeout, so a few drops still mount and endless ones end
-#   in one line naming the cause and the tries.
+#   in one line naming the cause and the tries;
+#   CHAP (issue 12): one-way and mutual CHAP mount, with CHAP_C in hex,
+#   0X upper-case hex and base64; a CHAP_C too long, odd, empty or blank,
+#   a CHAP_A not offered, a CHAP_I out of range, a wrong mutual CHAP_R, a
+#   target that skips its mutual answer, and one that reflects our own
+#   challenge each end in one line naming the cause, with no secret in
+#   it or in the log.
 # $BAD_CASES may name a subset of the cases (for debugging).
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
@@ -44,21 +50,32 @@ selected() {
     ncases=$((ncases + 1))
 }
 
-# refused CASE REGEX [portal] [opts=O]: iscsifs must refuse to mount,
-# cleanly.  With "portal", the URL names no target (discovery); opts=O
-# adds -o options.
+# no_secret WHAT FILE: none of the CHAP secrets of these tests is in FILE.
+no_secret() {
+    local s
+    for s in "$chap_secret" "$chap_target_secret"; do
+        ! grep -qF -- "$s" "$2" || fail "$1 shows a CHAP secret"
+    done
+}
+
+# refused CASE REGEX [portal] [opts=O] [target=ARG]: iscsifs must refuse
+# to mount, cleanly.  With "portal", the URL names no target (discovery);
+# opts=O adds -o options; target=ARG adds an argument of badtarget.py
+# (may repeat).
 refused() {
     local case=$1 re=$2 url lines portal=no opts=sessions=1 arg
+    local -a targs=()
     shift 2
     for arg in "$@"; do
         case $arg in
             portal) portal=yes ;;
             opts=*) opts+=",${arg#opts=}" ;;
+            target=*) targs+=("${arg#target=}") ;;
             *) fail "refused: bad argument '$arg'" ;;
         esac
     done
     selected "$case" || return 0
-    badtarget_start "$case"
+    badtarget_start "$case" "${targs[@]}"
     url=$BAD_URL
     [[ $portal == yes ]] && url="iscsi://$LOOPBACK4:$BAD_PORT/"
     _register_mount fuse "$BAD_MNT"
@@ -77,6 +94,7 @@ refused() {
     # the message is printable text, whatever the target sent
     ! LC_ALL=C grep -q '[^[:print:]]' <<<"$ISCSIFS_ERR" ||
         fail "$case: unprintable bytes in the message"
+    no_secret "$case: the message" <(printf '%s\n' "$ISCSIFS_ERR")
     ! mountpoint -q "$BAD_MNT" || fail "$case: $BAD_MNT is mounted"
     [[ -z $(iscsifs_pids "$BAD_MNT") ]] || fail "$case: an iscsifs process is left"
     _unregister_mount "$BAD_MNT"
@@ -85,14 +103,23 @@ refused() {
     rm -f "$BAD_LOG"
 }
 
-# mounted CASE "NAMES" REGEX [OPTIONS]: iscsifs must mount and show
-# exactly NAMES; the log must match REGEX ('' for nothing); LUN 0 works;
-# a LUN 1 that is shown reads as the target holds it.
+# mounted CASE "NAMES" REGEX [opts=O] [target=ARG]: iscsifs must mount
+# and show exactly NAMES; the log must match REGEX ('' for nothing); LUN
+# 0 works; a LUN 1 that is shown reads as the target holds it.  opts=O
+# adds -o options, target=ARG an argument of badtarget.py (may repeat).
 mounted() {
-    local case=$1 names=$2 re=$3 opts=sessions=1
-    [[ -n ${4:-} ]] && opts+=",$4"
+    local case=$1 names=$2 re=$3 opts=sessions=1 arg
+    local -a targs=()
+    shift 3
+    for arg in "$@"; do
+        case $arg in
+            opts=*) opts+=",${arg#opts=}" ;;
+            target=*) targs+=("${arg#target=}") ;;
+            *) fail "mounted: bad argument '$arg'" ;;
+        esac
+    done
     selected "$case" || return 0
-    badtarget_start "$case"
+    badtarget_start "$case" "${targs[@]}"
     bad_mount_fg "$opts"
     bad_check_names "$names"
     [[ -n $re ]] && check_log "$re"
@@ -106,6 +133,7 @@ mounted() {
     fi
     ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
         fail "$case: unprintable bytes in the iscsifs log"
+    no_secret "$case: the iscsifs log" "$ISCSIFS_LOG"
     check_no_sanitizer_report
     bad_unmount
     check_no_sanitizer_report
@@ -175,6 +203,35 @@ mounted blocksize-0 "lun0" "lun1: .*logical block length 0 is not a power of two
 mounted blocksize-odd "lun0" "lun1: .*logical block length 1000 is not a power of two.*skipped"
 mounted capacity-0 "lun0" "lun1: .*capacity of 0 blocks.*skipped"
 mounted capacity-huge "lun0" "lun1: .*more than a file can hold.*skipped"
+
+# issue 12: CHAP (badtarget.py --chap, --mutual).  The secrets are in
+# mode-600 files; no_secret checks that neither is in a message or log.
+chap_user=alice chap_secret=alice-secret-1234
+chap_target_user=badtarget chap_target_secret=target-secret-5678
+mkdir -p "$TEST_TMPDIR/chap"
+make_secret_file "$TEST_TMPDIR/chap/secret" "$chap_secret"
+make_secret_file "$TEST_TMPDIR/chap/target-secret" "$chap_target_secret"
+ONEWAY=("opts=chap_user=$chap_user,chap_secret_file=$TEST_TMPDIR/chap/secret"
+    "target=--chap=$chap_user:$chap_secret")
+MUTUAL=("${ONEWAY[@]}"
+    "opts=target_user=$chap_target_user,target_secret_file=$TEST_TMPDIR/chap/target-secret"
+    "target=--mutual=$chap_target_user:$chap_target_secret")
+M='target failed mutual authentication'
+# the legal forms mount: hex, 0X with upper-case digits, base64
+mounted chap-good "lun0 lun1" "" "${ONEWAY[@]}"
+mounted chap-mutual "lun0 lun1" "" "${MUTUAL[@]}"
+mounted chap-c-upper "lun0 lun1" "" "${ONEWAY[@]}"
+mounted chap-c-base64 "lun0 lun1" "" "${MUTUAL[@]}"
+# hostile values: one line naming the value, no secret
+refused chap-c-long "target sent a 1025-byte CHAP_C, over the 1024 RFC 7143 allows" "${ONEWAY[@]}"
+refused chap-c-odd "target sent CHAP_C with an odd number of hex digits \(31\)" "${ONEWAY[@]}"
+refused chap-c-empty "target sent an empty CHAP_C" "${ONEWAY[@]}"
+refused chap-c-blank "target sent CHAP_C=: neither 0x-hex nor 0b-base64" "${ONEWAY[@]}"
+refused chap-a-unoffered "authentication failed: target chose CHAP_A=6, not the 5 we offered" "${ONEWAY[@]}"
+refused chap-i-range "target sent CHAP_I=256: not a decimal 0\.\.255" "${ONEWAY[@]}"
+refused chap-r-wrong "$M: wrong CHAP response for target user $chap_target_user" "${MUTUAL[@]}"
+refused chap-skip-mutual "$M: it did not answer our challenge" "${MUTUAL[@]}"
+refused chap-reflect "$M: it sent back our own CHAP challenge" "${MUTUAL[@]}"
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """badtarget.py: a scripted misbehaving iSCSI target for the iscsifs tests.
 
-It listens on 127.0.0.1:PORT, logs initiators in (AuthMethod=None, a
-Normal session, the operational keys answered sanely), and serves one
+It listens on 127.0.0.1:PORT, logs initiators in (AuthMethod=None, or
+CHAP with --chap USER:SECRET, and mutual CHAP answered with --mutual
+USER:SECRET; a Normal session, the operational keys answered sanely),
+and serves one
 target with two disk LUNs of 512-byte blocks:
 
     LUN 0  "good": always behaves.
@@ -51,6 +53,8 @@ Python 3 standard library only; one thread per connection.
 """
 
 import argparse
+import base64
+import hashlib
 import os
 import select
 import signal
@@ -100,6 +104,8 @@ MAX_R2T = 1
 DROP_TIME2WAIT = 3
 WINDOW = 64
 DATA_IN_CHUNK = 16384
+# CHAP_A values and their hashlib names (--chap)
+CHAP_ALGS = {5: "md5", 6: "sha1", 7: "sha256", 8: "sha3_256"}
 
 # The cases.  trigger: what makes a case fire
 #   read1   a READ to LUN 1          write1  a WRITE to LUN 1
@@ -189,6 +195,21 @@ CASES = {
     "login-redirect-perm": ("login", 0, "logins on the first port: a permanent redirect to --port2 (SIGUSR1 drops every connection)"),
     "login-drop": ("login", 2, "the connection closed after the first Login Request, twice"),
     "login-drop-always": ("login", 0, "the connection closed after the first Login Request, always"),
+    # -- issue 12, CHAP (--chap, --mutual): hostile and legal CHAP values --
+    "chap-good": ("login", 0, "one-way CHAP with MD5 and CHAP_C in hex (the control case)"),
+    "chap-mutual": ("login", 0, "mutual CHAP with MD5 and CHAP_C in hex (the control case)"),
+    "chap-c-base64": ("login", 0, "CHAP_C in base64 (0b...), which RFC 7143 allows"),
+    "chap-c-upper": ("login", 0, "CHAP_C as 0X and upper-case hex digits, which RFC 7143 allows"),
+    "chap-c-long": ("login", 0, "a CHAP_C of 1025 bytes (RFC 7143: at most 1024)"),
+    "chap-c-odd": ("login", 0, "a CHAP_C with an odd number of hex digits"),
+    "chap-c-empty": ("login", 0, "CHAP_C=0x: a challenge without a digit"),
+    "chap-c-blank": ("login", 0, "CHAP_C= with no value at all"),
+    "chap-a-unoffered": ("login", 0, "CHAP_A naming an algorithm the initiator did not offer"),
+    "chap-i-range": ("login", 0, "CHAP_I=256, out of 0..255"),
+    "chap-r-wrong": ("login", 0, "mutual CHAP: the target's CHAP_R made with another secret"),
+    "chap-skip-mutual": ("login", 0, "mutual CHAP: no CHAP_N/CHAP_R, straight on to the operational stage"),
+    "chap-reflect": ("login", 0, "mutual CHAP: the response made with SHA-256 refused, then on the "
+                     "initiator's next connection the initiator's own challenge sent back to it"),
     # -- discovery (SendTargets answers) ---------------------------------
     "discovery-good": ("discovery", 0, "a well-formed SendTargets answer (the control case)"),
     "discovery-slash": ("discovery", 0, "a TargetName with '/' and '..' components"),
@@ -328,6 +349,9 @@ class Target:
         self.conns = set()             # connections in full feature phase
         self.held = []                 # reset-*: (Conn, Task) of the READs held
         self.events = 0                # SIGUSR1s so far
+        self.chap = args.chap           # --chap (user, secret) or None: CHAP required
+        self.mutual = args.mutual       # --mutual (user, secret): how the target answers
+        self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
 
     def lun_numbers(self):
         with self.lock:
@@ -426,6 +450,10 @@ class Conn:
         self.closed = False
         self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
         self.discovery = False
+        self.chap_step = "method"       # --chap: method, algorithms, response, done
+        self.chap_alg = 5               # the CHAP_A chosen
+        self.chap_id = 0                # our CHAP_I
+        self.chap_c = b""               # our CHAP_C, decoded
 
     # ---- wire -------------------------------------------------------------
 
@@ -607,6 +635,10 @@ class Conn:
             if first and bad and case in ("login-drop", "login-drop-always") and \
                     self.t.fire("login", "closing the connection after the first Login Request"):
                 return False
+            if csg == 0 and self.t.chap and not self.discovery and not first:
+                if not self.chap_exchange(req, keys, transit, nsg):
+                    return False
+                continue
             if csg == 0:
                 if first:
                     self.discovery = keys.get("SessionType") == "Discovery"
@@ -617,6 +649,11 @@ class Conn:
                         log("%s: unknown target %r" % (self.name, keys.get("TargetName")))
                         self.login_rsp(req, 0, status=(2, 3))
                         return False
+                if first and self.t.chap and not self.discovery:
+                    first = False
+                    if not self.chap_exchange(req, keys, transit, nsg):
+                        return False
+                    continue
                 answer = [("AuthMethod", "None")] if "AuthMethod" in keys else []
                 if first:
                     answer.append(("TargetPortalGroupTag", "1"))
@@ -643,6 +680,120 @@ class Conn:
             else:
                 self.login_rsp(req, 0, status=(2, 0xB))
                 return False
+
+    # ---- CHAP (--chap, --mutual; issue 12) ----------------------------------
+
+    @staticmethod
+    def chap_digest(alg, ident, secret, challenge):
+        """H(CHAP_I || secret || CHAP_C) with the CHAP_A algorithm @alg."""
+        h = hashlib.new(CHAP_ALGS[alg])
+        h.update(bytes([ident]) + secret + challenge)
+        return h.digest()
+
+    @staticmethod
+    def chap_decode(value):
+        """A 0x-hex or 0b-base64 value (RFC 7143 6.1) into bytes, or None."""
+        try:
+            if value[:2] in ("0x", "0X"):
+                return bytes.fromhex(value[2:])
+            if value[:2] in ("0b", "0B"):
+                return base64.b64decode(value[2:], validate=True)
+        except ValueError:
+            pass
+        return None
+
+    def chap_refuse(self, req, why):
+        log("%s: CHAP: %s; authentication failed" % (self.name, why))
+        self.login_rsp(req, 0, status=(2, 1))
+        return False
+
+    def chap_exchange(self, req, keys, transit, nsg):
+        """One security-stage exchange with CHAP required (RFC 7143
+        12.1.3): AuthMethod, then CHAP_A/I/C, then the initiator's
+        CHAP_N/R checked and, when it challenges us, our own answer.  The
+        chap-* cases spoil one value each.  Returns False when the login
+        ends here."""
+        case = self.t.case
+        bad = self.t.trigger == "login"
+        step = self.chap_step
+        if step == "method":
+            if "CHAP" not in keys.get("AuthMethod", "").split(","):
+                return self.chap_refuse(req, "AuthMethod %r offers no CHAP" % keys.get("AuthMethod"))
+            self.chap_step = "algorithms"
+            self.login_rsp(req, 0, self.text([("AuthMethod", "CHAP"), ("TargetPortalGroupTag", "1")]))
+            return True
+        if step == "algorithms":
+            offered = keys.get("CHAP_A", "").split(",")
+            alg = "5"
+            if bad and case == "chap-reflect" and not self.t.challenges and "7" in offered:
+                alg = "7"      # SHA-256 first: refusing its response makes the initiator retry
+            if bad and case == "chap-a-unoffered":
+                alg = next((a for a in ("6", "7", "8", "5") if a not in offered), "200")
+                self.t.fire("login", "CHAP_A=%s, the initiator offered %s" % (alg, ",".join(offered)))
+            elif alg not in offered:
+                return self.chap_refuse(req, "CHAP_A=%s has no algorithm we take" % ",".join(offered))
+            self.chap_alg = int(alg)
+            self.chap_id = os.urandom(1)[0]
+            self.chap_c = os.urandom(16)
+            ident, chal = str(self.chap_id), "0x" + self.chap_c.hex()
+            if bad:
+                if case == "chap-c-base64":
+                    chal = "0b" + base64.b64encode(self.chap_c).decode()
+                elif case == "chap-c-upper":
+                    chal = "0X" + self.chap_c.hex().upper()
+                elif case == "chap-c-long":
+                    chal = "0x" + "ab" * 1025
+                elif case == "chap-c-odd":
+                    chal = chal[:-1]
+                elif case == "chap-c-empty":
+                    chal = "0x"
+                elif case == "chap-c-blank":
+                    chal = ""
+                elif case == "chap-i-range":
+                    ident = "256"
+                elif case == "chap-reflect" and self.t.challenges:
+                    chal = self.t.challenges[-1]
+                    self.chap_c = self.chap_decode(chal)
+                if case in ("chap-c-base64", "chap-c-upper", "chap-c-long", "chap-c-odd",
+                            "chap-c-empty", "chap-c-blank", "chap-i-range") or \
+                        (case == "chap-reflect" and self.t.challenges):
+                    self.t.fire("login", "CHAP_I=%s CHAP_C=%s" % (ident, chal[:40]))
+            self.chap_step = "response"
+            self.login_rsp(req, 0, self.text([("CHAP_A", alg), ("CHAP_I", ident), ("CHAP_C", chal)]))
+            return True
+        if step != "response":
+            return self.chap_refuse(req, "a security-stage request after CHAP ended")
+        user, secret = self.t.chap
+        got = self.chap_decode(keys.get("CHAP_R", ""))
+        want = self.chap_digest(self.chap_alg, self.chap_id, secret, self.chap_c)
+        if keys.get("CHAP_N") != user or got != want:
+            return self.chap_refuse(req, "wrong CHAP_N or CHAP_R from %r" % keys.get("CHAP_N"))
+        out = []
+        if "CHAP_C" in keys:
+            self.t.challenges.append(keys["CHAP_C"])
+            if bad and case == "chap-reflect" and self.chap_alg == 7:
+                return self.chap_refuse(req, "(chap-reflect) refusing the SHA-256 response; "
+                                        "its challenge is kept")
+            if not self.t.mutual:
+                return self.chap_refuse(req, "the initiator challenges us, but no --mutual")
+            tuser, tsecret = self.t.mutual
+            ichal = self.chap_decode(keys["CHAP_C"])
+            iid = int(keys.get("CHAP_I", "-1"))
+            if ichal is None or not 0 <= iid <= 255:
+                return self.chap_refuse(req, "malformed CHAP_I/CHAP_C from the initiator")
+            if bad and case == "chap-r-wrong":
+                tsecret = tsecret + b"-not"
+                self.t.fire("login", "CHAP_R made with another secret")
+            resp = self.chap_digest(self.chap_alg, iid, tsecret, ichal)
+            out = [("CHAP_N", tuser), ("CHAP_R", "0x" + resp.hex())]
+            if bad and case == "chap-skip-mutual":
+                out = []
+                self.t.fire("login", "no CHAP_N/CHAP_R; on to the operational stage")
+        if bad and case in ("chap-good", "chap-mutual") and bool(out) == (case == "chap-mutual"):
+            self.t.fire("login", "CHAP with MD5 for %s%s" % (user, ", answered as " + out[0][1] if out else ""))
+        self.chap_step = "done"
+        self.login_rsp(req, 0x80 | nsg if transit else 0, self.text(out))
+        return True
 
     def login_misbehave(self, req, answer):
         """The login cases, in the security stage.  Returns True when the
@@ -1280,6 +1431,14 @@ class Conn:
                 pass
 
 
+def user_secret(arg):
+    """USER:SECRET into (USER, SECRET as bytes)."""
+    user, sep, secret = arg.partition(":")
+    if not sep or not user or not secret:
+        raise argparse.ArgumentTypeError("expected USER:SECRET")
+    return user, secret.encode()
+
+
 def main():
     ap = argparse.ArgumentParser(description="a scripted misbehaving iSCSI target")
     ap.add_argument("--port", type=int, default=3260)
@@ -1293,6 +1452,10 @@ def main():
     ap.add_argument("--lun2", help="content of LUN 2 when ua-luns-changed adds it")
     ap.add_argument("--port2", type=int, default=None,
                     help="a second listening port (where the redirect cases send initiators)")
+    ap.add_argument("--chap", type=user_secret, default=None, metavar="USER:SECRET",
+                    help="require CHAP: the initiator must answer as USER with SECRET")
+    ap.add_argument("--mutual", type=user_secret, default=None, metavar="USER:SECRET",
+                    help="with --chap: answer an initiator's challenge as USER with SECRET")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()
@@ -1307,6 +1470,10 @@ def main():
         ap.error("--lun0 and --lun1 are required")
     if args.case in ("login-redirect-temp", "login-redirect-perm") and not args.port2:
         ap.error("case %s needs --port2" % args.case)
+    if args.case.startswith("chap-") and not args.chap:
+        ap.error("case %s needs --chap" % args.case)
+    if args.case in ("chap-mutual", "chap-r-wrong", "chap-skip-mutual", "chap-reflect") and not args.mutual:
+        ap.error("case %s needs --mutual" % args.case)
     target = Target(args)
     listeners = []
     for port in [args.port] + ([args.port2] if args.port2 else []):
