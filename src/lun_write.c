@@ -182,10 +182,22 @@ static void write_piece_done(struct iscsi_task *t)
 	unsigned delay_ms;
 	int err;
 
-	if (task_verdict(w->lun, t, p->retries, &err, &delay_ms) == VERDICT_RETRY) {
+	switch (task_verdict(w->lun, t, p->retries, &err, &delay_ms)) {
+	case VERDICT_RETRY:
 		p->retries++;
 		lun_resubmit(w->lun, t, delay_ms);
 		return;
+	case VERDICT_OK:
+		/* GOOD with a residual: the target took only part of it */
+		if (t->underflow && t->residual) {
+			log_error("%s: WRITE took %u of %u bytes (GOOD status with residual %u)",
+				  w->lun->name, t->residual < t->xfer_len ? t->xfer_len - t->residual : 0,
+				  t->xfer_len, t->residual);
+			err = EIO;
+		}
+		break;
+	case VERDICT_FAIL:
+		break;
 	}
 	write_set_error(w, err);
 	if (atomic_fetch_sub(&w->pending, 1) == 1)
