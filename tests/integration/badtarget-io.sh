@@ -48,12 +48,13 @@ selected_case() {
 #   stat=KEY=N  counter KEY of lun1 in .iscsifs/stats is N afterwards
 #   sess=KEY=N  counter KEY of session 0 is N afterwards (may repeat)
 #   log=REGEX   the log also has a line matching REGEX (may repeat)
+#   target=ARG  an argument of badtarget.py (may repeat)
 #   tries=N for a violation the initiator may miss by timing (the case
 #           says why): the I/O is done again, up to N times in all, until
 #           the log has REGEX; each must end as EXPECT says
 io_case() {
     local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 try off start arg kv
-    local -a sess=() logs=()
+    local -a sess=() logs=() targs=()
     shift 4
     for arg in "$@"; do
         case $arg in
@@ -62,12 +63,13 @@ io_case() {
             sess=*) sess+=("${arg#sess=}") ;;
             tries=*) tries=${arg#tries=} ;;
             log=*) logs+=("${arg#log=}") ;;
+            target=*) targs+=("${arg#target=}") ;;
             *) fail "io_case: bad argument '$arg'" ;;
         esac
     done
     selected_case "$case" || return 0
     start=$(date +%s)
-    badtarget_start "$case"
+    badtarget_start "$case" "${targs[@]}"
     bad_mount_fg "$opts"
     bad_check_names "lun0 lun1"
     for ((try = 1; try <= tries; try++)); do
@@ -306,6 +308,27 @@ io_case async-renegotiate read ok "logged out as the target asked"
 # DefaultTime2Wait (2 s): the reconnect comes no sooner
 io_case async-drop read ok "target announced it drops the connection \(Time2Wait 3 s\)" \
     "log=reconnected to .* after ([3-9]|[1-9][0-9]+)\.[0-9] s"
+
+# issue 12: immediate data and unsolicited Data-Out (badtarget.py
+# --unsolicited 32768: InitialR2T=No, ImmediateData=Yes, FirstBurstLength
+# 32 KiB, the target's MaxRecvDataSegmentLength 8 KiB): a 128 KiB write
+# sends 8 KiB immediate, 24 KiB in Data-Out unasked, the rest for R2Ts.
+# Every write that succeeds must be on the target (io_once compares).
+U=(target=--unsolicited=32768)
+io_case unsol-good write ok "" "${U[@]}" sess=reconnects=0
+# R2Ts for data already sent unasked: answered again, same bytes
+io_case unsol-r2t-sent write ok "" "${U[@]}" sess=reconnects=0
+io_case unsol-r2t-inside write ok "" "${U[@]}" sess=reconnects=0
+# a GOOD status for a write whose data the target never asked for all of
+# is a lie: the write is sent again on a new connection
+io_case unsol-early-good write ok \
+    "$V: GOOD status for a 131072-byte write of which the target asked for 32768 bytes" \
+    "${U[@]}" sess=reconnects=1
+# GOOD with the whole write as residual: the target took nothing; EIO
+io_case unsol-early-short write eio "lun1: WRITE took 0 of 131072 bytes \(GOOD status with residual 131072\)" \
+    "${U[@]}" sess=reconnects=0
+# an error at once (legal: the target drops the rest): EIO, no reconnect
+io_case unsol-early-error write eio "MEDIUM ERROR" "${U[@]}" sess=reconnects=0
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -104,6 +104,9 @@ MAX_R2T = 1
 DROP_TIME2WAIT = 3
 WINDOW = 64
 DATA_IN_CHUNK = 16384
+# --unsolicited: our MaxRecvDataSegmentLength, below FirstBurstLength so
+# that a write brings immediate data and unsolicited Data-Out PDUs
+UNSOL_MRDSL = 8192
 # CHAP_A values and their hashlib names (--chap)
 CHAP_ALGS = {5: "md5", 6: "sha1", 7: "sha256", 8: "sha3_256"}
 
@@ -147,6 +150,16 @@ CASES = {
     "tmf-rsp": ("read1", 1, "a Task Management Response nobody asked for"),
     "window-backwards": ("read1", 1, "responses whose ExpCmdSN/MaxCmdSN go backwards (MaxCmdSN < ExpCmdSN - 1)"),
     "window-closed": ("session", 0, "a window closed at login and after every command, opened by NOP-In 0.1 s later"),
+    # -- issue 12, immediate data and unsolicited Data-Out (--unsolicited):
+    # InitialR2T=No, ImmediateData=Yes, FirstBurstLength below a write --
+    "unsol-good": ("write1", 0, "nothing wrong: the write's first burst comes unasked (the control case)"),
+    "unsol-r2t-sent": ("write1", 1, "an R2T for the first burst, which the initiator sends unasked"),
+    "unsol-r2t-inside": ("write1", 1, "an R2T from the middle of the first burst to past its end"),
+    "unsol-early-good": ("write1", 1, "GOOD status without residual at once, before the unsolicited "
+                         "Data-Out came (and without asking for the rest)"),
+    "unsol-early-short": ("write1", 1, "GOOD status at once with the whole write as residual (underflow): "
+                          "the target took none of it"),
+    "unsol-early-error": ("write1", 1, "CHECK CONDITION (MEDIUM ERROR) at once, before the unsolicited Data-Out came"),
     # -- issue 5: slow and unhelpful targets ----------------------------
     "no-answer": ("read1", 1, "the READ never answered (ABORT TASK answered: function complete)"),
     "abort-refused": ("read1", 1, "the READ never answered; ABORT TASK rejected, LU RESET complete"),
@@ -352,6 +365,7 @@ class Target:
         self.chap = args.chap           # --chap (user, secret) or None: CHAP required
         self.mutual = args.mutual       # --mutual (user, secret): how the target answers
         self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
+        self.first_burst = args.unsolicited  # --unsolicited FirstBurstLength, or 0
 
     def lun_numbers(self):
         with self.lock:
@@ -427,6 +441,8 @@ class Task:
         self.next_off = 0
         self.r2tsn = 0
         self.bursts = {}
+        self.have = None                # write: a byte per byte of the payload, 1 once it came
+        self.unsolicited = 0            # write: bytes that came without an R2T (immediate too)
 
 
 class Conn:
@@ -450,6 +466,7 @@ class Conn:
         self.closed = False
         self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
         self.discovery = False
+        self.first_burst = 0            # FirstBurstLength negotiated (--unsolicited)
         self.chap_step = "method"       # --chap: method, algorithms, response, done
         self.chap_alg = 5               # the CHAP_A chosen
         self.chap_id = 0                # our CHAP_I
@@ -577,18 +594,23 @@ class Conn:
                 # r2t-many: small Data-Out PDUs keep the first R2T
                 # outstanding while the second arrives
                 ours = 512 if self.t.case == "r2t-many" else OUR_MRDSL
+                if self.t.first_burst:
+                    ours = UNSOL_MRDSL
                 out.append((k, str(ours)))
             elif k == "MaxConnections":
                 out.append((k, "1"))
             elif k == "InitialR2T":
-                out.append((k, "Yes"))
+                out.append((k, "No" if self.t.first_burst and v == "No" else "Yes"))
             elif k == "ImmediateData":
-                out.append((k, "No"))
+                out.append((k, "Yes" if self.t.first_burst and v == "Yes" else "No"))
             elif k == "MaxBurstLength":
                 mbl = 262144 if self.t.case == "r2t-many" else MAX_BURST
                 out.append((k, str(min(int(v, 0), mbl))))
             elif k == "FirstBurstLength":
-                out.append((k, str(min(int(v, 0), MAX_BURST))))
+                fbl = min(int(v, 0), self.t.first_burst or MAX_BURST)
+                if self.t.first_burst:
+                    self.first_burst = fbl
+                out.append((k, str(fbl)))
             elif k == "DefaultTime2Wait":
                 out.append((k, v))
             elif k == "DefaultTime2Retain":
@@ -1002,14 +1024,17 @@ class Conn:
         if self.t.case == "window-closed":
             self.later(0.1, self.open_window)
         if t.write and t.lun == 1 and t.cdb[0] in (0x2A, 0x8A):
-            if self.bad_write(t):
+            if self.bad_write(t, p.data):
                 return
         if t.write:
             t.buf = bytearray(t.edtl)
-            if p.data:
-                t.buf[0:len(p.data)] = p.data
+            t.have = bytearray(t.edtl)
             self.writes[t.itt] = t
-            if t.edtl == 0:
+            self.take_data(t, 0, p.data)
+            if self.first_burst:
+                # the initiator sends up to FirstBurstLength unasked
+                t.next_off = min(t.edtl, self.first_burst)
+            if t.edtl == 0 or self.write_complete(t):
                 self.finish_write(t)
             else:
                 self.issue_r2ts(t)
@@ -1049,6 +1074,20 @@ class Conn:
         t.r2tsn += 1
         self.send(b, stat="next", window=self.cur_window())
 
+    def take_data(self, t, off, data, solicited=False):
+        """Payload bytes of write @t at @off (immediate data or Data-Out)."""
+        if data and off + len(data) <= len(t.buf):
+            t.buf[off:off + len(data)] = data
+            if t.have is not None:
+                t.have[off:off + len(data)] = b"\1" * len(data)
+            if not solicited:
+                t.unsolicited += len(data)
+
+    def write_complete(self, t):
+        """Every byte of @t came, and no R2T is still being answered."""
+        return t.next_off >= t.edtl and not t.bursts and \
+            (t.have is None or t.have.count(0) == 0)
+
     def data_out(self, p):
         t = self.writes.get(p.itt)
         if not t:
@@ -1056,11 +1095,12 @@ class Conn:
             return
         off = p.u32(40)
         ttt = p.u32(20)
-        if off + len(p.data) <= len(t.buf):
-            t.buf[off:off + len(p.data)] = p.data
+        self.take_data(t, off, p.data, solicited=ttt != RESERVED)
+        if ttt == RESERVED and p.flags & F_BIT and t.lun == 1:
+            self.unsolicited_done(t)
         if p.flags & F_BIT:
             t.bursts.pop(ttt, None)
-            if t.next_off >= t.edtl and not t.bursts:
+            if self.write_complete(t):
                 self.finish_write(t)
             else:
                 self.issue_r2ts(t)
@@ -1070,14 +1110,17 @@ class Conn:
         status, _, sense = self.execute(t, bytes(t.buf))
         self.respond(t, b"", status, sense)
 
-    def respond(self, t, data, status=GOOD, sense=b"", window=None):
+    def respond(self, t, data, status=GOOD, sense=b"", window=None, took=None):
         """Data-In PDUs for @data (the status rides on the last one when
-        GOOD), or a SCSI Response with @sense."""
+        GOOD), or a SCSI Response with @sense.  The residual is what a
+        read leaves unsent; for a write, the bytes not taken when @took
+        says how many were (else none)."""
         data = data[:t.edtl]
         n = len(data)
         resid_flags, residual = 0, 0
-        if n < t.edtl:
-            resid_flags, residual = DI_UNDER, t.edtl - n
+        moved = n if not t.write else t.edtl if took is None else took
+        if moved < t.edtl:
+            resid_flags, residual = DI_UNDER, t.edtl - moved
         chunk = min(DATA_IN_CHUNK, self.max_xmit)
         offs = list(range(0, n, chunk))
         collapse = status == GOOD and n > 0 and not sense
@@ -1359,9 +1402,12 @@ class Conn:
         put16(b, 42, param3)
         self.send(b, stat="adv")
 
-    def bad_write(self, t):
-        """A WRITE to LUN 1: misbehave if the case says so."""
+    def bad_write(self, t, immediate):
+        """A WRITE to LUN 1 (@immediate: its immediate data): misbehave if
+        the case says so."""
         case = self.t.case
+        if case.startswith("unsol-"):
+            return self.unsol_write(t, immediate)
         if case == "r2t-many":
             # a command sent again after a reconnect is not fired at:
             # the same LBA is the same write
@@ -1407,6 +1453,52 @@ class Conn:
             del self.writes[t.itt]
             return False
         return True
+
+    def unsol_write(self, t, immediate):
+        """The unsol-* cases (--unsolicited): a WRITE to LUN 1 that came
+        with immediate data, unsolicited Data-Out following.  Returns True
+        when the command has been dealt with."""
+        case = self.t.case
+        if case == "unsol-good" or not self.t.fire("write1"):
+            return False
+        fb = min(t.edtl, self.first_burst)
+        log("%s: WRITE ITT 0x%x of %d bytes with %d bytes of immediate data" % (
+            self.name, t.itt, t.edtl, len(immediate)))
+        if case in ("unsol-early-good", "unsol-early-short", "unsol-early-error"):
+            # answered at once; the Data-Out that follow are for an ITT
+            # this target no longer knows, and are dropped
+            if case == "unsol-early-good":
+                r = bhs(OP_SCSI_RSP)        # no residual: all of it, it claims
+                put32(r, 16, t.itt)
+                self.send(r, stat="adv", window=self.cur_window())
+                self.done_itts = (self.done_itts + [t.itt])[-8:]
+            elif case == "unsol-early-short":
+                self.respond(t, b"", took=0)  # GOOD, residual: all of it
+            else:
+                self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00))
+            return True
+        t.buf = bytearray(t.edtl)
+        t.have = bytearray(t.edtl)
+        self.writes[t.itt] = t
+        self.take_data(t, 0, immediate)
+        if case == "unsol-r2t-sent":
+            # the range the initiator sends unasked, asked for again
+            self.r2t(t, 0, fb)
+            t.next_off = fb
+        elif case == "unsol-r2t-inside":
+            # from the middle of the first burst to past its end
+            off = fb // 2 // BLOCK * BLOCK
+            length = min(MAX_BURST, t.edtl - off)
+            self.r2t(t, off, length)
+            t.next_off = off + length
+        return True
+
+    def unsolicited_done(self, t):
+        """unsol-good: the last unsolicited Data-Out of a WRITE to LUN 1
+        came."""
+        if self.t.case == "unsol-good":
+            self.t.fire("write1", "WRITE ITT 0x%x of %d bytes: %d bytes came unasked "
+                        "(immediate data and Data-Out)" % (t.itt, t.edtl, t.unsolicited))
 
     # ---- the thread -------------------------------------------------------
 
@@ -1456,6 +1548,8 @@ def main():
                     help="require CHAP: the initiator must answer as USER with SECRET")
     ap.add_argument("--mutual", type=user_secret, default=None, metavar="USER:SECRET",
                     help="with --chap: answer an initiator's challenge as USER with SECRET")
+    ap.add_argument("--unsolicited", type=int, default=0, metavar="BYTES",
+                    help="negotiate InitialR2T=No, ImmediateData=Yes and FirstBurstLength BYTES")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()
@@ -1470,6 +1564,8 @@ def main():
         ap.error("--lun0 and --lun1 are required")
     if args.case in ("login-redirect-temp", "login-redirect-perm") and not args.port2:
         ap.error("case %s needs --port2" % args.case)
+    if args.case.startswith("unsol-") and not args.unsolicited:
+        ap.error("case %s needs --unsolicited" % args.case)
     if args.case.startswith("chap-") and not args.chap:
         ap.error("case %s needs --chap" % args.case)
     if args.case in ("chap-mutual", "chap-r-wrong", "chap-skip-mutual", "chap-reflect") and not args.mutual:
