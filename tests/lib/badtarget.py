@@ -115,6 +115,7 @@ CHAP_ALGS = {5: "md5", 6: "sha1", 7: "sha256", 8: "sha3_256"}
 #   login   every login              probe   the probe command named
 #   session every session, from login on
 #   event   each SIGUSR1 the test sends
+#   logout  every Logout Request
 # times: default number of firings (0 = forever).
 CASES = {
     # -- framing --------------------------------------------------------
@@ -160,6 +161,10 @@ CASES = {
     "unsol-early-short": ("write1", 1, "GOOD status at once with the whole write as residual (underflow): "
                           "the target took none of it"),
     "unsol-early-error": ("write1", 1, "CHECK CONDITION (MEDIUM ERROR) at once, before the unsolicited Data-Out came"),
+    # -- issue 12, sequence numbers and logout ------------------------------
+    "statsn-skip": ("read1", 1, "the READ's status with a StatSN 1000 ahead (a gap); the numbering goes on from there"),
+    "statsn-repeat": ("read1", 1, "the READ's status with the StatSN of the status before it (a repeat)"),
+    "logout-refused": ("logout", 0, "the Logout Response says 3, cleanup failed"),
     # -- issue 5: slow and unhelpful targets ----------------------------
     "no-answer": ("read1", 1, "the READ never answered (ABORT TASK answered: function complete)"),
     "abort-refused": ("read1", 1, "the READ never answered; ABORT TASK rejected, LU RESET complete"),
@@ -467,6 +472,7 @@ class Conn:
         self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
         self.discovery = False
         self.first_burst = 0            # FirstBurstLength negotiated (--unsolicited)
+        self.statsn_check = None        # statsn-*: the ExpStatSN the next command must carry
         self.chap_step = "method"       # --chap: method, algorithms, response, done
         self.chap_alg = 5               # the CHAP_A chosen
         self.chap_id = 0                # our CHAP_I
@@ -910,6 +916,8 @@ class Conn:
             elif p.opcode == OP_LOGOUT_REQ:
                 b = bhs(OP_LOGOUT_RSP)
                 put32(b, 16, p.itt)
+                if self.t.fire("logout", "Logout Response 3 (cleanup failed)"):
+                    b[2] = 3
                 self.send(b, stat="adv", window=self.cur_window())
                 log("%s: logged out" % self.name)
                 self.close()
@@ -1013,6 +1021,8 @@ class Conn:
 
     def scsi_cmd(self, p):
         t = Task(p)
+        if self.statsn_check is not None:
+            self.check_exp_statsn(p.u32(28))
         if not p.immediate and not sn_lt(t.cmdsn + 1, self.exp_cmdsn):
             self.exp_cmdsn = (t.cmdsn + 1) & MASK
         ua = self.take_ua(t)
@@ -1052,6 +1062,15 @@ class Conn:
             self.later(0.3, lambda: self.respond(t, data, status, sense))
             return
         self.respond(t, data, status, sense)
+
+    def check_exp_statsn(self, exp):
+        """statsn-skip, statsn-repeat: the first command after the odd
+        status acknowledges it: its ExpStatSN is the StatSN of that status
+        plus one, neither behind (the gap not taken) nor ahead."""
+        want = self.statsn_check
+        self.statsn_check = None
+        log("%s: ExpStatSN %u after the odd StatSN: %s (expected %u)" % (
+            self.name, exp, "right" if exp == want else "WRONG", want))
 
     def issue_r2ts(self, t):
         while len(t.bursts) < MAX_R2T and t.next_off < t.edtl:
@@ -1371,6 +1390,16 @@ class Conn:
             log("%s: holding READ ITT 0x%x" % (self.name, t.itt))
             with self.t.lock:
                 self.t.held.append((self, t))
+        elif case == "statsn-skip":
+            with self.lock:
+                self.statsn = (self.statsn + 1000) & MASK
+                self.statsn_check = (self.statsn + 1) & MASK
+            self.respond(t, data)
+        elif case == "statsn-repeat":
+            with self.lock:
+                self.statsn = (self.statsn - 1) & MASK
+                self.statsn_check = (self.statsn + 1) & MASK
+            self.respond(t, data)
         elif case in ("busy", "busy-always"):
             self.respond(t, b"", BUSY)
         elif case == "task-set-full":
