@@ -41,6 +41,10 @@ badtarget_setup
 work=$TEST_TMPDIR/work
 mkdir -p "$work"
 ncases=0
+# the CHAP credentials of the chap-* cases (no_secret looks for both
+# secrets in every message and log, of every case)
+chap_user=alice chap_secret=alice-secret-1234
+chap_target_user=badtarget chap_target_secret=target-secret-5678
 
 # selected CASE: true unless $BAD_CASES leaves CASE out; counts it.
 selected() {
@@ -54,6 +58,7 @@ selected() {
 no_secret() {
     local s
     for s in "$chap_secret" "$chap_target_secret"; do
+        [[ -n $s ]] || fail "no_secret: no secret to look for"
         ! grep -qF -- "$s" "$2" || fail "$1 shows a CHAP secret"
     done
 }
@@ -206,8 +211,6 @@ mounted capacity-huge "lun0" "lun1: .*more than a file can hold.*skipped"
 
 # issue 12: CHAP (badtarget.py --chap, --mutual).  The secrets are in
 # mode-600 files; no_secret checks that neither is in a message or log.
-chap_user=alice chap_secret=alice-secret-1234
-chap_target_user=badtarget chap_target_secret=target-secret-5678
 mkdir -p "$TEST_TMPDIR/chap"
 make_secret_file "$TEST_TMPDIR/chap/secret" "$chap_secret"
 make_secret_file "$TEST_TMPDIR/chap/target-secret" "$chap_target_secret"

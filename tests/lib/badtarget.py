@@ -216,7 +216,7 @@ CASES = {
     # -- issue 12, CHAP (--chap, --mutual): hostile and legal CHAP values --
     "chap-good": ("login", 0, "one-way CHAP with MD5 and CHAP_C in hex (the control case)"),
     "chap-mutual": ("login", 0, "mutual CHAP with MD5 and CHAP_C in hex (the control case)"),
-    "chap-c-base64": ("login", 0, "CHAP_C in base64 (0b...), which RFC 7143 allows"),
+    "chap-c-base64": ("login", 0, "CHAP_C, and a mutual CHAP_R, in base64 (0b...), which RFC 7143 allows"),
     "chap-c-upper": ("login", 0, "CHAP_C as 0X and upper-case hex digits, which RFC 7143 allows"),
     "chap-c-long": ("login", 0, "a CHAP_C of 1025 bytes (RFC 7143: at most 1024)"),
     "chap-c-odd": ("login", 0, "a CHAP_C with an odd number of hex digits"),
@@ -813,7 +813,10 @@ class Conn:
                 tsecret = tsecret + b"-not"
                 self.t.fire("login", "CHAP_R made with another secret")
             resp = self.chap_digest(self.chap_alg, iid, tsecret, ichal)
-            out = [("CHAP_N", tuser), ("CHAP_R", "0x" + resp.hex())]
+            rvalue = "0x" + resp.hex()
+            if bad and case == "chap-c-base64":
+                rvalue = "0b" + base64.b64encode(resp).decode()
+            out = [("CHAP_N", tuser), ("CHAP_R", rvalue)]
             if bad and case == "chap-skip-mutual":
                 out = []
                 self.t.fire("login", "no CHAP_N/CHAP_R; on to the operational stage")
