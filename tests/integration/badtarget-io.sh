@@ -3,7 +3,9 @@
 # (tests/lib/badtarget.py), one case at a time: malformed Data-In, R2Ts
 # and responses (issue 4, "Hostile target input"), and slow or unhelpful
 # answers (issue 5: no answer, BUSY, Unit Attention, Async Messages,
-# a LUN reset that ends the commands of another session too).
+# a LUN reset that ends the commands of another session too), and
+# (issue 12) immediate data and unsolicited Data-Out, StatSN gaps and a
+# Logout Response that is not a success.
 #
 # For each case: mount (foreground, one session), read or write LUN 1 so
 # that the case fires, and check that

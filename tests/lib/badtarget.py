@@ -30,7 +30,10 @@ defaults gets): HeaderDigest=DataDigest=None, InitialR2T=Yes,
 ImmediateData=No (every write goes through R2Ts), MaxBurstLength=65536,
 MaxOutstandingR2T=1, MaxRecvDataSegmentLength=65536 (ours),
 ErrorRecoveryLevel=0, CmdSN window of 64 (the cases r2t-many and
-window-closed change some of these; see them).  A discovery session
+window-closed change some of these; see them).  With --unsolicited
+BYTES: InitialR2T=No, ImmediateData=Yes, FirstBurstLength BYTES and our
+MaxRecvDataSegmentLength 8192, so that a write brings immediate data and
+unsolicited Data-Out before the R2Ts for the rest.  A discovery session
 (SessionType=Discovery) gets a SendTargets answer naming this target.
 
 A case may also act on an event the test sends with SIGUSR1 (trigger
