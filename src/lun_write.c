@@ -212,6 +212,14 @@ static void write_piece_done(struct iscsi_task *t)
 		}
 		break;
 	case VERDICT_OK:
+		/* GOOD with a residual: the target took only part of it */
+		if (t->underflow && t->residual) {
+			log_error("target %s, %s: WRITE took %u of %u bytes (GOOD status with residual %u)",
+				  w->lun->target, w->lun->name, t->residual < t->xfer_len ? t->xfer_len - t->residual : 0,
+				  t->xfer_len, t->residual);
+			err = EIO;
+		}
+		break;
 	case VERDICT_FAIL:
 		break;
 	}

@@ -277,11 +277,19 @@ static int rx_scsi_rsp(struct session *s, const union iscsi_bhs *bhs, uint8_t *s
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	struct iscsi_task *t = session_find_task(s, pdu_itt(bhs));
+	uint32_t asked = t ? t->data_out_asked : 0;
 	session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	pthread_mutex_unlock(&s->lock);
 	if (!t)
 		VIOLATION(s, "protocol error: SCSI Response for unknown ITT 0x%x", pdu_itt(bhs));
+	/* GOOD without underflow says the whole payload arrived: a target
+	 * cannot have it before it was sent unasked or asked for by R2T (an
+	 * error status may come early, the rest being dropped: RFC 7143) */
+	if (t->dir == TASK_DIR_WRITE && h->response == 0 && h->status == SCSI_STATUS_GOOD &&
+	    !(h->flags & ISCSI_RSP_UNDERFLOW) && asked < t->xfer_len)
+		VIOLATION(s, "protocol error: GOOD status for a %u-byte write of which the target asked for %u bytes (ITT 0x%x)",
+			  t->xfer_len, asked, t->itt);
 
 	if (h->response != 0)
 		log_debug("%s: target failed ITT 0x%x with iSCSI response 0x%02x",
@@ -354,6 +362,8 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	it->length = length;
 	t->tx_refs++;
 	t->r2t_outstanding++;   /* until its last Data-Out goes (send_data_out) */
+	t->data_out_asked = length > t->xfer_len - t->data_out_asked ? t->xfer_len :
+		t->data_out_asked + length;
 	session_queue_ctl_locked(s, it);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add_explicit(&s->st_r2ts, 1, memory_order_relaxed);

@@ -61,6 +61,7 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	t->session = s;
 	t->exp_datasn = 0;
 	t->r2t_outstanding = 0;
+	t->data_out_asked = 0;
 	t->tx_refs = 1;                   /* the command queue's reference */
 	t->finished = false;
 	t->reissue_when_released = false;
@@ -194,6 +195,8 @@ static int send_command(struct session *s, struct iscsi_task *t, bool more)
 	put_be32(bhs.scsi_cmd.cmdsn, t->cmdsn);
 	pthread_mutex_lock(&s->lock);
 	put_be32(bhs.scsi_cmd.exp_statsn, s->exp_statsn);
+	/* before it is on the wire: the status may come at once */
+	t->data_out_asked = immediate + unsolicited;
 	pthread_mutex_unlock(&s->lock);
 	memcpy(bhs.scsi_cmd.cdb, t->cdb, 16);
 

@@ -5,8 +5,10 @@
 # answers (issue 5: no answer, BUSY, Unit Attention, Async Messages,
 # a LUN reset that ends the commands of another session too), hole
 # punches on a LUN with unaligned UNMAP granules (issue 12, punch_case),
-# and what status and sense mean (issue 12: SYNCHRONIZE CACHE refused, NO
-# SENSE, deferred errors, a failed iSCSI response).
+# what status and sense mean (issue 12: SYNCHRONIZE CACHE refused, NO
+# SENSE, deferred errors, a failed iSCSI response), immediate data and
+# unsolicited Data-Out, StatSN gaps and a Logout Response that is not a
+# success (issue 12).
 #
 # For each case: mount (foreground, one session), read or write LUN 1 so
 # that the case fires, and check that
@@ -53,13 +55,16 @@ selected_case() {
 #   sess=KEY=N  counter KEY of session 0 is N afterwards (may repeat)
 #   log=REGEX   the log also has a line matching REGEX (may repeat)
 #   fired=N     the case fired exactly N times in all
+#   target=ARG  an argument of badtarget.py (may repeat)
+#   target_log=REGEX  the target's log has a line matching REGEX once LUN 0
+#           was used after the I/O (may repeat)
 #   tries=N for a violation the initiator may miss by timing (the case
 #           says why): the I/O is done again, up to N times in all, until
 #           the log has REGEX; each must end as EXPECT says
 io_case() {
     local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 fired="" try off start
     local arg kv
-    local -a sess=() logs=()
+    local -a sess=() logs=() targs=() tlogs=()
     shift 4
     for arg in "$@"; do
         case $arg in
@@ -69,12 +74,14 @@ io_case() {
             tries=*) tries=${arg#tries=} ;;
             log=*) logs+=("${arg#log=}") ;;
             fired=*) fired=${arg#fired=} ;;
+            target=*) targs+=("${arg#target=}") ;;
+            target_log=*) tlogs+=("${arg#target_log=}") ;;
             *) fail "io_case: bad argument '$arg'" ;;
         esac
     done
     selected_case "$case" || return 0
     start=$(date +%s)
-    badtarget_start "$case"
+    badtarget_start "$case" "${targs[@]}"
     bad_mount_fg "$opts"
     bad_check_names "lun0 lun1"
     for ((try = 1; try <= tries; try++)); do
@@ -95,6 +102,10 @@ io_case() {
     fi
     check_alive
     check_lun0 "$work"
+    # (after check_lun0: a check of the target may be about the next command)
+    for arg in "${tlogs[@]}"; do
+        (($(badtarget_count "$arg") > 0)) || fail "$case: no line of the target's log matches /$arg/: $(cat "$BAD_LOG")"
+    done
     if [[ $expect != eio-always ]]; then
         # The target behaves again: LUN 1 must work again too.
         bt dd if="$BAD_MNT/lun1" of="$work/got" bs=65536 iflag=skip_bytes skip="$off" \
@@ -410,6 +421,54 @@ io_case response-failure-always read eio-always \
 # the probe, instead of dropping the connection again and again
 io_case rc16-invalid-field read ok "" opts=timeout=15 sess=reconnects=1 \
     "log=reconnected to "
+
+# issue 12: immediate data and unsolicited Data-Out (badtarget.py
+# --unsolicited 32768: InitialR2T=No, ImmediateData=Yes, FirstBurstLength
+# 32 KiB, the target's MaxRecvDataSegmentLength 8 KiB): a 128 KiB write
+# sends 8 KiB immediate, 24 KiB in Data-Out unasked, the rest for R2Ts.
+# Every write that succeeds must be on the target (io_once compares).
+U=(target=--unsolicited=32768)
+io_case unsol-good write ok "" "${U[@]}" sess=reconnects=0
+# R2Ts for data already sent unasked: answered again, same bytes
+io_case unsol-r2t-sent write ok "" "${U[@]}" sess=reconnects=0
+io_case unsol-r2t-inside write ok "" "${U[@]}" sess=reconnects=0
+# a GOOD status for a write whose data the target never asked for all of
+# is a lie: the write is sent again on a new connection
+io_case unsol-early-good write ok \
+    "$V: GOOD status for a 131072-byte write of which the target asked for 32768 bytes" \
+    "${U[@]}" sess=reconnects=1
+# GOOD with the whole write as residual: the target took nothing; EIO
+io_case unsol-early-short write eio "lun1: WRITE took 0 of 131072 bytes \(GOOD status with residual 131072\)" \
+    "${U[@]}" sess=reconnects=0
+# an error at once (legal: the target drops the rest): EIO, no reconnect
+io_case unsol-early-error write eio "MEDIUM ERROR" "${U[@]}" sess=reconnects=0
+
+# issue 12: StatSN gaps and repeats.  At ErrorRecoveryLevel 0 an
+# initiator cannot ask for a missing status (SNACK needs level 1), and
+# over TCP a status is not lost but by a lost connection: a gap is
+# taken (ExpStatSN jumps), a repeat changes nothing, no reconnect.  The
+# target checks the ExpStatSN of the next command.
+io_case statsn-skip read ok "" sess=reconnects=0 "target_log=ExpStatSN [0-9]+ after the odd StatSN: right"
+io_case statsn-repeat read ok "" sess=reconnects=0 "target_log=ExpStatSN [0-9]+ after the odd StatSN: right"
+
+# issue 12: a Logout Response with a non-zero code (3, cleanup failed) at
+# unmount: a line says so, and iscsifs still exits 0 (bad_unmount checks).
+logout_case() {
+    local case=logout-refused start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    check_lun0 "$work"
+    bad_unmount
+    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    check_log "session 0: logout answered with response 3"
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok ($(($(date +%s) - start)) s)"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+logout_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

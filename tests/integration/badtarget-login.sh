@@ -24,6 +24,12 @@
 #   and --list within -o timeout with one line naming the cause, also on
 #   a reconnect, which then goes on to its next attempt; a target that is
 #   only slow (a few empty continuations, a few NOP-Ins) still mounts.
+#   CHAP (issue 12): one-way and mutual CHAP mount, with CHAP_C in hex,
+#   0X upper-case hex and base64; a CHAP_C too long, odd, empty or blank,
+#   a CHAP_A not offered, a CHAP_I out of range, a wrong mutual CHAP_R, a
+#   target that skips its mutual answer, and one that reflects our own
+#   challenge each end in one line naming the cause, with no secret in
+#   it or in the log.
 # $BAD_CASES may name a subset of the cases (for debugging).
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
@@ -42,6 +48,10 @@ badtarget_setup
 work=$TEST_TMPDIR/work
 mkdir -p "$work"
 ncases=0
+# the CHAP credentials of the chap-* cases (no_secret looks for both
+# secrets in every message and log, of every case)
+chap_user=alice chap_secret=alice-secret-1234
+chap_target_user=badtarget chap_target_secret=target-secret-5678
 
 # selected CASE: true unless $BAD_CASES leaves CASE out; counts it.
 selected() {
@@ -51,25 +61,37 @@ selected() {
     ncases=$((ncases + 1))
 }
 
-# refused CASE REGEX [portal] [list] [opts=O]: iscsifs must refuse to
-# mount, cleanly.  With "portal", the URL names no target (discovery);
-# with "list", `iscsifs --list URL` must fail the same way; opts=O adds
-# -o options.
+# no_secret WHAT FILE: none of the CHAP secrets of these tests is in FILE.
+no_secret() {
+    local s
+    for s in "$chap_secret" "$chap_target_secret"; do
+        [[ -n $s ]] || fail "no_secret: no secret to look for"
+        ! grep -qF -- "$s" "$2" || fail "$1 shows a CHAP secret"
+    done
+}
+
+# refused CASE REGEX [portal] [list] [opts=O] [target=ARG]: iscsifs must
+# refuse to mount, cleanly.  With "portal", the URL names no target
+# (discovery); with "list", `iscsifs --list URL` must fail the same way;
+# opts=O adds -o options; target=ARG adds an argument of badtarget.py
+# (may repeat).
 refused() {
     local case=$1 re=$2 url lines portal=no list=no opts=sessions=1 arg label
+    local -a targs=()
     shift 2
     for arg in "$@"; do
         case $arg in
             portal) portal=yes ;;
             list) list=yes ;;
             opts=*) opts+=",${arg#opts=}" ;;
+            target=*) targs+=("${arg#target=}") ;;
             *) fail "refused: bad argument '$arg'" ;;
         esac
     done
     label=$case
     [[ $list == yes ]] && label="$case (--list)"
     selected "$case" || return 0
-    badtarget_start "$case"
+    badtarget_start "$case" "${targs[@]}"
     url=$BAD_URL
     [[ $portal == yes ]] && url="iscsi://$LOOPBACK4:$BAD_PORT/"
     _register_mount fuse "$BAD_MNT"
@@ -94,6 +116,7 @@ refused() {
     # the message is printable text, whatever the target sent
     ! LC_ALL=C grep -q '[^[:print:]]' <<<"$ISCSIFS_ERR" ||
         fail "$label: unprintable bytes in the message"
+    no_secret "$label: the message" <(printf '%s\n' "$ISCSIFS_ERR")
     ! mountpoint -q "$BAD_MNT" || fail "$label: $BAD_MNT is mounted"
     [[ -z $(iscsifs_pids "$BAD_MNT") ]] || fail "$label: an iscsifs process is left"
     _unregister_mount "$BAD_MNT"
@@ -102,15 +125,25 @@ refused() {
     rm -f "$BAD_LOG"
 }
 
-# mounted CASE "NAMES" REGEX [OPTIONS] [quiet]: iscsifs must mount and
-# show exactly NAMES; the log must match REGEX ('' for nothing); LUN 0
-# works; a LUN 1 that is shown reads as the target holds it.  With quiet,
-# the log must have no error or warning line.
+# mounted CASE "NAMES" REGEX [opts=O] [target=ARG] [quiet]: iscsifs must
+# mount and show exactly NAMES; the log must match REGEX ('' for
+# nothing); LUN 0 works; a LUN 1 that is shown reads as the target holds
+# it.  opts=O adds -o options, target=ARG an argument of badtarget.py
+# (may repeat); with quiet, the log must have no error or warning line.
 mounted() {
-    local case=$1 names=$2 re=$3 opts=sessions=1 quiet=${5:-}
-    [[ -n ${4:-} ]] && opts+=",$4"
+    local case=$1 names=$2 re=$3 opts=sessions=1 quiet=no arg
+    local -a targs=()
+    shift 3
+    for arg in "$@"; do
+        case $arg in
+            opts=*) opts+=",${arg#opts=}" ;;
+            target=*) targs+=("${arg#target=}") ;;
+            quiet) quiet=yes ;;
+            *) fail "mounted: bad argument '$arg'" ;;
+        esac
+    done
     selected "$case" || return 0
-    badtarget_start "$case"
+    badtarget_start "$case" "${targs[@]}"
     bad_mount_fg "$opts"
     bad_check_names "$names"
     [[ -n $re ]] && check_log "$re"
@@ -124,9 +157,10 @@ mounted() {
     fi
     ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
         fail "$case: unprintable bytes in the iscsifs log"
-    if [[ $quiet == quiet ]] && grep -E '^iscsifs: (error|warning): ' "$ISCSIFS_LOG"; then
+    if [[ $quiet == yes ]] && grep -E '^iscsifs: (error|warning): ' "$ISCSIFS_LOG"; then
         fail "$case: error or warning lines in the iscsifs log (above)"
     fi
+    no_secret "$case: the iscsifs log" "$ISCSIFS_LOG"
     check_no_sanitizer_report
     bad_unmount
     check_no_sanitizer_report
@@ -205,7 +239,7 @@ bounded discovery-nop "SendTargets: 127\.0\.0\.1:[0-9]+ sent more than 16 PDUs t
 bounded discovery-async "SendTargets: 127\.0\.0\.1:[0-9]+ sent more than 16 PDUs that carry nothing instead of the answer \(0 NOP-In, 17 Async Message, 0 continued" portal
 bounded discovery-trickle "SendTargets: 127\.0\.0\.1:[0-9]+ did not finish the answer within $BOUND_SECS s$" portal
 # slow but legal: the caps and the deadline refuse none of these
-mounted login-few-empty "lun0 lun1" "" "timeout=$BOUND_SECS"
+mounted login-few-empty "lun0 lun1" "" "opts=timeout=$BOUND_SECS"
 # listed CASE [portal]: `iscsifs --list` of a slow but legal target shows
 # both LUNs and exits 0.
 listed() {
@@ -274,7 +308,7 @@ mounted capacity-huge "lun0" "lun1: .*more than a file can hold.*skipped"
 # issue 12 item 6: a command refused as not supported (INVALID COMMAND
 # OPERATION CODE) while probing takes the fallback without a word:
 # READ CAPACITY(10) for (16), MODE SENSE(10) for (6)
-mounted probe-refused "lun0 lun1" "" "" quiet
+mounted probe-refused "lun0 lun1" "" quiet
 # ... but when READ CAPACITY(10) says 0xffffffff, SBC-3 sends us to (16),
 # which is refused: the capacity is unknown, the LUN skipped with a line
 mounted capacity10-huge "lun0" "lun1: READ CAPACITY\(10\) says 2\^32 blocks or more, and READ CAPACITY\(16\).* is refused.*LUN skipped"
@@ -381,6 +415,33 @@ discovered_dup
 # item 10: LUN 1 listed three times (peripheral, flat, peripheral) is one
 # file and one LUN; a log line says so
 mounted luns-dup "lun0 lun1" "target $BAD_IQN lists a LUN more than once \(2 repeats, the first 0x4001000000000000\)"
+
+# issue 12: CHAP (badtarget.py --chap, --mutual).  The secrets are in
+# mode-600 files; no_secret checks that neither is in a message or log.
+mkdir -p "$TEST_TMPDIR/chap"
+make_secret_file "$TEST_TMPDIR/chap/secret" "$chap_secret"
+make_secret_file "$TEST_TMPDIR/chap/target-secret" "$chap_target_secret"
+ONEWAY=("opts=chap_user=$chap_user,chap_secret_file=$TEST_TMPDIR/chap/secret"
+    "target=--chap=$chap_user:$chap_secret")
+MUTUAL=("${ONEWAY[@]}"
+    "opts=target_user=$chap_target_user,target_secret_file=$TEST_TMPDIR/chap/target-secret"
+    "target=--mutual=$chap_target_user:$chap_target_secret")
+M='target failed mutual authentication'
+# the legal forms mount: hex, 0X with upper-case digits, base64
+mounted chap-good "lun0 lun1" "" "${ONEWAY[@]}"
+mounted chap-mutual "lun0 lun1" "" "${MUTUAL[@]}"
+mounted chap-c-upper "lun0 lun1" "" "${ONEWAY[@]}"
+mounted chap-c-base64 "lun0 lun1" "" "${MUTUAL[@]}"
+# hostile values: one line naming the value, no secret
+refused chap-c-long "target sent a 1025-byte CHAP_C, over the 1024 RFC 7143 allows" "${ONEWAY[@]}"
+refused chap-c-odd "target sent CHAP_C with an odd number of hex digits \(31\)" "${ONEWAY[@]}"
+refused chap-c-empty "target sent an empty CHAP_C" "${ONEWAY[@]}"
+refused chap-c-blank "target sent CHAP_C=: neither 0x-hex nor 0b-base64" "${ONEWAY[@]}"
+refused chap-a-unoffered "authentication failed: target chose CHAP_A=6, not the 5 we offered" "${ONEWAY[@]}"
+refused chap-i-range "target sent CHAP_I=256: not a decimal 0\.\.255" "${ONEWAY[@]}"
+refused chap-r-wrong "$M: wrong CHAP response for target user $chap_target_user" "${MUTUAL[@]}"
+refused chap-skip-mutual "$M: it did not answer our challenge" "${MUTUAL[@]}"
+refused chap-reflect "$M: it sent back our own CHAP challenge" "${MUTUAL[@]}"
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """badtarget.py: a scripted misbehaving iSCSI target for the iscsifs tests.
 
-It listens on 127.0.0.1:PORT, logs initiators in (AuthMethod=None, a
-Normal session, the operational keys answered sanely), and serves one
+It listens on 127.0.0.1:PORT, logs initiators in (AuthMethod=None, or
+CHAP with --chap USER:SECRET, and mutual CHAP answered with --mutual
+USER:SECRET; a Normal session, the operational keys answered sanely),
+and serves one
 target with two disk LUNs of 512-byte blocks:
 
     LUN 0  "good": always behaves.
@@ -28,7 +30,10 @@ defaults gets): HeaderDigest=DataDigest=None, InitialR2T=Yes,
 ImmediateData=No (every write goes through R2Ts), MaxBurstLength=65536,
 MaxOutstandingR2T=1, MaxRecvDataSegmentLength=65536 (ours),
 ErrorRecoveryLevel=0, CmdSN window of 64 (the cases r2t-many and
-window-closed change some of these; see them).  A discovery session
+window-closed change some of these; see them).  With --unsolicited
+BYTES: InitialR2T=No, ImmediateData=Yes, FirstBurstLength BYTES and our
+MaxRecvDataSegmentLength 8192, so that a write brings immediate data and
+unsolicited Data-Out before the R2Ts for the rest.  A discovery session
 (SessionType=Discovery) gets a SendTargets answer naming this target.
 
 A case may also act on an event the test sends with SIGUSR1 (trigger
@@ -62,6 +67,8 @@ Python 3 standard library only; one thread per connection.
 """
 
 import argparse
+import base64
+import hashlib
 import os
 import select
 import signal
@@ -116,6 +123,11 @@ DATA_IN_CHUNK = 16384
 UNMAP_GRANULARITY = 8
 UNMAP_ALIGNMENT = 7
 MAX_UNMAP_BLOCKS = 20
+# --unsolicited: our MaxRecvDataSegmentLength, below FirstBurstLength so
+# that a write brings immediate data and unsolicited Data-Out PDUs
+UNSOL_MRDSL = 8192
+# CHAP_A values and their hashlib names (--chap)
+CHAP_ALGS = {5: "md5", 6: "sha1", 7: "sha256", 8: "sha3_256"}
 
 # The cases.  trigger: what makes a case fire
 #   read1   a READ to LUN 1          write1  a WRITE to LUN 1
@@ -124,6 +136,7 @@ MAX_UNMAP_BLOCKS = 20
 #   sync1   a SYNCHRONIZE CACHE to LUN 1
 #   event   each SIGUSR1 the test sends
 #   relogin every login after the first SIGUSR1 (which drops every connection)
+#   logout  every Logout Request
 # times: default number of firings (0 = forever).
 CASES = {
     # -- framing --------------------------------------------------------
@@ -159,6 +172,20 @@ CASES = {
     "tmf-rsp": ("read1", 1, "a Task Management Response nobody asked for"),
     "window-backwards": ("read1", 1, "responses whose ExpCmdSN/MaxCmdSN go backwards (MaxCmdSN < ExpCmdSN - 1)"),
     "window-closed": ("session", 0, "a window closed at login and after every command, opened by NOP-In 0.1 s later"),
+    # -- issue 12, immediate data and unsolicited Data-Out (--unsolicited):
+    # InitialR2T=No, ImmediateData=Yes, FirstBurstLength below a write --
+    "unsol-good": ("write1", 0, "nothing wrong: the write's first burst comes unasked (the control case)"),
+    "unsol-r2t-sent": ("write1", 1, "an R2T for the first burst, which the initiator sends unasked"),
+    "unsol-r2t-inside": ("write1", 1, "an R2T from the middle of the first burst to past its end"),
+    "unsol-early-good": ("write1", 1, "GOOD status without residual at once, before the unsolicited "
+                         "Data-Out came (and without asking for the rest)"),
+    "unsol-early-short": ("write1", 1, "GOOD status at once with the whole write as residual (underflow): "
+                          "the target took none of it"),
+    "unsol-early-error": ("write1", 1, "CHECK CONDITION (MEDIUM ERROR) at once, before the unsolicited Data-Out came"),
+    # -- issue 12, sequence numbers and logout ------------------------------
+    "statsn-skip": ("read1", 1, "the READ's status with a StatSN 1000 ahead (a gap); the numbering goes on from there"),
+    "statsn-repeat": ("read1", 1, "the READ's status with the StatSN of the status before it (a repeat)"),
+    "logout-refused": ("logout", 0, "the Logout Response says 3, cleanup failed"),
     # -- issue 5: slow and unhelpful targets ----------------------------
     "no-answer": ("read1", 1, "the READ never answered (ABORT TASK answered: function complete)"),
     "abort-refused": ("read1", 1, "the READ never answered; ABORT TASK rejected, LU RESET complete"),
@@ -219,6 +246,21 @@ CASES = {
     "login-redirect-perm": ("login", 0, "logins on the first port: a permanent redirect to --port2 (SIGUSR1 drops every connection)"),
     "login-drop": ("login", 2, "the connection closed after the first Login Request, twice"),
     "login-drop-always": ("login", 0, "the connection closed after the first Login Request, always"),
+    # -- issue 12, CHAP (--chap, --mutual): hostile and legal CHAP values --
+    "chap-good": ("login", 0, "one-way CHAP with MD5 and CHAP_C in hex (the control case)"),
+    "chap-mutual": ("login", 0, "mutual CHAP with MD5 and CHAP_C in hex (the control case)"),
+    "chap-c-base64": ("login", 0, "CHAP_C, and a mutual CHAP_R, in base64 (0b...), which RFC 7143 allows"),
+    "chap-c-upper": ("login", 0, "CHAP_C as 0X and upper-case hex digits, which RFC 7143 allows"),
+    "chap-c-long": ("login", 0, "a CHAP_C of 1025 bytes (RFC 7143: at most 1024)"),
+    "chap-c-odd": ("login", 0, "a CHAP_C with an odd number of hex digits"),
+    "chap-c-empty": ("login", 0, "CHAP_C=0x: a challenge without a digit"),
+    "chap-c-blank": ("login", 0, "CHAP_C= with no value at all"),
+    "chap-a-unoffered": ("login", 0, "CHAP_A naming an algorithm the initiator did not offer"),
+    "chap-i-range": ("login", 0, "CHAP_I=256, out of 0..255"),
+    "chap-r-wrong": ("login", 0, "mutual CHAP: the target's CHAP_R made with another secret"),
+    "chap-skip-mutual": ("login", 0, "mutual CHAP: no CHAP_N/CHAP_R, straight on to the operational stage"),
+    "chap-reflect": ("login", 0, "mutual CHAP: the response made with SHA-256 refused, then on the "
+                     "initiator's next connection the initiator's own challenge sent back to it"),
     # -- discovery (SendTargets answers) ---------------------------------
     "discovery-good": ("discovery", 0, "a well-formed SendTargets answer (the control case)"),
     "discovery-slash": ("discovery", 0, "a TargetName with '/' and '..' components"),
@@ -378,6 +420,10 @@ class Target:
         self.conns = set()             # connections in full feature phase
         self.held = []                 # reset-*: (Conn, Task) of the READs held
         self.events = 0                # SIGUSR1s so far
+        self.chap = args.chap           # --chap (user, secret) or None: CHAP required
+        self.mutual = args.mutual       # --mutual (user, secret): how the target answers
+        self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
+        self.first_burst = args.unsolicited  # --unsolicited FirstBurstLength, or 0
 
     def lun_numbers(self):
         with self.lock:
@@ -453,6 +499,8 @@ class Task:
         self.next_off = 0
         self.r2tsn = 0
         self.bursts = {}
+        self.have = None                # write: a byte per byte of the payload, 1 once it came
+        self.unsolicited = 0            # write: bytes that came without an R2T (immediate too)
 
 
 class Conn:
@@ -476,6 +524,12 @@ class Conn:
         self.closed = False
         self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
         self.discovery = False
+        self.first_burst = 0            # FirstBurstLength negotiated (--unsolicited)
+        self.statsn_check = None        # statsn-*: the ExpStatSN the next command must carry
+        self.chap_step = "method"       # --chap: method, algorithms, response, done
+        self.chap_alg = 5               # the CHAP_A chosen
+        self.chap_id = 0                # our CHAP_I
+        self.chap_c = b""               # our CHAP_C, decoded
 
     # ---- wire -------------------------------------------------------------
 
@@ -599,18 +653,23 @@ class Conn:
                 # r2t-many: small Data-Out PDUs keep the first R2T
                 # outstanding while the second arrives
                 ours = 512 if self.t.case == "r2t-many" else OUR_MRDSL
+                if self.t.first_burst:
+                    ours = UNSOL_MRDSL
                 out.append((k, str(ours)))
             elif k == "MaxConnections":
                 out.append((k, "1"))
             elif k == "InitialR2T":
-                out.append((k, "Yes"))
+                out.append((k, "No" if self.t.first_burst and v == "No" else "Yes"))
             elif k == "ImmediateData":
-                out.append((k, "No"))
+                out.append((k, "Yes" if self.t.first_burst and v == "Yes" else "No"))
             elif k == "MaxBurstLength":
                 mbl = 262144 if self.t.case == "r2t-many" else MAX_BURST
                 out.append((k, str(min(int(v, 0), mbl))))
             elif k == "FirstBurstLength":
-                out.append((k, str(min(int(v, 0), MAX_BURST))))
+                fbl = min(int(v, 0), self.t.first_burst or MAX_BURST)
+                if self.t.first_burst:
+                    self.first_burst = fbl
+                out.append((k, str(fbl)))
             elif k == "DefaultTime2Wait":
                 out.append((k, v))
             elif k == "DefaultTime2Retain":
@@ -657,6 +716,10 @@ class Conn:
             if first and bad and case in ("login-drop", "login-drop-always") and \
                     self.t.fire("login", "closing the connection after the first Login Request"):
                 return False
+            if csg == 0 and self.t.chap and not self.discovery and not first:
+                if not self.chap_exchange(req, keys, transit, nsg):
+                    return False
+                continue
             if csg == 0:
                 if first:
                     self.discovery = keys.get("SessionType") == "Discovery"
@@ -667,6 +730,11 @@ class Conn:
                         log("%s: unknown target %r" % (self.name, keys.get("TargetName")))
                         self.login_rsp(req, 0, status=(2, 3))
                         return False
+                if first and self.t.chap and not self.discovery:
+                    first = False
+                    if not self.chap_exchange(req, keys, transit, nsg):
+                        return False
+                    continue
                 answer = [("AuthMethod", "None")] if "AuthMethod" in keys else []
                 if first:
                     answer.append(("TargetPortalGroupTag", "1"))
@@ -693,6 +761,123 @@ class Conn:
             else:
                 self.login_rsp(req, 0, status=(2, 0xB))
                 return False
+
+    # ---- CHAP (--chap, --mutual; issue 12) ----------------------------------
+
+    @staticmethod
+    def chap_digest(alg, ident, secret, challenge):
+        """H(CHAP_I || secret || CHAP_C) with the CHAP_A algorithm @alg."""
+        h = hashlib.new(CHAP_ALGS[alg])
+        h.update(bytes([ident]) + secret + challenge)
+        return h.digest()
+
+    @staticmethod
+    def chap_decode(value):
+        """A 0x-hex or 0b-base64 value (RFC 7143 6.1) into bytes, or None."""
+        try:
+            if value[:2] in ("0x", "0X"):
+                return bytes.fromhex(value[2:])
+            if value[:2] in ("0b", "0B"):
+                return base64.b64decode(value[2:], validate=True)
+        except ValueError:
+            pass
+        return None
+
+    def chap_refuse(self, req, why):
+        log("%s: CHAP: %s; authentication failed" % (self.name, why))
+        self.login_rsp(req, 0, status=(2, 1))
+        return False
+
+    def chap_exchange(self, req, keys, transit, nsg):
+        """One security-stage exchange with CHAP required (RFC 7143
+        12.1.3): AuthMethod, then CHAP_A/I/C, then the initiator's
+        CHAP_N/R checked and, when it challenges us, our own answer.  The
+        chap-* cases spoil one value each.  Returns False when the login
+        ends here."""
+        case = self.t.case
+        bad = self.t.trigger == "login"
+        step = self.chap_step
+        if step == "method":
+            if "CHAP" not in keys.get("AuthMethod", "").split(","):
+                return self.chap_refuse(req, "AuthMethod %r offers no CHAP" % keys.get("AuthMethod"))
+            self.chap_step = "algorithms"
+            self.login_rsp(req, 0, self.text([("AuthMethod", "CHAP"), ("TargetPortalGroupTag", "1")]))
+            return True
+        if step == "algorithms":
+            offered = keys.get("CHAP_A", "").split(",")
+            alg = "5"
+            if bad and case == "chap-reflect" and not self.t.challenges and "7" in offered:
+                alg = "7"      # SHA-256 first: refusing its response makes the initiator retry
+            if bad and case == "chap-a-unoffered":
+                alg = next((a for a in ("6", "7", "8", "5") if a not in offered), "200")
+                self.t.fire("login", "CHAP_A=%s, the initiator offered %s" % (alg, ",".join(offered)))
+            elif alg not in offered:
+                return self.chap_refuse(req, "CHAP_A=%s has no algorithm we take" % ",".join(offered))
+            self.chap_alg = int(alg)
+            self.chap_id = os.urandom(1)[0]
+            self.chap_c = os.urandom(16)
+            ident, chal = str(self.chap_id), "0x" + self.chap_c.hex()
+            if bad:
+                if case == "chap-c-base64":
+                    chal = "0b" + base64.b64encode(self.chap_c).decode()
+                elif case == "chap-c-upper":
+                    chal = "0X" + self.chap_c.hex().upper()
+                elif case == "chap-c-long":
+                    chal = "0x" + "ab" * 1025
+                elif case == "chap-c-odd":
+                    chal = chal[:-1]
+                elif case == "chap-c-empty":
+                    chal = "0x"
+                elif case == "chap-c-blank":
+                    chal = ""
+                elif case == "chap-i-range":
+                    ident = "256"
+                elif case == "chap-reflect" and self.t.challenges:
+                    chal = self.t.challenges[-1]
+                    self.chap_c = self.chap_decode(chal)
+                if case in ("chap-c-base64", "chap-c-upper", "chap-c-long", "chap-c-odd",
+                            "chap-c-empty", "chap-c-blank", "chap-i-range") or \
+                        (case == "chap-reflect" and self.t.challenges):
+                    self.t.fire("login", "CHAP_I=%s CHAP_C=%s" % (ident, chal[:40]))
+            self.chap_step = "response"
+            self.login_rsp(req, 0, self.text([("CHAP_A", alg), ("CHAP_I", ident), ("CHAP_C", chal)]))
+            return True
+        if step != "response":
+            return self.chap_refuse(req, "a security-stage request after CHAP ended")
+        user, secret = self.t.chap
+        got = self.chap_decode(keys.get("CHAP_R", ""))
+        want = self.chap_digest(self.chap_alg, self.chap_id, secret, self.chap_c)
+        if keys.get("CHAP_N") != user or got != want:
+            return self.chap_refuse(req, "wrong CHAP_N or CHAP_R from %r" % keys.get("CHAP_N"))
+        out = []
+        if "CHAP_C" in keys:
+            self.t.challenges.append(keys["CHAP_C"])
+            if bad and case == "chap-reflect" and self.chap_alg == 7:
+                return self.chap_refuse(req, "(chap-reflect) refusing the SHA-256 response; "
+                                        "its challenge is kept")
+            if not self.t.mutual:
+                return self.chap_refuse(req, "the initiator challenges us, but no --mutual")
+            tuser, tsecret = self.t.mutual
+            ichal = self.chap_decode(keys["CHAP_C"])
+            iid = int(keys.get("CHAP_I", "-1"))
+            if ichal is None or not 0 <= iid <= 255:
+                return self.chap_refuse(req, "malformed CHAP_I/CHAP_C from the initiator")
+            if bad and case == "chap-r-wrong":
+                tsecret = tsecret + b"-not"
+                self.t.fire("login", "CHAP_R made with another secret")
+            resp = self.chap_digest(self.chap_alg, iid, tsecret, ichal)
+            rvalue = "0x" + resp.hex()
+            if bad and case == "chap-c-base64":
+                rvalue = "0b" + base64.b64encode(resp).decode()
+            out = [("CHAP_N", tuser), ("CHAP_R", rvalue)]
+            if bad and case == "chap-skip-mutual":
+                out = []
+                self.t.fire("login", "no CHAP_N/CHAP_R; on to the operational stage")
+        if bad and case in ("chap-good", "chap-mutual") and bool(out) == (case == "chap-mutual"):
+            self.t.fire("login", "CHAP with MD5 for %s%s" % (user, ", answered as " + out[0][1] if out else ""))
+        self.chap_step = "done"
+        self.login_rsp(req, 0x80 | nsg if transit else 0, self.text(out))
+        return True
 
     def login_misbehave(self, req, answer):
         """The login cases, in the security stage.  Returns True when the
@@ -820,6 +1005,8 @@ class Conn:
             elif p.opcode == OP_LOGOUT_REQ:
                 b = bhs(OP_LOGOUT_RSP)
                 put32(b, 16, p.itt)
+                if self.t.fire("logout", "Logout Response 3 (cleanup failed)"):
+                    b[2] = 3
                 self.send(b, stat="adv", window=self.cur_window())
                 log("%s: logged out" % self.name)
                 self.close()
@@ -995,6 +1182,8 @@ class Conn:
 
     def scsi_cmd(self, p):
         t = Task(p)
+        if self.statsn_check is not None:
+            self.check_exp_statsn(p.u32(28))
         if not p.immediate and not sn_lt(t.cmdsn + 1, self.exp_cmdsn):
             self.exp_cmdsn = (t.cmdsn + 1) & MASK
         ua = self.take_ua(t)
@@ -1006,14 +1195,17 @@ class Conn:
         if self.t.case == "window-closed":
             self.later(0.1, self.open_window)
         if t.write and t.lun == 1 and t.cdb[0] in (0x2A, 0x8A):
-            if self.bad_write(t):
+            if self.bad_write(t, p.data):
                 return
         if t.write:
             t.buf = bytearray(t.edtl)
-            if p.data:
-                t.buf[0:len(p.data)] = p.data
+            t.have = bytearray(t.edtl)
             self.writes[t.itt] = t
-            if t.edtl == 0:
+            self.take_data(t, 0, p.data)
+            if self.first_burst:
+                # the initiator sends up to FirstBurstLength unasked
+                t.next_off = min(t.edtl, self.first_burst)
+            if t.edtl == 0 or self.write_complete(t):
                 self.finish_write(t)
             else:
                 self.issue_r2ts(t)
@@ -1031,6 +1223,15 @@ class Conn:
             self.later(0.3, lambda: self.respond(t, data, status, sense))
             return
         self.respond(t, data, status, sense)
+
+    def check_exp_statsn(self, exp):
+        """statsn-skip, statsn-repeat: the first command after the odd
+        status acknowledges it: its ExpStatSN is the StatSN of that status
+        plus one, neither behind (the gap not taken) nor ahead."""
+        want = self.statsn_check
+        self.statsn_check = None
+        log("%s: ExpStatSN %u after the odd StatSN: %s (expected %u)" % (
+            self.name, exp, "right" if exp == want else "WRONG", want))
 
     def issue_r2ts(self, t):
         while len(t.bursts) < MAX_R2T and t.next_off < t.edtl:
@@ -1053,6 +1254,20 @@ class Conn:
         t.r2tsn += 1
         self.send(b, stat="next", window=self.cur_window())
 
+    def take_data(self, t, off, data, solicited=False):
+        """Payload bytes of write @t at @off (immediate data or Data-Out)."""
+        if data and off + len(data) <= len(t.buf):
+            t.buf[off:off + len(data)] = data
+            if t.have is not None:
+                t.have[off:off + len(data)] = b"\1" * len(data)
+            if not solicited:
+                t.unsolicited += len(data)
+
+    def write_complete(self, t):
+        """Every byte of @t came, and no R2T is still being answered."""
+        return t.next_off >= t.edtl and not t.bursts and \
+            (t.have is None or t.have.count(0) == 0)
+
     def data_out(self, p):
         t = self.writes.get(p.itt)
         if not t:
@@ -1060,11 +1275,12 @@ class Conn:
             return
         off = p.u32(40)
         ttt = p.u32(20)
-        if off + len(p.data) <= len(t.buf):
-            t.buf[off:off + len(p.data)] = p.data
+        self.take_data(t, off, p.data, solicited=ttt != RESERVED)
+        if ttt == RESERVED and p.flags & F_BIT and t.lun == 1:
+            self.unsolicited_done(t)
         if p.flags & F_BIT:
             t.bursts.pop(ttt, None)
-            if t.next_off >= t.edtl and not t.bursts:
+            if self.write_complete(t):
                 self.finish_write(t)
             else:
                 self.issue_r2ts(t)
@@ -1074,14 +1290,17 @@ class Conn:
         status, _, sense = self.execute(t, bytes(t.buf))
         self.respond(t, b"", status, sense)
 
-    def respond(self, t, data, status=GOOD, sense=b"", window=None):
+    def respond(self, t, data, status=GOOD, sense=b"", window=None, took=None):
         """Data-In PDUs for @data (the status rides on the last one when
-        GOOD), or a SCSI Response with @sense."""
+        GOOD), or a SCSI Response with @sense.  The residual is what a
+        read leaves unsent; for a write, the bytes not taken when @took
+        says how many were (else none)."""
         data = data[:t.edtl]
         n = len(data)
         resid_flags, residual = 0, 0
-        if n < t.edtl:
-            resid_flags, residual = DI_UNDER, t.edtl - n
+        moved = n if not t.write else t.edtl if took is None else took
+        if moved < t.edtl:
+            resid_flags, residual = DI_UNDER, t.edtl - moved
         chunk = min(DATA_IN_CHUNK, self.max_xmit)
         offs = list(range(0, n, chunk))
         collapse = status == GOOD and n > 0 and not sense
@@ -1395,6 +1614,16 @@ class Conn:
             log("%s: holding READ ITT 0x%x" % (self.name, t.itt))
             with self.t.lock:
                 self.t.held.append((self, t))
+        elif case == "statsn-skip":
+            with self.lock:
+                self.statsn = (self.statsn + 1000) & MASK
+                self.statsn_check = (self.statsn + 1) & MASK
+            self.respond(t, data)
+        elif case == "statsn-repeat":
+            with self.lock:
+                self.statsn = (self.statsn - 1) & MASK
+                self.statsn_check = (self.statsn + 1) & MASK
+            self.respond(t, data)
         elif case in ("busy", "busy-always"):
             self.respond(t, b"", BUSY)
         elif case == "task-set-full":
@@ -1451,9 +1680,12 @@ class Conn:
         put16(b, 42, param3)
         self.send(b, stat="adv")
 
-    def bad_write(self, t):
-        """A WRITE to LUN 1: misbehave if the case says so."""
+    def bad_write(self, t, immediate):
+        """A WRITE to LUN 1 (@immediate: its immediate data): misbehave if
+        the case says so."""
         case = self.t.case
+        if case.startswith("unsol-"):
+            return self.unsol_write(t, immediate)
         if case == "r2t-many":
             # a command sent again after a reconnect is not fired at:
             # the same LBA is the same write
@@ -1500,6 +1732,52 @@ class Conn:
             return False
         return True
 
+    def unsol_write(self, t, immediate):
+        """The unsol-* cases (--unsolicited): a WRITE to LUN 1 that came
+        with immediate data, unsolicited Data-Out following.  Returns True
+        when the command has been dealt with."""
+        case = self.t.case
+        if case == "unsol-good" or not self.t.fire("write1"):
+            return False
+        fb = min(t.edtl, self.first_burst)
+        log("%s: WRITE ITT 0x%x of %d bytes with %d bytes of immediate data" % (
+            self.name, t.itt, t.edtl, len(immediate)))
+        if case in ("unsol-early-good", "unsol-early-short", "unsol-early-error"):
+            # answered at once; the Data-Out that follow are for an ITT
+            # this target no longer knows, and are dropped
+            if case == "unsol-early-good":
+                r = bhs(OP_SCSI_RSP)        # no residual: all of it, it claims
+                put32(r, 16, t.itt)
+                self.send(r, stat="adv", window=self.cur_window())
+                self.done_itts = (self.done_itts + [t.itt])[-8:]
+            elif case == "unsol-early-short":
+                self.respond(t, b"", took=0)  # GOOD, residual: all of it
+            else:
+                self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00))
+            return True
+        t.buf = bytearray(t.edtl)
+        t.have = bytearray(t.edtl)
+        self.writes[t.itt] = t
+        self.take_data(t, 0, immediate)
+        if case == "unsol-r2t-sent":
+            # the range the initiator sends unasked, asked for again
+            self.r2t(t, 0, fb)
+            t.next_off = fb
+        elif case == "unsol-r2t-inside":
+            # from the middle of the first burst to past its end
+            off = fb // 2 // BLOCK * BLOCK
+            length = min(MAX_BURST, t.edtl - off)
+            self.r2t(t, off, length)
+            t.next_off = off + length
+        return True
+
+    def unsolicited_done(self, t):
+        """unsol-good: the last unsolicited Data-Out of a WRITE to LUN 1
+        came."""
+        if self.t.case == "unsol-good":
+            self.t.fire("write1", "WRITE ITT 0x%x of %d bytes: %d bytes came unasked "
+                        "(immediate data and Data-Out)" % (t.itt, t.edtl, t.unsolicited))
+
     # ---- the thread -------------------------------------------------------
 
     def run(self):
@@ -1523,6 +1801,14 @@ class Conn:
                 pass
 
 
+def user_secret(arg):
+    """USER:SECRET into (USER, SECRET as bytes)."""
+    user, sep, secret = arg.partition(":")
+    if not sep or not user or not secret:
+        raise argparse.ArgumentTypeError("expected USER:SECRET")
+    return user, secret.encode()
+
+
 def main():
     ap = argparse.ArgumentParser(description="a scripted misbehaving iSCSI target")
     ap.add_argument("--port", type=int, default=3260)
@@ -1536,6 +1822,12 @@ def main():
     ap.add_argument("--lun2", help="content of LUN 2 when ua-luns-changed adds it")
     ap.add_argument("--port2", type=int, default=None,
                     help="a second listening port (where the redirect cases send initiators; discovery-dup's second portal)")
+    ap.add_argument("--chap", type=user_secret, default=None, metavar="USER:SECRET",
+                    help="require CHAP: the initiator must answer as USER with SECRET")
+    ap.add_argument("--mutual", type=user_secret, default=None, metavar="USER:SECRET",
+                    help="with --chap: answer an initiator's challenge as USER with SECRET")
+    ap.add_argument("--unsolicited", type=int, default=0, metavar="BYTES",
+                    help="negotiate InitialR2T=No, ImmediateData=Yes and FirstBurstLength BYTES")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()
@@ -1550,6 +1842,12 @@ def main():
         ap.error("--lun0 and --lun1 are required")
     if args.case in ("login-redirect-temp", "login-redirect-perm", "discovery-dup") and not args.port2:
         ap.error("case %s needs --port2" % args.case)
+    if args.case.startswith("unsol-") and not args.unsolicited:
+        ap.error("case %s needs --unsolicited" % args.case)
+    if args.case.startswith("chap-") and not args.chap:
+        ap.error("case %s needs --chap" % args.case)
+    if args.case in ("chap-mutual", "chap-r-wrong", "chap-skip-mutual", "chap-reflect") and not args.mutual:
+        ap.error("case %s needs --mutual" % args.case)
     target = Target(args)
     listeners = []
     for port in [args.port] + ([args.port2] if args.port2 else []):
