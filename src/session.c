@@ -29,6 +29,13 @@
  * session lock and appends to the command queue, so CmdSN order is wire
  * order.
  *
+ * Every queue the target can fill is bounded: Data-Out items by the R2Ts
+ * a task may have outstanding (MaxOutstandingR2T, checked in rx_r2t())
+ * times the task table; answers to the target's NOP-In pings by
+ * NOP_ANSWERS_MAX (beyond it the connection is dropped); our keepalive,
+ * Logout and task management requests to one each.  Lines about
+ * Asynchronous Messages are logged one a second at most.
+ *
  * One mutex per session, s->lock, protects the task table, the sequence
  * numbers, both queues and the state.  It is never held across a system
  * call on the socket.  Lock order: pool -> session.
@@ -360,6 +367,13 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	return 0;
 }
 
+/* A NOP-In: the answer to our keepalive, news of the window, or a ping of
+ * the target's (a Target Transfer Tag), which is answered with a NOP-Out
+ * carrying its TTT and LUN (RFC 7143 11.18.4).  A ping carries no data
+ * (11.19), so nothing is echoed; data that comes anyway is dropped.  A
+ * target that pings faster than it takes the answers would grow their
+ * queue without end: at NOP_ANSWERS_MAX unsent the connection is dropped,
+ * as for a target that stops answering. */
 static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 {
 	const struct iscsi_bhs_nop_in *h = &bhs->nop_in;
@@ -373,20 +387,48 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	if (pdu_itt(bhs) != ISCSI_RESERVED_TAG)
 		session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
-	if (ttt != ISCSI_RESERVED_TAG) {
-		struct tx_item *it = calloc(1, sizeof *it);
-		if (!it) {
-			pthread_mutex_unlock(&s->lock);
-			err_set(ENOMEM, "out of memory");
-			return -1;
-		}
-		it->kind = TX_NOP_OUT;
-		it->ttt = ttt;
-		it->lun_wire = get_be64(h->lun);
-		session_queue_ctl_locked(s, it);
+	if (ttt == ISCSI_RESERVED_TAG) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
 	}
+	if (s->nop_answers >= NOP_ANSWERS_MAX) {
+		unsigned unsent = s->nop_answers;
+		pthread_mutex_unlock(&s->lock);
+		err_set(ENOBUFS, "target keeps sending NOP-In pings while the answers to %u are still unsent (it does not read the connection)",
+			unsent);
+		return -1;
+	}
+	struct tx_item *it = calloc(1, sizeof *it);
+	if (!it) {
+		pthread_mutex_unlock(&s->lock);
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	it->kind = TX_NOP_OUT;
+	it->ttt = ttt;
+	it->lun_wire = get_be64(h->lun);
+	s->nop_answers++;
+	session_queue_ctl_locked(s, it);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+/* Whether a line about an Asynchronous Message may be logged now: one a
+ * second per session at most, so that a target sending them without end
+ * cannot fill the log.  *@unlogged: the events since the last line that
+ * had none.  RX thread. */
+static bool async_log_due(struct session *s, unsigned *unlogged)
+{
+	int64_t now = session_now_ns();
+
+	if (s->async_logged_ns && now - s->async_logged_ns < 1000000000) {
+		s->async_unlogged++;
+		return false;
+	}
+	*unlogged = s->async_unlogged;
+	s->async_unlogged = 0;
+	s->async_logged_ns = now;
+	return true;
 }
 
 static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch)
@@ -399,9 +441,12 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 	session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	pthread_mutex_unlock(&s->lock);
+	unsigned unlogged = 0;
 	switch (h->event) {
 	case ISCSI_ASYNC_SCSI_EVENT:
-		log_info("%s: target reported a SCSI asynchronous event", s->name);
+		if (async_log_due(s, &unlogged))
+			log_info("%s: target reported a SCSI asynchronous event (%u more since the last line)",
+				 s->name, unlogged);
 		return 0;
 	case ISCSI_ASYNC_LOGOUT_REQUEST: {
 		/* ErrorRecoveryLevel 0, one connection: no new commands, the
@@ -412,14 +457,16 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		unsigned within = get_be16(h->param3);
 		pthread_mutex_lock(&s->lock);
 		unsigned outstanding = s->outstanding;
-		if (!s->logout_asked) {
+		bool news = !s->logout_asked;   /* (a repeat changes nothing) */
+		if (news) {
 			s->logout_asked = true;
 			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
 		}
 		logout_if_drained(s);
 		pthread_mutex_unlock(&s->lock);
-		log_info("%s: target requests logout within %u s; logging out after %u outstanding commands, then in again",
-			 s->name, within, outstanding);
+		if (news)
+			log_info("%s: target requests logout within %u s; logging out after %u outstanding commands, then in again",
+				 s->name, within, outstanding);
 		return 0;
 	}
 	case ISCSI_ASYNC_DROP_CONNECTION:
@@ -439,18 +486,22 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		unsigned within = get_be16(h->param3) ? get_be16(h->param3) : RENEGOTIATE_WITHIN_S;
 		pthread_mutex_lock(&s->lock);
 		unsigned outstanding = s->outstanding;
-		if (!s->logout_asked) {
+		bool news = !s->logout_asked;
+		if (news) {
 			s->logout_asked = true;
 			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
 		}
 		logout_if_drained(s);
 		pthread_mutex_unlock(&s->lock);
-		log_info("%s: target asks to renegotiate parameters; logging out after %u outstanding commands, then in again",
-			 s->name, outstanding);
+		if (news)
+			log_info("%s: target asks to renegotiate parameters; logging out after %u outstanding commands, then in again",
+				 s->name, outstanding);
 		return 0;
 	}
 	default:
-		log_info("%s: ignoring asynchronous event %u", s->name, h->event);
+		if (async_log_due(s, &unlogged))
+			log_info("%s: ignoring asynchronous event %u (%u more since the last line)",
+				 s->name, h->event, unlogged);
 		return 0;
 	}
 }
@@ -634,6 +685,8 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		free(it);
 	}
 	s->ctl_tail = NULL;
+	s->nop_answers = 0;
+	s->ping_queued = false;
 	for (struct iscsi_task *t = s->cmd_head, *after; t; t = after) {
 		after = t->next;
 		if (--t->tx_refs == 0 && t->finished && t != &s->vtask) {
@@ -960,12 +1013,15 @@ void session_tick(struct session *s)
 	    now - s->ping_sent_ns > (int64_t)cfg->noop_timeout_s * 1000000000 &&
 	    now - last_rx > (int64_t)cfg->noop_timeout_s * 1000000000) {
 		snprintf(why, sizeof why, "no answer to a NOP-Out within %u s", cfg->noop_timeout_s);
-	} else if (!s->ping_outstanding && cfg->noop_interval_s &&
+	} else if (!s->ping_outstanding && !s->ping_queued && cfg->noop_interval_s &&
 		   now - last_rx > (int64_t)cfg->noop_interval_s * 1000000000) {
+		/* (one at a time: a NOP-In with our ITT that came before our
+		 * NOP-Out went must not make a second one queue) */
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (it) {
 			it->kind = TX_PING;
 			s->ping_outstanding = true;
+			s->ping_queued = true;
 			s->ping_sent_ns = now;
 			session_queue_ctl_locked(s, it);
 		}
