@@ -294,6 +294,11 @@ int session_start_tx(struct session *s);
  * No lock held; RX thread. */
 void session_verify_start(struct session *s);
 
+/* Begin the identity check of @luns (@n entries, malloc()ed; taken over),
+ * or, with none, go SESSION_UP at once.  As session_verify_start(), which
+ * gets them from the pool; any thread, no lock held. */
+void session_verify_luns(struct session *s, struct lun_identity *luns, unsigned n);
+
 /* Send the current step of the check again (after BUSY, NOT READY or a
  * full window).  Lock held, SESSION_VERIFYING. */
 void session_verify_send_locked(struct session *s);

@@ -32,8 +32,9 @@
  * Every queue the target can fill is bounded: Data-Out items by the R2Ts
  * a task may have outstanding (MaxOutstandingR2T, checked in rx_r2t())
  * times the task table; answers to the target's NOP-In pings by
- * NOP_ANSWERS_MAX (beyond it the connection is dropped); our keepalive,
- * Logout and task management requests to one each.  Lines about
+ * NOP_ANSWERS_MAX (beyond it the connection is dropped); our keepalive
+ * and task management requests to one queued each, Logout requests to
+ * one for the target's wish and one for our close.  Lines about
  * Asynchronous Messages are logged one a second at most.
  *
  * One mutex per session, s->lock, protects the task table, the sequence
@@ -195,7 +196,14 @@ void session_reissue(struct session *s, struct iscsi_task *t)
 		t->done(t);
 		return;
 	}
-	if (!s->pool || ++t->reissues > MAX_REISSUES) {
+	if (!s->pool) {
+		log_error("%s: command 0x%02x on LUN %u aborted; no pool to send it again", s->name,
+			  t->cdb[0], t->lun);
+		t->result = EIO;
+		t->done(t);
+		return;
+	}
+	if (++t->reissues > MAX_REISSUES) {
 		log_error("%s: command 0x%02x on LUN %u aborted %u times; giving up", s->name,
 			  t->cdb[0], t->lun, t->reissues);
 		t->result = EIO;
@@ -982,8 +990,13 @@ out:
 
 void session_tick(struct session *s)
 {
+	session_tick_ahead(s, 0);
+}
+
+void session_tick_ahead(struct session *s, int64_t ahead_ns)
+{
 	const struct session_config *cfg = s->cfg;
-	int64_t now = session_now_ns();
+	int64_t now = session_now_ns() + ahead_ns;
 	int64_t last_rx = atomic_load_explicit(&s->last_rx_ns, memory_order_relaxed);
 	char why[160] = "";
 
@@ -1049,9 +1062,11 @@ void session_tick(struct session *s)
 /* ---- life cycle ---- */
 
 /* Take the outcome @lr of the login on s->conn and start the threads:
- * the session is then SESSION_UP.  Returns 0, or -1 with err_set(); the
- * caller still owns s->conn then. */
-static int session_start(struct session *s, const struct login_result *lr)
+ * the session is then in state @first (SESSION_UP, or SESSION_VERIFYING
+ * for session_attach_fd_verifying()).  Returns 0, or -1 with err_set();
+ * the caller still owns s->conn then. */
+static int session_start(struct session *s, const struct login_result *lr,
+			 enum session_state first)
 {
 	const struct session_config *cfg = s->cfg;
 
@@ -1076,7 +1091,7 @@ static int session_start(struct session *s, const struct login_result *lr)
 	pthread_cond_init(&s->tx_cond, NULL);
 	pthread_cond_init(&s->socket_cond, NULL);
 	pthread_cond_init(&s->state_cond, NULL);
-	session_set_state(s, SESSION_UP);
+	session_set_state(s, first);
 	atomic_store(&s->last_rx_ns, session_now_ns());
 	if (session_start_tx(s) < 0)
 		goto err_tx;
@@ -1142,7 +1157,7 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	if (rc < 0)
 		goto err_connect;
 	take_portal(s, &lr);
-	if (session_start(s, &lr) < 0)
+	if (session_start(s, &lr, SESSION_UP) < 0)
 		goto err_login;
 	return s;
 
@@ -1153,8 +1168,10 @@ err_connect:
 	return NULL;
 }
 
-struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
-				  unsigned index, int fd, const struct login_result *lr)
+/* session_attach_fd() that starts the session in state @first. */
+static struct session *attach_fd(struct pool *pool, const struct session_config *cfg,
+				 unsigned index, int fd, const struct login_result *lr,
+				 enum session_state first)
 {
 	struct session *s = calloc(1, sizeof *s);
 
@@ -1173,7 +1190,7 @@ struct session *session_attach_fd(struct pool *pool, const struct session_config
 		goto err_attach;
 	s->conn.header_digest = lr->params.header_digest;
 	s->conn.data_digest = lr->params.data_digest;
-	if (session_start(s, lr) < 0)
+	if (session_start(s, lr, first) < 0)
 		goto err_start;
 	return s;
 
@@ -1182,6 +1199,34 @@ err_start:
 err_attach:
 	free(s);
 	return NULL;
+}
+
+struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
+				  unsigned index, int fd, const struct login_result *lr)
+{
+	return attach_fd(pool, cfg, index, fd, lr, SESSION_UP);
+}
+
+struct session *session_attach_fd_verifying(struct pool *pool, const struct session_config *cfg,
+					    unsigned index, int fd, const struct login_result *lr,
+					    const struct lun_identity *ids, unsigned n)
+{
+	struct lun_identity *copy = n ? malloc(n * sizeof *copy) : NULL;
+
+	if (n && !copy) {
+		close(fd);
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (n)
+		memcpy(copy, ids, n * sizeof *copy);
+	struct session *s = attach_fd(pool, cfg, index, fd, lr, SESSION_VERIFYING);
+	if (!s) {
+		free(copy);
+		return NULL;
+	}
+	session_verify_luns(s, copy, n);
+	return s;
 }
 
 void session_logout_and_free(struct session *s, int timeout_ms)
