@@ -263,6 +263,14 @@ pings_answered() {
     assert_eq 0 "$(badtarget_count "bad NOP-Out")" "$case: bad answers: $(grep "bad NOP-Out" "$BAD_LOG")"
 }
 
+# async_lines_bounded CASE: the Async Messages of case async-flood (20000
+# in a burst) made a line or two in the log, not one each.
+async_lines_bounded() {
+    local n
+    n=$(grep -c "asynchronous event" "$ISCSIFS_LOG")
+    ((n >= 1 && n <= 3)) || fail "$1: $n log lines about asynchronous events"
+}
+
 # rss_kb PID: the resident set of process PID, in KiB.
 rss_kb() {
     awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"
@@ -389,6 +397,9 @@ io_case async-drop read ok "target announced it drops the connection \(Time2Wait
 # flood of them from a target that reads nothing
 io_case nop-in-ping read ok "" sess=reconnects=0 check=pings_answered
 nop_flood_case
+# and lines about Async Messages: one a second at most
+io_case async-flood read ok "target reported a SCSI asynchronous event" sess=reconnects=0 \
+    check=async_lines_bounded
 # issue 12, item 5: each task management request has its own ITT; a late
 # answer to one that ended is ignored, not taken for the next one's
 io_case tmf-late-abort read ok "LUN 1 reset; 1 commands sent again" opts=cmd_timeout=2 \

@@ -104,6 +104,8 @@ DATA_IN_CHUNK = 16384
 # the connection long before), and NOP-Ins per send
 FLOOD_SECONDS = 10
 FLOOD_BATCH = 4096
+# async-flood: Async Messages sent in one go
+ASYNC_FLOOD = 20000
 # nop-in-ping: a ping every PING_EVERY_MS for PING_SECONDS
 PING_EVERY_MS = 20
 PING_SECONDS = 1
@@ -167,6 +169,7 @@ CASES = {
     # -- issue 12, items 4 and 5: pings and task management ---------------
     "nop-flood": ("read1", 1, "the READ unanswered; NOP-In pings (TTT set) as fast as possible for up to %d s, reading nothing meanwhile" % FLOOD_SECONDS),
     "nop-in-ping": ("read1", 1, "NOP-In pings (TTT set) before each Data-In of the READ and every %d ms for %d s; every answer checked" % (PING_EVERY_MS, PING_SECONDS)),
+    "async-flood": ("read1", 1, "%d Async Messages (SCSI event) before the READ is answered" % ASYNC_FLOOD),
     "tmf-late-abort": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete) only once the LU RESET came, then the LU RESET"),
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
@@ -1223,6 +1226,10 @@ class Conn:
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
         elif case == "nop-flood":
             self.nop_flood(t)
+        elif case == "async-flood":
+            for _ in range(ASYNC_FLOOD):
+                self.async_msg(0)
+            self.respond(t, data)
         elif case == "nop-in-ping":
             threading.Thread(target=self.ping_every, daemon=True).start()
             for i, off in enumerate(range(0, n, c)):
