@@ -232,8 +232,10 @@ static int send_immediate(struct session *s, union iscsi_bhs *bhs)
 	pthread_mutex_lock(&s->lock);
 	put_be32(bhs->nop_out.cmdsn, s->cmdsn);
 	put_be32(bhs->nop_out.exp_statsn, s->exp_statsn);
-	if (pdu_opcode(bhs) == ISCSI_OP_TMF_REQ) {
-		/* before it is on the wire: the answer may come at once */
+	if (pdu_opcode(bhs) == ISCSI_OP_TMF_REQ && pdu_itt(bhs) == s->tmf_itt) {
+		/* before it is on the wire: the answer may come at once (not
+		 * for a request whose function ended while it was queued:
+		 * that answer is ignored, and the next one has its own) */
 		s->tmf_cmdsn = s->cmdsn;
 		s->tmf_sent = true;
 	}
