@@ -100,7 +100,8 @@ int pool_expected_luns(struct pool *p, struct lun_identity **out);
 /* LUN @lun is not the one probed (a session found another serial, block
  * size, a smaller capacity, or no LUN): from now on every command for it
  * fails with EIO, those waiting in the queue at once.  Returns true when
- * this call marked it (the caller logs it), false when it already was. */
+ * this call marked it (the caller logs it), false when it already was
+ * (or @p is NULL: a session attached without a pool). */
 bool pool_lun_replaced(struct pool *p, uint32_t lun);
 
 /* How many LUNs were found replaced (for the stats file). */

@@ -26,6 +26,7 @@ struct pool;
 struct session;
 struct login_result;
 struct iscsi_task;
+struct lun_identity;
 
 /* Where a task's data flows. */
 enum task_dir {
@@ -157,6 +158,17 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
 				  unsigned index, int fd, const struct login_result *lr);
 
+/* For the fuzz harness: session_attach_fd(), but the session begins as
+ * one that has just logged in again: SESSION_VERIFYING, checking with
+ * commands of its own that the @n LUNs of @ids (copied) are the ones they
+ * were, before it is SESSION_UP (session_submit() fails with EIO until
+ * then).  With @pool NULL a LUN found to be another is marked nowhere.
+ * Returns the session, or NULL with err_set(); it owns @fd as
+ * session_attach_fd() does. */
+struct session *session_attach_fd_verifying(struct pool *pool, const struct session_config *cfg,
+					    unsigned index, int fd, const struct login_result *lr,
+					    const struct lun_identity *ids, unsigned n);
+
 /* Try to take @task: it fits in the CmdSN window and under queue_depth.
  * Returns 0 (accepted; done() will be called), or -1 with errno EAGAIN
  * (window or depth full: try another session or queue it) or EIO (the
@@ -191,6 +203,10 @@ enum session_state session_state_hint(const struct session *s);
  * unanswered as long drops the connection (so does an ABORT TASK SET,
  * see session_lun_reset_elsewhere(), unanswered as long). */
 void session_tick(struct session *s);
+
+/* For the fuzz harness: session_tick() as if @ahead_ns nanoseconds more
+ * had passed, so that a cmd_timeout or a retry delay is over at once. */
+void session_tick_ahead(struct session *s, int64_t ahead_ns);
 
 /* Another session of the pool reset LUN @lun, which ended this session's
  * commands there too, maybe without a word (TAS=0): when it has any on

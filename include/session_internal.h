@@ -19,10 +19,23 @@
 /* Task table size: ITTs are (generation << 12) | slot. */
 #define SLOT_BITS 12
 #define MAX_SLOTS (1u << SLOT_BITS)
-/* ITTs of our own non-SCSI requests (outside every slot generation). */
+/* ITTs of our own non-SCSI requests, all in generation 0xfffff, which no
+ * command ever gets (session_submit_locked()). */
 #define ITT_LOGOUT 0xfffffffeu
 #define ITT_PING 0xfffffffdu
-#define ITT_TMF 0xfffffffcu
+/* Task management requests: the n-th of a session has ITT
+ * ITT_TMF_FIRST + n % ITT_TMF_COUNT, so each has its own while it is out
+ * (one at a time) and an answer to one that ended is told from the answer
+ * to the one out now (RFC 7143: a task tag names one task session-wide
+ * while that task exists). */
+#define ITT_TMF_FIRST 0xfffff000u
+#define ITT_TMF_COUNT 0x800u
+/* Answers to the target's NOP-In pings (RFC 7143 11.19: each one with a
+ * Target Transfer Tag must be answered) queued and not yet sent: one more
+ * means the target sends pings faster than it takes the answers (it does
+ * not read the connection), and the connection is dropped.  A real target
+ * has one ping out at a time. */
+#define NOP_ANSWERS_MAX 16
 /* A renegotiation the target asks for without a deadline: the new login
  * comes within this many seconds. */
 #define RENEGOTIATE_WITHIN_S 5
@@ -81,7 +94,8 @@ struct tx_item {
 	uint32_t offset;            /* TX_DATA_OUT: BufferOffset of the burst */
 	uint32_t length;            /* TX_DATA_OUT: Desired Data Transfer Length */
 	uint64_t lun_wire;          /* TX_NOP_OUT: LUN field to echo; TX_TMF: the LUN */
-	uint8_t function;           /* TX_TMF: ISCSI_TMF_ABORT_TASK or ISCSI_TMF_LUN_RESET */
+	uint8_t function;           /* TX_TMF: ISCSI_TMF_ABORT_TASK, _ABORT_TASK_SET or _LUN_RESET */
+	uint32_t itt;               /* TX_TMF: the request's own ITT (s->tmf_itt) */
 	uint32_t ref_itt;           /* TX_TMF: ABORT TASK: the task's ITT */
 	uint32_t ref_cmdsn;         /* TX_TMF: ABORT TASK: the task's CmdSN */
 	struct tx_item *next;       /* queue link */
@@ -136,6 +150,10 @@ struct session {
 	                                     * TX thread, or a submitter sending its own
 	                                     * command inline); one at a time */
 	bool ping_outstanding;              /* lock: a keepalive NOP-Out awaits its NOP-In */
+	bool ping_queued;                   /* lock: that NOP-Out (TX_PING) is queued, not
+	                                     * yet sent: session_tick() queues no other */
+	unsigned nop_answers;               /* lock: TX_NOP_OUT items queued, not yet sent
+	                                     * (at most NOP_ANSWERS_MAX) */
 	bool dropped;                       /* lock: we shut the connection down (timeout,
 	                                     * send error) and logged why; the RX thread's
 	                                     * error is only the echo of it */
@@ -159,6 +177,11 @@ struct session {
 	bool logout_sent;                   /* lock: that Logout is queued or sent */
 	int64_t logout_by_ns;               /* lock: the target's deadline for it */
 	enum tmf_state tmf_state;           /* lock: the task management out, if any */
+	uint32_t tmf_itt;                   /* lock: the ITT of that function (or of the
+	                                     * last one, when none is out) */
+	uint32_t tmf_count;                 /* lock: functions started on this session:
+	                                     * ITT_TMF_FIRST + tmf_count % ITT_TMF_COUNT is
+	                                     * the next one's ITT */
 	uint32_t tmf_ref_itt;               /* lock: TMF_ABORT: ITT of the task aborted */
 	uint32_t tmf_lun;                   /* lock: the LUN of the task or of the reset */
 	uint8_t tmf_opcode;                 /* lock: TMF_ABORT: CDB opcode, for log lines */
@@ -183,6 +206,11 @@ struct session {
 	unsigned verify_retries;            /* lock: times this step was sent again */
 	int64_t verify_retry_ns;            /* lock: when session_tick() sends the step
 	                                     * again (BUSY, NOT READY); 0: nothing waits */
+
+	int64_t async_logged_ns;            /* RX thread: when the last line about an
+	                                     * Asynchronous Message event was logged */
+	unsigned async_unlogged;            /* RX thread: events since then without a
+	                                     * line of their own (at most one a second) */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
 	_Atomic int state_hint;             /* copy of state for lock-free readers */
@@ -265,6 +293,11 @@ int session_start_tx(struct session *s);
  * identity of the LUNs the pool expects; it goes SESSION_UP when done.
  * No lock held; RX thread. */
 void session_verify_start(struct session *s);
+
+/* Begin the identity check of @luns (@n entries, malloc()ed; taken over),
+ * or, with none, go SESSION_UP at once.  As session_verify_start(), which
+ * gets them from the pool; any thread, no lock held. */
+void session_verify_luns(struct session *s, struct lun_identity *luns, unsigned n);
 
 /* Send the current step of the check again (after BUSY, NOT READY or a
  * full window).  Lock held, SESSION_VERIFYING. */

@@ -328,6 +328,8 @@ bool pool_lun_replaced(struct pool *p, uint32_t lun)
 	struct iscsi_task *failed = NULL, **fail_tail = &failed;
 	bool marked = false;
 
+	if (!p)
+		return false;   /* (a session attached without a pool) */
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
 	if (pl && !pl->replaced) {

@@ -29,6 +29,14 @@
  * session lock and appends to the command queue, so CmdSN order is wire
  * order.
  *
+ * Every queue the target can fill is bounded: Data-Out items by the R2Ts
+ * a task may have outstanding (MaxOutstandingR2T, checked in rx_r2t())
+ * times the task table; answers to the target's NOP-In pings by
+ * NOP_ANSWERS_MAX (beyond it the connection is dropped); our keepalive
+ * and task management requests to one queued each, Logout requests to
+ * one for the target's wish and one for our close.  Lines about
+ * Asynchronous Messages are logged one a second at most.
+ *
  * One mutex per session, s->lock, protects the task table, the sequence
  * numbers, both queues and the state.  It is never held across a system
  * call on the socket.  Lock order: pool -> session.
@@ -189,7 +197,14 @@ void session_reissue(struct session *s, struct iscsi_task *t)
 		t->done(t);
 		return;
 	}
-	if (!s->pool || ++t->reissues > MAX_REISSUES) {
+	if (!s->pool) {
+		log_error("%s: command 0x%02x on LUN %u aborted; no pool to send it again", s->name,
+			  t->cdb[0], t->lun);
+		t->result = EIO;
+		t->done(t);
+		return;
+	}
+	if (++t->reissues > MAX_REISSUES) {
 		log_error("%s: command 0x%02x on LUN %u aborted %u times; giving up", s->name,
 			  t->cdb[0], t->lun, t->reissues);
 		t->result = EIO;
@@ -370,6 +385,13 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	return 0;
 }
 
+/* A NOP-In: the answer to our keepalive, news of the window, or a ping of
+ * the target's (a Target Transfer Tag), which is answered with a NOP-Out
+ * carrying its TTT and LUN (RFC 7143 11.18.4).  A ping carries no data
+ * (11.19), so nothing is echoed; data that comes anyway is dropped.  A
+ * target that pings faster than it takes the answers would grow their
+ * queue without end: at NOP_ANSWERS_MAX unsent the connection is dropped,
+ * as for a target that stops answering. */
 static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 {
 	const struct iscsi_bhs_nop_in *h = &bhs->nop_in;
@@ -383,20 +405,48 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	if (pdu_itt(bhs) != ISCSI_RESERVED_TAG)
 		session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
-	if (ttt != ISCSI_RESERVED_TAG) {
-		struct tx_item *it = calloc(1, sizeof *it);
-		if (!it) {
-			pthread_mutex_unlock(&s->lock);
-			err_set(ENOMEM, "out of memory");
-			return -1;
-		}
-		it->kind = TX_NOP_OUT;
-		it->ttt = ttt;
-		it->lun_wire = get_be64(h->lun);
-		session_queue_ctl_locked(s, it);
+	if (ttt == ISCSI_RESERVED_TAG) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
 	}
+	if (s->nop_answers >= NOP_ANSWERS_MAX) {
+		unsigned unsent = s->nop_answers;
+		pthread_mutex_unlock(&s->lock);
+		err_set(ENOBUFS, "target keeps sending NOP-In pings while the answers to %u are still unsent (it does not read the connection)",
+			unsent);
+		return -1;
+	}
+	struct tx_item *it = calloc(1, sizeof *it);
+	if (!it) {
+		pthread_mutex_unlock(&s->lock);
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	it->kind = TX_NOP_OUT;
+	it->ttt = ttt;
+	it->lun_wire = get_be64(h->lun);
+	s->nop_answers++;
+	session_queue_ctl_locked(s, it);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+/* Whether a line about an Asynchronous Message may be logged now: one a
+ * second per session at most, so that a target sending them without end
+ * cannot fill the log.  *@unlogged: the events since the last line that
+ * had none.  RX thread. */
+static bool async_log_due(struct session *s, unsigned *unlogged)
+{
+	int64_t now = session_now_ns();
+
+	if (s->async_logged_ns && now - s->async_logged_ns < 1000000000) {
+		s->async_unlogged++;
+		return false;
+	}
+	*unlogged = s->async_unlogged;
+	s->async_unlogged = 0;
+	s->async_logged_ns = now;
+	return true;
 }
 
 static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch)
@@ -409,9 +459,12 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 	session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	pthread_mutex_unlock(&s->lock);
+	unsigned unlogged = 0;
 	switch (h->event) {
 	case ISCSI_ASYNC_SCSI_EVENT:
-		log_info("%s: target reported a SCSI asynchronous event", s->name);
+		if (async_log_due(s, &unlogged))
+			log_info("%s: target reported a SCSI asynchronous event (%u more since the last line)",
+				 s->name, unlogged);
 		return 0;
 	case ISCSI_ASYNC_LOGOUT_REQUEST: {
 		/* ErrorRecoveryLevel 0, one connection: no new commands, the
@@ -422,14 +475,16 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		unsigned within = get_be16(h->param3);
 		pthread_mutex_lock(&s->lock);
 		unsigned outstanding = s->outstanding;
-		if (!s->logout_asked) {
+		bool news = !s->logout_asked;   /* (a repeat changes nothing) */
+		if (news) {
 			s->logout_asked = true;
 			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
 		}
 		logout_if_drained(s);
 		pthread_mutex_unlock(&s->lock);
-		log_info("%s: target requests logout within %u s; logging out after %u outstanding commands, then in again",
-			 s->name, within, outstanding);
+		if (news)
+			log_info("%s: target requests logout within %u s; logging out after %u outstanding commands, then in again",
+				 s->name, within, outstanding);
 		return 0;
 	}
 	case ISCSI_ASYNC_DROP_CONNECTION:
@@ -449,18 +504,22 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		unsigned within = get_be16(h->param3) ? get_be16(h->param3) : RENEGOTIATE_WITHIN_S;
 		pthread_mutex_lock(&s->lock);
 		unsigned outstanding = s->outstanding;
-		if (!s->logout_asked) {
+		bool news = !s->logout_asked;
+		if (news) {
 			s->logout_asked = true;
 			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
 		}
 		logout_if_drained(s);
 		pthread_mutex_unlock(&s->lock);
-		log_info("%s: target asks to renegotiate parameters; logging out after %u outstanding commands, then in again",
-			 s->name, outstanding);
+		if (news)
+			log_info("%s: target asks to renegotiate parameters; logging out after %u outstanding commands, then in again",
+				 s->name, outstanding);
 		return 0;
 	}
 	default:
-		log_info("%s: ignoring asynchronous event %u", s->name, h->event);
+		if (async_log_due(s, &unlogged))
+			log_info("%s: ignoring asynchronous event %u (%u more since the last line)",
+				 s->name, h->event, unlogged);
 		return 0;
 	}
 }
@@ -644,6 +703,8 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		free(it);
 	}
 	s->ctl_tail = NULL;
+	s->nop_answers = 0;
+	s->ping_queued = false;
 	for (struct iscsi_task *t = s->cmd_head, *after; t; t = after) {
 		after = t->next;
 		if (--t->tx_refs == 0 && t->finished && t != &s->vtask) {
@@ -932,8 +993,13 @@ out:
 
 void session_tick(struct session *s)
 {
+	session_tick_ahead(s, 0);
+}
+
+void session_tick_ahead(struct session *s, int64_t ahead_ns)
+{
 	const struct session_config *cfg = s->cfg;
-	int64_t now = session_now_ns();
+	int64_t now = session_now_ns() + ahead_ns;
 	int64_t last_rx = atomic_load_explicit(&s->last_rx_ns, memory_order_relaxed);
 	char why[160] = "";
 
@@ -963,12 +1029,15 @@ void session_tick(struct session *s)
 	    now - s->ping_sent_ns > (int64_t)cfg->noop_timeout_s * 1000000000 &&
 	    now - last_rx > (int64_t)cfg->noop_timeout_s * 1000000000) {
 		snprintf(why, sizeof why, "no answer to a NOP-Out within %u s", cfg->noop_timeout_s);
-	} else if (!s->ping_outstanding && cfg->noop_interval_s &&
+	} else if (!s->ping_outstanding && !s->ping_queued && cfg->noop_interval_s &&
 		   now - last_rx > (int64_t)cfg->noop_interval_s * 1000000000) {
+		/* (one at a time: a NOP-In with our ITT that came before our
+		 * NOP-Out went must not make a second one queue) */
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (it) {
 			it->kind = TX_PING;
 			s->ping_outstanding = true;
+			s->ping_queued = true;
 			s->ping_sent_ns = now;
 			session_queue_ctl_locked(s, it);
 		}
@@ -996,9 +1065,11 @@ void session_tick(struct session *s)
 /* ---- life cycle ---- */
 
 /* Take the outcome @lr of the login on s->conn and start the threads:
- * the session is then SESSION_UP.  Returns 0, or -1 with err_set(); the
- * caller still owns s->conn then. */
-static int session_start(struct session *s, const struct login_result *lr)
+ * the session is then in state @first (SESSION_UP, or SESSION_VERIFYING
+ * for session_attach_fd_verifying()).  Returns 0, or -1 with err_set();
+ * the caller still owns s->conn then. */
+static int session_start(struct session *s, const struct login_result *lr,
+			 enum session_state first)
 {
 	const struct session_config *cfg = s->cfg;
 
@@ -1023,7 +1094,7 @@ static int session_start(struct session *s, const struct login_result *lr)
 	pthread_cond_init(&s->tx_cond, NULL);
 	pthread_cond_init(&s->socket_cond, NULL);
 	pthread_cond_init(&s->state_cond, NULL);
-	session_set_state(s, SESSION_UP);
+	session_set_state(s, first);
 	atomic_store(&s->last_rx_ns, session_now_ns());
 	if (session_start_tx(s) < 0)
 		goto err_tx;
@@ -1089,7 +1160,7 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	if (rc < 0)
 		goto err_connect;
 	take_portal(s, &lr);
-	if (session_start(s, &lr) < 0)
+	if (session_start(s, &lr, SESSION_UP) < 0)
 		goto err_login;
 	return s;
 
@@ -1100,8 +1171,10 @@ err_connect:
 	return NULL;
 }
 
-struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
-				  unsigned index, int fd, const struct login_result *lr)
+/* session_attach_fd() that starts the session in state @first. */
+static struct session *attach_fd(struct pool *pool, const struct session_config *cfg,
+				 unsigned index, int fd, const struct login_result *lr,
+				 enum session_state first)
 {
 	struct session *s = calloc(1, sizeof *s);
 
@@ -1120,7 +1193,7 @@ struct session *session_attach_fd(struct pool *pool, const struct session_config
 		goto err_attach;
 	s->conn.header_digest = lr->params.header_digest;
 	s->conn.data_digest = lr->params.data_digest;
-	if (session_start(s, lr) < 0)
+	if (session_start(s, lr, first) < 0)
 		goto err_start;
 	return s;
 
@@ -1129,6 +1202,34 @@ err_start:
 err_attach:
 	free(s);
 	return NULL;
+}
+
+struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
+				  unsigned index, int fd, const struct login_result *lr)
+{
+	return attach_fd(pool, cfg, index, fd, lr, SESSION_UP);
+}
+
+struct session *session_attach_fd_verifying(struct pool *pool, const struct session_config *cfg,
+					    unsigned index, int fd, const struct login_result *lr,
+					    const struct lun_identity *ids, unsigned n)
+{
+	struct lun_identity *copy = n ? malloc(n * sizeof *copy) : NULL;
+
+	if (n && !copy) {
+		close(fd);
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (n)
+		memcpy(copy, ids, n * sizeof *copy);
+	struct session *s = attach_fd(pool, cfg, index, fd, lr, SESSION_VERIFYING);
+	if (!s) {
+		free(copy);
+		return NULL;
+	}
+	session_verify_luns(s, copy, n);
+	return s;
 }
 
 void session_logout_and_free(struct session *s, int timeout_ms)

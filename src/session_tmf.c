@@ -6,6 +6,11 @@
  * refused or unanswered drops the connection, which is then recovered.
  * One function at a time per session (s->tmf_state).  What the target
  * aborted is taken out of the session and sent again, on any session.
+ * Each function has an ITT of its own (ITT_TMF_FIRST on, see
+ * session_internal.h): an answer that comes after its function ended (an
+ * ABORT TASK answered only once the LU reset that followed it went) is
+ * told from the answer awaited, and ignored with a log line.  A request
+ * still unsent when the next function starts is dropped from the queue.
  *
  * A LOGICAL UNIT RESET ends the commands of every I_T nexus on that LUN
  * (SAM-5 6.3.3), so those of the pool's other sessions too: with TAS=1
@@ -54,8 +59,28 @@ static const char *tmf_name(enum tmf_state state)
 	}
 }
 
-/* Queue a TMF request and enter @state.  Lock held.  Returns 0, or -1 on
- * ENOMEM (the caller drops the connection instead). */
+/* Take out of the control queue a TMF request still unsent: the function
+ * it was for ended (timed out) before it went.  At most one is ever
+ * queued, so the target cannot make them pile up by not reading.  Lock
+ * held. */
+static void drop_unsent_tmf_locked(struct session *s)
+{
+	for (struct tx_item **pp = &s->ctl_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+		struct tx_item *it = *pp;
+		if (it->kind != TX_TMF)
+			continue;
+		*pp = it->next;
+		if (s->ctl_tail == it)
+			s->ctl_tail = prev;
+		log_debug("%s: task management ITT 0x%x dropped unsent", s->name, it->itt);
+		free(it);
+		return;
+	}
+}
+
+/* Queue a TMF request, with an ITT of its own, and enter @state.  Lock
+ * held.  Returns 0, or -1 on ENOMEM (the caller drops the connection
+ * instead). */
 static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint32_t ref_itt,
 		     uint32_t ref_cmdsn)
 {
@@ -63,13 +88,16 @@ static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint
 
 	if (!it)
 		return -1;
+	drop_unsent_tmf_locked(s);
 	it->kind = TX_TMF;
 	it->function = state == TMF_ABORT ? ISCSI_TMF_ABORT_TASK :
 		       state == TMF_ABORT_SET ? ISCSI_TMF_ABORT_TASK_SET : ISCSI_TMF_LUN_RESET;
+	it->itt = ITT_TMF_FIRST + s->tmf_count++ % ITT_TMF_COUNT;
 	it->lun_wire = pdu_lun_encode(lun);
 	it->ref_itt = ref_itt;
 	it->ref_cmdsn = ref_cmdsn;
 	s->tmf_state = state;
+	s->tmf_itt = it->itt;
 	s->tmf_lun = lun;
 	s->tmf_sent = false;
 	s->tmf_sent_ns = session_now_ns();
@@ -77,6 +105,15 @@ static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint
 			 state == TMF_ABORT_SET ? &s->st_abort_sets : &s->st_lu_resets, 1);
 	session_queue_ctl_locked(s, it);
 	return 0;
+}
+
+/* Whether @itt is the ITT of a function this session started (one of
+ * ITT_TMF_FIRST + 0 .. tmf_count - 1, modulo ITT_TMF_COUNT).  Lock held. */
+static bool tmf_itt_used(const struct session *s, uint32_t itt)
+{
+	if (itt - ITT_TMF_FIRST >= ITT_TMF_COUNT)
+		return false;
+	return s->tmf_count >= ITT_TMF_COUNT || itt - ITT_TMF_FIRST < s->tmf_count;
 }
 
 /* Whether a command on @lun has gone to the target and is unanswered.
@@ -179,11 +216,23 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	enum tmf_state state = s->tmf_state;
-	if (state == TMF_IDLE || pdu_itt(bhs) != ITT_TMF || !s->tmf_sent) {
+	uint32_t itt = pdu_itt(bhs);
+	bool current = state != TMF_IDLE && itt == s->tmf_itt;
+	if (!current && tmf_itt_used(s, itt)) {
+		/* An answer to a function that ended (it timed out and the
+		 * next one went, or it was answered already): what it did is
+		 * covered by what came after it.  Its StatSN counts. */
+		session_update_statsn(s, get_be32(h->statsn));
+		session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+		pthread_mutex_unlock(&s->lock);
+		log_info("%s: late Task Management Response (ITT 0x%x, \"%s\") to a request that ended; ignored",
+			 s->name, itt, tmf_response_text(h->response));
+		return 0;
+	}
+	if (!current || !s->tmf_sent) {
 		/* (not sent yet: queued behind other PDUs, the answer guessed) */
 		pthread_mutex_unlock(&s->lock);
-		VIOLATION(s, "protocol error: unexpected Task Management Response (ITT 0x%x)",
-			  pdu_itt(bhs));
+		VIOLATION(s, "protocol error: unexpected Task Management Response (ITT 0x%x)", itt);
 	}
 	session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));

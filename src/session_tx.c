@@ -236,8 +236,10 @@ static int send_immediate(struct session *s, union iscsi_bhs *bhs)
 	pthread_mutex_lock(&s->lock);
 	put_be32(bhs->nop_out.cmdsn, s->cmdsn);
 	put_be32(bhs->nop_out.exp_statsn, s->exp_statsn);
-	if (pdu_opcode(bhs) == ISCSI_OP_TMF_REQ) {
-		/* before it is on the wire: the answer may come at once */
+	if (pdu_opcode(bhs) == ISCSI_OP_TMF_REQ && pdu_itt(bhs) == s->tmf_itt) {
+		/* before it is on the wire: the answer may come at once (not
+		 * for a request whose function ended while it was queued:
+		 * that answer is ignored, and the next one has its own) */
 		s->tmf_cmdsn = s->cmdsn;
 		s->tmf_sent = true;
 	}
@@ -291,7 +293,7 @@ static int send_tmf(struct session *s, const struct tx_item *it)
 	pdu_init(&bhs, ISCSI_OP_TMF_REQ, true);
 	bhs.tmf_req.flags = ISCSI_FLAG_FINAL | it->function;
 	put_be64(bhs.tmf_req.lun, it->lun_wire);
-	put_be32(bhs.tmf_req.itt, ITT_TMF);
+	put_be32(bhs.tmf_req.itt, it->itt);
 	put_be32(bhs.tmf_req.ref_itt, abort_task ? it->ref_itt : ISCSI_RESERVED_TAG);
 	put_be32(bhs.tmf_req.ref_cmdsn, abort_task ? it->ref_cmdsn : 0);
 	return send_immediate(s, &bhs);
@@ -331,6 +333,10 @@ static int send_next_queued(struct session *s)
 		s->ctl_head = it->next;
 		if (!s->ctl_head)
 			s->ctl_tail = NULL;
+		if (it->kind == TX_NOP_OUT)
+			s->nop_answers--;
+		else if (it->kind == TX_PING)
+			s->ping_queued = false;
 		bool more = s->ctl_head || s->cmd_head;
 		pthread_mutex_unlock(&s->lock);
 		switch (it->kind) {

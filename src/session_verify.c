@@ -291,13 +291,19 @@ void session_verify_start(struct session *s)
 	struct lun_identity *luns = NULL;
 	int n = s->pool ? pool_expected_luns(s->pool, &luns) : 0;
 
-	pthread_mutex_lock(&s->lock);
 	if (n < 0) {
+		pthread_mutex_lock(&s->lock);
 		if (s->state == SESSION_VERIFYING)
 			verify_drop_locked(s, err_msg());
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
+	session_verify_luns(s, luns, (unsigned)n);
+}
+
+void session_verify_luns(struct session *s, struct lun_identity *luns, unsigned n)
+{
+	pthread_mutex_lock(&s->lock);
 	if (n == 0 || s->state != SESSION_VERIFYING) {
 		pthread_mutex_unlock(&s->lock);
 		free(luns);
@@ -306,12 +312,11 @@ void session_verify_start(struct session *s)
 	}
 	free(s->verify_luns);
 	s->verify_luns = luns;
-	s->verify_n = (unsigned)n;
+	s->verify_n = n;
 	s->verify_i = 0;
 	s->verify_retries = 0;
 	s->verify_step = verify_first_step(&luns[0], VERIFY_SERIAL);
-	log_debug("%s: checking the identity of %d LUNs", s->name, n);
+	log_debug("%s: checking the identity of %u LUNs", s->name, n);
 	session_verify_send_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }
-

@@ -18,22 +18,42 @@
  * session_logout_and_free(), and the peer sends the rest once it has seen
  * the Logout Request.
  *
+ * In tick mode the session has a cmd_timeout of 1 s, and the harness
+ * makes it pass at once (session_tick_ahead(), as if 2 s had gone by), so
+ * that task management runs: the peer sends the input up to its first
+ * Task Management Response (all of it if there is none) and holds the
+ * rest until the session sends a Task Management Request; the harness,
+ * once the first part is sent, ticks every 2 ms (each tick a timeout:
+ * ABORT TASK, then LU RESET, then the connection dropped) until the run
+ * is over.  The TMF answers in the rest may come before or after the
+ * function they name ended.
+ *
+ * In verify mode (which implies tick mode) the session begins as one
+ * that logged in again (session_attach_fd_verifying()): it checks two
+ * LUNs (VERIFY_LUNS) with INQUIRY VPD and READ CAPACITY commands of its
+ * own, which the input answers; the harness submits no tasks.  The run
+ * is over when the session is down (the input ended).
+ *
  * Input:
  *   byte 0  bit 0 HeaderDigest, bit 1 DataDigest, bit 2 ImmediateData,
  *           bit 3 InitialR2T, bit 4 raw mode, bit 5 fill mode, bit 6
- *           logout mode;
+ *           logout mode, bit 7 byte 3 holds more modes;
  *   byte 1  MaxRecvDataSegmentLength of the target (512 << bits 0-2),
  *           MaxOutstandingR2T (1 + bits 3-4), the CmdSN window (bits
  *           5-7: 0 = 64 commands, else n - 1, so 1 = closed);
  *   byte 2  MaxBurstLength (512 << bits 0-2), FirstBurstLength
  *           (512 << bits 3-5, at most MaxBurstLength);
+ *   byte 3  (only with byte 0 bit 7) bit 0 tick mode, bit 1 verify mode
+ *           (logout mode leaves both off);
  *   then    the target's PDUs.
  * In raw mode the rest goes on the wire as it is.  Otherwise the harness
  * frames it, so that the fuzzer need not get digests and lengths right:
  * each PDU is a 48-byte BHS, its AHS (TotalAHSLength words) and its data
  * segment (DataSegmentLength bytes) taken from the input, with padding
  * and the negotiated digests added; an ITT of 0..4 is replaced by the
- * ITT of that task.  A segment the input stops short of is cut there (the
+ * ITT of that task (in verify mode: of the session's k-th command, its
+ * identity check's steps in order), 5..8 by the ITT the session gives its
+ * first, second, ... task management request.  A segment the input stops short of is cut there (the
  * connection ends mid-PDU).  In fill mode a data segment takes only its
  * first 64 bytes from the input and the rest is zeros, so that a small
  * input can carry a large Data-In.
@@ -53,6 +73,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "conn.h"
 #include "crc32c.h"
@@ -60,6 +81,7 @@
 #include "fuzz_peer.h"
 #include "login.h"
 #include "pdu.h"
+#include "pool.h"
 #include "session.h"
 #include "text.h"
 #include "wire.h"
@@ -72,6 +94,31 @@
  * taken whole: the session refuses them anyway). */
 #define FILL_TAKE 64
 #define FILL_MAX (4 * OUR_MAX_RECV_DSL)
+/* Our queue depth: the task table has this many slots. */
+#define QUEUE_DEPTH 8
+/* Tick mode: the cmd_timeout, how far ahead each tick looks (past it),
+ * the pause between ticks and the most ticks of a run. */
+#define TICK_CMD_TIMEOUT_S 1
+#define TICK_AHEAD_NS 2000000000LL
+#define TICK_EVERY_NS 2000000L
+#define TICK_MAX 32
+/* Input ITTs that stand for the session's task management requests, and
+ * how many: the ITTs session_tmf.c gives its first ones (0xfffff000 on). */
+#define TMF_ITT_INPUT 5
+#define TMF_ITTS 4
+#define TMF_ITT_FIRST 0xfffff000u
+/* Logout timeout after a tick or verify run: the peer may hold its rest
+ * for a Task Management Request that never comes. */
+#define TICK_LOGOUT_MS 20
+
+/* What the identity check of verify mode expects: a LUN with a serial and
+ * a device identifier, and one with neither and 4096-byte blocks. */
+static const struct lun_identity verify_luns[] = {
+	{ .lun = 0, .serial = "SERIAL01", .device_id = "naa.6001405abcdef0123456789abcdef012",
+	  .block_size = 512, .blocks = 8192 },
+	{ .lun = 1, .block_size = 4096, .blocks = 1024 },
+};
+#define VERIFY_LUNS (sizeof verify_luns / sizeof verify_luns[0])
 
 /* The tasks of every run. */
 static const struct {
@@ -213,14 +260,16 @@ static void out_put(struct wire_out *o, const void *p, size_t n)
 }
 
 /* Frame the PDUs of @in (see the top of the file) into @o; *@logout_at
- * is where the first Logout Response starts in @o (o->len if none). */
+ * and *@tmf_at are where the first Logout Response and the first Task
+ * Management Response start in @o (SIZE_MAX if none). */
 static void frame(struct wire_out *o, const uint8_t *in, size_t size, uint8_t flags,
-		  const uint32_t itts[NTASKS], size_t *logout_at)
+		  const uint32_t itts[NTASKS], size_t *logout_at, size_t *tmf_at)
 {
 	bool hd = flags & 0x01, dd = flags & 0x02, fill = flags & 0x20;
 	size_t off = 0;
 
 	*logout_at = SIZE_MAX;
+	*tmf_at = SIZE_MAX;
 	while (size - off >= ISCSI_BHS_SIZE) {
 		uint8_t bhs[ISCSI_BHS_SIZE], digest[4];
 		uint32_t state;
@@ -230,8 +279,12 @@ static void frame(struct wire_out *o, const uint8_t *in, size_t size, uint8_t fl
 		uint32_t itt = get_be32(bhs + 16);
 		if (itt < NTASKS)
 			put_be32(bhs + 16, itts[itt]);
+		else if (itt - TMF_ITT_INPUT < TMF_ITTS)
+			put_be32(bhs + 16, TMF_ITT_FIRST + (itt - TMF_ITT_INPUT));
 		if ((bhs[0] & 0x3f) == ISCSI_OP_LOGOUT_RSP && *logout_at == SIZE_MAX)
 			*logout_at = o->len;
+		if ((bhs[0] & 0x3f) == ISCSI_OP_TMF_RSP && *tmf_at == SIZE_MAX)
+			*tmf_at = o->len;
 		out_put(o, bhs, sizeof bhs);
 		state = crc32c_update(crc32c_begin(), bhs, sizeof bhs);
 
@@ -267,6 +320,36 @@ static void frame(struct wire_out *o, const uint8_t *in, size_t size, uint8_t fl
 	out_put(o, in + off, size - off);
 }
 
+/* Whether the run is over: every task done, or in verify mode (no tasks)
+ * the session down. */
+static bool run_over(struct run *run, struct session *s, bool verify)
+{
+	if (verify)
+		return session_state_hint(s) == SESSION_DOWN;
+	pthread_mutex_lock(&run->lock);
+	bool over = run->done == NTASKS;
+	pthread_mutex_unlock(&run->lock);
+	return over;
+}
+
+/* Tick mode: once the peer has sent the input up to its hold, make the
+ * cmd_timeout pass again and again, a little apart, until the run is
+ * over or TICK_MAX ticks went. */
+static void tick_until_over(struct run *run, struct session *s, struct fuzz_peer *peer,
+			    bool verify)
+{
+	const struct timespec pause = { 0, TICK_EVERY_NS };
+
+	fuzz_peer_wait_held(peer);
+	for (unsigned i = 0; i < TICK_MAX; i++) {
+		/* (first a pause: what was sent is mostly read by then) */
+		nanosleep(&pause, NULL);
+		if (run_over(run, s, verify))
+			break;
+		session_tick_ahead(s, TICK_AHEAD_NS);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct session_config cfg;
@@ -280,13 +363,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3)
 		return 0;
 	uint8_t flags = data[0];
+	size_t head = 3;
+	uint8_t more = 0;
+	if (flags & 0x80) {
+		if (size < 4)
+			return 0;
+		more = data[3];
+		head = 4;
+	}
+	bool logout_mode = flags & 0x40;
+	bool verify = !logout_mode && (more & 0x02);
+	bool tick = verify || (!logout_mode && (more & 0x01));
 
 	memset(&cfg, 0, sizeof cfg);
 	snprintf(cfg.host, sizeof cfg.host, "fuzz");
 	snprintf(cfg.target_name, sizeof cfg.target_name, "iqn.2024-01.org.example:target");
 	snprintf(cfg.initiator_name, sizeof cfg.initiator_name, "iqn.2024-01.org.example:fuzz");
 	cfg.text.max_recv_dsl = OUR_MAX_RECV_DSL;
-	cfg.queue_depth = 8;
+	cfg.queue_depth = QUEUE_DEPTH;
+	cfg.cmd_timeout_s = tick ? TICK_CMD_TIMEOUT_S : 0;
 
 	memset(&lr, 0, sizeof lr);
 	text_params_defaults(&lr.params);
@@ -317,12 +412,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(run.calls, 0, sizeof run.calls);
 
 	fuzz_socketpair(sv);
-	struct session *s = session_attach_fd(NULL, &cfg, 0, sv[0], &lr);
+	struct session *s = verify ?
+		session_attach_fd_verifying(NULL, &cfg, 0, sv[0], &lr, verify_luns, VERIFY_LUNS) :
+		session_attach_fd(NULL, &cfg, 0, sv[0], &lr);
 	if (!s) {
 		fprintf(stderr, "fuzz_session: %s\n", err_msg());
 		abort();
 	}
 	for (unsigned i = 0; i < NTASKS; i++) {
+		if (verify) {
+			/* no tasks: ITT i is the identity check's i-th command
+			 * (generation i + 1, the slots taken in turn) */
+			itts[i] = (uint32_t)(i + 1) << 12 | i % QUEUE_DEPTH;
+			run.done++;
+			continue;
+		}
 		struct fuzz_task *ft = task_new(&run, i);
 		if (session_submit(s, &ft->task) < 0) {
 			/* not taken: done() will not run for it */
@@ -339,19 +443,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		itts[i] = ft->task.itt;
 	}
 
-	size_t logout_at = SIZE_MAX;
+	size_t logout_at = SIZE_MAX, tmf_at = SIZE_MAX;
 	if (flags & 0x10)
-		out_put(&out, data + 3, size - 3);
+		out_put(&out, data + head, size - head);
 	else
-		frame(&out, data + 3, size - 3, flags, itts, &logout_at);
+		frame(&out, data + head, size - head, flags, itts, &logout_at, &tmf_at);
 
-	if (flags & 0x40) {
-		/* logout mode */
+	if (logout_mode) {
 		fuzz_peer_start_held(&peer, sv[1], out.data, out.len, logout_at,
 				     ISCSI_OP_LOGOUT_REQ, p->header_digest, p->data_digest);
 		fuzz_peer_wait_held(&peer);
 		session_logout_and_free(s, 10000);
 		/* the RX thread ended every task before it exited */
+		pthread_mutex_lock(&run.lock);
+		FUZZ_ASSERT(run.done == NTASKS);
+		pthread_mutex_unlock(&run.lock);
+	} else if (tick) {
+		fuzz_peer_start_held(&peer, sv[1], out.data, out.len, tmf_at, ISCSI_OP_TMF_REQ,
+				     p->header_digest, p->data_digest);
+		tick_until_over(&run, s, &peer, verify);
+		/* what is still out fails as the session ends */
+		session_logout_and_free(s, TICK_LOGOUT_MS);
 		pthread_mutex_lock(&run.lock);
 		FUZZ_ASSERT(run.done == NTASKS);
 		pthread_mutex_unlock(&run.lock);

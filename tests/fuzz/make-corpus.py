@@ -132,6 +132,11 @@ def logout_rsp(itt=0xFFFFFFFE, response=0, statsn=1, **kw):
     return pdu(bhs(0x26, 0x80, response, itt=itt, rest=rest), b"", **kw)
 
 
+def tmf_rsp(itt, response=0, statsn=1, **kw):
+    rest = struct.pack(">I", 0) + sn3(statsn, 2, 64)
+    return pdu(bhs(0x22, 0x80, response, itt=itt, rest=rest), b"", **kw)
+
+
 def text_rsp(data, itt=1, statsn=1, **kw):
     rest = struct.pack(">I", 0xFFFFFFFF) + sn3(statsn, 2, 64)
     return pdu(bhs(0x24, 0x80, itt=itt, rest=rest), data, **kw)
@@ -371,6 +376,28 @@ def corpus_session():
     yield "window-closed", bytes([0x0C, 0x3C, 0x24]) + nop_in(statsn=0)
     yield "window-two", bytes([0x0C, 0x7C, 0x24]) + data_in(0, b"\x44" * 4096, status=0) + \
         scsi_rsp(1, statsn=2)
+    # tick mode (byte 3 bit 0): the tasks time out at once; ITTs 5, 6, ...
+    # are the session's task management requests in order.  ABORT TASK
+    # complete; rejected, then the LU RESET complete; "task does not
+    # exist"; an answer to the abort after the reset went
+    tick = bytes([0x8C, 0x1C, 0x24, 0x01])
+    yield "tick-abort", tick + scsi_rsp(3) + tmf_rsp(5, statsn=2) + scsi_rsp(2, statsn=3)
+    yield "tick-reset", tick + scsi_rsp(3) + tmf_rsp(5, 255, statsn=2) + tmf_rsp(6, statsn=3)
+    yield "tick-no-task", tick + tmf_rsp(5, 1) + tmf_rsp(6, 1, statsn=2)
+    yield "tick-late", tick + scsi_rsp(3) + tmf_rsp(5, 255, statsn=2) + tmf_rsp(6, statsn=3) + \
+        tmf_rsp(5, statsn=4)
+    # verify mode (byte 3 bit 1): the identity check of LUN 0 (serial
+    # SERIAL01, the device id of vpd83(), 8192 blocks of 512 bytes) and
+    # LUN 1 (4096-byte blocks, 1024 of them); ITT k is its k-th command
+    verify = bytes([0x8C, 0x1C, 0x24, 0x02])
+    yield "verify-same", verify + data_in(0, vpd(0x80, b"SERIAL01"), status=0) + \
+        data_in(1, vpd83(), status=0, statsn=2) + data_in(2, rc16(8191, 512), status=0, statsn=3) + \
+        data_in(3, rc16(1023, 4096), status=0, statsn=4)
+    yield "verify-other", verify + data_in(0, vpd(0x80, b"OTHER..."), status=0) + \
+        scsi_rsp(1, status=2, sense=fixed_sense(6, 0x29, 0), statsn=2) + \
+        scsi_rsp(2, status=2, sense=fixed_sense(5, 0x20, 0), statsn=3) + \
+        data_in(3, struct.pack(">II", 8191, 512), status=0, statsn=4)
+    yield "verify-busy-tmf", verify + scsi_rsp(0, status=8) + tmf_rsp(5, 1, statsn=2)
     # raw mode: the bytes go on the wire as they are (ITT of task 3)
     yield "raw", bytes([0x14, 0x04, 0x24]) + scsi_rsp(0x4003) + nop_in(itt=0xFFFFFFFD)
 

@@ -58,13 +58,15 @@ selected_case() {
 #   target=ARG  an argument of badtarget.py (may repeat)
 #   target_log=REGEX  the target's log has a line matching REGEX once LUN 0
 #           was used after the I/O (may repeat)
+#   nolog=REGEX the log has no line matching REGEX (may repeat)
+#   check=CMD   CMD (a function of this file) passes before the unmount
 #   tries=N for a violation the initiator may miss by timing (the case
 #           says why): the I/O is done again, up to N times in all, until
 #           the log has REGEX; each must end as EXPECT says
 io_case() {
     local case=$1 op=$2 expect=$3 re=$4 stat="" opts=sessions=1 tries=1 fired="" try off start
     local arg kv
-    local -a sess=() logs=() targs=() tlogs=()
+    local -a sess=() logs=() targs=() tlogs=() nologs=() checks=()
     shift 4
     for arg in "$@"; do
         case $arg in
@@ -76,6 +78,8 @@ io_case() {
             fired=*) fired=${arg#fired=} ;;
             target=*) targs+=("${arg#target=}") ;;
             target_log=*) tlogs+=("${arg#target_log=}") ;;
+            nolog=*) nologs+=("${arg#nolog=}") ;;
+            check=*) checks+=("${arg#check=}") ;;
             *) fail "io_case: bad argument '$arg'" ;;
         esac
     done
@@ -91,6 +95,11 @@ io_case() {
     done
     [[ -n $re ]] && check_log "$re"
     for arg in "${logs[@]}"; do check_log "$arg"; done
+    for arg in "${nologs[@]}"; do
+        ! grep -Eq -- "$arg" "$ISCSIFS_LOG" ||
+            fail "$case: a log line matches /$arg/: $(grep -E -- "$arg" "$ISCSIFS_LOG" | head -n 3)"
+    done
+    for arg in "${checks[@]}"; do "$arg" "$case"; done
     if [[ -n $stat ]]; then
         assert_eq "${stat#*=}" "$(lun_stat lun1 "${stat%%=*}")" "$case: ${stat%%=*} of lun1"
     fi
@@ -312,6 +321,83 @@ PY
     bad_case_end "$case" "$work" "$start"
 }
 
+# pings_answered CASE: while the target pings (case nop-in-ping), LUN 0
+# is read again and again (for 10 s at most); then every ping the target
+# sent was answered, within 5 s, by a well-formed NOP-Out.
+pings_answered() {
+    local case=$1 sent answered i until=$((SECONDS + 10))
+    while ((SECONDS < until)); do
+        grep -q "pings done" "$BAD_LOG" && break
+        bt dd if="$BAD_MNT/lun0" of=/dev/null bs=65536 count=16 status=none ||
+            fail "$case: read of lun0 failed while the target pinged"
+    done
+    grep -q "pings done" "$BAD_LOG" || fail "$case: the pings did not end: $(cat "$BAD_LOG")"
+    for ((i = 0; i < 50; i++)); do
+        sent=$(badtarget_count "ping TTT 0x[0-9a-f]+ sent")
+        answered=$(badtarget_count "ping TTT 0x[0-9a-f]+ answered")
+        ((sent == answered)) && break
+        sleep 0.1
+    done
+    ((sent >= 10)) || fail "$case: only $sent pings sent: $(cat "$BAD_LOG")"
+    assert_eq "$sent" "$answered" "$case: pings answered"
+    assert_eq 0 "$(badtarget_count "bad NOP-Out")" "$case: bad answers: $(grep "bad NOP-Out" "$BAD_LOG")"
+}
+
+# async_lines_bounded CASE: the Async Messages of case async-flood (20000
+# in a burst) made a line or two in the log, not one each.
+async_lines_bounded() {
+    local n
+    n=$(grep -c "asynchronous event" "$ISCSIFS_LOG")
+    ((n >= 1 && n <= 3)) || fail "$1: $n log lines about asynchronous events"
+}
+
+# rss_kb PID: the resident set of process PID, in KiB.
+rss_kb() {
+    awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"
+}
+
+# nop_flood_case: on a READ of LUN 1 the target sends NOP-In pings, each
+# asking for an answer, as fast as it can for up to 10 s, and reads
+# nothing meanwhile (case nop-flood).  The daemon's memory must stay
+# bounded (its RSS grows by less than 100 MiB while the flood lasts), the
+# connection be dropped with one line, and the read then succeed on a new
+# connection with the data the target holds.
+nop_flood_case() {
+    local case=nop-flood start base rss max=0 pid1 rc i off=$((4 * 131072))
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+    base=$(rss_kb "$BAD_FG_PID")
+    max=$base
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=65536 iflag=skip_bytes skip="$off" count=1 \
+        status=none &
+    pid1=$!
+    # sampled until the flood ends (at the latest 10 s after it began)
+    for ((i = 0; i < 150; i++)); do
+        rss=$(rss_kb "$BAD_FG_PID")
+        ((rss > max)) && max=$rss
+        grep -q "flood ended" "$BAD_LOG" && break
+        sleep 0.1
+    done
+    wait "$pid1"
+    rc=$?
+    note "case $case: RSS $((base / 1024)) MiB before the flood, at most $((max / 1024)) MiB during it; $(grep -o "flood ended.*" "$BAD_LOG")"
+    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    (((max - base) < 100 * 1024)) ||
+        fail "$case: the daemon grew by $(((max - base) / 1024)) MiB during the flood"
+    assert_eq 0 "$rc" "$case: exit status of the read"
+    slice "$BAD_LUN1" "$off" 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got" "$case: data read from lun1"
+    check_log "keeps sending NOP-In pings while the answers to [0-9]+ are still unsent"
+    assert_eq 1 "$(grep -c "NOP-In pings" "$ISCSIFS_LOG")" "$case: log lines about the flood"
+    assert_eq 1 "$(session_stat 0 reconnects)" "$case: reconnects"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+
 # The violation messages name what was wrong; a reconnect follows.
 V='protocol error'
 
@@ -469,6 +555,25 @@ logout_case() {
     rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
 }
 logout_case
+
+# issue 12, item 4: pings of the target, answered while I/O goes on, and a
+# flood of them from a target that reads nothing
+io_case nop-in-ping read ok "" sess=reconnects=0 check=pings_answered
+nop_flood_case
+# and lines about Async Messages: one a second at most
+io_case async-flood read ok "target reported a SCSI asynchronous event" sess=reconnects=0 \
+    check=async_lines_bounded
+# issue 12, item 5: each task management request has its own ITT; a late
+# answer to one that ended is ignored, not taken for the next one's
+io_case tmf-late-abort read ok "LUN 1 reset; 1 commands sent again" opts=cmd_timeout=2 \
+    sess=aborts=1 sess=lu_resets=1 sess=reconnects=0 \
+    "log=late Task Management Response \\(ITT 0x[0-9a-f]+, \"function complete\"\\) to a request that ended; ignored" \
+    "nolog=protocol error"
+# "task does not exist": the command never arrived (or its status is on
+# its way): it is sent again, no LU reset, no reconnect
+io_case tmf-no-task read ok \
+    "command 0x(28|88) \\(ITT 0x[0-9a-f]+\\) on LUN 1 aborted \\(task does not exist\\); sending it again" \
+    opts=cmd_timeout=2 sess=aborts=1 sess=lu_resets=0 sess=reconnects=0
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -128,6 +128,15 @@ MAX_UNMAP_BLOCKS = 20
 UNSOL_MRDSL = 8192
 # CHAP_A values and their hashlib names (--chap)
 CHAP_ALGS = {5: "md5", 6: "sha1", 7: "sha256", 8: "sha3_256"}
+# nop-flood: how long the flood lasts at most (the initiator should drop
+# the connection long before), and NOP-Ins per send
+FLOOD_SECONDS = 10
+FLOOD_BATCH = 4096
+# async-flood: Async Messages sent in one go
+ASYNC_FLOOD = 20000
+# nop-in-ping: a ping every PING_EVERY_MS for PING_SECONDS
+PING_EVERY_MS = 20
+PING_SECONDS = 1
 
 # The cases.  trigger: what makes a case fire
 #   read1   a READ to LUN 1          write1  a WRITE to LUN 1
@@ -212,6 +221,12 @@ CASES = {
     "rc16-invalid-field": ("read1", 1, "READ CAPACITY(16) of LUN 1 always refused with INVALID FIELD IN CDB (24h/00h); the first READ of LUN 1 closes the connection, so the identity check after the reconnect meets the refusal"),
     "probe-refused": ("probe", 0, "READ CAPACITY(16) and MODE SENSE(6) of LUN 1 refused: INVALID COMMAND OPERATION CODE (20h/00h)"),
     "capacity10-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1 refused (20h/00h); READ CAPACITY(10) says 0xffffffff (2^32 blocks or more)"),
+    # -- issue 12, items 4 and 5: pings and task management ---------------
+    "nop-flood": ("read1", 1, "the READ unanswered; NOP-In pings (TTT set) as fast as possible for up to %d s, reading nothing meanwhile" % FLOOD_SECONDS),
+    "nop-in-ping": ("read1", 1, "NOP-In pings (TTT set) before each Data-In of the READ and every %d ms for %d s; every answer checked" % (PING_EVERY_MS, PING_SECONDS)),
+    "async-flood": ("read1", 1, "%d Async Messages (SCSI event) before the READ is answered" % ASYNC_FLOOD),
+    "tmf-late-abort": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete) only once the LU RESET came, then the LU RESET"),
+    "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -523,6 +538,9 @@ class Conn:
         self.next_ttt = 0x100
         self.closed = False
         self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
+        self.late_abort = None          # tmf-late-abort: the ABORT TASK answer held
+        self.pings = {}                 # nop-in-ping: TTT -> LUN field of the pings unanswered
+        self.next_ping_ttt = 0x70000000
         self.discovery = False
         self.first_burst = 0            # FirstBurstLength negotiated (--unsolicited)
         self.statsn_check = None        # statsn-*: the ExpStatSN the next command must carry
@@ -996,7 +1014,9 @@ class Conn:
             elif p.opcode == OP_DATA_OUT:
                 self.data_out(p)
             elif p.opcode == OP_NOP_OUT:
-                if p.itt != RESERVED:
+                if p.itt == RESERVED and p.u32(20) != RESERVED:
+                    self.ping_answer(p)
+                elif p.itt != RESERVED:
                     b = bhs(OP_NOP_IN)
                     b[8:16] = p.bhs[8:16]
                     put32(b, 16, p.itt)
@@ -1026,6 +1046,18 @@ class Conn:
                     self.late_reset = (b, p.u32(24))
                     self.later(1.5, self.answer_late_reset)
                     continue
+                if case == "tmf-late-abort" and function == 1:
+                    put32(b, 16, p.itt)
+                    self.late_abort = b
+                    log("%s: holding the answer to ABORT TASK ITT 0x%x" % (self.name, p.itt))
+                    continue
+                if case == "tmf-late-abort" and function == 5 and self.late_abort:
+                    log("%s: answering the ABORT TASK now, after the LU RESET (ITT 0x%x) came" % (
+                        self.name, p.itt))
+                    self.send(self.late_abort, stat="adv", window=self.cur_window())
+                    self.late_abort = None
+                if case == "tmf-no-task" and function == 1:
+                    b[2] = 1
                 if case == "abort-refused" and function == 1:
                     b[2] = 255
                 elif case == "reset-refused":
@@ -1662,9 +1694,101 @@ class Conn:
         elif case == "async-drop":
             self.async_msg(2, param1=0, param2=DROP_TIME2WAIT)
             self.close()
+        elif case in ("tmf-late-abort", "tmf-no-task"):
+            log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
+        elif case == "nop-flood":
+            self.nop_flood(t)
+        elif case == "async-flood":
+            for _ in range(ASYNC_FLOOD):
+                self.async_msg(0)
+            self.respond(t, data)
+        elif case == "nop-in-ping":
+            threading.Thread(target=self.ping_every, daemon=True).start()
+            for i, off in enumerate(range(0, n, c)):
+                self.ping(t.lun)
+                last = off + c >= n
+                self.data_in(t, off, data[off:off + c], i, fin if last else 0,
+                             stat="adv" if last else None)
         else:
             return False
         return True
+
+    def nop_flood(self, t):
+        """nop-flood: NOP-In pings, each asking for an answer, as fast as
+        the socket takes them, for up to FLOOD_SECONDS, while this thread
+        (the only reader) reads nothing.  Ends the connection."""
+        batch = bytearray()
+        with self.lock:
+            for i in range(FLOOD_BATCH):
+                b = bhs(OP_NOP_IN)
+                b[8:16] = lun_field(t.lun)
+                put32(b, 16, RESERVED)
+                put32(b, 20, 0x10000 + i)
+                put32(b, 24, self.statsn)
+                put32(b, 28, self.exp_cmdsn)
+                put32(b, 32, self.exp_cmdsn + self.window - 1)
+                batch += b
+        sent, start = 0, time.monotonic()
+        log("%s: flooding NOP-In pings, reading nothing (READ ITT 0x%x unanswered)" % (self.name, t.itt))
+        try:
+            while time.monotonic() - start < FLOOD_SECONDS:
+                self.sock.sendall(batch)
+                sent += FLOOD_BATCH
+        except OSError as e:
+            log("%s: flood ended: the initiator closed the connection after %d NOP-Ins in %.1f s (%s)" % (
+                self.name, sent, time.monotonic() - start, e))
+            raise Closed() from e
+        log("%s: flood ended: %d NOP-Ins in %d s, the connection still up; closing it" % (
+            self.name, sent, FLOOD_SECONDS))
+        self.close()
+
+    def ping(self, lun):
+        """nop-in-ping: a NOP-In asking for an answer (RFC 7143 11.19: no
+        data, ITT reserved, TTT and LUN set)."""
+        with self.lock:
+            ttt = self.next_ping_ttt
+            self.next_ping_ttt += 1
+            self.pings[ttt] = bytes(lun_field(lun))
+        b = bhs(OP_NOP_IN)
+        b[8:16] = lun_field(lun)
+        put32(b, 16, RESERVED)
+        put32(b, 20, ttt)
+        self.send(b, stat="next")
+        log("%s: ping TTT 0x%x sent" % (self.name, ttt))
+
+    def ping_every(self):
+        """nop-in-ping: a ping every PING_EVERY_MS for PING_SECONDS, on LUN
+        0 and 1 in turn, while the initiator goes on with its I/O."""
+        n = PING_SECONDS * 1000 // PING_EVERY_MS
+        try:
+            for i in range(n):
+                time.sleep(PING_EVERY_MS / 1000)
+                self.ping(i % 2)
+        except (Closed, OSError):
+            log("%s: pings stopped: the connection ended" % self.name)
+            return
+        log("%s: pings done: %d every %d ms" % (self.name, n, PING_EVERY_MS))
+
+    def ping_answer(self, p):
+        """nop-in-ping: check a NOP-Out answering a ping: its TTT one we
+        sent and not answered yet, the LUN echoed, ITT reserved, I and F
+        set."""
+        ttt = p.u32(20)
+        with self.lock:
+            lun = self.pings.pop(ttt, None)
+        bad = []
+        if lun is None:
+            bad.append("TTT 0x%x is no ping unanswered" % ttt)
+        elif bytes(p.bhs[8:16]) != lun:
+            bad.append("LUN %s, sent %s" % (bytes(p.bhs[8:16]).hex(), lun.hex()))
+        if not p.immediate:
+            bad.append("no I bit")
+        if not p.flags & F_BIT:
+            bad.append("no F bit")
+        if bad:
+            log("%s: bad NOP-Out answering a ping: %s" % (self.name, "; ".join(bad)))
+        else:
+            log("%s: ping TTT 0x%x answered" % (self.name, ttt))
 
     def drop_unless_logged_out(self):
         if not self.closed:
