@@ -212,8 +212,13 @@ static void write_piece_done(struct iscsi_task *t)
 		}
 		break;
 	case VERDICT_OK:
-		/* GOOD with a residual: the target took only part of it */
-		if (t->underflow && t->residual) {
+		/* GOOD with a residual on a WRITE: the target took only part
+		 * of the data.  Not so for UNMAP and WRITE SAME, whose data
+		 * is a parameter list or one block: tgtd answers UNMAP with
+		 * GOOD and the whole parameter list as residual, and the
+		 * blocks are unmapped all the same (discard.sh). */
+		if (t->underflow && t->residual && t->cdb[0] != SCSI_OP_UNMAP &&
+		    t->cdb[0] != SCSI_OP_WRITE_SAME16) {
 			log_error("target %s, %s: WRITE took %u of %u bytes (GOOD status with residual %u)",
 				  w->lun->target, w->lun->name, t->residual < t->xfer_len ? t->xfer_len - t->residual : 0,
 				  t->xfer_len, t->residual);
