@@ -56,6 +56,7 @@
 #include <time.h>
 
 #include "chap.h"
+#include "deadline.h"
 #include "discovery.h"
 #include "log.h"
 
@@ -820,13 +821,6 @@ int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[
 	return rc;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Whether a failed login is worth trying again at start-up: the target
  * dropped the connection while we logged in, or said "try later". */
 static bool login_may_retry(const struct login_result *lr)
@@ -842,7 +836,7 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 		  int retry_ms, const struct text_config *cfg, const uint8_t isid[6],
 		  uint16_t tsih, struct login_result *out)
 {
-	int64_t start = mono_ms();
+	int64_t start = mono_now_ms();
 	int64_t deadline_ns = conn_deadline_after(timeout_ms);
 	int delay_ms = 100;
 
@@ -859,7 +853,7 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 					c->peer, timeout_ms / 1000.0);
 			conn_close(c);
 			if (retry_ms > 0 && login_may_retry(out) &&
-			    mono_ms() + delay_ms - start < retry_ms) {
+			    mono_now_ms() + delay_ms - start < retry_ms) {
 				log_debug("login to %s:%u: %s; trying again in %d ms", host, port,
 					  err_msg(), delay_ms);
 				struct timespec ts = { delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L };
@@ -871,7 +865,7 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 		if (attempt > 1)
 			err_set(err_errno(), "%s%s (%u tries in %.1f s)",
 				strncmp(err_msg(), "login failed", 12) ? "login failed: " : "",
-				err_msg(), attempt, (double)(mono_ms() - start) / 1000.0);
+				err_msg(), attempt, (double)(mono_now_ms() - start) / 1000.0);
 		return -1;
 	}
 }

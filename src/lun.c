@@ -468,16 +468,9 @@ void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write, bool fua,
 	}
 }
 
-int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void count_request(struct lun *l, int64_t start_ns, int err)
 {
-	int64_t us = (now_ns() - start_ns) / 1000;
+	int64_t us = (mono_now_ns() - start_ns) / 1000;
 	unsigned bucket = 0;
 
 	if (err) {

@@ -122,7 +122,7 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 	r->buf = buf;
 	r->skew = (size_t)(off - first * l->block_size);
 	r->len = len;
-	r->start_ns = now_ns();
+	r->start_ns = mono_now_ns();
 	r->npieces = npieces;
 	atomic_init(&r->pending, npieces);
 	atomic_init(&r->err, 0);

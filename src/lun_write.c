@@ -484,7 +484,7 @@ static struct write_req *write_req_new(struct lun *l, enum write_kind kind, cons
 	bool one_block = end - first == 1;
 	struct write_req proto = {
 		.lun = l, .cb = cb, .opaque = opaque, .kind = kind, .buf = buf, .len = len,
-		.first = first, .end = end, .start_ns = now_ns(),
+		.first = first, .end = end, .start_ns = mono_now_ns(),
 		.head = (size_t)(off % bs), .tail = (size_t)((off + len) % bs),
 	};
 	unsigned npieces;
