@@ -59,6 +59,7 @@
 #include "deadline.h"
 #include "discovery.h"
 #include "log.h"
+#include "portal.h"
 
 /* Most Login Request/Response exchanges in one login. */
 #define MAX_EXCHANGES 32
@@ -216,12 +217,6 @@ int login_parse_redirect(const uint8_t *text, size_t len, char *host, size_t hos
 	return 0;
 }
 
-/* "host:port", "[v6]:port" into @out, for messages. */
-static void format_portal(const char *host, uint16_t port, char *out, size_t cap)
-{
-	snprintf(out, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
-}
-
 /* Receive one Login Response (all its continued parts) into l->text.
  * Returns the response header of the last part in @rsp. */
 static int recv_response(struct login *l, union iscsi_bhs *rsp)
@@ -264,7 +259,7 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 			const char *what = login_status_text(h->status_class, h->status_detail);
 			int e = EIO;
 			if (h->status_class == ISCSI_LOGIN_REDIRECT) {
-				char where[300];
+				char where[PORTAL_TEXT_MAX];
 				if (login_parse_redirect(l->text, l->text_len, l->redirect_host,
 							 sizeof l->redirect_host,
 							 &l->redirect_port) < 0) {
@@ -272,7 +267,7 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 					l->status_class = 0;    /* nothing to follow */
 					return -1;
 				}
-				format_portal(l->redirect_host, l->redirect_port, where, sizeof where);
+				portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
 				err_set(EHOSTUNREACH, "login failed: %s to %s", what, where);
 				return -1;
 			}
@@ -742,11 +737,11 @@ static int follow_redirect(struct conn *c, const struct login *l, unsigned hops,
 			   struct login_result *out)
 {
 	bool permanent = l->status_detail == 0x02;
-	char where[300], why[sizeof c->peer + sizeof where + 32];
+	char where[PORTAL_TEXT_MAX], why[sizeof c->peer + sizeof where + 32];
 	int timeout_ms = c->connect_timeout_ms;
 	int64_t deadline_ns = c->deadline_ns;    /* the login's, kept over there */
 
-	format_portal(l->redirect_host, l->redirect_port, where, sizeof where);
+	portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
 	if (hops > LOGIN_MAX_REDIRECTS) {
 		err_set(ELOOP, "login failed: too many redirects (%d; the last from %s to %s)",
 			LOGIN_MAX_REDIRECTS, c->peer, where);

@@ -31,6 +31,7 @@
 #include "list.h"
 #include "lun.h"
 #include "pool.h"
+#include "portal.h"
 #include "target.h"
 #include "url.h"
 
@@ -391,7 +392,7 @@ static int mount_discovered(struct fs *fs, const struct session_config *cfg,
 	for (size_t i = 0; i < d.ntargets; i++) {
 		const struct discovery_target *dt = &d.targets[i];
 		struct session_config tc = *cfg;
-		char portal[300];
+		char portal[PORTAL_TEXT_MAX];
 		struct fs_target *t;
 		fuse_ino_t dir;
 
@@ -409,8 +410,7 @@ static int mount_discovered(struct fs *fs, const struct session_config *cfg,
 			tc.portals[k].port = dt->portals[k].port;
 			tc.nportals = k + 1;
 		}
-		snprintf(portal, sizeof portal, strchr(tc.host, ':') ? "[%s]:%u" : "%s:%u", tc.host,
-			 tc.port);
+		portal_format(portal, sizeof portal, tc.host, tc.port);
 		/* each target its own ISIDs, stable per mount */
 		make_isid(tc.isid_base, tc.initiator_name, tc.target_name, mountpoint);
 		dir = fs_add_node(fs, 1, dt->name, true, NULL, NULL);
@@ -575,8 +575,8 @@ int main(int argc, char *argv[])
 	fs.sessions = o.sessions;
 	fs.timeout_s = o.timeout;
 	fs.discovery = !url.target[0];
-	char portal[300];
-	snprintf(portal, sizeof portal, url.ipv6 ? "[%s]:%u" : "%s:%u", url.host, url.port);
+	char portal[PORTAL_TEXT_MAX];
+	portal_format(portal, sizeof portal, url.host, url.port);
 	if (fs.discovery ? mount_discovered(&fs, &cfg, mountpoint) < 0 :
 	    mount_target(&fs, &cfg, portal, url.lun) < 0)
 		goto out;
