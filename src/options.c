@@ -1,5 +1,6 @@
 /* options.c: the command line of iscsifs (see options.h): the fuse_opt
- * table, the handler of keys and positional arguments, the --help text.
+ * table (every option and flag of ours), the handler of positional
+ * arguments, the --help text.
  */
 #include "options.h"
 
@@ -15,10 +16,9 @@
 #define DEFAULT_NOOP_TIMEOUT_S 5
 #define DEFAULT_CMD_TIMEOUT_S 30
 
-/* Arguments that option_proc() handles itself. */
-enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_RO, KEY_LIST };
-
-/* A value or flag of struct options, stored by fuse_opt. */
+/* A value or flag of struct options: "name=%u" or "name=%s" stores the
+ * value in @f, a bare name sets @f to 1; either way the argument is ours
+ * and FUSE does not see it. */
 #define OPT(t, f) { t, offsetof(struct options, f), 1 }
 static const struct fuse_opt option_spec[] = {
 	OPT("sessions=%u", sessions),
@@ -35,14 +35,16 @@ static const struct fuse_opt option_spec[] = {
 	OPT("noop_timeout=%u", noop_timeout),
 	OPT("cmd_timeout=%u", cmd_timeout),
 	OPT("cache", cache),
-	FUSE_OPT_KEY("ro", KEY_RO),
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("--list", KEY_LIST),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	OPT("ro", read_only),
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),   /* FUSE mounts read-only too */
+	OPT("-h", show_help),
+	OPT("--help", show_help),
+	OPT("-V", show_version),
+	OPT("--version", show_version),
+	OPT("--list", list),
+	OPT("-f", foreground),
+	OPT("-d", debug),
+	OPT("-d", foreground),                   /* -d implies -f */
 	FUSE_OPT_END
 };
 
@@ -81,43 +83,24 @@ void options_usage(FILE *f)
 "logs to syslog.  Unmount with: fusermount3 -u MOUNTPOINT.  See iscsifs(1).\n");
 }
 
-/* fuse_opt_proc_t: the keys of option_spec, URL and MOUNTPOINT.  Returns
- * 0 to drop the argument, 1 to keep it for FUSE. */
+/* fuse_opt_proc_t for what option_spec does not take: URL and
+ * MOUNTPOINT (the first two arguments that are not options) are ours,
+ * anything else goes to FUSE.  Returns 0 to drop the argument, 1 to keep
+ * it for FUSE. */
 static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
 
-	switch (key) {
-	case KEY_HELP:
-		o->show_help = 1;
-		return 0;
-	case KEY_LIST:
-		o->list = 1;
-		return 0;
-	case KEY_VERSION:
-		o->show_version = 1;
-		return 0;
-	case KEY_FOREGROUND:
-		o->foreground = 1;
-		return 0;
-	case KEY_DEBUG:
-		o->debug = 1;
-		o->foreground = 1;
-		return 0;
-	case KEY_RO:
-		o->read_only = 1;
-		return 1;               /* FUSE mounts read-only too */
-	case FUSE_OPT_KEY_NONOPT:
-		if (!o->url)
-			o->url = strdup(arg);
-		else if (!o->mountpoint)
-			o->mountpoint = strdup(arg);
-		else
-			o->extra_positional++;
-		return 0;
-	default:
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;               /* a FUSE option: pass it on */
-	}
+	if (!o->url)
+		o->url = strdup(arg);
+	else if (!o->mountpoint)
+		o->mountpoint = strdup(arg);
+	else
+		o->extra_positional++;
+	return 0;
 }
 
 int options_parse(struct fuse_args *args, struct options *o)
