@@ -3,10 +3,12 @@
  *   parse      the command line: options, URL, MOUNTPOINT (options.c)
  *   configure  the credentials, the mountpoint, the configuration every
  *              session starts from (mount_config.c)
- *   mount      connect, log in, read the LUNs (or discover the targets:
+ *   mount_fs   connect, log in, read the LUNs (or discover the targets:
  *              mount_tree.c), the FUSE session, the mount, daemonizing
- *              (daemon.c)
- *   serve      the FUSE loop until unmount, then the teardown
+ *              (daemon.c); with --list, list_only() prints what the URL
+ *              offers instead (list.c)
+ *   serve      the FUSE loop until unmount, then the unmount
+ *   teardown   logging out and freeing, whatever step was reached
  *
  * Start-up is synchronous and happens before the parent exits: connect,
  * log in every session, read the LUNs, mount.  Unless -f, the process
