@@ -3,7 +3,9 @@
  * Every timeout of iscsifs is measured on CLOCK_MONOTONIC, the clock that
  * nobody sets: a step of the wall clock (date -s, an NTP step, a virtual
  * machine resumed) must neither stall a keepalive for as long as the step
- * nor end a wait before its time.  A deadline is an absolute time on that
+ * nor end a wait before its time.  mono_now_ns() and mono_now_ms() read
+ * that clock, for durations and times to compare (rather than a
+ * clock_gettime() of each file's own).  A deadline is an absolute time on that
  * clock; deadline_in_ms() makes one, deadline_cond_wait() and
  * deadline_sem_wait() wait until it.  Both name the clock at the wait
  * (pthread_cond_clockwait(), sem_clockwait()), so a condition variable
@@ -32,6 +34,12 @@ static inline int64_t mono_now_ns(void)
 
 	clock_gettime(DEADLINE_CLOCK, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Now on DEADLINE_CLOCK, in whole milliseconds (for durations in ms). */
+static inline int64_t mono_now_ms(void)
+{
+	return mono_now_ns() / 1000000;
 }
 
 /* The deadline @ms milliseconds from now (0 or less: now). */

@@ -7,7 +7,7 @@
  * into a FUSE reply and only main.c prints err_msg() to the user.
  *
  * The log goes to stderr, or to syslog (facility daemon) once
- * log_to_syslog() was called: main.c calls it when it goes to the
+ * log_to_syslog() was called: daemon.c calls it when it goes to the
  * background after mounting, so start-up errors and everything in the
  * foreground (-f, -d) stay on stderr.  log_set_level() is called once at
  * start-up before any thread is created; the level is read-only afterwards.

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "deadline.h"
 #include "lun.h"
 
 /* How often a command is tried again after UNIT ATTENTION, NOT READY,
@@ -49,26 +50,8 @@ void lun_resubmit(struct lun *l, struct iscsi_task *t, unsigned delay_ms);
 void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write, bool fua, uint64_t lba,
 		  uint32_t blocks);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t now_ns(void);
-
-/* Count a finished request submitted at @start_ns: its latency, or an
- * error. */
+/* Count a finished request submitted at @start_ns (mono_now_ns()): its
+ * latency, or an error. */
 void count_request(struct lun *l, int64_t start_ns, int err);
-
-/* Waiting for an asynchronous request's callback (lun_pread(),
- * lun_pwrite(), lun_flush()). */
-struct sync_wait {
-	pthread_mutex_t lock;         /* protects the fields below */
-	pthread_cond_t cond;          /* signalled when finished */
-	bool finished;                /* the callback ran */
-	int err;                      /* its error */
-};
-
-void sync_wait_init(struct sync_wait *w);
-/* A lun_write_cb: record @err and wake the waiter. */
-void sync_wait_done(void *opaque, int err);
-/* Wait for the callback; returns 0, or -1 with errno. */
-int sync_wait_finish(struct sync_wait *w);
 
 #endif /* ISCSIFS_LUN_INTERNAL_H */

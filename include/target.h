@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "pool.h"
+#include "portal.h"
 #include "session.h"
 
 struct fs;
@@ -34,7 +35,7 @@ struct fs;
 
 struct fs_target {
 	struct session_config cfg;    /* how to reach and log in (read-only) */
-	char portal[300];             /* "host:port" ("[v6]:port") for xattrs (read-only) */
+	char portal[PORTAL_TEXT_MAX]; /* "host:port" ("[v6]:port") for xattrs (read-only) */
 	fuse_ino_t dir;               /* the directory of its LUN files (read-only) */
 	long long only_lun;           /* add only this LUN, -1 for all (read-only) */
 	pthread_mutex_t lock;         /* protects the fields below; held while opening */

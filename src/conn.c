@@ -29,6 +29,7 @@
 #include "crc32c.h"
 #include "deadline.h"
 #include "log.h"
+#include "portal.h"
 
 #define RX_BUF_SIZE (64 * 1024)
 /* Data longer than this skips the receive buffer. */
@@ -84,7 +85,7 @@ int conn_connect_until(struct conn *c, const char *host, uint16_t port, int time
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	c->recv_timeout_ms = timeout_ms;
-	snprintf(c->peer, sizeof c->peer, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+	portal_format(c->peer, sizeof c->peer, host, port);
 	snprintf(c->host, sizeof c->host, "%s", host);
 	c->port = port;
 	c->connect_timeout_ms = timeout_ms;

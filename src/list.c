@@ -12,6 +12,7 @@
 #include "log.h"
 #include "lun.h"
 #include "pool.h"
+#include "portal.h"
 
 /* LUNs listed per target at most. */
 #define LIST_MAX_LUNS 1024
@@ -108,8 +109,10 @@ int list_portal(const struct session_config *cfg, FILE *out)
 		snprintf(tc.target_name, sizeof tc.target_name, "%s", t->name);
 		fprintf(out, "%s\n", t->name);
 		for (unsigned p = 0; p < t->nportals; p++) {
-			fprintf(out, strchr(t->portals[p].host, ':') ? "  portal [%s]:%u" : "  portal %s:%u",
-				t->portals[p].host, t->portals[p].port);
+			char portal[PORTAL_TEXT_MAX];
+
+			portal_format(portal, sizeof portal, t->portals[p].host, t->portals[p].port);
+			fprintf(out, "  portal %s", portal);
 			if (t->portals[p].tpgt >= 0)
 				fprintf(out, ", portal group %d", (int)t->portals[p].tpgt);
 			fputc('\n', out);

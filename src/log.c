@@ -5,7 +5,7 @@
  * which glibc serialises), so lines from different threads never
  * interleave; no shared buffer, no lock of ours.
  *
- * The sink: stderr until log_to_syslog(), syslog from then on.  main.c
+ * The sink: stderr until log_to_syslog(), syslog from then on.  daemon.c
  * switches once the mount is up and it goes to the background, when
  * session threads already log: hence an atomic flag.  Start-up errors,
  * which must reach the user's terminal, all happen before the switch.

@@ -56,8 +56,10 @@
 #include <time.h>
 
 #include "chap.h"
+#include "deadline.h"
 #include "discovery.h"
 #include "log.h"
+#include "portal.h"
 
 /* Most Login Request/Response exchanges in one login. */
 #define MAX_EXCHANGES 32
@@ -215,12 +217,6 @@ int login_parse_redirect(const uint8_t *text, size_t len, char *host, size_t hos
 	return 0;
 }
 
-/* "host:port", "[v6]:port" into @out, for messages. */
-static void format_portal(const char *host, uint16_t port, char *out, size_t cap)
-{
-	snprintf(out, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
-}
-
 /* Receive one Login Response (all its continued parts) into l->text.
  * Returns the response header of the last part in @rsp. */
 static int recv_response(struct login *l, union iscsi_bhs *rsp)
@@ -263,7 +259,7 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 			const char *what = login_status_text(h->status_class, h->status_detail);
 			int e = EIO;
 			if (h->status_class == ISCSI_LOGIN_REDIRECT) {
-				char where[300];
+				char where[PORTAL_TEXT_MAX];
 				if (login_parse_redirect(l->text, l->text_len, l->redirect_host,
 							 sizeof l->redirect_host,
 							 &l->redirect_port) < 0) {
@@ -271,7 +267,7 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 					l->status_class = 0;    /* nothing to follow */
 					return -1;
 				}
-				format_portal(l->redirect_host, l->redirect_port, where, sizeof where);
+				portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
 				err_set(EHOSTUNREACH, "login failed: %s to %s", what, where);
 				return -1;
 			}
@@ -741,11 +737,11 @@ static int follow_redirect(struct conn *c, const struct login *l, unsigned hops,
 			   struct login_result *out)
 {
 	bool permanent = l->status_detail == 0x02;
-	char where[300], why[sizeof c->peer + sizeof where + 32];
+	char where[PORTAL_TEXT_MAX], why[sizeof c->peer + sizeof where + 32];
 	int timeout_ms = c->connect_timeout_ms;
 	int64_t deadline_ns = c->deadline_ns;    /* the login's, kept over there */
 
-	format_portal(l->redirect_host, l->redirect_port, where, sizeof where);
+	portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
 	if (hops > LOGIN_MAX_REDIRECTS) {
 		err_set(ELOOP, "login failed: too many redirects (%d; the last from %s to %s)",
 			LOGIN_MAX_REDIRECTS, c->peer, where);
@@ -820,13 +816,6 @@ int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[
 	return rc;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Whether a failed login is worth trying again at start-up: the target
  * dropped the connection while we logged in, or said "try later". */
 static bool login_may_retry(const struct login_result *lr)
@@ -842,7 +831,7 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 		  int retry_ms, const struct text_config *cfg, const uint8_t isid[6],
 		  uint16_t tsih, struct login_result *out)
 {
-	int64_t start = mono_ms();
+	int64_t start = mono_now_ms();
 	int64_t deadline_ns = conn_deadline_after(timeout_ms);
 	int delay_ms = 100;
 
@@ -859,7 +848,7 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 					c->peer, timeout_ms / 1000.0);
 			conn_close(c);
 			if (retry_ms > 0 && login_may_retry(out) &&
-			    mono_ms() + delay_ms - start < retry_ms) {
+			    mono_now_ms() + delay_ms - start < retry_ms) {
 				log_debug("login to %s:%u: %s; trying again in %d ms", host, port,
 					  err_msg(), delay_ms);
 				struct timespec ts = { delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L };
@@ -871,7 +860,7 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 		if (attempt > 1)
 			err_set(err_errno(), "%s%s (%u tries in %.1f s)",
 				strncmp(err_msg(), "login failed", 12) ? "login failed: " : "",
-				err_msg(), attempt, (double)(mono_ms() - start) / 1000.0);
+				err_msg(), attempt, (double)(mono_now_ms() - start) / 1000.0);
 		return -1;
 	}
 }

@@ -468,16 +468,9 @@ void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write, bool fua,
 	}
 }
 
-int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void count_request(struct lun *l, int64_t start_ns, int err)
 {
-	int64_t us = (now_ns() - start_ns) / 1000;
+	int64_t us = (mono_now_ns() - start_ns) / 1000;
 	unsigned bucket = 0;
 
 	if (err) {
@@ -489,36 +482,4 @@ void count_request(struct lun *l, int64_t start_ns, int err)
 		bucket++;
 	}
 	atomic_fetch_add(&l->counters.latency[bucket], 1);
-}
-
-void sync_wait_init(struct sync_wait *w)
-{
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-}
-
-void sync_wait_done(void *opaque, int err)
-{
-	struct sync_wait *w = opaque;
-
-	pthread_mutex_lock(&w->lock);
-	w->err = err;
-	w->finished = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-int sync_wait_finish(struct sync_wait *w)
-{
-	pthread_mutex_lock(&w->lock);
-	while (!w->finished)
-		pthread_cond_wait(&w->cond, &w->lock);
-	pthread_mutex_unlock(&w->lock);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	if (w->err) {
-		errno = w->err;
-		return -1;
-	}
-	return 0;
 }

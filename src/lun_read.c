@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "completion.h"
 #include "log.h"
 #include "lun_internal.h"
 
@@ -122,7 +123,7 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 	r->buf = buf;
 	r->skew = (size_t)(off - first * l->block_size);
 	r->len = len;
-	r->start_ns = now_ns();
+	r->start_ns = mono_now_ns();
 	r->npieces = npieces;
 	atomic_init(&r->pending, npieces);
 	atomic_init(&r->err, 0);
@@ -147,12 +148,9 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 
 /* A synchronous read, for read-modify-write and tests. */
 struct pread_wait {
-	pthread_mutex_t lock;         /* protects the fields below */
-	pthread_cond_t cond;          /* signalled when finished */
-	bool finished;                /* the callback ran */
-	int err;                      /* its error */
+	struct completion done;       /* posted by pread_cb() */
 	void *dst;                    /* where the data goes */
-	size_t got;                   /* bytes copied */
+	size_t got;                   /* bytes copied (written before done is posted) */
 };
 
 static void pread_cb(void *opaque, int err, const uint8_t *data, size_t len)
@@ -160,31 +158,18 @@ static void pread_cb(void *opaque, int err, const uint8_t *data, size_t len)
 	struct pread_wait *w = opaque;
 	if (!err)
 		memcpy(w->dst, data, len);
-	pthread_mutex_lock(&w->lock);
-	w->err = err;
 	w->got = len;
-	w->finished = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	completion_post(&w->done, err);
 }
 
 ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off)
 {
 	struct pread_wait w = { .dst = buf };
 
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
+	completion_init(&w.done);
 	lun_read(l, off, len, pread_cb, &w);
-	pthread_mutex_lock(&w.lock);
-	while (!w.finished)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_mutex_destroy(&w.lock);
-	pthread_cond_destroy(&w.cond);
-	if (w.err) {
-		errno = w.err;
+	if (completion_wait(&w.done) < 0)
 		return -1;
-	}
 	return (ssize_t)w.got;
 }
 
@@ -267,9 +252,9 @@ void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
 
 int lun_flush(struct lun *l)
 {
-	struct sync_wait w = { .finished = false };
+	struct completion done;
 
-	sync_wait_init(&w);
-	lun_flush_async(l, sync_wait_done, &w);
-	return sync_wait_finish(&w);
+	completion_init(&done);
+	lun_flush_async(l, completion_post_cb, &done);
+	return completion_wait(&done);
 }

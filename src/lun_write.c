@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "completion.h"
 #include "discard_plan.h"
 #include "iov.h"
 #include "log.h"
@@ -489,7 +490,7 @@ static struct write_req *write_req_new(struct lun *l, enum write_kind kind, cons
 	bool one_block = end - first == 1;
 	struct write_req proto = {
 		.lun = l, .cb = cb, .opaque = opaque, .kind = kind, .buf = buf, .len = len,
-		.first = first, .end = end, .start_ns = now_ns(),
+		.first = first, .end = end, .start_ns = mono_now_ns(),
 		.head = (size_t)(off % bs), .tail = (size_t)((off + len) % bs),
 	};
 	unsigned npieces;
@@ -595,9 +596,9 @@ void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_writ
 
 ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off)
 {
-	struct sync_wait w = { .finished = false };
+	struct completion done;
 
-	sync_wait_init(&w);
-	lun_write(l, buf, len, off, false, sync_wait_done, &w);
-	return sync_wait_finish(&w) < 0 ? -1 : (ssize_t)len;
+	completion_init(&done);
+	lun_write(l, buf, len, off, false, completion_post_cb, &done);
+	return completion_wait(&done) < 0 ? -1 : (ssize_t)len;
 }

@@ -34,7 +34,7 @@
 /* Our answer buffer: the size login.c gives it. */
 #define OUT_CAP 8192
 
-/* Our offers (what main.c would configure, scaled down a little so that
+/* Our offers (what mount_config.c configures, scaled down a little so that
  * the Minimum and Maximum result functions have room both ways). */
 #define OUR_MAX_RECV_DSL 65536
 #define OUR_MAX_BURST 1048576

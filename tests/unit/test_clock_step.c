@@ -15,6 +15,8 @@
  * The cases:
  *   - deadline_in_ms() lies the asked time ahead on CLOCK_MONOTONIC, its
  *     nanoseconds normalised;
+ *   - mono_now_ns() and mono_now_ms() read CLOCK_MONOTONIC, with the wall
+ *     clock an hour ahead or behind;
  *   - deadline_cond_wait() and deadline_sem_wait() end at their deadline,
  *     not earlier and not much later, with the wall clock an hour ahead
  *     or behind;
@@ -92,6 +94,22 @@ static void test_deadline_values(void)
 		CHECK(ts_ns(&d) >= ts_ns(&before) + want);
 		CHECK(ts_ns(&d) <= ts_ns(&after) + want);
 	}
+}
+
+/* mono_now_ns() and mono_now_ms() read CLOCK_MONOTONIC, whatever the
+ * wall clock says. */
+static void test_now_values(long step_s)
+{
+	struct timespec before, after;
+
+	atomic_store(&wall_step_s, step_s);
+	__real_clock_gettime(CLOCK_MONOTONIC, &before);
+	int64_t ns = mono_now_ns();
+	int64_t ms = mono_now_ms();
+	__real_clock_gettime(CLOCK_MONOTONIC, &after);
+	CHECK(ns >= ts_ns(&before) && ns <= ts_ns(&after));
+	CHECK(ms >= ts_ns(&before) / 1000000 && ms <= ts_ns(&after) / 1000000);
+	atomic_store(&wall_step_s, 0);
 }
 
 /* Both waits end at a deadline 300 ms ahead: not before, and well
@@ -378,6 +396,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);       /* the target writes to a closed socket */
 	test_shift_applies();
 	test_deadline_values();
+	test_now_values(3600);
+	test_now_values(-3600);
 	test_waits(3600);
 	test_waits(-3600);
 	test_watchdog_ticks();

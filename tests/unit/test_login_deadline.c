@@ -114,11 +114,6 @@ static void pause_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static int64_t now_ms(void)
-{
-	return mono_now_ns() / 1000000;
-}
-
 /* ---- the scripted target ---- */
 
 /* Send one PDU of the full feature phase: @op, @flags, ITT, TTT and
@@ -319,7 +314,7 @@ static void run(const struct row *proto)
 	}
 	rw->port = ntohs(sa.sin_port);
 
-	int64_t start = now_ms();
+	int64_t start = mono_now_ms();
 	if (rw->discovery) {
 		struct session_config cfg = { .port = rw->port, .text = text,
 					      .connect_timeout_ms = TIMEOUT_MS };
@@ -340,7 +335,7 @@ static void run(const struct row *proto)
 			conn_close(&c);
 		}
 	}
-	int64_t took = now_ms() - start;
+	int64_t took = mono_now_ms() - start;
 	err = rc < 0 ? err_errno() : 0;
 	snprintf(msg, sizeof msg, "%s", rc < 0 ? err_msg() : "");
 	pthread_join(th, NULL);
@@ -386,9 +381,9 @@ static void test_send_deadline(void)
 	CHECK(conn_attach_fd(&c, sv[0], "silent peer", -1) == 0);
 	c.deadline_ns = conn_deadline_after(300);
 	pdu_init(&bhs, ISCSI_OP_TEXT_REQ, true);
-	int64_t start = now_ms();
+	int64_t start = mono_now_ms();
 	CHECK(conn_send_pdu(&c, &bhs, &v, 1, sizeof data, false) < 0);
-	int64_t took = now_ms() - start;
+	int64_t took = mono_now_ms() - start;
 	CHECK(err_errno() == ETIMEDOUT);
 	CHECK(strstr(err_msg(), "silent peer: out of time while sending") != NULL);
 	CHECK(took >= 250 && took <= 300 + SLACK_MS);

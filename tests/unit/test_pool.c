@@ -26,9 +26,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "pool.h"
 #include "session.h"
@@ -257,13 +257,6 @@ static void job_done(struct iscsi_task *task)
 	free(j);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Whether the tasks of each session carry CmdSNs that rise with their
  * submission order: the pool hands tasks out in the order they came. */
 static bool fifo_kept(const struct load *l, unsigned total)
@@ -334,7 +327,7 @@ static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned tot
 	l.cmdsn_of = calloc(total, sizeof *l.cmdsn_of);
 	if (!l.session_of || !l.cmdsn_of)
 		exit(99);
-	start = mono_ms();
+	start = mono_now_ms();
 	for (unsigned seq = 0; seq < total; seq++) {
 		struct job *j = calloc(1, sizeof *j);
 		if (!j)
@@ -358,7 +351,7 @@ static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned tot
 	out->failed = l.failed;
 	pthread_mutex_unlock(&l.lock);
 	out->fifo = fifo_kept(&l, total);
-	out->ms = mono_ms() - start;
+	out->ms = mono_now_ms() - start;
 	for (unsigned i = 0; i < nsessions; i++) {
 		struct session_stats st;
 		pool_session_stats(p, i, &st);
