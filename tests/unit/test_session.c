@@ -177,6 +177,21 @@ static bool wait_requeued(struct owner *o, unsigned n)
 	return ok;
 }
 
+/* Wait until the owner was kicked at least once.  Returns whether it was
+ * within WAIT_MS (the session kicks after it called done()). */
+static bool wait_kicked(struct owner *o)
+{
+	struct timespec dl = deadline_ms(WAIT_MS);
+	int rc = 0;
+
+	pthread_mutex_lock(&o->lock);
+	while (o->kicks == 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&o->cond, &o->lock, &dl);
+	bool ok = o->kicks > 0;
+	pthread_mutex_unlock(&o->lock);
+	return ok;
+}
+
 /* Wait until the observer saw a move into @state (the @nth one, from 1).
  * Returns whether it was within WAIT_MS. */
 static bool wait_moved_to(struct owner *o, enum session_state state, unsigned nth)
@@ -364,9 +379,11 @@ static void peer_send(struct peer *p, uint8_t *bhs, const void *data, uint32_t l
 	put32(bhs + 24, status_sn ? p->statsn++ : p->statsn);
 	put32(bhs + 28, p->exp_cmdsn);                 /* ExpCmdSN */
 	put32(bhs + 32, p->exp_cmdsn + 63);            /* MaxCmdSN: a window of 64 */
+	size_t padding = (4 - len % 4) % 4;
 	if (write(p->fd, bhs, 48) != 48 || (len && write(p->fd, data, len) != (ssize_t)len) ||
-	    write(p->fd, pad, (4 - len % 4) % 4) < 0)
-		fprintf(stderr, "test target: write failed\n");
+	    (padding && write(p->fd, pad, padding) != (ssize_t)padding))
+		fprintf(stderr, "test target: write of PDU 0x%02x failed: %s\n", bhs[0],
+			strerror(errno));
 }
 
 /* Read the next PDU and check that it is a SCSI Command for @t; the
@@ -504,8 +521,8 @@ static void test_read(void)
 	CHECK_EQ_U64(j->task.status, 0);
 	CHECK_EQ_U64(j->task.data_in_bytes, 4096);
 	CHECK(memcmp(j->buf, data, sizeof data) == 0);
+	CHECK(wait_kicked(&o));                        /* room again */
 	pthread_mutex_lock(&o.lock);
-	CHECK(o.kicks >= 1);                           /* room again */
 	CHECK_EQ_U64(o.nrequeued, 0);
 	pthread_mutex_unlock(&o.lock);
 
