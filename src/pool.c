@@ -7,27 +7,30 @@
  * outstanding bytes (ties: the one after the last chosen, so that equal
  * sessions share the work) and calls session_submit().  When every
  * session's window or queue depth is full the task waits in a FIFO queue;
- * pool_kick(), called by a session when a task ends or its window opens,
- * drains the queue in order, so nothing starves.
+ * pool_kick(), the sessions' kick callback when a task ends or a window
+ * opens, drains the queue in order, so nothing starves.
  *
  * When a session loses its connection, its tasks come back through
- * pool_requeue() to the head of the queue, in CmdSN order, and go out again
- * on whichever session is up first; writes that had reached the wire come
- * back only once their own session has logged in again (or after the
- * replacement timeout), so that no stale copy of theirs on the old
- * connection can land after a newer write (stop_session() in session.c).
+ * pool_requeue() (the requeue callback) to the head of the queue, in CmdSN
+ * order, and go out again on whichever session is up first; writes that
+ * had reached the wire come back only once their own session has logged
+ * in again (or after the replacement timeout), so that no stale copy of
+ * theirs on the old connection can land after a newer write
+ * (stop_session() in session.c).
  * While no session is up, tasks wait; once none has been up for the
  * replacement timeout, the queue fails with EIO and new tasks fail at once
  * until a session is back.
  *
  * Each LUN the mount exposes is registered with what it was at the probe
  * (pool_expect_lun()); a session that logs in again checks every one of
- * them before it takes commands (SESSION_VERIFYING in session.c).  A LUN
- * found to be another is marked replaced: its queued tasks fail with EIO,
+ * them before it takes commands (SESSION_VERIFYING, session_verify.c; it
+ * asks for them through expected_luns).  A LUN found to be another is
+ * marked replaced (lun_replaced): its queued tasks fail with EIO,
  * and dispatch() fails every later one, so nothing reaches that disk.
  *
  * A watchdog thread per pool ticks every session once a second
- * (keepalive, command timeout) and applies the replacement timeout; its
+ * (keepalive, command timeout) and applies the replacement timeout (no
+ * session up, none alive: session_is_up(), session_is_alive()); its
  * second is measured on CLOCK_MONOTONIC (deadline.h), so that a step of
  * the wall clock neither stalls the keepalives nor hurries a timeout.
  *
