@@ -155,7 +155,8 @@ struct lun_identity {
  *   VERIFYING      -> FULL_FEATURE once every LUN is checked;
  *   FULL_FEATURE, VERIFYING -> DRAINING (the target asks for a logout)
  *                     -> LOGGING_OUT (nothing outstanding, Logout queued);
- *   any of those four -> DROPPING (we shut the connection down) or
+ *   VERIFYING, FULL_FEATURE, DRAINING, LOGGING_OUT (connected) ->
+ *                     DROPPING (we shut the connection down) or
  *                     RECONNECT_WAIT (it failed: tasks given back);
  *   DROPPING       -> RECONNECT_WAIT -> LOGGING_IN;
  *   every state but CLOSED -> CLOSING (our logout) and CLOSED (for good).
