@@ -1,6 +1,6 @@
-/* session.h: one iSCSI session (one connection, MaxConnections=1) in full
- * feature phase: the task table, sequence numbers, and the two threads that
- * move PDUs.
+/* session.h: one iSCSI session (one connection, MaxConnections=1): the
+ * task table, sequence numbers, the two threads that move PDUs, and the
+ * state machine of its life (enum session_state).
  *
  * A task is one SCSI command.  Its owner fills in the CDB, direction,
  * buffers and a completion callback, and hands it to the pool, which gives
@@ -9,6 +9,15 @@
  * buffer, answers R2Ts by queueing Data-Out for the TX thread, and on the
  * final status calls task->done() exactly once, on a session thread (RX, or
  * TX when the status overtook the last Data-Out), with no lock held.
+ *
+ * Layers call down; news travels up only through callbacks.  A session
+ * knows nothing of the pool that owns it: it is given a table of
+ * callbacks (struct session_owner_ops) and an opaque pointer when it is
+ * created, and tells its owner through them that it has room again, that
+ * tasks are to be sent again elsewhere, that it reset a LUN, or what the
+ * identity check found.  Each callback is optional; a session without an
+ * owner (tests, fuzz harnesses) does the least: nothing is kicked, and a
+ * task it would hand back fails with EIO.
  */
 #ifndef ISCSIFS_SESSION_H
 #define ISCSIFS_SESSION_H
@@ -26,7 +35,6 @@ struct pool;
 struct session;
 struct login_result;
 struct iscsi_task;
-struct lun_identity;
 
 /* Where a task's data flows. */
 enum task_dir {
@@ -129,50 +137,146 @@ struct session_config {
 	uint8_t isid_base[6];         /* ISID; the last byte is the slot index */
 };
 
-/* States of a session. */
-enum session_state {
-	SESSION_DOWN = 0,     /* finished: logged out, or closed for good */
-	SESSION_UP,           /* full feature phase; accepts commands */
-	SESSION_RECOVERING,   /* connection lost; logging in again (same ISID);
-	                       * its tasks went back to the pool */
-	SESSION_CLOSING,      /* logout requested; accepts no commands */
-	SESSION_VERIFYING,    /* logged in again; checking with commands of its
-	                       * own that every LUN of the pool is the one
-	                       * probed (pool_expect_lun()); accepts no commands
-	                       * of the pool until it is UP */
+/* What a LUN of the mount was when it was probed, so that a session that
+ * logs in again can tell it is still the same LUN (session_verify.c). */
+struct lun_identity {
+	uint32_t lun;                 /* LUN number */
+	char serial[128];             /* VPD 0x80 unit serial at the probe, "" if none */
+	char device_id[128];          /* VPD 0x83 designator at the probe, "" if none */
+	uint32_t block_size;          /* logical block size in bytes */
+	uint64_t blocks;              /* capacity in blocks, as last read */
 };
 
-/* Log in a session for slot @index of @pool.  Synchronous.  Returns the
- * session in SESSION_UP with its threads running, or NULL with err_set(). */
-struct session *session_login(struct pool *pool, const struct session_config *cfg,
-			      unsigned index);
+/* The states of a session.  Only session_set_state() (session.c) changes
+ * it, under the session lock, and only along the moves of its table of
+ * legal transitions (a debug line each):
+ *   LOGGING_IN     -> FULL_FEATURE (first login) or VERIFYING (again), or
+ *                     back to RECONNECT_WAIT when the attempt failed;
+ *   VERIFYING      -> FULL_FEATURE once every LUN is checked;
+ *   FULL_FEATURE, VERIFYING -> DRAINING (the target asks for a logout)
+ *                     -> LOGGING_OUT (nothing outstanding, Logout queued);
+ *   VERIFYING, FULL_FEATURE, DRAINING, LOGGING_OUT (connected) ->
+ *                     DROPPING (we shut the connection down) or
+ *                     RECONNECT_WAIT (it failed: tasks given back);
+ *   DROPPING       -> RECONNECT_WAIT -> LOGGING_IN;
+ *   every state but CLOSED -> CLOSING (our logout) and CLOSED (for good).
+ * A move the table does not allow is a bug: session_set_state() logs it
+ * and aborts, except in a build with NDEBUG, where it logs it as an error
+ * and makes the move anyway (the daemon keeps serving the other sessions,
+ * and what asked for the move is the best guess of what is true). */
+enum session_state {
+	SESSION_LOGGING_IN = 0,   /* a login is under way: the first (before the
+	                           * threads start) or, after a loss, the RX
+	                           * thread's next attempt; no connection to use */
+	SESSION_VERIFYING,        /* logged in again: checking with commands of its
+	                           * own that every LUN of the owner is the one
+	                           * probed (session_verify.c); accepts none of the
+	                           * owner's commands until FULL_FEATURE */
+	SESSION_FULL_FEATURE,     /* full feature phase: accepts commands */
+	SESSION_DRAINING,         /* the target asked for a logout (Async Message:
+	                           * logout or renegotiation): no new commands
+	                           * (EAGAIN), the outstanding ones finish, then
+	                           * LOGGING_OUT; dropped at the target's deadline */
+	SESSION_LOGGING_OUT,      /* the Logout the target asked for is queued or
+	                           * sent; its answer ends the connection, which is
+	                           * then recovered (DROPPING) */
+	SESSION_DROPPING,         /* we shut the connection down (timeout, failed
+	                           * send, failed identity check, the target's
+	                           * logout done) and logged why: the RX thread's
+	                           * error is only its echo; then RECONNECT_WAIT */
+	SESSION_RECONNECT_WAIT,   /* connection lost, its tasks given back (writes
+	                           * on the wire pinned): the RX thread waits
+	                           * Time2Wait or the backoff before LOGGING_IN */
+	SESSION_CLOSING,          /* our logout (session_logout_and_free()): no
+	                           * commands; a recovery in progress gives up */
+	SESSION_CLOSED,           /* for good: logged out, failed without recovery
+	                           * (session_attach_fd()), or closed; the RX
+	                           * thread ends every task and exits */
+};
+/* Number of states (for tables indexed by state). */
+#define SESSION_STATES (SESSION_CLOSED + 1)
+
+/* The name of @state for log lines ("full feature", ...). */
+const char *session_state_name(enum session_state state);
+
+/* Whether the state table allows the move @from -> @to (tests). */
+bool session_transition_legal(enum session_state from, enum session_state to);
+
+/* How a session tells its owner what happened: every member may be NULL
+ * (then the session does what the comment says); @owner is the opaque
+ * pointer given at creation.  None is called with a session lock held
+ * unless its comment says so, and none may call back into the session
+ * that calls it except as said. */
+struct session_owner_ops {
+	/* The session has room again (a task ended, the window opened, the
+	 * session is back): move waiting work onto sessions.  Any session
+	 * thread.  NULL: nothing is waiting anywhere. */
+	void (*kick)(void *owner);
+	/* Send the tasks of @list (linked by ->next, in CmdSN order; never
+	 * NULL) again on any session: taken off a lost connection, aborted by
+	 * the target, or pinned writes released.  The owner now holds them.
+	 * NULL: each fails with EIO. */
+	void (*requeue)(void *owner, struct iscsi_task *list);
+	/* Session @from reset LUN @lun (LOGICAL UNIT RESET, function
+	 * complete), which ended the commands of every other session there
+	 * too (session_lun_reset_elsewhere()).  RX thread.  NULL: ignored. */
+	void (*lun_reset)(void *owner, const struct session *from, uint32_t lun);
+	/* The identity check found LUN @lun to be another: from now on the
+	 * owner fails its commands.  Returns true when this call marked it
+	 * (the session logs it), false when it was already.  NULL: false. */
+	bool (*lun_replaced)(void *owner, uint32_t lun);
+	/* The identity check found LUN @lun grown to @blocks: returns true when
+	 * that is news to the owner (the session logs it).  It must not block
+	 * or wait for commands.  NULL: false. */
+	bool (*lun_grew)(void *owner, uint32_t lun, uint64_t blocks);
+	/* The LUNs a session that logged in again checks: their number, and a
+	 * malloc()ed array in *@out (NULL when 0) that the session frees;
+	 * -1 with err_set() on failure (the connection is dropped).  RX
+	 * thread.  NULL: none (FULL_FEATURE at once). */
+	int (*expected_luns)(void *owner, struct lun_identity **out);
+	/* Observer: @s moved @from -> @to.  Called by session_set_state()
+	 * with the session lock held: it must not call into the session.
+	 * NULL: nobody watches. */
+	void (*state_changed)(void *owner, const struct session *s, enum session_state from,
+			      enum session_state to);
+};
+
+/* Log in a session for slot @index of its owner (@ops, @owner: see struct
+ * session_owner_ops; @ops may be NULL).  Synchronous.  Returns the session
+ * in SESSION_FULL_FEATURE with its threads running, or NULL with
+ * err_set(). */
+struct session *session_login(const struct session_owner_ops *ops, void *owner,
+			      const struct session_config *cfg, unsigned index);
 
 /* For tests and fuzz harnesses: a session over @fd, a stream socket that
  * is already connected and logged in with the outcome @lr (parameters,
- * sequence numbers; the conn's digests follow lr->params).  @pool may be
- * NULL: then nothing is kicked or requeued, and tasks go in through
- * session_submit().  Unlike session_login(), a lost connection is not
- * recovered: the session goes SESSION_DOWN and its tasks fail with EIO.
+ * sequence numbers; the conn's digests follow lr->params), owned as
+ * session_login() says (@ops and @owner may be NULL: then nothing is
+ * kicked, tasks given back fail with EIO, and tasks go in through
+ * session_submit()).  Unlike session_login(), a lost connection is not
+ * recovered: the session goes SESSION_CLOSED and its tasks fail with EIO.
  * The session owns @fd, also on failure.  Returns the session in
- * SESSION_UP with its threads running, or NULL with err_set(). */
-struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
-				  unsigned index, int fd, const struct login_result *lr);
+ * SESSION_FULL_FEATURE with its threads running, or NULL with err_set(). */
+struct session *session_attach_fd(const struct session_owner_ops *ops, void *owner,
+				  const struct session_config *cfg, unsigned index, int fd,
+				  const struct login_result *lr);
 
 /* For the fuzz harness: session_attach_fd(), but the session begins as
  * one that has just logged in again: SESSION_VERIFYING, checking with
  * commands of its own that the @n LUNs of @ids (copied) are the ones they
- * were, before it is SESSION_UP (session_submit() fails with EIO until
- * then).  With @pool NULL a LUN found to be another is marked nowhere.
- * Returns the session, or NULL with err_set(); it owns @fd as
- * session_attach_fd() does. */
-struct session *session_attach_fd_verifying(struct pool *pool, const struct session_config *cfg,
-					    unsigned index, int fd, const struct login_result *lr,
+ * were, before it is SESSION_FULL_FEATURE (session_submit() fails with EIO
+ * until then).  What it finds goes to @ops as for any session.  Returns
+ * the session, or NULL with err_set(); it owns @fd as session_attach_fd()
+ * does. */
+struct session *session_attach_fd_verifying(const struct session_owner_ops *ops, void *owner,
+					    const struct session_config *cfg, unsigned index,
+					    int fd, const struct login_result *lr,
 					    const struct lun_identity *ids, unsigned n);
 
 /* Try to take @task: it fits in the CmdSN window and under queue_depth.
  * Returns 0 (accepted; done() will be called), or -1 with errno EAGAIN
- * (window or depth full: try another session or queue it) or EIO (the
- * session is not up). */
+ * (window or depth full, or draining for a logout the target asked for:
+ * try another session or queue it) or EIO (not in full feature phase). */
 int session_submit(struct session *s, struct iscsi_task *task);
 
 /* Let the calling thread send the commands it submits itself when the
@@ -189,8 +293,14 @@ void session_send_pending(void);
  * no lock). */
 uint64_t session_load(const struct session *s);
 
-/* Whether the session accepts commands (approximate, no lock). */
+/* Whether the session is in full feature phase on a live connection:
+ * SESSION_FULL_FEATURE, or DRAINING or LOGGING_OUT (which answer
+ * session_submit() with EAGAIN).  Approximate, no lock. */
 bool session_is_up(const struct session *s);
+
+/* Whether the session is logged in or working to be (every state but
+ * CLOSING and CLOSED): its owner may wait for it.  Approximate, no lock. */
+bool session_is_alive(const struct session *s);
 
 /* The session's state (approximate, no lock). */
 enum session_state session_state_hint(const struct session *s);

@@ -1,7 +1,11 @@
 /* session_internal.h: what the files of one session share (session.c,
- * session_tx.c, session_tmf.c, session_verify.c): the task table and queue layouts, struct session
- * with the lock of each field, and the few functions one file calls in
- * the other.  Not for other modules: they use session.h.
+ * session_tx.c, session_tmf.c, session_verify.c): the task table and queue
+ * layouts, struct session with the lock of each field, the state machines
+ * (the session's own, enum session_state in session.h, and its two
+ * sub-machines: task management, enum tmf_state, and the identity check,
+ * enum verify_state), and the few functions one file calls in the other.
+ * Not for other modules: they use session.h.  Nothing here knows the
+ * pool: the session reaches its owner only through s->ops.
  */
 #ifndef ISCSIFS_SESSION_INTERNAL_H
 #define ISCSIFS_SESSION_INTERNAL_H
@@ -12,7 +16,6 @@
 #include <stdint.h>
 
 #include "conn.h"
-#include "pool.h"
 #include "session.h"
 #include "text.h"
 
@@ -64,26 +67,52 @@ enum tx_kind {
 	TX_TMF,        /* a Task Management Function Request (ABORT TASK, LU RESET) */
 };
 
-/* The task management a session has out (one at a time): a command over
- * cmd_timeout is aborted; when the abort fails or goes unanswered the LU
- * is reset; when that fails or goes unanswered the connection is dropped
- * (and recovered).  Each step waits at most cmd_timeout for its answer. */
+/* The task management sub-machine (session_tmf.c): one function out at a
+ * time.  A command over cmd_timeout is aborted; when the abort fails or
+ * goes unanswered the LU is reset; when that fails or goes unanswered the
+ * connection is dropped (and recovered).  Each step waits at most
+ * cmd_timeout for its answer.  Which function is out is s->tmf_function;
+ * only tmf_set_state() (session_tmf.c) changes the state, along the moves
+ * of its table:
+ *   IDLE -> QUEUED (a function starts) -> SENT (the TX thread sent it)
+ *   -> IDLE (its answer came);
+ *   QUEUED, SENT -> QUEUED (the next function replaces it: timed out, or
+ *   the abort refused);
+ *   QUEUED, SENT -> IDLE (the connection is gone). */
 enum tmf_state {
-	TMF_IDLE = 0,     /* none out */
-	TMF_ABORT,        /* ABORT TASK of tmf_ref_itt sent, answer awaited */
-	TMF_LU_RESET,     /* LOGICAL UNIT RESET of tmf_lun sent, answer awaited */
-	TMF_ABORT_SET,    /* ABORT TASK SET of tmf_lun sent, answer awaited: another
-	                   * session of the pool reset that LUN, which ended this
-	                   * session's commands on it too, maybe silently */
+	TMF_IDLE = 0,     /* no function out */
+	TMF_QUEUED,       /* the request of s->tmf_function is in the control
+	                   * queue, not yet on the wire (s->tmf_cmdsn unset) */
+	TMF_SENT,         /* it went with CmdSN s->tmf_cmdsn; its answer is
+	                   * awaited until cmd_timeout */
 };
 
-/* Steps of the identity check of one LUN (SESSION_VERIFYING). */
-enum verify_step {
-	VERIFY_SERIAL = 0,    /* INQUIRY VPD 0x80 (the LUN had a serial) */
+/* The identity check sub-machine (session_verify.c): which command of
+ * the LUN s->verify_i is out (or waits to be sent again, verify_retry_ns).
+ * Only verify_set_state() changes it: from IDLE to the first step of the
+ * first LUN (verify_first_step()), from any step to the next step of the
+ * same LUN or the first of the next, CAPACITY16 -> CAPACITY10 (refused),
+ * and back to IDLE when the check ends, fails or the connection goes. */
+enum verify_state {
+	VERIFY_IDLE = 0,      /* not checking (s->verify_luns NULL) */
+	VERIFY_SERIAL,        /* INQUIRY VPD 0x80 (the LUN had a serial) */
 	VERIFY_DEVICE_ID,     /* INQUIRY VPD 0x83 (the LUN had a designator) */
 	VERIFY_CAPACITY16,    /* READ CAPACITY(16) */
 	VERIFY_CAPACITY10,    /* READ CAPACITY(10): the target refused (16) */
-	VERIFY_LUN_DONE,      /* this LUN is checked: on to the next */
+};
+
+/* The keepalive: our NOP-Out that asks for a NOP-In (ITT_PING), one at a
+ * time.  Changed under the lock by session_tick() (IDLE -> QUEUED), the TX
+ * side as it sends it (QUEUED -> SENT, ANSWERED_EARLY -> IDLE), the RX
+ * thread on its NOP-In (SENT -> IDLE, QUEUED -> ANSWERED_EARLY) and
+ * stop_session() (-> IDLE). */
+enum ping_state {
+	PING_IDLE = 0,        /* none out: session_tick() may queue one */
+	PING_QUEUED,          /* queued, not yet sent; its answer is awaited */
+	PING_SENT,            /* sent; its NOP-In is awaited until noop_timeout */
+	PING_ANSWERED_EARLY,  /* a NOP-In with ITT_PING came while ours was still
+	                       * queued: nothing is awaited, but no other may be
+	                       * queued until that one went */
 };
 
 /* An item of the control queue. */
@@ -101,10 +130,18 @@ struct tx_item {
 	struct tx_item *next;       /* queue link */
 };
 
+/* One session.  The lock (or thread) that protects each field is named
+ * beside it.  Its state (s->state) and the sub-machines' (tmf_state,
+ * verify_state, ping_state) are changed by several threads, always under
+ * s->lock: the RX thread (PDUs, recovery), the TX side (a failed send),
+ * the owner's watchdog (session_tick()), the identity check's callbacks and
+ * session_logout_and_free(). */
 struct session {
-	struct pool *pool;                  /* owner; read-only */
+	const struct session_owner_ops *ops; /* the owner's callbacks (session.h), or
+	                                     * NULL; read-only */
+	void *owner;                        /* their argument; read-only */
 	const struct session_config *cfg;   /* read-only */
-	unsigned index;                     /* slot in the pool; last byte of ISID */
+	unsigned index;                     /* slot in the owner; last byte of ISID */
 	char portal_host[256];              /* RX thread (session_login() before it starts):
 	                                     * where logins go: one of cfg's portals, or the
 	                                     * one a permanent redirect named (take_portal()) */
@@ -131,9 +168,11 @@ struct session {
 	                                     * since the holder sends what is queued */
 	pthread_cond_t socket_cond;         /* broadcast when tx_busy is cleared
 	                                     * (stop_session() waits for it) */
-	pthread_cond_t state_cond;          /* logout waits for the RX thread */
-	enum session_state state;           /* lock */
-	bool rx_done;                       /* lock: the RX thread has exited */
+	pthread_cond_t state_cond;          /* broadcast on every move of state: a
+	                                     * recovery wait ends at CLOSING, logout
+	                                     * waits for CLOSED */
+	enum session_state state;           /* lock: where the session is in its life
+	                                     * (session.h); session_set_state() only */
 	uint32_t cmdsn;                     /* lock: CmdSN of the next command */
 	uint32_t exp_cmdsn;                 /* lock: target's ExpCmdSN */
 	uint32_t max_cmdsn;                 /* lock: target's MaxCmdSN */
@@ -145,19 +184,13 @@ struct session {
 	unsigned next_slot;                 /* lock: where the slot search starts */
 	struct iscsi_task *cmd_head, *cmd_tail;   /* lock: commands to send */
 	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
-	bool tx_run;                        /* lock: the TX thread is to keep going */
 	bool tx_busy;                       /* lock: a thread is writing the socket (the
 	                                     * TX thread, or a submitter sending its own
 	                                     * command inline); one at a time */
-	bool ping_outstanding;              /* lock: a keepalive NOP-Out awaits its NOP-In */
-	bool ping_queued;                   /* lock: that NOP-Out (TX_PING) is queued, not
-	                                     * yet sent: session_tick() queues no other */
+	enum ping_state ping_state;         /* lock: our keepalive NOP-Out */
 	unsigned nop_answers;               /* lock: TX_NOP_OUT items queued, not yet sent
 	                                     * (at most NOP_ANSWERS_MAX) */
-	bool dropped;                       /* lock: we shut the connection down (timeout,
-	                                     * send error) and logged why; the RX thread's
-	                                     * error is only the echo of it */
-	int64_t ping_sent_ns;               /* lock: when it was queued */
+	int64_t ping_sent_ns;               /* lock: when the keepalive was queued */
 	int64_t down_since_ns;              /* lock: when the connection was lost */
 	int next_time2wait_s;               /* RX thread: the Time2Wait an Async Message
 	                                     * gave for the next login, -1 for none
@@ -170,39 +203,43 @@ struct session {
 	                                     * for this session to log in again (see
 	                                     * stop_session()) or for the replacement
 	                                     * timeout (session_tick()) */
-	bool logout_asked;                  /* lock: the target asked for a logout (Async
-	                                     * Message, event 1): no new commands; the
-	                                     * Logout goes once the outstanding ones are
-	                                     * done (logout_if_drained()) */
-	bool logout_sent;                   /* lock: that Logout is queued or sent */
-	int64_t logout_by_ns;               /* lock: the target's deadline for it */
-	enum tmf_state tmf_state;           /* lock: the task management out, if any */
+	int64_t logout_by_ns;               /* lock: DRAINING, LOGGING_OUT: the target's
+	                                     * deadline for the Logout it asked for */
+	enum tmf_state tmf_state;           /* lock: the task management sub-machine;
+	                                     * tmf_set_state() only */
+	uint8_t tmf_function;               /* lock: not TMF_IDLE: the function out
+	                                     * (ISCSI_TMF_ABORT_TASK, _LUN_RESET, or
+	                                     * _ABORT_TASK_SET: another session of the
+	                                     * owner reset that LUN, which ended this
+	                                     * session's commands on it too, maybe
+	                                     * silently) */
 	uint32_t tmf_itt;                   /* lock: the ITT of that function (or of the
 	                                     * last one, when none is out) */
 	uint32_t tmf_count;                 /* lock: functions started on this session:
 	                                     * ITT_TMF_FIRST + tmf_count % ITT_TMF_COUNT is
 	                                     * the next one's ITT */
-	uint32_t tmf_ref_itt;               /* lock: TMF_ABORT: ITT of the task aborted */
+	uint32_t tmf_ref_itt;               /* lock: ABORT TASK: ITT of the task aborted */
 	uint32_t tmf_lun;                   /* lock: the LUN of the task or of the reset */
-	uint8_t tmf_opcode;                 /* lock: TMF_ABORT: CDB opcode, for log lines */
+	uint8_t tmf_opcode;                 /* lock: ABORT TASK: CDB opcode, for log lines */
 	int64_t tmf_sent_ns;                /* lock: when it was queued */
-	uint32_t tmf_cmdsn;                 /* lock: the CmdSN it went with (set as it is
-	                                     * sent): a task set function ends the
-	                                     * session's commands before it, not after */
-	bool tmf_sent;                      /* lock: tmf_cmdsn is set */
+	uint32_t tmf_cmdsn;                 /* lock: TMF_SENT: the CmdSN it went with: a
+	                                     * task set function ends the session's
+	                                     * commands before it, not after */
 	bool abort_set_due;                 /* lock: another session reset abort_set_lun
 	                                     * while a TMF was out here: an ABORT TASK SET
-	                                     * of it follows that TMF's answer */
+	                                     * of it follows that TMF's answer (a queue of
+	                                     * one, not a state: see session_tmf.c) */
 	uint32_t abort_set_lun;             /* lock: as abort_set_due */
+	enum verify_state verify_state;     /* lock: the identity check sub-machine;
+	                                     * verify_set_state() only */
 	struct iscsi_task vtask;            /* lock: the identity check's command (one at
 	                                     * a time; in the table like any task, but
 	                                     * never requeued: stop_session() skips it) */
 	uint8_t vbuf[256];                  /* lock: its Data-In */
-	struct lun_identity *verify_luns;   /* lock: what the LUNs must be (a copy of the
-	                                     * pool's, malloc()ed), NULL when not verifying */
+	struct lun_identity *verify_luns;   /* lock: not VERIFY_IDLE: what the LUNs must be
+	                                     * (the owner's expected_luns, malloc()ed) */
 	unsigned verify_n;                  /* lock: entries of verify_luns */
 	unsigned verify_i;                  /* lock: the entry being checked */
-	enum verify_step verify_step;       /* lock: its step */
 	unsigned verify_retries;            /* lock: times this step was sent again */
 	int64_t verify_retry_ns;            /* lock: when session_tick() sends the step
 	                                     * again (BUSY, NOT READY); 0: nothing waits */
@@ -225,8 +262,26 @@ struct session {
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t session_now_ns(void);
 
-/* Change s->state and its lock-free copy.  Lock held. */
-void session_set_state(struct session *s, enum session_state state);
+/* The only place s->state changes: move to @to, with its lock-free copy,
+ * a debug line, a broadcast of state_cond and the owner's observer
+ * (ops->state_changed).  A move its table does not allow logs an error
+ * line naming the session and both states and aborts (with NDEBUG: the
+ * line, then the move).  Lock held. */
+void session_set_state(struct session *s, enum session_state to);
+
+/* Whether the TX thread of the current connection is to keep going: the
+ * connection is logged in, maybe being dropped or logged out.  Lock held. */
+bool session_tx_may_run(const struct session *s);
+
+/* Whether the connection is logged in and ours to use (VERIFYING,
+ * FULL_FEATURE, DRAINING, LOGGING_OUT): the watchdog's deadlines apply,
+ * and s->conn may be shut down with the lock held.  Lock held. */
+bool session_connected(const struct session *s);
+
+/* Shut the connection down because of @why (already logged by the caller):
+ * the session goes DROPPING and the RX thread's error is only the echo.
+ * Lock held, session_connected(). */
+void session_drop_locked(struct session *s);
 
 /* session_submit() with the lock held, also in SESSION_VERIFYING (for the
  * session's own commands).  Returns 0, or -1 with errno as
@@ -251,10 +306,16 @@ struct iscsi_task *session_find_task(struct session *s, uint32_t itt);
  * item holds it).  Lock held. */
 bool session_finish_task(struct session *s, struct iscsi_task *t);
 
-/* Send @t again (on any session of the pool) after the target aborted
+/* Send @t again (on any session of the owner) after the target aborted
  * it, or fail it with EIO when it has cost too much already or there is
- * no pool.  No lock held. */
+ * no owner to take it.  No lock held. */
 void session_reissue(struct session *s, struct iscsi_task *t);
+
+/* Tell the owner: room again (ops->kick), or give it @list to send again
+ * (ops->requeue; without one every task of it fails with EIO; @list may
+ * be NULL).  No lock held. */
+void session_owner_kick(struct session *s);
+void session_owner_requeue(struct session *s, struct iscsi_task *list);
 
 /* A protocol violation on the RX thread: say what (err_set()) and return
  * -1 from the handler, which fails the connection. */
@@ -274,8 +335,21 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs);
 
 /* The cmd_timeout deadlines of session_tick(): start the next function
  * for a command or TMF overdue, or say in @why (@why_len bytes) why the
- * connection is to be dropped.  Lock held, session up. */
+ * connection is to be dropped.  Lock held, session_connected(). */
 void session_tmf_tick_locked(struct session *s, int64_t now, char *why, size_t why_len);
+
+/* The request of the function out went on the wire with CmdSN @cmdsn
+ * (TMF_QUEUED -> TMF_SENT).  TX side, lock held. */
+void session_tmf_sent_locked(struct session *s, uint32_t cmdsn);
+
+/* The connection is gone: no function is out any more, none is due.
+ * Lock held. */
+void session_tmf_reset_locked(struct session *s);
+
+/* The name of a task management state, and whether the move @from -> @to
+ * is in its table (tests). */
+const char *session_tmf_state_name(enum tmf_state state);
+bool session_tmf_transition_legal(enum tmf_state from, enum tmf_state to);
 
 /* ---- session_tx.c, for session.c ---- */
 
@@ -290,17 +364,27 @@ int session_start_tx(struct session *s);
 /* ---- session_verify.c, for session.c ---- */
 
 /* A session that logged in again (SESSION_VERIFYING) starts checking the
- * identity of the LUNs the pool expects; it goes SESSION_UP when done.
- * No lock held; RX thread. */
+ * identity of the LUNs its owner expects (ops->expected_luns); it goes
+ * SESSION_FULL_FEATURE when done.  No lock held; RX thread. */
 void session_verify_start(struct session *s);
 
 /* Begin the identity check of @luns (@n entries, malloc()ed; taken over),
- * or, with none, go SESSION_UP at once.  As session_verify_start(), which
- * gets them from the pool; any thread, no lock held. */
+ * or, with none, go SESSION_FULL_FEATURE at once.  As
+ * session_verify_start(), which gets them from the owner; any thread, no
+ * lock held. */
 void session_verify_luns(struct session *s, struct lun_identity *luns, unsigned n);
 
 /* Send the current step of the check again (after BUSY, NOT READY or a
- * full window).  Lock held, SESSION_VERIFYING. */
+ * full window).  Lock held, SESSION_VERIFYING, not VERIFY_IDLE. */
 void session_verify_send_locked(struct session *s);
+
+/* The check ends unfinished (the connection is gone, or the target asked
+ * for a logout): back to VERIFY_IDLE, verify_luns freed.  Lock held. */
+void session_verify_stop_locked(struct session *s);
+
+/* The name of a step of the check, and whether the move @from -> @to is
+ * in its table (tests). */
+const char *session_verify_state_name(enum verify_state state);
+bool session_verify_transition_legal(enum verify_state from, enum verify_state to);
 
 #endif /* ISCSIFS_SESSION_INTERNAL_H */

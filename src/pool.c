@@ -7,33 +7,44 @@
  * outstanding bytes (ties: the one after the last chosen, so that equal
  * sessions share the work) and calls session_submit().  When every
  * session's window or queue depth is full the task waits in a FIFO queue;
- * pool_kick(), called by a session when a task ends or its window opens,
- * drains the queue in order, so nothing starves.
+ * pool_kick(), the sessions' kick callback when a task ends or a window
+ * opens, drains the queue in order, so nothing starves.
  *
  * When a session loses its connection, its tasks come back through
- * pool_requeue() to the head of the queue, in CmdSN order, and go out again
- * on whichever session is up first; writes that had reached the wire come
- * back only once their own session has logged in again (or after the
- * replacement timeout), so that no stale copy of theirs on the old
- * connection can land after a newer write (stop_session() in session.c).
+ * pool_requeue() (the requeue callback) to the head of the queue, in CmdSN
+ * order, and go out again on whichever session is up first; writes that
+ * had reached the wire come back only once their own session has logged
+ * in again (or after the replacement timeout), so that no stale copy of
+ * theirs on the old connection can land after a newer write
+ * (stop_session() in session.c).
  * While no session is up, tasks wait; once none has been up for the
  * replacement timeout, the queue fails with EIO and new tasks fail at once
  * until a session is back.
  *
  * Each LUN the mount exposes is registered with what it was at the probe
  * (pool_expect_lun()); a session that logs in again checks every one of
- * them before it takes commands (SESSION_VERIFYING in session.c).  A LUN
- * found to be another is marked replaced: its queued tasks fail with EIO,
+ * them before it takes commands (SESSION_VERIFYING, session_verify.c; it
+ * asks for them through expected_luns).  A LUN found to be another is
+ * marked replaced (lun_replaced): its queued tasks fail with EIO,
  * and dispatch() fails every later one, so nothing reaches that disk.
  *
  * A watchdog thread per pool ticks every session once a second
- * (keepalive, command timeout) and applies the replacement timeout; its
+ * (keepalive, command timeout) and applies the replacement timeout (no
+ * session up, none alive: session_is_up(), session_is_alive()); its
  * second is measured on CLOCK_MONOTONIC (deadline.h), so that a step of
  * the wall clock neither stalls the keepalives nor hurries a timeout.
  *
+ * The sessions report to the pool only through the callbacks of
+ * session_ops (struct session_owner_ops, session.h), with the pool as
+ * their opaque argument: room again (kick), tasks to send again
+ * (requeue), a LUN reset (lun_reset), what an identity check found
+ * (lun_replaced, lun_grew, expected_luns).  Each is called on a session
+ * thread with no session lock held, and may take the pool lock.
+ *
  * p->lock protects the queue, the cursor, the count of tasks in flight,
- * the LUN identities and the watchdog's state.  Lock order: pool -> session (session_submit()
- * takes the session lock).  No pool lock is held while task->done() runs.
+ * the LUN identities and the watchdog's state.  Lock order: pool ->
+ * session (session_submit() takes the session lock).  No pool lock is
+ * held while task->done() runs.
  */
 #include "pool.h"
 
@@ -155,10 +166,16 @@ void pool_log_stats(struct pool *p)
 	}
 }
 
-void pool_lun_reset(struct pool *p, const struct session *from, uint32_t lun)
+/* Session @from reset LUN @lun (LOGICAL UNIT RESET, function complete),
+ * which ended the commands of every other session there too: each of
+ * them with commands on it aborts its task set of that LUN and sends
+ * again what that ends (session_lun_reset_elsewhere()).  The
+ * session_owner_ops lun_reset callback: a session's RX thread, no lock
+ * held. */
+static void pool_lun_reset(void *owner, const struct session *from, uint32_t lun)
 {
-	if (!p)
-		return;
+	struct pool *p = owner;
+
 	/* under the pool lock, so that pool_destroy() frees no session
 	 * meanwhile (lock order: pool -> session) */
 	pthread_mutex_lock(&p->lock);
@@ -173,6 +190,8 @@ const struct iscsi_params *pool_params(const struct pool *p)
 {
 	return session_params(p->sessions[0]);
 }
+
+static const struct session_owner_ops session_ops;
 
 struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 			 unsigned replacement_timeout_s)
@@ -197,7 +216,7 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	p->replacement_timeout_s = replacement_timeout_s;
 	p->cfg.replacement_timeout_s = replacement_timeout_s;
 	for (unsigned i = 0; i < nsessions; i++) {
-		p->sessions[i] = session_login(p, &p->cfg, i);
+		p->sessions[i] = session_login(&session_ops, p, &p->cfg, i);
 		if (!p->sessions[i]) {
 			int e = errno;
 			char msg[512];
@@ -285,10 +304,15 @@ void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque)
 	pthread_mutex_unlock(&p->lock);
 }
 
-bool pool_lun_grew(struct pool *p, uint32_t lun, uint64_t blocks)
+/* A session found LUN @lun grown to @blocks: unless the pool knows that
+ * capacity already (another session said so, or it was read again), take
+ * it as the LUN's, tell the pool's owner (pool_set_grew_hook()) and
+ * return true, so that only the first session says it in the log.  The
+ * lun_grew callback. */
+static bool pool_lun_grew(void *owner, uint32_t lun, uint64_t blocks)
 {
-	if (!p)
-		return false;
+	struct pool *p = owner;
+
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
 	bool news = pl && blocks > pl->id.blocks;
@@ -302,8 +326,12 @@ bool pool_lun_grew(struct pool *p, uint32_t lun, uint64_t blocks)
 	return news;
 }
 
-int pool_expected_luns(struct pool *p, struct lun_identity **out)
+/* A copy of the identities to check, leaving out LUNs already replaced:
+ * their number, and a malloc()ed array in *@out (NULL when 0).  Returns
+ * -1 with err_set() on ENOMEM.  The expected_luns callback. */
+static int pool_expected_luns(void *owner, struct lun_identity **out)
 {
+	struct pool *p = owner;
 	int n = 0;
 
 	*out = NULL;
@@ -323,13 +351,17 @@ int pool_expected_luns(struct pool *p, struct lun_identity **out)
 	return n;
 }
 
-bool pool_lun_replaced(struct pool *p, uint32_t lun)
+/* LUN @lun is not the one probed (a session found another serial, block
+ * size, a smaller capacity, or no LUN): from now on every command for it
+ * fails with EIO, those waiting in the queue at once.  Returns true when
+ * this call marked it (the caller logs it), false when it already was.
+ * The lun_replaced callback. */
+static bool pool_lun_replaced(void *owner, uint32_t lun)
 {
+	struct pool *p = owner;
 	struct iscsi_task *failed = NULL, **fail_tail = &failed;
 	bool marked = false;
 
-	if (!p)
-		return false;   /* (a session attached without a pool) */
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
 	if (pl && !pl->replaced) {
@@ -376,11 +408,8 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 		errno = EIO;
 		return -1;
 	}
-	for (unsigned k = 0; k < p->n; k++) {
-		enum session_state st = session_state_hint(p->sessions[k]);
-		any_alive |= st == SESSION_UP || st == SESSION_RECOVERING ||
-			st == SESSION_VERIFYING;
-	}
+	for (unsigned k = 0; k < p->n; k++)
+		any_alive |= session_is_alive(p->sessions[k]);
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
 		uint64_t best_load = UINT64_MAX;
@@ -424,8 +453,16 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 	return -1;
 }
 
-void pool_requeue(struct pool *p, struct iscsi_task *list)
+static void pool_kick(void *owner);
+
+/* A session lost its connection: put its tasks (a list linked by ->next,
+ * in CmdSN order) back at the head of the queue and dispatch them again.
+ * Also for the writes a session that is back held meanwhile, and for
+ * tasks the target aborted.  The requeue callback. */
+static void pool_requeue(void *owner, struct iscsi_task *list)
 {
+	struct pool *p = owner;
+
 	if (!list)
 		return;
 	struct iscsi_task *last = list;
@@ -485,12 +522,14 @@ void pool_submit(struct pool *p, struct iscsi_task *t)
 	session_send_pending();
 }
 
-void pool_kick(struct pool *p)
+/* A session has room again (a task finished, the window opened, it is
+ * back): move queued tasks onto sessions.  The kick callback; no lock
+ * held. */
+static void pool_kick(void *owner)
 {
+	struct pool *p = owner;
 	struct iscsi_task *failed = NULL;
 
-	if (!p)
-		return;
 	pthread_mutex_lock(&p->lock);
 	while (p->queue_head) {
 		struct iscsi_task *t = p->queue_head;
@@ -522,6 +561,16 @@ void pool_kick(struct pool *p)
 		t->done(t);
 	}
 }
+
+/* How the sessions of a pool report to it (session.h). */
+static const struct session_owner_ops session_ops = {
+	.kick = pool_kick,
+	.requeue = pool_requeue,
+	.lun_reset = pool_lun_reset,
+	.lun_replaced = pool_lun_replaced,
+	.lun_grew = pool_lun_grew,
+	.expected_luns = pool_expected_luns,
+};
 
 void pool_hold(struct pool *p)
 {

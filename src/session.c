@@ -1,8 +1,31 @@
-/* session.c: one iSCSI session in full feature phase (see session.h): the
- * task table, the RX thread, recovery and the life cycle.
- * Submission and the TX side are in session_tx.c, task management
- * (cmd_timeout) in session_tmf.c, the identity check after a reconnect in
- * session_verify.c; they share session_internal.h.
+/* session.c: one iSCSI session (see session.h): its state machine
+ * (session_set_state() and the table of legal moves), the task table, the
+ * RX thread, recovery and the life cycle.  Submission and the TX side are
+ * in session_tx.c, task management (cmd_timeout) in session_tmf.c, the
+ * identity check after a reconnect in session_verify.c; they share
+ * session_internal.h.
+ *
+ * THE STATE MACHINE
+ *
+ * s->state (enum session_state, session.h) is where the session is in its
+ * life; session_set_state() is the only place it changes, under s->lock,
+ * checking each move against legal_moves[] (an illegal one is a bug: a
+ * log line and abort(), or with NDEBUG the line and the move), logging
+ * it at debug level and telling the owner's observer.  What used to be
+ * booleans beside the state are states or sub-machines now: the Logout
+ * the target asked for (DRAINING, LOGGING_OUT), a connection we shut down
+ * (DROPPING), the RX thread's end (CLOSED), whether the TX thread runs
+ * (session_tx_may_run()), the keepalive (enum ping_state), task
+ * management (enum tmf_state, session_tmf.c) and the identity check (enum
+ * verify_state, session_verify.c).
+ *
+ * THE OWNER
+ *
+ * The session never calls its owner (the pool) by name: news goes up
+ * through s->ops (struct session_owner_ops): room again (kick), tasks to
+ * send again elsewhere (requeue), a LUN reset (lun_reset), and what the
+ * identity check finds (expected_luns, lun_replaced, lun_grew).  They are
+ * called with no session lock held (but state_changed, the observer).
  *
  * NOTES ON THE THREAD MODEL
  *
@@ -12,22 +35,25 @@
  *    then the command queue (SCSI Commands with their immediate and
  *    unsolicited data).  The RX thread never writes, so it never blocks on
  *    a full socket send buffer, and a target that stops reading while it
- *    sends cannot deadlock us.
+ *    sends cannot deadlock us.  It runs while session_tx_may_run().
  *  - a FUSE worker (session_inline_sends()) that submits a command while
  *    both queues are empty and nobody writes sends that command itself
- *    (session_send_pending(), after the pool lock is dropped): one thread
- *    wakeup less per command, which is most of the cost of small I/O.
- *    s->tx_busy is the token: whoever holds it alone writes the socket,
- *    and sends what others queue meanwhile before it lets go (a worker a
- *    few PDUs, then it wakes the TX thread for the rest), so nobody wakes
- *    the TX thread while the socket is taken.
+ *    (session_send_pending(), after the owner's lock is dropped): one
+ *    thread wakeup less per command, which is most of the cost of small
+ *    I/O.  s->tx_busy is the token: whoever holds it alone writes the
+ *    socket, and sends what others queue meanwhile before it lets go (a
+ *    worker a few PDUs, then it wakes the TX thread for the rest), so
+ *    nobody wakes the TX thread while the socket is taken.
  *  - the RX thread is the only reader.  It validates every PDU, places
  *    Data-In straight into the task's buffer, queues Data-Out for R2Ts and
- *    completes tasks, calling task->done() with no lock held.
- * Submitters (FUSE workers, or the RX thread of any session through
- * pool_kick) call session_submit(), which assigns ITT and CmdSN under the
- * session lock and appends to the command queue, so CmdSN order is wire
- * order.
+ *    completes tasks, calling task->done() with no lock held.  It also
+ *    runs recovery: RECONNECT_WAIT, LOGGING_IN, VERIFYING.
+ * Submitters (FUSE workers, or the RX thread of any session through the
+ * owner's kick) call session_submit(), which assigns ITT and CmdSN under
+ * the session lock and appends to the command queue, so CmdSN order is
+ * wire order.  The owner's watchdog calls session_tick() about once a
+ * second (keepalive, cmd_timeout, the target's logout deadline, the
+ * replacement timeout); it too may move the state (DROPPING).
  *
  * Every queue the target can fill is bounded: Data-Out items by the R2Ts
  * a task may have outstanding (MaxOutstandingR2T, checked in rx_r2t())
@@ -38,8 +64,10 @@
  * Asynchronous Messages are logged one a second at most.
  *
  * One mutex per session, s->lock, protects the task table, the sequence
- * numbers, both queues and the state.  It is never held across a system
- * call on the socket.  Lock order: pool -> session.
+ * numbers, both queues, the state and the sub-machines.  It is never held
+ * across a system call on the socket (but shutdown(2)), nor while an
+ * owner's callback runs (but the observer's).  Lock order: owner (pool)
+ * -> session.
  *
  * A task's memory belongs to its owner, and done() may free it.  The TX
  * thread may still be writing a task's data when its status arrives (a
@@ -47,22 +75,22 @@
  * holds a reference (tx_refs) and done() waits for the last one.
  *
  * When the connection is lost the RX thread stops the TX thread, takes
- * every task out of the table and hands it back to the pool to be sent
+ * every task out of the table and hands it back to the owner to be sent
  * again, except writes that were on the wire: those wait in s->pinned
  * until this session has logged in again (stop_session() says why), and
- * then go back to the pool too.  The RX thread alone replaces s->conn,
+ * then go back to the owner too.  The RX thread alone replaces s->conn,
  * under the lock, while no TX thread runs; other threads shut it down only
- * with the lock held and the session up (or verifying).
+ * with the lock held and the session connected (session_connected()).
  *
- * A session that logged in again does not take the pool's commands at
+ * A session that logged in again does not take the owner's commands at
  * once: it is SESSION_VERIFYING (session_is_up() false, so the pool does
  * not dispatch to it) while it checks with commands of its own (s->vtask,
- * one at a time, never in the pool) that every LUN registered with the
- * pool is the one probed: VPD 0x80 and/or 0x83 as at the probe, READ
- * CAPACITY.  Each answer's callback (RX thread, or TX) sends the next; a
- * LUN found to be another is marked replaced in the pool (its commands
- * fail with EIO from then on).  Then the session is UP, its pinned writes
- * go back to the pool and the pool is kicked.  Nothing waits for a lock
+ * one at a time, never in the pool) that every LUN the owner expects is
+ * the one probed: VPD 0x80 and/or 0x83 as at the probe, READ CAPACITY.
+ * Each answer's callback (RX thread, or TX) sends the next; a LUN found
+ * to be another is reported (ops->lun_replaced: its commands fail with
+ * EIO from then on).  Then the session is FULL_FEATURE, its pinned writes
+ * go back to the owner and the owner is kicked.  Nothing waits for a lock
  * on the RX thread; retries after BUSY or NOT READY are sent by
  * session_tick().
  */
@@ -79,7 +107,6 @@
 #include "iov.h"
 #include "log.h"
 #include "login.h"
-#include "pool.h"
 #include "scsi.h"
 #include "session_internal.h"
 
@@ -101,7 +128,16 @@ uint64_t session_load(const struct session *s)
 
 bool session_is_up(const struct session *s)
 {
-	return atomic_load_explicit(&s->state_hint, memory_order_relaxed) == SESSION_UP;
+	int st = atomic_load_explicit(&s->state_hint, memory_order_relaxed);
+
+	return st == SESSION_FULL_FEATURE || st == SESSION_DRAINING || st == SESSION_LOGGING_OUT;
+}
+
+bool session_is_alive(const struct session *s)
+{
+	int st = atomic_load_explicit(&s->state_hint, memory_order_relaxed);
+
+	return st != SESSION_CLOSING && st != SESSION_CLOSED;
 }
 
 enum session_state session_state_hint(const struct session *s)
@@ -109,11 +145,126 @@ enum session_state session_state_hint(const struct session *s)
 	return (enum session_state)atomic_load_explicit(&s->state_hint, memory_order_relaxed);
 }
 
-/* Set the state (lock held) and its lock-free copy. */
-void session_set_state(struct session *s, enum session_state state)
+/* ---- the state machine (session.h, enum session_state) ---- */
+
+const char *session_state_name(enum session_state state)
 {
-	s->state = state;
-	atomic_store_explicit(&s->state_hint, state, memory_order_relaxed);
+	switch (state) {
+	case SESSION_LOGGING_IN: return "logging in";
+	case SESSION_VERIFYING: return "verifying identity";
+	case SESSION_FULL_FEATURE: return "full feature";
+	case SESSION_DRAINING: return "draining for logout";
+	case SESSION_LOGGING_OUT: return "logging out (target's wish)";
+	case SESSION_DROPPING: return "dropping the connection";
+	case SESSION_RECONNECT_WAIT: return "waiting to reconnect";
+	case SESSION_CLOSING: return "closing";
+	case SESSION_CLOSED: return "closed";
+	}
+	return "invalid state";
+}
+
+/* Bit of state @st in a row of legal_moves. */
+#define TO(st) (1u << (st))
+/* The moves session_set_state() allows, by the state moved from. */
+static const unsigned legal_moves[SESSION_STATES] = {
+	[SESSION_LOGGING_IN] = TO(SESSION_FULL_FEATURE) | TO(SESSION_VERIFYING) |
+		TO(SESSION_RECONNECT_WAIT) | TO(SESSION_CLOSING) | TO(SESSION_CLOSED),
+	[SESSION_VERIFYING] = TO(SESSION_FULL_FEATURE) | TO(SESSION_DRAINING) |
+		TO(SESSION_DROPPING) | TO(SESSION_RECONNECT_WAIT) | TO(SESSION_CLOSING) |
+		TO(SESSION_CLOSED),
+	[SESSION_FULL_FEATURE] = TO(SESSION_DRAINING) | TO(SESSION_DROPPING) |
+		TO(SESSION_RECONNECT_WAIT) | TO(SESSION_CLOSING) | TO(SESSION_CLOSED),
+	[SESSION_DRAINING] = TO(SESSION_LOGGING_OUT) | TO(SESSION_DROPPING) |
+		TO(SESSION_RECONNECT_WAIT) | TO(SESSION_CLOSING) | TO(SESSION_CLOSED),
+	[SESSION_LOGGING_OUT] = TO(SESSION_DROPPING) | TO(SESSION_RECONNECT_WAIT) |
+		TO(SESSION_CLOSING) | TO(SESSION_CLOSED),
+	[SESSION_DROPPING] = TO(SESSION_RECONNECT_WAIT) | TO(SESSION_CLOSING) |
+		TO(SESSION_CLOSED),
+	[SESSION_RECONNECT_WAIT] = TO(SESSION_LOGGING_IN) | TO(SESSION_CLOSING) |
+		TO(SESSION_CLOSED),
+	[SESSION_CLOSING] = TO(SESSION_CLOSED),
+	[SESSION_CLOSED] = 0,
+};
+#undef TO
+
+bool session_transition_legal(enum session_state from, enum session_state to)
+{
+	return (unsigned)from < SESSION_STATES && (unsigned)to < SESSION_STATES &&
+		(legal_moves[from] & 1u << to);
+}
+
+void session_set_state(struct session *s, enum session_state to)
+{
+	enum session_state from = s->state;
+
+	if (!session_transition_legal(from, to)) {
+		log_error("%s: illegal state transition %s -> %s", s->name,
+			  session_state_name(from), session_state_name(to));
+#ifndef NDEBUG
+		abort();
+#endif
+	}
+	s->state = to;
+	atomic_store_explicit(&s->state_hint, to, memory_order_relaxed);
+	log_debug("%s: %s -> %s", s->name, session_state_name(from), session_state_name(to));
+	pthread_cond_broadcast(&s->state_cond);
+	if (s->ops && s->ops->state_changed)
+		s->ops->state_changed(s->owner, s, from, to);
+}
+
+bool session_tx_may_run(const struct session *s)
+{
+	switch (s->state) {
+	case SESSION_VERIFYING:
+	case SESSION_FULL_FEATURE:
+	case SESSION_DRAINING:
+	case SESSION_LOGGING_OUT:
+	case SESSION_DROPPING:
+	case SESSION_CLOSING:
+		return true;
+	case SESSION_LOGGING_IN:
+	case SESSION_RECONNECT_WAIT:
+	case SESSION_CLOSED:
+		return false;
+	}
+	return false;
+}
+
+bool session_connected(const struct session *s)
+{
+	return s->state == SESSION_VERIFYING || s->state == SESSION_FULL_FEATURE ||
+		s->state == SESSION_DRAINING || s->state == SESSION_LOGGING_OUT;
+}
+
+void session_drop_locked(struct session *s)
+{
+	session_set_state(s, SESSION_DROPPING);
+	conn_shutdown(&s->conn);
+}
+
+/* ---- the owner (session.h, struct session_owner_ops) ---- */
+
+void session_owner_kick(struct session *s)
+{
+	if (s->ops && s->ops->kick)
+		s->ops->kick(s->owner);
+}
+
+void session_owner_requeue(struct session *s, struct iscsi_task *list)
+{
+	if (!list)
+		return;
+	if (s->ops && s->ops->requeue) {
+		s->ops->requeue(s->owner, list);
+		return;
+	}
+	while (list) {
+		struct iscsi_task *t = list;
+		list = t->next;
+		t->next = NULL;
+		t->result = EIO;
+		t->done(t);
+	}
 }
 
 int64_t session_now_ns(void)
@@ -197,8 +348,8 @@ void session_reissue(struct session *s, struct iscsi_task *t)
 		t->done(t);
 		return;
 	}
-	if (!s->pool) {
-		log_error("%s: command 0x%02x on LUN %u aborted; no pool to send it again", s->name,
+	if (!s->ops || !s->ops->requeue) {
+		log_error("%s: command 0x%02x on LUN %u aborted; no owner to send it again", s->name,
 			  t->cdb[0], t->lun);
 		t->result = EIO;
 		t->done(t);
@@ -211,7 +362,7 @@ void session_reissue(struct session *s, struct iscsi_task *t)
 		t->done(t);
 		return;
 	}
-	pool_requeue(s->pool, t);
+	session_owner_requeue(s, t);
 }
 
 void session_task_end(struct session *s, struct iscsi_task *t)
@@ -400,8 +551,13 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);
-	if (pdu_itt(bhs) == ITT_PING)
-		s->ping_outstanding = false;
+	if (pdu_itt(bhs) == ITT_PING) {
+		/* (our ping still queued: the target echoed an ITT early) */
+		if (s->ping_state == PING_SENT)
+			s->ping_state = PING_IDLE;
+		else if (s->ping_state == PING_QUEUED)
+			s->ping_state = PING_ANSWERED_EARLY;
+	}
 	if (pdu_itt(bhs) != ISCSI_RESERVED_TAG)
 		session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
@@ -449,6 +605,27 @@ static bool async_log_due(struct session *s, unsigned *unlogged)
 	return true;
 }
 
+/* The target asked for a logout within @within seconds: FULL_FEATURE (or
+ * VERIFYING: the check ends unfinished and is done again after the next
+ * login) -> DRAINING, and the Logout goes once nothing is outstanding.
+ * Returns whether that is news (a repeat changes nothing), with the
+ * commands outstanding in *@outstanding.  RX thread, no lock held. */
+static bool drain_for_logout(struct session *s, unsigned within, unsigned *outstanding)
+{
+	pthread_mutex_lock(&s->lock);
+	*outstanding = s->outstanding;
+	bool news = s->state == SESSION_FULL_FEATURE || s->state == SESSION_VERIFYING;
+	if (news) {
+		if (s->state == SESSION_VERIFYING)
+			session_verify_stop_locked(s);
+		session_set_state(s, SESSION_DRAINING);
+		s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
+	}
+	logout_if_drained(s);
+	pthread_mutex_unlock(&s->lock);
+	return news;
+}
+
 static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch)
 {
 	const struct iscsi_bhs_async *h = &bhs->async;
@@ -473,16 +650,8 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		 * after a lost connection, a new login with the same ISID
 		 * after DefaultTime2Wait; waiting commands go out then */
 		unsigned within = get_be16(h->param3);
-		pthread_mutex_lock(&s->lock);
-		unsigned outstanding = s->outstanding;
-		bool news = !s->logout_asked;   /* (a repeat changes nothing) */
-		if (news) {
-			s->logout_asked = true;
-			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
-		}
-		logout_if_drained(s);
-		pthread_mutex_unlock(&s->lock);
-		if (news)
+		unsigned outstanding;
+		if (drain_for_logout(s, within, &outstanding))
 			log_info("%s: target requests logout within %u s; logging out after %u outstanding commands, then in again",
 				 s->name, within, outstanding);
 		return 0;
@@ -502,16 +671,8 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scra
 		 * login, reached as for a logout the target asked for (within
 		 * Parameter3 seconds, RENEGOTIATE_WITHIN_S when it gives none) */
 		unsigned within = get_be16(h->param3) ? get_be16(h->param3) : RENEGOTIATE_WITHIN_S;
-		pthread_mutex_lock(&s->lock);
-		unsigned outstanding = s->outstanding;
-		bool news = !s->logout_asked;
-		if (news) {
-			s->logout_asked = true;
-			s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
-		}
-		logout_if_drained(s);
-		pthread_mutex_unlock(&s->lock);
-		if (news)
+		unsigned outstanding;
+		if (drain_for_logout(s, within, &outstanding))
 			log_info("%s: target asks to renegotiate parameters; logging out after %u outstanding commands, then in again",
 				 s->name, outstanding);
 		return 0;
@@ -543,13 +704,13 @@ static int rx_reject(struct session *s, const union iscsi_bhs *bhs, uint8_t *scr
  * outstanding.  Lock held. */
 static void logout_if_drained(struct session *s)
 {
-	if (!s->logout_asked || s->logout_sent || s->outstanding || s->state != SESSION_UP)
+	if (s->state != SESSION_DRAINING || s->outstanding)
 		return;
 	struct tx_item *it = calloc(1, sizeof *it);
 	if (!it)
 		return;         /* session_tick() drops the connection at the deadline */
 	it->kind = TX_LOGOUT;
-	s->logout_sent = true;
+	session_set_state(s, SESSION_LOGGING_OUT);
 	session_queue_ctl_locked(s, it);
 }
 
@@ -561,7 +722,7 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	bool asked = s->state == SESSION_CLOSING;   /* set before the request goes */
-	bool requested = s->logout_sent;            /* the target's wish */
+	bool requested = s->state == SESSION_LOGGING_OUT;   /* the target's wish */
 	pthread_mutex_unlock(&s->lock);
 	if (!asked && !requested)
 		VIOLATION(s, "protocol error: Logout Response without a Logout Request");
@@ -576,7 +737,9 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 		return 1;
 	log_info("%s: logged out as the target asked", s->name);
 	pthread_mutex_lock(&s->lock);
-	s->dropped = true;     /* rx_main() then reconnects without an error line */
+	if (s->state == SESSION_LOGGING_OUT)   /* (not CLOSING meanwhile) */
+		session_set_state(s, SESSION_DROPPING);  /* rx_main() then reconnects
+							   * without an error line */
 	pthread_mutex_unlock(&s->lock);
 	err_set(ECONNRESET, "logged out as the target asked");
 	return -1;
@@ -630,7 +793,7 @@ static int rx_loop(struct session *s, uint8_t *scratch)
 			break;
 		}
 		if (kick)
-			pool_kick(s->pool);
+			session_owner_kick(s);
 		if (rc != 0)
 			return rc;
 	}
@@ -662,17 +825,24 @@ static struct iscsi_task *insert_by_cmdsn(struct iscsi_task *list, struct iscsi_
  * (After the replacement timeout session_tick() lets other sessions have
  * them after all.)  Without @requeue every task, pinned ones too, fails
  * with EIO.  Tasks whose status already came and that waited only for the
- * TX thread end with that status.  RX thread only. */
-static void stop_session(struct session *s, enum session_state next, bool requeue)
+ * TX thread end with that status.
+ *
+ * @next is SESSION_RECONNECT_WAIT (with @requeue) or SESSION_CLOSED; a
+ * session being closed (CLOSING) goes CLOSED whatever @next, and fails its
+ * tasks.  Returns the state entered.  RX thread only. */
+static enum session_state stop_session(struct session *s, enum session_state next,
+				       bool requeue)
 {
 	pthread_mutex_lock(&s->lock);
-	session_set_state(s, next);
+	if (s->state == SESSION_CLOSING) {
+		next = SESSION_CLOSED;
+		requeue = false;
+	}
+	if (s->state != next)
+		session_set_state(s, next);    /* (the TX thread stops: session_tx_may_run()) */
 	s->down_since_ns = session_now_ns();
-	s->tx_run = false;
-	s->ping_outstanding = false;
-	s->logout_asked = s->logout_sent = false;   /* that connection is gone */
-	s->tmf_state = TMF_IDLE;                    /* and its task management */
-	s->tmf_sent = s->abort_set_due = false;
+	s->ping_state = PING_IDLE;                  /* that connection is gone */
+	session_tmf_reset_locked(s);                /* and its task management */
 	pthread_cond_broadcast(&s->tx_cond);
 	pthread_mutex_unlock(&s->lock);
 
@@ -704,7 +874,6 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 	}
 	s->ctl_tail = NULL;
 	s->nop_answers = 0;
-	s->ping_queued = false;
 	for (struct iscsi_task *t = s->cmd_head, *after; t; t = after) {
 		after = t->next;
 		if (--t->tx_refs == 0 && t->finished && t != &s->vtask) {
@@ -723,9 +892,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		if (t != &s->vtask)     /* the identity check ends with the connection */
 			list = insert_by_cmdsn(list, t);
 	}
-	free(s->verify_luns);
-	s->verify_luns = NULL;
-	s->verify_retry_ns = 0;
+	session_verify_stop_locked(s);
 	pthread_mutex_unlock(&s->lock);
 
 	if (requeue) {
@@ -769,7 +936,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 			log_debug("%s: %u writes wait for the session to log in again", s->name,
 				  npinned);
 		}
-		pool_requeue(s->pool, again);
+		session_owner_requeue(s, again);
 		list = failed;
 	} else {
 		pthread_mutex_lock(&s->lock);
@@ -794,6 +961,7 @@ static void stop_session(struct session *s, enum session_state next, bool requeu
 		t->result = EIO;
 		t->done(t);
 	}
+	return next;
 }
 
 /* Wait @ms, or less if the session is being closed.  Returns -1 when it is. */
@@ -885,6 +1053,13 @@ static int recover(struct session *s)
 		delay += delay ? rand_r(&seed) % (delay / 4 + 1) : 0;
 		if (recovery_wait(s, delay) < 0)
 			return -1;
+		pthread_mutex_lock(&s->lock);
+		if (s->state == SESSION_CLOSING) {
+			pthread_mutex_unlock(&s->lock);
+			return -1;
+		}
+		session_set_state(s, SESSION_LOGGING_IN);
+		pthread_mutex_unlock(&s->lock);
 
 		struct conn c;
 		struct login_result lr;
@@ -894,6 +1069,13 @@ static int recover(struct session *s)
 		if (login_connect(&c, s->portal_host, s->portal_port, cfg->connect_timeout_ms, 0,
 				  &cfg->text, isid, 0, &lr) < 0) {
 			log_warn("%s: reconnect attempt %u: %s", s->name, attempt + 1, err_msg());
+			pthread_mutex_lock(&s->lock);
+			bool closing = s->state == SESSION_CLOSING;
+			if (!closing)
+				session_set_state(s, SESSION_RECONNECT_WAIT);
+			pthread_mutex_unlock(&s->lock);
+			if (closing)
+				return -1;
 			/* the next attempt asks the target's next portal (where a
 			 * permanent redirect sent us counts as the one in use) */
 			use_portal(s, s->portal_index + 1);
@@ -949,45 +1131,43 @@ static void *rx_main(void *arg)
 
 	if (!scratch) {
 		log_error("%s: out of memory", s->name);
-		stop_session(s, SESSION_DOWN, false);
+		stop_session(s, SESSION_CLOSED, false);
 		goto out;
 	}
 	for (;;) {
 		int rc = rx_loop(s, scratch);
 		pthread_mutex_lock(&s->lock);
 		bool closing = s->state == SESSION_CLOSING;
-		bool dropped = s->dropped;   /* then err_msg() is "... closed the connection" */
-		s->dropped = false;
+		/* then err_msg() is "... closed the connection" */
+		bool dropped = s->state == SESSION_DROPPING;
 		pthread_mutex_unlock(&s->lock);
 		if (rc > 0 || closing) {
 			if (rc < 0)
 				log_debug("%s: connection ended during logout: %s", s->name, err_msg());
-			stop_session(s, SESSION_DOWN, false);
+			stop_session(s, SESSION_CLOSED, false);
 			break;
 		}
 		if (s->no_recover) {
 			/* nowhere to reconnect to: the tasks fail */
 			log_error("%s: %s", s->name, err_msg());
-			stop_session(s, SESSION_DOWN, false);
+			stop_session(s, SESSION_CLOSED, false);
 			break;
 		}
 		if (dropped)
 			log_info("%s: connection dropped; reconnecting", s->name);
 		else
 			log_error("%s: %s; reconnecting", s->name, err_msg());
-		stop_session(s, SESSION_RECOVERING, true);
+		if (stop_session(s, SESSION_RECONNECT_WAIT, true) == SESSION_CLOSED)
+			break;          /* closed meanwhile */
 		if (recover(s) < 0) {
-			stop_session(s, SESSION_DOWN, false);
+			stop_session(s, SESSION_CLOSED, false);
 			break;
 		}
 	}
 out:
-	pthread_mutex_lock(&s->lock);
-	s->rx_done = true;
-	pthread_cond_broadcast(&s->state_cond);
-	pthread_mutex_unlock(&s->lock);
+	/* (CLOSED: session_logout_and_free() joins this thread) */
 	free(scratch);
-	pool_kick(s->pool);
+	session_owner_kick(s);
 	return NULL;
 }
 
@@ -1004,15 +1184,16 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 	char why[160] = "";
 
 	pthread_mutex_lock(&s->lock);
-	if (s->state == SESSION_VERIFYING && s->verify_luns && s->verify_retry_ns &&
-	    now >= s->verify_retry_ns)
+	if (s->state == SESSION_VERIFYING && s->verify_state != VERIFY_IDLE &&
+	    s->verify_retry_ns && now >= s->verify_retry_ns)
 		session_verify_send_locked(s);     /* after BUSY, NOT READY or a full window */
-	if (s->state != SESSION_UP && s->state != SESSION_VERIFYING) {
+	if (!session_connected(s)) {
 		/* Writes that waited the replacement timeout for this
 		 * session: other sessions may have them now (or, when none
-		 * is up either, the pool fails them). */
+		 * is up either, the owner fails them). */
 		struct iscsi_task *release = NULL;
-		if (s->state == SESSION_RECOVERING && s->pinned &&
+		bool away = s->state == SESSION_RECONNECT_WAIT || s->state == SESSION_LOGGING_IN;
+		if (away && s->pinned &&
 		    now - s->down_since_ns > (int64_t)cfg->replacement_timeout_s * 1000000000) {
 			release = s->pinned;
 			s->pinned = NULL;
@@ -1021,43 +1202,42 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 		if (release) {
 			log_warn("%s: not back after %u s; its writes may go on other sessions",
 				 s->name, cfg->replacement_timeout_s);
-			pool_requeue(s->pool, release);
+			session_owner_requeue(s, release);
 		}
 		return;
 	}
-	if (s->ping_outstanding && cfg->noop_timeout_s &&
+	bool ping_out = s->ping_state == PING_QUEUED || s->ping_state == PING_SENT;
+	if (ping_out && cfg->noop_timeout_s &&
 	    now - s->ping_sent_ns > (int64_t)cfg->noop_timeout_s * 1000000000 &&
 	    now - last_rx > (int64_t)cfg->noop_timeout_s * 1000000000) {
 		snprintf(why, sizeof why, "no answer to a NOP-Out within %u s", cfg->noop_timeout_s);
-	} else if (!s->ping_outstanding && !s->ping_queued && cfg->noop_interval_s &&
+	} else if (s->ping_state == PING_IDLE && cfg->noop_interval_s &&
 		   now - last_rx > (int64_t)cfg->noop_interval_s * 1000000000) {
 		/* (one at a time: a NOP-In with our ITT that came before our
 		 * NOP-Out went must not make a second one queue) */
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (it) {
 			it->kind = TX_PING;
-			s->ping_outstanding = true;
-			s->ping_queued = true;
+			s->ping_state = PING_QUEUED;
 			s->ping_sent_ns = now;
 			session_queue_ctl_locked(s, it);
 		}
 	}
 	if (!why[0])
 		session_tmf_tick_locked(s, now, why, sizeof why);
-	if (!why[0] && s->logout_asked && !s->logout_sent && now > s->logout_by_ns)
+	if (!why[0] && s->state == SESSION_DRAINING && now > s->logout_by_ns)
 		snprintf(why, sizeof why, "%u commands still outstanding when the target wanted the logout",
 			 s->outstanding);
-	if (!why[0] && s->logout_sent &&
+	if (!why[0] && s->state == SESSION_LOGGING_OUT &&
 	    now > s->logout_by_ns + (int64_t)(cfg->noop_timeout_s ? cfg->noop_timeout_s : 5) * 1000000000)
 		snprintf(why, sizeof why, "no answer to the Logout the target asked for");
 	if (why[0]) {
-		/* With the lock held: the session is up, so s->conn is the
-		 * live connection (recover() closes and replaces it only
-		 * under the lock, after the state left SESSION_UP).  The line
-		 * first, so it comes before the RX thread's. */
-		s->dropped = true;
+		/* With the lock held: the session is connected, so s->conn is
+		 * the live connection (recover() closes and replaces it only
+		 * under the lock, after the state left it).  The line first,
+		 * so it comes before the RX thread's. */
 		log_error("%s: %s; dropping the connection", s->name, why);
-		conn_shutdown(&s->conn);
+		session_drop_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1065,8 +1245,8 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 /* ---- life cycle ---- */
 
 /* Take the outcome @lr of the login on s->conn and start the threads:
- * the session is then in state @first (SESSION_UP, or SESSION_VERIFYING
- * for session_attach_fd_verifying()).  Returns 0, or -1 with err_set();
+ * the session moves from LOGGING_IN to @first (SESSION_FULL_FEATURE, or
+ * SESSION_VERIFYING for session_attach_fd_verifying()).  Returns 0, or -1 with err_set();
  * the caller still owns s->conn then. */
 static int session_start(struct session *s, const struct login_result *lr,
 			 enum session_state first)
@@ -1094,7 +1274,9 @@ static int session_start(struct session *s, const struct login_result *lr,
 	pthread_cond_init(&s->tx_cond, NULL);
 	pthread_cond_init(&s->socket_cond, NULL);
 	pthread_cond_init(&s->state_cond, NULL);
+	pthread_mutex_lock(&s->lock);
 	session_set_state(s, first);
+	pthread_mutex_unlock(&s->lock);
 	atomic_store(&s->last_rx_ns, session_now_ns());
 	if (session_start_tx(s) < 0)
 		goto err_tx;
@@ -1115,7 +1297,7 @@ static int session_start(struct session *s, const struct login_result *lr,
 
 err_rx:
 	pthread_mutex_lock(&s->lock);
-	s->tx_run = false;
+	session_set_state(s, SESSION_CLOSED);      /* the TX thread stops */
 	pthread_cond_broadcast(&s->tx_cond);
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->tx_thread, NULL);
@@ -1125,8 +1307,8 @@ err_tx:
 	return -1;
 }
 
-struct session *session_login(struct pool *pool, const struct session_config *cfg,
-			      unsigned index)
+struct session *session_login(const struct session_owner_ops *ops, void *owner,
+			      const struct session_config *cfg, unsigned index)
 {
 	struct session *s = calloc(1, sizeof *s);
 	struct login_result lr;
@@ -1136,7 +1318,8 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 		err_set(ENOMEM, "out of memory");
 		return NULL;
 	}
-	s->pool = pool;
+	s->ops = ops;
+	s->owner = owner;
 	s->cfg = cfg;
 	s->index = index;
 	s->next_time2wait_s = -1;
@@ -1160,7 +1343,7 @@ struct session *session_login(struct pool *pool, const struct session_config *cf
 	if (rc < 0)
 		goto err_connect;
 	take_portal(s, &lr);
-	if (session_start(s, &lr, SESSION_UP) < 0)
+	if (session_start(s, &lr, SESSION_FULL_FEATURE) < 0)
 		goto err_login;
 	return s;
 
@@ -1172,9 +1355,9 @@ err_connect:
 }
 
 /* session_attach_fd() that starts the session in state @first. */
-static struct session *attach_fd(struct pool *pool, const struct session_config *cfg,
-				 unsigned index, int fd, const struct login_result *lr,
-				 enum session_state first)
+static struct session *attach_fd(const struct session_owner_ops *ops, void *owner,
+				 const struct session_config *cfg, unsigned index, int fd,
+				 const struct login_result *lr, enum session_state first)
 {
 	struct session *s = calloc(1, sizeof *s);
 
@@ -1183,7 +1366,8 @@ static struct session *attach_fd(struct pool *pool, const struct session_config 
 		err_set(ENOMEM, "out of memory");
 		return NULL;
 	}
-	s->pool = pool;
+	s->ops = ops;
+	s->owner = owner;
 	s->cfg = cfg;
 	s->index = index;
 	s->next_time2wait_s = -1;
@@ -1204,14 +1388,16 @@ err_attach:
 	return NULL;
 }
 
-struct session *session_attach_fd(struct pool *pool, const struct session_config *cfg,
-				  unsigned index, int fd, const struct login_result *lr)
+struct session *session_attach_fd(const struct session_owner_ops *ops, void *owner,
+				  const struct session_config *cfg, unsigned index, int fd,
+				  const struct login_result *lr)
 {
-	return attach_fd(pool, cfg, index, fd, lr, SESSION_UP);
+	return attach_fd(ops, owner, cfg, index, fd, lr, SESSION_FULL_FEATURE);
 }
 
-struct session *session_attach_fd_verifying(struct pool *pool, const struct session_config *cfg,
-					    unsigned index, int fd, const struct login_result *lr,
+struct session *session_attach_fd_verifying(const struct session_owner_ops *ops, void *owner,
+					    const struct session_config *cfg, unsigned index,
+					    int fd, const struct login_result *lr,
 					    const struct lun_identity *ids, unsigned n)
 {
 	struct lun_identity *copy = n ? malloc(n * sizeof *copy) : NULL;
@@ -1223,7 +1409,7 @@ struct session *session_attach_fd_verifying(struct pool *pool, const struct sess
 	}
 	if (n)
 		memcpy(copy, ids, n * sizeof *copy);
-	struct session *s = attach_fd(pool, cfg, index, fd, lr, SESSION_VERIFYING);
+	struct session *s = attach_fd(ops, owner, cfg, index, fd, lr, SESSION_VERIFYING);
 	if (!s) {
 		free(copy);
 		return NULL;
@@ -1237,18 +1423,20 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	struct timespec deadline = deadline_in_ms(timeout_ms);
 
 	pthread_mutex_lock(&s->lock);
-	bool was_up = s->state == SESSION_UP || s->state == SESSION_VERIFYING;
-	if (s->state != SESSION_DOWN)
-		session_set_state(s, SESSION_CLOSING);
-	if (was_up) {
+	/* (DROPPING: the Logout stays queued; the TX thread sends nothing
+	 * more on that connection) */
+	bool was_up = session_connected(s) || s->state == SESSION_DROPPING;
+	bool dropping = s->state == SESSION_DROPPING;
+	if (s->state != SESSION_CLOSED && s->state != SESSION_CLOSING)
+		session_set_state(s, SESSION_CLOSING);   /* wakes a recovery wait */
+	if (was_up && !dropping) {
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (it) {
 			it->kind = TX_LOGOUT;
 			session_queue_ctl_locked(s, it);
 		}
 	}
-	pthread_cond_broadcast(&s->state_cond);  /* wakes a recovery wait */
-	while (!s->rx_done) {
+	while (s->state != SESSION_CLOSED) {
 		if (deadline_cond_wait(&s->state_cond, &s->lock, &deadline) == ETIMEDOUT)
 			break;
 	}

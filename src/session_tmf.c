@@ -4,8 +4,11 @@
  * A command unanswered for cmd_timeout seconds is aborted (ABORT TASK);
  * an abort refused or unanswered becomes a LOGICAL UNIT RESET; a reset
  * refused or unanswered drops the connection, which is then recovered.
- * One function at a time per session (s->tmf_state).  What the target
- * aborted is taken out of the session and sent again, on any session.
+ * One function at a time per session: the sub-machine of enum tmf_state
+ * (session_internal.h), changed only by tmf_set_state() under s->lock,
+ * with a debug line per move; which function is out is s->tmf_function.
+ * What the target aborted is taken out of the session and handed to the
+ * owner (ops->requeue) to be sent again, on any session.
  * Each function has an ITT of its own (ITT_TMF_FIRST on, see
  * session_internal.h): an answer that comes after its function ended (an
  * ABORT TASK answered only once the LU reset that followed it went) is
@@ -21,7 +24,13 @@
  * that sends it, the rules are plain (RFC 7143 4.2.3.3): it ends every
  * command before it in CmdSN order (the target waits for those still on
  * their way) and none after, and the statuses of those already done come
- * before its answer.
+ * before its answer.  The session that reset the LUN tells its owner
+ * (ops->lun_reset), which calls session_lun_reset_elsewhere() on the
+ * others.
+ *
+ * Thread model: the answer is handled on the RX thread, the deadlines on
+ * the owner's watchdog (session_tick()), TMF_QUEUED -> TMF_SENT on the
+ * thread that sends the request; all under s->lock.
  */
 #include "session_internal.h"
 
@@ -48,15 +57,76 @@ static const char *tmf_response_text(uint8_t response)
 	}
 }
 
-/* The name of the function a state waits for, for log lines. */
-static const char *tmf_name(enum tmf_state state)
+/* The name of a function (ISCSI_TMF_*), for log lines. */
+static const char *tmf_name(uint8_t function)
 {
-	switch (state) {
-	case TMF_ABORT: return "ABORT TASK";
-	case TMF_LU_RESET: return "LOGICAL UNIT RESET";
-	case TMF_ABORT_SET: return "ABORT TASK SET";
+	switch (function) {
+	case ISCSI_TMF_ABORT_TASK: return "ABORT TASK";
+	case ISCSI_TMF_LUN_RESET: return "LOGICAL UNIT RESET";
+	case ISCSI_TMF_ABORT_TASK_SET: return "ABORT TASK SET";
 	default: return "no task management";
 	}
+}
+
+/* ---- the sub-machine (enum tmf_state) ---- */
+
+const char *session_tmf_state_name(enum tmf_state state)
+{
+	switch (state) {
+	case TMF_IDLE: return "idle";
+	case TMF_QUEUED: return "queued";
+	case TMF_SENT: return "sent";
+	}
+	return "invalid";
+}
+
+/* The moves tmf_set_state() allows, by the state moved from (bit of the
+ * state moved to). */
+static const unsigned tmf_moves[] = {
+	[TMF_IDLE] = 1u << TMF_QUEUED,
+	[TMF_QUEUED] = 1u << TMF_QUEUED | 1u << TMF_SENT | 1u << TMF_IDLE,
+	[TMF_SENT] = 1u << TMF_QUEUED | 1u << TMF_IDLE,
+};
+
+bool session_tmf_transition_legal(enum tmf_state from, enum tmf_state to)
+{
+	return (unsigned)from < sizeof tmf_moves / sizeof tmf_moves[0] &&
+		(unsigned)to < sizeof tmf_moves / sizeof tmf_moves[0] &&
+		(tmf_moves[from] & 1u << to);
+}
+
+/* The only place s->tmf_state changes.  An illegal move logs and aborts
+ * (with NDEBUG: logs and moves), as session_set_state().  Lock held. */
+static void tmf_set_state(struct session *s, enum tmf_state to)
+{
+	enum tmf_state from = s->tmf_state;
+
+	if (!session_tmf_transition_legal(from, to)) {
+		log_error("%s: illegal task management transition %s -> %s", s->name,
+			  session_tmf_state_name(from), session_tmf_state_name(to));
+#ifndef NDEBUG
+		abort();
+#endif
+	}
+	s->tmf_state = to;
+	log_debug("%s: task management %s -> %s (%s, ITT 0x%x, LUN %u)", s->name,
+		  session_tmf_state_name(from), session_tmf_state_name(to),
+		  tmf_name(s->tmf_function), s->tmf_itt, s->tmf_lun);
+}
+
+void session_tmf_sent_locked(struct session *s, uint32_t cmdsn)
+{
+	if (s->tmf_state != TMF_QUEUED)
+		return;
+	s->tmf_cmdsn = cmdsn;
+	tmf_set_state(s, TMF_SENT);
+}
+
+void session_tmf_reset_locked(struct session *s)
+{
+	if (s->tmf_state != TMF_IDLE)
+		tmf_set_state(s, TMF_IDLE);
+	s->abort_set_due = false;
 }
 
 /* Take out of the control queue a TMF request still unsent: the function
@@ -78,10 +148,10 @@ static void drop_unsent_tmf_locked(struct session *s)
 	}
 }
 
-/* Queue a TMF request, with an ITT of its own, and enter @state.  Lock
- * held.  Returns 0, or -1 on ENOMEM (the caller drops the connection
- * instead). */
-static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint32_t ref_itt,
+/* Queue a TMF request of @function (ISCSI_TMF_*), with an ITT of its own:
+ * TMF_QUEUED.  Lock held.  Returns 0, or -1 on ENOMEM (the caller drops
+ * the connection instead). */
+static int start_tmf(struct session *s, uint8_t function, uint32_t lun, uint32_t ref_itt,
 		     uint32_t ref_cmdsn)
 {
 	struct tx_item *it = calloc(1, sizeof *it);
@@ -90,19 +160,19 @@ static int start_tmf(struct session *s, enum tmf_state state, uint32_t lun, uint
 		return -1;
 	drop_unsent_tmf_locked(s);
 	it->kind = TX_TMF;
-	it->function = state == TMF_ABORT ? ISCSI_TMF_ABORT_TASK :
-		       state == TMF_ABORT_SET ? ISCSI_TMF_ABORT_TASK_SET : ISCSI_TMF_LUN_RESET;
+	it->function = function;
 	it->itt = ITT_TMF_FIRST + s->tmf_count++ % ITT_TMF_COUNT;
 	it->lun_wire = pdu_lun_encode(lun);
 	it->ref_itt = ref_itt;
 	it->ref_cmdsn = ref_cmdsn;
-	s->tmf_state = state;
+	s->tmf_function = function;
 	s->tmf_itt = it->itt;
 	s->tmf_lun = lun;
-	s->tmf_sent = false;
 	s->tmf_sent_ns = session_now_ns();
-	atomic_fetch_add(state == TMF_ABORT ? &s->st_aborts :
-			 state == TMF_ABORT_SET ? &s->st_abort_sets : &s->st_lu_resets, 1);
+	tmf_set_state(s, TMF_QUEUED);
+	atomic_fetch_add(function == ISCSI_TMF_ABORT_TASK ? &s->st_aborts :
+			 function == ISCSI_TMF_ABORT_TASK_SET ? &s->st_abort_sets :
+			 &s->st_lu_resets, 1);
 	session_queue_ctl_locked(s, it);
 	return 0;
 }
@@ -138,7 +208,7 @@ static void start_due_abort_set_locked(struct session *s)
 	s->abort_set_due = false;
 	if (!sent_task_on(s, s->abort_set_lun))
 		return;
-	if (start_tmf(s, TMF_ABORT_SET, s->abort_set_lun, 0, 0) < 0)
+	if (start_tmf(s, ISCSI_TMF_ABORT_TASK_SET, s->abort_set_lun, 0, 0) < 0)
 		log_warn("%s: out of memory for an ABORT TASK SET of LUN %u; its commands wait for cmd_timeout",
 			 s->name, s->abort_set_lun);
 	else
@@ -149,10 +219,14 @@ static void start_due_abort_set_locked(struct session *s)
 void session_lun_reset_elsewhere(struct session *s, uint32_t lun)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->state == SESSION_UP && s->abort_set_due && s->abort_set_lun != lun) {
+	/* (logged in, also while draining for a logout: its commands on that
+	 * LUN may have ended too) */
+	bool up = s->state == SESSION_FULL_FEATURE || s->state == SESSION_DRAINING ||
+		s->state == SESSION_LOGGING_OUT;
+	if (up && s->abort_set_due && s->abort_set_lun != lun) {
 		log_info("%s: LUN %u was reset from another session while an ABORT TASK SET of LUN %u waits here; its commands wait for cmd_timeout",
 			 s->name, lun, s->abort_set_lun);
-	} else if (s->state == SESSION_UP) {
+	} else if (up) {
 		s->abort_set_due = true;       /* now, or after the function out */
 		s->abort_set_lun = lun;
 		start_due_abort_set_locked(s);
@@ -215,9 +289,9 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);
-	enum tmf_state state = s->tmf_state;
+	uint8_t function = s->tmf_function;
 	uint32_t itt = pdu_itt(bhs);
-	bool current = state != TMF_IDLE && itt == s->tmf_itt;
+	bool current = s->tmf_state != TMF_IDLE && itt == s->tmf_itt;
 	if (!current && tmf_itt_used(s, itt)) {
 		/* An answer to a function that ended (it timed out and the
 		 * next one went, or it was answered already): what it did is
@@ -229,18 +303,18 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 			 s->name, itt, tmf_response_text(h->response));
 		return 0;
 	}
-	if (!current || !s->tmf_sent) {
+	if (!current || s->tmf_state != TMF_SENT) {
 		/* (not sent yet: queued behind other PDUs, the answer guessed) */
 		pthread_mutex_unlock(&s->lock);
 		VIOLATION(s, "protocol error: unexpected Task Management Response (ITT 0x%x)", itt);
 	}
 	session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
-	s->tmf_state = TMF_IDLE;
+	tmf_set_state(s, TMF_IDLE);
 	uint32_t lun = s->tmf_lun, ref_itt = s->tmf_ref_itt;
 	uint8_t opcode = s->tmf_opcode, response = h->response;
 
-	if (state == TMF_ABORT && (response == 0 || response == 1)) {
+	if (function == ISCSI_TMF_ABORT_TASK && (response == 0 || response == 1)) {
 		/* "does not exist": it never arrived, or its status did
 		 * (then it is no longer in the table) */
 		struct iscsi_task *t = session_find_task(s, ref_itt);
@@ -257,8 +331,8 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 		reissue_list(s, again);
 		return 0;
 	}
-	if (state == TMF_ABORT) {
-		int rc = start_tmf(s, TMF_LU_RESET, lun, 0, 0);
+	if (function == ISCSI_TMF_ABORT_TASK) {
+		int rc = start_tmf(s, ISCSI_TMF_LUN_RESET, lun, 0, 0);
 		pthread_mutex_unlock(&s->lock);
 		if (rc < 0) {
 			err_set(ENOMEM, "out of memory for a LOGICAL UNIT RESET");
@@ -268,7 +342,7 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 			 s->name, ref_itt, tmf_response_text(response), lun);
 		return 0;
 	}
-	if (response != 0 && state == TMF_ABORT_SET) {
+	if (response != 0 && function == ISCSI_TMF_ABORT_TASK_SET) {
 		/* not worth a new connection: cmd_timeout finds them */
 		start_due_abort_set_locked(s);
 		pthread_mutex_unlock(&s->lock);
@@ -295,13 +369,14 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 	}
 	start_due_abort_set_locked(s);
 	pthread_mutex_unlock(&s->lock);
-	if (state == TMF_ABORT_SET) {
+	if (function == ISCSI_TMF_ABORT_TASK_SET) {
 		log_warn("%s: ABORT TASK SET of LUN %u ended %u commands; sending them again",
 			 s->name, lun, n);
 	} else {
 		log_warn("%s: LUN %u reset; %u commands sent again", s->name, lun, n);
 		/* it ended the other sessions' commands there too */
-		pool_lun_reset(s->pool, s, lun);
+		if (s->ops && s->ops->lun_reset)
+			s->ops->lun_reset(s->owner, s, lun);
 	}
 	reissue_list(s, again);
 	return 0;
@@ -326,20 +401,20 @@ void session_tmf_tick_locked(struct session *s, int64_t now, char *why, size_t w
 			atomic_fetch_add(&s->st_timeouts, 1);
 			s->tmf_ref_itt = t->itt;
 			s->tmf_opcode = t->cdb[0];
-			if (start_tmf(s, TMF_ABORT, t->lun, t->itt, t->cmdsn) < 0)
+			if (start_tmf(s, ISCSI_TMF_ABORT_TASK, t->lun, t->itt, t->cmdsn) < 0)
 				snprintf(why, why_len, "out of memory for an ABORT TASK");
 			else
 				log_warn("%s: command 0x%02x (ITT 0x%x) unanswered for %u s on LUN %u; aborting it",
 					 s->name, t->cdb[0], t->itt, cfg->cmd_timeout_s, t->lun);
 			break;
 		}
-	} else if (now - s->tmf_sent_ns > limit && s->tmf_state == TMF_ABORT) {
+	} else if (now - s->tmf_sent_ns > limit && s->tmf_function == ISCSI_TMF_ABORT_TASK) {
 		log_warn("%s: no answer to ABORT TASK of ITT 0x%x within %u s; resetting LUN %u",
 			 s->name, s->tmf_ref_itt, cfg->cmd_timeout_s, s->tmf_lun);
-		if (start_tmf(s, TMF_LU_RESET, s->tmf_lun, 0, 0) < 0)
+		if (start_tmf(s, ISCSI_TMF_LUN_RESET, s->tmf_lun, 0, 0) < 0)
 			snprintf(why, why_len, "out of memory for a LOGICAL UNIT RESET");
 	} else if (now - s->tmf_sent_ns > limit) {
 		snprintf(why, why_len, "no answer to %s of LUN %u within %u s",
-			 tmf_name(s->tmf_state), s->tmf_lun, cfg->cmd_timeout_s);
+			 tmf_name(s->tmf_function), s->tmf_lun, cfg->cmd_timeout_s);
 	}
 }

@@ -10,6 +10,14 @@
  * unsolicited data negotiated, and sends what others queue meanwhile
  * before it lets go.  Each TX item holds a reference on its task
  * (tx_refs); the last one dropped after the status came completes it.
+ *
+ * The state decides: session_submit() takes commands in FULL_FEATURE only
+ * (EAGAIN while DRAINING or LOGGING_OUT for a logout the target asked
+ * for, EIO otherwise); the TX thread runs while session_tx_may_run() and
+ * sends nothing in DROPPING; a failed send moves a connected session to
+ * DROPPING (send_failed()).  The sender of a TMF request moves task
+ * management from TMF_QUEUED to TMF_SENT (session_tmf_sent_locked()), the
+ * sender of the keepalive its ping_state.  All under s->lock.
  */
 #include "session_internal.h"
 
@@ -45,7 +53,8 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 {
 	/* (a logout the target asked for: the task waits in the pool for
 	 * another session, or for this one to be back) */
-	if (s->logout_asked || s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
+	if (s->state == SESSION_DRAINING || s->state == SESSION_LOGGING_OUT ||
+	    s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -79,7 +88,7 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	s->outstanding++;
 	atomic_fetch_add_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
 				  memory_order_relaxed);
-	if (inline_ok && t != &s->vtask && !pending.task && !s->tx_busy && !s->dropped &&
+	if (inline_ok && t != &s->vtask && !pending.task && !s->tx_busy &&
 	    !s->cmd_head && !s->ctl_head) {
 		/* nothing waits to be sent: the caller sends it itself
 		 * (session_send_pending()), sparing the TX thread's wakeup */
@@ -103,9 +112,10 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 int session_submit(struct session *s, struct iscsi_task *t)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_UP) {
+	if (s->state != SESSION_FULL_FEATURE && s->state != SESSION_DRAINING &&
+	    s->state != SESSION_LOGGING_OUT) {
 		pthread_mutex_unlock(&s->lock);
-		errno = EIO;
+		errno = EIO;   /* (DRAINING, LOGGING_OUT: EAGAIN below) */
 		return -1;
 	}
 	int rc = session_submit_locked(s, t);
@@ -240,8 +250,7 @@ static int send_immediate(struct session *s, union iscsi_bhs *bhs)
 		/* before it is on the wire: the answer may come at once (not
 		 * for a request whose function ended while it was queued:
 		 * that answer is ignored, and the next one has its own) */
-		s->tmf_cmdsn = s->cmdsn;
-		s->tmf_sent = true;
+		session_tmf_sent_locked(s, s->cmdsn);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return conn_send_pdu(&s->conn, bhs, NULL, 0, 0, false);
@@ -311,14 +320,22 @@ static void tx_release(struct session *s, struct iscsi_task *t)
 
 /* A send failed (err_msg() says why): log it and shut the connection
  * down; the RX thread then fails the session, and the line it logs is
- * only the echo (s->dropped).  The sender holds the socket (tx_busy). */
+ * only the echo (SESSION_DROPPING).  During our own logout (CLOSING) the
+ * connection ends anyway: a debug line, as the RX thread's.  The sender
+ * holds the socket (tx_busy). */
 static void send_failed(struct session *s)
 {
-	log_error("%s: %s", s->name, err_msg());
 	pthread_mutex_lock(&s->lock);
-	s->dropped = true;
+	bool closing = s->state == SESSION_CLOSING;
+	if (closing)
+		log_debug("%s: during logout: %s", s->name, err_msg());
+	else
+		log_error("%s: %s", s->name, err_msg());
+	if (session_connected(s))
+		session_drop_locked(s);
+	else
+		conn_shutdown(&s->conn);
 	pthread_mutex_unlock(&s->lock);
-	conn_shutdown(&s->conn);
 }
 
 /* Send the next queued PDU: the control queue first, then the commands.
@@ -335,8 +352,10 @@ static int send_next_queued(struct session *s)
 			s->ctl_tail = NULL;
 		if (it->kind == TX_NOP_OUT)
 			s->nop_answers--;
-		else if (it->kind == TX_PING)
-			s->ping_queued = false;
+		else if (it->kind == TX_PING && s->ping_state == PING_QUEUED)
+			s->ping_state = PING_SENT;
+		else if (it->kind == TX_PING && s->ping_state == PING_ANSWERED_EARLY)
+			s->ping_state = PING_IDLE;
 		bool more = s->ctl_head || s->cmd_head;
 		pthread_mutex_unlock(&s->lock);
 		switch (it->kind) {
@@ -385,7 +404,7 @@ static bool tx_queued(const struct session *s)
 static void tx_release_socket(struct session *s)
 {
 	s->tx_busy = false;
-	if (tx_queued(s) && !s->dropped)
+	if (tx_queued(s) && s->state != SESSION_DROPPING)
 		pthread_cond_signal(&s->tx_cond);
 	pthread_cond_broadcast(&s->socket_cond);
 }
@@ -411,7 +430,8 @@ void session_send_pending(void)
 	 * thread, which is running anyway: waking the TX thread for it would
 	 * cost more than sending it.  A few PDUs at most, so that a worker
 	 * is soon back to serve FUSE; the rest is the TX thread's. */
-	for (unsigned n = 0; rc == 0 && n < INLINE_DRAIN_MAX && tx_queued(s) && !s->dropped; n++)
+	for (unsigned n = 0; rc == 0 && n < INLINE_DRAIN_MAX && tx_queued(s) &&
+	     s->state != SESSION_DROPPING; n++)
 		rc = send_next_queued(s);
 	if (rc < 0) {
 		pthread_mutex_unlock(&s->lock);
@@ -431,15 +451,17 @@ static void *tx_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (s->tx_run && (failed || s->dropped || s->tx_busy || !tx_queued(s)))
+		while (session_tx_may_run(s) &&
+		       (failed || s->state == SESSION_DROPPING || s->tx_busy || !tx_queued(s)))
 			pthread_cond_wait(&s->tx_cond, &s->lock);
-		if (!s->tx_run)
+		if (!session_tx_may_run(s))
 			break;
 		s->tx_busy = true;
 		/* everything queued, also what comes while we send; nothing
 		 * once the connection is shut down (the rest stays queued for
 		 * stop_session()) */
-		while (!failed && !s->dropped && s->tx_run && tx_queued(s)) {
+		while (!failed && s->state != SESSION_DROPPING && session_tx_may_run(s) &&
+		       tx_queued(s)) {
 			if (send_next_queued(s) < 0) {
 				failed = true;
 				pthread_mutex_unlock(&s->lock);
@@ -470,9 +492,7 @@ int session_queue_ctl_locked(struct session *s, struct tx_item *it)
 
 int session_start_tx(struct session *s)
 {
-	pthread_mutex_lock(&s->lock);
-	s->tx_run = true;
-	pthread_mutex_unlock(&s->lock);
+	/* (it runs while session_tx_may_run(): the caller moved the state) */
 	if (pthread_create(&s->tx_thread, NULL, tx_main, s) != 0) {
 		err_set(EAGAIN, "%s: cannot start a thread", s->name);
 		return -1;

@@ -1,18 +1,26 @@
 /* session_verify.c: the identity check of a session that logged in again
- * (SESSION_VERIFYING, see session_internal.h).  Before the session takes
- * any of the pool's commands it sends its own, one at a time, for every
- * LUN the pool expects (pool_expect_lun()): INQUIRY VPD 0x80 and/or 0x83
- * as the LUN had them at the probe, then READ CAPACITY(16), or (10).  A
- * LUN that is another (serial, device id, block size, smaller capacity,
- * gone) is marked replaced in the pool, whose I/O to it then fails with
- * EIO; anything else that goes wrong drops the connection for another
- * recovery round.  What a step's status and sense mean is decided by
- * scsi_outcome() (scsi.h), as for every command; here only what each
- * action means for the step.
+ * (SESSION_VERIFYING, see session.h).  Before the session takes any of
+ * its owner's commands it sends its own, one at a time, for every LUN the
+ * owner expects (ops->expected_luns): INQUIRY VPD 0x80 and/or 0x83 as the
+ * LUN had them at the probe, then READ CAPACITY(16), or (10).  A LUN that
+ * is another (serial, device id, block size, smaller capacity, gone) is
+ * reported to the owner (ops->lun_replaced), whose I/O to it then fails
+ * with EIO; a capacity that grew too (ops->lun_grew); anything else that
+ * goes wrong drops the connection for another recovery round.  What a
+ * step's status and sense mean is decided by scsi_outcome() (scsi.h), as
+ * for every command; here only what each action means for the step.
+ *
+ * The check is a sub-machine of the session: enum verify_state
+ * (session_internal.h) says which step of LUN s->verify_i is out,
+ * VERIFY_IDLE that none is; verify_set_state() alone changes it, along
+ * the moves of its table, with a debug line each.  When every LUN is
+ * checked the session goes SESSION_FULL_FEATURE, hands its pinned writes
+ * to the owner (ops->requeue) and kicks it.
  *
  * Thread model: the steps complete on the session's RX (or TX) thread
  * (verify_done()); session_tick() resends a step after BUSY or NOT READY.
- * Everything here runs under s->lock except where a comment says not.
+ * Everything here runs under s->lock except where a comment says not; the
+ * owner's callbacks are called without it.
  */
 #include "session_internal.h"
 
@@ -24,13 +32,80 @@
 #include "log.h"
 #include "scsi.h"
 
+/* ---- the sub-machine (enum verify_state) ---- */
+
+const char *session_verify_state_name(enum verify_state state)
+{
+	switch (state) {
+	case VERIFY_IDLE: return "idle";
+	case VERIFY_SERIAL: return "serial";
+	case VERIFY_DEVICE_ID: return "device id";
+	case VERIFY_CAPACITY16: return "capacity(16)";
+	case VERIFY_CAPACITY10: return "capacity(10)";
+	}
+	return "invalid";
+}
+
+/* Bit of a step in a row of verify_moves. */
+#define STEP(st) (1u << (st))
+/* The steps a LUN can begin with (verify_first_step()). */
+#define FIRST_STEPS (STEP(VERIFY_SERIAL) | STEP(VERIFY_DEVICE_ID) | STEP(VERIFY_CAPACITY16))
+/* The moves verify_set_state() allows, by the state moved from: a step
+ * goes on to a later one of its LUN or the first of the next LUN, or ends
+ * the check. */
+static const unsigned verify_moves[] = {
+	[VERIFY_IDLE] = FIRST_STEPS,
+	[VERIFY_SERIAL] = FIRST_STEPS | STEP(VERIFY_IDLE),
+	[VERIFY_DEVICE_ID] = FIRST_STEPS | STEP(VERIFY_IDLE),
+	[VERIFY_CAPACITY16] = FIRST_STEPS | STEP(VERIFY_CAPACITY10) | STEP(VERIFY_IDLE),
+	[VERIFY_CAPACITY10] = FIRST_STEPS | STEP(VERIFY_IDLE),
+};
+#undef FIRST_STEPS
+#undef STEP
+
+bool session_verify_transition_legal(enum verify_state from, enum verify_state to)
+{
+	return (unsigned)from < sizeof verify_moves / sizeof verify_moves[0] &&
+		(unsigned)to < sizeof verify_moves / sizeof verify_moves[0] &&
+		(verify_moves[from] & 1u << to);
+}
+
+/* The only place s->verify_state changes.  An illegal move logs and
+ * aborts (with NDEBUG: logs and moves), as session_set_state().  Lock
+ * held. */
+static void verify_set_state(struct session *s, enum verify_state to)
+{
+	enum verify_state from = s->verify_state;
+
+	if (!session_verify_transition_legal(from, to)) {
+		log_error("%s: illegal identity check transition %s -> %s", s->name,
+			  session_verify_state_name(from), session_verify_state_name(to));
+#ifndef NDEBUG
+		abort();
+#endif
+	}
+	s->verify_state = to;
+	log_debug("%s: identity check %s -> %s (LUN entry %u of %u)", s->name,
+		  session_verify_state_name(from), session_verify_state_name(to), s->verify_i,
+		  s->verify_n);
+}
+
+void session_verify_stop_locked(struct session *s)
+{
+	if (s->verify_state != VERIFY_IDLE)
+		verify_set_state(s, VERIFY_IDLE);
+	free(s->verify_luns);
+	s->verify_luns = NULL;
+	s->verify_retry_ns = 0;
+}
+
 /* ---- identity check after a login (SESSION_VERIFYING) ---- */
 
 static void verify_done(struct iscsi_task *t);
 
 /* The step of @id to begin with from @step on: the VPD pages the LUN had
  * at the probe, then its capacity. */
-static enum verify_step verify_first_step(const struct lun_identity *id, enum verify_step step)
+static enum verify_state verify_first_step(const struct lun_identity *id, enum verify_state step)
 {
 	if (step == VERIFY_SERIAL && !id->serial[0])
 		step = VERIFY_DEVICE_ID;
@@ -49,7 +124,9 @@ void session_verify_send_locked(struct session *s)
 	memset(t, 0, sizeof *t);
 	t->lun = id->lun;
 	t->dir = TASK_DIR_READ;
-	switch (s->verify_step) {
+	switch (s->verify_state) {
+	case VERIFY_IDLE:
+		return;         /* (not checking: nothing to send) */
 	case VERIFY_SERIAL:
 		scsi_cdb_inquiry(t->cdb, true, 0x80, 255);
 		t->xfer_len = 255;
@@ -63,7 +140,6 @@ void session_verify_send_locked(struct session *s)
 		t->xfer_len = 32;
 		break;
 	case VERIFY_CAPACITY10:
-	case VERIFY_LUN_DONE:
 		scsi_cdb_read_capacity10(t->cdb);
 		t->xfer_len = 8;
 		break;
@@ -76,7 +152,7 @@ void session_verify_send_locked(struct session *s)
 		s->verify_retry_ns = session_now_ns();
 }
 
-/* Every LUN checked: the session takes the pool's commands, its pinned
+/* Every LUN checked: the session takes the owner's commands, its pinned
  * writes first.  No lock held. */
 static void verify_finish(struct session *s)
 {
@@ -86,9 +162,8 @@ static void verify_finish(struct session *s)
 		return;
 	}
 	unsigned n = s->verify_luns ? s->verify_n : 0;
-	free(s->verify_luns);
-	s->verify_luns = NULL;
-	session_set_state(s, SESSION_UP);
+	session_verify_stop_locked(s);
+	session_set_state(s, SESSION_FULL_FEATURE);
 	/* The target ended the old connection before it let us in: the
 	 * writes that were on it may go anywhere now (those of a replaced
 	 * LUN fail in the pool). */
@@ -97,8 +172,8 @@ static void verify_finish(struct session *s)
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add(&s->st_verifications, 1);
 	log_debug("%s: identity of %u LUNs checked; taking commands", s->name, n);
-	pool_requeue(s->pool, pinned);
-	pool_kick(s->pool);
+	session_owner_requeue(s, pinned);
+	session_owner_kick(s);
 }
 
 /* The identity check cannot go on (@why): drop the connection, which is
@@ -106,25 +181,24 @@ static void verify_finish(struct session *s)
  * s->conn is the live connection, as in session_tick()). */
 static void verify_drop_locked(struct session *s, const char *why)
 {
-	s->dropped = true;
 	log_error("%s: target %s: cannot check the identity of its LUNs: %s; dropping the connection",
 		  s->name, s->cfg->target_name, why);
-	conn_shutdown(&s->conn);
+	session_drop_locked(s);
 }
 
 /* Compare what a step of the check returned (GOOD status) with @id: what
  * differs into @why (the LUN is another), a capacity that grew into
  * *@grew_to (left alone otherwise), data that cannot be used into @fail;
- * the next step into *@next. */
+ * the next step of this LUN into *@next, VERIFY_IDLE when it is done. */
 static void verify_compare(struct session *s, const struct lun_identity *id,
-			   enum verify_step step, const struct iscsi_task *t, char *why,
+			   enum verify_state step, const struct iscsi_task *t, char *why,
 			   size_t why_cap, uint64_t *grew_to, char *fail, size_t fail_cap,
-			   enum verify_step *next)
+			   enum verify_state *next)
 {
 	char got[128] = "";
 	struct scsi_capacity cap;
 
-	*next = VERIFY_LUN_DONE;
+	*next = VERIFY_IDLE;
 	if (step == VERIFY_SERIAL || step == VERIFY_DEVICE_ID) {
 		const char *want = step == VERIFY_SERIAL ? id->serial : id->device_id;
 		const char *what = step == VERIFY_SERIAL ? "serial" : "device id";
@@ -184,12 +258,13 @@ static void verify_done(struct iscsi_task *t)
 	bool retry = false, later = false;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
+	if (s->state != SESSION_VERIFYING || s->verify_state == VERIFY_IDLE) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
 	struct lun_identity id = s->verify_luns[s->verify_i];
-	enum verify_step step = s->verify_step, next = VERIFY_LUN_DONE;
+	/* (next: VERIFY_IDLE when this LUN is done) */
+	enum verify_state step = s->verify_state, next = VERIFY_IDLE;
 
 	if (t->result) {
 		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x aborted", id.lun, t->cdb[0]);
@@ -250,14 +325,15 @@ static void verify_done(struct iscsi_task *t)
 	pthread_mutex_unlock(&s->lock);
 
 	if (why[0]) {
-		if (pool_lun_replaced(s->pool, id.lun)) {
+		if (s->ops && s->ops->lun_replaced && s->ops->lun_replaced(s->owner, id.lun)) {
 			atomic_fetch_add(&s->st_replaced, 1);
 			log_error("target %s, lun%u: another LUN after the reconnect: %s; "
 				  "its I/O fails with EIO until remounted",
 				  s->cfg->target_name, id.lun, why);
 		}
-		next = VERIFY_LUN_DONE;
-	} else if (grew_to && pool_lun_grew(s->pool, id.lun, grew_to)) {
+		next = VERIFY_IDLE;
+	} else if (grew_to && s->ops && s->ops->lun_grew &&
+		   s->ops->lun_grew(s->owner, id.lun, grew_to)) {
 		/* news (the first session to see it): its file takes the new size */
 		log_info("target %s, lun%u: capacity grew from %llu to %llu blocks while the session was away",
 			 s->cfg->target_name, id.lun, (unsigned long long)id.blocks,
@@ -265,12 +341,12 @@ static void verify_done(struct iscsi_task *t)
 	}
 
 	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_VERIFYING || !s->verify_luns) {
+	if (s->state != SESSION_VERIFYING || s->verify_state == VERIFY_IDLE) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
 	s->verify_retries = 0;
-	if (next == VERIFY_LUN_DONE) {
+	if (next == VERIFY_IDLE) {
 		if (++s->verify_i == s->verify_n) {
 			pthread_mutex_unlock(&s->lock);
 			verify_finish(s);
@@ -278,18 +354,18 @@ static void verify_done(struct iscsi_task *t)
 		}
 		next = verify_first_step(&s->verify_luns[s->verify_i], VERIFY_SERIAL);
 	}
-	s->verify_step = next;
+	verify_set_state(s, next);
 	session_verify_send_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
 /* Begin the identity check of a session that logged in again (state
- * SESSION_VERIFYING, TX thread running): the LUNs registered with the
- * pool, or none (then UP at once).  RX thread, no lock held. */
+ * SESSION_VERIFYING, TX thread running): the LUNs its owner expects, or
+ * none (then FULL_FEATURE at once).  RX thread, no lock held. */
 void session_verify_start(struct session *s)
 {
 	struct lun_identity *luns = NULL;
-	int n = s->pool ? pool_expected_luns(s->pool, &luns) : 0;
+	int n = s->ops && s->ops->expected_luns ? s->ops->expected_luns(s->owner, &luns) : 0;
 
 	if (n < 0) {
 		pthread_mutex_lock(&s->lock);
@@ -310,12 +386,12 @@ void session_verify_luns(struct session *s, struct lun_identity *luns, unsigned 
 		verify_finish(s);
 		return;
 	}
-	free(s->verify_luns);
+	session_verify_stop_locked(s);     /* (a check begun before: none) */
 	s->verify_luns = luns;
 	s->verify_n = n;
 	s->verify_i = 0;
 	s->verify_retries = 0;
-	s->verify_step = verify_first_step(&luns[0], VERIFY_SERIAL);
+	verify_set_state(s, verify_first_step(&luns[0], VERIFY_SERIAL));
 	log_debug("%s: checking the identity of %u LUNs", s->name, n);
 	session_verify_send_locked(s);
 	pthread_mutex_unlock(&s->lock);

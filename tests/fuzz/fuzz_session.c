@@ -32,7 +32,7 @@
  * that logged in again (session_attach_fd_verifying()): it checks two
  * LUNs (VERIFY_LUNS) with INQUIRY VPD and READ CAPACITY commands of its
  * own, which the input answers; the harness submits no tasks.  The run
- * is over when the session is down (the input ended).
+ * is over when the session is closed (the input ended).
  *
  * Input:
  *   byte 0  bit 0 HeaderDigest, bit 1 DataDigest, bit 2 ImmediateData,
@@ -81,7 +81,6 @@
 #include "fuzz_peer.h"
 #include "login.h"
 #include "pdu.h"
-#include "pool.h"
 #include "session.h"
 #include "text.h"
 #include "wire.h"
@@ -325,7 +324,7 @@ static void frame(struct wire_out *o, const uint8_t *in, size_t size, uint8_t fl
 static bool run_over(struct run *run, struct session *s, bool verify)
 {
 	if (verify)
-		return session_state_hint(s) == SESSION_DOWN;
+		return session_state_hint(s) == SESSION_CLOSED;
 	pthread_mutex_lock(&run->lock);
 	bool over = run->done == NTASKS;
 	pthread_mutex_unlock(&run->lock);
@@ -413,8 +412,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_socketpair(sv);
 	struct session *s = verify ?
-		session_attach_fd_verifying(NULL, &cfg, 0, sv[0], &lr, verify_luns, VERIFY_LUNS) :
-		session_attach_fd(NULL, &cfg, 0, sv[0], &lr);
+		session_attach_fd_verifying(NULL, NULL, &cfg, 0, sv[0], &lr, verify_luns,
+					    VERIFY_LUNS) :
+		session_attach_fd(NULL, NULL, &cfg, 0, sv[0], &lr);
 	if (!s) {
 		fprintf(stderr, "fuzz_session: %s\n", err_msg());
 		abort();
