@@ -259,9 +259,6 @@ struct session {
 
 /* ---- session.c, for the other session_*.c ---- */
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t session_now_ns(void);
-
 /* The only place s->state changes: move to @to, with its lock-free copy,
  * a debug line, a broadcast of state_cond and the owner's observer
  * (ops->state_changed).  A move its table does not allow logs an error

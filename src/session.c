@@ -267,13 +267,6 @@ void session_owner_requeue(struct session *s, struct iscsi_task *list)
 	}
 }
 
-int64_t session_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void session_get_stats(struct session *s, struct session_stats *out)
 {
 	out->commands = atomic_load(&s->st_commands);
@@ -593,7 +586,7 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
  * had none.  RX thread. */
 static bool async_log_due(struct session *s, unsigned *unlogged)
 {
-	int64_t now = session_now_ns();
+	int64_t now = mono_now_ns();
 
 	if (s->async_logged_ns && now - s->async_logged_ns < 1000000000) {
 		s->async_unlogged++;
@@ -619,7 +612,7 @@ static bool drain_for_logout(struct session *s, unsigned within, unsigned *outst
 		if (s->state == SESSION_VERIFYING)
 			session_verify_stop_locked(s);
 		session_set_state(s, SESSION_DRAINING);
-		s->logout_by_ns = session_now_ns() + (int64_t)within * 1000000000;
+		s->logout_by_ns = mono_now_ns() + (int64_t)within * 1000000000;
 	}
 	logout_if_drained(s);
 	pthread_mutex_unlock(&s->lock);
@@ -757,7 +750,7 @@ static int rx_loop(struct session *s, uint8_t *scratch)
 		if (conn_recv_bhs(&s->conn, &bhs) < 0 ||
 		    pdu_check_received(&bhs, s->params.max_recv_dsl) < 0)
 			return -1;
-		atomic_store_explicit(&s->last_rx_ns, session_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
 		switch (pdu_opcode(&bhs)) {
 		case ISCSI_OP_DATA_IN:
 			rc = rx_data_in(s, &bhs, &kick);
@@ -840,7 +833,7 @@ static enum session_state stop_session(struct session *s, enum session_state nex
 	}
 	if (s->state != next)
 		session_set_state(s, next);    /* (the TX thread stops: session_tx_may_run()) */
-	s->down_since_ns = session_now_ns();
+	s->down_since_ns = mono_now_ns();
 	s->ping_state = PING_IDLE;                  /* that connection is gone */
 	session_tmf_reset_locked(s);                /* and its task management */
 	pthread_cond_broadcast(&s->tx_cond);
@@ -1027,7 +1020,7 @@ static void take_portal(struct session *s, const struct login_result *lr)
 static int recover(struct session *s)
 {
 	const struct session_config *cfg = s->cfg;
-	int64_t start = session_now_ns();
+	int64_t start = mono_now_ns();
 	unsigned seed = (unsigned)start ^ (s->index * 2654435761u);
 
 	/* Under the lock: session_tick() and session_logout_and_free() shut
@@ -1103,14 +1096,14 @@ static int recover(struct session *s)
 		s->exp_statsn = lr.exp_statsn;
 		session_set_state(s, SESSION_VERIFYING);
 		pthread_mutex_unlock(&s->lock);
-		atomic_store_explicit(&s->last_rx_ns, session_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
 		if (session_start_tx(s) < 0) {
 			log_error("%s", err_msg());
 			return -1;
 		}
 		atomic_fetch_add(&s->st_reconnects, 1);
 		log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name,
-			 s->conn.peer, (double)(session_now_ns() - start) / 1e9, attempt + 1);
+			 s->conn.peer, (double)(mono_now_ns() - start) / 1e9, attempt + 1);
 		/* the pinned writes and the pool's commands wait for the
 		 * identity check (verify_finish()) */
 		session_verify_start(s);
@@ -1179,7 +1172,7 @@ void session_tick(struct session *s)
 void session_tick_ahead(struct session *s, int64_t ahead_ns)
 {
 	const struct session_config *cfg = s->cfg;
-	int64_t now = session_now_ns() + ahead_ns;
+	int64_t now = mono_now_ns() + ahead_ns;
 	int64_t last_rx = atomic_load_explicit(&s->last_rx_ns, memory_order_relaxed);
 	char why[160] = "";
 
@@ -1277,7 +1270,7 @@ static int session_start(struct session *s, const struct login_result *lr,
 	pthread_mutex_lock(&s->lock);
 	session_set_state(s, first);
 	pthread_mutex_unlock(&s->lock);
-	atomic_store(&s->last_rx_ns, session_now_ns());
+	atomic_store(&s->last_rx_ns, mono_now_ns());
 	if (session_start_tx(s) < 0)
 		goto err_tx;
 	if (pthread_create(&s->rx_thread, NULL, rx_main, s) != 0) {

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "wire.h"
 
@@ -168,7 +169,7 @@ static int start_tmf(struct session *s, uint8_t function, uint32_t lun, uint32_t
 	s->tmf_function = function;
 	s->tmf_itt = it->itt;
 	s->tmf_lun = lun;
-	s->tmf_sent_ns = session_now_ns();
+	s->tmf_sent_ns = mono_now_ns();
 	tmf_set_state(s, TMF_QUEUED);
 	atomic_fetch_add(function == ISCSI_TMF_ABORT_TASK ? &s->st_aborts :
 			 function == ISCSI_TMF_ABORT_TASK_SET ? &s->st_abort_sets :

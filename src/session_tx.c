@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "iov.h"
 #include "log.h"
 
@@ -82,7 +83,7 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	t->residual = 0;
 	t->underflow = t->overflow = false;
 	t->data_in_bytes = 0;
-	t->sent_ns = session_now_ns();
+	t->sent_ns = mono_now_ns();
 	t->next = NULL;
 	s->slots[slot] = t;
 	s->outstanding++;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "scsi.h"
 
@@ -149,7 +150,7 @@ void session_verify_send_locked(struct session *s)
 	t->opaque = s;
 	s->verify_retry_ns = 0;
 	if (session_submit_locked(s, t) < 0)
-		s->verify_retry_ns = session_now_ns();
+		s->verify_retry_ns = mono_now_ns();
 }
 
 /* Every LUN checked: the session takes the owner's commands, its pinned
@@ -316,7 +317,7 @@ static void verify_done(struct iscsi_task *t)
 	}
 	if (retry) {
 		if (later)      /* the next tick of the watchdog (about a second) */
-			s->verify_retry_ns = session_now_ns() + 500000000;
+			s->verify_retry_ns = mono_now_ns() + 500000000;
 		else
 			session_verify_send_locked(s);
 		pthread_mutex_unlock(&s->lock);
