@@ -6,7 +6,8 @@
 #   scripts/setup-debian.sh test    everything the test suite uses: both
 #                                   targets, libiscsi tools, qemu-img,
 #                                   fio, e2fsprogs, clang (fuzzing)
-#   scripts/setup-debian.sh bench   test + nbdfuse, gnuplot (contrib/bench)
+#   scripts/setup-debian.sh bench   test + nbdfuse, gnuplot, iproute2
+#                                   (contrib/bench, contrib/scale)
 #
 # Only missing packages are installed, so a second run costs a few
 # dpkg queries.  Package postinst scripts are told not to start services
@@ -18,7 +19,10 @@ BUILD_PKGS=(gcc make autoconf automake pkg-config libfuse3-dev fuse3
 DEMO_PKGS=(tgt e2fsprogs util-linux)
 TEST_PKGS=(tgt istgt libiscsi-bin qemu-utils qemu-block-extra fio
     e2fsprogs attr util-linux python3 clang procps)
-BENCH_PKGS=(nbdfuse gnuplot-nox)
+BENCH_PKGS=(gnuplot-nox iproute2)
+# nbdfuse has its own package in newer Debian releases; bookworm ships it
+# in libnbd-bin.  The first of these that apt knows is installed.
+NBDFUSE_PKGS=(nbdfuse libnbd-bin)
 
 die() {
     echo "setup-debian.sh: $*" >&2
@@ -41,12 +45,16 @@ for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
         missing+=("$p")
 done
-if ((${#missing[@]} == 0)); then
+# bench: one of NBDFUSE_PKGS, chosen once the package lists are fresh.
+want_nbdfuse=0
+if [[ $1 == bench ]] && ! command -v nbdfuse >/dev/null; then
+    want_nbdfuse=1
+fi
+if ((${#missing[@]} == 0 && !want_nbdfuse)); then
     echo "setup-debian.sh: all ${#want[@]} packages present"
     exit 0
 fi
 
-echo "setup-debian.sh: installing ${missing[*]}"
 # Keep package scripts from starting tgtd/istgt as system services.
 policy=/usr/sbin/policy-rc.d
 made_policy=0
@@ -59,6 +67,15 @@ trap '[[ $made_policy == 1 ]] && rm -f "$policy"' EXIT
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || die "apt-get update failed"
+if ((want_nbdfuse)); then
+    nbd_pkg=""
+    for p in "${NBDFUSE_PKGS[@]}"; do
+        apt-cache policy "$p" 2>/dev/null | grep -q '^  Candidate: [^(]' && { nbd_pkg=$p; break; }
+    done
+    [[ -n $nbd_pkg ]] || die "no package of ${NBDFUSE_PKGS[*]} is available (nbdfuse)"
+    missing+=("$nbd_pkg")
+fi
+echo "setup-debian.sh: installing ${missing[*]}"
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
     die "apt-get install ${missing[*]} failed"
 echo "setup-debian.sh: done"
