@@ -161,12 +161,7 @@ mounted() {
         fail "$case: error or warning lines in the iscsifs log (above)"
     fi
     no_secret "$case: the iscsifs log" "$ISCSIFS_LOG"
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $case: ok"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+    bad_case_close "$case" "$work"
 }
 
 V='protocol error'
@@ -198,12 +193,7 @@ discovered_end() {
     ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
         fail "$case: unprintable bytes in the iscsifs log"
     badtarget_fired "$case" || fail "$case: SendTargets was never asked"
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $case: ok"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+    bad_case_close "$case" "$work"
 }
 
 # discovered CASE [OPTS]: a discovery mount (-o sessions=1[,OPTS]) shows the
