@@ -266,6 +266,18 @@ struct session {
  * line, then the move).  Lock held. */
 void session_set_state(struct session *s, enum session_state to);
 
+/* The checks shared by the transition functions of the session's three
+ * machines (session_set_state(), the task management one of
+ * session_tmf.c, the identity check one of session_verify.c).
+ * session_fsm_legal(): whether @moves (@n rows, by the state moved from;
+ * in each, the bit of every state it may move to) allows @from -> @to; a
+ * state outside the table never moves.  session_fsm_check(): for an
+ * illegal move, log "@who: illegal @machine transition @from -> @to" and
+ * abort (with NDEBUG: only the line; the caller moves). */
+bool session_fsm_legal(const unsigned *moves, unsigned n, unsigned from, unsigned to);
+void session_fsm_check(const char *who, const char *machine, bool legal, const char *from,
+		       const char *to);
+
 /* Whether the TX thread of the current connection is to keep going: the
  * connection is logged in, maybe being dropped or logged out.  Lock held. */
 bool session_tx_may_run(const struct session *s);

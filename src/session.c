@@ -187,23 +187,33 @@ static const unsigned legal_moves[SESSION_STATES] = {
 };
 #undef TO
 
+bool session_fsm_legal(const unsigned *moves, unsigned n, unsigned from, unsigned to)
+{
+	return from < n && to < n && (moves[from] & 1u << to);
+}
+
+void session_fsm_check(const char *who, const char *machine, bool legal, const char *from,
+		       const char *to)
+{
+	if (legal)
+		return;
+	log_error("%s: illegal %s transition %s -> %s", who, machine, from, to);
+#ifndef NDEBUG
+	abort();
+#endif
+}
+
 bool session_transition_legal(enum session_state from, enum session_state to)
 {
-	return (unsigned)from < SESSION_STATES && (unsigned)to < SESSION_STATES &&
-		(legal_moves[from] & 1u << to);
+	return session_fsm_legal(legal_moves, SESSION_STATES, from, to);
 }
 
 void session_set_state(struct session *s, enum session_state to)
 {
 	enum session_state from = s->state;
 
-	if (!session_transition_legal(from, to)) {
-		log_error("%s: illegal state transition %s -> %s", s->name,
+	session_fsm_check(s->name, "state", session_transition_legal(from, to),
 			  session_state_name(from), session_state_name(to));
-#ifndef NDEBUG
-		abort();
-#endif
-	}
 	s->state = to;
 	atomic_store_explicit(&s->state_hint, to, memory_order_relaxed);
 	log_debug("%s: %s -> %s", s->name, session_state_name(from), session_state_name(to));

@@ -91,9 +91,7 @@ static const unsigned tmf_moves[] = {
 
 bool session_tmf_transition_legal(enum tmf_state from, enum tmf_state to)
 {
-	return (unsigned)from < sizeof tmf_moves / sizeof tmf_moves[0] &&
-		(unsigned)to < sizeof tmf_moves / sizeof tmf_moves[0] &&
-		(tmf_moves[from] & 1u << to);
+	return session_fsm_legal(tmf_moves, sizeof tmf_moves / sizeof tmf_moves[0], from, to);
 }
 
 /* The only place s->tmf_state changes.  An illegal move logs and aborts
@@ -102,13 +100,8 @@ static void tmf_set_state(struct session *s, enum tmf_state to)
 {
 	enum tmf_state from = s->tmf_state;
 
-	if (!session_tmf_transition_legal(from, to)) {
-		log_error("%s: illegal task management transition %s -> %s", s->name,
+	session_fsm_check(s->name, "task management", session_tmf_transition_legal(from, to),
 			  session_tmf_state_name(from), session_tmf_state_name(to));
-#ifndef NDEBUG
-		abort();
-#endif
-	}
 	s->tmf_state = to;
 	log_debug("%s: task management %s -> %s (%s, ITT 0x%x, LUN %u)", s->name,
 		  session_tmf_state_name(from), session_tmf_state_name(to),

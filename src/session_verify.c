@@ -66,9 +66,8 @@ static const unsigned verify_moves[] = {
 
 bool session_verify_transition_legal(enum verify_state from, enum verify_state to)
 {
-	return (unsigned)from < sizeof verify_moves / sizeof verify_moves[0] &&
-		(unsigned)to < sizeof verify_moves / sizeof verify_moves[0] &&
-		(verify_moves[from] & 1u << to);
+	return session_fsm_legal(verify_moves, sizeof verify_moves / sizeof verify_moves[0], from,
+				 to);
 }
 
 /* The only place s->verify_state changes.  An illegal move logs and
@@ -78,13 +77,8 @@ static void verify_set_state(struct session *s, enum verify_state to)
 {
 	enum verify_state from = s->verify_state;
 
-	if (!session_verify_transition_legal(from, to)) {
-		log_error("%s: illegal identity check transition %s -> %s", s->name,
+	session_fsm_check(s->name, "identity check", session_verify_transition_legal(from, to),
 			  session_verify_state_name(from), session_verify_state_name(to));
-#ifndef NDEBUG
-		abort();
-#endif
-	}
 	s->verify_state = to;
 	log_debug("%s: identity check %s -> %s (LUN entry %u of %u)", s->name,
 		  session_verify_state_name(from), session_verify_state_name(to), s->verify_i,

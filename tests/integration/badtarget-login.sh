@@ -161,12 +161,7 @@ mounted() {
         fail "$case: error or warning lines in the iscsifs log (above)"
     fi
     no_secret "$case: the iscsifs log" "$ISCSIFS_LOG"
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $case: ok"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+    bad_case_close "$case" "$work"
 }
 
 V='protocol error'
@@ -190,6 +185,17 @@ mounted login-names "lun0 lun1" ""
 mounted window-closed "lun0 lun1" ""
 
 # discovery: hostile target names never become file names
+# discovered_end CASE: LUN 0 of the discovered target reads as the target
+# holds it, no unprintable byte in the log, the target was asked, unmount.
+discovered_end() {
+    local case=$1
+    bt cmp "$BAD_MNT/$BAD_IQN/lun0" "$BAD_LUN0" || fail "$case: lun0 of the discovered target"
+    ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
+        fail "$case: unprintable bytes in the iscsifs log"
+    badtarget_fired "$case" || fail "$case: SendTargets was never asked"
+    bad_case_close "$case" "$work"
+}
+
 # discovered CASE [OPTS]: a discovery mount (-o sessions=1[,OPTS]) shows the
 # target and its LUNs.
 discovered() {
@@ -203,14 +209,7 @@ discovered() {
     assert_eq "$BAD_IQN " "$got" "$case: entries of the mount"
     got=$(bt ls -1A "$BAD_MNT/$BAD_IQN" | grep -vx '\.iscsifs' | sort | tr '\n' ' ')
     assert_eq "lun0 lun1 " "$got" "$case: entries of the target's directory"
-    bt cmp "$BAD_MNT/$BAD_IQN/lun0" "$BAD_LUN0" || fail "$case: lun0 of the discovered target"
-    badtarget_fired "$case" || fail "$case: SendTargets was never asked"
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $case: ok"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG"
+    discovered_end "$case"
 }
 discovered discovery-good
 refused discovery-slash "discovery on .*: SendTargets: TargetName with byte 0x2f" portal
@@ -341,22 +340,6 @@ discovered_mount() {
     badtarget_start "$@"
     mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=2
     BAD_FG_PID=$ISCSIFS_FG_PID
-}
-
-# discovered_end CASE: LUN 0 of the discovered target reads as the target
-# holds it, no unprintable byte in the log, the target was asked, unmount.
-discovered_end() {
-    local case=$1
-    bt cmp "$BAD_MNT/$BAD_IQN/lun0" "$BAD_LUN0" || fail "$case: lun0 of the discovered target"
-    ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
-        fail "$case: unprintable bytes in the iscsifs log"
-    badtarget_fired "$case" || fail "$case: SendTargets was never asked"
-    check_no_sanitizer_report
-    bad_unmount
-    check_no_sanitizer_report
-    badtarget_stop
-    note "case $case: ok"
-    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
 }
 
 # item 9: a target named .iscsifs is left out with a log line; the

@@ -158,13 +158,20 @@ badtarget_count() {
 }
 
 # bad_case_end CASE WORK [START]: how every case ends: iscsifs still
-# runs and answers, no sanitizer report before or after the unmount (whose
-# exit status is checked), the target stopped, the logs and the files of
-# WORK removed; the note says how long the case took since START
-# (seconds since the epoch), if given.
+# runs and answers (check_alive), then bad_case_close.
 bad_case_end() {
-    local case=$1 work=$2 start=${3:-}
     check_alive
+    bad_case_close "$@"
+}
+
+# bad_case_close CASE WORK [START]: no sanitizer report before or after
+# the unmount (whose exit status is checked), the target stopped, the logs
+# and the files of WORK removed; the note says how long the case took
+# since START (seconds since the epoch), if given.  For a case that has
+# checked the running iscsifs its own way (a discovery mount has no lun0
+# at its top for check_alive).
+bad_case_close() {
+    local case=$1 work=$2 start=${3:-}
     check_no_sanitizer_report
     bad_unmount
     check_no_sanitizer_report

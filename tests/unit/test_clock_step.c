@@ -27,18 +27,15 @@
  *     second, and the session then logs out properly, with the wall
  *     clock read an hour behind: a wall-clock deadline would have passed
  *     already, the command would be cut off and fail.
- * The scripted target runs in this process on 127.0.0.1.
+ * The scripted target (scripted_target.h) runs in this process on
+ * 127.0.0.1.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +43,7 @@
 #include "log.h"
 #include "pool.h"
 #include "session.h"
-#include "login_peer.h"
+#include "scripted_target.h"
 #include "testlib.h"
 
 /* Seconds added to every CLOCK_REALTIME reading of this program. */
@@ -153,139 +150,40 @@ static void test_waits(long step_s)
 
 /* ---- the scripted target ---- */
 
-/* The target, one connection at a time. */
+/* The target (scripted_target.h), one connection at a time, with what
+ * this test adds: a late answer and counters. */
 struct target {
-	int listen_fd;               /* bound to 127.0.0.1:port */
-	uint16_t port;               /* its port */
+	struct scripted_target st;   /* listening socket and accept thread */
 	unsigned hold_ms;            /* each SCSI Command is answered this late */
-	atomic_bool stop;            /* set to end the thread */
-	pthread_t thread;            /* accepts and serves */
 	atomic_uint pings;           /* NOP-Outs that asked for an answer */
 	atomic_uint commands;        /* SCSI Commands answered */
 	atomic_uint logouts;         /* Logout Requests answered */
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Serve one connection: log it in, then answer NOP-Outs, SCSI Commands
- * (GOOD, hold_ms late) and the Logout Request. */
-static void serve(struct target *t, int fd)
-{
-	struct answer a = { .len = 0 };
-	struct request r;
-	uint32_t statsn = 0;
-	bool have_statsn = false;
-	uint8_t bhs[48], skip[1024];
-
-	if (read_request(fd, &r) < 0)
-		return;
-	if ((r.bhs[1] >> 2 & 3) == 0) {          /* CSG security */
-		if (value_of(&r, "AuthMethod"))
-			add(&a, "AuthMethod", "None");
-		respond(fd, &r, 0x80 | 1, 0, 0, &a);
-		if (read_request(fd, &r) < 0)
-			return;
-	}
-	answer_operational(fd, &r);
-	while (read_all(fd, bhs, 48) == 0) {
-		uint32_t dlen = (uint32_t)bhs[5] << 16 | (uint32_t)bhs[6] << 8 | bhs[7];
-		uint32_t padded = (dlen + 3) & ~3u;
-		uint8_t rsp[48] = { 0 };
-		uint8_t opcode = bhs[0] & 0x3f;
-		uint32_t cmdsn = get32(bhs + 24);
-
-		if (bhs[4] || padded > sizeof skip || (padded && read_all(fd, skip, padded) < 0))
-			return;
-		if (!have_statsn) {
-			statsn = get32(bhs + 28);
-			have_statsn = true;
-		}
-		memcpy(rsp + 16, bhs + 16, 4);          /* ITT */
-		put32(rsp + 24, statsn++);
-		put32(rsp + 28, cmdsn + 1);             /* ExpCmdSN */
-		put32(rsp + 32, cmdsn + 16);            /* MaxCmdSN */
-		if (opcode == 0x00) {                   /* NOP-Out */
-			if (get32(bhs + 16) == 0xffffffffu) {
-				statsn--;               /* a reply to our ping: no answer */
-				continue;
-			}
-			atomic_fetch_add(&t->pings, 1);
-			rsp[0] = 0x20;
-			rsp[1] = 0x80;
-			memset(rsp + 20, 0xff, 4);      /* TTT */
-			put32(rsp + 28, cmdsn);
-			put32(rsp + 32, cmdsn - 1 + 16);
-		} else if (opcode == 0x01) {            /* SCSI Command */
-			usleep(t->hold_ms * 1000u);
-			rsp[0] = 0x21;
-			rsp[1] = 0x80;
-			atomic_fetch_add(&t->commands, 1);
-		} else if (opcode == 0x06) {            /* Logout Request */
-			rsp[0] = 0x26;
-			rsp[1] = 0x80;
-			atomic_fetch_add(&t->logouts, 1);
-			(void)!write(fd, rsp, 48);
-			return;
-		} else {
-			return;
-		}
-		if (write(fd, rsp, 48) != 48)
-			return;
-	}
-}
-
-static void *target_main(void *arg)
+/* Before each answer goes: count it; a SCSI Command waits hold_ms. */
+static void target_seen(void *arg, const uint8_t *bhs)
 {
 	struct target *t = arg;
 
-	while (!atomic_load(&t->stop)) {
-		struct pollfd p = { .fd = t->listen_fd, .events = POLLIN };
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		int fd = accept(t->listen_fd, NULL, NULL);
-		if (fd < 0)
-			continue;
-		serve(t, fd);
-		close(fd);
-	}
-	return NULL;
-}
-
-static void target_start(struct target *t)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t slen = sizeof sa;
-
-	t->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (t->listen_fd < 0 || bind(t->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    listen(t->listen_fd, 4) < 0 ||
-	    getsockname(t->listen_fd, (struct sockaddr *)&sa, &slen) < 0) {
-		perror("scripted target");
-		exit(99);
-	}
-	t->port = ntohs(sa.sin_port);
-	if (pthread_create(&t->thread, NULL, target_main, t) != 0) {
-		perror("pthread_create");
-		exit(99);
+	switch (bhs[0] & 0x3f) {
+	case 0x00:                              /* NOP-Out */
+		atomic_fetch_add(&t->pings, 1);
+		break;
+	case 0x01:                              /* SCSI Command */
+		usleep(t->hold_ms * 1000u);
+		atomic_fetch_add(&t->commands, 1);
+		break;
+	case 0x06:                              /* Logout Request */
+		atomic_fetch_add(&t->logouts, 1);
+		break;
 	}
 }
 
-static void target_stop(struct target *t)
+/* On the accept thread: serve the connection there, then close it. */
+static void target_accepted(struct scripted_target *st, int fd)
 {
-	atomic_store(&t->stop, true);
-	pthread_join(t->thread, NULL);
-	close(t->listen_fd);
+	scripted_target_serve(fd, 16, target_seen, st->opaque);
+	close(fd);
 }
 
 /* A pool of one session to @t, keepalive after @noop_s of silence.  One
@@ -294,23 +192,9 @@ static struct pool *pool_to(struct target *t, unsigned noop_s)
 {
 	static struct session_config cfg;
 
-	cfg = (struct session_config){
-		.host = "127.0.0.1",
-		.port = t->port,
-		.target_name = "iqn.2026-11.org.iscsifs.test:clock",
-		.initiator_name = "iqn.2026-11.org.iscsifs:test-clock",
-		.queue_depth = 4,
-		.connect_timeout_ms = 5000,
-		.noop_interval_s = noop_s,
-		.noop_timeout_s = 5,
-		.isid_base = { 0x80, 0x12, 0x34, 0x56, 0x78, 0x00 },
-	};
-	cfg.text = (struct text_config){
-		.initiator_name = cfg.initiator_name, .target_name = cfg.target_name,
-		.header_digest = DIGEST_PREF_NONE, .data_digest = DIGEST_PREF_NONE,
-		.max_recv_dsl = 8192, .max_burst_length = 262144, .first_burst_length = 65536,
-		.max_outstanding_r2t = 1, .immediate_data = true, .initial_r2t = true,
-	};
+	scripted_target_config(&cfg, t->st.port, "clock", 4);
+	cfg.noop_interval_s = noop_s;
+	cfg.noop_timeout_s = 5;
 	struct pool *p = pool_create(&cfg, 1, 10);
 	if (!p) {
 		fprintf(stderr, "pool_create: %s\n", err_msg());
@@ -335,9 +219,9 @@ static void test_shift_applies(void)
 /* Keepalives go on with the wall clock read an hour ahead. */
 static void test_watchdog_ticks(void)
 {
-	struct target t = { .listen_fd = -1 };
+	struct target t = { .st.listen_fd = -1 };
 
-	target_start(&t);
+	scripted_target_start(&t.st, 4, target_accepted, &t);
 	atomic_store(&wall_step_s, 3600);
 	struct pool *p = pool_to(&t, 1);
 	usleep(4500 * 1000);
@@ -346,7 +230,7 @@ static void test_watchdog_ticks(void)
 	CHECK(pings >= 2);
 	pool_destroy(p, 2000);
 	atomic_store(&wall_step_s, 0);
-	target_stop(&t);
+	scripted_target_stop(&t.st);
 }
 
 /* A command in flight at pool_destroy(). */
@@ -368,10 +252,10 @@ static void held_done(struct iscsi_task *task)
  * clock read an hour behind. */
 static void test_destroy_waits(void)
 {
-	struct target t = { .listen_fd = -1, .hold_ms = 1000 };
+	struct target t = { .st.listen_fd = -1, .hold_ms = 1000 };
 	struct held h = { .task = { .lun = 0, .dir = TASK_DIR_NONE, .done = held_done } };
 
-	target_start(&t);
+	scripted_target_start(&t.st, 4, target_accepted, &t);
 	atomic_store(&wall_step_s, -3600);
 	struct pool *p = pool_to(&t, 0);
 	pool_submit(p, &h.task);
@@ -380,7 +264,7 @@ static void test_destroy_waits(void)
 	pool_destroy(p, 5000);
 	int64_t took = real_mono_ms() - start;
 	atomic_store(&wall_step_s, 0);
-	target_stop(&t);
+	scripted_target_stop(&t.st);
 	printf("wall clock -3600 s: pool_destroy() took %lld ms; the command %s (%d); %u logouts\n",
 	       (long long)took, atomic_load(&h.done) ? "ended" : "never ended",
 	       atomic_load(&h.result), atomic_load(&t.logouts));

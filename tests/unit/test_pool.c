@@ -1,7 +1,7 @@
 /* test_pool.c: how the session pool spreads work (pool.c), against a
  * scripted target in this process.
  *
- * The target listens on 127.0.0.1 (an ephemeral port), logs every
+ * The target (scripted_target.h) listens on 127.0.0.1 (an ephemeral port), logs every
  * connection in (AuthMethod=None, every operational key answered with our
  * own first value) and answers each SCSI Command with GOOD status, after
  * a delay that is set per connection: a slow session is a connection
@@ -18,21 +18,17 @@
  *     order (FIFO): on each session a later task has a higher CmdSN;
  *   - one session: everything goes through it (the degenerate pool).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "deadline.h"
 #include "log.h"
 #include "pool.h"
 #include "session.h"
-#include "login_peer.h"
+#include "scripted_target.h"
 #include "testlib.h"
 #include "wire.h"
 
@@ -41,16 +37,13 @@
 /* Commands the target lets each session have outstanding (MaxCmdSN). */
 #define TARGET_WINDOW 64
 
-/* The scripted target. */
+/* The scripted target (scripted_target.h), with what this test adds:
+ * per-connection delays and counters. */
 struct target {
-	int listen_fd;                     /* bound to 127.0.0.1:port */
-	uint16_t port;                     /* its port */
+	struct scripted_target st;         /* listening socket and accept thread */
 	unsigned delay_us[MAX_CONNS];      /* per connection, in accept order */
 	atomic_uint conns;                 /* connections accepted so far */
-	atomic_bool stop;                  /* set to end the accept thread */
-	pthread_t thread;                  /* the accept thread */
 	pthread_t conn_threads[MAX_CONNS]; /* one per connection */
-	int conn_fds[MAX_CONNS];           /* their sockets */
 	atomic_uint commands[MAX_CONNS];   /* SCSI Commands answered per connection */
 	atomic_bool cmdsn_disorder;        /* a connection saw a CmdSN not one above the last */
 };
@@ -60,164 +53,66 @@ struct target_conn {
 	struct target *t;                  /* the target */
 	unsigned index;                    /* accept order */
 	int fd;                            /* its socket */
+	uint32_t last_cmdsn;               /* CmdSN of the last SCSI Command (its thread) */
+	bool have_cmdsn;                   /* last_cmdsn is set (its thread) */
 };
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-/* Log the connection in: security stage (AuthMethod=None), operational
- * stage, full feature phase.  Returns 0, -1 when the initiator left. */
-static int target_login(int fd)
-{
-	struct answer a = { .len = 0 };
-	struct request r;
-
-	if (read_request(fd, &r) < 0)
-		return -1;
-	if ((r.bhs[1] >> 2 & 3) == 0) {          /* CSG security */
-		if (value_of(&r, "AuthMethod"))
-			add(&a, "AuthMethod", "None");
-		respond(fd, &r, 0x80 | 1, 0, 0, &a);
-		if (read_request(fd, &r) < 0)
-			return -1;
-	}
-	answer_operational(fd, &r);
-	return 0;
-}
-
-/* Full feature phase: answer SCSI Commands with GOOD, NOP-Outs that want
- * an answer with a NOP-In, a Logout Request with its response. */
-static void *target_conn_main(void *arg)
+/* Before the GOOD of a SCSI Command goes: check that its CmdSN is one
+ * above the last, wait the connection's delay, count it. */
+static void target_seen(void *arg, const uint8_t *bhs)
 {
 	struct target_conn *c = arg;
 	struct target *t = c->t;
-	uint32_t statsn = 0, last_cmdsn = 0;
-	bool have_statsn = false, have_cmdsn = false;
-	uint8_t bhs[48], skip[8192];
+	uint32_t cmdsn = get32(bhs + 24);
 
-	if (target_login(c->fd) < 0)
-		goto out;
-	while (read_all(c->fd, bhs, 48) == 0) {
-		uint32_t dlen = (uint32_t)bhs[5] << 16 | (uint32_t)bhs[6] << 8 | bhs[7];
-		uint32_t padded = (dlen + 3) & ~3u;
-		uint8_t rsp[48] = { 0 };
-		uint8_t opcode = bhs[0] & 0x3f;
-		uint32_t cmdsn = get32(bhs + 24);
+	if ((bhs[0] & 0x3f) != 0x01)
+		return;
+	if (c->have_cmdsn && cmdsn != c->last_cmdsn + 1)
+		atomic_store(&t->cmdsn_disorder, true);
+	c->last_cmdsn = cmdsn;
+	c->have_cmdsn = true;
+	if (t->delay_us[c->index])
+		usleep(t->delay_us[c->index]);
+	atomic_fetch_add(&t->commands[c->index], 1);
+}
 
-		if (bhs[4] || padded > sizeof skip || (padded && read_all(c->fd, skip, padded) < 0))
-			break;                   /* no AHS, no data beyond a ping's */
-		if (!have_statsn) {
-			statsn = get32(bhs + 28);    /* the initiator's ExpStatSN */
-			have_statsn = true;
-		}
-		memcpy(rsp + 16, bhs + 16, 4);          /* ITT */
-		put32(rsp + 24, statsn++);
-		put32(rsp + 28, cmdsn + 1);             /* ExpCmdSN */
-		put32(rsp + 32, cmdsn + TARGET_WINDOW); /* MaxCmdSN */
-		if (opcode == 0x01) {                   /* SCSI Command */
-			if (have_cmdsn && cmdsn != last_cmdsn + 1)
-				atomic_store(&t->cmdsn_disorder, true);
-			last_cmdsn = cmdsn;
-			have_cmdsn = true;
-			if (t->delay_us[c->index])
-				usleep(t->delay_us[c->index]);
-			rsp[0] = 0x21;
-			rsp[1] = 0x80;
-			atomic_fetch_add(&t->commands[c->index], 1);
-		} else if (opcode == 0x00) {            /* NOP-Out */
-			if (get32(bhs + 16) == 0xffffffffu) {
-				statsn--;               /* a reply to our ping: no answer */
-				continue;
-			}
-			rsp[0] = 0x20;
-			rsp[1] = 0x80;
-			memset(rsp + 20, 0xff, 4);      /* TTT */
-			put32(rsp + 28, cmdsn);
-			put32(rsp + 32, cmdsn - 1 + TARGET_WINDOW);
-		} else if (opcode == 0x06) {            /* Logout Request */
-			rsp[0] = 0x26;
-			rsp[1] = 0x80;
-			if (write(c->fd, rsp, 48) != 48)
-				break;
-			break;
-		} else {
-			break;
-		}
-		if (write(c->fd, rsp, 48) != 48)
-			break;
-	}
-out:
+static void *target_conn_main(void *arg)
+{
+	struct target_conn *c = arg;
+
+	scripted_target_serve(c->fd, TARGET_WINDOW, target_seen, c);
 	close(c->fd);
 	free(c);
 	return NULL;
 }
 
-static void *target_main(void *arg)
+/* On the accept thread: each connection gets a thread of its own. */
+static void target_accepted(struct scripted_target *st, int fd)
 {
-	struct target *t = arg;
+	struct target *t = st->opaque;
+	unsigned i = atomic_load(&t->conns);
+	struct target_conn *c = malloc(sizeof *c);
 
-	while (!atomic_load(&t->stop)) {
-		struct pollfd p = { .fd = t->listen_fd, .events = POLLIN };
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		int fd = accept(t->listen_fd, NULL, NULL);
-		unsigned i = atomic_load(&t->conns);
-		if (fd < 0)
-			continue;
-		struct target_conn *c = malloc(sizeof *c);
-		if (i >= MAX_CONNS || !c) {
-			free(c);
-			close(fd);
-			continue;
-		}
-		*c = (struct target_conn){ .t = t, .index = i, .fd = fd };
-		if (pthread_create(&t->conn_threads[i], NULL, target_conn_main, c) != 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		atomic_store(&t->conns, i + 1);
+	if (i >= MAX_CONNS || !c) {
+		free(c);
+		close(fd);
+		return;
 	}
-	return NULL;
-}
-
-static void target_start(struct target *t)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t slen = sizeof sa;
-
-	t->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (t->listen_fd < 0 || bind(t->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    listen(t->listen_fd, MAX_CONNS) < 0 ||
-	    getsockname(t->listen_fd, (struct sockaddr *)&sa, &slen) < 0) {
-		perror("scripted target");
-		exit(99);
+	*c = (struct target_conn){ .t = t, .index = i, .fd = fd };
+	if (pthread_create(&t->conn_threads[i], NULL, target_conn_main, c) != 0) {
+		close(fd);
+		free(c);
+		return;
 	}
-	t->port = ntohs(sa.sin_port);
-	if (pthread_create(&t->thread, NULL, target_main, t) != 0) {
-		perror("pthread_create");
-		exit(99);
-	}
+	atomic_store(&t->conns, i + 1);
 }
 
 /* After pool_destroy(): every connection has logged out and ended. */
 static void target_stop(struct target *t)
 {
-	atomic_store(&t->stop, true);
-	pthread_join(t->thread, NULL);
+	scripted_target_stop(&t->st);
 	for (unsigned i = 0; i < atomic_load(&t->conns); i++)
 		pthread_join(t->conn_threads[i], NULL);
-	close(t->listen_fd);
 }
 
 /* ---- the initiator side: submitters as FUSE workers would be ---- */
@@ -294,29 +189,16 @@ struct run_result {
 static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned total,
 	       const unsigned *delay_us, struct run_result *out)
 {
-	struct target t = { .listen_fd = -1 };
-	struct session_config cfg = {
-		.host = "127.0.0.1",
-		.target_name = "iqn.2026-11.org.iscsifs.test:pool",
-		.initiator_name = "iqn.2026-11.org.iscsifs:test-pool",
-		.queue_depth = depth,
-		.connect_timeout_ms = 5000,
-		.isid_base = { 0x80, 0x12, 0x34, 0x56, 0x78, 0x00 },
-	};
+	struct target t = { .st.listen_fd = -1 };
+	struct session_config cfg;
 	struct load l = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 	int64_t start;
 
 	memset(out, 0, sizeof *out);
 	for (unsigned i = 0; i < nsessions; i++)
 		t.delay_us[i] = delay_us ? delay_us[i] : 0;
-	target_start(&t);
-	cfg.port = t.port;
-	cfg.text = (struct text_config){
-		.initiator_name = cfg.initiator_name, .target_name = cfg.target_name,
-		.header_digest = DIGEST_PREF_NONE, .data_digest = DIGEST_PREF_NONE,
-		.max_recv_dsl = 8192, .max_burst_length = 262144, .first_burst_length = 65536,
-		.max_outstanding_r2t = 1, .immediate_data = true, .initial_r2t = true,
-	};
+	scripted_target_start(&t.st, MAX_CONNS, target_accepted, &t);
+	scripted_target_config(&cfg, t.st.port, "pool", depth);
 	struct pool *p = pool_create(&cfg, nsessions, 10);
 	if (!p) {
 		fprintf(stderr, "pool_create: %s\n", err_msg());

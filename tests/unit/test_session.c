@@ -29,9 +29,7 @@
  *   - the transition tables, and an illegal move caught: the session
  *     aborts with a line naming both states (NDEBUG: logs and moves).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,8 +42,8 @@
 
 #include "log.h"
 #include "login.h"
-#include "login_peer.h"
 #include "session.h"
+#include "scripted_target.h"
 #include "session_internal.h"
 #include "testlib.h"
 
@@ -319,19 +317,6 @@ struct pdu_in {
 	uint8_t data[16384];           /* its data segment (no digests in use) */
 	uint32_t len;                  /* bytes of data */
 };
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /* Read @len bytes, waiting at most WAIT_MS for each piece.  Returns 0, -1
  * on end of connection or time out. */
@@ -691,87 +676,40 @@ static void test_abort_task(void)
 
 /* ---- a session that logs in itself (session_login()) ---- */
 
-/* A target on 127.0.0.1 that logs every connection in and hands it to
- * the test thread. */
+/* A target on 127.0.0.1 (scripted_target.h) that logs every connection
+ * in and hands it to the test thread. */
 struct listener {
-	int fd;                        /* listening socket */
-	uint16_t port;                 /* its port */
+	struct scripted_target st;     /* listening socket and accept thread */
 	pthread_mutex_t lock;          /* protects the fields below */
 	pthread_cond_t cond;           /* broadcast when a connection is in */
 	int conns[4];                  /* lock: logged-in connections, in order */
 	unsigned nconns;               /* lock: entries of conns */
-	bool stop;                     /* lock: the accept thread ends */
-	pthread_t thread;              /* the accept thread */
 };
 
-/* Log one connection in: security stage (AuthMethod=None), then
- * operational.  Returns 0, -1 when the initiator left. */
-static int listener_login(int fd)
+/* On the accept thread: log the connection in and hand it over. */
+static void listener_accepted(struct scripted_target *st, int fd)
 {
-	struct answer a = { .len = 0 };
-	struct request r;
+	struct listener *l = st->opaque;
 
-	if (read_request(fd, &r) < 0)
-		return -1;
-	if ((r.bhs[1] >> 2 & 3) == 0) {
-		if (value_of(&r, "AuthMethod"))
-			add(&a, "AuthMethod", "None");
-		respond(fd, &r, 0x80 | 1, 0, 0, &a);
-		if (read_request(fd, &r) < 0)
-			return -1;
+	if (scripted_target_login(fd) < 0) {
+		close(fd);
+		return;
 	}
-	answer_operational(fd, &r);
-	return 0;
-}
-
-static void *listener_main(void *arg)
-{
-	struct listener *l = arg;
-
-	for (;;) {
-		pthread_mutex_lock(&l->lock);
-		bool stop = l->stop;
-		pthread_mutex_unlock(&l->lock);
-		if (stop)
-			break;
-		struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		int fd = accept(l->fd, NULL, NULL);
-		if (fd < 0)
-			continue;
-		if (listener_login(fd) < 0) {
-			close(fd);
-			continue;
-		}
-		pthread_mutex_lock(&l->lock);
-		if (l->nconns < sizeof l->conns / sizeof l->conns[0])
-			l->conns[l->nconns++] = fd;
-		else
-			close(fd);
-		pthread_cond_broadcast(&l->cond);
-		pthread_mutex_unlock(&l->lock);
-	}
-	return NULL;
+	pthread_mutex_lock(&l->lock);
+	if (l->nconns < sizeof l->conns / sizeof l->conns[0])
+		l->conns[l->nconns++] = fd;
+	else
+		close(fd);
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
 }
 
 static void listener_start(struct listener *l)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t slen = sizeof sa;
-
 	memset(l, 0, sizeof *l);
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
-	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    listen(l->fd, 4) < 0 || getsockname(l->fd, (struct sockaddr *)&sa, &slen) < 0) {
-		perror("test target");
-		exit(99);
-	}
-	l->port = ntohs(sa.sin_port);
-	if (pthread_create(&l->thread, NULL, listener_main, l) != 0)
-		exit(99);
+	scripted_target_start(&l->st, 4, listener_accepted, l);
 }
 
 /* The @nth logged-in connection (from 0), or -1 after WAIT_MS. */
@@ -790,11 +728,7 @@ static int listener_conn(struct listener *l, unsigned nth)
 
 static void listener_stop(struct listener *l)
 {
-	pthread_mutex_lock(&l->lock);
-	l->stop = true;
-	pthread_mutex_unlock(&l->lock);
-	pthread_join(l->thread, NULL);
-	close(l->fd);
+	scripted_target_stop(&l->st);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
 }
@@ -815,22 +749,10 @@ static void test_drop_requeue(void)
 
 	owner_init(&o);
 	listener_start(&l);
-	struct session_config cfg = {
-		.host = "127.0.0.1",
-		.port = l.port,
-		.target_name = "iqn.2026-11.org.iscsifs.test:session",
-		.initiator_name = "iqn.2026-11.org.iscsifs:test-session",
-		.queue_depth = 8,
-		.connect_timeout_ms = WAIT_MS,
-		.replacement_timeout_s = 60,
-		.isid_base = { 0x80, 0x12, 0x34, 0x56, 0x78, 0x00 },
-	};
-	cfg.text = (struct text_config){
-		.initiator_name = cfg.initiator_name, .target_name = cfg.target_name,
-		.header_digest = DIGEST_PREF_NONE, .data_digest = DIGEST_PREF_NONE,
-		.max_recv_dsl = 8192, .max_burst_length = 262144, .first_burst_length = 65536,
-		.max_outstanding_r2t = 1, .immediate_data = true, .initial_r2t = true,
-	};
+	struct session_config cfg;
+	scripted_target_config(&cfg, l.st.port, "session", 8);
+	cfg.connect_timeout_ms = WAIT_MS;
+	cfg.replacement_timeout_s = 60;
 	struct session *s = session_login(&owner_ops, &o, &cfg, 0);
 	CHECK(s != NULL);
 	int fd = listener_conn(&l, 0);
