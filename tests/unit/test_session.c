@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "login.h"
 #include "session.h"
@@ -146,30 +147,16 @@ static void owner_fini(struct owner *o)
 	pthread_cond_destroy(&o->cond);
 }
 
-static struct timespec deadline_ms(int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 /* Wait until the owner was handed back @n tasks in all.  Returns whether
  * it was within WAIT_MS. */
 static bool wait_requeued(struct owner *o, unsigned n)
 {
-	struct timespec dl = deadline_ms(WAIT_MS);
+	struct timespec dl = deadline_in_ms(WAIT_MS);
 	int rc = 0;
 
 	pthread_mutex_lock(&o->lock);
 	while (o->nrequeued < n && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&o->cond, &o->lock, &dl);
+		rc = deadline_cond_wait(&o->cond, &o->lock, &dl);
 	bool ok = o->nrequeued >= n;
 	pthread_mutex_unlock(&o->lock);
 	return ok;
@@ -179,12 +166,12 @@ static bool wait_requeued(struct owner *o, unsigned n)
  * within WAIT_MS (the session kicks after it called done()). */
 static bool wait_kicked(struct owner *o)
 {
-	struct timespec dl = deadline_ms(WAIT_MS);
+	struct timespec dl = deadline_in_ms(WAIT_MS);
 	int rc = 0;
 
 	pthread_mutex_lock(&o->lock);
 	while (o->kicks == 0 && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&o->cond, &o->lock, &dl);
+		rc = deadline_cond_wait(&o->cond, &o->lock, &dl);
 	bool ok = o->kicks > 0;
 	pthread_mutex_unlock(&o->lock);
 	return ok;
@@ -194,7 +181,7 @@ static bool wait_kicked(struct owner *o)
  * Returns whether it was within WAIT_MS. */
 static bool wait_moved_to(struct owner *o, enum session_state state, unsigned nth)
 {
-	struct timespec dl = deadline_ms(WAIT_MS);
+	struct timespec dl = deadline_in_ms(WAIT_MS);
 	int rc = 0;
 	bool ok = false;
 
@@ -206,7 +193,7 @@ static bool wait_moved_to(struct owner *o, enum session_state state, unsigned nt
 		ok = seen >= nth;
 		if (ok || rc == ETIMEDOUT)
 			break;
-		rc = pthread_cond_timedwait(&o->cond, &o->lock, &dl);
+		rc = deadline_cond_wait(&o->cond, &o->lock, &dl);
 	}
 	pthread_mutex_unlock(&o->lock);
 	return ok;
@@ -284,12 +271,12 @@ static struct job *job_new(enum task_dir dir, uint32_t len, uint8_t opcode)
 /* Wait for done(); returns whether it was called, exactly once. */
 static bool job_wait(struct job *j)
 {
-	struct timespec dl = deadline_ms(WAIT_MS);
+	struct timespec dl = deadline_in_ms(WAIT_MS);
 	int rc = 0;
 
 	pthread_mutex_lock(&j->lock);
 	while (j->calls == 0 && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&j->cond, &j->lock, &dl);
+		rc = deadline_cond_wait(&j->cond, &j->lock, &dl);
 	unsigned calls = j->calls;
 	pthread_mutex_unlock(&j->lock);
 	return calls == 1;
@@ -715,12 +702,12 @@ static void listener_start(struct listener *l)
 /* The @nth logged-in connection (from 0), or -1 after WAIT_MS. */
 static int listener_conn(struct listener *l, unsigned nth)
 {
-	struct timespec dl = deadline_ms(WAIT_MS);
+	struct timespec dl = deadline_in_ms(WAIT_MS);
 	int rc = 0;
 
 	pthread_mutex_lock(&l->lock);
 	while (l->nconns <= nth && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&l->cond, &l->lock, &dl);
+		rc = deadline_cond_wait(&l->cond, &l->lock, &dl);
 	int fd = l->nconns > nth ? l->conns[nth] : -1;
 	pthread_mutex_unlock(&l->lock);
 	return fd;
@@ -770,12 +757,11 @@ static void test_drop_requeue(void)
 	put32(nop + 16, 0xffffffffu);
 	put32(nop + 20, 0xffffffffu);
 	peer_send(&p, nop, NULL, 0, false);
-	struct timespec dl = deadline_ms(WAIT_MS), pause = { 0, 1000000 };
+	int64_t until_ms = mono_now_ms() + WAIT_MS;
+	struct timespec pause = { 0, 1000000 };
 	int rc;
 	while ((rc = session_submit(s, &wr->task)) < 0 && errno == EAGAIN) {
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (now.tv_sec > dl.tv_sec)
+		if (mono_now_ms() > until_ms)
 			break;
 		nanosleep(&pause, NULL);
 	}
