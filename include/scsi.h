@@ -39,8 +39,9 @@ enum scsi_opcode {
 	SCSI_OP_REPORT_LUNS = 0xa0,
 };
 
-/* SERVICE ACTION IN(16) service action for READ CAPACITY(16). */
+/* SERVICE ACTION IN(16) service actions. */
 #define SCSI_SAI_READ_CAPACITY16 0x10
+#define SCSI_SAI_GET_LBA_STATUS 0x12
 
 /* VPD pages iscsifs reads. */
 enum scsi_vpd_page {
@@ -115,6 +116,10 @@ size_t scsi_cdb_unmap(uint8_t cdb[SCSI_CDB_MAX], uint16_t param_len);
  * the target may deallocate them instead (the data-out block must then
  * be zeros). */
 size_t scsi_cdb_write_same16(uint8_t cdb[SCSI_CDB_MAX], uint64_t lba, uint32_t blocks, bool unmap);
+
+/* GET LBA STATUS (SBC-3): the provisioning status of the blocks from
+ * @lba on, into at most @alloc_len bytes (scsi_parse_lba_status()). */
+size_t scsi_cdb_get_lba_status(uint8_t cdb[SCSI_CDB_MAX], uint64_t lba, uint32_t alloc_len);
 
 /* The UNMAP parameter list for one descriptor (@blocks blocks from @lba)
  * into @buf.  Returns its length (SCSI_UNMAP_PARAM_LEN), or 0 when @cap is
@@ -384,5 +389,44 @@ uint64_t scsi_report_luns_needed(const uint8_t *buf, size_t len);
  * header).  MODE DATA LENGTH is clamped to @len.  Returns 0, or -1 with
  * err_set(EPROTO) when the device-specific parameter byte is not there. */
 int scsi_parse_mode_sense_wp(const uint8_t *buf, size_t len, bool ten_byte, bool *write_protected);
+
+/* ---- GET LBA STATUS ------------------------------------------------------ */
+
+/* Bytes of the parameter data header and of one LBA status descriptor. */
+#define SCSI_LBA_STATUS_HEADER 8
+#define SCSI_LBA_STATUS_DESC 16
+
+/* One LBA status descriptor: @blocks blocks from @lba, all in one state. */
+struct scsi_lba_status {
+	uint64_t lba;        /* first block */
+	uint32_t blocks;     /* number of blocks, never 0 */
+	bool mapped;         /* PROVISIONING STATUS 0 (mapped), 3 (mapped or
+			      * unknown, SBC-4) and the reserved values:
+			      * blocks whose content counts as data */
+	bool anchored;       /* PROVISIONING STATUS 2 (anchored); with
+			      * !@mapped and !@anchored: 1, deallocated */
+};
+
+/* Decode GET LBA STATUS parameter data, returned for STARTING LOGICAL
+ * BLOCK ADDRESS @start with ALLOCATION LENGTH @alloc_len on a logical
+ * unit of @capacity blocks, into at most @max descriptors at @out, their
+ * number into *@count.  Strict: the answer is used whole or not at all,
+ * since a wrong "deallocated" would make data look like a hole.  It is
+ * refused (-1, err_set(EPROTO) naming the fault) when:
+ *   - @len is larger than @alloc_len (more than asked), or shorter than
+ *     the 8-byte header plus one descriptor;
+ *   - PARAMETER DATA LENGTH is below 4 + 16 or not 4 + a multiple of 16,
+ *     or less than the data the target sent (bytes after it: more
+ *     descriptors than the header says);
+ *   - the first descriptor does not start at @start;
+ *   - a descriptor has 0 blocks, ends past @capacity, starts before the
+ *     end of the previous one (overlapping, out of order) or after it (a
+ *     gap the answer says nothing about).
+ * Descriptors that PARAMETER DATA LENGTH declares but @len or @max cut off
+ * are left out (a longer answer than the allocation length allowed is
+ * normal: ask again from where this one ends).  Returns 0, or -1. */
+int scsi_parse_lba_status(const uint8_t *buf, size_t len, uint32_t alloc_len, uint64_t start,
+			  uint64_t capacity, struct scsi_lba_status *out, size_t max,
+			  size_t *count);
 
 #endif /* ISCSIFS_SCSI_H */

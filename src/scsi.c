@@ -1,6 +1,6 @@
 /* scsi.c: SCSI CDB builders, sense decoding, the outcome of a command,
- * and parsers of INQUIRY, VPD, READ CAPACITY, REPORT LUNS and MODE SENSE
- * data.
+ * and parsers of INQUIRY, VPD, READ CAPACITY, REPORT LUNS, MODE SENSE and
+ * GET LBA STATUS data.
  *
  * Owns: the ASC/ASCQ text table and the outcome tables (read-only).
  *
@@ -160,6 +160,15 @@ size_t scsi_cdb_write_same16(uint8_t cdb[SCSI_CDB_MAX], uint64_t lba, uint32_t b
 	cdb[1] = unmap ? CDB_UNMAP : 0;
 	put_be64(cdb + 2, lba);
 	put_be32(cdb + 10, blocks);
+	return 16;
+}
+
+size_t scsi_cdb_get_lba_status(uint8_t cdb[SCSI_CDB_MAX], uint64_t lba, uint32_t alloc_len)
+{
+	cdb_start(cdb, SCSI_OP_SERVICE_ACTION_IN16);
+	cdb[1] = SCSI_SAI_GET_LBA_STATUS;
+	put_be64(cdb + 2, lba);
+	put_be32(cdb + 10, alloc_len);
 	return 16;
 }
 
@@ -956,5 +965,86 @@ int scsi_parse_mode_sense_wp(const uint8_t *buf, size_t len, bool ten_byte, bool
 		return -1;
 	}
 	*write_protected = buf[wp_byte] & 0x80;
+	return 0;
+}
+
+/* ---- GET LBA STATUS ------------------------------------------------------ */
+
+/* PROVISIONING STATUS values (SBC-3 5.5.2, table 52). */
+#define LBA_STATUS_MAPPED 0
+#define LBA_STATUS_DEALLOCATED 1
+#define LBA_STATUS_ANCHORED 2
+
+int scsi_parse_lba_status(const uint8_t *buf, size_t len, uint32_t alloc_len, uint64_t start,
+			  uint64_t capacity, struct scsi_lba_status *out, size_t max,
+			  size_t *count)
+{
+	const size_t first = SCSI_LBA_STATUS_HEADER + SCSI_LBA_STATUS_DESC;
+	uint64_t declared, end, next = start;
+	size_t n = 0;
+
+	*count = 0;
+	if (len > alloc_len) {
+		err_set(EPROTO, "GET LBA STATUS returned %zu bytes for an allocation length of %u",
+			len, alloc_len);
+		return -1;
+	}
+	if (len < first) {
+		err_set(EPROTO, "GET LBA STATUS data of %zu bytes, at least %zu needed", len, first);
+		return -1;
+	}
+	/* PARAMETER DATA LENGTH counts the bytes after itself */
+	declared = get_be32(buf);
+	if (declared < 4 + SCSI_LBA_STATUS_DESC || (declared - 4) % SCSI_LBA_STATUS_DESC) {
+		err_set(EPROTO, "GET LBA STATUS parameter data length %" PRIu64
+			" is not 4 + a positive multiple of 16", declared);
+		return -1;
+	}
+	if (declared + 4 < len) {
+		err_set(EPROTO, "GET LBA STATUS sent %zu bytes, more than its parameter data length "
+			"%" PRIu64 " declares", len, declared);
+		return -1;
+	}
+	end = min_size(len, (size_t)(declared + 4));
+	for (size_t at = SCSI_LBA_STATUS_HEADER; at + SCSI_LBA_STATUS_DESC <= end && n < max;
+	     at += SCSI_LBA_STATUS_DESC) {
+		uint64_t lba = get_be64(buf + at);
+		uint32_t blocks = get_be32(buf + at + 8);
+		uint8_t status = buf[at + 12] & 0x0f;
+
+		if (blocks == 0) {
+			err_set(EPROTO, "GET LBA STATUS descriptor %zu (LBA %" PRIu64 ") has 0 blocks",
+				n, lba);
+			return -1;
+		}
+		if (n == 0 && lba != start) {
+			err_set(EPROTO, "GET LBA STATUS for LBA %" PRIu64 " starts at LBA %" PRIu64,
+				start, lba);
+			return -1;
+		}
+		if (lba < next) {
+			err_set(EPROTO, "GET LBA STATUS descriptor %zu (LBA %" PRIu64
+				") overlaps the previous one, which ends at LBA %" PRIu64, n, lba, next);
+			return -1;
+		}
+		if (lba > next) {
+			err_set(EPROTO, "GET LBA STATUS descriptor %zu starts at LBA %" PRIu64
+				", leaving out LBAs %" PRIu64 " to %" PRIu64, n, lba, next, lba - 1);
+			return -1;
+		}
+		if (lba >= capacity || blocks > capacity - lba) {
+			err_set(EPROTO, "GET LBA STATUS descriptor %zu (LBA %" PRIu64 ", %" PRIu32
+				" blocks) ends past the capacity of %" PRIu64 " blocks", n, lba, blocks,
+				capacity);
+			return -1;
+		}
+		out[n].lba = lba;
+		out[n].blocks = blocks;
+		out[n].anchored = status == LBA_STATUS_ANCHORED;
+		out[n].mapped = status != LBA_STATUS_DEALLOCATED && status != LBA_STATUS_ANCHORED;
+		next = lba + blocks;
+		n++;
+	}
+	*count = n;
 	return 0;
 }

@@ -1,6 +1,6 @@
 /* test_scsi.c: CDB layouts, sense decoding, the outcome table, and the
- * parsers of INQUIRY, VPD, READ CAPACITY, REPORT LUNS and MODE SENSE data
- * with good, short, lying and bad input.
+ * parsers of INQUIRY, VPD, READ CAPACITY, REPORT LUNS, MODE SENSE and GET LBA
+ * STATUS data with good, short, lying and bad input.
  *
  * Every parser call goes through a heap copy of exactly the bytes passed,
  * so under the sanitizer build any read past @len is caught.  At the end
@@ -191,6 +191,8 @@ static void test_cdbs(void)
 	CDB_CASE(scsi_cdb_read_capacity10(c_.cdb), 10, 0x25);
 	CDB_CASE(scsi_cdb_read_capacity16(c_.cdb, 32), 16,
 		 0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20, 0, 0);
+	CDB_CASE(scsi_cdb_get_lba_status(c_.cdb, 0x0102030405060708ull, 0x1008), 16,
+		 0x9e, 0x12, 1, 2, 3, 4, 5, 6, 7, 8, 0x00, 0x00, 0x10, 0x08, 0, 0);
 	CDB_CASE(scsi_cdb_report_luns(c_.cdb, 0x01020304), 12,
 		 0xa0, 0, 0, 0, 0, 0, 0x01, 0x02, 0x03, 0x04, 0, 0);
 	CDB_CASE(scsi_cdb_read10(c_.cdb, 0x01020304, 0x0506), 10,
@@ -1165,6 +1167,17 @@ static uint32_t rng(void)
 	return (uint32_t)(rng_state >> 11);
 }
 
+/* GET LBA STATUS data over an exact-size copy. */
+static int lba_status(const uint8_t *b, size_t len, uint32_t alloc, uint64_t start,
+		      uint64_t capacity, struct scsi_lba_status *out, size_t max, size_t *count)
+{
+	uint8_t *c = exact(b, len);
+	int r = scsi_parse_lba_status(c, len, alloc, start, capacity, out, max, count);
+
+	free(c);
+	return r;
+}
+
 static void run_all_parsers(const uint8_t *buf, size_t len)
 {
 	struct scsi_sense s;
@@ -1200,6 +1213,126 @@ static void run_all_parsers(const uint8_t *buf, size_t len)
 		CHECK(count <= 4 && count * 8 + 8 <= len);
 	mode_wp(buf, len, false, &flag);
 	mode_wp(buf, len, true, &flag);
+	struct scsi_lba_status d[4];
+	if (lba_status(buf, len, 300, 0, 1u << 20, d, 4, &count) == 0) {
+		CHECK(count >= 1 && count <= 4);
+		for (size_t k = 0; k < count; k++)
+			CHECK(d[k].blocks > 0 && d[k].lba + d[k].blocks <= (1u << 20) &&
+			      (k == 0 ? d[k].lba == 0 : d[k].lba == d[k - 1].lba + d[k - 1].blocks));
+	}
+}
+
+/* A GET LBA STATUS descriptor as 16 bytes. */
+#define LBAD(lba, blocks, status)                                          \
+	(uint8_t)((uint64_t)(lba) >> 56), (uint8_t)((uint64_t)(lba) >> 48),   \
+	(uint8_t)((uint64_t)(lba) >> 40), (uint8_t)((uint64_t)(lba) >> 32),   \
+	(uint8_t)((lba) >> 24), (uint8_t)((lba) >> 16), (uint8_t)((lba) >> 8), \
+	(uint8_t)(lba), (uint8_t)((blocks) >> 24), (uint8_t)((blocks) >> 16), \
+	(uint8_t)((blocks) >> 8), (uint8_t)(blocks), (status), 0, 0, 0
+/* The header: PARAMETER DATA LENGTH for @n descriptors. */
+#define LBAH(n) 0, 0, 0, (uint8_t)(4 + 16 * (n)), 0, 0, 0, 0
+
+/* One GET LBA STATUS answer and what the parser makes of it. */
+struct lba_case {
+	const char *name;             /* what it shows */
+	const uint8_t *data;          /* the parameter data */
+	size_t len;                   /* its length */
+	uint32_t alloc;               /* ALLOCATION LENGTH asked with */
+	uint64_t start;               /* STARTING LBA asked for */
+	int rc;                       /* expected return */
+	size_t count;                 /* descriptors expected */
+	uint64_t end;                 /* where the last one ends (rc 0) */
+	unsigned holes;               /* deallocated or anchored ones */
+	const char *err;              /* a word of the error message (rc -1) */
+};
+
+#define LBA_CASE(nm, alloc_, start_, rc_, count_, end_, holes_, err_, ...) \
+	{ .name = nm, .data = B(__VA_ARGS__), .len = BLEN(__VA_ARGS__),   \
+	  .alloc = alloc_, .start = start_, .rc = rc_, .count = count_,   \
+	  .end = end_, .holes = holes_, .err = err_ }
+
+static void test_lba_status(void)
+{
+	/* capacity 1000 blocks throughout */
+	const struct lba_case cases[] = {
+		LBA_CASE("one mapped extent to the end", 4096, 0, 0, 1, 1000, 0, NULL,
+			 LBAH(1), LBAD(0, 1000, 0)),
+		LBA_CASE("data, hole, anchored, data", 4096, 10, 0, 4, 1000, 2, NULL,
+			 LBAH(4), LBAD(10, 5, 0), LBAD(15, 100, 1), LBAD(115, 5, 2),
+			 LBAD(120, 880, 0)),
+		LBA_CASE("status 3 and reserved ones count as data", 4096, 0, 0, 2, 20, 0, NULL,
+			 LBAH(2), LBAD(0, 10, 3), LBAD(10, 10, 0x0e)),
+		LBA_CASE("truncated by the allocation length: complete ones used", 40, 0, 0, 2, 20,
+			 1, NULL, 0, 0, 0, 4 + 16 * 5, 0, 0, 0, 0, LBAD(0, 10, 1), LBAD(10, 10, 0)),
+		LBA_CASE("a partial descriptor after a complete one is left out", 30, 0, 0, 1, 10,
+			 1, NULL, 0, 0, 0, 4 + 16 * 2, 0, 0, 0, 0, LBAD(0, 10, 1), 0, 0, 0, 0, 0, 0),
+		LBA_CASE("more than asked", 24, 0, -1, 0, 0, 0, "allocation length",
+			 LBAH(2), LBAD(0, 10, 1), LBAD(10, 10, 0)),
+		LBA_CASE("more than the header declares", 4096, 0, -1, 0, 0, 0, "declares",
+			 LBAH(1), LBAD(0, 10, 1), LBAD(10, 10, 0)),
+		LBA_CASE("header only", 4096, 0, -1, 0, 0, 0, "at least", LBAH(0)),
+		LBA_CASE("length not 4 + 16n", 4096, 0, -1, 0, 0, 0, "multiple",
+			 0, 0, 0, 21, 0, 0, 0, 0, LBAD(0, 10, 1)),
+		LBA_CASE("length 4: no descriptor", 4096, 0, -1, 0, 0, 0, "multiple",
+			 0, 0, 0, 4, 0, 0, 0, 0, LBAD(0, 10, 1)),
+		LBA_CASE("first not at the asked LBA", 4096, 5, -1, 0, 0, 0, "starts at",
+			 LBAH(1), LBAD(0, 10, 1)),
+		LBA_CASE("first after the asked LBA", 4096, 5, -1, 0, 0, 0, "starts at",
+			 LBAH(1), LBAD(6, 10, 1)),
+		LBA_CASE("zero length", 4096, 0, -1, 0, 0, 0, "0 blocks",
+			 LBAH(2), LBAD(0, 10, 0), LBAD(10, 0, 1)),
+		LBA_CASE("overlapping", 4096, 0, -1, 0, 0, 0, "overlaps",
+			 LBAH(2), LBAD(0, 10, 0), LBAD(5, 10, 1)),
+		LBA_CASE("out of order", 4096, 100, -1, 0, 0, 0, "overlaps",
+			 LBAH(2), LBAD(100, 10, 0), LBAD(0, 10, 1)),
+		LBA_CASE("a gap", 4096, 0, -1, 0, 0, 0, "leaving out",
+			 LBAH(2), LBAD(0, 10, 0), LBAD(11, 10, 1)),
+		LBA_CASE("beyond the capacity", 4096, 0, -1, 0, 0, 0, "capacity",
+			 LBAH(2), LBAD(0, 990, 0), LBAD(990, 11, 1)),
+		LBA_CASE("starting past the capacity", 4096, 1000, -1, 0, 0, 0, "capacity",
+			 LBAH(1), LBAD(1000, 1, 1)),
+		LBA_CASE("LBA + blocks wrapping around", 4096, 0xfffffffffffffff0ull, -1, 0, 0, 0,
+			 "capacity", LBAH(1), LBAD(0xfffffffffffffff0ull, 0x20, 1)),
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		const struct lba_case *c = &cases[i];
+		struct scsi_lba_status d[8];
+		size_t count = 99;
+		int rc = lba_status(c->data, c->len, c->alloc, c->start, 1000, d, 8, &count);
+		unsigned holes = 0;
+
+		CHECK_EQ_U64(rc, c->rc);
+		if (rc != c->rc) {
+			fprintf(stderr, "  case \"%s\": %s\n", c->name, rc ? err_msg() : "accepted");
+			continue;
+		}
+		if (rc < 0) {
+			CHECK(count == 0);
+			CHECK(err_errno() == EPROTO);
+			CHECK(strstr(err_msg(), c->err) != NULL);
+			if (!strstr(err_msg(), c->err))
+				fprintf(stderr, "  case \"%s\": %s\n", c->name, err_msg());
+			continue;
+		}
+		CHECK_EQ_U64(count, c->count);
+		for (size_t k = 0; k < count; k++)
+			holes += !d[k].mapped;
+		CHECK_EQ_U64(holes, c->holes);
+		CHECK_EQ_U64(d[count - 1].lba + d[count - 1].blocks, c->end);
+	}
+
+	/* What each descriptor says, and @max cutting the list. */
+	static const uint8_t three[] = { LBAH(3), LBAD(7, 3, 0), LBAD(10, 2, 1), LBAD(12, 4, 2) };
+	struct scsi_lba_status d[3];
+	size_t count;
+	CHECK(lba_status(three, sizeof three, 4096, 7, 1000, d, 3, &count) == 0);
+	CHECK(count == 3);
+	CHECK(d[0].lba == 7 && d[0].blocks == 3 && d[0].mapped && !d[0].anchored);
+	CHECK(d[1].lba == 10 && d[1].blocks == 2 && !d[1].mapped && !d[1].anchored);
+	CHECK(d[2].lba == 12 && d[2].blocks == 4 && !d[2].mapped && d[2].anchored);
+	CHECK(lba_status(three, sizeof three, 4096, 7, 1000, d, 2, &count) == 0);
+	CHECK(count == 2);
 }
 
 static void test_hostile(void)
@@ -1250,6 +1383,7 @@ int main(void)
 	test_capacity16();
 	test_report_luns();
 	test_mode_sense();
+	test_lba_status();
 	test_hostile();
 	return test_done("test_scsi");
 }
