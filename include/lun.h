@@ -30,6 +30,7 @@
 
 struct write_req;
 struct lun;
+struct lun_map;
 
 /* What a Unit Attention said changed. */
 enum lun_change {
@@ -59,6 +60,7 @@ struct lun_counters {
 	atomic_uint_fast64_t errors;         /* requests that failed */
 	atomic_uint_fast64_t retries;        /* commands sent again (UA, BUSY, NOT READY...) */
 	atomic_uint_fast64_t unit_attentions;/* Unit Attentions seen */
+	atomic_uint_fast64_t lba_status_cmds;/* GET LBA STATUS commands sent */
 	atomic_uint_fast64_t latency[LUN_LATENCY_BUCKETS]; /* requests by latency */
 };
 
@@ -93,6 +95,16 @@ struct lun {
 
 	pthread_mutex_t range_lock;   /* protects ranges */
 	struct write_req *ranges;     /* range_lock: writes in flight or waiting, in submission order */
+	/* Provisioning (lun_sparse.c). */
+	struct lun_map *map;          /* what is known of the LUN's data and holes
+	                               * (its own lock); NULL when it has none to
+	                               * report (not LBPME=1 with LBPRZ=1): all
+	                               * data.  Set by lun_probe(). */
+	atomic_bool map_refused;      /* the target refused GET LBA STATUS or its
+	                               * answer: all data from then on */
+	atomic_bool map_scanning;     /* a scan for lun_allocated() runs */
+	atomic_uint_fast64_t map_reconnects; /* the pool's reconnects when the map was
+	                               * last looked at */
 	struct lun_counters counters; /* statistics (atomics) */
 	lun_change_fn on_change;      /* the owner's hook, NULL for none; set before
 	                               * the LUN is used, read-only then */
@@ -160,6 +172,33 @@ bool lun_can_punch(const struct lun *l);
 
 /* Synchronous lun_write(): returns @len, or -1 with errno. */
 ssize_t lun_pwrite(struct lun *l, const void *buf, size_t len, uint64_t off);
+
+/* ---- provisioning: data and holes (lun_sparse.c) ----
+ * Holes are reported only by a LUN with LBPME=1 and LBPRZ=1 (its
+ * deallocated and anchored blocks read as zeros) whose target answers GET
+ * LBA STATUS well; every other LUN is all data, as a regular file. */
+
+/* Whether @l may report holes. */
+bool lun_has_holes(const struct lun *l);
+
+/* Where the first data (@data: SEEK_DATA) or hole (SEEK_HOLE) at or after
+ * byte @off is: @cb runs exactly once, on some thread (a session's when
+ * the target had to be asked), with 0 and the byte offset, or ENXIO when
+ * @off is at or past the end (SEEK_DATA: or no data follows), or ENOMEM.
+ * The end of the file counts as a hole.  Unknown blocks (the target did
+ * not answer, or SEEK_MAX_QUERIES commands were not enough) count as
+ * data. */
+typedef void (*lun_seek_cb)(void *opaque, int err, uint64_t off);
+void lun_seek(struct lun *l, uint64_t off, bool data, lun_seek_cb cb, void *opaque);
+
+/* The bytes of @l that hold data, for st_blocks: true with *@bytes when
+ * the whole map is known; else false with *@bytes the capacity, and a
+ * scan of the map is started (in the background) unless one runs.
+ * Never waits. */
+bool lun_allocated(struct lun *l, uint64_t *bytes);
+
+/* How many extents of @l's map are known (for the stats file). */
+size_t lun_extents_known(struct lun *l);
 
 /* SYNCHRONIZE CACHE for the whole LUN; @cb runs exactly once with 0 or
  * an errno.  A target that refuses the command (ILLEGAL REQUEST) is not

@@ -54,4 +54,19 @@ void build_rw_cdb(const struct lun *l, uint8_t cdb[16], bool write, bool fua, ui
  * latency, or an error. */
 void count_request(struct lun *l, int64_t start_ns, int err);
 
+/* ---- the provisioning map (lun_sparse.c) ---- */
+
+/* Give @l a map when it reports LBPME=1 and LBPRZ=1 (after READ
+ * CAPACITY).  Returns 0, or -1 with err_set(ENOMEM). */
+int lun_sparse_init(struct lun *l);
+/* A write or discard of blocks of @l starts (before its commands go). */
+void lun_sparse_changing(struct lun *l);
+/* It ended, over blocks [@first, @end): @written, they hold data now;
+ * else (a discard, a failure) what they hold is not known. */
+void lun_sparse_changed(struct lun *l, uint64_t first, uint64_t end, bool written);
+/* Forget what is known (a Unit Attention). */
+void lun_sparse_drop(struct lun *l);
+/* The capacity changed to @blocks. */
+void lun_sparse_resize(struct lun *l, uint64_t blocks);
+
 #endif /* ISCSIFS_LUN_INTERNAL_H */

@@ -6,10 +6,12 @@
  * only appended to, and a node marked gone stays (see fs.h), so lookups
  * take no lock.  Notifications (fs_notify_*()) come from target.c's rescan
  * thread, never from a handler.
- * Each request gets exactly one fuse_reply_*: reads and writes reply
- * later, from the session thread that completes the last command (libfuse
- * allows a reply from any thread); the other handlers reply before they
- * return.  A write keeps its request buffer (fuse_loop_take_buffer()) until
+ * Each request gets exactly one fuse_reply_*: reads, writes and seeks
+ * that must ask the target (GET LBA STATUS) reply later, from the session
+ * thread that completes the last command (libfuse allows a reply from any
+ * thread); the other handlers reply before they return.  getattr never
+ * waits: st_blocks is the LUN's allocation once lun_allocated() knows it,
+ * its whole size until then.  A write keeps its request buffer (fuse_loop_take_buffer()) until
  * it completes, so its payload is never copied.
  *
  * This is the only file that turns an errno into a FUSE reply.
@@ -200,7 +202,11 @@ static void fill_stat(const struct fs *fs, const struct fs_node *n, struct stat 
 	st->st_size = (off_t)n->lun->size;
 	st->st_blksize = n->lun->opt_xfer && n->lun->opt_xfer <= (1u << 20) ?
 		n->lun->opt_xfer : n->lun->block_size;
-	st->st_blocks = (blkcnt_t)(n->lun->size / 512);
+	/* what the map knows, or the whole size until the scan it starts
+	 * has learnt all of it */
+	uint64_t allocated;
+	lun_allocated(n->lun, &allocated);
+	st->st_blocks = (blkcnt_t)((allocated + 511) / 512);
 }
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
@@ -616,6 +622,40 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		    fallocate_done, req);
 }
 
+static void seek_done(void *opaque, int err, uint64_t off)
+{
+	fuse_req_t req = opaque;
+
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_lseek(req, (off_t)off);
+}
+
+/* SEEK_DATA and SEEK_HOLE (the kernel answers the other kinds itself):
+ * from the LUN's provisioning (lun_seek()), replying later when the target
+ * must be asked. */
+static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	int err;
+	struct fs_node *n = lun_node(fs_of(req), ino, &err);
+
+	if (!n) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	lun_seek(n->lun, (uint64_t)off, whence == SEEK_DATA, seek_done, req);
+}
+
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_node *n = node_of(fs_of(req), ino);
@@ -690,6 +730,18 @@ static int session_xattr(const struct fs_target *t, const char *key, char *out, 
 	return 0;
 }
 
+/* user.iscsi.provisioning: "thick", or "thin" with the LBPRZ bit, and
+ * ", all data" when the LUN cannot report holes after all (its target
+ * refused GET LBA STATUS or its answers). */
+static void provisioning_xattr(const struct lun *l, char *out, size_t cap)
+{
+	if (!l->capacity.lbpme)
+		snprintf(out, cap, "thick");
+	else
+		snprintf(out, cap, "thin lbprz=%d%s", l->capacity.lbprz ? 1 : 0,
+			 l->capacity.lbprz && !lun_has_holes(l) ? ", all data" : "");
+}
+
 /* Fill @out with attribute @name of LUN file @n; -1 if there is none. */
 static int xattr_value(const struct fs *fs, const struct fs_node *n, const char *name,
 		       char *out, size_t cap)
@@ -722,6 +774,8 @@ static int xattr_value(const struct fs *fs, const struct fs_node *n, const char 
 		snprintf(out, cap, "%d", l->write_protected ? 1 : 0);
 	else if (strcmp(name, "user.iscsi.thin_provisioned") == 0)
 		snprintf(out, cap, "%d", l->capacity.lbpme || l->lbp.provisioning_type == 2 ? 1 : 0);
+	else if (strcmp(name, "user.iscsi.provisioning") == 0)
+		provisioning_xattr(l, out, cap);
 	else if (strcmp(name, "user.iscsi.discard") == 0)
 		snprintf(out, cap, "%s", lun_can_punch(l) ? "hole" : "zero-write only");
 	else if (strncmp(name, "user.iscsi.", 11) == 0)
@@ -736,7 +790,8 @@ static const char *const xattr_names[] = {
 	"user.iscsi.serial", "user.iscsi.device_id", "user.iscsi.block_size",
 	"user.iscsi.physical_block_size", "user.iscsi.max_transfer",
 	"user.iscsi.target", "user.iscsi.portal", "user.iscsi.lun",
-	"user.iscsi.write_protected", "user.iscsi.thin_provisioned", "user.iscsi.discard",
+	"user.iscsi.write_protected", "user.iscsi.thin_provisioned", "user.iscsi.provisioning",
+	"user.iscsi.discard",
 	/* the negotiated session parameters (session_xattr()) */
 	"user.iscsi.header_digest", "user.iscsi.data_digest",
 	"user.iscsi.max_recv_data_segment_length",
@@ -805,4 +860,5 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.statfs = fs_statfs,
 	.getxattr = fs_getxattr,
 	.listxattr = fs_listxattr,
+	.lseek = fs_lseek,
 };

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "lun_map.h"
 #include "retry.h"
 
 /* Largest transfer per command we issue whatever the LUN allows. */
@@ -41,11 +42,13 @@ static unsigned backoff_ms(unsigned retries)
 	return ms < RETRY_PAUSE_MAX_MS ? ms : RETRY_PAUSE_MAX_MS;
 }
 
-/* A Unit Attention on @l (@o): count it and pass on what it says
- * changed. */
+/* A Unit Attention on @l (@o): count it, forget the provisioning map
+ * and pass on what it says changed. */
 static void unit_attention(struct lun *l, const struct scsi_outcome *o)
 {
 	atomic_fetch_add(&l->counters.unit_attentions, 1);
+	/* whatever it says, another initiator may have been at work */
+	lun_sparse_drop(l);
 	switch (o->change) {
 	case SCSI_CHANGE_CAPACITY:
 		atomic_store(&l->capacity_changed, true);
@@ -393,6 +396,8 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 		if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0)
 			scsi_parse_mode_sense_wp(buf, got, true, &wp);
 	}
+	if (lun_sparse_init(l) < 0)
+		goto err;
 	atomic_init(&l->write_protected, wp);
 	atomic_init(&l->has_sync_cache, true);
 	atomic_init(&l->sync_cache16, l->use16);
@@ -439,6 +444,7 @@ int lun_reread_capacity(struct lun *l, uint64_t *old_size)
 	/* blocks first: a reader that sees the new size sees its blocks */
 	atomic_store(&l->blocks, blocks);
 	atomic_store(&l->size, blocks * l->block_size);
+	lun_sparse_resize(l, blocks);
 	return 1;
 }
 
@@ -447,6 +453,7 @@ void lun_free(struct lun *l)
 	if (!l)
 		return;
 	pthread_mutex_destroy(&l->range_lock);
+	lun_map_free(l->map);
 	free(l);
 }
 

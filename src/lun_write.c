@@ -181,6 +181,8 @@ static void write_finish(struct write_req *w)
 			break;
 		}
 	}
+	/* a failed write may have reached part of its blocks */
+	lun_sparse_changed(l, w->first, w->end, w->kind == WRITE_DATA && !err);
 	range_leave(l, w);
 	w->cb(w->opaque, err);
 	free(w->edge_head);
@@ -554,6 +556,7 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fu
 		return;
 	}
 	w->fua = fua;
+	lun_sparse_changing(l);
 	if (range_enter(l, w))
 		write_start(w);
 }
@@ -590,6 +593,7 @@ void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_writ
 		cb(opaque, ENOMEM);
 		return;
 	}
+	lun_sparse_changing(l);
 	if (range_enter(l, w))
 		write_start(w);
 }

@@ -99,7 +99,9 @@ static void add_lun(struct stats_text *b, const struct fs_node *n)
 	COUNTER(errors);
 	COUNTER(retries);
 	COUNTER(unit_attentions);
+	COUNTER(lba_status_cmds);
 #undef COUNTER
+	add(b, "extents_known %zu\n", lun_extents_known(n->lun));
 	for (unsigned i = 0; i < LUN_LATENCY_BUCKETS; i++) {
 		hist[i] = atomic_load(&c->latency[i]);
 		total += hist[i];

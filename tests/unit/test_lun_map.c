@@ -1,0 +1,232 @@
+/* test_lun_map.c: the map of a LUN's provisioning (lun_map.c) against a
+ * model that keeps one state per block.
+ *
+ * A table of small scenarios first (learning, our writes and discards,
+ * stale answers, a full map), then thousands of random operations, after
+ * each of which every lookup, the next unknown block, the totals and the
+ * array's own invariants (sorted, disjoint, neighbours in different
+ * states) must agree with the model.  Single-threaded.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lun_map.h"
+#include "testlib.h"
+
+#define BLOCKS 200u
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* One state per block: what the map should say. */
+static enum lun_map_state model[BLOCKS];
+
+static void model_set(uint64_t start, uint64_t end, enum lun_map_state s)
+{
+	for (uint64_t b = start; b < end && b < BLOCKS; b++)
+		model[b] = s;
+}
+
+/* Everything the map says agrees with the model. */
+static void check_against_model(struct lun_map *m, const char *when)
+{
+	uint64_t data = 0, known = 0, data_blocks;
+	int before = test_failures;
+
+	for (size_t i = 0; i < m->n; i++) {
+		CHECK(m->ext[i].start < m->ext[i].end && m->ext[i].end <= BLOCKS);
+		CHECK(m->ext[i].state == LUN_MAP_DATA || m->ext[i].state == LUN_MAP_HOLE);
+		if (i > 0) {
+			CHECK(m->ext[i - 1].end <= m->ext[i].start);
+			CHECK(m->ext[i - 1].end < m->ext[i].start ||
+			      m->ext[i - 1].state != m->ext[i].state);
+		}
+	}
+	for (uint64_t b = 0; b < BLOCKS; b++) {
+		uint64_t end;
+		enum lun_map_state s = lun_map_lookup(m, b, &end);
+		CHECK(s == model[b]);
+		CHECK(end > b && end <= BLOCKS);
+		for (uint64_t x = b; x < end; x++)
+			CHECK(model[x] == s);
+		CHECK(end == BLOCKS || model[end] != s);
+		uint64_t u = lun_map_next_unknown(m, b);
+		uint64_t want = b;
+		while (want < BLOCKS && model[want] != LUN_MAP_UNKNOWN)
+			want++;
+		CHECK_EQ_U64(u, want);
+		known += model[b] != LUN_MAP_UNKNOWN;
+		data += model[b] == LUN_MAP_DATA;
+	}
+	CHECK(lun_map_allocated(m, &data_blocks) == (known == BLOCKS));
+	CHECK_EQ_U64(data_blocks, data);
+	uint64_t end;
+	CHECK(lun_map_lookup(m, BLOCKS, &end) == LUN_MAP_UNKNOWN && end == BLOCKS);
+	if (test_failures != before)
+		fprintf(stderr, "  after %s\n", when);
+}
+
+/* The target says [@start, @end) is in @s. */
+static int learn(struct lun_map *m, uint64_t start, uint64_t end, enum lun_map_state s)
+{
+	struct lun_map_extent e = { start, end, s };
+	uint64_t gen;
+
+	CHECK(lun_map_ticket(m, &gen));
+	return lun_map_learn(m, gen, &e, 1);
+}
+
+static void test_scenarios(void)
+{
+	struct lun_map *m = lun_map_new(BLOCKS, 64);
+	uint64_t gen, data;
+	struct lun_map_extent e[3] = {
+		{ 0, 10, LUN_MAP_DATA }, { 10, 50, LUN_MAP_HOLE }, { 50, 60, LUN_MAP_DATA },
+	};
+
+	memset(model, 0, sizeof model);
+	check_against_model(m, "new");
+	CHECK(!lun_map_allocated(m, &data));
+
+	/* an answer is kept */
+	CHECK(lun_map_ticket(m, &gen));
+	CHECK(lun_map_learn(m, gen, e, 3) == 1);
+	model_set(0, 10, LUN_MAP_DATA);
+	model_set(10, 50, LUN_MAP_HOLE);
+	model_set(50, 60, LUN_MAP_DATA);
+	check_against_model(m, "learning three extents");
+	CHECK(lun_map_extents(m) == 3);
+
+	/* a write into the hole splits it; the map reads it as data */
+	lun_map_change_begin(m);
+	CHECK(!lun_map_ticket(m, &gen));             /* no ticket while it runs */
+	lun_map_change_end(m, 20, 30, LUN_MAP_DATA);
+	model_set(20, 30, LUN_MAP_DATA);
+	check_against_model(m, "a write into a hole");
+	CHECK(lun_map_extents(m) == 5);
+
+	/* an answer sent before a change is stale */
+	CHECK(lun_map_ticket(m, &gen));
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 30, 40, LUN_MAP_UNKNOWN);   /* a discard */
+	model_set(30, 40, LUN_MAP_UNKNOWN);
+	struct lun_map_extent stale = { 30, 40, LUN_MAP_HOLE };
+	CHECK(lun_map_learn(m, gen, &stale, 1) == 0);
+	check_against_model(m, "a stale answer");
+
+	/* and one asked while a change runs is too */
+	lun_map_change_begin(m);
+	CHECK(lun_map_learn(m, gen + 2, &stale, 1) == 0);
+	lun_map_change_end(m, 30, 31, LUN_MAP_UNKNOWN);
+	check_against_model(m, "an answer while a change runs");
+
+	/* a fresh one fills what the discard left unknown and merges */
+	CHECK(learn(m, 30, 40, LUN_MAP_HOLE) == 1);
+	model_set(30, 40, LUN_MAP_HOLE);
+	check_against_model(m, "learning after the discard");
+
+	/* a write over several extents joins them */
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 5, 55, LUN_MAP_DATA);
+	model_set(5, 55, LUN_MAP_DATA);
+	check_against_model(m, "a write over several extents");
+	CHECK(lun_map_extents(m) == 1);
+
+	/* the rest learnt: all known */
+	CHECK(learn(m, 60, BLOCKS, LUN_MAP_HOLE) == 1);
+	model_set(60, BLOCKS, LUN_MAP_HOLE);
+	check_against_model(m, "the whole LUN known");
+	CHECK(lun_map_allocated(m, &data) && data == 60);
+
+	/* extents past the capacity are cut */
+	CHECK(learn(m, BLOCKS - 5, BLOCKS + 5, LUN_MAP_DATA) == 1);
+	model_set(BLOCKS - 5, BLOCKS, LUN_MAP_DATA);
+	check_against_model(m, "an extent cut at the capacity");
+
+	/* a Unit Attention drops everything and stales answers */
+	CHECK(lun_map_ticket(m, &gen));
+	lun_map_drop(m);
+	memset(model, 0, sizeof model);
+	CHECK(lun_map_learn(m, gen, e, 1) == 0);
+	check_against_model(m, "a drop");
+
+	/* a capacity change too */
+	CHECK(learn(m, 0, 10, LUN_MAP_DATA) == 1);
+	lun_map_resize(m, BLOCKS);
+	check_against_model(m, "a resize");
+	lun_map_free(m);
+
+	/* a full map refuses to learn, and forgets rather than lie */
+	m = lun_map_new(BLOCKS, 2);
+	memset(model, 0, sizeof model);
+	CHECK(learn(m, 0, 10, LUN_MAP_DATA) == 1);
+	CHECK(learn(m, 20, 30, LUN_MAP_HOLE) == 1);
+	CHECK(learn(m, 40, 50, LUN_MAP_DATA) == -1);
+	model_set(0, 10, LUN_MAP_DATA);
+	model_set(20, 30, LUN_MAP_HOLE);
+	check_against_model(m, "a full map refusing an answer");
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 24, 26, LUN_MAP_DATA);  /* needs 4 extents */
+	memset(model, 0, sizeof model);
+	check_against_model(m, "a full map dropped for a write");
+	lun_map_free(m);
+}
+
+static void test_random(void)
+{
+	struct lun_map *m = lun_map_new(BLOCKS, 1000);
+
+	memset(model, 0, sizeof model);
+	for (int round = 0; round < 20000; round++) {
+		uint64_t a = rng() % BLOCKS, b = rng() % BLOCKS;
+		uint64_t start = a < b ? a : b, end = (a < b ? b : a) + 1;
+		enum lun_map_state s = (enum lun_map_state)(rng() % 3);
+		char what[64];
+
+		switch (rng() % 8) {
+		case 0:
+		case 1:
+		case 2:
+			if (s != LUN_MAP_UNKNOWN) {
+				CHECK(learn(m, start, end, s) == 1);
+				model_set(start, end, s);
+			}
+			break;
+		case 3:
+		case 4:
+		case 5:
+			lun_map_change_begin(m);
+			lun_map_change_end(m, start, end, s);
+			model_set(start, end, s);
+			break;
+		case 6:
+			if (rng() % 16 == 0) {
+				lun_map_drop(m);
+				memset(model, 0, sizeof model);
+			}
+			break;
+		default:
+			break;
+		}
+		if (round % 7 == 0) {
+			snprintf(what, sizeof what, "round %d", round);
+			check_against_model(m, what);
+		}
+	}
+	lun_map_free(m);
+}
+
+int main(void)
+{
+	test_scenarios();
+	test_random();
+	return test_done("test_lun_map");
+}
