@@ -8,7 +8,8 @@
 # what status and sense mean (issue 12: SYNCHRONIZE CACHE refused, NO
 # SENSE, deferred errors, a failed iSCSI response), immediate data and
 # unsolicited Data-Out, StatSN gaps and a Logout Response that is not a
-# success (issue 12).
+# success (issue 12), GET LBA STATUS answered right, refused and
+# malformed (issue 14, lbas_case).
 #
 # For each case: mount (foreground, one session), read or write LUN 1 so
 # that the case fires, and check that
@@ -574,6 +575,63 @@ io_case tmf-late-abort read ok "LUN 1 reset; 1 commands sent again" opts=cmd_tim
 io_case tmf-no-task read ok \
     "command 0x(28|88) \\(ITT 0x[0-9a-f]+\\) on LUN 1 aborted \\(task does not exist\\); sending it again" \
     opts=cmd_timeout=2 sess=aborts=1 sess=lu_resets=0 sess=reconnects=0
+
+# issue 14: GET LBA STATUS.  lbas_case CASE: LUN 1 is thin (LBPME=1,
+# LBPRZ=1) and holds data at a few blocks, zeros elsewhere (the target
+# calls a block mapped when it holds a non-zero byte).  lbas-good: the
+# SEEK_DATA/SEEK_HOLE walk of lun1 shows exactly those blocks and nothing
+# is logged.  Any other case (refused, or malformed descriptors): one log
+# line says why, the file is all data (one extent, st_blocks the whole
+# size, user.iscsi.provisioning says so), and reads the target's bytes.
+lbas_case() {
+    local case=$1 start map want size lines
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    cp -- "$BAD_LUN1" "$work/lun1-saved"
+    size=$(file_size "$BAD_LUN1")
+    truncate -s 0 "$BAD_LUN1" && truncate -s "$size" "$BAD_LUN1"
+    for range in "0 4096" "$((100 * 512)) 1536" "$((700 * 512)) 65536" "$((size - 512)) 512"; do
+        read -r off len <<<"$range"
+        head -c "$len" /dev/urandom | tr '\0' x |
+            dd of="$BAD_LUN1" bs=512 oflag=seek_bytes seek="$off" conv=notrunc status=none
+    done
+    want="0 4096
+$((100 * 512)) $((103 * 512))
+$((700 * 512)) $((828 * 512))
+$((size - 512)) $size"
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    map=$(bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512) ||
+        fail "$case: the SEEK_DATA/SEEK_HOLE walk of lun1 failed"
+    badtarget_fired "$case" || fail "$case: the target never answered GET LBA STATUS (see $BAD_LOG)"
+    if [[ $case == lbas-good ]]; then
+        assert_eq "$want" "$map" "$case: the map of lun1"
+        assert_eq "thin lbprz=1" "$(getfattr --only-values -n user.iscsi.provisioning "$BAD_MNT/lun1")" \
+            "$case: user.iscsi.provisioning"
+        ! grep -q "GET LBA STATUS" "$ISCSIFS_LOG" || fail "$case: $(grep "GET LBA STATUS" "$ISCSIFS_LOG")"
+    else
+        assert_eq "0 $size" "$map" "$case: the map of lun1 (all data)"
+        check_log "lun1: GET LBA STATUS (is not supported|answer refused: GET LBA STATUS)"
+        # more seeks and a stat: still all data, and no second line
+        bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512 >/dev/null ||
+            fail "$case: the second walk failed"
+        sleep 1.1
+        assert_eq $((size / 512)) "$(stat -c %b "$BAD_MNT/lun1")" "$case: st_blocks of lun1"
+        lines=$(grep -c "GET LBA STATUS" "$ISCSIFS_LOG")
+        assert_eq 1 "$lines" "$case: lines about GET LBA STATUS in the log ($(grep "GET LBA STATUS" "$ISCSIFS_LOG"))"
+        assert_eq "thin lbprz=1, all data" \
+            "$(getfattr --only-values -n user.iscsi.provisioning "$BAD_MNT/lun1")" \
+            "$case: user.iscsi.provisioning"
+    fi
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
+    assert_same_file "$BAD_LUN1" "$work/got" "$case: lun1 read"
+    check_lun0 "$work"
+    cp -- "$work/lun1-saved" "$BAD_LUN1"
+    bad_case_end "$case" "$work" "$start"
+}
+for c in lbas-good lbas-unsupported lbas-overlap lbas-order lbas-beyond lbas-zero lbas-more lbas-start; do
+    lbas_case "$c"
+done
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -243,6 +243,16 @@ CASES = {
     "blocksize-odd": ("probe", 0, "READ CAPACITY of LUN 1: block length 1000"),
     "capacity-0": ("probe", 0, "READ CAPACITY(16) of LUN 1: last LBA 2^64-1 (0 blocks)"),
     "capacity-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1: 2^60 blocks of 4096 bytes"),
+    # -- issue 14: GET LBA STATUS (LUN 1 thin: LBPME=1, LBPRZ=1 in READ
+    # CAPACITY(16); a block is mapped when it holds a non-zero byte) --
+    "lbas-good": ("lbas", 0, "GET LBA STATUS answered right (the control case)"),
+    "lbas-unsupported": ("lbas", 0, "GET LBA STATUS refused: ILLEGAL REQUEST, INVALID FIELD IN CDB (24h/00h)"),
+    "lbas-overlap": ("lbas", 0, "GET LBA STATUS whose second descriptor starts one block inside the first"),
+    "lbas-order": ("lbas", 0, "GET LBA STATUS with the second and third descriptors swapped (out of order)"),
+    "lbas-beyond": ("lbas", 0, "GET LBA STATUS whose last descriptor runs 8 blocks past the capacity"),
+    "lbas-zero": ("lbas", 0, "GET LBA STATUS with a descriptor of 0 blocks before the second"),
+    "lbas-more": ("lbas", 0, "GET LBA STATUS sending one descriptor more than its PARAMETER DATA LENGTH declares"),
+    "lbas-start": ("lbas", 0, "GET LBA STATUS whose first descriptor starts one block after the LBA asked"),
     # -- issue 12 item 1: hole punch with an unmap granularity alignment --
     "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
@@ -1440,6 +1450,11 @@ class Conn:
                 # LBPU (UNMAP), LBPRZ; PROVISIONING TYPE 2 (thin)
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x84, 0x02, 0]), b""
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+        lbas = case.startswith("lbas-") and t.lun == 1
+        if op == 0x9E and cdb[1] & 0x1F == 0x12 and lbas:
+            if case == "lbas-unsupported" and self.t.fire("lbas"):
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            return self.lba_status(t, lun)
         if op in (0x25, 0x9E):   # READ CAPACITY(10), (16)
             last, bs = lun.blocks - 1, BLOCK
             if bad and op == 0x9E and case in ("probe-refused", "capacity10-huge") and \
@@ -1462,6 +1477,8 @@ class Conn:
                 last = (1 << 64) - 1
             if bad and case == "capacity-huge" and self.t.fire("probe"):
                 last, bs = (1 << 60) - 1, 4096
+            if lbas:   # LBPME, LBPRZ
+                return GOOD, struct.pack(">QI", last, bs) + bytes([0, 0, 0xC0]) + bytes(17), b""
             return GOOD, struct.pack(">QI", last, bs) + bytes(20), b""
         if op == 0x1A:     # MODE SENSE(6)
             if bad and case == "probe-refused" and self.t.fire("probe", "MODE SENSE(6) refused"):
@@ -1490,6 +1507,48 @@ class Conn:
             lun.write(lba * BLOCK, wdata)
             return GOOD, b"", b""
         return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
+
+    def lba_status(self, t, lun):
+        """GET LBA STATUS on @lun (issue 14): one descriptor per run of
+        blocks from the STARTING LBA to the end, mapped (0) when a block
+        holds a non-zero byte, else deallocated (1); as many as the
+        ALLOCATION LENGTH holds, PARAMETER DATA LENGTH counting them all.
+        The lbas-* cases spoil the answer as their lines say."""
+        start = struct.unpack_from(">Q", t.cdb, 2)[0]
+        alloc = struct.unpack_from(">I", t.cdb, 10)[0]
+        if start >= lun.blocks:
+            return CHECK_CONDITION, b"", fixed_sense(0x05, 0x21, 0x00)
+        data = lun.read(start * BLOCK, (lun.blocks - start) * BLOCK)
+        zero = bytes(BLOCK)
+        descs = []
+        for i in range(lun.blocks - start):
+            state = 1 if data[i * BLOCK:(i + 1) * BLOCK] == zero else 0
+            if descs and descs[-1][2] == state:
+                descs[-1][1] += 1
+            else:
+                descs.append([start + i, 1, state])
+        declared = len(descs)
+        case = self.t.case
+        if len(descs) >= 3 and self.t.fire("lbas", "%s (from LBA %d, %d descriptors)" % (
+                self.t.what, start, len(descs))):
+            if case == "lbas-overlap":
+                descs[1][0] -= 1
+            elif case == "lbas-order":
+                descs[1], descs[2] = descs[2], descs[1]
+            elif case == "lbas-beyond":
+                descs[-1][1] += 8
+            elif case == "lbas-zero":
+                descs.insert(1, [descs[1][0], 0, 1])
+                declared += 1
+            elif case == "lbas-more":
+                declared -= 1
+            elif case == "lbas-start" and descs[0][1] > 1:
+                descs[0] = [descs[0][0] + 1, descs[0][1] - 1, descs[0][2]]
+        body = b"".join(struct.pack(">QIB3x", lba, n, state) for lba, n, state in descs)
+        room = max(0, (alloc - 8) // 16 * 16)
+        if case == "lbas-more":
+            room += 16     # the descriptor more than it declares
+        return GOOD, (struct.pack(">I4x", 4 + 16 * declared) + body[:room])[:alloc], b""
 
     def unmap(self, t, lun, param):
         """UNMAP with parameter list @param on @lun: deallocate (zero) the
