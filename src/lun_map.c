@@ -135,8 +135,10 @@ static int assign(struct lun_map *m, uint64_t start, uint64_t end, enum lun_map_
 	}
 	for (size_t x = i; x < j; x++)
 		account(m, &m->ext[x], -1);
-	memmove(&m->ext[i + k], &m->ext[j], (m->n - j) * sizeof m->ext[0]);
-	memcpy(&m->ext[i], repl, k * sizeof repl[0]);
+	if (m->n > j)
+		memmove(&m->ext[i + k], &m->ext[j], (m->n - j) * sizeof m->ext[0]);
+	if (k)
+		memcpy(&m->ext[i], repl, k * sizeof repl[0]);
 	m->n = n;
 	for (size_t x = 0; x < k; x++)
 		account(m, &repl[x], 1);
