@@ -1,11 +1,13 @@
 #!/bin/bash
 # contrib/demo.sh: the README's first command.  On a fresh Debian machine
 # (as root) it installs what is needed, builds iscsifs, starts a local demo
-# target (tgtd on 127.0.0.1 with one 256 MiB LUN kept in RAM, a file on
-# /dev/shm), mounts it, and uses it the way a user would: lists the LUN,
-# reads its SCSI identity from the xattrs, round-trips data with dd, makes an
-# ext4 filesystem on it, loop-mounts it, copies a tree in, checks it with
-# e2fsck, and unmounts everything.
+# target (tgtd on 127.0.0.1 with one thin-provisioned 256 MiB LUN kept in
+# RAM, a file on /dev/shm), mounts it, and uses it the way a user would:
+# lists the LUN, reads its SCSI identity from the xattrs, shows with du that
+# the LUN file occupies only what was written, round-trips data with dd,
+# copies the LUN file sparsely with cp, makes an ext4 filesystem on it,
+# loop-mounts it, copies a tree in, checks it with e2fsck, and unmounts
+# everything.
 #
 #   contrib/demo.sh          run the demo and clean up
 #   contrib/demo.sh --keep   leave the target running and the LUN mounted
@@ -66,7 +68,7 @@ step "install packages and build"
 iscsifs=$top/build/src/iscsifs
 echo "built $iscsifs"
 
-step "start a demo target: tgtd on 127.0.0.1:$port, LUN 1 = $size in RAM"
+step "start a demo target: tgtd on 127.0.0.1:$port, LUN 1 = $size in RAM, thin-provisioned"
 mountpoint -q "$mnt" 2>/dev/null && die "$mnt is still mounted from an earlier --keep run: fusermount3 -u $mnt"
 mkdir -p "$mnt" "$fsmnt"
 truncate -s "$size" "$backing"
@@ -81,13 +83,30 @@ tgtadm -C "$ctl" --lld iscsi --mode target --op new --tid 1 --targetname "$iqn" 
     die "tgtd did not start (port $port in use? see $dir/tgtd.log)"
 tgtadm -C "$ctl" --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 \
     --backing-store "$backing"
+# thin: the LUN reports LBPME=1 and LBPRZ=1 and answers GET LBA STATUS
+# from the holes of its backing file
+tgtadm -C "$ctl" --lld iscsi --mode logicalunit --op update --tid 1 --lun 1 \
+    --params thin_provisioning=1
 tgtadm -C "$ctl" --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
 echo "target $iqn is up"
 
 step "mount it"
 show "$iscsifs" "iscsi://127.0.0.1:$port/$iqn" "$mnt"
 show ls -l "$mnt"
-show getfattr -d "$mnt/lun1" 2>/dev/null || true
+show getfattr -d "$mnt/lun1"
+
+# du_lun: what the LUN file occupies.  The first stat starts reading the
+# LUN's allocation (GET LBA STATUS) in the background and reports the
+# whole size until it is known; the kernel keeps attributes for 1 s.
+du_lun() {
+    stat "$mnt/lun1" >/dev/null
+    sleep 1.2
+    show du -h --apparent-size "$mnt/lun1"
+    show du -h "$mnt/lun1"
+}
+
+step "a thin LUN: the file occupies only what was written"
+du_lun
 
 step "write 64 MiB of random data with dd, read it back, compare"
 head -c 64M /dev/urandom >"$dir/random.bin"
@@ -96,6 +115,14 @@ show dd if="$mnt/lun1" of="$dir/readback.bin" bs=1M count=64 status=none
 show cmp "$dir/random.bin" "$dir/readback.bin"
 echo "identical: the LUN holds what was written"
 rm -f "$dir/random.bin" "$dir/readback.bin"
+du_lun
+
+step "copy the LUN file: cp skips its holes (SEEK_DATA/SEEK_HOLE)"
+show cp --sparse=always "$mnt/lun1" "$dir/copy.img"
+show cmp "$mnt/lun1" "$dir/copy.img"
+show du -h --apparent-size "$dir/copy.img"
+show du -h "$dir/copy.img"
+rm -f "$dir/copy.img"
 
 step "make an ext4 filesystem on the LUN file and loop-mount it"
 show mkfs.ext4 -q -F "$mnt/lun1"

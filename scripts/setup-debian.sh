@@ -2,7 +2,8 @@
 # scripts/setup-debian.sh: install what iscsifs needs on a Debian machine.
 #
 #   scripts/setup-debian.sh build   compiler, autotools, libfuse3, OpenSSL
-#   scripts/setup-debian.sh demo    build + tgt (the demo's local target)
+#   scripts/setup-debian.sh demo    build + tgt (the demo's local target),
+#                                   attr (getfattr, the demo's identity step)
 #   scripts/setup-debian.sh test    everything the test suite uses: both
 #                                   targets, libiscsi tools, qemu-img,
 #                                   fio, e2fsprogs, clang (fuzzing)
@@ -16,7 +17,7 @@ set -euo pipefail
 
 BUILD_PKGS=(gcc make autoconf automake pkg-config libfuse3-dev fuse3
     libssl-dev)
-DEMO_PKGS=(tgt e2fsprogs util-linux)
+DEMO_PKGS=(tgt e2fsprogs util-linux attr)
 TEST_PKGS=(tgt istgt libiscsi-bin qemu-utils qemu-block-extra fio
     e2fsprogs attr util-linux python3 clang procps)
 BENCH_PKGS=(gnuplot-nox iproute2)

@@ -332,6 +332,27 @@ def corpus_scsi():
     yield "mode10", bytes([8]) + struct.pack(">H", 6) + bytes([0, 0x80, 0, 0, 0, 0])
 
 
+def lba_status_seed(start, capacity, alloc, room, descs, declared=None):
+    """A fuzz_lbastatus input: the question, then the answer with
+    @descs (LBA, blocks, status) and PARAMETER DATA LENGTH for @declared
+    descriptors (default: all)."""
+    n = len(descs) if declared is None else declared
+    body = b"".join(struct.pack(">QIB3x", lba, blocks, st) for lba, blocks, st in descs)
+    return struct.pack(">QQHB", start, capacity, alloc, room) + struct.pack(">I4x", 4 + 16 * n) + body
+
+
+def corpus_lbastatus():
+    yield "tgtd-thin", lba_status_seed(0, 131072, 4104, 255, [
+        (0, 8, 0), (8, 2392, 1), (2400, 24, 0), (2424, 128640, 1), (131064, 8, 0)])
+    yield "from-middle", lba_status_seed(100, 1000, 4104, 255, [(100, 50, 2), (150, 850, 0)])
+    yield "truncated", lba_status_seed(0, 1000, 40, 255, [(0, 10, 1), (10, 10, 0)], declared=5)
+    yield "overlap", lba_status_seed(0, 1000, 4104, 255, [(0, 10, 0), (9, 10, 1)])
+    yield "gap", lba_status_seed(0, 1000, 4104, 255, [(0, 10, 0), (11, 10, 1)])
+    yield "beyond", lba_status_seed(0, 1000, 4104, 255, [(0, 990, 0), (990, 20, 1)])
+    yield "zero", lba_status_seed(0, 1000, 4104, 255, [(0, 10, 0), (10, 0, 1), (10, 5, 1)])
+    yield "more", lba_status_seed(0, 1000, 4104, 255, [(0, 10, 0), (10, 10, 1)], declared=1)
+
+
 def corpus_session():
     # task indexes (replaced by their ITTs): 0 READ 4096, 1 WRITE 8192,
     # 2 READ 512, 3 no data, 4 WRITE 65536
@@ -423,6 +444,7 @@ CORPORA = {
     "login": corpus_login,
     "sense": corpus_sense,
     "scsi": corpus_scsi,
+    "lbastatus": corpus_lbastatus,
     "session": corpus_session,
     "discovery": corpus_discovery,
 }

@@ -33,7 +33,7 @@
 set -u
 
 usage() {
-	echo "usage: $0 BUILDDIR [HARNESS...]   (HARNESS: pdu text login sense scsi session discovery)" >&2
+	echo "usage: $0 BUILDDIR [HARNESS...]   (HARNESS: pdu text login sense scsi lbastatus session discovery)" >&2
 	exit 2
 }
 
@@ -51,7 +51,7 @@ case $seconds$jobs in
 esac
 [ "$jobs" -ge 1 ] || jobs=1
 
-all="pdu text login sense scsi session discovery"
+all="pdu text login sense scsi lbastatus session discovery"
 harnesses=${*:-$all}
 
 if [ ! -x "$builddir/tests/fuzz/fuzz_pdu" ]; then
