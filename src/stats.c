@@ -5,6 +5,8 @@
  *     lun lun1 target iqn...:disk
  *     reads 120
  *     ...
+ *     lba_status_cmds 3
+ *     extents_known 12
  *     latency_p50_us 256
  *     session 0 target iqn...:disk
  *     commands 4711
