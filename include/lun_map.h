@@ -53,6 +53,9 @@ struct lun_map {
 	unsigned changing;           /* lock: our writes and discards in flight */
 	uint64_t data_blocks;        /* lock: blocks in LUN_MAP_DATA extents */
 	uint64_t known_blocks;       /* lock: blocks in any extent */
+	bool full;                   /* lock: an answer did not fit in @max
+	                              * extents; cleared when the map is
+	                              * emptied (drop, resize) */
 };
 
 /* A map of a LUN of @blocks blocks, all unknown, keeping at most
@@ -83,7 +86,8 @@ bool lun_map_ticket(struct lun_map *m, uint64_t *gen);
 
 /* The target's answer, taken with ticket @gen: @n extents (each inside
  * the capacity).  Returns 1 when kept, 0 when stale (the map changed
- * since the ticket) and -1 when the map is full (then it is unchanged). */
+ * since the ticket) and -1 when the map is full (then it keeps what fitted
+ * and lun_map_full() says so). */
 int lun_map_learn(struct lun_map *m, uint64_t gen, const struct lun_map_extent *ext, size_t n);
 
 /* Forget everything (another initiator may have changed the LUN). */
@@ -95,6 +99,10 @@ void lun_map_resize(struct lun_map *m, uint64_t blocks);
 /* Whether every block is known; then *@data_blocks holds how many hold
  * data. */
 bool lun_map_allocated(struct lun_map *m, uint64_t *data_blocks);
+
+/* Whether an answer did not fit since the map was last emptied: reading
+ * the whole map again would be in vain. */
+bool lun_map_full(struct lun_map *m);
 
 /* How many extents are known. */
 size_t lun_map_extents(struct lun_map *m);

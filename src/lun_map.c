@@ -83,6 +83,7 @@ static void account(struct lun_map *m, const struct lun_map_extent *e, int sign)
 
 static void forget_all(struct lun_map *m)
 {
+	m->full = false;
 	m->n = 0;
 	m->data_blocks = 0;
 	m->known_blocks = 0;
@@ -231,6 +232,7 @@ int lun_map_learn(struct lun_map *m, uint64_t gen, const struct lun_map_extent *
 		if (ext[i].start >= end)
 			continue;
 		if (assign(m, ext[i].start, end, ext[i].state) < 0) {
+			m->full = true;
 			rc = -1;
 			break;
 		}
@@ -264,6 +266,14 @@ bool lun_map_allocated(struct lun_map *m, uint64_t *data_blocks)
 	*data_blocks = m->data_blocks;
 	pthread_mutex_unlock(&m->lock);
 	return known;
+}
+
+bool lun_map_full(struct lun_map *m)
+{
+	pthread_mutex_lock(&m->lock);
+	bool full = m->full;
+	pthread_mutex_unlock(&m->lock);
+	return full;
 }
 
 size_t lun_map_extents(struct lun_map *m)

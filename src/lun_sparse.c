@@ -14,7 +14,9 @@
  * and walks on.  After SEEK_MAX_QUERIES commands it answers what is safe
  * without knowing: data where it stands (SEEK_DATA), the end of the file
  * (SEEK_HOLE).  A scan (started by lun_allocated(), one per LUN at a time)
- * walks the same way to the end, to learn the whole map for st_blocks.
+ * walks the same way to the end, to learn the whole map for st_blocks; it
+ * stops when the map is full (MAP_MAX_EXTENTS) and is not started again
+ * until the map is emptied.
  *
  * The map is dropped when a session reconnected since it was last looked
  * at (another initiator may have written meanwhile), on every Unit
@@ -330,7 +332,9 @@ bool lun_allocated(struct lun *l, uint64_t *bytes)
 		*bytes = data_blocks * l->block_size;
 		return true;
 	}
-	if (!atomic_exchange(&l->map_scanning, true)) {
+	/* one scan at a time, and none while the map cannot hold the LUN's
+	 * extents: st_blocks stays the whole size then */
+	if (!lun_map_full(l->map) && !atomic_exchange(&l->map_scanning, true)) {
 		struct seek_req *r = seek_req_new(l, GOAL_SCAN, 0, NULL, NULL);
 		if (!r)
 			atomic_store(&l->map_scanning, false);

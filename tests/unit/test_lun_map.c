@@ -169,7 +169,9 @@ static void test_scenarios(void)
 	memset(model, 0, sizeof model);
 	CHECK(learn(m, 0, 10, LUN_MAP_DATA) == 1);
 	CHECK(learn(m, 20, 30, LUN_MAP_HOLE) == 1);
+	CHECK(!lun_map_full(m));
 	CHECK(learn(m, 40, 50, LUN_MAP_DATA) == -1);
+	CHECK(lun_map_full(m));
 	model_set(0, 10, LUN_MAP_DATA);
 	model_set(20, 30, LUN_MAP_HOLE);
 	check_against_model(m, "a full map refusing an answer");
@@ -177,6 +179,12 @@ static void test_scenarios(void)
 	lun_map_change_end(m, 24, 26, LUN_MAP_DATA);  /* needs 4 extents */
 	memset(model, 0, sizeof model);
 	check_against_model(m, "a full map dropped for a write");
+	CHECK(!lun_map_full(m));
+	CHECK(learn(m, 0, 10, LUN_MAP_DATA) == 1);
+	CHECK(learn(m, 20, 30, LUN_MAP_HOLE) == 1);
+	CHECK(learn(m, 40, 50, LUN_MAP_DATA) == -1);
+	lun_map_drop(m);
+	CHECK(!lun_map_full(m));
 	lun_map_free(m);
 }
 
