@@ -12,6 +12,8 @@
 #     sparse file;
 #   - `qemu-img map` of the LUN file lists the same data extents;
 #   - after a write into a hole and a punched hole, the walk follows;
+#   - a write by another initiator (into the backing file) shows after a
+#     reconnect, which drops the map;
 #   - user.iscsi.provisioning and the stats counters say what happened;
 #   - the thick LUN and istgt's LUN are all data, with no error logged.
 # shellcheck source=tests/lib/targets.sh
@@ -180,6 +182,20 @@ same_map "$lun" "$thin" "after a write into a hole"
 t fallocate -p -o $((17 << 20 | 65536)) -l $((1 << 20)) "$lun" || fail "punching a hole failed"
 same_map "$lun" "$thin" "after a punched hole"
 assert_same_file "$lun" "$thin" "content after the write and the hole"
+
+# ---- another initiator's write: seen after a reconnect ----
+# (written into the backing file behind our back: the map, which holds
+# that range as a hole, does not see it until a session reconnects)
+write_at "$thin" $((50 << 20 | 4096)) 8192
+[[ $(seek_map "$lun") != "$(seek_map "$thin")" ]] ||
+    fail "the map saw a write behind its back without a reconnect (the test would prove nothing)"
+tgt_drop_connection 1 "$(timeout 20 tgtadm -C "$TGT_CTRL" --lld iscsi --op show \
+    --mode target | awk '/^ *I_T nexus: [0-9]/ { print $3; exit }')"
+reconnected() {
+    (($(awk '$1 == "reconnects" { n += $2 } END { print n + 0 }' "$mnt/.iscsifs/stats") >= 1))
+}
+wait_true 30 reconnected || fail "no reconnect counted 30 s after the connection was dropped"
+same_map "$lun" "$thin" "after a reconnect"
 
 # ---- the thick LUN: all data ----
 assert_eq "0 $SIZE" "$(seek_map "$mnt/lun2")" "the thick LUN's map"
