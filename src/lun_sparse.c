@@ -104,12 +104,12 @@ static void check_reconnects(struct lun *l)
 	}
 }
 
-/* The target refused GET LBA STATUS or its answer (@why): all data from
- * now on, said once. */
+/* The target refused GET LBA STATUS, or we refuse its answer (@why says
+ * which): all data from now on, said once. */
 static void refuse(struct lun *l, const char *why)
 {
 	if (!atomic_exchange(&l->map_refused, true))
-		log_warn("target %s, %s: GET LBA STATUS %s; the file reads as all data, without holes",
+		log_warn("target %s, %s: %s; the file reads as all data, without holes",
 			 l->target, l->name, why);
 	lun_map_drop(l->map);
 }
@@ -230,7 +230,7 @@ static void query_done(struct iscsi_task *t)
 	case VERDICT_OK:
 		break;
 	case VERDICT_UNSUPPORTED:
-		refuse(l, "is not supported");
+		refuse(l, "GET LBA STATUS is not supported");
 		seek_unknown(r);
 		return;
 	case VERDICT_FAIL:
@@ -241,7 +241,7 @@ static void query_done(struct iscsi_task *t)
 	if (scsi_parse_lba_status(r->data, t->data_in_bytes, LBA_STATUS_ALLOC, r->at, l->blocks,
 				  r->desc, LBA_STATUS_DESCS, &count) < 0) {
 		char why[256];
-		snprintf(why, sizeof why, "answer refused: %s", err_msg());
+		snprintf(why, sizeof why, "%s: answer refused", err_msg());
 		refuse(l, why);
 		seek_unknown(r);
 		return;
