@@ -638,11 +638,15 @@ static void seek_done(void *opaque, int err, uint64_t off)
 static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	int err;
-	struct fs_node *n = lun_node(fs_of(req), ino, &err);
+	struct fs_node *n = node_of(fs_of(req), ino);
 
-	if (!n) {
-		fuse_reply_err(req, err);
+	if (!n || n->is_dir) {
+		fuse_reply_err(req, n ? EISDIR : ENOENT);
+		return;
+	}
+	if (n->is_stats) {
+		/* its st_size is 0: every offset is at or past the end */
+		fuse_reply_err(req, ENXIO);
 		return;
 	}
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {

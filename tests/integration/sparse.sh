@@ -199,6 +199,18 @@ same_map "$lun" "$thin" "after a reconnect"
 
 # ---- the thick LUN: all data ----
 assert_eq "0 $SIZE" "$(seek_map "$mnt/lun2")" "the thick LUN's map"
+# the statistics file (size 0): ENXIO, and LUN files still seek after it
+"$PYTHON" - "$mnt/.iscsifs/stats" <<'PY' || fail "SEEK_DATA on the statistics file"
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    os.lseek(fd, 0, os.SEEK_DATA)
+    sys.exit("SEEK_DATA on the statistics file succeeded")
+except OSError as e:
+    if e.errno != errno.ENXIO:
+        sys.exit("SEEK_DATA on the statistics file: %s, ENXIO expected" % e)
+PY
+same_map "$lun" "$thin" "after a seek on the statistics file"
 no_errors "tgtd"
 unmount_iscsifs "$mnt"
 
