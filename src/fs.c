@@ -634,11 +634,12 @@ static void seek_done(void *opaque, int err, uint64_t off)
 
 /* SEEK_DATA and SEEK_HOLE (the kernel answers the other kinds itself):
  * from the LUN's provisioning (lun_seek()), replying later when the target
- * must be asked. */
+ * must be asked; all data with -o cache. */
 static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	struct fs_node *n = node_of(fs_of(req), ino);
+	struct fs *fs = fs_of(req);
+	struct fs_node *n = node_of(fs, ino);
 
 	if (!n || n->is_dir) {
 		fuse_reply_err(req, n ? EISDIR : ENOENT);
@@ -653,8 +654,14 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (off < 0) {
+	if (off < 0 || (uint64_t)off >= n->lun->size) {
 		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	if (fs->cache) {
+		/* the kernel may hold written pages it has not sent yet, which
+		 * the map cannot know: all data, as a regular file */
+		fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)n->lun->size);
 		return;
 	}
 	lun_seek(n->lun, (uint64_t)off, whence == SEEK_DATA, seek_done, req);

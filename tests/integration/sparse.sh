@@ -15,7 +15,8 @@
 #   - a write by another initiator (into the backing file) shows after a
 #     reconnect, which drops the map;
 #   - user.iscsi.provisioning and the stats counters say what happened;
-#   - the thick LUN and istgt's LUN are all data, with no error logged.
+#   - the thick LUN and istgt's LUN are all data, with no error logged; so
+#     is the thin LUN with -o cache (written pages may wait in the kernel).
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
 trap cleanup EXIT
@@ -212,6 +213,11 @@ except OSError as e:
 PY
 same_map "$lun" "$thin" "after a seek on the statistics file"
 no_errors "tgtd"
+unmount_iscsifs "$mnt"
+
+# ---- -o cache: all data (the kernel may hold pages not yet written) ----
+mount_iscsifs "$TGT_URL/$iqn" "$mnt" -o cache
+assert_eq "0 $SIZE" "$(seek_map "$mnt/lun1")" "the thin LUN's map with -o cache"
 unmount_iscsifs "$mnt"
 
 # ---- istgt: all data, no errors ----
