@@ -580,9 +580,11 @@ io_case tmf-no-task read ok \
 # LBPRZ=1) and holds data at a few blocks, zeros elsewhere (the target
 # calls a block mapped when it holds a non-zero byte).  lbas-good: the
 # SEEK_DATA/SEEK_HOLE walk of lun1 shows exactly those blocks and nothing
-# is logged.  Any other case (refused, or malformed descriptors): one log
-# line says why, the file is all data (one extent, st_blocks the whole
-# size, user.iscsi.provisioning says so), and reads the target's bytes.
+# is logged; lbas-ua: a write of another initiator into a hole shows once
+# its Unit Attention dropped the map.  Any other case (refused, or
+# malformed descriptors): one log line says why, the file is all data (one
+# extent, st_blocks the whole size, user.iscsi.provisioning says so), and
+# reads the target's bytes.
 lbas_case() {
     local case=$1 start map want size lines
     selected_case "$case" || return 0
@@ -603,8 +605,24 @@ $((size - 512)) $size"
     bad_mount_fg sessions=1
     map=$(bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512) ||
         fail "$case: the SEEK_DATA/SEEK_HOLE walk of lun1 failed"
-    badtarget_fired "$case" || fail "$case: the target never answered GET LBA STATUS (see $BAD_LOG)"
-    if [[ $case == lbas-good ]]; then
+    if [[ $case == lbas-ua ]]; then
+        # another initiator writes into a hole; its Unit Attention, met
+        # by our next command, drops the map
+        assert_eq "$want" "$map" "$case: the map of lun1 before"
+        kill -USR1 "$BAD_PID"
+        wait_true 5 badtarget_fired "$case" || fail "$case: the target did not write (see $BAD_LOG)"
+        bt dd if="$BAD_MNT/lun1" of=/dev/null bs=512 count=1 status=none || fail "$case: read of lun1 failed"
+        map=$(bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512)
+        want="0 4096
+$((100 * 512)) $((103 * 512))
+$((700 * 512)) $((828 * 512))
+$((2 << 20)) $(((2 << 20) + 4096))
+$((size - 512)) $size"
+        assert_eq "$want" "$map" "$case: the map of lun1 after the Unit Attention"
+    fi
+    [[ $case == lbas-ua ]] || badtarget_fired "$case" ||
+        fail "$case: the target never answered GET LBA STATUS (see $BAD_LOG)"
+    if [[ $case == lbas-good || $case == lbas-ua ]]; then
         assert_eq "$want" "$map" "$case: the map of lun1"
         assert_eq "thin lbprz=1" "$(getfattr --only-values -n user.iscsi.provisioning "$BAD_MNT/lun1")" \
             "$case: user.iscsi.provisioning"
@@ -629,7 +647,7 @@ $((size - 512)) $size"
     cp -- "$work/lun1-saved" "$BAD_LUN1"
     bad_case_end "$case" "$work" "$start"
 }
-for c in lbas-good lbas-unsupported lbas-overlap lbas-order lbas-beyond lbas-zero lbas-more lbas-start; do
+for c in lbas-good lbas-ua lbas-unsupported lbas-overlap lbas-order lbas-beyond lbas-zero lbas-more lbas-start; do
     lbas_case "$c"
 done
 

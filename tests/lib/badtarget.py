@@ -253,6 +253,8 @@ CASES = {
     "lbas-zero": ("lbas", 0, "GET LBA STATUS with a descriptor of 0 blocks before the second"),
     "lbas-more": ("lbas", 0, "GET LBA STATUS sending one descriptor more than its PARAMETER DATA LENGTH declares"),
     "lbas-start": ("lbas", 0, "GET LBA STATUS whose first descriptor starts one block after the LBA asked"),
+    "lbas-ua": ("event", 0, "GET LBA STATUS answered right; each SIGUSR1 writes 4 KiB of data at 2 MiB of LUN 1 "
+                "(another initiator) and sets UNIT ATTENTION MODE PARAMETERS CHANGED (2Ah/01h) on every connection"),
     # -- issue 12 item 1: hole punch with an unmap granularity alignment --
     "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
@@ -476,6 +478,13 @@ class Target:
                 return
             for c in conns:
                 c.add_ua(1, 0x2A, 0x09)
+        elif self.case == "lbas-ua":
+            self.luns[1].write(2 << 20, os.urandom(4096).replace(b"\0", b"x"))
+            if not self.fire("event", "4 KiB written at 2 MiB of LUN 1; MODE PARAMETERS CHANGED pending on %d connections"
+                             % len(conns)):
+                return
+            for c in conns:
+                c.add_ua(1, 0x2A, 0x01)
         elif self.case == "ua-luns-changed":
             with self.lock:
                 if n % 2:
