@@ -5,16 +5,16 @@
  * The event loops of fuse_loop.c call these handlers, so a handler must
  * not block: the lookup and listing of a discovered target's directory,
  * which log in to the target the first time, run on a helper thread
- * instead (fuse_loop_offload(): dir_job below).  The inode table is
+ * instead (fuse_loop_offload(): dir_job below), which replies from
+ * there.  The inode table is
  * only appended to, and a node marked gone stays (see fs.h), so lookups
  * take no lock.  Notifications (fs_notify_*()) come from target.c's rescan
  * thread, never from a handler.
  * Each request gets exactly one fuse_reply_*: reads and writes reply
  * later, from the session thread that completes the last command (libfuse
- * allows a reply from any thread), offloaded ones from their helper; the
- * other handlers reply before they return.  A write keeps its request
- * buffer (fuse_loop_take_buffer()) until it completes, so its payload is
- * never copied.
+ * allows a reply from any thread); the other handlers reply before they
+ * return.  A write keeps its request buffer (fuse_loop_take_buffer()) until
+ * it completes, so its payload is never copied.
  *
  * This is the only file that turns an errno into a FUSE reply.
  */
