@@ -1,11 +1,20 @@
-/* fuse_loop.h: our multithreaded loop over the FUSE device, in which a
- * handler may keep its request's buffer after it returns.
+/* fuse_loop.h: the event loops serving the FUSE device, in which a
+ * handler may keep its request's buffer after it returns and hands
+ * blocking work to a helper thread.
+ *
+ * fuse_loop_run() starts K loop threads.  Each waits with epoll on the
+ * FUSE device (non-blocking, EPOLLEXCLUSIVE: one idle loop wakes per
+ * request) and on its own eventfd, and reads many requests per wake-up.
+ * A handler runs on the loop that read its request, so it must not block:
+ * what may wait on the network goes to the helper pool
+ * (fuse_loop_offload(), helpers.h), which replies when done.
  *
  * libfuse's own loop reuses each worker's buffer for the next request, so
  * an asynchronous write would have to copy its payload.  Here a write
  * handler takes the buffer (fuse_loop_take_buffer()), sends the payload
- * straight from it, and frees it when the write completes; the worker
- * gets a fresh buffer for its next request.
+ * straight from it, and gives it back when the write completes
+ * (fuse_loop_release_buffer()); the loop takes a spare buffer for its next
+ * request.
  */
 #ifndef ISCSIFS_FUSE_LOOP_H
 #define ISCSIFS_FUSE_LOOP_H
@@ -13,14 +22,46 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
-/* Serve @se with @threads workers until the file system is unmounted or a
- * signal ends the session.  Returns 0, or -1 when no worker could start. */
-int fuse_loop_run(struct fuse_session *se, unsigned threads);
+#include "helpers.h"
+
+/* Loops at most (-o loops=). */
+#define FUSE_LOOPS_MAX 64
+
+/* Helper threads beside the loops (blocking handlers). */
+#define FUSE_LOOP_HELPERS 2
+
+/* The counters of one loop, for the statistics file. */
+struct fuse_loop_counters {
+	unsigned long requests;       /* FUSE requests read and handled */
+	unsigned long wakeups;        /* returns from epoll_wait() with events */
+};
+
+/* Serve @se with @loops loop threads (1..FUSE_LOOPS_MAX) and
+ * FUSE_LOOP_HELPERS helpers until the file system is unmounted or a
+ * signal ends the session.  Returns 0, or -1 when it could not start. */
+int fuse_loop_run(struct fuse_session *se, unsigned loops);
 
 /* In a request handler called by fuse_loop_run(): take ownership of the
  * buffer holding the current request.  The pointers libfuse passed to the
- * handler stay valid until the caller free()s the returned pointer.
- * Returns NULL when the handler runs outside fuse_loop_run() (copy then). */
+ * handler stay valid until the caller gives the returned pointer to
+ * fuse_loop_release_buffer().  Returns NULL when the handler runs outside
+ * fuse_loop_run() (copy then). */
 void *fuse_loop_take_buffer(void);
+
+/* Give back a buffer fuse_loop_take_buffer() returned (from any thread,
+ * also after fuse_loop_run() has returned): kept as a spare for the
+ * loops, or freed. */
+void fuse_loop_release_buffer(void *buffer);
+
+/* In a request handler called by fuse_loop_run(): run @job on a helper
+ * thread instead of this loop.  Returns 0, or -1 outside fuse_loop_run()
+ * (run the work in place then). */
+int fuse_loop_offload(struct helper_job *job);
+
+/* On a loop thread: the number of loops of the mount (0 elsewhere); the
+ * counters of the first @max of them go to @out, the jobs the helpers ran
+ * to *@helper_jobs. */
+unsigned fuse_loop_counters(struct fuse_loop_counters *out, unsigned max,
+			    unsigned long *helper_jobs);
 
 #endif /* ISCSIFS_FUSE_LOOP_H */

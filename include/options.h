@@ -33,6 +33,7 @@ struct options {
 	int show_version;           /* --version / -V */
 	int list;                   /* --list: print what the URL offers, mount nothing */
 	unsigned sessions;          /* -o sessions= */
+	unsigned loops;             /* -o loops= (default: online CPUs, at most 8) */
 	unsigned queue_depth;       /* -o queue_depth= */
 	char *initiator;            /* -o initiator= */
 	char *chap_user;            /* -o chap_user= */

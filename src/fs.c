@@ -2,7 +2,11 @@
  *
  * NOTES ON THE THREAD MODEL
  *
- * The workers of fuse_loop.c call these handlers.  The inode table is
+ * The event loops of fuse_loop.c call these handlers, so a handler must
+ * not block: the lookup and listing of a discovered target's directory,
+ * which log in to the target the first time, run on a helper thread
+ * instead (fuse_loop_offload(): dir_job below), which replies from
+ * there.  The inode table is
  * only appended to, and a node marked gone stays (see fs.h), so lookups
  * take no lock.  Notifications (fs_notify_*()) come from target.c's rescan
  * thread, never from a handler.
@@ -224,7 +228,80 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 }
 
+/* A lookup or listing of a directory that may have to open its target
+ * (ensure_open() logs in): run on a helper thread, never on a loop. */
+struct dir_job {
+	struct helper_job job;        /* first: the pool's view of it */
+	fuse_req_t req;               /* to reply to */
+	fuse_ino_t ino;               /* the directory */
+	bool listing;                 /* readdir (size, off), else lookup (name) */
+	size_t size;                  /* readdir: the reply's size at most */
+	off_t off;                    /* readdir: the entry to start from */
+	char name[];                  /* lookup: the name, copied (the loop reuses
+	                               * the request's buffer) */
+};
+
+static void lookup_in(fuse_req_t req, fuse_ino_t parent, const char *name);
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
+
+static void dir_job_run(struct helper_job *job)
+{
+	struct dir_job *d = (struct dir_job *)job;
+
+	if (d->listing)
+		list_dir(d->req, d->ino, d->size, d->off);
+	else
+		lookup_in(d->req, d->ino, d->name);
+	free(d);
+}
+
+/* The mount is going away before the job ran: the request still gets its
+ * one reply. */
+static void dir_job_drop(struct helper_job *job)
+{
+	struct dir_job *d = (struct dir_job *)job;
+
+	fuse_reply_err(d->req, EINTR);
+	free(d);
+}
+
+/* Hand the lookup of @name (NULL: the listing of @size bytes from @off)
+ * in directory @ino to a helper when opening its target may block.
+ * Returns true when it did (the helper replies), false when the caller
+ * goes on here. */
+static bool offload_dir(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size,
+			off_t off)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *dir = node_of(fs, ino);
+	size_t name_len = name ? strlen(name) + 1 : 0;
+	struct dir_job *d;
+
+	if (!dir || !dir->is_dir || !dir->tgt || !fs->discovery || dir->ino == 1)
+		return false;         /* nothing to open: no network involved */
+	d = malloc(sizeof *d + name_len);
+	if (!d)
+		return false;         /* (it then blocks this loop, but is answered) */
+	*d = (struct dir_job){
+		.job = { .run = dir_job_run, .drop = dir_job_drop },
+		.req = req, .ino = ino, .listing = !name, .size = size, .off = off,
+	};
+	if (name)
+		memcpy(d->name, name, name_len);
+	if (fuse_loop_offload(&d->job) < 0) {
+		free(d);              /* not on a loop: this thread may wait */
+		return false;
+	}
+	return true;
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (!offload_dir(req, parent, name, 0, 0))
+		lookup_in(req, parent, name);
+}
+
+static void lookup_in(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *dir = node_of(fs, parent);
@@ -302,6 +379,12 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
+{
+	if (!offload_dir(req, ino, NULL, size, off))
+		list_dir(req, ino, size, off);
+}
+
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *dir = node_of(fs, ino);
@@ -492,6 +575,7 @@ struct fs_write_ctx {
 	fuse_req_t req;               /* to reply to */
 	size_t size;                  /* bytes written on success */
 	void *buffer;                 /* the request buffer taken from the loop, or a copy */
+	bool taken;                   /* buffer is the loop's: give it back, else free it */
 };
 
 static void write_done(void *opaque, int err)
@@ -502,7 +586,10 @@ static void write_done(void *opaque, int err)
 		fuse_reply_err(w->req, err);
 	else
 		fuse_reply_write(w->req, w->size);
-	free(w->buffer);
+	if (w->taken)
+		fuse_loop_release_buffer(w->buffer);
+	else
+		free(w->buffer);
 	free(w);
 }
 
@@ -536,6 +623,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	/* Keep the request buffer itself alive until the write completes:
 	 * the payload goes to the socket from there, never copied. */
 	w->buffer = fuse_loop_take_buffer();
+	w->taken = w->buffer != NULL;
 	if (!w->buffer) {
 		w->buffer = malloc(size ? size : 1);
 		if (!w->buffer) {

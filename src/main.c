@@ -49,10 +49,6 @@
 #include "target.h"
 #include "url.h"
 
-/* Threads reading /dev/fuse.  No handler waits on the network (reads,
- * writes and fsync complete on session threads), so a few serve any load. */
-#define FUSE_WORKERS 8
-
 /* What a step returns to have start-up go on (else an exit status). */
 #define GO_ON (-1)
 
@@ -152,6 +148,10 @@ static int configure(struct startup *s)
 	if (o->sessions == 0 || o->sessions > 64 || o->queue_depth == 0 ||
 	    o->queue_depth > 1024) {
 		fprintf(stderr, "iscsifs: sessions must be 1..64 and queue_depth 1..1024\n");
+		return 2;
+	}
+	if (o->loops == 0 || o->loops > FUSE_LOOPS_MAX) {
+		fprintf(stderr, "iscsifs: loops must be 1..%u\n", FUSE_LOOPS_MAX);
 		return 2;
 	}
 	if (o->list) {
@@ -287,7 +287,7 @@ static int mount_fs(struct startup *s)
 /* The FUSE loop until unmount (or a signal), then the unmount. */
 static int serve(struct startup *s)
 {
-	int loop_rc = fuse_loop_run(s->se, FUSE_WORKERS);
+	int loop_rc = fuse_loop_run(s->se, s->opt.loops);
 
 	fs_set_session(&s->fs, NULL);
 	fuse_session_unmount(s->se);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Defaults of the numeric -o options (DESIGN section 1). */
 #define DEFAULT_SESSIONS 4
@@ -15,6 +16,8 @@
 #define DEFAULT_NOOP_INTERVAL_S 5
 #define DEFAULT_NOOP_TIMEOUT_S 5
 #define DEFAULT_CMD_TIMEOUT_S 30
+/* -o loops: one per online CPU, at most this many. */
+#define DEFAULT_LOOPS_MAX 8
 
 /* A value or flag of struct options: "name=%u" or "name=%s" stores the
  * value in @f, a bare name sets @f to 1; either way the argument is ours
@@ -22,6 +25,7 @@
 #define OPT(t, f) { t, offsetof(struct options, f), 1 }
 static const struct fuse_opt option_spec[] = {
 	OPT("sessions=%u", sessions),
+	OPT("loops=%u", loops),
 	OPT("queue_depth=%u", queue_depth),
 	OPT("initiator=%s", initiator),
 	OPT("chap_user=%s", chap_user),
@@ -61,6 +65,7 @@ void options_usage(FILE *f)
 "  -d                        debug log to stderr (implies -f)\n"
 "  -o ro                     read-only; every file mode 0444\n"
 "  -o sessions=N             iSCSI sessions per target (default 4)\n"
+"  -o loops=K               event-loop threads serving the mount (default: CPUs, at most 8)\n"
 "  -o queue_depth=N          outstanding commands per session (default 32)\n"
 "  -o initiator=IQN          initiator name (default iqn.2026-11.org.iscsifs:HOSTNAME)\n"
 "  -o chap_user=NAME         CHAP user (or iscsi://NAME@HOST/...)\n"
@@ -103,10 +108,19 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	return 0;
 }
 
+/* The default of -o loops: the online CPUs, 1..DEFAULT_LOOPS_MAX. */
+static unsigned default_loops(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return cpus < 1 ? 1 : cpus > DEFAULT_LOOPS_MAX ? DEFAULT_LOOPS_MAX : (unsigned)cpus;
+}
+
 int options_parse(struct fuse_args *args, struct options *o)
 {
 	*o = (struct options){
 		.sessions = DEFAULT_SESSIONS,
+		.loops = default_loops(),
 		.queue_depth = DEFAULT_QUEUE_DEPTH,
 		.timeout = DEFAULT_TIMEOUT_S,
 		.noop_interval = DEFAULT_NOOP_INTERVAL_S,

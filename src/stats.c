@@ -11,7 +11,18 @@
  *     session 0 target iqn...:disk
  *     commands 4711
  *     ...
+ *     loops 2
+ *     helper_jobs 3
+ *     loop 0
+ *     requests 5120
+ *     wakeups 812
+ *     loop 1
+ *     ...
  *
+ * The loop lines (fuse_loop.h) come last: how many event loops serve the
+ * mount, the jobs the helper threads ran, and per loop the FUSE requests
+ * it handled and its wake-ups; they appear when the text is rendered on a
+ * loop, as every read of the file is.
  * Counters are read one by one without a lock, so a snapshot taken under
  * I/O is not atomic as a whole; each value is exact.  Latency percentiles
  * come from a histogram with power-of-two buckets: each is the upper bound
@@ -25,6 +36,7 @@
 #include <stdlib.h>
 
 #include "fs.h"
+#include "fuse_loop.h"
 #include "pool.h"
 
 /* A growing text buffer. */
@@ -135,6 +147,20 @@ static void add_pool(struct stats_text *b, struct pool *p, const char *target)
 	}
 }
 
+/* The event loops' block, when rendered on a loop. */
+static void add_loops(struct stats_text *b)
+{
+	struct fuse_loop_counters c[FUSE_LOOPS_MAX];
+	unsigned long jobs;
+	unsigned n = fuse_loop_counters(c, FUSE_LOOPS_MAX, &jobs);
+
+	if (n == 0)
+		return;
+	add(b, "loops %u\nhelper_jobs %lu\n", n, jobs);
+	for (unsigned i = 0; i < n; i++)
+		add(b, "loop %u\nrequests %lu\nwakeups %lu\n", i, c[i].requests, c[i].wakeups);
+}
+
 char *stats_render(struct fs *fs, size_t *len)
 {
 	struct stats_text b = { .cap = 4096 };
@@ -154,6 +180,7 @@ char *stats_render(struct fs *fs, size_t *len)
 			add_pool(&b, t->pool, t->cfg.target_name);
 		pthread_mutex_unlock(&t->lock);
 	}
+	add_loops(&b);
 	if (b.failed) {
 		free(b.data);
 		return NULL;

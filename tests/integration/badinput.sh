@@ -7,7 +7,7 @@
 #   bad or unsupported URL, bad port, no such host, connection refused,
 #   unknown target, no such LUN, mountpoint missing / not a directory /
 #   busy / already mounted by iscsifs, login rejected (initiator not in the
-#   target's ACL; target requires CHAP).
+#   target's ACL; target requires CHAP), -o loops out of range.
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
 trap cleanup EXIT
@@ -113,6 +113,9 @@ expect_failure "unknown target" 'target|not found' free "$m" \
 expect_failure "no such LUN" 'lun' free "$m" "$good/7" "$m"
 expect_failure "mountpoint missing" 'mount|exist|no such|director' free "$TEST_TMPDIR/nonexistent" \
     "$good" "$TEST_TMPDIR/nonexistent"
+# issue 13: the number of event loops
+expect_failure "-o loops=0" 'loops' free "$m" -o loops=0 "$good" "$m"
+expect_failure "-o loops=65 (more than 64)" 'loops' free "$m" -o loops=65 "$good" "$m"
 : >"$TEST_TMPDIR/a-file"
 expect_failure "mountpoint is a file" 'director|mount' free "$TEST_TMPDIR/a-file" \
     "$good" "$TEST_TMPDIR/a-file"

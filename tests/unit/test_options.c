@@ -2,9 +2,11 @@
  * table-driven: what is ours lands in the struct, what is FUSE's stays in
  * the arguments passed on, and the first two other arguments are URL and
  * MOUNTPOINT.  Each case names the fields that differ from the defaults,
- * as describe() writes them.
+ * as describe() writes them.  The default of loops depends on the
+ * machine (its online CPUs, at most 8): default_loops() says it.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "options.h"
 #include "testlib.h"
@@ -35,6 +37,8 @@ static const struct options_case cases[] = {
 	  "" },
 	{ { "-o", "target_secret_file=/ts,header_digest=none,data_digest=crc32c", "u", "m" },
 	  "url=u mountpoint=m target_secret_file=/ts header_digest=none data_digest=crc32c", "" },
+	{ { "-o", "loops=9,sessions=2", "u", "m" }, "url=u mountpoint=m sessions=2 loops=9", "" },
+	{ { "-o", "loops=0", "u", "m" }, "url=u mountpoint=m loops=0", "" },   /* main() refuses it */
 	{ { "-o", "default_permissions", "-o", "sessions=3", "u", "m" },
 	  "url=u mountpoint=m sessions=3", "-o default_permissions" },
 	{ { "--help" }, "help", "" },
@@ -46,6 +50,14 @@ static const struct options_case cases[] = {
 	{ { "a" }, "url=a", "" },
 	{ { NULL }, "", "" },
 };
+
+/* The default of -o loops on this machine. */
+static unsigned default_loops(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return cpus < 1 ? 1 : cpus > 8 ? 8 : (unsigned)cpus;
+}
 
 /* Append " name=value" (or " name" when @value is NULL) to @out. */
 static void add(char *out, size_t cap, const char *name, const char *value)
@@ -68,7 +80,8 @@ static void describe(const struct options *o, char *out, size_t cap)
 		{ "list", o->list },
 	};
 	const struct { const char *name; unsigned value, dflt; } numbers[] = {
-		{ "sessions", o->sessions, 4 }, { "queue_depth", o->queue_depth, 32 },
+		{ "sessions", o->sessions, 4 }, { "loops", o->loops, default_loops() },
+		{ "queue_depth", o->queue_depth, 32 },
 		{ "timeout", o->timeout, 120 }, { "noop_interval", o->noop_interval, 5 },
 		{ "noop_timeout", o->noop_timeout, 5 }, { "cmd_timeout", o->cmd_timeout, 30 },
 	};
