@@ -103,8 +103,9 @@ int conn_send_pdu(struct conn *c, union iscsi_bhs *bhs, const struct iovec *iov,
 int conn_recv_bhs(struct conn *c, union iscsi_bhs *bhs);
 
 /* Receive the data segment of the PDU whose BHS was just received: @len
- * bytes into @buf (NULL: discard), then padding and the data digest, which
- * is checked.  Returns 0, or -1 with err_set(). */
+ * bytes (its DataSegmentLength; anything else is refused with EINVAL) into
+ * @buf (NULL: discard), then padding and the data digest, which is
+ * checked.  Returns 0, or -1 with err_set(). */
 int conn_recv_data(struct conn *c, void *buf, uint32_t len);
 
 /* Receive for the full feature phase: every PDU's header is checked with
