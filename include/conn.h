@@ -1,9 +1,12 @@
 /* conn.h: one TCP connection to an iSCSI portal, framing PDUs.
  *
  * A conn knows nothing of sessions or tasks: it connects, sends one PDU
- * (BHS + data segment from iovecs, with padding and digests), and receives
- * a PDU in two steps, the header first and then its data segment, so the
- * caller can choose where the data goes (a Data-In lands straight in the
+ * (BHS + data segment from iovecs, with padding and digests), and
+ * receives through its pdu_rx (pdu_rx.h): either a PDU at a time in two
+ * steps, the header first and then its data segment (login, discovery),
+ * or, in full feature phase, one recv() at a time (conn_rx_fill()) parsed
+ * into as many PDUs as it brought (conn_rx_next()), the owner's callback
+ * choosing where each data segment goes (a Data-In lands straight in the
  * reader's buffer).
  *
  * Thread model: conn_send() may be called by one thread at a time (the
@@ -20,6 +23,7 @@
 #include <sys/uio.h>
 
 #include "pdu.h"
+#include "pdu_rx.h"
 
 struct conn {
 	int fd;                 /* the socket; -1 when closed */
@@ -38,12 +42,9 @@ struct conn {
 	                         * 0 = none.  Set by its owner (conn_connect_until(),
 	                         * login_connect(), discovery_run()), kept by
 	                         * conn_reconnect() */
-	/* Receive buffer, owned by the receiving thread: bytes
-	 * rx_buf[rx_start..rx_end) have been read but not consumed. */
-	uint8_t *rx_buf;        /* rx_cap bytes */
-	size_t rx_start;        /* first unconsumed byte */
-	size_t rx_end;          /* one past the last buffered byte */
-	size_t rx_cap;          /* size of rx_buf */
+	struct pdu_rx rx;       /* the receiver and its buffer, owned by the
+	                         * receiving thread; what login left in it is
+	                         * the RX thread's first input */
 	uint64_t bytes_sent;    /* statistics, by the sending thread */
 	uint64_t bytes_received;/* statistics, by the receiving thread */
 };
@@ -102,8 +103,24 @@ int conn_send_pdu(struct conn *c, union iscsi_bhs *bhs, const struct iovec *iov,
 int conn_recv_bhs(struct conn *c, union iscsi_bhs *bhs);
 
 /* Receive the data segment of the PDU whose BHS was just received: @len
- * bytes into @buf (NULL: discard), then padding and the data digest, which
- * is checked.  Returns 0, or -1 with err_set(). */
+ * bytes (its DataSegmentLength; anything else is refused with EINVAL) into
+ * @buf (NULL: discard), then padding and the data digest, which is
+ * checked.  Returns 0, or -1 with err_set(). */
 int conn_recv_data(struct conn *c, void *buf, uint32_t len);
+
+/* Receive for the full feature phase: every PDU's header is checked with
+ * pdu_check_received(@max_data) and @place(@arg, ...) says where its data
+ * goes; digests as negotiated on @c.  Between PDUs only. */
+void conn_rx_setup(struct conn *c, pdu_rx_place_fn place, void *arg, uint32_t max_data);
+
+/* The next complete PDU from what is buffered: PDU_RX_COMPLETE (header in
+ * c->rx.bhs, data at c->rx.dst), PDU_RX_MORE (conn_rx_fill() next), or -1
+ * with err_set(). */
+int conn_rx_next(struct conn *c);
+
+/* One recv() of as much as the receiver has room for, waiting within the
+ * receive timeout and the deadline.  Returns 0, or -1 with err_set() (EOF,
+ * timeout, socket error). */
+int conn_rx_fill(struct conn *c);
 
 #endif /* ISCSIFS_CONN_H */

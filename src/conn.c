@@ -1,8 +1,9 @@
 /* conn.c: TCP connection and PDU framing (see conn.h).
  *
- * Receiving goes through a small buffer so that a 48-byte header does not
- * cost a system call of its own; a large data segment bypasses the buffer
- * and is read straight into its destination.
+ * Receiving goes through the conn's pdu_rx (pdu_rx.c): one recv() fills
+ * its buffer with as many PDUs as the socket has, so a 48-byte header does
+ * not cost a system call of its own; a large data segment bypasses the
+ * buffer and is read straight into its destination.
  *
  * Two bounds on waiting for the peer: recv_timeout_ms for each wait for
  * input (a peer that falls silent), and deadline_ns for the whole
@@ -32,8 +33,6 @@
 #include "portal.h"
 
 #define RX_BUF_SIZE (64 * 1024)
-/* Data longer than this skips the receive buffer. */
-#define RX_DIRECT_MIN (16 * 1024)
 
 int64_t conn_deadline_after(int ms)
 {
@@ -140,12 +139,9 @@ int conn_connect_until(struct conn *c, const char *host, uint16_t port, int time
 		err_set(saved, "cannot connect to %s: %s%s", c->peer, strerror(saved), why);
 		return -1;
 	}
-	c->rx_cap = RX_BUF_SIZE;
-	c->rx_buf = malloc(c->rx_cap);
-	if (!c->rx_buf) {
+	if (pdu_rx_init(&c->rx, RX_BUF_SIZE) < 0) {
 		close(c->fd);
 		c->fd = -1;
-		err_set(ENOMEM, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -174,11 +170,8 @@ int conn_attach_fd(struct conn *c, int fd, const char *peer, int timeout_ms)
 	c->fd = fd;
 	c->recv_timeout_ms = timeout_ms;
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
-	c->rx_cap = RX_BUF_SIZE;
-	c->rx_buf = malloc(c->rx_cap);
-	if (!c->rx_buf) {
+	if (pdu_rx_init(&c->rx, RX_BUF_SIZE) < 0) {
 		conn_close(c);
-		err_set(ENOMEM, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -204,9 +197,7 @@ void conn_close(struct conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	free(c->rx_buf);
-	c->rx_buf = NULL;
-	c->rx_start = c->rx_end = c->rx_cap = 0;
+	pdu_rx_free(&c->rx);
 }
 
 void conn_shutdown(struct conn *c)
@@ -341,16 +332,15 @@ static int wait_readable(struct conn *c)
 	return 0;
 }
 
-/* One read(2) into @dst; returns bytes read or -1. */
-static ssize_t read_some(struct conn *c, void *dst, size_t len)
+int conn_rx_fill(struct conn *c)
 {
 	for (;;) {
 		if (wait_readable(c) < 0)
 			return -1;
-		ssize_t n = recv(c->fd, dst, len, 0);
+		ssize_t n = pdu_rx_recv(&c->rx, c->fd, 0);
 		if (n > 0) {
 			c->bytes_received += (uint64_t)n;
-			return n;
+			return 0;
 		}
 		if (n == 0) {
 			err_set(EPIPE, "%s closed the connection", c->peer);
@@ -363,110 +353,58 @@ static ssize_t read_some(struct conn *c, void *dst, size_t len)
 	}
 }
 
-/* Take exactly @len bytes into @dst (NULL: discard), through the buffer. */
-static int recv_exact(struct conn *c, void *dst, size_t len)
+/* Parse until pdu_rx_next() says @want (or fails), receiving as needed. */
+static int rx_until(struct conn *c, int want)
 {
-	uint8_t *out = dst;
-
-	while (len > 0) {
-		size_t have = c->rx_end - c->rx_start;
-		if (have) {
-			size_t take = have < len ? have : len;
-			if (out) {
-				memcpy(out, c->rx_buf + c->rx_start, take);
-				out += take;
-			}
-			c->rx_start += take;
-			len -= take;
-			continue;
-		}
-		c->rx_start = c->rx_end = 0;
-		if (out && len >= RX_DIRECT_MIN) {
-			ssize_t n = read_some(c, out, len);
-			if (n < 0)
-				return -1;
-			out += n;
-			len -= (size_t)n;
-			continue;
-		}
-		ssize_t n = read_some(c, c->rx_buf, c->rx_cap);
-		if (n < 0)
+	for (;;) {
+		int rc = pdu_rx_next(&c->rx, c->peer);
+		if (rc < 0 || rc == want)
+			return rc < 0 ? -1 : 0;
+		if (rc != PDU_RX_MORE) {
+			err_set(EPROTO, "internal error: receiver of %s out of step", c->peer);
 			return -1;
-		c->rx_end = (size_t)n;
+		}
+		if (conn_rx_fill(c) < 0)
+			return -1;
 	}
-	return 0;
+}
+
+void conn_rx_setup(struct conn *c, pdu_rx_place_fn place, void *arg, uint32_t max_data)
+{
+	c->rx.header_digest = c->header_digest;
+	c->rx.data_digest = c->data_digest;
+	c->rx.check_target = true;
+	c->rx.max_data = max_data;
+	c->rx.place = place;
+	c->rx.place_arg = arg;
+}
+
+int conn_rx_next(struct conn *c)
+{
+	return pdu_rx_next(&c->rx, c->peer);
 }
 
 int conn_recv_bhs(struct conn *c, union iscsi_bhs *bhs)
 {
-	if (recv_exact(c, bhs->bytes, ISCSI_BHS_SIZE) < 0)
+	/* the two-step receive: the caller checks the header and places
+	 * the data (conn_recv_data()) */
+	c->rx.header_digest = c->header_digest;
+	c->rx.data_digest = c->data_digest;
+	c->rx.check_target = false;
+	c->rx.place = NULL;
+	if (rx_until(c, PDU_RX_HEADER) < 0)
 		return -1;
-	uint32_t ahs = (uint32_t)bhs->common.ahs_len * 4;
-	uint32_t state = 0;
-	if (c->header_digest)
-		state = crc32c_update(crc32c_begin(), bhs->bytes, ISCSI_BHS_SIZE);
-	/* AHS: skipped, but covered by the header digest. */
-	while (ahs > 0) {
-		uint8_t chunk[256];
-		uint32_t take = ahs < sizeof chunk ? ahs : (uint32_t)sizeof chunk;
-		if (recv_exact(c, chunk, take) < 0)
-			return -1;
-		if (c->header_digest)
-			state = crc32c_update(state, chunk, take);
-		ahs -= take;
-	}
-	if (c->header_digest) {
-		uint8_t d[4];
-		if (recv_exact(c, d, 4) < 0)
-			return -1;
-		if (get_le32(d) != crc32c_end(state)) {
-			err_set(EPROTO, "header digest error on %s from %s",
-				pdu_opcode_name(bhs->common.opcode), c->peer);
-			return -1;
-		}
-	}
+	*bhs = c->rx.bhs;
 	return 0;
 }
 
 int conn_recv_data(struct conn *c, void *buf, uint32_t len)
 {
-	uint8_t pad[4], d[4];
-	uint32_t padlen = pdu_pad(len);
-	uint32_t state;
-
-	if (len == 0)
-		return 0;
-	if (buf) {
-		if (recv_exact(c, buf, len) < 0)
-			return -1;
-		state = c->data_digest ? crc32c_update(crc32c_begin(), buf, len) : 0;
-	} else {
-		/* discard, digesting as we go */
-		uint8_t chunk[1024];
-		uint32_t left = len;
-		state = crc32c_begin();
-		while (left) {
-			uint32_t take = left < sizeof chunk ? left : (uint32_t)sizeof chunk;
-			if (recv_exact(c, chunk, take) < 0)
-				return -1;
-			if (c->data_digest)
-				state = crc32c_update(state, chunk, take);
-			left -= take;
-		}
+	if (c->rx.state != PDU_RX_PLACE || len != c->rx.data_len) {
+		err_set(EINVAL, "internal error: %u bytes of data asked of %s, not the segment of the header received",
+			len, c->peer);
+		return -1;
 	}
-	if (padlen) {
-		if (recv_exact(c, pad, padlen) < 0)
-			return -1;
-		if (c->data_digest)
-			state = crc32c_update(state, pad, padlen);
-	}
-	if (c->data_digest) {
-		if (recv_exact(c, d, 4) < 0)
-			return -1;
-		if (get_le32(d) != crc32c_end(state)) {
-			err_set(EPROTO, "data digest error from %s", c->peer);
-			return -1;
-		}
-	}
-	return 0;
+	pdu_rx_place(&c->rx, buf);
+	return rx_until(c, PDU_RX_COMPLETE);
 }

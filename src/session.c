@@ -376,9 +376,29 @@ void session_task_end(struct session *s, struct iscsi_task *t)
 		t->done(t);
 }
 
-/* ---- RX thread ---- */
+/* ---- RX thread ----
+ *
+ * The RX thread receives through the conn's pdu_rx (pdu_rx.h): one recv()
+ * brings what the socket has, and every PDU in it is handled before the
+ * next.  For each PDU, rx_place() sees the header first and says where
+ * the data segment goes (a Data-In's straight into its task's buffer,
+ * once the header is found to fit it), then rx_handle() acts on the whole
+ * PDU. */
 
-static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, bool *kick)
+/* What the RX thread keeps from the header of a PDU to its end. */
+struct rx_ctx {
+	struct session *s;          /* whose RX thread this is */
+	uint8_t *scratch;           /* the data segment of any PDU but a
+	                             * Data-In (sense, async event, rejected
+	                             * header): max_recv_dsl + 4 bytes */
+	struct iscsi_task *data_in; /* the task of the Data-In under way,
+	                             * found and checked by rx_place() */
+};
+
+/* The header of a Data-In: find its task and check that the data fits
+ * where it goes (the task's buffer at its offset: *@dst). */
+static int rx_data_in_place(struct session *s, const union iscsi_bhs *bhs,
+			    struct iscsi_task **task, uint8_t **dst)
 {
 	const struct iscsi_bhs_data_in *h = &bhs->data_in;
 	uint32_t len = pdu_data_len(bhs);
@@ -415,8 +435,19 @@ static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, bool *kick)
 		VIOLATION(s, "protocol error: Data-In with status but without the F bit (ITT 0x%x)",
 			  t->itt);
 	/* Only this thread completes tasks, so t stays valid while we read. */
-	if (conn_recv_data(&s->conn, len ? t->read_buf + offset : NULL, len) < 0)
-		return -1;
+	*task = t;
+	*dst = len ? t->read_buf + offset : NULL;
+	return 0;
+}
+
+/* A whole Data-In of @t, its data in place. */
+static int rx_data_in(struct session *s, const union iscsi_bhs *bhs, struct iscsi_task *t,
+		      bool *kick)
+{
+	const struct iscsi_bhs_data_in *h = &bhs->data_in;
+	uint32_t len = pdu_data_len(bhs);
+	bool status = h->flags & ISCSI_DATAIN_STATUS;
+
 	t->exp_datasn++;
 	t->data_in_bytes += len;
 	atomic_fetch_add_explicit(&s->st_read, len, memory_order_relaxed);
@@ -442,8 +473,6 @@ static int rx_scsi_rsp(struct session *s, const union iscsi_bhs *bhs, uint8_t *s
 	const struct iscsi_bhs_scsi_rsp *h = &bhs->scsi_rsp;
 	uint32_t len = pdu_data_len(bhs);
 
-	if (conn_recv_data(&s->conn, scratch, len) < 0)
-		return -1;
 	pthread_mutex_lock(&s->lock);
 	struct iscsi_task *t = session_find_task(s, pdu_itt(bhs));
 	uint32_t asked = t ? t->data_out_asked : 0;
@@ -493,8 +522,7 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	uint32_t offset = get_be32(h->buffer_offset);
 	uint32_t length = get_be32(h->desired_len);
 
-	if (pdu_data_len(bhs))
-		VIOLATION(s, "protocol error: R2T with a data segment");
+	/* (one with a data segment was refused by rx_place()) */
 	struct tx_item *it = calloc(1, sizeof *it);
 	if (!it) {
 		err_set(ENOMEM, "out of memory");
@@ -551,8 +579,6 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	const struct iscsi_bhs_nop_in *h = &bhs->nop_in;
 	uint32_t ttt = get_be32(h->ttt);
 
-	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
-		return -1;
 	pthread_mutex_lock(&s->lock);
 	if (pdu_itt(bhs) == ITT_PING) {
 		/* (our ping still queued: the target echoed an ITT early) */
@@ -629,12 +655,10 @@ static bool drain_for_logout(struct session *s, unsigned within, unsigned *outst
 	return news;
 }
 
-static int rx_async(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch)
+static int rx_async(struct session *s, const union iscsi_bhs *bhs)
 {
 	const struct iscsi_bhs_async *h = &bhs->async;
 
-	if (conn_recv_data(&s->conn, scratch, pdu_data_len(bhs)) < 0)
-		return -1;
 	pthread_mutex_lock(&s->lock);
 	session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
@@ -692,8 +716,6 @@ static int rx_reject(struct session *s, const union iscsi_bhs *bhs, uint8_t *scr
 {
 	uint32_t len = pdu_data_len(bhs);
 
-	if (conn_recv_data(&s->conn, scratch, len) < 0)
-		return -1;
 	/* The rejected header is only reported, never used to find a task: at
 	 * error recovery level 0 the connection is dropped and every task on
 	 * it fails together. */
@@ -721,8 +743,6 @@ static void logout_if_drained(struct session *s)
  * and is recovered) after a logout the target asked for. */
 static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 {
-	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
-		return -1;
 	pthread_mutex_lock(&s->lock);
 	bool asked = s->state == SESSION_CLOSING;   /* set before the request goes */
 	bool requested = s->state == SESSION_LOGGING_OUT;   /* the target's wish */
@@ -748,55 +768,104 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 	return -1;
 }
 
-/* Read and handle PDUs until the connection fails (-1, err_set()) or the
- * logout completes (1). */
-static int rx_loop(struct session *s, uint8_t *scratch)
+/* pdu_rx_place_fn: the header of a PDU is known and within our limits
+ * (pdu_check_received()): refuse what cannot come in full feature phase
+ * and say where the data segment goes. */
+static int rx_place(void *arg, const union iscsi_bhs *bhs, uint8_t **dst)
 {
-	for (;;) {
-		union iscsi_bhs bhs;
-		bool kick = false;
-		int rc;
+	struct rx_ctx *x = arg;
+	struct session *s = x->s;
 
-		if (conn_recv_bhs(&s->conn, &bhs) < 0 ||
-		    pdu_check_received(&bhs, s->params.max_recv_dsl) < 0)
+	atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
+	*dst = NULL;
+	switch (pdu_opcode(bhs)) {
+	case ISCSI_OP_DATA_IN:
+		return rx_data_in_place(s, bhs, &x->data_in, dst);
+	case ISCSI_OP_SCSI_RSP:
+	case ISCSI_OP_ASYNC_MSG:
+	case ISCSI_OP_REJECT:
+		*dst = x->scratch;
+		return 0;
+	case ISCSI_OP_R2T:
+		if (pdu_data_len(bhs))
+			VIOLATION(s, "protocol error: R2T with a data segment");
+		return 0;
+	case ISCSI_OP_NOP_IN:           /* data dropped: see rx_nop_in() */
+	case ISCSI_OP_LOGOUT_RSP:
+	case ISCSI_OP_TMF_RSP:
+		return 0;
+	default:
+		err_set(EPROTO, "protocol error: unexpected %s in full feature phase",
+			pdu_opcode_name(bhs->common.opcode));
+		return -1;
+	}
+}
+
+/* Act on the complete PDU in s->conn.rx: 0, 1 when the session's logout
+ * completed, or -1 with err_set(). */
+static int rx_handle(struct rx_ctx *x)
+{
+	struct session *s = x->s;
+	const union iscsi_bhs *bhs = &s->conn.rx.bhs;
+	bool kick = false;
+	int rc;
+
+	switch (pdu_opcode(bhs)) {
+	case ISCSI_OP_DATA_IN:
+		rc = rx_data_in(s, bhs, x->data_in, &kick);
+		x->data_in = NULL;
+		break;
+	case ISCSI_OP_SCSI_RSP:
+		rc = rx_scsi_rsp(s, bhs, x->scratch, &kick);
+		break;
+	case ISCSI_OP_R2T:
+		rc = rx_r2t(s, bhs);
+		break;
+	case ISCSI_OP_NOP_IN:
+		rc = rx_nop_in(s, bhs);
+		kick = true;    /* its MaxCmdSN may have opened the window */
+		break;
+	case ISCSI_OP_ASYNC_MSG:
+		rc = rx_async(s, bhs);
+		kick = true;    /* as NOP-In */
+		break;
+	case ISCSI_OP_REJECT:
+		rc = rx_reject(s, bhs, x->scratch);
+		break;
+	case ISCSI_OP_LOGOUT_RSP:
+		rc = rx_logout_rsp(s, bhs);
+		break;
+	case ISCSI_OP_TMF_RSP:
+		rc = session_rx_tmf_rsp(s, bhs);
+		kick = true;    /* its MaxCmdSN may have opened the window */
+		break;
+	default:                /* (refused by rx_place()) */
+		err_set(EPROTO, "internal error: %s reached the RX handler",
+			pdu_opcode_name(bhs->common.opcode));
+		rc = -1;
+		break;
+	}
+	if (kick)
+		session_owner_kick(s);
+	return rc;
+}
+
+/* Receive and handle PDUs until the connection fails (-1, err_set()) or
+ * the logout completes (1): one recv() at a time, then every PDU it
+ * completed. */
+static int rx_loop(struct session *s, struct rx_ctx *x)
+{
+	conn_rx_setup(&s->conn, rx_place, x, s->params.max_recv_dsl);
+	for (;;) {
+		int rc = conn_rx_next(&s->conn);
+		if (rc < 0)
 			return -1;
-		atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
-		switch (pdu_opcode(&bhs)) {
-		case ISCSI_OP_DATA_IN:
-			rc = rx_data_in(s, &bhs, &kick);
-			break;
-		case ISCSI_OP_SCSI_RSP:
-			rc = rx_scsi_rsp(s, &bhs, scratch, &kick);
-			break;
-		case ISCSI_OP_R2T:
-			rc = rx_r2t(s, &bhs);
-			break;
-		case ISCSI_OP_NOP_IN:
-			rc = rx_nop_in(s, &bhs);
-			kick = true;    /* its MaxCmdSN may have opened the window */
-			break;
-		case ISCSI_OP_ASYNC_MSG:
-			rc = rx_async(s, &bhs, scratch);
-			kick = true;    /* as NOP-In */
-			break;
-		case ISCSI_OP_REJECT:
-			rc = rx_reject(s, &bhs, scratch);
-			break;
-		case ISCSI_OP_LOGOUT_RSP:
-			rc = rx_logout_rsp(s, &bhs);
-			break;
-		case ISCSI_OP_TMF_RSP:
-			rc = session_rx_tmf_rsp(s, &bhs);
-			kick = true;    /* its MaxCmdSN may have opened the window */
-			break;
-		default:
-			err_set(EPROTO, "protocol error: unexpected %s in full feature phase",
-				pdu_opcode_name(bhs.common.opcode));
-			rc = -1;
-			break;
+		if (rc == PDU_RX_MORE) {
+			if (conn_rx_fill(&s->conn) < 0)
+				return -1;
+			continue;
 		}
-		if (kick)
-			session_owner_kick(s);
+		rc = rx_handle(x);
 		if (rc != 0)
 			return rc;
 	}
@@ -1131,6 +1200,7 @@ static void *rx_main(void *arg)
 	 * operational stage; the larger of the two always fits. */
 	uint32_t scratch_len = s->cfg->text.max_recv_dsl > 8192 ? s->cfg->text.max_recv_dsl : 8192;
 	uint8_t *scratch = malloc(scratch_len + 4);
+	struct rx_ctx x = { .s = s, .scratch = scratch };
 
 	if (!scratch) {
 		log_error("%s: out of memory", s->name);
@@ -1138,7 +1208,7 @@ static void *rx_main(void *arg)
 		goto out;
 	}
 	for (;;) {
-		int rc = rx_loop(s, scratch);
+		int rc = rx_loop(s, &x);
 		pthread_mutex_lock(&s->lock);
 		bool closing = s->state == SESSION_CLOSING;
 		/* then err_msg() is "... closed the connection" */

@@ -280,8 +280,7 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 	struct iscsi_task *again = NULL;
 	unsigned n = 0;
 
-	if (conn_recv_data(&s->conn, NULL, pdu_data_len(bhs)) < 0)
-		return -1;
+	/* (its data segment, if any, was dropped by the receiver) */
 	pthread_mutex_lock(&s->lock);
 	uint8_t function = s->tmf_function;
 	uint32_t itt = pdu_itt(bhs);

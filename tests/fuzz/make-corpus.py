@@ -232,6 +232,16 @@ def corpus_pdu():
     yield "discard", bytes([0x28]) + text_rsp(text(("TargetName", "iqn.x"), ("TargetAddress", "10.0.0.1:3260,1")))
 
 
+def corpus_pdu_rx():
+    # fuzz_pdu_rx.c: the flags byte of fuzz_pdu (bit 6: the two-step
+    # receive), then the seed of the pieces, then the same streams
+    for name, data in corpus_pdu():
+        two_step = 0x40 if name in ("login-rsp", "ahs") else 0
+        yield name, bytes([data[0] | two_step, 0x5D]) + data[1:]
+    big = data_in(0x1000, bytes(range(256)) * 32, status=0, header_digest=True, data_digest=True)
+    yield "big-data-in", bytes([0x0F | 0x20, 0x11]) + big + big
+
+
 OPER_ANSWER = text(
     ("HeaderDigest", "None"), ("DataDigest", "None"), ("MaxConnections", "1"),
     ("InitialR2T", "Yes"), ("ImmediateData", "Yes"),
@@ -440,6 +450,7 @@ def corpus_discovery():
 
 CORPORA = {
     "pdu": corpus_pdu,
+    "pdu_rx": corpus_pdu_rx,
     "text": corpus_text,
     "login": corpus_login,
     "sense": corpus_sense,

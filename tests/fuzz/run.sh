@@ -33,7 +33,7 @@
 set -u
 
 usage() {
-	echo "usage: $0 BUILDDIR [HARNESS...]   (HARNESS: pdu text login sense scsi lbastatus session discovery)" >&2
+	echo "usage: $0 BUILDDIR [HARNESS...]   (HARNESS: pdu pdu_rx text login sense scsi lbastatus session discovery)" >&2
 	exit 2
 }
 
@@ -51,7 +51,7 @@ case $seconds$jobs in
 esac
 [ "$jobs" -ge 1 ] || jobs=1
 
-all="pdu text login sense scsi lbastatus session discovery"
+all="pdu pdu_rx text login sense scsi lbastatus session discovery"
 harnesses=${*:-$all}
 
 if [ ! -x "$builddir/tests/fuzz/fuzz_pdu" ]; then
@@ -67,7 +67,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
 # segments and over-long keys; the SCSI parsers do not.
 max_len() {
 	case $1 in
-	text|login|session|discovery) echo 20000 ;;
+	text|login|session|discovery|pdu_rx) echo 20000 ;;
 	*) echo 4096 ;;
 	esac
 }
