@@ -21,6 +21,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "portal.h"
 #include "login.h"
 #include "wire.h"
 
@@ -450,7 +451,10 @@ int discovery_run(const struct session_config *cfg, struct discovery *out)
 	logout(&s);
 	if (discovery_parse(s.text ? s.text : "", s.text_len, out) < 0)
 		goto out;
-	log_debug("discovery on %s:%u: %zu targets", cfg->host, cfg->port, out->ntargets);
+	char portal[PORTAL_TEXT_MAX];
+
+	portal_format(portal, sizeof portal, cfg->host, cfg->port);
+	log_debug("discovery on %s: %zu targets", portal, out->ntargets);
 	rc = 0;
 out:
 	conn_close(&s.conn);

@@ -90,16 +90,19 @@ int list_portal(const struct session_config *cfg, FILE *out)
 	struct discovery d;
 	int rc = 0;
 
+	char asked[PORTAL_TEXT_MAX];    /* the portal of the URL */
+
+	portal_format(asked, sizeof asked, cfg->host, cfg->port);
 	if (cfg->target_name[0]) {
-		fprintf(out, "%s\n  portal %s:%u\n", cfg->target_name, cfg->host, cfg->port);
+		fprintf(out, "%s\n  portal %s\n", cfg->target_name, asked);
 		return list_target(cfg, out);
 	}
 	if (discovery_run(cfg, &d) < 0) {
-		err_set(err_errno(), "discovery on %s:%u failed: %s", cfg->host, cfg->port, err_msg());
+		err_set(err_errno(), "discovery on %s failed: %s", asked, err_msg());
 		return -1;
 	}
 	if (d.ntargets == 0)
-		fprintf(out, "no targets at %s:%u\n", cfg->host, cfg->port);
+		fprintf(out, "no targets at %s\n", asked);
 	for (size_t i = 0; i < d.ntargets; i++) {
 		const struct discovery_target *t = &d.targets[i];
 		struct session_config tc = *cfg;

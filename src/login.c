@@ -849,8 +849,11 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 			conn_close(c);
 			if (retry_ms > 0 && login_may_retry(out) &&
 			    mono_now_ms() + delay_ms - start < retry_ms) {
-				log_debug("login to %s:%u: %s; trying again in %d ms", host, port,
-					  err_msg(), delay_ms);
+				char portal[PORTAL_TEXT_MAX];
+
+				portal_format(portal, sizeof portal, host, port);
+				log_debug("login to %s: %s; trying again in %d ms", portal, err_msg(),
+					  delay_ms);
 				struct timespec ts = { delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L };
 				nanosleep(&ts, NULL);
 				delay_ms = delay_ms < 1000 ? delay_ms * 2 : 2000;

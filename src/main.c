@@ -206,8 +206,10 @@ static int build_tree(struct startup *s)
 		struct discovery d;
 
 		if (discovery_run(&s->cfg, &d) < 0) {
-			fprintf(stderr, "iscsifs: discovery on %s:%u failed: %s\n", s->cfg.host,
-				s->cfg.port, err_msg());
+			char portal[PORTAL_TEXT_MAX];
+
+			portal_format(portal, sizeof portal, s->cfg.host, s->cfg.port);
+			fprintf(stderr, "iscsifs: discovery on %s failed: %s\n", portal, err_msg());
 			return 1;
 		}
 		rc = mount_tree_portal(fs, &s->cfg, &d, s->mountpoint);

@@ -101,8 +101,11 @@ int mount_tree_portal(struct fs *fs, const struct session_config *cfg,
 		fs->nodes[dir - 1].tgt = t;    /* nothing reads the tree yet */
 		log_info("target %s at %s", dt->name, portal);
 	}
-	if (d->ntargets == 0)
-		log_warn("discovery on %s:%u found no targets; the mount will be empty", cfg->host,
-			 cfg->port);
+	if (d->ntargets == 0) {
+		char portal[PORTAL_TEXT_MAX];
+
+		portal_format(portal, sizeof portal, cfg->host, cfg->port);
+		log_warn("discovery on %s found no targets; the mount will be empty", portal);
+	}
 	return 0;
 }

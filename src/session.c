@@ -106,6 +106,7 @@
 #include "deadline.h"
 #include "iov.h"
 #include "log.h"
+#include "portal.h"
 #include "login.h"
 #include "scsi.h"
 #include "session_internal.h"
@@ -1082,8 +1083,10 @@ static void take_portal(struct session *s, const struct login_result *lr)
 {
 	if (!lr->moved)
 		return;
-	log_debug("%s: target moved permanently to %s:%u; later logins go there", s->name,
-		  lr->moved_host, lr->moved_port);
+	char portal[PORTAL_TEXT_MAX];
+
+	portal_format(portal, sizeof portal, lr->moved_host, lr->moved_port);
+	log_debug("%s: target moved permanently to %s; later logins go there", s->name, portal);
 	snprintf(s->portal_host, sizeof s->portal_host, "%s", lr->moved_host);
 	s->portal_port = lr->moved_port;
 }
@@ -1151,9 +1154,12 @@ static int recover(struct session *s)
 			/* the next attempt asks the target's next portal (where a
 			 * permanent redirect sent us counts as the one in use) */
 			use_portal(s, s->portal_index + 1);
-			if (portal_count(cfg) > 1)
-				log_info("%s: trying portal %s:%u next", s->name, s->portal_host,
-					 s->portal_port);
+			if (portal_count(cfg) > 1) {
+				char portal[PORTAL_TEXT_MAX];
+
+				portal_format(portal, sizeof portal, s->portal_host, s->portal_port);
+				log_info("%s: trying portal %s next", s->name, portal);
+			}
 			continue;
 		}
 		take_portal(s, &lr);
@@ -1409,9 +1415,12 @@ struct session *session_login(const struct session_owner_ops *ops, void *owner,
 		rc = login_connect(&s->conn, s->portal_host, s->portal_port,
 				   cfg->connect_timeout_ms, cfg->connect_timeout_ms, &cfg->text,
 				   isid, 0, &lr);
-		if (rc < 0 && k + 1 < portal_count(cfg))
-			log_debug("%s: portal %s:%u: %s; trying the next", s->name, s->portal_host,
-				 s->portal_port, err_msg());
+		if (rc < 0 && k + 1 < portal_count(cfg)) {
+			char portal[PORTAL_TEXT_MAX];
+
+			portal_format(portal, sizeof portal, s->portal_host, s->portal_port);
+			log_debug("%s: portal %s: %s; trying the next", s->name, portal, err_msg());
+		}
 	}
 	if (rc < 0)
 		goto err_connect;

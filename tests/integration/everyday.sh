@@ -364,6 +364,10 @@ out=$(t "$ISCSIFS" --list "$V6_URL/" 2>&1) || fail "iscsifs --list $V6_URL/: $ou
 printf '%s\n' "$out"
 grep -qx "$iqn6" <<<"$out" || fail "--list over IPv6 does not show $iqn6"
 grep -qF "portal [::1]:$V6_PORT" <<<"$out" || fail "--list over IPv6 does not show the portal [::1]:$V6_PORT"
+# the target form prints the portal of the URL the same way
+out=$(t "$ISCSIFS" --list "$V6_URL/$iqn6" 2>&1) || fail "iscsifs --list $V6_URL/$iqn6: $out"
+grep -qxF "  portal [::1]:$V6_PORT" <<<"$out" ||
+    fail "--list of $V6_URL/$iqn6 does not show the portal [::1]:$V6_PORT: $out"
 
 mnt6=$TEST_TMPDIR/mnt6
 mount_iscsifs "$V6_URL/$iqn6" "$mnt6" -o sessions=2
