@@ -740,6 +740,23 @@ static void logout_if_drained(struct session *s)
 	session_queue_ctl_locked(s, it);
 }
 
+/* What a Logout Response's response code says (RFC 7143 11.15.1). */
+static const char *logout_response_text(uint8_t response)
+{
+	switch (response) {
+	case 0:
+		return "closed";
+	case 1:
+		return "CID not found";
+	case 2:
+		return "connection recovery not supported";
+	case 3:
+		return "cleanup failed";
+	default:
+		return "reserved code";
+	}
+}
+
 /* Returns 1 when the session's logout completed; -1 (the connection ends
  * and is recovered) after a logout the target asked for. */
 static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
@@ -753,8 +770,8 @@ static int rx_logout_rsp(struct session *s, const union iscsi_bhs *bhs)
 	if (pdu_itt(bhs) != ITT_LOGOUT)
 		VIOLATION(s, "protocol error: Logout Response with ITT 0x%x", pdu_itt(bhs));
 	if (bhs->logout_rsp.response != 0)
-		log_warn("%s: logout answered with response %u", s->name,
-			 bhs->logout_rsp.response);
+		log_warn("%s: logout answered with response %u (%s)", s->name,
+			 bhs->logout_rsp.response, logout_response_text(bhs->logout_rsp.response));
 	/* (its Time2Wait and Time2Retain are for ErrorRecoveryLevel 2's task
 	 * reassignment, to be ignored below it: RFC 7143 11.15.2-3) */
 	if (asked)
