@@ -188,4 +188,15 @@ int text_iter_next(struct text_iter *it, const char **key, const char **value);
  * more hex digits); either below 2^64.  Returns 0, or -1 with err_set(EPROTO, ...) naming @key. */
 int text_parse_number(const char *key, const char *value, uint64_t *out);
 
+/* Room for a value shown in a message (text_shown()). */
+#define TEXT_SHOWN_SIZE 72
+
+/* @len bytes at @s fit for a message: unprintable bytes become '?', and a
+ * value longer than the room ends in "...".  Returns @buf.  For whatever
+ * a target sends that a message names (keys, values, names). */
+const char *text_shown_n(const void *s, size_t len, char buf[TEXT_SHOWN_SIZE]);
+
+/* text_shown_n() of a NUL-terminated string. */
+const char *text_shown(const char *s, char buf[TEXT_SHOWN_SIZE]);
+
 #endif /* ISCSIFS_TEXT_H */

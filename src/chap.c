@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "text.h"
 #include "wire.h"
 
 /* One supported CHAP_A value. */
@@ -114,21 +115,6 @@ bool chap_verify(int alg, uint8_t id, const struct chap_secret *secret,
 
 /* ---- parsing what a target sends ---- */
 
-/* Copy of @s fit for a message: cut short, unprintable bytes as '?'. */
-static const char *shown(const char *s, char buf[40])
-{
-	size_t i;
-
-	for (i = 0; s[i] && i < 32; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
 /* A decimal without sign or leading zero, at most @max.  -1 if not. */
 static int parse_small_decimal(const char *s, unsigned max, unsigned *out)
 {
@@ -149,11 +135,11 @@ static int parse_small_decimal(const char *s, unsigned max, unsigned *out)
 
 int chap_parse_identifier(const char *value, uint8_t *out)
 {
-	char vb[40];
+	char vb[TEXT_SHOWN_SIZE];
 	unsigned v;
 
 	if (parse_small_decimal(value, 255, &v) < 0) {
-		err_set(EPROTO, "target sent CHAP_I=%s: not a decimal 0..255", shown(value, vb));
+		err_set(EPROTO, "target sent CHAP_I=%s: not a decimal 0..255", text_shown(value, vb));
 		return -1;
 	}
 	*out = (uint8_t)v;
@@ -162,12 +148,12 @@ int chap_parse_identifier(const char *value, uint8_t *out)
 
 int chap_parse_algorithm(const char *value, enum chap_alg *out)
 {
-	char vb[40];
+	char vb[TEXT_SHOWN_SIZE];
 	unsigned v;
 
 	if (parse_small_decimal(value, 255, &v) < 0 || !find_alg((int)v)) {
 		err_set(EPROTO, "target chose CHAP_A=%s, not an algorithm we support",
-			shown(value, vb));
+			text_shown(value, vb));
 		return -1;
 	}
 	*out = (enum chap_alg)v;
@@ -278,13 +264,13 @@ static int decode_base64(const char *key, const char *s, uint8_t *out, size_t *l
 
 int chap_parse_binary(const char *key, const char *value, uint8_t *out, size_t *len)
 {
-	char vb[40];
+	char vb[TEXT_SHOWN_SIZE];
 
 	if (value[0] == '0' && (value[1] == 'x' || value[1] == 'X'))
 		return decode_hex(key, value + 2, out, len);
 	if (value[0] == '0' && (value[1] == 'b' || value[1] == 'B'))
 		return decode_base64(key, value + 2, out, len);
-	err_set(EPROTO, "target sent %s=%s: neither 0x-hex nor 0b-base64", key, shown(value, vb));
+	err_set(EPROTO, "target sent %s=%s: neither 0x-hex nor 0b-base64", key, text_shown(value, vb));
 	return -1;
 }
 

@@ -318,24 +318,6 @@ static int recv_response(struct login *l, union iscsi_bhs *rsp)
 /* The one-line message for a failed mutual authentication. */
 #define MUTUAL_FAILED "target failed mutual authentication"
 
-/* Room for a name from the target in a message. */
-#define SHOWN_NAME 72
-
-/* @s cut short and with unprintable bytes as '?', for a message. */
-static const char *printable(const char *s, char buf[SHOWN_NAME])
-{
-	size_t i;
-
-	for (i = 0; s[i] && i < SHOWN_NAME - 4; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
 /* Remember one CHAP_* value of a response; a repeat is a protocol error. */
 static int keep_chap_key(const char **slot, const char *key, const char *value)
 {
@@ -536,9 +518,9 @@ static int take_verdict(struct auth *a, const struct chap_keys *k)
 		return -1;
 	}
 	if (strcmp(k->n, cred->target_user) != 0) {
-		char shown[SHOWN_NAME];
+		char shown[TEXT_SHOWN_SIZE];
 		err_set(EACCES, MUTUAL_FAILED ": it answered as \"%s\", not %s",
-			printable(k->n, shown), cred->target_user);
+			text_shown(k->n, shown), cred->target_user);
 		return -1;
 	}
 	if (chap_parse_binary("CHAP_R", k->r, response, &len) < 0) {

@@ -54,10 +54,6 @@
  * 223 bytes. */
 #define ISCSI_NAME_MAX 223
 
-/* Room for a value we show in a message: hostile values are cut short
- * and their unprintable bytes replaced. */
-#define SHOWN_SIZE 72
-
 /* The result function of a key (RFC 7143 6.2). */
 enum key_type {
 	KT_LIST,     /* list of values: the answer is one of the offered */
@@ -227,12 +223,10 @@ _Static_assert(ARRAY_SIZE(keys) <= 64, "one bit per key in struct text_neg");
 
 /* ---- small helpers ---- */
 
-/* Copy @len bytes of @s for a message: unprintable bytes become '?',
- * long values end in "...".  Returns @buf. */
-static const char *shown_n(const void *s, size_t len, char buf[SHOWN_SIZE])
+const char *text_shown_n(const void *s, size_t len, char buf[TEXT_SHOWN_SIZE])
 {
 	const unsigned char *p = s;
-	size_t max = SHOWN_SIZE - 4, i;
+	size_t max = TEXT_SHOWN_SIZE - 4, i;
 
 	for (i = 0; i < len && i < max; i++)
 		buf[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
@@ -244,10 +238,9 @@ static const char *shown_n(const void *s, size_t len, char buf[SHOWN_SIZE])
 	return buf;
 }
 
-/* shown_n() of a NUL-terminated string. */
-static const char *shown(const char *s, char buf[SHOWN_SIZE])
+const char *text_shown(const char *s, char buf[TEXT_SHOWN_SIZE])
 {
-	return shown_n(s, strlen(s), buf);
+	return text_shown_n(s, strlen(s), buf);
 }
 
 /* Copy @s into @buf of @size bytes, cut short if needed. */
@@ -302,11 +295,11 @@ static int parse_u64(const char *s, uint64_t *out)
 
 int text_parse_number(const char *key, const char *value, uint64_t *out)
 {
-	char vb[SHOWN_SIZE];
+	char vb[TEXT_SHOWN_SIZE];
 
 	if (parse_u64(value, out) < 0) {
 		err_set(EPROTO, "target sent %s=%s: not a decimal or 0x-hex number below 2^64",
-			key, shown(value, vb));
+			key, text_shown(value, vb));
 		return -1;
 	}
 	return 0;
@@ -546,7 +539,7 @@ static int iter_fail(struct text_iter *it)
 
 int text_iter_next(struct text_iter *it, const char **key, const char **value)
 {
-	char vb[SHOWN_SIZE];
+	char vb[TEXT_SHOWN_SIZE];
 	const uint8_t *p = it->p, *nul, *eq;
 	size_t klen, vlen;
 
@@ -559,7 +552,7 @@ int text_iter_next(struct text_iter *it, const char **key, const char **value)
 	nul = memchr(p, '\0', (size_t)(it->end - p));
 	if (!nul) {
 		err_set(EPROTO, "text from the target does not end in a NUL: \"%s\"",
-			shown_n(p, (size_t)(it->end - p), vb));
+			text_shown_n(p, (size_t)(it->end - p), vb));
 		return iter_fail(it);
 	}
 	if (nul == p) {
@@ -577,31 +570,31 @@ int text_iter_next(struct text_iter *it, const char **key, const char **value)
 	eq = memchr(p, '=', (size_t)(nul - p));
 	if (!eq) {
 		err_set(EPROTO, "text from the target has a pair without '=': \"%s\"",
-			shown_n(p, (size_t)(nul - p), vb));
+			text_shown_n(p, (size_t)(nul - p), vb));
 		return iter_fail(it);
 	}
 	klen = (size_t)(eq - p);
 	vlen = (size_t)(nul - eq - 1);
 	if (klen == 0) {
 		err_set(EPROTO, "text from the target has a pair with an empty key: \"%s\"",
-			shown_n(p, (size_t)(nul - p), vb));
+			text_shown_n(p, (size_t)(nul - p), vb));
 		return iter_fail(it);
 	}
 	if (klen > TEXT_MAX_KEY) {
 		err_set(EPROTO, "target sent a %zu-character key, over the %d RFC 7143 allows: \"%s\"",
-			klen, TEXT_MAX_KEY, shown_n(p, klen, vb));
+			klen, TEXT_MAX_KEY, text_shown_n(p, klen, vb));
 		return iter_fail(it);
 	}
 	for (size_t i = 0; i < klen; i++) {
 		if (!key_char_ok(p[i])) {
 			err_set(EPROTO, "target sent key \"%s\" with a character RFC 7143 does not allow in a key name",
-				shown_n(p, klen, vb));
+				text_shown_n(p, klen, vb));
 			return iter_fail(it);
 		}
 	}
 	if (vlen > TEXT_MAX_VALUE) {
 		err_set(EPROTO, "target sent a %zu-byte value for %s, over the %d we accept",
-			vlen, shown_n(p, klen, vb), TEXT_MAX_VALUE);
+			vlen, text_shown_n(p, klen, vb), TEXT_MAX_VALUE);
 		return iter_fail(it);
 	}
 	memcpy(it->key, p, klen);
@@ -742,7 +735,7 @@ int text_neg_offer(struct text_neg *n, enum iscsi_login_stage stage,
 static int answer_unknown(struct text_neg *n, const char *key, const char *value,
 			  struct text_buf *out)
 {
-	char vb[SHOWN_SIZE];
+	char vb[TEXT_SHOWN_SIZE];
 
 	if (is_reserved(value)) {
 		err_set(EPROTO, "target answered %s=%s, a key we never sent", key, value);
@@ -750,7 +743,7 @@ static int answer_unknown(struct text_neg *n, const char *key, const char *value
 	}
 	if (n->not_understood >= TEXT_MAX_NOT_UNDERSTOOD) {
 		err_set(EPROTO, "target sent more than %d keys we do not understand (the last %s=%s)",
-			TEXT_MAX_NOT_UNDERSTOOD, key, shown(value, vb));
+			TEXT_MAX_NOT_UNDERSTOOD, key, text_shown(value, vb));
 		return -1;
 	}
 	n->not_understood++;
@@ -762,7 +755,7 @@ static int answer_unknown(struct text_neg *n, const char *key, const char *value
 static int take_declaration(struct text_neg *n, const struct key_def *k,
 			    uint64_t bit, const char *value)
 {
-	char vb[SHOWN_SIZE];
+	char vb[TEXT_SHOWN_SIZE];
 	uint64_t v;
 
 	if (is_reserved(value)) {
@@ -788,7 +781,7 @@ static int take_declaration(struct text_neg *n, const struct key_def *k,
 		return -1;
 	if (v < k->min || v > k->max) {
 		err_set(EPROTO, "target declared %s=%s, outside %" PRIu64 "..%" PRIu64,
-			k->name, shown(value, vb), k->min, k->max);
+			k->name, text_shown(value, vb), k->min, k->max);
 		return -1;
 	}
 	store_num(n, k, v);
@@ -799,7 +792,7 @@ static int take_declaration(struct text_neg *n, const struct key_def *k,
 static int take_answer(struct text_neg *n, const struct key_def *k, uint64_t bit,
 		       const char *value)
 {
-	char ours[TEXT_MAX_SIMPLE_VALUE + 1], vb[SHOWN_SIZE];
+	char ours[TEXT_MAX_SIMPLE_VALUE + 1], vb[TEXT_SHOWN_SIZE];
 	uint64_t v, o;
 	bool bv, bo = false;
 
@@ -829,7 +822,7 @@ static int take_answer(struct text_neg *n, const struct key_def *k, uint64_t bit
 	case KT_LIST:
 		if (strchr(value, ',') || !list_has(ours, value, strlen(value))) {
 			err_set(EPROTO, "target answered %s=%s, not one of the values we offered (%s)",
-				k->name, shown(value, vb), ours);
+				k->name, text_shown(value, vb), ours);
 			return -1;
 		}
 		store_str(n, k, value);
@@ -838,7 +831,7 @@ static int take_answer(struct text_neg *n, const struct key_def *k, uint64_t bit
 	case KT_OR:
 		if (parse_bool(value, &bv) < 0) {
 			err_set(EPROTO, "target answered %s=%s; a boolean is Yes or No",
-				k->name, shown(value, vb));
+				k->name, text_shown(value, vb));
 			return -1;
 		}
 		parse_bool(ours, &bo);
@@ -860,18 +853,18 @@ static int take_answer(struct text_neg *n, const struct key_def *k, uint64_t bit
 			return -1;
 		if (v < k->min || v > k->max) {
 			err_set(EPROTO, "target answered %s=%s, outside %" PRIu64 "..%" PRIu64,
-				k->name, shown(value, vb), k->min, k->max);
+				k->name, text_shown(value, vb), k->min, k->max);
 			return -1;
 		}
 		parse_u64(ours, &o);
 		if (k->type == KT_MIN && v > o) {
 			err_set(EPROTO, "target answered %s=%s, above our offer %s (result function Minimum)",
-				k->name, shown(value, vb), ours);
+				k->name, text_shown(value, vb), ours);
 			return -1;
 		}
 		if (k->type == KT_MAX && v < o) {
 			err_set(EPROTO, "target answered %s=%s, below our offer %s (result function Maximum)",
-				k->name, shown(value, vb), ours);
+				k->name, text_shown(value, vb), ours);
 			return -1;
 		}
 		store_num(n, k, v);
@@ -886,7 +879,7 @@ static int take_answer(struct text_neg *n, const struct key_def *k, uint64_t bit
 static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bit,
 			const char *value, struct text_buf *out)
 {
-	char ours[TEXT_MAX_SIMPLE_VALUE + 1], num[24], vb[SHOWN_SIZE];
+	char ours[TEXT_MAX_SIMPLE_VALUE + 1], num[24], vb[TEXT_SHOWN_SIZE];
 	uint64_t v, o;
 	bool bv, bo = false;
 
@@ -908,7 +901,7 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 	case KT_LIST:
 		if (!list_well_formed(value)) {
 			err_set(EPROTO, "target offered %s=%s, a malformed list",
-				k->name, shown(value, vb));
+				k->name, text_shown(value, vb));
 			return -1;
 		}
 		/* its first value we support, in its order of preference */
@@ -928,13 +921,13 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 			p = comma + 1;
 		}
 		log_warn("target offered %s=%s; we support only %s: answering Reject",
-			 k->name, shown(value, vb), ours);
+			 k->name, text_shown(value, vb), ours);
 		return text_buf_add(out, k->name, "Reject");
 	case KT_AND:
 	case KT_OR:
 		if (parse_bool(value, &bv) < 0) {
 			err_set(EPROTO, "target offered %s=%s; a boolean is Yes or No",
-				k->name, shown(value, vb));
+				k->name, text_shown(value, vb));
 			return -1;
 		}
 		parse_bool(ours, &bo);
@@ -947,7 +940,7 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 			return -1;
 		if (v < k->min || v > k->max) {
 			log_warn("target offered %s=%s, outside %" PRIu64 "..%" PRIu64 ": answering Reject",
-				 k->name, shown(value, vb), k->min, k->max);
+				 k->name, text_shown(value, vb), k->min, k->max);
 			return text_buf_add(out, k->name, "Reject");
 		}
 		parse_u64(ours, &o);
@@ -965,7 +958,7 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 static int take_pair(struct text_neg *n, const char *key, const char *value,
 		     struct text_buf *out)
 {
-	char vb[SHOWN_SIZE];
+	char vb[TEXT_SHOWN_SIZE];
 	const struct key_def *k;
 	uint64_t bit;
 	int i;
@@ -980,13 +973,13 @@ static int take_pair(struct text_neg *n, const char *key, const char *value,
 
 	if ((n->received & bit) && !(k->flags & F_REPEATABLE)) {
 		err_set(EPROTO, "target sent %s twice in one negotiation (again as %s=%s)",
-			k->name, k->name, shown(value, vb));
+			k->name, k->name, text_shown(value, vb));
 		return -1;
 	}
 	n->received |= bit;
 	if (!(k->phases & phase_bit(n->stage))) {
 		err_set(EPROTO, "target sent %s=%s in the %s, where RFC 7143 does not allow it",
-			k->name, shown(value, vb), stage_name(n->stage));
+			k->name, text_shown(value, vb), stage_name(n->stage));
 		return -1;
 	}
 	if (k->flags & F_INITIATOR_ONLY) {
