@@ -210,7 +210,8 @@ bool session_transition_legal(enum session_state from, enum session_state to);
 struct session_owner_ops {
 	/* The session has room again (a task ended, the window opened, the
 	 * session is back): move waiting work onto sessions.  Any session
-	 * thread.  NULL: nothing is waiting anywhere. */
+	 * thread; the RX thread calls it once for all the PDUs of one
+	 * recv(), not once per PDU.  NULL: nothing is waiting anywhere. */
 	void (*kick)(void *owner);
 	/* Send the tasks of @list (linked by ->next, in CmdSN order; never
 	 * NULL) again on any session: taken off a lost connection, aborted by

@@ -394,6 +394,10 @@ struct rx_ctx {
 	                             * header): max_recv_dsl + 4 bytes */
 	struct iscsi_task *data_in; /* the task of the Data-In under way,
 	                             * found and checked by rx_place() */
+	bool kick_due;              /* a PDU handled since the last kick may
+	                             * have made room (a task ended, the window
+	                             * opened): rx_loop() kicks the owner once
+	                             * before it waits for the socket again */
 };
 
 /* The header of a Data-In: find its task and check that the data fits
@@ -863,29 +867,45 @@ static int rx_handle(struct rx_ctx *x)
 		rc = -1;
 		break;
 	}
-	if (kick)
-		session_owner_kick(s);
+	x->kick_due |= kick;
 	return rc;
+}
+
+/* Kick the owner once for the PDUs handled since the last kick, if any
+ * made room. */
+static void rx_kick(struct rx_ctx *x)
+{
+	if (x->kick_due) {
+		x->kick_due = false;
+		session_owner_kick(x->s);
+	}
 }
 
 /* Receive and handle PDUs until the connection fails (-1, err_set()) or
  * the logout completes (1): one recv() at a time, then every PDU it
- * completed. */
+ * completed.  The owner is kicked once per such batch, when the buffer
+ * runs dry (and before returning), not once per PDU: a recv() that
+ * brought the statuses of many commands drains the owner's queue once. */
 static int rx_loop(struct session *s, struct rx_ctx *x)
 {
 	conn_rx_setup(&s->conn, rx_place, x, s->params.max_recv_dsl);
 	for (;;) {
 		int rc = conn_rx_next(&s->conn);
-		if (rc < 0)
+		if (rc < 0) {
+			rx_kick(x);
 			return -1;
+		}
 		if (rc == PDU_RX_MORE) {
+			rx_kick(x);
 			if (conn_rx_fill(&s->conn) < 0)
 				return -1;
 			continue;
 		}
 		rc = rx_handle(x);
-		if (rc != 0)
+		if (rc != 0) {
+			rx_kick(x);
 			return rc;
+		}
 	}
 }
 
