@@ -281,7 +281,7 @@ struct session *session_attach_fd_verifying(const struct session_owner_ops *ops,
 int session_submit(struct session *s, struct iscsi_task *task);
 
 /* Let the calling thread send the commands it submits itself when the
- * session has nothing else to send (FUSE workers: it spares a TX thread
+ * session has nothing else to send (the FUSE loops: it spares a TX thread
  * wakeup per command).  Such a thread must call session_send_pending()
  * after each session_submit(), once it holds no lock (the pool does). */
 void session_inline_sends(bool allowed);

@@ -149,7 +149,9 @@ struct session {
 	unsigned portal_index;              /* as portal_host: the entry of cfg's portals
 	                                     * in use (use_portal()) */
 	char name[64];                      /* "session N" for log lines; read-only */
-	struct conn conn;                   /* TX thread writes, RX thread reads;
+	struct conn conn;                   /* written by whoever holds tx_busy
+	                                     * (TX thread or an inline-sending
+	                                     * loop), read by the RX thread;
 	                                     * replaced by the RX thread while no
 	                                     * TX thread runs (recovery) */
 	struct iscsi_params params;         /* negotiated; changed only by the RX

@@ -2,7 +2,7 @@
  *
  * NOTES ON THE THREAD MODEL
  *
- * pool_submit() is called by FUSE workers and, for retries and queued work,
+ * pool_submit() is called by the FUSE loops and, for retries and queued work,
  * by session RX threads.  It picks the logged-in session with the fewest
  * outstanding bytes (ties: the one after the last chosen, so that equal
  * sessions share the work) and calls session_submit().  When every

@@ -36,19 +36,22 @@
  *    unsolicited data).  The RX thread never writes, so it never blocks on
  *    a full socket send buffer, and a target that stops reading while it
  *    sends cannot deadlock us.  It runs while session_tx_may_run().
- *  - a FUSE worker (session_inline_sends()) that submits a command while
+ *  - a FUSE loop thread (session_inline_sends()) that submits a command while
  *    both queues are empty and nobody writes sends that command itself
  *    (session_send_pending(), after the owner's lock is dropped): one
  *    thread wakeup less per command, which is most of the cost of small
  *    I/O.  s->tx_busy is the token: whoever holds it alone writes the
  *    socket, and sends what others queue meanwhile before it lets go (a
- *    worker a few PDUs, then it wakes the TX thread for the rest), so
- *    nobody wakes the TX thread while the socket is taken.
+ *    loop a few PDUs, then it wakes the TX thread for the rest), so
+ *    nobody wakes the TX thread while the socket is taken.  The socket
+ *    blocks: a loop in an inline send to a target that stopped reading
+ *    waits until the keepalive drops the connection (doc/architecture.md;
+ *    it ends when the sockets move onto the loops, issue 13).
  *  - the RX thread is the only reader.  It validates every PDU, places
  *    Data-In straight into the task's buffer, queues Data-Out for R2Ts and
  *    completes tasks, calling task->done() with no lock held.  It also
  *    runs recovery: RECONNECT_WAIT, LOGGING_IN, VERIFYING.
- * Submitters (FUSE workers, or the RX thread of any session through the
+ * Submitters (the FUSE loops, or the RX thread of any session through the
  * owner's kick) call session_submit(), which assigns ITT and CmdSN under
  * the session lock and appends to the command queue, so CmdSN order is
  * wire order.  The owner's watchdog calls session_tick() about once a

@@ -3,7 +3,7 @@
  *
  * A submitter puts a task in the table under the session lock, which
  * assigns its ITT and CmdSN, and either queues it for the TX thread or,
- * on a FUSE worker while nobody writes, keeps it to send itself once it
+ * on a FUSE loop while nobody writes, keeps it to send itself once it
  * holds no lock (session_send_pending()).  Whoever holds the socket
  * (s->tx_busy) sends the control queue first (Data-Out answering R2Ts,
  * NOP-Out, Logout, TMF), then the commands, each with the immediate and
@@ -127,7 +127,7 @@ int session_submit(struct session *s, struct iscsi_task *t)
 /* ---- TX thread ---- */
 
 #define SLICE_MAX 32
-/* PDUs a FUSE worker sends of what was queued while it sent its own. */
+/* PDUs a FUSE loop sends of what was queued while it sent its own. */
 #define INLINE_DRAIN_MAX 8
 
 /* Send Data-Out PDUs covering [offset, offset+length) of @t's payload,
