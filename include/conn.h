@@ -9,10 +9,17 @@
  * choosing where each data segment goes (a Data-In lands straight in the
  * reader's buffer).
  *
- * Thread model: conn_send() may be called by one thread at a time (the
- * session's TX thread, or the login code before the TX thread exists); the
- * receive functions by one thread at a time (the RX thread, or login).
- * conn_shutdown() may be called from any thread to wake both.
+ * In full feature phase a session makes its conn non-blocking
+ * (conn_set_nonblocking()): conn_send_pdu() then sends what the socket
+ * takes and keeps the rest of that one PDU in c->tx (CONN_SEND_PARTIAL),
+ * for conn_send_rest() once the socket is writable again; the caller keeps
+ * the data the PDU points to until then.  conn_rx_try() receives without
+ * waiting.
+ *
+ * Thread model: the send functions may be called by one thread at a time
+ * (whoever holds the session's socket, or the login code before); the
+ * receive functions by one thread at a time (the session's event loop, or
+ * login).  conn_shutdown() may be called from any thread to wake both.
  */
 #ifndef ISCSIFS_CONN_H
 #define ISCSIFS_CONN_H
@@ -24,6 +31,22 @@
 
 #include "pdu.h"
 #include "pdu_rx.h"
+
+/* Most iovecs one PDU's data segment may use (R2T slices of a FUSE buffer
+ * have one or two). */
+#define CONN_DATA_IOV_MAX 60
+
+/* The PDU conn_send_pdu() is sending: what the socket has not taken yet.
+ * The header and digests are copies; the data entries point to the
+ * caller's buffers. */
+struct conn_tx {
+	union iscsi_bhs bhs;    /* the header */
+	uint8_t hdigest[4];     /* its CRC32C (HeaderDigest) */
+	uint8_t ddigest[4];     /* the data segment's (DataDigest) */
+	struct iovec iov[CONN_DATA_IOV_MAX + 4]; /* header, digest, data, pad, digest */
+	int first;              /* first entry not yet wholly sent */
+	int count;              /* entries in use */
+};
 
 struct conn {
 	int fd;                 /* the socket; -1 when closed */
@@ -45,6 +68,10 @@ struct conn {
 	struct pdu_rx rx;       /* the receiver and its buffer, owned by the
 	                         * receiving thread; what login left in it is
 	                         * the RX thread's first input */
+	bool nonblocking;       /* sends never wait (conn_set_nonblocking()) */
+	struct conn_tx tx;      /* the sender's: the PDU under way; entries
+	                         * first..count-1 still to go (none when
+	                         * first == count) */
 	uint64_t bytes_sent;    /* statistics, by the sending thread */
 	uint64_t bytes_received;/* statistics, by the receiving thread */
 };
@@ -91,12 +118,30 @@ void conn_close(struct conn *c);
 /* Wake any thread blocked in send or receive (they then fail with EPIPE). */
 void conn_shutdown(struct conn *c);
 
+/* What conn_send_pdu() and conn_send_rest() return besides 0 and -1. */
+#define CONN_SEND_PARTIAL 1   /* non-blocking: the socket is full; the rest of
+                               * the PDU waits for conn_send_rest() */
+
 /* Send one PDU: @bhs, then @data_len bytes from @iov (may be NULL when
  * @data_len is 0), padding and digests as negotiated.  Sets the
  * DataSegmentLength of @bhs.  @more hints that another PDU follows at once
- * (MSG_MORE).  Returns 0, or -1 with err_set(). */
+ * (MSG_MORE).  Returns 0 (all of it sent), CONN_SEND_PARTIAL (non-blocking
+ * conn: the data of @iov must stay until conn_send_rest() returns 0), or
+ * -1 with err_set().  Not while a partial PDU waits. */
 int conn_send_pdu(struct conn *c, union iscsi_bhs *bhs, const struct iovec *iov,
 		  int iovcnt, uint32_t data_len, bool more);
+
+/* Send more of the PDU a CONN_SEND_PARTIAL left: 0 once it is all sent,
+ * CONN_SEND_PARTIAL when the socket is full again, -1 with err_set(). */
+int conn_send_rest(struct conn *c);
+
+/* Forget the rest of a partial PDU (the connection is gone). */
+void conn_send_forget(struct conn *c);
+
+/* Make the socket non-blocking for the event loop (sends as
+ * conn_send_pdu() says, conn_rx_try()).  Returns 0, or -1 with
+ * err_set(). */
+int conn_set_nonblocking(struct conn *c);
 
 /* Receive the next BHS, skip its AHS, check the header digest.  Returns 0,
  * or -1 with err_set() (EOF, timeout, digest mismatch, oversized AHS). */
@@ -122,5 +167,9 @@ int conn_rx_next(struct conn *c);
  * receive timeout and the deadline.  Returns 0, or -1 with err_set() (EOF,
  * timeout, socket error). */
 int conn_rx_fill(struct conn *c);
+
+/* One recv() without waiting: 1 when bytes came, 0 when the socket has
+ * none now, -1 with err_set() (EOF, socket error). */
+int conn_rx_try(struct conn *c);
 
 #endif /* ISCSIFS_CONN_H */

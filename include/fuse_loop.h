@@ -1,10 +1,10 @@
-/* fuse_loop.h: the event loops serving the FUSE device, in which a
- * handler may keep its request's buffer after it returns and hands
- * blocking work to a helper thread.
+/* fuse_loop.h: serving the FUSE device from the event loops (evloop.h),
+ * where a handler may keep its request's buffer after it returns and
+ * hands blocking work to a helper thread.
  *
- * fuse_loop_run() starts K loop threads.  Each waits with epoll on the
- * FUSE device (non-blocking, EPOLLEXCLUSIVE: one idle loop wakes per
- * request) and on its own eventfd, and reads many requests per wake-up.
+ * fuse_loop_run() puts the FUSE device (non-blocking, EPOLLEXCLUSIVE: one
+ * idle loop wakes per request) on each of the K event loops, which also
+ * own the sessions' sockets; a loop reads many requests per wake-up.
  * A handler runs on the loop that read its request, so it must not block:
  * what may wait on the network goes to the helper pool
  * (fuse_loop_offload(), helpers.h), which replies when done.
@@ -24,9 +24,6 @@
 
 #include "helpers.h"
 
-/* Loops at most (-o loops=). */
-#define FUSE_LOOPS_MAX 64
-
 /* Helper threads beside the loops (blocking handlers). */
 #define FUSE_LOOP_HELPERS 2
 
@@ -36,10 +33,10 @@ struct fuse_loop_counters {
 	unsigned long wakeups;        /* returns from epoll_wait() with events */
 };
 
-/* Serve @se with @loops loop threads (1..FUSE_LOOPS_MAX) and
+/* Serve @se on the event loops (evloop.h; started if need be) with
  * FUSE_LOOP_HELPERS helpers until the file system is unmounted or a
  * signal ends the session.  Returns 0, or -1 when it could not start. */
-int fuse_loop_run(struct fuse_session *se, unsigned loops);
+int fuse_loop_run(struct fuse_session *se);
 
 /* In a request handler called by fuse_loop_run(): take ownership of the
  * buffer holding the current request.  The pointers libfuse passed to the

@@ -280,12 +280,6 @@ struct session *session_attach_fd_verifying(const struct session_owner_ops *ops,
  * try another session or queue it) or EIO (not in full feature phase). */
 int session_submit(struct session *s, struct iscsi_task *task);
 
-/* Let the calling thread send the commands it submits itself when the
- * session has nothing else to send (the FUSE loops: it spares a TX thread
- * wakeup per command).  Such a thread must call session_send_pending()
- * after each session_submit(), once it holds no lock (the pool does). */
-void session_inline_sends(bool allowed);
-
 /* Send the command the last session_submit() of this thread kept for it,
  * if any.  Called with no lock held. */
 void session_send_pending(void);

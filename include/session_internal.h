@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "evloop.h"
+#include "helpers.h"
 #include "session.h"
 #include "text.h"
 
@@ -58,9 +60,10 @@
  * session_tick()) before the session gives up and reconnects. */
 #define VERIFY_MAX_RETRIES 10
 
-/* Kinds of work for the TX thread besides commands. */
+/* Kinds of work for the sender besides commands. */
 enum tx_kind {
-	TX_DATA_OUT,   /* answer an R2T: Data-Out PDUs for [offset, offset+length) */
+	TX_DATA_OUT,   /* answer an R2T (or unsolicited data): Data-Out PDUs for
+	                * [offset, offset+length), the first with DataSN datasn */
 	TX_NOP_OUT,    /* answer a NOP-In that asked for one (ttt) */
 	TX_PING,       /* keepalive: a NOP-Out that asks for a NOP-In */
 	TX_LOGOUT,     /* close the session */
@@ -74,7 +77,7 @@ enum tx_kind {
  * cmd_timeout for its answer.  Which function is out is s->tmf_function;
  * only tmf_set_state() (session_tmf.c) changes the state, along the moves
  * of its table:
- *   IDLE -> QUEUED (a function starts) -> SENT (the TX thread sent it)
+ *   IDLE -> QUEUED (a function starts) -> SENT (it went on the wire)
  *   -> IDLE (its answer came);
  *   QUEUED, SENT -> QUEUED (the next function replaces it: timed out, or
  *   the abort refused);
@@ -120,8 +123,10 @@ struct tx_item {
 	enum tx_kind kind;          /* what to send */
 	struct iscsi_task *task;    /* TX_DATA_OUT: the task (holds a tx_ref) */
 	uint32_t ttt;               /* TX_DATA_OUT: the R2T's TTT; TX_NOP_OUT: the NOP-In's */
-	uint32_t offset;            /* TX_DATA_OUT: BufferOffset of the burst */
-	uint32_t length;            /* TX_DATA_OUT: Desired Data Transfer Length */
+	uint32_t offset;            /* TX_DATA_OUT: BufferOffset of the next PDU */
+	uint32_t length;            /* TX_DATA_OUT: bytes of the burst still to send */
+	uint32_t datasn;            /* TX_DATA_OUT: DataSN of the next PDU (a burst
+	                             * the full socket cut resumes where it was) */
 	uint64_t lun_wire;          /* TX_NOP_OUT: LUN field to echo; TX_TMF: the LUN */
 	uint8_t function;           /* TX_TMF: ISCSI_TMF_ABORT_TASK, _ABORT_TASK_SET or _LUN_RESET */
 	uint32_t itt;               /* TX_TMF: the request's own ITT (s->tmf_itt) */
@@ -130,49 +135,81 @@ struct tx_item {
 	struct tx_item *next;       /* queue link */
 };
 
+/* What the receiver keeps from the header of a PDU to its end (the
+ * session's loop only). */
+struct rx_ctx {
+	struct session *s;          /* whose receiver this is */
+	uint8_t *scratch;           /* the data segment of any PDU but a
+	                             * Data-In (sense, async event, rejected
+	                             * header): max_recv_dsl + 4 bytes */
+	struct iscsi_task *data_in; /* the task of the Data-In under way,
+	                             * found and checked by rx_place() */
+	bool kick_due;              /* a PDU handled since the last kick may
+	                             * have made room (a task ended, the window
+	                             * opened): the owner is kicked once before
+	                             * the loop waits for the socket again */
+};
+
 /* One session.  The lock (or thread) that protects each field is named
- * beside it.  Its state (s->state) and the sub-machines' (tmf_state,
+ * beside it; "loop" is the session's event loop (s->loop), which alone
+ * receives, handles the connection's end and runs the reconnect timer;
+ * "recovery" is whoever runs the reconnect at the time: the loop, or the
+ * login helper during a login attempt (one at a time, handed over by
+ * posting).  Its state (s->state) and the sub-machines' (tmf_state,
  * verify_state, ping_state) are changed by several threads, always under
- * s->lock: the RX thread (PDUs, recovery), the TX side (a failed send),
- * the owner's watchdog (session_tick()), the identity check's callbacks and
- * session_logout_and_free(). */
+ * s->lock: the loop (PDUs, recovery), a sender (a failed send), the
+ * owner's watchdog (session_tick()), the login helper, the identity
+ * check's callbacks and session_logout_and_free(). */
 struct session {
 	const struct session_owner_ops *ops; /* the owner's callbacks (session.h), or
 	                                     * NULL; read-only */
 	void *owner;                        /* their argument; read-only */
 	const struct session_config *cfg;   /* read-only */
 	unsigned index;                     /* slot in the owner; last byte of ISID */
-	char portal_host[256];              /* RX thread (session_login() before it starts):
-	                                     * where logins go: one of cfg's portals, or the
+	char portal_host[256];              /* recovery (session_login() before): where
+	                                     * logins go: one of cfg's portals, or the
 	                                     * one a permanent redirect named (take_portal()) */
 	uint16_t portal_port;               /* as portal_host */
 	unsigned portal_index;              /* as portal_host: the entry of cfg's portals
 	                                     * in use (use_portal()) */
 	char name[64];                      /* "session N" for log lines; read-only */
-	struct conn conn;                   /* written by whoever holds tx_busy
-	                                     * (TX thread or an inline-sending
-	                                     * loop), read by the RX thread;
-	                                     * replaced by the RX thread while no
-	                                     * TX thread runs (recovery) */
-	struct iscsi_params params;         /* negotiated; changed only by the RX
-	                                     * thread while no TX thread runs */
+	struct conn conn;                   /* sent on by whoever holds tx_busy (a
+	                                     * loop), received on by the loop;
+	                                     * replaced under the lock by the login
+	                                     * helper while not connected */
+	struct iscsi_params params;         /* negotiated; replaced with conn */
 	uint16_t tsih;                      /* as params */
-	pthread_t tx_thread, rx_thread;     /* started by session_login() */
-	bool tx_running;                    /* RX thread only: tx_thread is joinable */
+	struct evloop *loop;                /* read-only: the event loop that owns the
+	                                     * socket, the receiver and the timers */
+	struct ev_source src;               /* the socket on the loop */
+	bool registered;                    /* loop: src is watched by the loop */
+	uint32_t watched;                   /* lock: the events src is watched for
+	                                     * (EPOLLIN, and EPOLLOUT while tx_blocked) */
+	struct ev_call tx_call;             /* posted to the loop: send what is queued */
+	struct ev_call attach_call;         /* posted by the login helper: watch the
+	                                     * connection it logged in */
+	struct ev_call retry_call;          /* posted by the login helper: arm the timer
+	                                     * of the next attempt */
+	struct ev_timer retry_timer;        /* loop: the wait before the next login */
+	struct helper_job login_job;        /* a login attempt on the login helper */
+	bool login_running;                 /* lock: login_job is queued or running
+	                                     * (session_logout_and_free() waits) */
+	unsigned attempt;                   /* recovery: login attempts of this outage */
+	int64_t outage_ns;                  /* recovery: when this outage began */
+	unsigned seed;                      /* recovery: for the backoff's jitter */
+	struct rx_ctx rx;                   /* loop: the receiver's context */
 	bool no_recover;                    /* read-only: made by session_attach_fd(), so a
 	                                     * lost connection fails the tasks with EIO
 	                                     * instead of reconnecting */
-	_Atomic int64_t last_rx_ns;         /* when the last PDU arrived (RX writes) */
+	_Atomic int64_t last_rx_ns;         /* when the last PDU arrived (loop writes) */
 
 	pthread_mutex_t lock;               /* protects everything below */
-	pthread_cond_t tx_cond;             /* TX thread waits for work; signalled only
-	                                     * while nobody holds the socket (tx_busy),
-	                                     * since the holder sends what is queued */
 	pthread_cond_t socket_cond;         /* broadcast when tx_busy is cleared
 	                                     * (stop_session() waits for it) */
-	pthread_cond_t state_cond;          /* broadcast on every move of state: a
-	                                     * recovery wait ends at CLOSING, logout
-	                                     * waits for CLOSED */
+	pthread_cond_t state_cond;          /* broadcast on every move of state and
+	                                     * when login_running is cleared: logout
+	                                     * waits for CLOSED and for the login
+	                                     * helper */
 	enum session_state state;           /* lock: where the session is in its life
 	                                     * (session.h); session_set_state() only */
 	uint32_t cmdsn;                     /* lock: CmdSN of the next command */
@@ -187,18 +224,23 @@ struct session {
 	struct iscsi_task *cmd_head, *cmd_tail;   /* lock: commands to send */
 	struct tx_item *ctl_head, *ctl_tail;      /* lock: control PDUs to send */
 	bool tx_busy;                       /* lock: a thread is writing the socket (the
-	                                     * TX thread, or a submitter sending its own
+	                                     * loop, or another loop sending its own
 	                                     * command inline); one at a time */
+	bool tx_blocked;                    /* lock: the socket was full: part of a PDU
+	                                     * waits in conn.tx, nobody sends until the
+	                                     * loop has sent it (EPOLLOUT) */
+	struct iscsi_task *tx_hold;         /* lock: tx_blocked: the task whose data
+	                                     * that PDU points to (holds a tx_ref), or
+	                                     * NULL */
 	enum ping_state ping_state;         /* lock: our keepalive NOP-Out */
 	unsigned nop_answers;               /* lock: TX_NOP_OUT items queued, not yet sent
 	                                     * (at most NOP_ANSWERS_MAX) */
 	int64_t ping_sent_ns;               /* lock: when the keepalive was queued */
 	int64_t down_since_ns;              /* lock: when the connection was lost */
-	int next_time2wait_s;               /* RX thread: the Time2Wait an Async Message
+	int next_time2wait_s;               /* loop: the Time2Wait an Async Message
 	                                     * gave for the next login, -1 for none
 	                                     * (DefaultTime2Wait) */
-	uint64_t login_seq;                 /* RX thread (session_start() before it
-	                                     * runs): the count of logins when this
+	uint64_t login_seq;                 /* lock: the count of logins when this
 	                                     * connection logged in */
 	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
 	                                     * lost connection, in CmdSN order: they wait
@@ -246,9 +288,9 @@ struct session {
 	int64_t verify_retry_ns;            /* lock: when session_tick() sends the step
 	                                     * again (BUSY, NOT READY); 0: nothing waits */
 
-	int64_t async_logged_ns;            /* RX thread: when the last line about an
+	int64_t async_logged_ns;            /* loop: when the last line about an
 	                                     * Asynchronous Message event was logged */
-	unsigned async_unlogged;            /* RX thread: events since then without a
+	unsigned async_unlogged;            /* loop: events since then without a
 	                                     * line of their own (at most one a second) */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
@@ -280,8 +322,8 @@ bool session_fsm_legal(const unsigned *moves, unsigned n, unsigned from, unsigne
 void session_fsm_check(const char *who, const char *machine, bool legal, const char *from,
 		       const char *to);
 
-/* Whether the TX thread of the current connection is to keep going: the
- * connection is logged in, maybe being dropped or logged out.  Lock held. */
+/* Whether the current connection may be sent on: it is logged in, maybe
+ * being dropped or logged out.  Lock held. */
 bool session_tx_may_run(const struct session *s);
 
 /* Whether the connection is logged in and ours to use (VERIFYING,
@@ -290,7 +332,7 @@ bool session_tx_may_run(const struct session *s);
 bool session_connected(const struct session *s);
 
 /* Shut the connection down because of @why (already logged by the caller):
- * the session goes DROPPING and the RX thread's error is only the echo.
+ * the session goes DROPPING and the loop's error is only the echo.
  * Lock held, session_connected(). */
 void session_drop_locked(struct session *s);
 
@@ -328,7 +370,7 @@ void session_reissue(struct session *s, struct iscsi_task *t);
 void session_owner_kick(struct session *s);
 void session_owner_requeue(struct session *s, struct iscsi_task *list);
 
-/* A protocol violation on the RX thread: say what (err_set()) and return
+/* A protocol violation on the loop: say what (err_set()) and return
  * -1 from the handler, which fails the connection. */
 #define VIOLATION(s, ...)                                                   \
 	do {                                                                \
@@ -336,11 +378,63 @@ void session_owner_requeue(struct session *s, struct iscsi_task *list);
 		return -1;                                                  \
 	} while (0)
 
+/* A Logout the target asked for (DRAINING) goes now if nothing is
+ * outstanding: LOGGING_OUT, the Logout queued.  Lock held. */
+void session_logout_if_drained_locked(struct session *s);
+
+/* ---- session_rx.c, for session_recover.c ---- */
+
+/* Ready the receiver for the connection in s->conn (the loop, before it
+ * watches the socket). */
+void session_rx_setup(struct session *s);
+
+/* The socket is readable: receive without waiting and handle every PDU
+ * that came.  Returns 0 (nothing more now), 1 (our logout completed) or
+ * -1 with err_set() (the connection failed).  The loop only. */
+int session_rx_ready(struct session *s);
+
+/* ---- session_recover.c, for session.c ---- */
+
+/* The next count of logins of the process, for s->login_seq. */
+uint64_t session_next_login_seq(void);
+
+/* Portals of cfg: at least the one of cfg->host. */
+unsigned session_portal_count(const struct session_config *cfg);
+
+/* Let the next logins go to entry @i (modulo their number) of cfg's
+ * portals.  As session_take_portal(). */
+void session_use_portal(struct session *s, unsigned i);
+
+/* After a login of @s: a permanent redirect (login_result.moved) sends the
+ * later logins of this session straight to the portal it named; a
+ * temporary one applies to that login only, so the next goes to the
+ * portal of before.  Per session, since cfg is shared read-only: the other
+ * sessions of the pool follow their own redirects.  The recovery, or
+ * session_login() before the session has a loop. */
+void session_take_portal(struct session *s, const struct login_result *lr);
+
+/* Set up the session's calls, timer and login job, and start the login
+ * helper if need be.  Returns 0, or -1 with err_set(). */
+int session_recovery_init(struct session *s);
+
+/* On the loop: watch the connection in s->conn (non-blocking), and send
+ * what was queued before.  A failure is a lost connection. */
+void session_attach_loop(struct session *s);
+
+/* On the loop (evloop_run_sync()), for session_logout_and_free(), the
+ * login helper done: cancel the timer and the posted calls, stop watching
+ * the socket, and end the session (CLOSED) if it is not yet. */
+void session_close_on_loop(void *arg);
+
+/* The connection is gone or closing: everything out of the session (see
+ * session_recover.c).  The loop only. */
+enum session_state session_stop(struct session *s, enum session_state next, bool requeue);
+
 /* ---- session_tmf.c, for session.c ---- */
 
 /* The Task Management Function Response: the aborted tasks go out again;
  * an abort the target refused becomes an LU reset; a reset it refused
- * fails the connection.  RX thread, no lock held.  Returns 0, or -1 with
+ * fails the connection.  The loop, no lock held.  Returns 0, or -1 with
  * err_set(). */
 int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs);
 
@@ -368,15 +462,28 @@ bool session_tmf_transition_legal(enum tmf_state from, enum tmf_state to);
  * the commands not yet sent.  Lock held.  Returns 0. */
 int session_queue_ctl_locked(struct session *s, struct tx_item *it);
 
-/* Start the TX thread of a connection just logged in.  Returns 0, or -1
- * with err_set(). */
-int session_start_tx(struct session *s);
+/* Have the loop send what is queued, unless someone holds the socket
+ * (they send it before they let go) or it is full (EPOLLOUT does).  Lock
+ * held. */
+void session_tx_kick_locked(struct session *s);
+
+/* On the loop: send what is queued (s->tx_call). */
+void session_tx_run(struct ev_call *call);
+
+/* On the loop, the socket writable again: send the rest of the PDU the
+ * full socket cut, then what is queued. */
+void session_tx_resume(struct session *s);
+
+/* The connection is gone: forget the partial PDU and drop its hold.
+ * Returns the held task when that was its last reference and its status
+ * came (the caller ends it), else NULL.  Lock held, nobody sending. */
+struct iscsi_task *session_tx_forget_locked(struct session *s);
 
 /* ---- session_verify.c, for session.c ---- */
 
 /* A session that logged in again (SESSION_VERIFYING) starts checking the
  * identity of the LUNs its owner expects (ops->expected_luns); it goes
- * SESSION_FULL_FEATURE when done.  No lock held; RX thread. */
+ * SESSION_FULL_FEATURE when done.  No lock held; the loop. */
 void session_verify_start(struct session *s);
 
 /* Begin the identity check of @luns (@n entries, malloc()ed; taken over),

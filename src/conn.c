@@ -256,34 +256,68 @@ static int send_all(struct conn *c, struct iovec *iov, int iovcnt, bool more)
 	return 0;
 }
 
-/* Most iovecs one PDU's data segment may use (R2T slices of a FUSE buffer
- * have one or two). */
-#define MAX_DATA_IOV 60
+/* Send entries first..count-1 of c->tx without waiting, as far as the
+ * socket takes them: 0 when all went, CONN_SEND_PARTIAL when it is full,
+ * -1 with err_set(). */
+static int send_some(struct conn *c, bool more)
+{
+	struct conn_tx *tx = &c->tx;
+	int flags = MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0);
+
+	while (tx->first < tx->count) {
+		struct msghdr msg = { .msg_iov = &tx->iov[tx->first],
+				      .msg_iovlen = (size_t)(tx->count - tx->first) };
+		ssize_t n = sendmsg(c->fd, &msg, flags);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return CONN_SEND_PARTIAL;
+			err_set(errno, "send to %s failed: %s", c->peer, strerror(errno));
+			return -1;
+		}
+		c->bytes_sent += (uint64_t)n;
+		while (tx->first < tx->count && (size_t)n >= tx->iov[tx->first].iov_len) {
+			n -= (ssize_t)tx->iov[tx->first].iov_len;
+			tx->first++;
+		}
+		if (tx->first < tx->count) {
+			tx->iov[tx->first].iov_base = (uint8_t *)tx->iov[tx->first].iov_base + n;
+			tx->iov[tx->first].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
 
 int conn_send_pdu(struct conn *c, union iscsi_bhs *bhs, const struct iovec *iov,
 		  int iovcnt, uint32_t data_len, bool more)
 {
 	static const uint8_t zeros[4];
-	struct iovec v[MAX_DATA_IOV + 4];
-	uint8_t hdigest[4], ddigest[4];
+	struct conn_tx *tx = &c->tx;
 	int n = 0;
 
-	if (iovcnt > MAX_DATA_IOV) {
+	if (tx->first < tx->count) {
+		err_set(EINVAL, "internal error: a PDU sent to %s while another is half sent",
+			c->peer);
+		return -1;
+	}
+	if (iovcnt > CONN_DATA_IOV_MAX) {
 		err_set(EINVAL, "internal error: data segment in %d pieces", iovcnt);
 		return -1;
 	}
 	pdu_set_data_len(bhs, data_len);
-	v[n++] = (struct iovec){ bhs->bytes, ISCSI_BHS_SIZE };
+	tx->bhs = *bhs;
+	tx->iov[n++] = (struct iovec){ tx->bhs.bytes, ISCSI_BHS_SIZE };
 	if (c->header_digest) {
-		put_le32(hdigest, crc32c(bhs->bytes, ISCSI_BHS_SIZE));
-		v[n++] = (struct iovec){ hdigest, 4 };
+		put_le32(tx->hdigest, crc32c(tx->bhs.bytes, ISCSI_BHS_SIZE));
+		tx->iov[n++] = (struct iovec){ tx->hdigest, 4 };
 	}
 	if (data_len) {
 		uint32_t left = data_len;
 		uint32_t state = crc32c_begin();
 		for (int i = 0; i < iovcnt && left; i++) {
 			size_t take = iov[i].iov_len < left ? iov[i].iov_len : left;
-			v[n++] = (struct iovec){ iov[i].iov_base, take };
+			tx->iov[n++] = (struct iovec){ iov[i].iov_base, take };
 			if (c->data_digest)
 				state = crc32c_update(state, iov[i].iov_base, take);
 			left -= (uint32_t)take;
@@ -294,16 +328,46 @@ int conn_send_pdu(struct conn *c, union iscsi_bhs *bhs, const struct iovec *iov,
 		}
 		uint32_t pad = pdu_pad(data_len);
 		if (pad) {
-			v[n++] = (struct iovec){ (void *)zeros, pad };
+			tx->iov[n++] = (struct iovec){ (void *)zeros, pad };
 			if (c->data_digest)
 				state = crc32c_update(state, zeros, pad);
 		}
 		if (c->data_digest) {
-			put_le32(ddigest, crc32c_end(state));
-			v[n++] = (struct iovec){ ddigest, 4 };
+			put_le32(tx->ddigest, crc32c_end(state));
+			tx->iov[n++] = (struct iovec){ tx->ddigest, 4 };
 		}
 	}
-	return send_all(c, v, n, more);
+	if (c->nonblocking) {
+		tx->first = 0;
+		tx->count = n;
+		return send_some(c, more);
+	}
+	/* blocking (login, discovery): the entries are the caller's to wait on */
+	tx->first = tx->count = 0;
+	return send_all(c, tx->iov, n, more);
+}
+
+int conn_send_rest(struct conn *c)
+{
+	return send_some(c, false);
+}
+
+void conn_send_forget(struct conn *c)
+{
+	c->tx.first = c->tx.count = 0;
+}
+
+int conn_set_nonblocking(struct conn *c)
+{
+	int flags = fcntl(c->fd, F_GETFL);
+
+	if (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		err_set(errno, "%s: cannot make the socket non-blocking: %s", c->peer,
+			strerror(errno));
+		return -1;
+	}
+	c->nonblocking = true;
+	return 0;
 }
 
 /* Wait until the socket is readable, within the receive timeout and the
@@ -348,6 +412,27 @@ int conn_rx_fill(struct conn *c)
 		}
 		if (errno == EINTR)
 			continue;
+		err_set(errno, "receive from %s failed: %s", c->peer, strerror(errno));
+		return -1;
+	}
+}
+
+int conn_rx_try(struct conn *c)
+{
+	for (;;) {
+		ssize_t n = pdu_rx_recv(&c->rx, c->fd, MSG_DONTWAIT);
+		if (n > 0) {
+			c->bytes_received += (uint64_t)n;
+			return 1;
+		}
+		if (n == 0) {
+			err_set(EPIPE, "%s closed the connection", c->peer);
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
 		err_set(errno, "receive from %s failed: %s", c->peer, strerror(errno));
 		return -1;
 	}

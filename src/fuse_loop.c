@@ -1,28 +1,28 @@
-/* fuse_loop.c: the event loops over the FUSE device (see fuse_loop.h).
+/* fuse_loop.c: serving the FUSE device from the event loops (see
+ * fuse_loop.h, evloop.h).
  *
  * NOTES ON THE THREAD MODEL
  *
- * fuse_loop_run() starts the helper pool, then K loop threads, and waits.
- * Each loop has its own epoll instance holding the FUSE device fd (the fd
- * made non-blocking, registered in every instance with EPOLLEXCLUSIVE, so
- * a request wakes one idle loop rather than all) and its own eventfd.  On
- * a wake-up a loop reads and handles requests until the device has none
- * (libfuse returns -EAGAIN) or READS_PER_WAKEUP were handled, so that its
- * other events get their turn; the device stays readable and
- * level-triggered epoll reports it again.  Handlers do not wait on the
- * network: reads and writes complete later on a session's RX thread, and
- * what may block is offloaded to the helper pool (helpers.h).  Sessions
- * still have their own RX and TX threads in this version; a loop sends
- * its commands itself when the session's socket is idle
- * (session_inline_sends()).
+ * fuse_loop_run() starts the helper pool, then adds the FUSE device fd
+ * (made non-blocking) to every event loop with EPOLLEXCLUSIVE, so a
+ * request wakes one idle loop rather than all, and waits.  The same loops
+ * own the sessions' sockets.  On a wake-up a loop reads and handles
+ * requests until the device has none (libfuse returns -EAGAIN) or
+ * READS_PER_WAKEUP were handled, so that its other events get their turn;
+ * the device stays readable and level-triggered epoll reports it again.
+ * Handlers do not wait on the network: reads and writes complete later on
+ * the loop of the session that carried them, and what may block is
+ * offloaded to the helper pool (helpers.h).
  *
- * Loops block signals: the handlers libfuse installed run on another
+ * The loops block signals: the handlers libfuse installed run on another
  * thread and exit the session, which the waiting main thread notices
  * within 200 ms (on CLOCK_MONOTONIC: deadline.h).  When the file system
  * is unmounted, the read of the loop that sees it fails with ENODEV,
- * libfuse exits the session, and that loop posts finished.  Either way
- * the main thread then sets stopping and writes every loop's eventfd;
- * each loop leaves at its next wake-up (a handler is never interrupted).
+ * libfuse exits the session, and that loop stops watching the device and
+ * posts finished; a loop that sees the session exited does the same.
+ * The main thread then takes the device off every loop (on the loop:
+ * evloop_run_sync()); the loops go on serving the sessions until they
+ * are logged out.
  *
  * A request buffer belongs to one loop at a time; current_buffer and
  * buffer_taken are thread-local and describe the request being handled
@@ -43,37 +43,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "deadline.h"
 #include "log.h"
-#include "session.h"
+#include "evloop.h"
 
 /* Requests one loop handles per wake-up at most. */
 #define READS_PER_WAKEUP 32
 /* Request buffers kept for reuse at most (each about 1 MiB). */
 #define SPARE_BUFFERS 8
 
-/* epoll_event.data.u32 of a loop's two fds. */
-enum loop_source {
-	SOURCE_FUSE,                  /* the FUSE device: requests to read */
-	SOURCE_WAKE,                  /* the loop's eventfd: look at stopping */
-};
-
 struct fuse_loop;
 
-/* One loop thread. */
+/* The FUSE device on one event loop. */
 struct loop {
+	struct ev_source src;         /* the device fd on the loop */
 	struct fuse_loop *shared;     /* what every loop of the mount shares */
+	struct evloop *ev;            /* the event loop */
 	unsigned index;               /* 0..nloops-1, in the statistics */
-	pthread_t tid;                /* the thread (valid when started) */
-	bool started;                 /* the thread was created (main thread only) */
-	int epfd;                     /* its epoll instance, -1 before */
-	int wake_fd;                  /* its eventfd, -1 before */
+	bool watching;                /* the loop only: src is on the loop */
+	struct fuse_buf buf;          /* the loop only: the buffer of its next request */
 	atomic_ulong requests;        /* requests handled (written by the loop only) */
-	atomic_ulong wakeups;         /* epoll_wait() returns with events (likewise) */
 };
 
 /* What the loops of a mount share (read-only while they run, but for the
@@ -84,7 +76,6 @@ struct fuse_loop {
 	struct helpers *helpers;      /* where blocking handlers run */
 	unsigned nloops;              /* entries of loops */
 	struct loop *loops;           /* the loops */
-	atomic_bool stopping;         /* set by the main thread: loops leave */
 	sem_t finished;               /* posted by a loop that saw the session end */
 };
 
@@ -164,8 +155,7 @@ unsigned fuse_loop_counters(struct fuse_loop_counters *out, unsigned max,
 	for (unsigned i = 0; i < fl->nloops && i < max; i++) {
 		out[i].requests = atomic_load_explicit(&fl->loops[i].requests,
 						       memory_order_relaxed);
-		out[i].wakeups = atomic_load_explicit(&fl->loops[i].wakeups,
-						      memory_order_relaxed);
+		out[i].wakeups = evloop_wakeups(evloop_index(fl->loops[i].ev));
 	}
 	*helper_jobs = helpers_jobs_run(fl->helpers);
 	return fl->nloops;
@@ -212,99 +202,73 @@ static bool serve_requests(struct loop *l, struct fuse_buf *buf)
 	return true;
 }
 
-static void *loop_main(void *arg)
+/* Stop watching the device on this loop (the session ended), once. */
+static void unwatch(struct loop *l)
+{
+	if (!l->watching)
+		return;
+	evloop_remove(l->ev, &l->src);
+	l->watching = false;
+	free(l->buf.mem);
+	l->buf.mem = NULL;
+}
+
+/* The device is readable (ev_source.ready). */
+static void device_ready(struct ev_source *src, uint32_t events)
+{
+	struct loop *l = (struct loop *)src;
+	struct fuse_loop *fl = l->shared;
+
+	(void)events;
+	if (!l->watching)
+		return;
+	bool serving = !fuse_session_exited(fl->se);
+	if (serving) {
+		current_loop = l;
+		serving = serve_requests(l, &l->buf);
+		current_loop = NULL;
+	}
+	if (!serving) {
+		/* (level-triggered: a dead device would be reported forever) */
+		unwatch(l);
+		sem_post(&fl->finished);
+	}
+}
+
+/* Put the device on the loop of @arg (evloop_run_sync()). */
+static void watch_on_loop(void *arg)
 {
 	struct loop *l = arg;
-	struct fuse_loop *fl = l->shared;
-	struct fuse_buf buf;
-	sigset_t all;
-	bool serving = true;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	session_inline_sends(true);   /* its commands skip the TX thread when it is idle */
-	current_loop = l;
-	memset(&buf, 0, sizeof buf);
-	while (serving && !atomic_load(&fl->stopping) && !fuse_session_exited(fl->se)) {
-		struct epoll_event ev[2];
-		int n = epoll_wait(l->epfd, ev, 2, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("loop %u: waiting for events: %s", l->index, strerror(errno));
-			fuse_session_exit(fl->se);
-			break;
-		}
-		count(&l->wakeups);
-		for (int i = 0; i < n && serving; i++) {
-			if (ev[i].data.u32 == SOURCE_WAKE) {
-				uint64_t value;
-				if (read(l->wake_fd, &value, sizeof value) < 0 && errno != EAGAIN)
-					log_warn("loop %u: reading its eventfd: %s", l->index,
-						 strerror(errno));
-			} else {
-				serving = serve_requests(l, &buf);
-			}
-		}
-	}
-	free(buf.mem);
-	current_loop = NULL;
-	sem_post(&fl->finished);
-	return NULL;
+	if (evloop_add(l->ev, &l->src, EPOLLIN | EPOLLEXCLUSIVE) < 0)
+		log_error("%s", err_msg());
+	else
+		l->watching = true;
 }
 
-/* Give loop @l of @fl its epoll instance and eventfd.  0, or -1 with the
- * reason logged. */
-static int loop_init(struct fuse_loop *fl, struct loop *l, unsigned index)
+/* Take the device off the loop of @arg (evloop_run_sync()). */
+static void unwatch_on_loop(void *arg)
 {
-	struct epoll_event fuse_ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
-				       .data.u32 = SOURCE_FUSE };
-	struct epoll_event wake_ev = { .events = EPOLLIN, .data.u32 = SOURCE_WAKE };
-
-	l->shared = fl;
-	l->index = index;
-	atomic_init(&l->requests, 0);
-	atomic_init(&l->wakeups, 0);
-	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (l->epfd < 0 || l->wake_fd < 0 ||
-	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, fl->fuse_fd, &fuse_ev) < 0 ||
-	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &wake_ev) < 0) {
-		log_error("cannot set up event loop %u: %s", index, strerror(errno));
-		return -1;
-	}
-	return 0;
+	unwatch(arg);
 }
 
-/* Tell every started loop to leave, and wait for them. */
-static void loops_stop(struct fuse_loop *fl)
+int fuse_loop_run(struct fuse_session *se)
 {
-	const uint64_t one = 1;
-
-	atomic_store(&fl->stopping, true);
-	for (unsigned i = 0; i < fl->nloops; i++)
-		if (fl->loops[i].started && write(fl->loops[i].wake_fd, &one, sizeof one) < 0)
-			log_warn("cannot wake loop %u: %s", i, strerror(errno));
-	for (unsigned i = 0; i < fl->nloops; i++)
-		if (fl->loops[i].started)
-			pthread_join(fl->loops[i].tid, NULL);
-}
-
-int fuse_loop_run(struct fuse_session *se, unsigned loops)
-{
-	struct fuse_loop fl = { .se = se, .fuse_fd = fuse_session_fd(se), .nloops = loops };
-	unsigned started = 0;
+	struct fuse_loop fl = { .se = se, .fuse_fd = fuse_session_fd(se) };
+	unsigned watching = 0;
 	int flags;
 
-	atomic_init(&fl.stopping, false);
-	fl.loops = calloc(loops, sizeof *fl.loops);
+	if (evloops_start() < 0) {
+		log_error("%s", err_msg());
+		return -1;
+	}
+	fl.nloops = evloops_count();
+	fl.loops = calloc(fl.nloops, sizeof *fl.loops);
 	if (!fl.loops || sem_init(&fl.finished, 0, 0) < 0) {
 		log_error("cannot set up the event loops: %s", strerror(errno));
 		free(fl.loops);
 		return -1;
 	}
-	for (unsigned i = 0; i < loops; i++)
-		fl.loops[i].epfd = fl.loops[i].wake_fd = -1;
 	flags = fcntl(fl.fuse_fd, F_GETFL);
 	if (flags < 0 || fcntl(fl.fuse_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
 		log_error("cannot make the FUSE device non-blocking: %s", strerror(errno));
@@ -314,38 +278,32 @@ int fuse_loop_run(struct fuse_session *se, unsigned loops)
 	if (!fl.helpers)
 		goto out;
 	spares_accept(true);
-	for (unsigned i = 0; i < loops; i++)
-		if (loop_init(&fl, &fl.loops[i], i) < 0)
-			goto stop;
-	for (; started < loops; started++) {
-		int rc = pthread_create(&fl.loops[started].tid, NULL, loop_main, &fl.loops[started]);
-		if (rc) {
-			log_error("cannot start event loop %u: %s", started, strerror(rc));
-			break;
-		}
-		fl.loops[started].started = true;
+	for (unsigned i = 0; i < fl.nloops; i++) {
+		struct loop *l = &fl.loops[i];
+		l->src.fd = fl.fuse_fd;
+		l->src.ready = device_ready;
+		l->shared = &fl;
+		l->ev = evloop_at(i);
+		l->index = i;
+		atomic_init(&l->requests, 0);
+		evloop_run_sync(l->ev, watch_on_loop, l);
+		watching += l->watching;
 	}
-	/* Wait for a loop to leave (unmount) or for a signal handler, on
-	 * whichever thread it ran, to exit the session. */
-	while (started > 0 && !fuse_session_exited(se)) {
+	/* Wait for a loop to see the session end (unmount) or for a signal
+	 * handler, on whichever thread it ran, to exit the session. */
+	while (watching > 0 && !fuse_session_exited(se)) {
 		struct timespec until = deadline_in_ms(200);
 		if (deadline_sem_wait(&fl.finished, &until) == 0)
 			break;
 	}
 	fuse_session_exit(se);
-stop:
-	loops_stop(&fl);
-	/* the loops are gone: no job is posted any more */
+	for (unsigned i = 0; i < fl.nloops; i++)
+		evloop_run_sync(fl.loops[i].ev, unwatch_on_loop, &fl.loops[i]);
+	/* no loop posts jobs any more */
 	helpers_stop(fl.helpers);
 	spares_accept(false);
 out:
-	for (unsigned i = 0; i < loops; i++) {
-		if (fl.loops[i].epfd >= 0)
-			close(fl.loops[i].epfd);
-		if (fl.loops[i].wake_fd >= 0)
-			close(fl.loops[i].wake_fd);
-	}
 	sem_destroy(&fl.finished);
 	free(fl.loops);
-	return started > 0 ? 0 : -1;
+	return watching > 0 ? 0 : -1;
 }

@@ -37,6 +37,7 @@
 #include "discovery.h"
 #include "fs.h"
 #include "fuse_channel.h"
+#include "evloop.h"
 #include "fuse_loop.h"
 #include "list.h"
 #include "log.h"
@@ -150,10 +151,12 @@ static int configure(struct startup *s)
 		fprintf(stderr, "iscsifs: sessions must be 1..64 and queue_depth 1..1024\n");
 		return 2;
 	}
-	if (o->loops == 0 || o->loops > FUSE_LOOPS_MAX) {
-		fprintf(stderr, "iscsifs: loops must be 1..%u\n", FUSE_LOOPS_MAX);
+	if (o->loops == 0 || o->loops > EVLOOPS_MAX) {
+		fprintf(stderr, "iscsifs: loops must be 1..%u\n", EVLOOPS_MAX);
 		return 2;
 	}
+	/* (they start with the first session, after a fork) */
+	evloops_configure(o->loops);
 	if (o->list) {
 		snprintf(s->mountpoint, sizeof s->mountpoint, "--list");
 	} else if (!realpath(o->mountpoint, s->mountpoint)) {
@@ -289,7 +292,7 @@ static int mount_fs(struct startup *s)
 /* The FUSE loop until unmount (or a signal), then the unmount. */
 static int serve(struct startup *s)
 {
-	int loop_rc = fuse_loop_run(s->se, s->opt.loops);
+	int loop_rc = fuse_loop_run(s->se);
 
 	fs_set_session(&s->fs, NULL);
 	fuse_session_unmount(s->se);
@@ -317,6 +320,8 @@ static void teardown(struct startup *s)
 	OPENSSL_cleanse(s->url.password, sizeof s->url.password);
 	credentials_free(s->creds);
 	options_free(&s->opt, &s->args);
+	/* every session is logged out: the loops have nothing left */
+	evloops_stop();
 }
 
 int main(int argc, char *argv[])

@@ -2,8 +2,8 @@
  *
  * NOTES ON THE THREAD MODEL
  *
- * pool_submit() is called by the FUSE loops and, for retries and queued work,
- * by session RX threads.  It picks the logged-in session with the fewest
+ * pool_submit() is called by the event loops (FUSE requests, and
+ * completions that submit again) and by the helpers.  It picks the logged-in session with the fewest
  * outstanding bytes (ties: the one after the last chosen, so that equal
  * sessions share the work) and calls session_submit().  When every
  * session's window or queue depth is full the task waits in a FIFO queue;
@@ -28,11 +28,12 @@
  * marked replaced (lun_replaced): its queued tasks fail with EIO,
  * and dispatch() fails every later one, so nothing reaches that disk.
  *
- * A watchdog thread per pool ticks every session once a second
- * (keepalive, command timeout) and applies the replacement timeout (no
- * session up, none alive: session_is_up(), session_is_alive()); its
- * second is measured on CLOCK_MONOTONIC (deadline.h), so that a step of
- * the wall clock neither stalls the keepalives nor hurries a timeout.
+ * A watchdog per pool, a timer on one event loop (evloop.h), ticks every
+ * session once a second (keepalive, command timeout) and applies the
+ * replacement timeout (no session up, none alive: session_is_up(),
+ * session_is_alive()); its second is measured on CLOCK_MONOTONIC, so that
+ * a step of the wall clock neither stalls the keepalives nor hurries a
+ * timeout.
  *
  * The sessions report to the pool only through the callbacks of
  * session_ops (struct session_owner_ops, session.h), with the pool as
@@ -49,12 +50,14 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "deadline.h"
+#include "evloop.h"
 #include "log.h"
 
 struct pool {
@@ -68,8 +71,9 @@ struct pool {
 	unsigned cursor;                  /* lock: where the next search starts */
 	uint64_t in_flight;               /* lock: submitted, done() not yet called */
 	unsigned replacement_timeout_s;   /* read-only: how long I/O waits for a session */
-	pthread_t watchdog;               /* ticks sessions, applies the timeout */
-	pthread_cond_t watchdog_cond;     /* wakes the watchdog early (to stop it) */
+	struct evloop *loop;              /* read-only: the loop the watchdog runs on */
+	struct ev_timer watchdog;         /* that loop's: ticks sessions each second,
+	                                   * applies the timeout */
 	bool watchdog_run;                /* lock: the watchdog keeps going (and the
 	                                   * sessions are there: pool_lun_reset()) */
 	int64_t none_up_since_ns;         /* lock: since when no session is up, 0 if one is */
@@ -98,46 +102,60 @@ static void fail_list(struct iscsi_task *list)
 	}
 }
 
-static void *watchdog_main(void *arg)
+/* The watchdog's second, on its loop: tick every session, apply the
+ * replacement timeout, and arm the next. */
+static void watchdog_fire(struct ev_timer *timer)
+{
+	struct pool *p = (struct pool *)((char *)timer - offsetof(struct pool, watchdog));
+
+	pthread_mutex_lock(&p->lock);
+	bool run = p->watchdog_run;
+	pthread_mutex_unlock(&p->lock);
+	if (!run)
+		return;
+	bool any_up = false;
+	for (unsigned i = 0; i < p->n; i++) {
+		session_tick(p->sessions[i]);
+		any_up |= session_is_up(p->sessions[i]);
+	}
+	struct iscsi_task *failed = NULL;
+	int64_t now = mono_now_ns();
+	pthread_mutex_lock(&p->lock);
+	if (any_up) {
+		if (p->failfast)
+			log_info("target %s: a session is back; I/O resumes", p->cfg.target_name);
+		p->none_up_since_ns = 0;
+		p->failfast = false;
+	} else if (!p->none_up_since_ns) {
+		p->none_up_since_ns = now;
+	} else if (!p->failfast &&
+		   now - p->none_up_since_ns > (int64_t)p->replacement_timeout_s * 1000000000) {
+		p->failfast = true;
+		log_error("target %s: no session for %u s; failing I/O with EIO until one is back",
+			  p->cfg.target_name, p->replacement_timeout_s);
+		failed = p->queue_head;
+		p->queue_head = p->queue_tail = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	fail_list(failed);
+	evloop_timer_arm(p->loop, &p->watchdog, mono_now_ns() + 1000000000);
+}
+
+/* Arm the first second (evloop_run_sync()). */
+static void watchdog_start(void *arg)
 {
 	struct pool *p = arg;
 
-	pthread_mutex_lock(&p->lock);
-	while (p->watchdog_run) {
-		struct timespec deadline = deadline_in_ms(1000);
-		deadline_cond_wait(&p->watchdog_cond, &p->lock, &deadline);
-		if (!p->watchdog_run)
-			break;
-		pthread_mutex_unlock(&p->lock);
-		bool any_up = false;
-		for (unsigned i = 0; i < p->n; i++) {
-			session_tick(p->sessions[i]);
-			any_up |= session_is_up(p->sessions[i]);
-		}
-		struct iscsi_task *failed = NULL;
-		int64_t now = mono_now_ns();
-		pthread_mutex_lock(&p->lock);
-		if (any_up) {
-			if (p->failfast)
-				log_info("target %s: a session is back; I/O resumes", p->cfg.target_name);
-			p->none_up_since_ns = 0;
-			p->failfast = false;
-		} else if (!p->none_up_since_ns) {
-			p->none_up_since_ns = now;
-		} else if (!p->failfast &&
-			   now - p->none_up_since_ns > (int64_t)p->replacement_timeout_s * 1000000000) {
-			p->failfast = true;
-			log_error("target %s: no session for %u s; failing I/O with EIO until one is back",
-				  p->cfg.target_name, p->replacement_timeout_s);
-			failed = p->queue_head;
-			p->queue_head = p->queue_tail = NULL;
-		}
-		pthread_mutex_unlock(&p->lock);
-		fail_list(failed);
-		pthread_mutex_lock(&p->lock);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
+	p->watchdog.fire = watchdog_fire;
+	evloop_timer_arm(p->loop, &p->watchdog, mono_now_ns() + 1000000000);
+}
+
+/* Disarm it (evloop_run_sync()): no tick runs after. */
+static void watchdog_stop(void *arg)
+{
+	struct pool *p = arg;
+
+	evloop_timer_cancel(p->loop, &p->watchdog);
 }
 
 unsigned pool_size(const struct pool *p)
@@ -212,7 +230,6 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle_cond, NULL);
-	pthread_cond_init(&p->watchdog_cond, NULL);
 	p->replacement_timeout_s = replacement_timeout_s;
 	p->cfg.replacement_timeout_s = replacement_timeout_s;
 	for (unsigned i = 0; i < nsessions; i++) {
@@ -226,18 +243,18 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 			free(p->sessions);
 			pthread_mutex_destroy(&p->lock);
 			pthread_cond_destroy(&p->idle_cond);
-			pthread_cond_destroy(&p->watchdog_cond);
 			free(p);
 			err_set(e, "%s", msg);
 			return NULL;
 		}
 		p->n = i + 1;
 	}
+	/* (the loops run: the sessions started them) */
+	p->loop = evloop_assign();
+	pthread_mutex_lock(&p->lock);
 	p->watchdog_run = true;
-	if (pthread_create(&p->watchdog, NULL, watchdog_main, p) != 0) {
-		p->watchdog_run = false;
-		log_warn("cannot start the watchdog thread: no keepalive or timeouts");
-	}
+	pthread_mutex_unlock(&p->lock);
+	evloop_run_sync(p->loop, watchdog_start, p);
 	return p;
 }
 
@@ -634,12 +651,9 @@ void pool_destroy(struct pool *p, int timeout_ms)
 			break;
 		}
 	}
-	bool had_watchdog = p->watchdog_run;
 	p->watchdog_run = false;
-	pthread_cond_broadcast(&p->watchdog_cond);
 	pthread_mutex_unlock(&p->lock);
-	if (had_watchdog)
-		pthread_join(p->watchdog, NULL);
+	evloop_run_sync(p->loop, watchdog_stop, p);
 	/* No log line here (see pool.h): pool_log_stats() at unmount. */
 	for (unsigned i = 0; i < p->n; i++)
 		session_logout_and_free(p->sessions[i], 5000);
@@ -647,6 +661,5 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	free(p->luns);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle_cond);
-	pthread_cond_destroy(&p->watchdog_cond);
 	free(p);
 }

@@ -2,14 +2,22 @@
  * (see session.h; the thread model is at the top of session.c).
  *
  * A submitter puts a task in the table under the session lock, which
- * assigns its ITT and CmdSN, and either queues it for the TX thread or,
- * on a FUSE loop while nobody writes, keeps it to send itself once it
+ * assigns its ITT and CmdSN, and either queues it for the session's loop
+ * or, on a loop while nobody writes, keeps it to send itself once it
  * holds no lock (session_send_pending()).  Whoever holds the socket
  * (s->tx_busy) sends the control queue first (Data-Out answering R2Ts,
  * NOP-Out, Logout, TMF), then the commands, each with the immediate and
  * unsolicited data negotiated, and sends what others queue meanwhile
  * before it lets go.  Each TX item holds a reference on its task
  * (tx_refs); the last one dropped after the status came completes it.
+ *
+ * The socket never blocks.  When it is full, the PDU under way stays half
+ * sent in the conn (conn_send_pdu(): CONN_SEND_PARTIAL) with a reference
+ * on the task whose data it points to (s->tx_hold), the rest of a burst
+ * goes back to the head of the control queue, and s->tx_blocked stops
+ * every sender until the loop, woken by EPOLLOUT, has sent that PDU
+ * (session_tx_resume()); then it sends the queues.  So a target that
+ * stops reading holds no thread: the keepalive drops it in time.
  *
  * The state decides: session_submit() takes commands in FULL_FEATURE only
  * (EAGAIN while DRAINING or LOGGING_OUT for a logout the target asked
@@ -25,6 +33,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "deadline.h"
 #include "iov.h"
@@ -32,20 +41,12 @@
 
 /* ---- submission ---- */
 
-/* Whether this thread may send its own commands (session_inline_sends()). */
-static _Thread_local bool inline_ok;
-
 /* A command this thread took the socket for in session_submit() and is to
  * send in session_send_pending(), once it holds no lock. */
 static _Thread_local struct {
 	struct session *session;      /* whose socket; its tx_busy is ours */
 	struct iscsi_task *task;      /* the command, in the table, not queued */
 } pending;
-
-void session_inline_sends(bool allowed)
-{
-	inline_ok = allowed;
-}
 
 /* Put @t in the table and the command queue (or keep it for an inline
  * send).  Lock held; the caller checked the state.  Returns 0, or -1 with
@@ -89,10 +90,11 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	s->outstanding++;
 	atomic_fetch_add_explicit(&s->load_bytes, t->xfer_len ? t->xfer_len : 1,
 				  memory_order_relaxed);
-	if (inline_ok && t != &s->vtask && !pending.task && !s->tx_busy &&
-	    !s->cmd_head && !s->ctl_head) {
-		/* nothing waits to be sent: the caller sends it itself
-		 * (session_send_pending()), sparing the TX thread's wakeup */
+	if (evloop_current() && t != &s->vtask && !pending.task && !s->tx_busy &&
+	    !s->tx_blocked && !s->cmd_head && !s->ctl_head) {
+		/* nothing waits to be sent: the loop that submits sends it
+		 * itself (session_send_pending()), sparing a wakeup of the
+		 * session's loop */
 		s->tx_busy = true;
 		t->on_wire = true;
 		pending.session = s;
@@ -103,9 +105,7 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 		else
 			s->cmd_head = t;
 		s->cmd_tail = t;
-		/* whoever holds the socket sends it before letting go */
-		if (!s->tx_busy)
-			pthread_cond_signal(&s->tx_cond);
+		session_tx_kick_locked(s);
 	}
 	return 0;
 }
@@ -124,25 +124,63 @@ int session_submit(struct session *s, struct iscsi_task *t)
 	return rc;
 }
 
-/* ---- TX thread ---- */
+/* ---- sending ---- */
 
 #define SLICE_MAX 32
-/* PDUs a FUSE loop sends of what was queued while it sent its own. */
+/* PDUs a loop sends of what was queued while it sent its own command to
+ * another loop's session. */
 #define INLINE_DRAIN_MAX 8
 
-/* Send Data-Out PDUs covering [offset, offset+length) of @t's payload,
- * each at most the target's MaxRecvDataSegmentLength, DataSN from 0, F on
- * the last.  @ttt is the R2T's tag or 0xffffffff for unsolicited data. */
-static int send_data_out(struct session *s, struct iscsi_task *t, uint32_t ttt,
-			 uint32_t offset, uint32_t length, bool more)
+/* What a send step returns besides 0 (all of it went) and -1 (failed):
+ * the socket is full (s->tx_blocked set by socket_full_locked()). */
+#define SENT_PART CONN_SEND_PARTIAL
+
+/* The socket is full: nobody sends until the loop has sent the rest of
+ * the PDU in the conn, which holds @t's data (or none: NULL).  Lock held,
+ * the caller holds the socket. */
+static void socket_full_locked(struct session *s, struct iscsi_task *t)
 {
-	uint32_t datasn = 0;
+	s->tx_blocked = true;
+	if (t) {
+		t->tx_refs++;
+		s->tx_hold = t;
+	}
+	s->watched |= EPOLLOUT;
+	/* (not watched yet: session_attach_loop() reads tx_blocked) */
+	if (s->src.fd >= 0)
+		evloop_watch(s->loop, &s->src, s->watched);
+}
+
+/* conn_send_pdu() for the sender: SENT_PART marks the socket full with
+ * @t's data held. */
+static int send_pdu(struct session *s, struct iscsi_task *t, union iscsi_bhs *bhs,
+		    const struct iovec *iov, int iovcnt, uint32_t len, bool more)
+{
+	int rc = conn_send_pdu(&s->conn, bhs, iov, iovcnt, len, more);
+
+	if (rc == SENT_PART) {
+		pthread_mutex_lock(&s->lock);
+		socket_full_locked(s, len ? t : NULL);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return rc;
+}
+
+/* Send the Data-Out PDUs of @it (a TX_DATA_OUT item: [offset,
+ * offset+length) of its task's payload), each at most the target's
+ * MaxRecvDataSegmentLength, DataSN counting on from it->datasn, F on the
+ * last; it->ttt is the R2T's tag or 0xffffffff for unsolicited data.
+ * Returns 0 when all went, SENT_PART when the socket filled (@it then
+ * says what is left: it->length 0 when nothing is), or -1. */
+static int send_data_out(struct session *s, struct tx_item *it, bool more)
+{
+	struct iscsi_task *t = it->task;
 	uint32_t max = s->params.max_xmit_dsl;
 
-	while (length > 0) {
-		uint32_t len = length < max ? length : max;
+	while (it->length > 0) {
+		uint32_t len = it->length < max ? it->length : max;
 		struct iovec v[SLICE_MAX];
-		int n = iov_slice(t->write_iov, t->write_iovcnt, offset, len, v, SLICE_MAX);
+		int n = iov_slice(t->write_iov, t->write_iovcnt, it->offset, len, v, SLICE_MAX);
 		if (n < 0) {
 			err_set(EINVAL, "%s: write payload of ITT 0x%x too fragmented",
 				s->name, t->itt);
@@ -150,35 +188,51 @@ static int send_data_out(struct session *s, struct iscsi_task *t, uint32_t ttt,
 		}
 		union iscsi_bhs bhs;
 		pdu_init(&bhs, ISCSI_OP_DATA_OUT, false);
-		if (len == length)
+		if (len == it->length)
 			bhs.data_out.flags = ISCSI_FLAG_FINAL;
 		put_be64(bhs.data_out.lun, pdu_lun_encode(t->lun));
 		put_be32(bhs.data_out.itt, t->itt);
-		put_be32(bhs.data_out.ttt, ttt);
+		put_be32(bhs.data_out.ttt, it->ttt);
 		pthread_mutex_lock(&s->lock);
 		put_be32(bhs.data_out.exp_statsn, s->exp_statsn);
 		/* An R2T is outstanding until its last Data-Out (RFC 7143
 		 * 13.17).  Counted down before that PDU goes, so the R2T the
 		 * target sends in answer never finds the count still up. */
-		if (len == length && ttt != ISCSI_RESERVED_TAG && t->r2t_outstanding)
+		if (len == it->length && it->ttt != ISCSI_RESERVED_TAG && t->r2t_outstanding)
 			t->r2t_outstanding--;
 		pthread_mutex_unlock(&s->lock);
-		put_be32(bhs.data_out.datasn, datasn++);
-		put_be32(bhs.data_out.buffer_offset, offset);
-		if (conn_send_pdu(&s->conn, &bhs, v, n, len, more || len < length) < 0)
+		put_be32(bhs.data_out.datasn, it->datasn);
+		put_be32(bhs.data_out.buffer_offset, it->offset);
+		int rc = send_pdu(s, t, &bhs, v, n, len, more || len < it->length);
+		if (rc < 0)
 			return -1;
+		it->datasn++;
+		it->offset += len;
+		it->length -= len;
 		atomic_fetch_add_explicit(&s->st_data_out, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->st_written, len, memory_order_relaxed);
-		offset += len;
-		length -= len;
+		if (rc == SENT_PART)
+			return SENT_PART;
 	}
 	return 0;
+}
+
+/* Put @it, a burst the full socket cut, back at the head of the control
+ * queue: it goes on first once the socket takes more.  Lock held. */
+static void requeue_first_locked(struct session *s, struct tx_item *it)
+{
+	it->next = s->ctl_head;
+	s->ctl_head = it;
+	if (!s->ctl_tail)
+		s->ctl_tail = it;
 }
 
 /* Send a SCSI Command with its immediate data and unsolicited Data-Out, as
  * negotiated: immediate data up to FirstBurstLength and the target's
  * MaxRecvDataSegmentLength when ImmediateData=Yes; Data-Out up to
- * FirstBurstLength when InitialR2T=No; the rest waits for R2Ts. */
+ * FirstBurstLength when InitialR2T=No; the rest waits for R2Ts.  Returns
+ * 0, SENT_PART (unsolicited data left waits at the head of the control
+ * queue) or -1. */
 static int send_command(struct session *s, struct iscsi_task *t, bool more)
 {
 	const struct iscsi_params *p = &s->params;
@@ -204,10 +258,25 @@ static int send_command(struct session *s, struct iscsi_task *t, bool more)
 	put_be32(bhs.scsi_cmd.itt, t->itt);
 	put_be32(bhs.scsi_cmd.exp_xfer_len, t->xfer_len);
 	put_be32(bhs.scsi_cmd.cmdsn, t->cmdsn);
+	struct tx_item *rest = NULL;
+	if (unsolicited) {
+		rest = calloc(1, sizeof *rest);
+		if (!rest) {
+			err_set(ENOMEM, "%s: out of memory", s->name);
+			return -1;
+		}
+		rest->kind = TX_DATA_OUT;
+		rest->task = t;
+		rest->ttt = ISCSI_RESERVED_TAG;
+		rest->offset = immediate;
+		rest->length = unsolicited;
+	}
 	pthread_mutex_lock(&s->lock);
 	put_be32(bhs.scsi_cmd.exp_statsn, s->exp_statsn);
 	/* before it is on the wire: the status may come at once */
 	t->data_out_asked = immediate + unsolicited;
+	if (rest)
+		t->tx_refs++;           /* the unsolicited burst's */
 	pthread_mutex_unlock(&s->lock);
 	memcpy(bhs.scsi_cmd.cdb, t->cdb, 16);
 
@@ -217,16 +286,28 @@ static int send_command(struct session *s, struct iscsi_task *t, bool more)
 		n = iov_slice(t->write_iov, t->write_iovcnt, 0, immediate, v, SLICE_MAX);
 		if (n < 0) {
 			err_set(EINVAL, "%s: write payload too fragmented", s->name);
-			return -1;
+			n = -1;
+		} else {
+			atomic_fetch_add_explicit(&s->st_written, immediate, memory_order_relaxed);
 		}
-		atomic_fetch_add_explicit(&s->st_written, immediate, memory_order_relaxed);
 	}
-	if (conn_send_pdu(&s->conn, &bhs, v, n, immediate, more || unsolicited) < 0)
-		return -1;
-	atomic_fetch_add_explicit(&s->st_commands, 1, memory_order_relaxed);
-	if (unsolicited)
-		return send_data_out(s, t, ISCSI_RESERVED_TAG, immediate, unsolicited, more);
-	return 0;
+	int rc = n < 0 ? -1 : send_pdu(s, t, &bhs, v, n, immediate, more || unsolicited);
+	if (rc >= 0)
+		atomic_fetch_add_explicit(&s->st_commands, 1, memory_order_relaxed);
+	if (rc == 0 && rest)
+		rc = send_data_out(s, rest, more);
+	if (!rest)
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	if (rc == SENT_PART && rest->length) {
+		requeue_first_locked(s, rest);      /* keeps its reference */
+		rest = NULL;
+	} else {
+		t->tx_refs--;   /* (the command's own reference is still held) */
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(rest);
+	return rc;
 }
 
 /* CmdSN and ExpStatSN are at the same place in every immediate PDU we
@@ -254,7 +335,7 @@ static int send_immediate(struct session *s, union iscsi_bhs *bhs)
 		session_tmf_sent_locked(s, s->cmdsn);
 	}
 	pthread_mutex_unlock(&s->lock);
-	return conn_send_pdu(&s->conn, bhs, NULL, 0, 0, false);
+	return send_pdu(s, NULL, bhs, NULL, 0, 0, false);
 }
 
 /* The answer to a NOP-In that asked for one (its TTT and LUN echoed). */
@@ -320,10 +401,10 @@ static void tx_release(struct session *s, struct iscsi_task *t)
 }
 
 /* A send failed (err_msg() says why): log it and shut the connection
- * down; the RX thread then fails the session, and the line it logs is
+ * down; the loop then sees the connection end, and the line it logs is
  * only the echo (SESSION_DROPPING).  During our own logout (CLOSING) the
- * connection ends anyway: a debug line, as the RX thread's.  The sender
- * holds the socket (tx_busy). */
+ * connection ends anyway: a debug line, as the loop's.  The sender holds
+ * the socket (tx_busy). */
 static void send_failed(struct session *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -341,7 +422,8 @@ static void send_failed(struct session *s)
 
 /* Send the next queued PDU: the control queue first, then the commands.
  * Lock held on entry and on return, dropped while sending; the caller
- * holds the socket (tx_busy) and saw a queue that is not empty. */
+ * holds the socket (tx_busy) and saw a queue that is not empty.  Returns
+ * 0, SENT_PART (the socket is full: stop) or -1. */
 static int send_next_queued(struct session *s)
 {
 	int rc = 0;
@@ -361,7 +443,12 @@ static int send_next_queued(struct session *s)
 		pthread_mutex_unlock(&s->lock);
 		switch (it->kind) {
 		case TX_DATA_OUT:
-			rc = send_data_out(s, it->task, it->ttt, it->offset, it->length, more);
+			rc = send_data_out(s, it, more);
+			if (rc == SENT_PART && it->length) {
+				pthread_mutex_lock(&s->lock);
+				requeue_first_locked(s, it);   /* with its reference */
+				return rc;
+			}
 			tx_release(s, it->task);
 			break;
 		case TX_NOP_OUT:
@@ -399,15 +486,47 @@ static bool tx_queued(const struct session *s)
 	return s->ctl_head || s->cmd_head;
 }
 
-/* Let go of the socket.  What was queued meanwhile goes to the TX thread,
- * which nobody woke while the socket was taken (session_submit_locked(),
- * queue_ctl()); stop_session() may wait for the socket.  Lock held. */
+/* Whether the holder of the socket is to send on: something is queued,
+ * the socket takes it, and the connection is not being dropped.  Lock
+ * held. */
+static bool tx_more(const struct session *s)
+{
+	return tx_queued(s) && !s->tx_blocked && s->state != SESSION_DROPPING &&
+		session_tx_may_run(s);
+}
+
+/* Let go of the socket.  What was queued meanwhile and not sent goes to
+ * the loop, which nobody posted to while the socket was taken
+ * (session_tx_kick_locked()); stop_session() may wait for the socket.
+ * Lock held. */
 static void tx_release_socket(struct session *s)
 {
 	s->tx_busy = false;
-	if (tx_queued(s) && s->state != SESSION_DROPPING)
-		pthread_cond_signal(&s->tx_cond);
+	session_tx_kick_locked(s);
 	pthread_cond_broadcast(&s->socket_cond);
+}
+
+void session_tx_kick_locked(struct session *s)
+{
+	if (!s->tx_busy && !s->tx_blocked && tx_queued(s) && s->state != SESSION_DROPPING &&
+	    session_tx_may_run(s))
+		evloop_post(s->loop, &s->tx_call);
+}
+
+/* Send what is queued while tx_more(), at most @max PDUs (0: no limit);
+ * a failed send fails the connection.  Lock held, the caller holds the
+ * socket. */
+static void send_queued(struct session *s, unsigned max)
+{
+	int rc = 0;
+
+	for (unsigned n = 0; rc >= 0 && (!max || n < max) && tx_more(s); n++)
+		rc = send_next_queued(s);
+	if (rc < 0) {
+		pthread_mutex_unlock(&s->lock);
+		send_failed(s);
+		pthread_mutex_lock(&s->lock);
+	}
 }
 
 void session_send_pending(void)
@@ -427,17 +546,17 @@ void session_send_pending(void)
 	 * stop_session() sees the socket free, the task is no longer ours */
 	pthread_mutex_lock(&s->lock);
 	bool due = --t->tx_refs == 0 && t->finished;
-	/* What other submitters queued while we sent goes now, on this
-	 * thread, which is running anyway: waking the TX thread for it would
-	 * cost more than sending it.  A few PDUs at most, so that a worker
-	 * is soon back to serve FUSE; the rest is the TX thread's. */
-	for (unsigned n = 0; rc == 0 && n < INLINE_DRAIN_MAX && tx_queued(s) &&
-	     s->state != SESSION_DROPPING; n++)
-		rc = send_next_queued(s);
 	if (rc < 0) {
 		pthread_mutex_unlock(&s->lock);
 		send_failed(s);
 		pthread_mutex_lock(&s->lock);
+	} else {
+		/* What others queued while we sent goes now, on this thread,
+		 * which is running anyway: posting it to the session's loop
+		 * would cost more than sending it.  A few PDUs at most on
+		 * another loop's session, so that this loop is soon back to
+		 * its own; the rest is the session's loop's. */
+		send_queued(s, evloop_current() == s->loop ? 0 : INLINE_DRAIN_MAX);
 	}
 	tx_release_socket(s);
 	pthread_mutex_unlock(&s->lock);
@@ -445,36 +564,63 @@ void session_send_pending(void)
 		session_task_end(s, t);
 }
 
-static void *tx_main(void *arg)
+void session_tx_run(struct ev_call *call)
 {
-	struct session *s = arg;
-	bool failed = false;    /* a send failed: nothing more goes on this connection */
+	struct session *s = (struct session *)((char *)call - offsetof(struct session, tx_call));
 
 	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (session_tx_may_run(s) &&
-		       (failed || s->state == SESSION_DROPPING || s->tx_busy || !tx_queued(s)))
-			pthread_cond_wait(&s->tx_cond, &s->lock);
-		if (!session_tx_may_run(s))
-			break;
+	if (!s->tx_busy && tx_more(s)) {
 		s->tx_busy = true;
-		/* everything queued, also what comes while we send; nothing
-		 * once the connection is shut down (the rest stays queued for
-		 * stop_session()) */
-		while (!failed && s->state != SESSION_DROPPING && session_tx_may_run(s) &&
-		       tx_queued(s)) {
-			if (send_next_queued(s) < 0) {
-				failed = true;
-				pthread_mutex_unlock(&s->lock);
-				send_failed(s);
-				pthread_mutex_lock(&s->lock);
-			}
-		}
-		s->tx_busy = false;
-		pthread_cond_broadcast(&s->socket_cond);
+		send_queued(s, 0);
+		tx_release_socket(s);
 	}
 	pthread_mutex_unlock(&s->lock);
-	return NULL;
+}
+
+void session_tx_resume(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->tx_blocked || s->tx_busy) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->tx_busy = true;
+	pthread_mutex_unlock(&s->lock);
+	int rc = conn_send_rest(&s->conn);
+	pthread_mutex_lock(&s->lock);
+	struct iscsi_task *ended = NULL;
+	if (rc != SENT_PART) {
+		s->tx_blocked = false;
+		struct iscsi_task *t = s->tx_hold;
+		s->tx_hold = NULL;
+		if (t && --t->tx_refs == 0 && t->finished)
+			ended = t;
+		s->watched &= ~(uint32_t)EPOLLOUT;
+		if (s->src.fd >= 0)
+			evloop_watch(s->loop, &s->src, s->watched);
+		if (rc < 0) {
+			pthread_mutex_unlock(&s->lock);
+			send_failed(s);
+			pthread_mutex_lock(&s->lock);
+		} else {
+			send_queued(s, 0);
+		}
+	}
+	tx_release_socket(s);
+	pthread_mutex_unlock(&s->lock);
+	if (ended)
+		session_task_end(s, ended);
+}
+
+struct iscsi_task *session_tx_forget_locked(struct session *s)
+{
+	struct iscsi_task *t = s->tx_hold;
+
+	conn_send_forget(&s->conn);
+	s->tx_blocked = false;
+	s->tx_hold = NULL;
+	s->watched &= ~(uint32_t)EPOLLOUT;
+	return t && --t->tx_refs == 0 && t->finished ? t : NULL;
 }
 
 int session_queue_ctl_locked(struct session *s, struct tx_item *it)
@@ -485,20 +631,7 @@ int session_queue_ctl_locked(struct session *s, struct tx_item *it)
 	else
 		s->ctl_head = it;
 	s->ctl_tail = it;
-	/* whoever holds the socket sends it before letting go */
-	if (!s->tx_busy)
-		pthread_cond_signal(&s->tx_cond);
+	/* (whoever holds the socket sends it before letting go) */
+	session_tx_kick_locked(s);
 	return 0;
 }
-
-int session_start_tx(struct session *s)
-{
-	/* (it runs while session_tx_may_run(): the caller moved the state) */
-	if (pthread_create(&s->tx_thread, NULL, tx_main, s) != 0) {
-		err_set(EAGAIN, "%s: cannot start a thread", s->name);
-		return -1;
-	}
-	s->tx_running = true;
-	return 0;
-}
-

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 
 #include "fs.h"
+#include "evloop.h"
 #include "fuse_loop.h"
 #include "pool.h"
 
@@ -150,9 +151,9 @@ static void add_pool(struct stats_text *b, struct pool *p, const char *target)
 /* The event loops' block, when rendered on a loop. */
 static void add_loops(struct stats_text *b)
 {
-	struct fuse_loop_counters c[FUSE_LOOPS_MAX];
+	struct fuse_loop_counters c[EVLOOPS_MAX];
 	unsigned long jobs;
-	unsigned n = fuse_loop_counters(c, FUSE_LOOPS_MAX, &jobs);
+	unsigned n = fuse_loop_counters(c, EVLOOPS_MAX, &jobs);
 
 	if (n == 0)
 		return;
