@@ -67,7 +67,7 @@ struct conn {
 	                         * conn_reconnect() */
 	struct pdu_rx rx;       /* the receiver and its buffer, owned by the
 	                         * receiving thread; what login left in it is
-	                         * the RX thread's first input */
+	                         * the session's first input */
 	bool nonblocking;       /* sends never wait (conn_set_nonblocking()) */
 	struct conn_tx tx;      /* the sender's: the PDU under way; entries
 	                         * first..count-1 still to go (none when

@@ -17,7 +17,7 @@
  * pdu_rx_place() (the blocking two-step receive of conn.h).
  *
  * Thread model: none of its own; one thread at a time uses a pdu_rx (the
- * session's RX thread, or login and discovery before it exists).
+ * session's event loop, or login and discovery before it exists).
  */
 #ifndef ISCSIFS_PDU_RX_H
 #define ISCSIFS_PDU_RX_H

@@ -3,7 +3,7 @@
  *
  * A command answered BUSY, TASK SET FULL, ACA ACTIVE or NOT READY is worth
  * sending again, but not at once: the target asked us to back off.  Its
- * completion runs on a session's RX thread, which must not sleep, so it
+ * completion runs on a session's event loop, which must not sleep, so it
  * hands the task to retry_later(): one timer thread for the whole process
  * submits it to its pool again when the pause is over.
  */

@@ -1,14 +1,15 @@
 /* session.h: one iSCSI session (one connection, MaxConnections=1): the
- * task table, sequence numbers, the two threads that move PDUs, and the
+ * task table, sequence numbers, its socket on an event loop, and the
  * state machine of its life (enum session_state).
  *
  * A task is one SCSI command.  Its owner fills in the CDB, direction,
  * buffers and a completion callback, and hands it to the pool, which gives
- * it to a session.  The session's TX thread sends the command and any
- * Data-Out; the RX thread places Data-In straight into the task's read
- * buffer, answers R2Ts by queueing Data-Out for the TX thread, and on the
- * final status calls task->done() exactly once, on a session thread (RX, or
- * TX when the status overtook the last Data-Out), with no lock held.
+ * it to a session.  The loop that submits it, or the session's own event
+ * loop, sends the command and any Data-Out; the session's loop places
+ * Data-In straight into the task's read buffer, answers R2Ts by queueing
+ * Data-Out, and on the final status calls task->done() exactly once, with
+ * no lock held: on that loop, or on the loop that was still sending the
+ * task's data when the status overtook it.
  *
  * Layers call down; news travels up only through callbacks.  A session
  * knows nothing of the pool that owns it: it is given a table of
@@ -74,7 +75,7 @@ struct iscsi_task {
 	uint32_t data_in_bytes;       /* bytes of Data-In placed in read_buf */
 	int64_t sent_ns;              /* when the session took it (monotonic), for cmd_timeout */
 	unsigned reissues;            /* times it was sent again after a lost connection
-	                               * (only losses that count, see stop_session()) */
+	                               * (only losses that count, see session_stop()) */
 	uint64_t lost_at_login;       /* the count of logins (session.c) when it was
 	                               * last taken off a lost connection */
 
@@ -94,8 +95,7 @@ struct iscsi_task {
 	                               * tx_refs is 0 */
 	bool reissue_when_released;   /* the target aborted it: once tx_refs is 0 it
 	                               * goes back to the pool instead of done() */
-	bool on_wire;                 /* the TX thread (or its submitter, sending it
-	                               * inline) began sending it on the current
+	bool on_wire;                 /* a sender began sending it on the current
 	                               * connection */
 	struct iscsi_task *next;      /* pool queue or session command queue link */
 
@@ -166,8 +166,8 @@ struct lun_identity {
  * and what asked for the move is the best guess of what is true). */
 enum session_state {
 	SESSION_LOGGING_IN = 0,   /* a login is under way: the first (before the
-	                           * threads start) or, after a loss, the RX
-	                           * thread's next attempt; no connection to use */
+	                           * session has a loop) or, after a loss, an
+	                           * attempt on the login helper; no connection */
 	SESSION_VERIFYING,        /* logged in again: checking with commands of its
 	                           * own that every LUN of the owner is the one
 	                           * probed (session_verify.c); accepts none of the
@@ -182,16 +182,16 @@ enum session_state {
 	                           * then recovered (DROPPING) */
 	SESSION_DROPPING,         /* we shut the connection down (timeout, failed
 	                           * send, failed identity check, the target's
-	                           * logout done) and logged why: the RX thread's
+	                           * logout done) and logged why: the loop's
 	                           * error is only its echo; then RECONNECT_WAIT */
 	SESSION_RECONNECT_WAIT,   /* connection lost, its tasks given back (writes
-	                           * on the wire pinned): the RX thread waits
+	                           * on the wire pinned): the loop waits
 	                           * Time2Wait or the backoff before LOGGING_IN */
 	SESSION_CLOSING,          /* our logout (session_logout_and_free()): no
 	                           * commands; a recovery in progress gives up */
 	SESSION_CLOSED,           /* for good: logged out, failed without recovery
-	                           * (session_attach_fd()), or closed; the RX
-	                           * thread ends every task and exits */
+	                           * (session_attach_fd()), or closed; every task
+	                           * has ended and the loop lets go of it */
 };
 /* Number of states (for tables indexed by state). */
 #define SESSION_STATES (SESSION_CLOSED + 1)
@@ -209,9 +209,9 @@ bool session_transition_legal(enum session_state from, enum session_state to);
  * that calls it except as said. */
 struct session_owner_ops {
 	/* The session has room again (a task ended, the window opened, the
-	 * session is back): move waiting work onto sessions.  Any session
-	 * thread; the RX thread calls it once for all the PDUs of one
-	 * recv(), not once per PDU.  NULL: nothing is waiting anywhere. */
+	 * session is back): move waiting work onto sessions.  Any thread;
+	 * the session's loop calls it once for all the PDUs of one recv(),
+	 * not once per PDU.  NULL: nothing is waiting anywhere. */
 	void (*kick)(void *owner);
 	/* Send the tasks of @list (linked by ->next, in CmdSN order; never
 	 * NULL) again on any session: taken off a lost connection, aborted by
@@ -220,7 +220,7 @@ struct session_owner_ops {
 	void (*requeue)(void *owner, struct iscsi_task *list);
 	/* Session @from reset LUN @lun (LOGICAL UNIT RESET, function
 	 * complete), which ended the commands of every other session there
-	 * too (session_lun_reset_elsewhere()).  RX thread.  NULL: ignored. */
+	 * too (session_lun_reset_elsewhere()).  The loop.  NULL: ignored. */
 	void (*lun_reset)(void *owner, const struct session *from, uint32_t lun);
 	/* The identity check found LUN @lun to be another: from now on the
 	 * owner fails its commands.  Returns true when this call marked it
@@ -232,8 +232,8 @@ struct session_owner_ops {
 	bool (*lun_grew)(void *owner, uint32_t lun, uint64_t blocks);
 	/* The LUNs a session that logged in again checks: their number, and a
 	 * malloc()ed array in *@out (NULL when 0) that the session frees;
-	 * -1 with err_set() on failure (the connection is dropped).  RX
-	 * thread.  NULL: none (FULL_FEATURE at once). */
+	 * -1 with err_set() on failure (the connection is dropped).  The
+	 * loop.  NULL: none (FULL_FEATURE at once). */
 	int (*expected_luns)(void *owner, struct lun_identity **out);
 	/* Observer: @s moved @from -> @to.  Called by session_set_state()
 	 * with the session lock held: it must not call into the session.
@@ -244,7 +244,7 @@ struct session_owner_ops {
 
 /* Log in a session for slot @index of its owner (@ops, @owner: see struct
  * session_owner_ops; @ops may be NULL).  Synchronous.  Returns the session
- * in SESSION_FULL_FEATURE with its threads running, or NULL with
+ * in SESSION_FULL_FEATURE, its socket on an event loop, or NULL with
  * err_set(). */
 struct session *session_login(const struct session_owner_ops *ops, void *owner,
 			      const struct session_config *cfg, unsigned index);
@@ -257,7 +257,7 @@ struct session *session_login(const struct session_owner_ops *ops, void *owner,
  * session_submit()).  Unlike session_login(), a lost connection is not
  * recovered: the session goes SESSION_CLOSED and its tasks fail with EIO.
  * The session owns @fd, also on failure.  Returns the session in
- * SESSION_FULL_FEATURE with its threads running, or NULL with err_set(). */
+ * SESSION_FULL_FEATURE on an event loop, or NULL with err_set(). */
 struct session *session_attach_fd(const struct session_owner_ops *ops, void *owner,
 				  const struct session_config *cfg, unsigned index, int fd,
 				  const struct login_result *lr);

@@ -108,7 +108,7 @@ enum verify_state {
  * time.  Changed under the lock by session_tick() (IDLE -> QUEUED), the TX
  * side as it sends it (QUEUED -> SENT, ANSWERED_EARLY -> IDLE), the RX
  * thread on its NOP-In (SENT -> IDLE, QUEUED -> ANSWERED_EARLY) and
- * stop_session() (-> IDLE). */
+ * session_stop() (-> IDLE). */
 enum ping_state {
 	PING_IDLE = 0,        /* none out: session_tick() may queue one */
 	PING_QUEUED,          /* queued, not yet sent; its answer is awaited */
@@ -205,7 +205,7 @@ struct session {
 
 	pthread_mutex_t lock;               /* protects everything below */
 	pthread_cond_t socket_cond;         /* broadcast when tx_busy is cleared
-	                                     * (stop_session() waits for it) */
+	                                     * (session_stop() waits for it) */
 	pthread_cond_t state_cond;          /* broadcast on every move of state and
 	                                     * when login_running is cleared: logout
 	                                     * waits for CLOSED and for the login
@@ -245,7 +245,7 @@ struct session {
 	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
 	                                     * lost connection, in CmdSN order: they wait
 	                                     * for this session to log in again (see
-	                                     * stop_session()) or for the replacement
+	                                     * session_stop()) or for the replacement
 	                                     * timeout (session_tick()) */
 	int64_t logout_by_ns;               /* lock: DRAINING, LOGGING_OUT: the target's
 	                                     * deadline for the Logout it asked for */
@@ -278,7 +278,7 @@ struct session {
 	                                     * verify_set_state() only */
 	struct iscsi_task vtask;            /* lock: the identity check's command (one at
 	                                     * a time; in the table like any task, but
-	                                     * never requeued: stop_session() skips it) */
+	                                     * never requeued: session_stop() skips it) */
 	uint8_t vbuf[256];                  /* lock: its Data-In */
 	struct lun_identity *verify_luns;   /* lock: not VERIFY_IDLE: what the LUNs must be
 	                                     * (the owner's expected_luns, malloc()ed) */
@@ -444,7 +444,7 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs);
 void session_tmf_tick_locked(struct session *s, int64_t now, char *why, size_t why_len);
 
 /* The request of the function out went on the wire with CmdSN @cmdsn
- * (TMF_QUEUED -> TMF_SENT).  TX side, lock held. */
+ * (TMF_QUEUED -> TMF_SENT).  The sender, lock held. */
 void session_tmf_sent_locked(struct session *s, uint32_t cmdsn);
 
 /* The connection is gone: no function is out any more, none is due.

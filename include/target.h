@@ -21,6 +21,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,6 +41,11 @@ struct fs_target {
 	long long only_lun;           /* add only this LUN, -1 for all (read-only) */
 	pthread_mutex_t lock;         /* protects the fields below; held while opening */
 	struct pool *pool;            /* lock: its sessions once opened, else NULL */
+	struct pool *_Atomic stats_pool; /* t->pool for readers that must not wait
+	                               * for the lock (the stats file, on an event
+	                               * loop, while a helper holds it to open the
+	                               * target): stored once the pool exists,
+	                               * never cleared while the mount is served */
 	bool opened;                  /* lock: its LUN files are in the file system */
 	int open_err;                 /* lock: errno of the last failed open, 0 if none */
 	int64_t failed_at_ns;         /* lock: when that open failed (monotonic) */

@@ -4,7 +4,7 @@
  *
  * Any thread may call lun_read(); it never waits on the network.  A read
  * is cut into commands of at most l->split bytes, submitted together to
- * the pool; the last one to finish, on a session's RX thread, calls the
+ * the pool; the last one to finish, on a session's event loop, calls the
  * caller's callback with the data, which the session placed straight into
  * the request's buffer.  A retry (Unit Attention, BUSY, ...) is submitted
  * again from its completion, after a pause by the retry timer (retry.h)

@@ -5,7 +5,7 @@
  *
  * Any thread may call lun_write() and lun_discard(); neither waits on the
  * network.  The commands of one write are submitted together and the
- * last one to finish (on a session's RX thread) calls the caller's
+ * last one to finish (on a session's event loop) calls the caller's
  * callback.  Writes send the caller's buffer without a copy.  A hole or
  * zero range is planned by discard_plan.c and sent at most DISCARD_SLOTS
  * commands at a time: the thread that finishes one command sends the

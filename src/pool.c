@@ -16,7 +16,7 @@
  * had reached the wire come back only once their own session has logged
  * in again (or after the replacement timeout), so that no stale copy of
  * theirs on the old connection can land after a newer write
- * (stop_session() in session.c).
+ * (session_stop() in session_recover.c).
  * While no session is up, tasks wait; once none has been up for the
  * replacement timeout, the queue fails with EIO and new tasks fail at once
  * until a session is back.
@@ -188,7 +188,7 @@ void pool_log_stats(struct pool *p)
  * which ended the commands of every other session there too: each of
  * them with commands on it aborts its task set of that LUN and sends
  * again what that ends (session_lun_reset_elsewhere()).  The
- * session_owner_ops lun_reset callback: a session's RX thread, no lock
+ * session_owner_ops lun_reset callback: a session's loop, no lock
  * held. */
 static void pool_lun_reset(void *owner, const struct session *from, uint32_t lun)
 {

@@ -444,9 +444,9 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 		snprintf(why, sizeof why, "no answer to the Logout the target asked for");
 	if (why[0]) {
 		/* With the lock held: the session is connected, so s->conn is
-		 * the live connection (recover() closes and replaces it only
+		 * the live connection (the loop closes it and the login helper replaces it only
 		 * under the lock, after the state left it).  The line first,
-		 * so it comes before the RX thread's. */
+		 * so it comes before the loop's. */
 		log_error("%s: %s; dropping the connection", s->name, why);
 		session_drop_locked(s);
 	}

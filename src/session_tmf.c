@@ -28,7 +28,7 @@
  * (ops->lun_reset), which calls session_lun_reset_elsewhere() on the
  * others.
  *
- * Thread model: the answer is handled on the RX thread, the deadlines on
+ * Thread model: the answer is handled on the session's loop, the deadlines on
  * the owner's watchdog (session_tick()), TMF_QUEUED -> TMF_SENT on the
  * thread that sends the request; all under s->lock.
  */
@@ -230,8 +230,9 @@ void session_lun_reset_elsewhere(struct session *s, uint32_t lun)
 
 /* The target aborted @t: take it out of the session (table, command
  * queue, Data-Out still queued for it) and onto *@again to be sent anew,
- * or, while the TX thread still sends its data, mark it to be sent anew
- * when that ends.  RX thread, lock held. */
+ * or, while a sender still sends its data (or a PDU of it waits for room
+ * in the socket: s->tx_hold), mark it to be sent anew when that ends.
+ * The loop, lock held. */
 static void abort_locally(struct session *s, struct iscsi_task *t, struct iscsi_task **again)
 {
 	for (struct iscsi_task **pp = &s->cmd_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next)
@@ -272,7 +273,7 @@ static void reissue_list(struct session *s, struct iscsi_task *list)
 	}
 }
 
-/* ---- the answer (RX thread) ---- */
+/* ---- the answer (the loop) ---- */
 
 int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 {

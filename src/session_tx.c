@@ -21,7 +21,7 @@
  *
  * The state decides: session_submit() takes commands in FULL_FEATURE only
  * (EAGAIN while DRAINING or LOGGING_OUT for a logout the target asked
- * for, EIO otherwise); the TX thread runs while session_tx_may_run() and
+ * for, EIO otherwise); a sender sends while session_tx_may_run() and
  * sends nothing in DROPPING; a failed send moves a connected session to
  * DROPPING (send_failed()).  The sender of a TMF request moves task
  * management from TMF_QUEUED to TMF_SENT (session_tmf_sent_locked()), the
@@ -497,7 +497,7 @@ static bool tx_more(const struct session *s)
 
 /* Let go of the socket.  What was queued meanwhile and not sent goes to
  * the loop, which nobody posted to while the socket was taken
- * (session_tx_kick_locked()); stop_session() may wait for the socket.
+ * (session_tx_kick_locked()); session_stop() may wait for the socket.
  * Lock held. */
 static void tx_release_socket(struct session *s)
 {
@@ -543,7 +543,7 @@ void session_send_pending(void)
 	pthread_mutex_unlock(&s->lock);
 	int rc = send_command(s, t, more);
 	/* the reference is dropped with the socket, in one step: once
-	 * stop_session() sees the socket free, the task is no longer ours */
+	 * session_stop() sees the socket free, the task is no longer ours */
 	pthread_mutex_lock(&s->lock);
 	bool due = --t->tx_refs == 0 && t->finished;
 	if (rc < 0) {

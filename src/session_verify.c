@@ -355,8 +355,8 @@ static void verify_done(struct iscsi_task *t)
 }
 
 /* Begin the identity check of a session that logged in again (state
- * SESSION_VERIFYING, TX thread running): the LUNs its owner expects, or
- * none (then FULL_FEATURE at once).  RX thread, no lock held. */
+ * SESSION_VERIFYING, on its loop): the LUNs its owner expects, or
+ * none (then FULL_FEATURE at once).  The loop, no lock held. */
 void session_verify_start(struct session *s)
 {
 	struct lun_identity *luns = NULL;

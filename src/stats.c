@@ -175,11 +175,12 @@ char *stats_render(struct fs *fs, size_t *len)
 		if (fs->nodes[i].lun && !atomic_load(&fs->nodes[i].gone))
 			add_lun(&b, &fs->nodes[i]);   /* (a LUN gone from its target: no block) */
 	for (size_t i = 0; i < fs->ntargets; i++) {
+		/* (not t->lock: a helper may hold it for a whole login, and
+		 * this runs on an event loop) */
 		struct fs_target *t = fs->targets[i];
-		pthread_mutex_lock(&t->lock);
-		if (t->pool)
-			add_pool(&b, t->pool, t->cfg.target_name);
-		pthread_mutex_unlock(&t->lock);
+		struct pool *pool = atomic_load_explicit(&t->stats_pool, memory_order_acquire);
+		if (pool)
+			add_pool(&b, pool, t->cfg.target_name);
 	}
 	add_loops(&b);
 	if (b.failed) {

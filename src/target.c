@@ -436,6 +436,7 @@ int target_open(struct fs *fs, struct fs_target *t)
 			goto failed;
 		}
 		pool_set_grew_hook(t->pool, lun_grew, t);
+		atomic_store_explicit(&t->stats_pool, t->pool, memory_order_release);
 	}
 	err = add_luns(fs, t);
 	if (err)

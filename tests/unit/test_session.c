@@ -4,10 +4,10 @@
  * The test thread is the target: it reads what the session sends on its
  * end of the connection and answers byte by byte as a target would (the
  * BHS fields at their RFC 7143 offsets, written here, not with pdu.c).
- * The session runs its own RX and TX threads.  The owner is a table of
- * callbacks (struct session_owner_ops) that only records: kicks, tasks
- * handed back (requeue), the LUNs the identity check asks for, and every
- * state transition (the observer).
+ * The session runs on an event loop of the process (evloop.h).  The
+ * owner is a table of callbacks (struct session_owner_ops) that only
+ * records: kicks, tasks handed back (requeue), the LUNs the identity check
+ * asks for, and every state transition (the observer).
  *
  * The cases:
  *   - a READ answered with Data-In carrying status: the data lands in the
@@ -26,6 +26,10 @@
  *     session has logged in again and checked identities, and the session
  *     moves full feature -> waiting to reconnect -> logging in ->
  *     verifying identity -> full feature; then it carries commands again;
+ *   - a target that stops reading while eight writes go out with
+ *     immediate and unsolicited data: the socket fills, the session's
+ *     event loop stays free (a call posted to it runs at once), and once
+ *     the target reads again every PDU arrives whole and in order;
  *   - the transition tables, and an illegal move caught: the session
  *     aborts with a line naming both states (NDEBUG: logs and moves).
  */
@@ -41,6 +45,7 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "evloop.h"
 #include "log.h"
 #include "login.h"
 #include "session.h"
@@ -661,6 +666,102 @@ static void test_abort_task(void)
 	owner_fini(&o);
 }
 
+/* A call that records that it ran on the session's loop. */
+static void mark_ran(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Eight writes of 16 KiB with ImmediateData=Yes and InitialR2T=No (4 KiB
+ * immediate, 12 KiB unsolicited in three Data-Out) to a target that does
+ * not read: the small socket buffers fill after a few PDUs.  The session
+ * must not hold its loop while it waits for room: a call posted to the
+ * loop runs within a second.  Once the target reads, each command comes
+ * with its immediate data and its three Data-Out (DataSN 0..2, offsets
+ * 4096 on, F on the last), the payload intact, none cut or repeated. */
+static void test_full_socket(void)
+{
+	enum { NWRITES = 8, LEN = 16384 };
+	struct owner o;
+	struct peer p;
+	struct session_config cfg;
+	struct login_result lr;
+	struct pdu_in *in = malloc(sizeof *in);
+	struct job *j[NWRITES];
+	int sv[2];
+	int small = 4096;
+
+	owner_init(&o);
+	attached_params(&cfg, &lr, 0);
+	lr.params.immediate_data = true;
+	lr.params.initial_r2t = false;
+	lr.params.first_burst_length = LEN;
+	if (!in || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		exit(99);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	p = (struct peer){ .fd = sv[1], .statsn = 1, .exp_cmdsn = 1 };
+	struct session *s = session_attach_fd(&owner_ops, &o, &cfg, 0, sv[0], &lr);
+	if (!s)
+		exit(99);
+	for (unsigned k = 0; k < NWRITES; k++) {
+		j[k] = job_new(TASK_DIR_WRITE, LEN, 0x2a);
+		for (uint32_t i = 0; i < LEN; i++)
+			j[k]->buf[i] = (uint8_t)(i * 7 + 3 + k);
+		CHECK(session_submit(s, &j[k]->task) == 0);
+	}
+	/* the socket is full and nobody reads: the loop is free all the same */
+	usleep(200 * 1000);
+	pthread_mutex_lock(&s->lock);
+	CHECK(s->tx_blocked);
+	pthread_mutex_unlock(&s->lock);
+	bool ran = false;
+	int64_t t0 = mono_now_ns();
+	evloop_run_sync(s->loop, mark_ran, &ran);
+	CHECK(ran);
+	CHECK(mono_now_ns() - t0 < 1000000000);
+
+	for (unsigned k = 0; k < NWRITES; k++) {
+		bool got = peer_expect_command(&p, in, &j[k]->task);
+		CHECK(got);
+		if (!got)
+			break;
+		CHECK_EQ_U64(in->bhs[1] & 0x80, 0);        /* not F: Data-Out follow */
+		CHECK_EQ_U64(in->len, 4096);
+		CHECK(memcmp(in->data, j[k]->buf, 4096) == 0);
+		for (uint32_t d = 0; d < 3; d++) {
+			got = peer_recv(&p, in) == 0;
+			CHECK(got);
+			if (!got)
+				break;
+			CHECK_EQ_U64(in->bhs[0] & 0x3f, ISCSI_OP_DATA_OUT);
+			CHECK_EQ_U64(get32(in->bhs + 16), j[k]->task.itt);
+			CHECK_EQ_U64(get32(in->bhs + 20), 0xffffffffu);   /* unsolicited */
+			CHECK_EQ_U64(get32(in->bhs + 36), d);             /* DataSN */
+			CHECK_EQ_U64(get32(in->bhs + 40), 4096 * (d + 1)); /* BufferOffset */
+			CHECK_EQ_U64(!!(in->bhs[1] & 0x80), d == 2);
+			CHECK_EQ_U64(in->len, 4096);
+			CHECK(memcmp(in->data, j[k]->buf + 4096 * (d + 1), 4096) == 0);
+		}
+	}
+	for (unsigned k = 0; k < NWRITES; k++)
+		peer_send_good(&p, j[k]->task.itt);
+	for (unsigned k = 0; k < NWRITES; k++) {
+		CHECK(job_wait(j[k]));
+		CHECK_EQ_U64(j[k]->task.result, 0);
+	}
+	struct session_stats st;
+	session_get_stats(s, &st);
+	CHECK_EQ_U64(st.commands, NWRITES);
+	CHECK_EQ_U64(st.data_out_pdus, 3 * NWRITES);
+	CHECK_EQ_U64(st.bytes_written, (uint64_t)LEN * NWRITES);
+	logout(s, &p);
+	for (unsigned k = 0; k < NWRITES; k++)
+		job_free(j[k]);
+	free(in);
+	owner_fini(&o);
+}
+
 /* ---- a session that logs in itself (session_login()) ---- */
 
 /* A target on 127.0.0.1 (scripted_target.h) that logs every connection
@@ -939,6 +1040,7 @@ int main(void)
 	test_write_r2t();
 	test_reject();
 	test_abort_task();
+	test_full_socket();
 	test_drop_requeue();
 	return test_done("test_session");
 }
