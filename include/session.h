@@ -32,6 +32,8 @@
 #include "conn.h"
 #include "text.h"
 
+struct evloop;
+
 struct pool;
 struct session;
 struct login_result;
@@ -287,6 +289,10 @@ void session_send_pending(void);
 /* Outstanding bytes, for choosing the least loaded session (approximate,
  * no lock). */
 uint64_t session_load(const struct session *s);
+
+/* The event loop that owns the session's socket (read-only once it is
+ * logged in). */
+struct evloop *session_loop(const struct session *s);
 
 /* Whether the session is in full feature phase on a live connection:
  * SESSION_FULL_FEATURE, or DRAINING or LOGGING_OUT (which answer

@@ -173,13 +173,18 @@ static void *loop_main(void *arg)
 		for (int i = 0; i < n; i++) {
 			struct ev_source *src = ev[i].data.ptr;
 			if (!src) {
+				/* Read first, then clear wake_pending: a post in
+				 * between writes again (one wake-up too many at
+				 * worst), while the other order could swallow the
+				 * write of a post whose wake_pending then stays set,
+				 * and no later post would write at all. */
 				uint64_t value;
-				pthread_mutex_lock(&l->lock);
-				l->wake_pending = false;
-				pthread_mutex_unlock(&l->lock);
 				if (read(l->wake_fd, &value, sizeof value) < 0 && errno != EAGAIN)
 					log_warn("event loop %u: reading its eventfd: %s", l->index,
 						 strerror(errno));
+				pthread_mutex_lock(&l->lock);
+				l->wake_pending = false;
+				pthread_mutex_unlock(&l->lock);
 				continue;
 			}
 			src->ready(src, ev[i].events);

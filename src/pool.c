@@ -427,6 +427,12 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 	}
 	for (unsigned k = 0; k < p->n; k++)
 		any_alive |= session_is_alive(p->sessions[k]);
+	/* A session of the loop that submits is preferred while its load is
+	 * within one such task of the least loaded: its socket is this
+	 * loop's, so the command goes out and its answer is handled without
+	 * waking another loop. */
+	struct evloop *here = evloop_current();
+	uint64_t away_cost = t->xfer_len ? t->xfer_len : 1;
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
 		uint64_t best_load = UINT64_MAX;
@@ -438,6 +444,8 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 				continue;
 			any_up = true;
 			uint64_t load = session_load(s);
+			if (here && session_loop(s) != here)
+				load += away_cost;
 			if (load < best_load) {
 				best = s;
 				best_load = load;

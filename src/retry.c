@@ -1,104 +1,70 @@
-/* retry.c: the timer behind retry_later() (see retry.h).
+/* retry.c: sending a command again after a pause (see retry.h).
  *
  * NOTES ON THE THREAD MODEL
  *
- * One timer thread for the process, started on first use (pthread_once)
- * and never stopped: it sleeps on a condition variable while nothing is
- * due and holds no memory of its own, so exiting with it is harmless.
- * Waiting retries form a list sorted by due time; any thread adds to it
- * (retry_later()), the timer thread takes the due ones off and calls
- * pool_submit() for each after dropping the lock, then pool_release() to
- * end the hold retry_later() took.  timer_lock protects the list and is a
- * leaf: nothing else is locked while it is held.
+ * Each waiting retry is a timer on an event loop (evloop.h): the loop of
+ * the thread that asks, which is where completions run, or any loop when a
+ * helper or the main thread asks (the timer is then armed by a call posted
+ * to that loop, since a loop's timers are its own).  When it fires, the
+ * loop calls pool_submit() and then pool_release() to end the hold
+ * retry_later() took.  No thread sleeps, and no lock is needed: an entry
+ * belongs to its loop from the moment it is armed.
  */
 #include "retry.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "deadline.h"
-#include "log.h"
+#include "evloop.h"
 
 /* A task waiting for its pause to end. */
 struct retry_entry {
+	struct ev_timer timer;       /* on loop: fires when the pause is over */
+	struct ev_call arm;          /* posted to loop from another thread: arms timer */
+	struct evloop *loop;         /* the loop it waits on */
 	int64_t due_ns;              /* when to submit it (CLOCK_MONOTONIC) */
 	struct pool *pool;           /* where to */
 	struct iscsi_task *task;     /* what */
-	struct retry_entry *next;    /* the list, by due_ns */
 };
 
-static pthread_once_t timer_once = PTHREAD_ONCE_INIT; /* starts the timer on first use */
-static pthread_mutex_t timer_lock = PTHREAD_MUTEX_INITIALIZER; /* protects the fields below */
-static pthread_cond_t timer_cond = PTHREAD_COND_INITIALIZER; /* signalled when the list's
-                                                             * head changes */
-static struct retry_entry *timer_list;  /* timer_lock: waiting retries, soonest first */
-static bool timer_running;              /* written once by timer_start(), read after
-                                         * pthread_once() returns */
-
-static void *timer_main(void *arg)
+static void retry_fire(struct ev_timer *timer)
 {
-	(void)arg;
-	pthread_mutex_lock(&timer_lock);
-	for (;;) {
-		if (!timer_list) {
-			pthread_cond_wait(&timer_cond, &timer_lock);
-			continue;
-		}
-		int64_t due = timer_list->due_ns;
-		if (due > mono_now_ns()) {
-			struct timespec until = {
-				.tv_sec = (time_t)(due / 1000000000),
-				.tv_nsec = (long)(due % 1000000000),
-			};
-			deadline_cond_wait(&timer_cond, &timer_lock, &until);
-			continue;
-		}
-		struct retry_entry *e = timer_list;
-		timer_list = e->next;
-		pthread_mutex_unlock(&timer_lock);
-		pool_submit(e->pool, e->task);
-		pool_release(e->pool);
-		free(e);
-		pthread_mutex_lock(&timer_lock);
-	}
-	return NULL;
+	struct retry_entry *e = (struct retry_entry *)timer;
+
+	pool_submit(e->pool, e->task);
+	pool_release(e->pool);
+	free(e);
 }
 
-static void timer_start(void)
+static void retry_arm(struct ev_call *call)
 {
-	pthread_t thread;
+	struct retry_entry *e = (struct retry_entry *)((char *)call -
+						       offsetof(struct retry_entry, arm));
 
-	if (pthread_create(&thread, NULL, timer_main, NULL) != 0) {
-		log_warn("cannot start the retry timer thread: retries are sent without a pause");
-		return;
-	}
-	pthread_detach(thread);
-	timer_running = true;
+	evloop_timer_arm(e->loop, &e->timer, e->due_ns);
 }
 
 void retry_later(struct pool *pool, struct iscsi_task *task, unsigned delay_ms)
 {
+	struct evloop *loop = delay_ms ? evloop_current() : NULL;
 	struct retry_entry *e;
 
-	pthread_once(&timer_once, timer_start);
-	if (delay_ms == 0 || !timer_running || !(e = malloc(sizeof *e))) {
+	if (delay_ms && !loop)
+		loop = evloop_assign();
+	if (!loop || !(e = calloc(1, sizeof *e))) {
 		pool_submit(pool, task);
 		return;
 	}
+	e->timer.fire = retry_fire;
+	e->arm.run = retry_arm;
+	e->loop = loop;
 	e->due_ns = mono_now_ns() + (int64_t)delay_ms * 1000000;
 	e->pool = pool;
 	e->task = task;
 	pool_hold(pool);
-	pthread_mutex_lock(&timer_lock);
-	struct retry_entry **pp = &timer_list;
-	while (*pp && (*pp)->due_ns <= e->due_ns)
-		pp = &(*pp)->next;
-	e->next = *pp;
-	*pp = e;
-	if (timer_list == e)
-		pthread_cond_signal(&timer_cond);
-	pthread_mutex_unlock(&timer_lock);
+	if (loop == evloop_current())
+		evloop_timer_arm(loop, &e->timer, e->due_ns);
+	else
+		evloop_post(loop, &e->arm);
 }

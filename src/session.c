@@ -122,6 +122,11 @@ uint64_t session_load(const struct session *s)
 	return atomic_load_explicit(&s->load_bytes, memory_order_relaxed);
 }
 
+struct evloop *session_loop(const struct session *s)
+{
+	return s->loop;
+}
+
 bool session_is_up(const struct session *s)
 {
 	int st = atomic_load_explicit(&s->state_hint, memory_order_relaxed);
@@ -455,6 +460,12 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 
 /* ---- life cycle ---- */
 
+/* session_attach_loop() through evloop_run_sync(). */
+static void attach_on_loop(void *arg)
+{
+	session_attach_loop(arg);
+}
+
 /* Take the outcome @lr of the login on s->conn and hand the connection to
  * an event loop: the session moves from LOGGING_IN to @first
  * (SESSION_FULL_FEATURE, or SESSION_VERIFYING for
@@ -511,7 +522,7 @@ static int session_start(struct session *s, const struct login_result *lr,
 		  s->params.data_digest ? "CRC32C" : "None", evloop_index(s->loop));
 	/* (from here on the loop owns the connection: a failure to watch it
 	 * is a lost connection, handled there) */
-	evloop_run_sync(s->loop, (void (*)(void *))session_attach_loop, s);
+	evloop_run_sync(s->loop, attach_on_loop, s);
 	return 0;
 
 err:

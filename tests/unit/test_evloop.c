@@ -6,8 +6,12 @@
  * the loop; timers fire in deadline order, a cancelled one never and a
  * re-armed one at its new deadline, none early; a readable descriptor is
  * reported to its source until it is removed; the loops stop and start
- * again.
+ * again; and eight threads posting to one loop as fast as it runs their
+ * calls never see a post lost (each waits for its call, at most 5 s:
+ * a wake-up swallowed by a race leaves the loop asleep with calls queued).
  */
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -221,6 +225,59 @@ static void test_source(void)
 	close(sv[1]);
 }
 
+/* One poster of test_no_lost_wakeup(). */
+struct poster {
+	pthread_t thread;             /* its thread */
+	struct evloop *loop;          /* where it posts */
+	atomic_int stuck;             /* posts not run within 5 s */
+	int posts;                    /* how many it makes */
+};
+
+/* A call whose run sets done. */
+struct flag_call {
+	struct ev_call call;          /* first: the loop's view */
+	atomic_bool done;             /* set on the loop */
+};
+
+static void flag_run(struct ev_call *call)
+{
+	atomic_store(&((struct flag_call *)call)->done, true);
+}
+
+static void *poster_main(void *arg)
+{
+	struct poster *p = arg;
+	struct flag_call c = { .call.run = flag_run };
+
+	for (int i = 0; i < p->posts; i++) {
+		atomic_store(&c.done, false);
+		evloop_post(p->loop, &c.call);
+		int64_t until = mono_now_ns() + 5000000000LL;
+		while (!atomic_load(&c.done) && mono_now_ns() < until)
+			sched_yield();
+		if (!atomic_load(&c.done)) {
+			atomic_fetch_add(&p->stuck, 1);
+			return NULL;    /* (the call stays queued: the test fails) */
+		}
+	}
+	return NULL;
+}
+
+static void test_no_lost_wakeup(void)
+{
+	struct poster p[8];
+
+	for (int i = 0; i < 8; i++) {
+		p[i] = (struct poster){ .loop = evloop_at(1), .posts = 5000 };
+		atomic_init(&p[i].stuck, 0);
+		CHECK(pthread_create(&p[i].thread, NULL, poster_main, &p[i]) == 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(p[i].thread, NULL);
+		CHECK_EQ_U64(atomic_load(&p[i].stuck), 0);
+	}
+}
+
 int main(void)
 {
 	evloops_configure(2);
@@ -231,6 +288,7 @@ int main(void)
 	test_run_sync();
 	test_timers();
 	test_source();
+	test_no_lost_wakeup();
 	evloops_stop();
 	CHECK_EQ_U64(evloops_count(), 0);
 	/* started again on demand */
