@@ -76,7 +76,8 @@ upstream=${debversion%-*}
 arch=$(dpkg --print-architecture)
 note "building $PKG $debversion ($arch) from $(basename "$tarball")"
 start=$SECONDS
-(cd "$src" && DEB_BUILD_OPTIONS="parallel=${DEB_BUILD_JOBS:-2}" t dpkg-buildpackage -us -uc -b) \
+(cd "$src" && DEB_BUILD_OPTIONS="parallel=${DEB_BUILD_JOBS:-2}" \
+    timeout -k 5 900 dpkg-buildpackage -us -uc -b) \
     >"$TEST_TMPDIR/dpkg-buildpackage.log" 2>&1 || {
     tail -n 60 "$TEST_TMPDIR/dpkg-buildpackage.log" >&2
     fail "dpkg-buildpackage -us -uc -b failed (log above)"
