@@ -4,9 +4,14 @@
 #   scripts/setup-debian.sh build   compiler, autotools, libfuse3, OpenSSL
 #   scripts/setup-debian.sh demo    build + tgt (the demo's local target),
 #                                   attr (getfattr, the demo's identity step)
+#   scripts/setup-debian.sh package build + what makes and checks the
+#                                   Debian package (debhelper, dpkg-dev,
+#                                   fakeroot, lintian)
 #   scripts/setup-debian.sh test    everything the test suite uses: both
 #                                   targets, libiscsi tools, qemu-img,
-#                                   fio, e2fsprogs, clang (fuzzing)
+#                                   fio, e2fsprogs, clang (fuzzing), and
+#                                   the package list (.ci/run builds and
+#                                   installs the package)
 #   scripts/setup-debian.sh bench   test + nbdfuse, gnuplot, iproute2
 #                                   (contrib/bench, contrib/scale)
 #
@@ -21,6 +26,10 @@ DEMO_PKGS=(tgt e2fsprogs util-linux attr)
 TEST_PKGS=(tgt istgt libiscsi-bin qemu-utils qemu-block-extra fio
     e2fsprogs attr util-linux python3 clang procps)
 BENCH_PKGS=(gnuplot-nox iproute2)
+# dpkg-buildpackage (dpkg-dev), dh with autoreconf (debhelper pulls in
+# dh-autoreconf), lintian; build-essential is what dpkg-buildpackage
+# checks for.
+PACKAGE_PKGS=(build-essential debhelper dpkg-dev fakeroot lintian)
 # nbdfuse has its own package in newer Debian releases; bookworm ships it
 # in libnbd-bin.  The first of these that apt knows is installed.
 NBDFUSE_PKGS=(nbdfuse libnbd-bin)
@@ -33,9 +42,10 @@ die() {
 case ${1:-} in
     build) want=("${BUILD_PKGS[@]}") ;;
     demo) want=("${BUILD_PKGS[@]}" "${DEMO_PKGS[@]}") ;;
-    test) want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
-    bench) want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
-    *) die "usage: setup-debian.sh build|demo|test|bench" ;;
+    package) want=("${BUILD_PKGS[@]}" "${PACKAGE_PKGS[@]}") ;;
+    test) want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}") ;;
+    bench) want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+    *) die "usage: setup-debian.sh build|demo|package|test|bench" ;;
 esac
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages)"

@@ -4,8 +4,9 @@
 # - `iscsifs --help` and `--version` exit 0 on stdout; --help and the man
 #   page name every option of DESIGN.md §1; the man page renders cleanly.
 # - `make install DESTDIR=...` installs iscsifs, iscsifs.1, mount.iscsifs
-#   and mount.fuse.iscsifs; the helper drops the options meant for mount(8)
-#   and systemd only (checked in its fake mode); the systemd units verify.
+#   and mount.fuse.iscsifs, and their page mount.iscsifs.8 under both
+#   names; the helper drops the options meant for mount(8) and systemd
+#   only (checked in its fake mode); the systemd units verify.
 # - fstab: in a private mount namespace whose /sbin and bindir show what was
 #   installed (nothing of the system is touched), `mount -a -T FSTAB` mounts
 #   a type "iscsifs" line and a "fuse.iscsifs" line with an IPv6 source
@@ -48,7 +49,8 @@ version=$(sed -n 's/^PACKAGE_VERSION = //p' "$top_builddir/Makefile")
 design_options=(-f -d ro sessions= queue_depth= initiator= chap_user= chap_secret_file=
     target_user= target_secret_file= header_digest= data_digest= timeout= cache
     noop_interval= noop_timeout= cmd_timeout= --list --help --version)
-man=$top_srcdir/doc/iscsifs.1
+# The page as make wrote it from doc/iscsifs.1.in (the version in its .TH).
+man=$top_builddir/doc/iscsifs.1
 [[ -f $man ]] || fail "the man page $man is missing"
 man_text=$(sed 's/\\-/-/g; s/\\f[BIRP]//g' "$man")
 for o in "${design_options[@]}"; do
@@ -63,9 +65,15 @@ grep -qF "\"iscsifs $version\"" "$man" || fail "the man page's .TH does not say 
 for section in NAME SYNOPSIS DESCRIPTION OPTIONS "EXIT STATUS" EXAMPLES "SEE ALSO"; do
     grep -qx "\.SH \"\?$section\"\?" "$man" || fail "the man page has no $section section"
 done
+# The helper's page, mount.iscsifs(8), next to it.
+man8=$top_builddir/doc/mount.iscsifs.8
+[[ -f $man8 ]] || fail "the man page $man8 is missing"
+grep -qF "\"iscsifs $version\"" "$man8" || fail "$man8's .TH does not say iscsifs $version"
 if command -v man >/dev/null; then
-    out=$(LC_ALL=C.UTF-8 MANWIDTH=80 t man --warnings -E UTF-8 -l "$man" 2>&1 >/dev/null)
-    [[ -z $out ]] || fail "man --warnings complains about $man: $out"
+    for page in "$man" "$man8"; do
+        out=$(LC_ALL=C.UTF-8 MANWIDTH=80 t man --warnings -E UTF-8 -l "$page" 2>&1 >/dev/null)
+        [[ -z $out ]] || fail "man --warnings complains about $page: $out"
+    done
 fi
 note "--help, --version and the man page name every option"
 
@@ -81,6 +89,9 @@ inst_man=$(find "$dest" -path '*/man1/iscsifs.1' -type f)
 [[ -x $inst_bin ]] || fail "make install put no iscsifs under $dest"
 [[ -x $inst_helper ]] || fail "make install put no mount.iscsifs under $dest"
 [[ -f $inst_man ]] || fail "make install put no man1/iscsifs.1 under $dest"
+for page in mount.iscsifs.8 mount.fuse.iscsifs.8; do
+    [[ -f $(dirname "$inst_man")/../man8/$page ]] || fail "make install put no man8/$page under $dest"
+done
 sbin_dest=$(dirname "$inst_helper")
 bin_dest=$(dirname "$inst_bin")
 bindir=${bin_dest#"$dest"}
