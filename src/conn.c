@@ -379,9 +379,8 @@ static int wait_readable(struct conn *c)
 	int rc, wait_ms;
 
 	do {
+		/* (-1: no limit, poll() waits as long as it takes) */
 		wait_ms = wait_budget_ms(c, c->recv_timeout_ms, &by_deadline);
-		if (wait_ms < 0)
-			return 0;
 		rc = by_deadline && wait_ms == 0 ? 0 : poll(&pfd, 1, wait_ms);
 	} while (rc < 0 && errno == EINTR);
 	if (rc == 0 && by_deadline) {
@@ -394,27 +393,6 @@ static int wait_readable(struct conn *c)
 		return -1;
 	}
 	return 0;
-}
-
-int conn_rx_fill(struct conn *c)
-{
-	for (;;) {
-		if (wait_readable(c) < 0)
-			return -1;
-		ssize_t n = pdu_rx_recv(&c->rx, c->fd, 0);
-		if (n > 0) {
-			c->bytes_received += (uint64_t)n;
-			return 0;
-		}
-		if (n == 0) {
-			err_set(EPIPE, "%s closed the connection", c->peer);
-			return -1;
-		}
-		if (errno == EINTR)
-			continue;
-		err_set(errno, "receive from %s failed: %s", c->peer, strerror(errno));
-		return -1;
-	}
 }
 
 int conn_rx_try(struct conn *c)
@@ -435,6 +413,18 @@ int conn_rx_try(struct conn *c)
 			return 0;
 		err_set(errno, "receive from %s failed: %s", c->peer, strerror(errno));
 		return -1;
+	}
+}
+
+int conn_rx_fill(struct conn *c)
+{
+	for (;;) {
+		if (wait_readable(c) < 0)
+			return -1;
+		int rc = conn_rx_try(c);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+		/* (readable, yet nothing came: wait again) */
 	}
 }
 
