@@ -64,6 +64,8 @@ struct loop {
 	struct evloop *ev;            /* the event loop */
 	unsigned index;               /* 0..nloops-1, in the statistics */
 	bool watching;                /* the loop only: src is on the loop */
+	bool added;                   /* watch_on_loop() put src on the loop (written
+	                               * there once, read by the main thread after) */
 	struct fuse_buf buf;          /* the loop only: the buffer of its next request */
 	atomic_ulong requests;        /* requests handled (written by the loop only) */
 };
@@ -243,7 +245,7 @@ static void watch_on_loop(void *arg)
 	if (evloop_add(l->ev, &l->src, EPOLLIN | EPOLLEXCLUSIVE) < 0)
 		log_error("%s", err_msg());
 	else
-		l->watching = true;
+		l->watching = l->added = true;
 }
 
 /* Take the device off the loop of @arg (evloop_run_sync()). */
@@ -287,7 +289,7 @@ int fuse_loop_run(struct fuse_session *se)
 		l->index = i;
 		atomic_init(&l->requests, 0);
 		evloop_run_sync(l->ev, watch_on_loop, l);
-		watching += l->watching;
+		watching += l->added;
 	}
 	/* Wait for a loop to see the session end (unmount) or for a signal
 	 * handler, on whichever thread it ran, to exit the session. */

@@ -484,11 +484,14 @@ static void login_attempt_run(struct helper_job *job)
 	atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
 	session_set_state(s, SESSION_VERIFYING);
 	evloop_post(s->loop, &s->attach_call);
-	login_done_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add(&s->st_reconnects, 1);
 	log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name, c.peer,
 		 (double)(mono_now_ns() - s->outage_ns) / 1e9, s->attempt + 1);
+	/* last: once login_running is clear, logout may free the session */
+	pthread_mutex_lock(&s->lock);
+	login_done_locked(s);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* The helpers stopped before the job ran (never: the login helper runs

@@ -37,18 +37,22 @@ static void sleep_ms(unsigned ms)
 struct record {
 	struct evloop *loop;          /* the loop they belong to */
 	atomic_int order[16];         /* ids in the order they ran */
-	atomic_int count;             /* entries of order */
+	atomic_int claimed;           /* entries of order taken */
+	atomic_int count;             /* entries of order written: the last
+	                               * access of a record, so that the test may
+	                               * drop it once it sees the count */
 	atomic_bool off_loop;         /* one ran off its loop */
 	int64_t fired_ns[16];         /* timers: when each id fired (on the loop) */
 };
 
 static void record_add(struct record *r, int id)
 {
-	int n = atomic_fetch_add(&r->count, 1);
+	int n = atomic_fetch_add(&r->claimed, 1);
 	if (n < 16)
 		atomic_store(&r->order[n], id);
 	if (evloop_current() != r->loop)
 		atomic_store(&r->off_loop, true);
+	atomic_fetch_add(&r->count, 1);
 }
 
 /* Wait until @r has @n entries (or WAIT_MS passed); then a little more,
