@@ -280,6 +280,8 @@ int fuse_loop_run(struct fuse_session *se)
 	if (!fl.helpers)
 		goto out;
 	spares_accept(true);
+	/* every entry first: a loop reads the others' (fuse_loop_counters())
+	 * from its first request on */
 	for (unsigned i = 0; i < fl.nloops; i++) {
 		struct loop *l = &fl.loops[i];
 		l->src.fd = fl.fuse_fd;
@@ -288,8 +290,10 @@ int fuse_loop_run(struct fuse_session *se)
 		l->ev = evloop_at(i);
 		l->index = i;
 		atomic_init(&l->requests, 0);
-		evloop_run_sync(l->ev, watch_on_loop, l);
-		watching += l->added;
+	}
+	for (unsigned i = 0; i < fl.nloops; i++) {
+		evloop_run_sync(fl.loops[i].ev, watch_on_loop, &fl.loops[i]);
+		watching += fl.loops[i].added;
 	}
 	/* Wait for a loop to see the session end (unmount) or for a signal
 	 * handler, on whichever thread it ran, to exit the session. */
