@@ -30,6 +30,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "completion.h"
 #include "deadline.h"
 #include "log.h"
 
@@ -392,9 +393,7 @@ struct sync_call {
 	struct ev_call call;          /* posted to the loop */
 	void (*fn)(void *arg);        /* what to run there */
 	void *arg;                    /* its argument */
-	pthread_mutex_t lock;         /* protects done */
-	pthread_cond_t cond;          /* signalled when done */
-	bool done;                    /* lock: fn returned */
+	struct completion done;       /* posted once fn returned */
 };
 
 static void sync_call_run(struct ev_call *call)
@@ -402,10 +401,7 @@ static void sync_call_run(struct ev_call *call)
 	struct sync_call *sc = (struct sync_call *)call;
 
 	sc->fn(sc->arg);
-	pthread_mutex_lock(&sc->lock);
-	sc->done = true;
-	pthread_cond_signal(&sc->cond);
-	pthread_mutex_unlock(&sc->lock);
+	completion_post(&sc->done, 0);
 }
 
 void evloop_run_sync(struct evloop *l, void (*fn)(void *arg), void *arg)
@@ -416,15 +412,9 @@ void evloop_run_sync(struct evloop *l, void (*fn)(void *arg), void *arg)
 	}
 	struct sync_call sc = { .call.run = sync_call_run, .fn = fn, .arg = arg };
 
-	pthread_mutex_init(&sc.lock, NULL);
-	pthread_cond_init(&sc.cond, NULL);
+	completion_init(&sc.done);
 	evloop_post(l, &sc.call);
-	pthread_mutex_lock(&sc.lock);
-	while (!sc.done)
-		pthread_cond_wait(&sc.cond, &sc.lock);
-	pthread_mutex_unlock(&sc.lock);
-	pthread_mutex_destroy(&sc.lock);
-	pthread_cond_destroy(&sc.cond);
+	completion_wait(&sc.done);
 }
 
 void evloop_timer_cancel(struct evloop *l, struct ev_timer *timer)

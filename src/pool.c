@@ -56,6 +56,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "completion.h"
 #include "deadline.h"
 #include "evloop.h"
 #include "log.h"
@@ -609,37 +610,22 @@ void pool_release(struct pool *p)
 	task_finished(p);
 }
 
-/* Completion of a task that pool_exec() waits for. */
-struct exec_wait {
-	pthread_mutex_t lock;     /* protects finished */
-	pthread_cond_t cond;      /* signalled when finished */
-	bool finished;            /* done() ran */
-};
-
+/* The done() of a task pool_exec() waits for: t->opaque is its
+ * completion; the task's own result is read after the wait. */
 static void exec_done(struct iscsi_task *t)
 {
-	struct exec_wait *w = t->opaque;
-	pthread_mutex_lock(&w->lock);
-	w->finished = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	completion_post(t->opaque, 0);
 }
 
 int pool_exec(struct pool *p, struct iscsi_task *t)
 {
-	struct exec_wait w = { .finished = false };
+	struct completion done;
 
-	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.cond, NULL);
+	completion_init(&done);
 	t->done = exec_done;
-	t->opaque = &w;
+	t->opaque = &done;
 	pool_submit(p, t);
-	pthread_mutex_lock(&w.lock);
-	while (!w.finished)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_mutex_destroy(&w.lock);
-	pthread_cond_destroy(&w.cond);
+	completion_wait(&done);
 	if (t->result) {
 		errno = t->result;
 		return -1;
