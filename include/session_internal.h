@@ -181,10 +181,12 @@ struct session {
 	uint16_t tsih;                      /* as params */
 	struct evloop *loop;                /* read-only: the event loop that owns the
 	                                     * socket, the receiver and the timers */
-	struct ev_source src;               /* the socket on the loop */
-	bool registered;                    /* loop: src is watched by the loop */
-	uint32_t watched;                   /* lock: the events src is watched for
-	                                     * (EPOLLIN, and EPOLLOUT while tx_blocked) */
+	struct ev_source src;               /* the socket on the loop; src.fd is
+	                                     * written by the loop under the lock:
+	                                     * the socket while the loop watches it
+	                                     * (for EPOLLIN, and EPOLLOUT while
+	                                     * tx_blocked: session_watch_locked()),
+	                                     * -1 otherwise */
 	struct ev_call tx_call;             /* posted to the loop: send what is queued */
 	struct ev_call attach_call;         /* posted by the login helper: watch the
 	                                     * connection it logged in */
@@ -466,6 +468,14 @@ int session_queue_ctl_locked(struct session *s, struct tx_item *it);
  * (they send it before they let go) or it is full (EPOLLOUT does).  Lock
  * held. */
 void session_tx_kick_locked(struct session *s);
+
+/* The events the loop watches the socket for: EPOLLIN, and EPOLLOUT while
+ * the socket is full.  Lock held. */
+uint32_t session_sock_events(const struct session *s);
+
+/* Tell the loop those events (after tx_blocked changed), if it watches the
+ * socket.  Lock held. */
+void session_watch_locked(struct session *s);
 
 /* On the loop: send what is queued (s->tx_call). */
 void session_tx_run(struct ev_call *call);

@@ -275,8 +275,7 @@ void session_attach_loop(struct session *s)
 	}
 	pthread_mutex_lock(&s->lock);
 	s->src.fd = s->conn.fd;
-	s->watched = EPOLLIN | (s->tx_blocked ? EPOLLOUT : 0);
-	int rc = evloop_add(s->loop, &s->src, s->watched);
+	int rc = evloop_add(s->loop, &s->src, session_sock_events(s));
 	if (rc < 0)
 		s->src.fd = -1;
 	pthread_mutex_unlock(&s->lock);
@@ -285,7 +284,6 @@ void session_attach_loop(struct session *s)
 		conn_ended(s, -1);
 		return;
 	}
-	s->registered = true;
 	/* what was queued before the socket was watched */
 	session_tx_run(&s->tx_call);
 }
@@ -293,10 +291,9 @@ void session_attach_loop(struct session *s)
 /* Stop watching the socket.  The loop only. */
 static void detach_loop(struct session *s)
 {
-	if (s->registered) {
-		evloop_remove(s->loop, &s->src);
-		s->registered = false;
-	}
+	if (s->src.fd < 0)
+		return;
+	evloop_remove(s->loop, &s->src);
 	pthread_mutex_lock(&s->lock);
 	s->src.fd = -1;         /* (socket_full_locked() watches no more) */
 	pthread_mutex_unlock(&s->lock);
@@ -413,7 +410,7 @@ static void attach_call_run(struct ev_call *call)
 
 	session_attach_loop(s);
 	pthread_mutex_lock(&s->lock);
-	bool verifying = s->state == SESSION_VERIFYING && s->registered;
+	bool verifying = s->state == SESSION_VERIFYING && s->src.fd >= 0;
 	pthread_mutex_unlock(&s->lock);
 	/* the pinned writes and the pool's commands wait for the identity
 	 * check (verify_finish()) */

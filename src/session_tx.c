@@ -145,10 +145,19 @@ static void socket_full_locked(struct session *s, struct iscsi_task *t)
 		t->tx_refs++;
 		s->tx_hold = t;
 	}
-	s->watched |= EPOLLOUT;
 	/* (not watched yet: session_attach_loop() reads tx_blocked) */
+	session_watch_locked(s);
+}
+
+uint32_t session_sock_events(const struct session *s)
+{
+	return EPOLLIN | (s->tx_blocked ? EPOLLOUT : 0);
+}
+
+void session_watch_locked(struct session *s)
+{
 	if (s->src.fd >= 0)
-		evloop_watch(s->loop, &s->src, s->watched);
+		evloop_watch(s->loop, &s->src, session_sock_events(s));
 }
 
 /* conn_send_pdu() for the sender: SENT_PART marks the socket full with
@@ -595,9 +604,7 @@ void session_tx_resume(struct session *s)
 		s->tx_hold = NULL;
 		if (t && --t->tx_refs == 0 && t->finished)
 			ended = t;
-		s->watched &= ~(uint32_t)EPOLLOUT;
-		if (s->src.fd >= 0)
-			evloop_watch(s->loop, &s->src, s->watched);
+		session_watch_locked(s);
 		if (rc < 0) {
 			pthread_mutex_unlock(&s->lock);
 			send_failed(s);
@@ -619,7 +626,6 @@ struct iscsi_task *session_tx_forget_locked(struct session *s)
 	conn_send_forget(&s->conn);
 	s->tx_blocked = false;
 	s->tx_hold = NULL;
-	s->watched &= ~(uint32_t)EPOLLOUT;
 	return t && --t->tx_refs == 0 && t->finished ? t : NULL;
 }
 
