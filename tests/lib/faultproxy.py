@@ -35,9 +35,12 @@ in, one line out), prints the answer and exits 0 when it starts with
     bytewise [US]       forward one byte per send(2) (TCP_NODELAY, so one
                         byte a segment), sleeping US microseconds (default
                         20) after each
-    hold SECS           the oldest open connection gets stuck: nothing is
-                        forwarded either way any more, but what the
-                        initiator sends is still read and kept.  Once the
+    hold SECS           the oldest open connection gets stuck at the next
+                        SCSI write command the initiator sends on it
+                        (what came before that command is forwarded):
+                        from that command on, nothing is forwarded either
+                        way any more, but what the initiator sends is
+                        still read and kept.  Once the
                         initiator closes its end (it gave up on the
                         connection), the kept bytes are delivered to the
                         target SECS seconds later, on the target's side
@@ -96,9 +99,12 @@ class PduScanner:
         self.head = bytearray()   # the start of a BHS not complete yet
         self.skip = 0             # bytes of the current PDU's AHS and data left
 
-    def feed(self, data):
+    def feed(self, data, stop_at_write=False):
         """Scan @data; returns (descriptions of the PDUs that start in it,
-        number of them that are SCSI Commands that write (W bit))."""
+        number of them that are SCSI Commands that write (W bit)).  With
+        @stop_at_write, the scan stops at the first such command whose
+        header starts in @data and returns its offset in @data instead
+        (None when there is none: all of @data was scanned)."""
         out = []
         writes = 0
         pos = 0
@@ -108,6 +114,7 @@ class PduScanner:
                 self.skip -= n
                 pos += n
                 continue
+            start = pos - len(self.head)   # where this BHS began in @data
             n = min(48 - len(self.head), len(data) - pos)
             self.head += data[pos:pos + n]
             pos += n
@@ -117,6 +124,10 @@ class PduScanner:
             op = bhs[0] & 0x3F
             dlen = int.from_bytes(bhs[5:8], "big")
             self.skip = 4 * bhs[4] + ((dlen + 3) & ~3)
+            if stop_at_write and op == 0x01 and bhs[1] & 0x20 and start >= 0:
+                # rewind: the caller keeps this command, from its first byte
+                self.skip = 0
+                return start
             what = {0x00: "NOP-Out", 0x01: "SCSI", 0x03: "Login", 0x05: "Data-Out",
                     0x06: "Logout"}.get(op, "op 0x%02x" % op)
             if op == 0x01:
@@ -125,6 +136,8 @@ class PduScanner:
                     writes += 1
             if len(out) < 20:
                 out.append("%s CmdSN %d +%d" % (what, int.from_bytes(bhs[24:28], "big"), dlen))
+        if stop_at_write:
+            return None
         return out, writes
 
 
@@ -150,6 +163,8 @@ class Conn:
         self.drop_rst = False         # that drop resets instead of closing
         self.reset_login = False      # reset when the target first answers
         self.hold_secs = None         # hold: stuck; deliver late after this delay
+        self.hold_armed = None        # hold asked: the delay, until the next
+                                      # write command makes it hold_secs
         self.kept = bytearray()       # hold: what the initiator sent meanwhile
         self.i2t_pdus = PduScanner()  # PDU boundaries initiator to target
 
@@ -331,7 +346,17 @@ class Proxy:
                                                    " (reset)" if conn.drop_rst else ""))
                         conn.close(rst=conn.drop_rst)
                         break
-                if not t2i:
+                if not t2i and conn.hold_armed is not None:
+                    at = conn.i2t_pdus.feed(data, stop_at_write=True)
+                    if at is not None:
+                        # the hold begins with this write command
+                        if at and not self.deliver(conn, dst, data[:at], t2i):
+                            break
+                        log("conn %d: held at a write command" % conn.num)
+                        conn.hold_secs = conn.hold_armed
+                        conn.kept += data[at:]
+                        continue
+                elif not t2i:
                     conn.i2t_pdus.feed(data)
                 if not self.deliver(conn, dst, data, t2i):
                     break
@@ -393,10 +418,10 @@ class Proxy:
                     conns = sorted(self.conns, key=lambda c: c.num)
                 if not conns:
                     return "error: no open connection to hold"
-                conns[0].hold_secs = float(args[0])
+                conns[0].hold_armed = float(args[0])
                 with self.lock:
                     self.held += 1
-                log("conn %d: held" % conns[0].num)
+                log("conn %d: to be held at its next write command" % conns[0].num)
             elif cmd == "reset-login" and len(args) == 1 and int(args[0]) >= 0:
                 with self.lock:
                     self.reset_login_left = int(args[0])
