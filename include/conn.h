@@ -35,6 +35,9 @@
 /* Most iovecs one PDU's data segment may use (R2T slices of a FUSE buffer
  * have one or two). */
 #define CONN_DATA_IOV_MAX 60
+/* The size of a conn's own receive buffer (login, discovery: before the
+ * connection goes to a loop, which lends one of its own instead). */
+#define CONN_RX_BUFFER (64 * 1024)
 
 /* The PDU conn_send_pdu() is sending: what the socket has not taken yet.
  * The header and digests are copies; the data entries point to the

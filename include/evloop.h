@@ -22,6 +22,7 @@
 #define ISCSIFS_EVLOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Loops at most (-o loops=). */
@@ -111,6 +112,17 @@ void evloop_timer_arm(struct evloop *l, struct ev_timer *timer, int64_t when_ns)
 
 /* Disarm @timer if armed.  On @l only. */
 void evloop_timer_cancel(struct evloop *l, struct ev_timer *timer);
+
+/* A receive buffer of the calling loop's, lent to one receiver at a time
+ * for the length of one handling of a readable socket, so that the
+ * sockets of a loop share one buffer instead of holding one each.  Sets
+ * *@cap to its size (EVLOOP_RECV_BUFFER).  NULL when the caller is no
+ * loop, the buffer is lent already (a receive inside a receive) or cannot
+ * be allocated: the receiver then uses a buffer of its own.  On the loop
+ * only; evloop_recv_buffer_return() gives it back. */
+#define EVLOOP_RECV_BUFFER (64 * 1024)
+uint8_t *evloop_recv_buffer_borrow(size_t *cap);
+void evloop_recv_buffer_return(void);
 
 /* End the loops: each finishes what it handles and leaves; nothing may
  * use them during or after (a later evloops_start() starts them anew). */

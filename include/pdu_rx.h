@@ -82,7 +82,10 @@ struct pdu_rx {
 	uint8_t tail[4];        /* a digest (or padding) as it arrives */
 
 	/* The receive buffer: buf[start..end) received, not yet parsed. */
-	uint8_t *buf;           /* cap bytes */
+	uint8_t *buf;           /* cap bytes: our own (malloc()ed), or lent
+	                         * (pdu_rx_lend()), or NULL (neither: between
+	                         * two loans) */
+	bool lent;              /* buf is lent: not ours to free */
 	size_t start;           /* first unparsed byte */
 	size_t end;             /* one past the last received byte */
 	size_t cap;             /* size of buf */
@@ -99,6 +102,22 @@ int pdu_rx_init(struct pdu_rx *rx, size_t cap);
 
 /* Free the buffer; @rx may be freed again or set up anew. */
 void pdu_rx_free(struct pdu_rx *rx);
+
+/* A receiver may do without a buffer of its own between receives and
+ * borrow one (a loop's, shared by its sockets) for each.
+ * pdu_rx_drop_buffer(): free our own buffer if it holds nothing unparsed;
+ * returns whether @rx has no buffer now (then pdu_rx_lend() may follow).
+ * pdu_rx_lend(): receive into @buf (@cap bytes, at least a BHS) until
+ * pdu_rx_unlend(), which hands it back; what it still holds unparsed
+ * (nothing, after pdu_rx_next() returned PDU_RX_MORE) moves to a buffer of
+ * our own of @own_cap bytes.  pdu_rx_unlend() returns 0, or -1 with
+ * err_set(ENOMEM) (the unparsed bytes are lost: the stream is broken). */
+bool pdu_rx_drop_buffer(struct pdu_rx *rx);
+/* Give @rx a buffer of its own of @cap bytes if it has none (a loan
+ * refused).  Returns 0, or -1 with err_set(ENOMEM). */
+int pdu_rx_own_buffer(struct pdu_rx *rx, size_t cap);
+void pdu_rx_lend(struct pdu_rx *rx, uint8_t *buf, size_t cap);
+int pdu_rx_unlend(struct pdu_rx *rx, size_t own_cap);
 
 /* One recv() on @fd with @flags (MSG_DONTWAIT for a non-blocking one):
  * into the data destination when the rest of a large segment is to come

@@ -32,8 +32,6 @@
 #include "log.h"
 #include "portal.h"
 
-#define RX_BUF_SIZE (64 * 1024)
-
 int64_t conn_deadline_after(int ms)
 {
 	return mono_now_ns() + (int64_t)ms * 1000000;
@@ -139,7 +137,7 @@ int conn_connect_until(struct conn *c, const char *host, uint16_t port, int time
 		err_set(saved, "cannot connect to %s: %s%s", c->peer, strerror(saved), why);
 		return -1;
 	}
-	if (pdu_rx_init(&c->rx, RX_BUF_SIZE) < 0) {
+	if (pdu_rx_init(&c->rx, CONN_RX_BUFFER) < 0) {
 		close(c->fd);
 		c->fd = -1;
 		return -1;
@@ -170,7 +168,7 @@ int conn_attach_fd(struct conn *c, int fd, const char *peer, int timeout_ms)
 	c->fd = fd;
 	c->recv_timeout_ms = timeout_ms;
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
-	if (pdu_rx_init(&c->rx, RX_BUF_SIZE) < 0) {
+	if (pdu_rx_init(&c->rx, CONN_RX_BUFFER) < 0) {
 		conn_close(c);
 		return -1;
 	}
@@ -397,6 +395,9 @@ static int wait_readable(struct conn *c)
 
 int conn_rx_try(struct conn *c)
 {
+	/* (a conn that was on a loop has no buffer of its own) */
+	if (pdu_rx_own_buffer(&c->rx, CONN_RX_BUFFER) < 0)
+		return -1;
 	for (;;) {
 		ssize_t n = pdu_rx_recv(&c->rx, c->fd, MSG_DONTWAIT);
 		if (n > 0) {

@@ -49,6 +49,10 @@ struct evloop {
 	bool wake_pending;            /* lock: wake_fd written since the loop last read it */
 	struct ev_timer *timers;      /* loop only: armed timers, soonest first */
 	atomic_ulong wakeups;         /* epoll_wait() returns with events (loop writes) */
+	uint8_t *recv_buf;            /* loop only: the receive buffer its sockets
+	                               * share (EVLOOP_RECV_BUFFER bytes, allocated
+	                               * at first use), or NULL */
+	bool recv_buf_lent;           /* loop only: recv_buf is lent out */
 };
 
 /* The loops of the process. */
@@ -221,6 +225,7 @@ static void loop_fini(struct evloop *l)
 		close(l->epfd);
 	if (l->wake_fd >= 0)
 		close(l->wake_fd);
+	free(l->recv_buf);
 	pthread_mutex_destroy(&l->lock);
 }
 
@@ -415,6 +420,25 @@ void evloop_run_sync(struct evloop *l, void (*fn)(void *arg), void *arg)
 	completion_init(&sc.done);
 	evloop_post(l, &sc.call);
 	completion_wait(&sc.done);
+}
+
+uint8_t *evloop_recv_buffer_borrow(size_t *cap)
+{
+	struct evloop *l = current;
+
+	if (!l || l->recv_buf_lent)
+		return NULL;
+	if (!l->recv_buf && !(l->recv_buf = malloc(EVLOOP_RECV_BUFFER)))
+		return NULL;
+	l->recv_buf_lent = true;
+	*cap = EVLOOP_RECV_BUFFER;
+	return l->recv_buf;
+}
+
+void evloop_recv_buffer_return(void)
+{
+	if (current)
+		current->recv_buf_lent = false;
 }
 
 void evloop_timer_cancel(struct evloop *l, struct ev_timer *timer)

@@ -49,6 +49,7 @@
 #include "deadline.h"
 #include "log.h"
 #include "evloop.h"
+#include "iobuf.h"
 
 /* Requests one loop handles per wake-up at most. */
 #define READS_PER_WAKEUP 32
@@ -296,11 +297,13 @@ int fuse_loop_run(struct fuse_session *se)
 		watching += fl.loops[i].added;
 	}
 	/* Wait for a loop to see the session end (unmount) or for a signal
-	 * handler, on whichever thread it ran, to exit the session. */
+	 * handler, on whichever thread it ran, to exit the session; give
+	 * back the read buffers a burst left idle meanwhile. */
 	while (watching > 0 && !fuse_session_exited(se)) {
 		struct timespec until = deadline_in_ms(200);
 		if (deadline_sem_wait(&fl.finished, &until) == 0)
 			break;
+		iobuf_trim(mono_now_ns());
 	}
 	fuse_session_exit(se);
 	for (unsigned i = 0; i < fl.nloops; i++)

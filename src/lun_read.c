@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "completion.h"
+#include "iobuf.h"
 #include "log.h"
 #include "lun_internal.h"
 
@@ -36,7 +37,8 @@ struct read_req {
 	struct lun *lun;              /* where from */
 	lun_read_cb cb;               /* the caller's callback */
 	void *opaque;                 /* the caller's argument */
-	uint8_t *buf;                 /* the whole aligned range */
+	uint8_t *buf;                 /* the whole aligned range (iobuf_alloc()) */
+	size_t bytes;                 /* its size */
 	size_t skew;                  /* offset of the caller's first byte in buf */
 	size_t len;                   /* the caller's byte count */
 	int64_t start_ns;             /* when it was submitted (monotonic) */
@@ -90,7 +92,7 @@ static void read_piece_done(struct iscsi_task *t)
 		atomic_fetch_add(&r->lun->counters.bytes_read, r->len);
 	}
 	r->cb(r->opaque, err, err ? NULL : r->buf + r->skew, err ? 0 : r->len);
-	free(r->buf);
+	iobuf_free(r->buf, r->bytes);
 	free(r);
 }
 
@@ -109,11 +111,11 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 	size_t bytes = (size_t)((end - first) * l->block_size);
 	unsigned npieces = (unsigned)((bytes + l->split - 1) / l->split);
 	struct read_req *r = calloc(1, sizeof *r + npieces * sizeof r->pieces[0]);
-	uint8_t *buf = malloc(bytes);
+	uint8_t *buf = iobuf_alloc(bytes);
 
 	if (!r || !buf) {
 		free(r);
-		free(buf);
+		iobuf_free(buf, bytes);
 		cb(opaque, ENOMEM, NULL, 0);
 		return;
 	}
@@ -121,6 +123,7 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 	r->cb = cb;
 	r->opaque = opaque;
 	r->buf = buf;
+	r->bytes = bytes;
 	r->skew = (size_t)(off - first * l->block_size);
 	r->len = len;
 	r->start_ns = mono_now_ns();

@@ -42,9 +42,69 @@ int pdu_rx_init(struct pdu_rx *rx, size_t cap)
 
 void pdu_rx_free(struct pdu_rx *rx)
 {
-	free(rx->buf);
+	if (!rx->lent)
+		free(rx->buf);
 	rx->buf = NULL;
+	rx->lent = false;
 	rx->start = rx->end = rx->cap = 0;
+}
+
+bool pdu_rx_drop_buffer(struct pdu_rx *rx)
+{
+	if (rx->buf && (rx->lent || rx->start != rx->end))
+		return false;
+	pdu_rx_free(rx);
+	return true;
+}
+
+int pdu_rx_own_buffer(struct pdu_rx *rx, size_t cap)
+{
+	if (rx->buf)
+		return 0;
+	if (cap < ISCSI_BHS_SIZE)
+		cap = ISCSI_BHS_SIZE;
+	rx->buf = malloc(cap);
+	if (!rx->buf) {
+		err_set(ENOMEM, "out of memory");
+		return -1;
+	}
+	rx->cap = cap;
+	rx->start = rx->end = 0;
+	return 0;
+}
+
+void pdu_rx_lend(struct pdu_rx *rx, uint8_t *buf, size_t cap)
+{
+	rx->buf = buf;
+	rx->cap = cap;
+	rx->lent = true;
+	rx->start = rx->end = 0;
+}
+
+int pdu_rx_unlend(struct pdu_rx *rx, size_t own_cap)
+{
+	size_t left = rx->end - rx->start;
+	uint8_t *own = NULL;
+
+	if (!rx->lent)
+		return 0;
+	if (left) {
+		if (own_cap < left)
+			own_cap = left;
+		own = malloc(own_cap);
+		if (!own) {
+			pdu_rx_free(rx);
+			err_set(ENOMEM, "out of memory");
+			return -1;
+		}
+		memcpy(own, rx->buf + rx->start, left);
+	}
+	rx->buf = own;
+	rx->cap = own ? own_cap : 0;
+	rx->lent = false;
+	rx->start = 0;
+	rx->end = left;
+	return 0;
 }
 
 bool pdu_rx_idle(const struct pdu_rx *rx)

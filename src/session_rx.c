@@ -500,7 +500,8 @@ void session_rx_setup(struct session *s)
 	conn_rx_setup(&s->conn, rx_place, &s->rx, s->params.max_recv_dsl);
 }
 
-int session_rx_ready(struct session *s)
+/* session_rx_ready() with a receive buffer in place. */
+static int rx_ready(struct session *s)
 {
 	struct rx_ctx *x = &s->rx;
 
@@ -522,4 +523,25 @@ int session_rx_ready(struct session *s)
 		if (rc <= 0)
 			return rc;      /* 0: nothing more now */
 	}
+}
+
+int session_rx_ready(struct session *s)
+{
+	struct pdu_rx *rx = &s->conn.rx;
+	uint8_t *lent = NULL;
+	size_t cap;
+
+	/* The loop's buffer, once the one the login left holds nothing: a
+	 * session's socket needs a buffer only while it is read. */
+	if (pdu_rx_drop_buffer(rx) && (lent = evloop_recv_buffer_borrow(&cap)) != NULL)
+		pdu_rx_lend(rx, lent, cap);
+	else if (pdu_rx_own_buffer(rx, CONN_RX_BUFFER) < 0)
+		return -1;
+	int rc = rx_ready(s);
+	if (lent) {
+		if (pdu_rx_unlend(rx, CONN_RX_BUFFER) < 0)
+			rc = -1;
+		evloop_recv_buffer_return();
+	}
+	return rc;
 }

@@ -524,6 +524,64 @@ static void test_conn_two_step(void)
 	close(sv[1]);
 }
 
+/* A receiver that borrows a buffer per receive (a loop's, evloop.h): its
+ * own buffer is dropped only when empty; a loan handed back empty leaves
+ * it with none; one handed back with a partial header keeps those bytes
+ * in a buffer of its own, so the stream goes on whole, whatever pieces it
+ * comes in.  The lent buffer is never freed by the receiver. */
+static void test_lend(void)
+{
+	static const uint32_t sizes[] = { 0, 4, 100, 5000, 20000 };
+	struct stream st;
+	struct pdu_rx rx;
+	struct got g;
+	static uint8_t loan[4096];
+
+	make_stream(&st, 60, true, true, false, sizes, 5);
+	setup(&rx, &g, &st, 4096, true);
+	/* own buffer with bytes in it: kept */
+	CHECK(pdu_rx_feed(&rx, st.bytes, 10) == 10);
+	CHECK(!pdu_rx_drop_buffer(&rx));
+	CHECK(rx.buf != NULL && !rx.lent);
+	size_t at = 10;
+	CHECK(drain(&rx, &g) == 0);
+	/* empty now (the 10 bytes are in the header under way): dropped */
+	CHECK(pdu_rx_drop_buffer(&rx));
+	CHECK(rx.buf == NULL && rx.cap == 0);
+	unsigned loans = 0, kept = 0;
+	while (at < st.len) {
+		if (pdu_rx_drop_buffer(&rx)) {
+			pdu_rx_lend(&rx, loan, sizeof loan);
+			loans++;
+		}
+		size_t want = 1 + rnd() % 3000;
+		if (want > st.len - at)
+			want = st.len - at;
+		size_t took = pdu_rx_feed(&rx, st.bytes + at, want);
+		at += took;
+		/* sometimes hand the loan back before parsing: the bytes stay */
+		if (rx.lent && rnd() % 4 == 0) {
+			CHECK(pdu_rx_unlend(&rx, 4096) == 0);
+			CHECK(!rx.lent && (rx.end - rx.start == 0) == (rx.buf == NULL));
+			kept += rx.buf != NULL;
+		}
+		CHECK(drain(&rx, &g) == 0);
+		if (rx.lent) {
+			CHECK(pdu_rx_unlend(&rx, 4096) == 0);
+			CHECK(rx.buf == NULL);      /* parsed to the end: nothing left */
+		}
+	}
+	CHECK(got_all(&g));
+	CHECK(pdu_rx_idle(&rx));
+	CHECK(loans > 10 && kept > 0);
+	/* freeing a receiver while it has a loan leaves the loan alone */
+	pdu_rx_lend(&rx, loan, sizeof loan);
+	pdu_rx_free(&rx);
+	CHECK(rx.buf == NULL && !rx.lent);
+	free(g.data);
+	free_stream(&st);
+}
+
 int main(void)
 {
 	test_splits();
@@ -532,5 +590,6 @@ int main(void)
 	test_owner_refuses();
 	test_one_recv();
 	test_conn_two_step();
+	test_lend();
 	return test_done("test_pdu_rx");
 }
