@@ -26,6 +26,20 @@
 /* A cached buffer unused this long goes back to the system. */
 #define IOBUF_IDLE_NS 2000000000LL
 
+/* Under AddressSanitizer every buffer is malloc()'s, so that a write past
+ * the end of a read's buffer is caught as on any heap block (ASan does
+ * not watch mappings): IOBUF_CACHED is 0 and the cache stays empty. */
+#if defined(__SANITIZE_ADDRESS__)
+#define IOBUF_CACHED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IOBUF_CACHED 0
+#endif
+#endif
+#ifndef IOBUF_CACHED
+#define IOBUF_CACHED 1
+#endif
+
 /* A buffer of @size bytes (at least 1), or NULL with errno ENOMEM. */
 void *iobuf_alloc(size_t size);
 

@@ -64,7 +64,7 @@ static void *map(size_t len)
 
 void *iobuf_alloc(size_t size)
 {
-	if (size < IOBUF_LARGE)
+	if (size < IOBUF_LARGE || !IOBUF_CACHED)
 		return malloc(size ? size : 1);
 	int i = class_of(size);
 	if (i < 0)
@@ -83,7 +83,7 @@ void iobuf_free(void *buf, size_t size)
 {
 	if (!buf)
 		return;
-	if (size < IOBUF_LARGE) {
+	if (size < IOBUF_LARGE || !IOBUF_CACHED) {
 		free(buf);
 		return;
 	}

@@ -88,6 +88,10 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		*err = t->result;
 		return VERDICT_FAIL;
 	}
+	/* nearly every command: what scsi_outcome() makes of GOOD (done,
+	 * nothing to log), without building its text */
+	if (t->response == 0 && t->status == SCSI_STATUS_GOOD)
+		return VERDICT_OK;
 	scsi_outcome(t->response, t->status, t->sense, t->sense_len, &o);
 	switch (o.action) {
 	case SCSI_ACT_DONE:

@@ -479,10 +479,12 @@ static void login_attempt_run(struct helper_job *job)
 	s->max_cmdsn = lr.max_cmdsn;
 	s->exp_statsn = lr.exp_statsn;
 	atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
+	/* counted before the loop can take the session on to FULL_FEATURE:
+	 * whoever sees it back sees the reconnect counted */
+	atomic_fetch_add(&s->st_reconnects, 1);
 	session_set_state(s, SESSION_VERIFYING);
 	evloop_post(s->loop, &s->attach_call);
 	pthread_mutex_unlock(&s->lock);
-	atomic_fetch_add(&s->st_reconnects, 1);
 	log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name, c.peer,
 		 (double)(mono_now_ns() - s->outage_ns) / 1e9, s->attempt + 1);
 	/* last: once login_running is clear, logout may free the session */
