@@ -48,7 +48,8 @@ void iobuf_free(void *buf, size_t size);
 
 /* Give back the cached buffers freed before @now_ns - IOBUF_IDLE_NS
  * (CLOCK_MONOTONIC).  Cheap when there are none; any thread, as often as
- * it likes (the pools' watchdogs call it every second). */
+ * it likes (the main thread calls it every 200 ms while it waits for the
+ * unmount: fuse_loop_run()). */
 void iobuf_trim(int64_t now_ns);
 
 /* Bytes in the cache now (tests). */

@@ -36,6 +36,13 @@
  * this login only; a permanent one (0x0102) is also handed to the caller
  * (login_result.moved), which may log in there directly next time.
  *
+ * One attempt (a connection's login from the first request to the full
+ * feature phase) is a machine that does no I/O (struct attempt): it gives
+ * the next request, says where each part of an answer goes, and takes the
+ * part's header, answering "send the next request", "done" or "failed".
+ * login_attempt() drives it on a blocking conn; a driver on an event loop
+ * can drive the same machine with a non-blocking one.
+ *
  * Runs synchronously on one conn before any session thread exists: no
  * locks.  A target cannot keep us in login forever: the exchanges are at
  * most MAX_EXCHANGES, the continued responses that bring no text at most
@@ -159,25 +166,23 @@ struct login {
 	struct auth *auth;                /* CHAP state (login_run()'s, outlives attempts) */
 };
 
-static int send_request(struct login *l, bool transit, enum iscsi_login_stage next,
-			const struct text_buf *data)
+/* The header of a Login Request of @l with @len bytes of text: leaving
+ * the stage for @next when @transit. */
+static void build_request(const struct login *l, bool transit, enum iscsi_login_stage next,
+			  union iscsi_bhs *bhs)
 {
-	union iscsi_bhs bhs;
-	struct iovec v = { data ? data->data : NULL, data ? data->len : 0 };
-
-	pdu_init(&bhs, ISCSI_OP_LOGIN_REQ, true);
-	bhs.login_req.flags = (uint8_t)(l->stage << ISCSI_LOGIN_CSG_SHIFT);
+	pdu_init(bhs, ISCSI_OP_LOGIN_REQ, true);
+	bhs->login_req.flags = (uint8_t)(l->stage << ISCSI_LOGIN_CSG_SHIFT);
 	if (transit)
-		bhs.login_req.flags |= ISCSI_LOGIN_TRANSIT | next;
-	bhs.login_req.version_max = 0;
-	bhs.login_req.version_min = 0;
-	memcpy(bhs.login_req.isid, l->isid, 6);
-	put_be16(bhs.login_req.tsih, l->tsih);
-	put_be32(bhs.login_req.itt, LOGIN_ITT);
-	put_be16(bhs.login_req.cid, 0);
-	put_be32(bhs.login_req.cmdsn, l->cmdsn);
-	put_be32(bhs.login_req.exp_statsn, l->exp_statsn);
-	return conn_send_pdu(l->c, &bhs, &v, v.iov_len ? 1 : 0, (uint32_t)v.iov_len, false);
+		bhs->login_req.flags |= ISCSI_LOGIN_TRANSIT | next;
+	bhs->login_req.version_max = 0;
+	bhs->login_req.version_min = 0;
+	memcpy(bhs->login_req.isid, l->isid, 6);
+	put_be16(bhs->login_req.tsih, l->tsih);
+	put_be32(bhs->login_req.itt, LOGIN_ITT);
+	put_be16(bhs->login_req.cid, 0);
+	put_be32(bhs->login_req.cmdsn, l->cmdsn);
+	put_be32(bhs->login_req.exp_statsn, l->exp_statsn);
 }
 
 int login_parse_redirect(const uint8_t *text, size_t len, char *host, size_t host_cap,
@@ -217,100 +222,107 @@ int login_parse_redirect(const uint8_t *text, size_t len, char *host, size_t hos
 	return 0;
 }
 
-/* Receive one Login Response (all its continued parts) into l->text.
- * Returns the response header of the last part in @rsp. */
-static int recv_response(struct login *l, union iscsi_bhs *rsp)
+/* The header @rsp of a part of a Login Response came: check it, and say
+ * where its @len bytes of text go (after what the earlier parts of the
+ * response brought).  Returns 0, or -1 with err_set(). */
+static int response_place(struct login *l, const union iscsi_bhs *rsp, uint8_t **dst)
 {
-	l->text_len = 0;
-	for (;;) {
-		if (conn_recv_bhs(l->c, rsp) < 0)
-			return -1;
-		if (pdu_check_received(rsp, LOGIN_MAX_SEGMENT) < 0)
-			return -1;
-		if (pdu_opcode(rsp) != ISCSI_OP_LOGIN_RSP) {
-			if (pdu_opcode(rsp) == ISCSI_OP_REJECT)
-				err_set(EPROTO, "target rejected our login request (reason 0x%02x)",
-					rsp->reject.reason);
-			else
-				err_set(EPROTO, "protocol error: %s during login",
-					pdu_opcode_name(rsp->common.opcode));
-			return -1;
-		}
-		const struct iscsi_bhs_login_rsp *h = &rsp->login_rsp;
-		uint32_t len = pdu_data_len(rsp);
-		if (l->text_len + len > LOGIN_MAX_TEXT) {
-			err_set(EPROTO, "protocol error: login text over %d bytes", LOGIN_MAX_TEXT);
-			return -1;
-		}
-		if (conn_recv_data(l->c, l->text + l->text_len, len) < 0)
-			return -1;
-		l->text_len += len;
-		if (get_be32(h->itt) != LOGIN_ITT) {
-			err_set(EPROTO, "protocol error: Login Response for ITT 0x%x",
-				get_be32(h->itt));
-			return -1;
-		}
-		l->exp_statsn = get_be32(h->statsn) + 1;
-		l->exp_cmdsn = get_be32(h->exp_cmdsn);
-		l->max_cmdsn = get_be32(h->max_cmdsn);
-		if (h->status_class != ISCSI_LOGIN_SUCCESS) {
-			l->status_class = h->status_class;
-			l->status_detail = h->status_detail;
-			const char *what = login_status_text(h->status_class, h->status_detail);
-			int e = EIO;
-			if (h->status_class == ISCSI_LOGIN_REDIRECT) {
-				char where[PORTAL_TEXT_MAX];
-				if (login_parse_redirect(l->text, l->text_len, l->redirect_host,
-							 sizeof l->redirect_host,
-							 &l->redirect_port) < 0) {
-					err_set(EPROTO, "login failed: %s, but %s", what, err_msg());
-					l->status_class = 0;    /* nothing to follow */
-					return -1;
-				}
-				portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
-				err_set(EHOSTUNREACH, "login failed: %s to %s", what, where);
+	if (pdu_check_received(rsp, LOGIN_MAX_SEGMENT) < 0)
+		return -1;
+	if (pdu_opcode(rsp) != ISCSI_OP_LOGIN_RSP) {
+		if (pdu_opcode(rsp) == ISCSI_OP_REJECT)
+			err_set(EPROTO, "target rejected our login request (reason 0x%02x)",
+				rsp->reject.reason);
+		else
+			err_set(EPROTO, "protocol error: %s during login",
+				pdu_opcode_name(rsp->common.opcode));
+		return -1;
+	}
+	if (l->text_len + pdu_data_len(rsp) > LOGIN_MAX_TEXT) {
+		err_set(EPROTO, "protocol error: login text over %d bytes", LOGIN_MAX_TEXT);
+		return -1;
+	}
+	*dst = l->text + l->text_len;
+	return 0;
+}
+
+/* What response_part() returns besides -1. */
+enum part_verdict {
+	PART_LAST = 0,   /* the response is whole: its text is l->text */
+	PART_MORE = 1,   /* C=1: an empty request asks for the rest */
+};
+
+/* A part of a Login Response, header @rsp, its text placed where
+ * response_place() said.  Returns PART_LAST, PART_MORE, or -1 with
+ * err_set() (a failed login: l->status_class says how when the target
+ * answered so). */
+static int response_part(struct login *l, const union iscsi_bhs *rsp)
+{
+	const struct iscsi_bhs_login_rsp *h = &rsp->login_rsp;
+	uint32_t len = pdu_data_len(rsp);
+
+	l->text_len += len;
+	if (get_be32(h->itt) != LOGIN_ITT) {
+		err_set(EPROTO, "protocol error: Login Response for ITT 0x%x", get_be32(h->itt));
+		return -1;
+	}
+	l->exp_statsn = get_be32(h->statsn) + 1;
+	l->exp_cmdsn = get_be32(h->exp_cmdsn);
+	l->max_cmdsn = get_be32(h->max_cmdsn);
+	if (h->status_class != ISCSI_LOGIN_SUCCESS) {
+		l->status_class = h->status_class;
+		l->status_detail = h->status_detail;
+		const char *what = login_status_text(h->status_class, h->status_detail);
+		int e = EIO;
+		if (h->status_class == ISCSI_LOGIN_REDIRECT) {
+			char where[PORTAL_TEXT_MAX];
+			if (login_parse_redirect(l->text, l->text_len, l->redirect_host,
+						 sizeof l->redirect_host, &l->redirect_port) < 0) {
+				err_set(EPROTO, "login failed: %s, but %s", what, err_msg());
+				l->status_class = 0;    /* nothing to follow */
 				return -1;
 			}
-			if (h->status_class == ISCSI_LOGIN_INITIATOR_ERROR) {
-				switch (h->status_detail) {
-				case 0x01: case 0x02: e = EACCES; break;
-				case 0x03: case 0x04: e = ENOENT; break;
-				default: e = EPROTO; break;
-				}
+			portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
+			err_set(EHOSTUNREACH, "login failed: %s to %s", what, where);
+			return -1;
+		}
+		if (h->status_class == ISCSI_LOGIN_INITIATOR_ERROR) {
+			switch (h->status_detail) {
+			case 0x01: case 0x02: e = EACCES; break;
+			case 0x03: case 0x04: e = ENOENT; break;
+			default: e = EPROTO; break;
 			}
-			if (e == ENOENT && l->cfg->target_name)
-				err_set(e, "login failed: %s: %s", what, l->cfg->target_name);
-			else
-				err_set(e, "login failed: %s (status 0x%02x%02x)", what,
-					h->status_class, h->status_detail);
-			return -1;
 		}
-		if (h->version_active != 0) {
-			err_set(EPROTO, "login failed: target speaks iSCSI version %u, not 0",
-				h->version_active);
-			return -1;
-		}
-		uint8_t csg = (h->flags >> ISCSI_LOGIN_CSG_SHIFT) & ISCSI_LOGIN_STAGE_MASK;
-		if (csg != l->stage) {
-			err_set(EPROTO, "protocol error: Login Response for stage %u, we are in %u",
-				csg, l->stage);
-			return -1;
-		}
-		if (!(h->flags & ISCSI_LOGIN_CONTINUE))
-			return 0;
-		if (h->flags & ISCSI_LOGIN_TRANSIT) {
-			err_set(EPROTO, "protocol error: Login Response with both C and T bits");
-			return -1;
-		}
-		if (len == 0 && ++l->empty_continues > LOGIN_MAX_EMPTY) {
-			err_set(EPROTO, "login failed: %s sent more than %d continued Login Responses "
-				"without text (C=1, empty)", l->c->peer, LOGIN_MAX_EMPTY);
-			return -1;
-		}
-		/* more text follows: ask for it with an empty request */
-		if (send_request(l, false, 0, NULL) < 0)
-			return -1;
+		if (e == ENOENT && l->cfg->target_name)
+			err_set(e, "login failed: %s: %s", what, l->cfg->target_name);
+		else
+			err_set(e, "login failed: %s (status 0x%02x%02x)", what,
+				h->status_class, h->status_detail);
+		return -1;
 	}
+	if (h->version_active != 0) {
+		err_set(EPROTO, "login failed: target speaks iSCSI version %u, not 0",
+			h->version_active);
+		return -1;
+	}
+	uint8_t csg = (h->flags >> ISCSI_LOGIN_CSG_SHIFT) & ISCSI_LOGIN_STAGE_MASK;
+	if (csg != l->stage) {
+		err_set(EPROTO, "protocol error: Login Response for stage %u, we are in %u",
+			csg, l->stage);
+		return -1;
+	}
+	if (!(h->flags & ISCSI_LOGIN_CONTINUE))
+		return PART_LAST;
+	if (h->flags & ISCSI_LOGIN_TRANSIT) {
+		err_set(EPROTO, "protocol error: Login Response with both C and T bits");
+		return -1;
+	}
+	if (len == 0 && ++l->empty_continues > LOGIN_MAX_EMPTY) {
+		err_set(EPROTO, "login failed: %s sent more than %d continued Login Responses "
+			"without text (C=1, empty)", l->c->peer, LOGIN_MAX_EMPTY);
+		return -1;
+	}
+	return PART_MORE;
 }
 
 /* ---- CHAP in the security stage ---- */
@@ -629,87 +641,184 @@ static int check_security_done(const struct login *l, const struct iscsi_params 
 	return 0;
 }
 
-/* One login on the connected @c, up to the full feature phase. */
-static int login_attempt(struct login *l, struct login_result *out)
-{
-	const struct text_config *cfg = l->cfg;
-	struct text_neg neg;
-	uint8_t *sendbuf = malloc(LOGIN_MAX_SEGMENT);
-	struct text_buf tb = { .data = sendbuf, .len = 0, .cap = LOGIN_MAX_SEGMENT };
-	bool offered[4] = { false };
-	int rc = -1;
+/* ---- one login attempt, as a machine fed Login Responses ---- */
 
+/* What attempt_start() and attempt_take() return besides -1 (the login
+ * failed: err_set(), and l->status_class when the target said so). */
+enum attempt_step {
+	ATTEMPT_DONE = 0,   /* full feature phase: the result is filled in */
+	ATTEMPT_SEND = 1,   /* attempt_request() has the next request */
+};
+
+/* One login attempt on one connection, from the first Login Request to
+ * the full feature phase.  It does no I/O: whoever drives it sends the
+ * request attempt_request() gives, places each part of the answer where
+ * attempt_place() says and hands its header to attempt_take(), until the
+ * attempt is done or fails.  login_attempt() drives it on a blocking
+ * conn. */
+struct attempt {
+	struct login *l;                  /* the login (stage, sequence numbers, text) */
+	struct login_result *out;         /* filled in as the login goes; whole when done */
+	struct text_neg neg;              /* the operational negotiation (text.c) */
+	uint8_t *sendbuf;                 /* the text of the next request */
+	struct text_buf tb;               /* over sendbuf: answers and offers gather here */
+	bool offered[4];                  /* our offers of each stage went out */
+	int exchange;                     /* request/response exchanges begun */
+	bool transit;                     /* the next request asks to leave the stage */
+	enum iscsi_login_stage next;      /* ... for this stage */
+};
+
+/* Make the request of the next exchange: our answers (already in tb),
+ * the offers of this stage if they have not gone, the CHAP step.
+ * Returns ATTEMPT_SEND, or -1 with err_set(). */
+static int attempt_prepare(struct attempt *a)
+{
+	struct login *l = a->l;
+
+	if (a->exchange++ == MAX_EXCHANGES) {
+		err_set(EPROTO, "login failed: no agreement after %d exchanges", MAX_EXCHANGES);
+		return -1;
+	}
+	a->next = l->stage == ISCSI_STAGE_SECURITY ? ISCSI_STAGE_OPERATIONAL :
+						     ISCSI_STAGE_FULL_FEATURE;
+	a->transit = true;
+	if (!a->offered[l->stage]) {
+		if (text_neg_offer(&a->neg, l->stage, &a->tb) < 0)
+			return -1;
+		a->offered[l->stage] = true;
+	}
+	if (l->stage == ISCSI_STAGE_SECURITY && auth_before_send(l->auth, &a->tb, &a->transit) < 0)
+		return -1;
+	l->text_len = 0;        /* the answer's text starts anew */
+	return ATTEMPT_SEND;
+}
+
+/* Begin an attempt of @l, whose result goes to @out.  Returns
+ * ATTEMPT_SEND, or -1 with err_set(); attempt_end() in both cases. */
+static int attempt_start(struct attempt *a, struct login *l, struct login_result *out)
+{
+	memset(a, 0, sizeof *a);
+	a->l = l;
+	a->out = out;
+	a->sendbuf = malloc(LOGIN_MAX_SEGMENT);
+	a->tb = (struct text_buf){ .data = a->sendbuf, .len = 0, .cap = LOGIN_MAX_SEGMENT };
 	l->text = malloc(LOGIN_MAX_TEXT);
-	if (!sendbuf || !l->text) {
+	if (!a->sendbuf || !l->text) {
 		err_set(ENOMEM, "out of memory");
-		goto out;
+		return -1;
 	}
 	text_params_defaults(&out->params);
-	text_neg_init(&neg, cfg, &out->params);
+	text_neg_init(&a->neg, l->cfg, &out->params);
+	return attempt_prepare(a);
+}
 
-	for (int exchange = 0;; exchange++) {
-		union iscsi_bhs rsp;
-		enum iscsi_login_stage next = l->stage == ISCSI_STAGE_SECURITY ?
-			ISCSI_STAGE_OPERATIONAL : ISCSI_STAGE_FULL_FEATURE;
-		bool transit = true;
+/* The request to send now: its header in @bhs, its text at *@text (*@len
+ * bytes, maybe none), which stays valid until the next attempt_take(). */
+static void attempt_request(struct attempt *a, union iscsi_bhs *bhs, const uint8_t **text,
+			    size_t *len)
+{
+	build_request(a->l, a->transit, a->next, bhs);
+	*text = a->tb.data;
+	*len = a->tb.len;
+	a->tb.len = 0;          /* (what the answer brings is gathered anew) */
+}
 
-		if (exchange == MAX_EXCHANGES) {
-			err_set(EPROTO, "login failed: no agreement after %d exchanges",
-				MAX_EXCHANGES);
-			goto out;
+/* Where the text of the answer part with header @rsp goes.  Returns 0, or
+ * -1 with err_set(). */
+static int attempt_place(struct attempt *a, const union iscsi_bhs *rsp, uint8_t **dst)
+{
+	return response_place(a->l, rsp, dst);
+}
+
+/* An answer part came, header @rsp, its text where attempt_place() said.
+ * Returns ATTEMPT_SEND (attempt_request() has the next request: an empty
+ * one for the rest of a continued answer, or the next exchange's),
+ * ATTEMPT_DONE, or -1 with err_set(). */
+static int attempt_take(struct attempt *a, const union iscsi_bhs *rsp)
+{
+	struct login *l = a->l;
+	struct login_result *out = a->out;
+	int part = response_part(l, rsp);
+
+	if (part < 0) {
+		if (l->stage == ISCSI_STAGE_SECURITY && l->status_class)
+			auth_explain_reject(l);
+		return -1;
+	}
+	if (part == PART_MORE) {
+		/* ask for the rest with an empty request */
+		a->transit = false;
+		a->next = 0;
+		return ATTEMPT_SEND;
+	}
+	if (text_neg_response(&a->neg, l->text, l->text_len, &a->tb) < 0)
+		return -1;
+	if (l->stage == ISCSI_STAGE_SECURITY && auth_after_response(l, rsp, &out->params) < 0)
+		return -1;
+	if (rsp->login_rsp.flags & ISCSI_LOGIN_TRANSIT) {
+		uint8_t nsg = rsp->login_rsp.flags & ISCSI_LOGIN_STAGE_MASK;
+		if (nsg == 2 || nsg <= l->stage) {
+			err_set(EPROTO, "protocol error: target moves login from stage %u to %u",
+				l->stage, nsg);
+			return -1;
 		}
-		if (!offered[l->stage]) {
-			if (text_neg_offer(&neg, l->stage, &tb) < 0)
-				goto out;
-			offered[l->stage] = true;
-		}
-		if (l->stage == ISCSI_STAGE_SECURITY &&
-		    auth_before_send(l->auth, &tb, &transit) < 0)
-			goto out;
-		if (send_request(l, transit, next, &tb) < 0)
-			goto out;
-		tb.len = 0;
-		if (recv_response(l, &rsp) < 0) {
-			if (l->stage == ISCSI_STAGE_SECURITY && l->status_class)
-				auth_explain_reject(l);
-			goto out;
-		}
-		if (text_neg_response(&neg, l->text, l->text_len, &tb) < 0)
-			goto out;
-		if (l->stage == ISCSI_STAGE_SECURITY &&
-		    auth_after_response(l, &rsp, &out->params) < 0)
-			goto out;
-		if (rsp.login_rsp.flags & ISCSI_LOGIN_TRANSIT) {
-			uint8_t nsg = rsp.login_rsp.flags & ISCSI_LOGIN_STAGE_MASK;
-			if (nsg == 2 || nsg <= l->stage) {
-				err_set(EPROTO, "protocol error: target moves login from stage %u to %u",
-					l->stage, nsg);
-				goto out;
-			}
-			if (l->stage == ISCSI_STAGE_SECURITY && check_security_done(l, &out->params) < 0)
-				goto out;
-			l->stage = nsg;
-			if (nsg == ISCSI_STAGE_FULL_FEATURE) {
-				l->tsih = get_be16(rsp.login_rsp.tsih);
-				break;
-			}
+		if (l->stage == ISCSI_STAGE_SECURITY && check_security_done(l, &out->params) < 0)
+			return -1;
+		l->stage = nsg;
+		if (nsg == ISCSI_STAGE_FULL_FEATURE) {
+			l->tsih = get_be16(rsp->login_rsp.tsih);
+			if (text_neg_finish(&a->neg) < 0)
+				return -1;
+			out->tsih = l->tsih;
+			out->cmdsn = l->cmdsn;
+			out->exp_cmdsn = l->exp_cmdsn;
+			out->max_cmdsn = l->max_cmdsn;
+			out->exp_statsn = l->exp_statsn;
+			return ATTEMPT_DONE;
 		}
 	}
-	if (text_neg_finish(&neg) < 0)
-		goto out;
-	out->tsih = l->tsih;
-	out->cmdsn = l->cmdsn;
-	out->exp_cmdsn = l->exp_cmdsn;
-	out->max_cmdsn = l->max_cmdsn;
-	out->exp_statsn = l->exp_statsn;
-	l->c->header_digest = out->params.header_digest;
-	l->c->data_digest = out->params.data_digest;
-	rc = 0;
-out:
-	free(sendbuf);
-	free(l->text);
-	l->text = NULL;
-	return rc;
+	return attempt_prepare(a);
+}
+
+/* Free what the attempt holds. */
+static void attempt_end(struct attempt *a)
+{
+	free(a->sendbuf);
+	a->sendbuf = NULL;
+	free(a->l->text);
+	a->l->text = NULL;
+}
+
+/* One login on the connected, blocking @c of @l, up to the full feature
+ * phase: the attempt machine driven by conn_send_pdu() and the two-step
+ * receive. */
+static int login_attempt(struct login *l, struct login_result *out)
+{
+	struct attempt a;
+	int step = attempt_start(&a, l, out);
+
+	while (step == ATTEMPT_SEND) {
+		union iscsi_bhs bhs;
+		const uint8_t *text;
+		size_t len;
+		uint8_t *dst;
+
+		attempt_request(&a, &bhs, &text, &len);
+		struct iovec v = { (void *)text, len };
+		if (conn_send_pdu(l->c, &bhs, &v, len ? 1 : 0, (uint32_t)len, false) < 0 ||
+		    conn_recv_bhs(l->c, &bhs) < 0 || attempt_place(&a, &bhs, &dst) < 0 ||
+		    conn_recv_data(l->c, dst, pdu_data_len(&bhs)) < 0) {
+			step = -1;
+			break;
+		}
+		step = attempt_take(&a, &bhs);
+	}
+	if (step == ATTEMPT_DONE) {
+		l->c->header_digest = out->params.header_digest;
+		l->c->data_digest = out->params.data_digest;
+	}
+	attempt_end(&a);
+	return step == ATTEMPT_DONE ? 0 : -1;
 }
 
 /* The login @l ended in a redirect: close @c and connect it to the portal
