@@ -29,15 +29,7 @@ int pdu_rx_init(struct pdu_rx *rx, size_t cap)
 {
 	memset(rx, 0, sizeof *rx);
 	rx->state = PDU_RX_DONE;
-	if (cap < ISCSI_BHS_SIZE)
-		cap = ISCSI_BHS_SIZE;
-	rx->buf = malloc(cap);
-	if (!rx->buf) {
-		err_set(ENOMEM, "out of memory");
-		return -1;
-	}
-	rx->cap = cap;
-	return 0;
+	return pdu_rx_own_buffer(rx, cap);
 }
 
 void pdu_rx_free(struct pdu_rx *rx)
