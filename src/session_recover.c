@@ -482,11 +482,16 @@ static void login_attempt_run(struct helper_job *job)
 	/* counted before the loop can take the session on to FULL_FEATURE:
 	 * whoever sees it back sees the reconnect counted */
 	atomic_fetch_add(&s->st_reconnects, 1);
+	/* what the line says, read while the recovery is still ours: once
+	 * attach_call is posted the loop owns attempt and outage_ns again,
+	 * and a connection that fails at once starts the next outage */
+	unsigned attempts = s->attempt + 1;
+	double outage_s = (double)(mono_now_ns() - s->outage_ns) / 1e9;
 	session_set_state(s, SESSION_VERIFYING);
 	evloop_post(s->loop, &s->attach_call);
 	pthread_mutex_unlock(&s->lock);
-	log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name, c.peer,
-		 (double)(mono_now_ns() - s->outage_ns) / 1e9, s->attempt + 1);
+	log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name, c.peer, outage_s,
+		 attempts);
 	/* last: once login_running is clear, logout may free the session */
 	pthread_mutex_lock(&s->lock);
 	login_done_locked(s);
