@@ -532,11 +532,11 @@ int session_rx_ready(struct session *s)
 	size_t cap;
 
 	/* The loop's buffer, once the one the login left holds nothing: a
-	 * session's socket needs a buffer only while it is read. */
+	 * session's socket needs a buffer only while it is read.  Without a
+	 * loan (a receive inside a receive) conn_rx_try() gives the conn one
+	 * of its own. */
 	if (pdu_rx_drop_buffer(rx) && (lent = evloop_recv_buffer_borrow(&cap)) != NULL)
 		pdu_rx_lend(rx, lent, cap);
-	else if (pdu_rx_own_buffer(rx, CONN_RX_BUFFER) < 0)
-		return -1;
 	int rc = rx_ready(s);
 	if (lent) {
 		if (pdu_rx_unlend(rx, CONN_RX_BUFFER) < 0)
