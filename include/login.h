@@ -2,8 +2,8 @@
  *
  * A state machine over the three stages: security (AuthMethod; CHAP,
  * one-way or mutual, when credentials are configured), operational
- * negotiation, full feature phase.  It runs synchronously on a freshly connected conn, before the
- * session's threads exist, with the conn's receive timeout bounding every
+ * negotiation, full feature phase.  login_run() runs it synchronously on a
+ * freshly connected conn (login, discovery at start-up), with the conn's receive timeout bounding every
  * answer and its deadline (login_connect()'s) the whole login.
  */
 #ifndef ISCSIFS_LOGIN_H
@@ -72,6 +72,61 @@ struct login_result {
  * redirect fails the login. */
 int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
 	      uint16_t tsih, struct login_result *out);
+
+/* ---- the same login as a machine that does no I/O ----
+ *
+ * login_run() is a driver of it on a blocking conn; login_loop.h drives it
+ * on an event loop.  The driver sends the request login_machine_request()
+ * gives, receives the answer a part at a time (each part's header checked
+ * and its text placed where login_machine_place() says) and hands each
+ * part's header to login_machine_take(), which says what comes next.  The
+ * messages and errno of a failure are login_run()'s. */
+
+/* What the login machine asks of its driver (besides -1, failed). */
+enum login_step {
+	LOGIN_STEP_DONE = 0,    /* full feature phase: the result is filled in,
+	                         * the digests are result->params' */
+	LOGIN_STEP_SEND = 1,    /* send login_machine_request()'s request and
+	                         * receive its answer */
+	LOGIN_STEP_CONNECT = 2, /* close the connection, connect to
+	                         * login_machine_portal() (within the login's
+	                         * deadline), then login_machine_connected(),
+	                         * or login_machine_connect_failed() */
+};
+
+struct login_machine;
+
+/* A login with what login_run() takes, on a connection to @host:@port
+ * (host "" for one that cannot be made again: an attached fd) known as
+ * @peer in messages; its result goes to @out.  NULL with err_set(ENOMEM). */
+struct login_machine *login_machine_new(const struct text_config *cfg, const uint8_t isid[6],
+					uint16_t tsih, struct login_result *out, const char *host,
+					uint16_t port, const char *peer);
+/* Start the first attempt on the connection: LOGIN_STEP_SEND, or -1. */
+int login_machine_begin(struct login_machine *m);
+/* The request to send: its header in @bhs (DataSegmentLength is the
+ * sender's to set), its text at *@text, *@len bytes, valid until the next
+ * login_machine_take(). */
+void login_machine_request(struct login_machine *m, union iscsi_bhs *bhs,
+			   const uint8_t **text, size_t *len);
+/* Where the text of the answer part with header @rsp goes (*@dst, room for
+ * its DataSegmentLength).  Returns 0, or -1 with err_set(): the login
+ * failed. */
+int login_machine_place(struct login_machine *m, const union iscsi_bhs *rsp, uint8_t **dst);
+/* An answer part is whole (header @rsp, text placed).  Returns a
+ * LOGIN_STEP_*, or -1 with err_set(). */
+int login_machine_take(struct login_machine *m, const union iscsi_bhs *rsp);
+/* Where LOGIN_STEP_CONNECT asks to connect: the host, and its port in
+ * *@port. */
+const char *login_machine_portal(const struct login_machine *m, uint16_t *port);
+/* The connection LOGIN_STEP_CONNECT asked for is made (@peer: its
+ * "host:port"): the next attempt begins.  LOGIN_STEP_SEND, or -1. */
+int login_machine_connected(struct login_machine *m, const char *peer);
+/* The connection LOGIN_STEP_CONNECT asked for failed with err_set(): the
+ * message is completed (which redirect it followed), and the login failed. */
+void login_machine_connect_failed(struct login_machine *m);
+/* Free @m (NULL is fine), wiping what CHAP held. */
+void login_machine_free(struct login_machine *m);
 
 /* Connect @c to @host:@port and login_run() there, all of it (connects,
  * redirects, retries) within @timeout_ms: one deadline on CLOCK_MONOTONIC

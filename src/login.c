@@ -40,8 +40,9 @@
  * feature phase) is a machine that does no I/O (struct attempt): it gives
  * the next request, says where each part of an answer goes, and takes the
  * part's header, answering "send the next request", "done" or "failed".
- * login_attempt() drives it on a blocking conn; a driver on an event loop
- * can drive the same machine with a non-blocking one.
+ * The whole login, attempts, redirects and the MD5 retry, is a machine
+ * around it (struct login_machine, login.h): login_run() drives it on a
+ * blocking conn, login_loop.c on an event loop.
  *
  * Runs synchronously on one conn before any session thread exists: no
  * locks.  A target cannot keep us in login forever: the exchanges are at
@@ -148,7 +149,7 @@ struct chap_keys {
 
 /* The state of one login, threaded through the helpers below. */
 struct login {
-	struct conn *c;                   /* the connection */
+	const char *peer;                 /* the connection's "host:port", for messages */
 	const struct text_config *cfg;    /* what we offer */
 	const uint8_t *isid;              /* our session ID */
 	uint16_t tsih;                    /* 0, then the target's */
@@ -319,7 +320,7 @@ static int response_part(struct login *l, const union iscsi_bhs *rsp)
 	}
 	if (len == 0 && ++l->empty_continues > LOGIN_MAX_EMPTY) {
 		err_set(EPROTO, "login failed: %s sent more than %d continued Login Responses "
-			"without text (C=1, empty)", l->c->peer, LOGIN_MAX_EMPTY);
+			"without text (C=1, empty)", l->peer, LOGIN_MAX_EMPTY);
 		return -1;
 	}
 	return PART_MORE;
@@ -654,8 +655,7 @@ enum attempt_step {
  * the full feature phase.  It does no I/O: whoever drives it sends the
  * request attempt_request() gives, places each part of the answer where
  * attempt_place() says and hands its header to attempt_take(), until the
- * attempt is done or fails.  login_attempt() drives it on a blocking
- * conn. */
+ * attempt is done or fails.  struct login_machine holds it. */
 struct attempt {
 	struct login *l;                  /* the login (stage, sequence numbers, text) */
 	struct login_result *out;         /* filled in as the login goes; whole when done */
@@ -789,122 +789,240 @@ static void attempt_end(struct attempt *a)
 	a->l->text = NULL;
 }
 
-/* One login on the connected, blocking @c of @l, up to the full feature
- * phase: the attempt machine driven by conn_send_pdu() and the two-step
- * receive. */
-static int login_attempt(struct login *l, struct login_result *out)
+/* ---- the whole login: attempts, redirects, the MD5 retry ---- */
+
+/* login_run() as a machine that does no I/O (login.h): attempts one after
+ * the other, each on a connection of its own when the last one ended in a
+ * redirect or a CHAP algorithm refusal. */
+struct login_machine {
+	const struct text_config *cfg;    /* what we offer */
+	uint8_t isid[6];                  /* our session ID */
+	uint16_t tsih;                    /* 0 for a new session, else the target's */
+	struct login_result *out;         /* the result, filled in as the login goes */
+	struct auth auth;                 /* CHAP, across the attempts */
+	struct login l;                   /* the attempt under way: stage, numbers */
+	struct attempt a;                 /* ... and its machine */
+	bool attempt_live;                /* a is started: attempt_end() is due */
+	unsigned hops;                    /* redirects followed */
+	char host[256];                   /* the portal of the connection; on
+	                                   * LOGIN_STEP_CONNECT, the one to connect to */
+	uint16_t port;                    /* ... and its port */
+	bool can_connect;                 /* the driver can connect elsewhere (a
+	                                   * conn that is not an attached fd) */
+	char peer[300];                   /* the connection's "host:port" for messages */
+	bool redirecting;                 /* the connect asked for follows a redirect */
+	bool permanent;                   /* ... a permanent one (0x0102) */
+	char why[700];                    /* "redirected from A to B": a failed
+	                                   * connect's message begins so */
+};
+
+struct login_machine *login_machine_new(const struct text_config *cfg, const uint8_t isid[6],
+					uint16_t tsih, struct login_result *out, const char *host,
+					uint16_t port, const char *peer)
 {
-	struct attempt a;
-	int step = attempt_start(&a, l, out);
+	struct login_machine *m = calloc(1, sizeof *m);
 
-	while (step == ATTEMPT_SEND) {
-		union iscsi_bhs bhs;
-		const uint8_t *text;
-		size_t len;
-		uint8_t *dst;
-
-		attempt_request(&a, &bhs, &text, &len);
-		struct iovec v = { (void *)text, len };
-		if (conn_send_pdu(l->c, &bhs, &v, len ? 1 : 0, (uint32_t)len, false) < 0 ||
-		    conn_recv_bhs(l->c, &bhs) < 0 || attempt_place(&a, &bhs, &dst) < 0 ||
-		    conn_recv_data(l->c, dst, pdu_data_len(&bhs)) < 0) {
-			step = -1;
-			break;
-		}
-		step = attempt_take(&a, &bhs);
+	if (!m) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
 	}
-	if (step == ATTEMPT_DONE) {
-		l->c->header_digest = out->params.header_digest;
-		l->c->data_digest = out->params.data_digest;
-	}
-	attempt_end(&a);
-	return step == ATTEMPT_DONE ? 0 : -1;
+	m->cfg = cfg;
+	memcpy(m->isid, isid, 6);
+	m->tsih = tsih;
+	m->out = out;
+	m->auth = (struct auth){
+		.cred = cfg->chap, .discovery = cfg->discovery,
+		.step = cfg->chap ? AUTH_OFFERING : AUTH_NOT_USED,
+	};
+	m->can_connect = host && host[0];
+	snprintf(m->host, sizeof m->host, "%s", host ? host : "");
+	m->port = port;
+	snprintf(m->peer, sizeof m->peer, "%s", peer);
+	out->moved = false;
+	out->moved_host[0] = '\0';
+	out->moved_port = 0;
+	out->status_class = 0;
+	out->status_detail = 0;
+	return m;
 }
 
-/* The login @l ended in a redirect: close @c and connect it to the portal
- * named, as the @hops-th redirect of this login; a permanent one is
- * recorded in @out.  Returns 0, or -1 with err_set(). */
-static int follow_redirect(struct conn *c, const struct login *l, unsigned hops,
-			   struct login_result *out)
+int login_machine_begin(struct login_machine *m)
 {
-	bool permanent = l->status_detail == 0x02;
-	char where[PORTAL_TEXT_MAX], why[sizeof c->peer + sizeof where + 32];
-	int timeout_ms = c->connect_timeout_ms;
-	int64_t deadline_ns = c->deadline_ns;    /* the login's, kept over there */
+	if (m->attempt_live)
+		attempt_end(&m->a);
+	/* what ended an earlier attempt is not this one's */
+	m->out->status_class = 0;
+	m->out->status_detail = 0;
+	m->l = (struct login){
+		.peer = m->peer, .cfg = m->cfg, .isid = m->isid, .tsih = m->tsih,
+		.cmdsn = 1, .exp_statsn = 0, .stage = ISCSI_STAGE_SECURITY,
+		.auth = &m->auth,
+	};
+	m->attempt_live = true;
+	return attempt_start(&m->a, &m->l, m->out);
+}
 
-	portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
-	if (hops > LOGIN_MAX_REDIRECTS) {
-		err_set(ELOOP, "login failed: too many redirects (%d; the last from %s to %s)",
-			LOGIN_MAX_REDIRECTS, c->peer, where);
+void login_machine_request(struct login_machine *m, union iscsi_bhs *bhs,
+			   const uint8_t **text, size_t *len)
+{
+	attempt_request(&m->a, bhs, text, len);
+}
+
+int login_machine_place(struct login_machine *m, const union iscsi_bhs *rsp, uint8_t **dst)
+{
+	return attempt_place(&m->a, rsp, dst);
+}
+
+/* The attempt failed: a redirect to follow or an MD5-only retry asks for
+ * a connection (LOGIN_STEP_CONNECT); else -1, the error as it is. */
+static int attempt_failed(struct login_machine *m)
+{
+	struct login *l = &m->l;
+	struct auth *auth = &m->auth;
+
+	m->out->status_class = l->status_class;
+	m->out->status_detail = l->status_detail;
+	if (l->status_class == ISCSI_LOGIN_REDIRECT) {
+		/* another portal: the login starts over there, CHAP with the
+		 * full algorithm list again */
+		char where[PORTAL_TEXT_MAX];
+
+		portal_format(where, sizeof where, l->redirect_host, l->redirect_port);
+		if (++m->hops > LOGIN_MAX_REDIRECTS) {
+			err_set(ELOOP, "login failed: too many redirects (%d; the last from %s to %s)",
+				LOGIN_MAX_REDIRECTS, m->peer, where);
+			return -1;
+		}
+		if (!m->can_connect) {
+			err_set(EHOSTUNREACH, "login failed: target moved to %s, which this connection cannot follow",
+				where);
+			return -1;
+		}
+		log_debug("login: %s at %s to %s (redirect %u); following",
+			  login_status_text(l->status_class, l->status_detail), m->peer, where,
+			  m->hops);
+		snprintf(m->why, sizeof m->why, "redirected from %s to %s", m->peer, where);
+		m->redirecting = true;
+		m->permanent = l->status_detail == 0x02;
+		snprintf(m->host, sizeof m->host, "%s", l->redirect_host);
+		m->port = l->redirect_port;
+		auth->step = m->cfg->chap ? AUTH_OFFERING : AUTH_NOT_USED;
+		auth->md5_only = false;
+		auth->retry_md5 = false;
+		return LOGIN_STEP_CONNECT;
+	}
+	if (!auth->retry_md5 || auth->md5_only)
+		return -1;
+	log_debug("login: %s; trying again offering CHAP_A=5 (MD5) only", err_msg());
+	if (!m->can_connect) {
+		err_set(ENOTCONN, "cannot connect %s again: it was not made by connecting", m->peer);
 		return -1;
 	}
-	if (!c->host[0]) {
-		err_set(EHOSTUNREACH, "login failed: target moved to %s, which this connection cannot follow",
-			where);
+	m->redirecting = false;
+	auth->md5_only = true;
+	auth->retry_md5 = false;
+	auth->step = AUTH_OFFERING;
+	return LOGIN_STEP_CONNECT;
+}
+
+int login_machine_take(struct login_machine *m, const union iscsi_bhs *rsp)
+{
+	int step = attempt_take(&m->a, rsp);
+
+	if (step == ATTEMPT_SEND)
+		return LOGIN_STEP_SEND;
+	if (step == ATTEMPT_DONE) {
+		m->out->status_class = 0;
+		m->out->status_detail = 0;
+		return LOGIN_STEP_DONE;
+	}
+	return attempt_failed(m);
+}
+
+const char *login_machine_portal(const struct login_machine *m, uint16_t *port)
+{
+	*port = m->port;
+	return m->host;
+}
+
+int login_machine_connected(struct login_machine *m, const char *peer)
+{
+	snprintf(m->peer, sizeof m->peer, "%s", peer);
+	if (m->redirecting && m->permanent) {
+		m->out->moved = true;
+		snprintf(m->out->moved_host, sizeof m->out->moved_host, "%s", m->host);
+		m->out->moved_port = m->port;
+	}
+	return login_machine_begin(m);
+}
+
+void login_machine_connect_failed(struct login_machine *m)
+{
+	if (m->redirecting)
+		err_set(err_errno(), "login failed: %s: %s", m->why, err_msg());
+}
+
+void login_machine_free(struct login_machine *m)
+{
+	if (!m)
+		return;
+	if (m->attempt_live)
+		attempt_end(&m->a);
+	OPENSSL_cleanse(m, sizeof *m);
+	free(m);
+}
+
+/* Send the request of @m on the blocking @c and receive the answer's
+ * header and text.  Returns what login_machine_take() says, or -1 with
+ * err_set(). */
+static int exchange_blocking(struct login_machine *m, struct conn *c)
+{
+	union iscsi_bhs bhs;
+	const uint8_t *text;
+	size_t len;
+	uint8_t *dst;
+
+	login_machine_request(m, &bhs, &text, &len);
+	struct iovec v = { (void *)text, len };
+	if (conn_send_pdu(c, &bhs, &v, len ? 1 : 0, (uint32_t)len, false) < 0 ||
+	    conn_recv_bhs(c, &bhs) < 0 || login_machine_place(m, &bhs, &dst) < 0 ||
+	    conn_recv_data(c, dst, pdu_data_len(&bhs)) < 0)
 		return -1;
-	}
-	log_debug("login: %s at %s to %s (redirect %u); following",
-		  login_status_text(l->status_class, l->status_detail), c->peer, where, hops);
-	snprintf(why, sizeof why, "redirected from %s to %s", c->peer, where);
-	conn_close(c);
-	if (conn_connect_until(c, l->redirect_host, l->redirect_port, timeout_ms, deadline_ns) < 0) {
-		err_set(err_errno(), "login failed: %s: %s", why, err_msg());
-		return -1;
-	}
-	if (permanent) {
-		out->moved = true;
-		snprintf(out->moved_host, sizeof out->moved_host, "%s", l->redirect_host);
-		out->moved_port = l->redirect_port;
-	}
-	return 0;
+	return login_machine_take(m, &bhs);
 }
 
 int login_run(struct conn *c, const struct text_config *cfg, const uint8_t isid[6],
 	      uint16_t tsih, struct login_result *out)
 {
-	struct auth auth = {
-		.cred = cfg->chap, .discovery = cfg->discovery,
-		.step = cfg->chap ? AUTH_OFFERING : AUTH_NOT_USED,
-	};
-	unsigned hops = 0;
-	int rc;
+	struct login_machine *m = login_machine_new(cfg, isid, tsih, out, c->host, c->port,
+						    c->peer);
+	int step = m ? login_machine_begin(m) : -1;
 
-	out->moved = false;
-	out->moved_host[0] = '\0';
-	out->moved_port = 0;
-	for (;;) {
-		struct login l = {
-			.c = c, .cfg = cfg, .isid = isid, .tsih = tsih,
-			.cmdsn = 1, .exp_statsn = 0, .stage = ISCSI_STAGE_SECURITY,
-			.auth = &auth,
-		};
-
-		rc = login_attempt(&l, out);
-		out->status_class = rc == 0 ? 0 : l.status_class;
-		out->status_detail = rc == 0 ? 0 : l.status_detail;
-		if (rc == 0)
-			break;
-		if (l.status_class == ISCSI_LOGIN_REDIRECT) {
-			/* another portal: the login starts over there, CHAP
-			 * with the full algorithm list again */
-			if (follow_redirect(c, &l, ++hops, out) < 0)
-				break;
-			auth.step = cfg->chap ? AUTH_OFFERING : AUTH_NOT_USED;
-			auth.md5_only = false;
-			auth.retry_md5 = false;
+	while (step == LOGIN_STEP_SEND || step == LOGIN_STEP_CONNECT) {
+		if (step == LOGIN_STEP_SEND) {
+			step = exchange_blocking(m, c);
 			continue;
 		}
-		if (!auth.retry_md5 || auth.md5_only)
+		/* a new connection, within the same deadline */
+		uint16_t port;
+		const char *host = login_machine_portal(m, &port);
+		int timeout_ms = c->connect_timeout_ms;
+		int64_t deadline_ns = c->deadline_ns;
+
+		conn_close(c);
+		if (conn_connect_until(c, host, port, timeout_ms, deadline_ns) < 0) {
+			login_machine_connect_failed(m);
+			step = -1;
 			break;
-		log_debug("login: %s; trying again offering CHAP_A=5 (MD5) only", err_msg());
-		if (conn_reconnect(c) < 0)
-			break;
-		auth.md5_only = true;
-		auth.retry_md5 = false;
-		auth.step = AUTH_OFFERING;
+		}
+		step = login_machine_connected(m, c->peer);
 	}
-	OPENSSL_cleanse(&auth, sizeof auth);
-	return rc;
+	if (step == LOGIN_STEP_DONE) {
+		c->header_digest = out->params.header_digest;
+		c->data_digest = out->params.data_digest;
+	}
+	login_machine_free(m);
+	return step == LOGIN_STEP_DONE ? 0 : -1;
 }
 
 /* Whether a failed login is worth trying again at start-up: the target
