@@ -169,7 +169,7 @@ struct lun_identity {
 enum session_state {
 	SESSION_LOGGING_IN = 0,   /* a login is under way: the first (before the
 	                           * session has a loop) or, after a loss, an
-	                           * attempt on the login helper; no connection */
+	                           * attempt on the loop (login_loop.h); no connection */
 	SESSION_VERIFYING,        /* logged in again: checking with commands of its
 	                           * own that every LUN of the owner is the one
 	                           * probed (session_verify.c); accepts none of the

@@ -152,14 +152,13 @@ struct rx_ctx {
 
 /* One session.  The lock (or thread) that protects each field is named
  * beside it; "loop" is the session's event loop (s->loop), which alone
- * receives, handles the connection's end and runs the reconnect timer;
- * "recovery" is whoever runs the reconnect at the time: the loop, or the
- * login helper during a login attempt (one at a time, handed over by
- * posting).  Its state (s->state) and the sub-machines' (tmf_state,
- * verify_state, ping_state) are changed by several threads, always under
- * s->lock: the loop (PDUs, recovery), a sender (a failed send), the
- * owner's watchdog (session_tick()), the login helper, the identity
- * check's callbacks and session_logout_and_free(). */
+ * receives, handles the connection's end and runs the reconnect, login
+ * attempts included; "recovery" is the loop's reconnect (session_login()
+ * before the session has a loop).  Its state (s->state) and the
+ * sub-machines' (tmf_state, verify_state, ping_state) are changed by
+ * several threads, always under s->lock: the loop (PDUs, recovery), a
+ * sender (a failed send), the owner's watchdog (session_tick()), the
+ * identity check's callbacks and session_logout_and_free(). */
 struct session {
 	const struct session_owner_ops *ops; /* the owner's callbacks (session.h), or
 	                                     * NULL; read-only */
@@ -175,8 +174,8 @@ struct session {
 	char name[64];                      /* "session N" for log lines; read-only */
 	struct conn conn;                   /* sent on by whoever holds tx_busy (a
 	                                     * loop), received on by the loop;
-	                                     * replaced under the lock by the login
-	                                     * helper while not connected */
+	                                     * replaced under the lock by the
+	                                     * recovery while not connected */
 	struct iscsi_params params;         /* negotiated; replaced with conn */
 	uint16_t tsih;                      /* as params */
 	struct evloop *loop;                /* read-only: the event loop that owns the
@@ -188,14 +187,9 @@ struct session {
 	                                     * tx_blocked: session_watch_locked()),
 	                                     * -1 otherwise */
 	struct ev_call tx_call;             /* posted to the loop: send what is queued */
-	struct ev_call attach_call;         /* posted by the login helper: watch the
-	                                     * connection it logged in */
-	struct ev_call retry_call;          /* posted by the login helper: arm the timer
-	                                     * of the next attempt */
 	struct ev_timer retry_timer;        /* loop: the wait before the next login */
-	struct helper_job login_job;        /* a login attempt on the login helper */
-	bool login_running;                 /* lock: login_job is queued or running
-	                                     * (session_logout_and_free() waits) */
+	struct login_loop *login;           /* loop: the login attempt under way
+	                                     * (LOGGING_IN), else NULL */
 	unsigned attempt;                   /* recovery: login attempts of this outage */
 	int64_t outage_ns;                  /* recovery: when this outage began */
 	unsigned seed;                      /* recovery: for the backoff's jitter */
@@ -208,10 +202,8 @@ struct session {
 	pthread_mutex_t lock;               /* protects everything below */
 	pthread_cond_t socket_cond;         /* broadcast when tx_busy is cleared
 	                                     * (session_stop() waits for it) */
-	pthread_cond_t state_cond;          /* broadcast on every move of state and
-	                                     * when login_running is cleared: logout
-	                                     * waits for CLOSED and for the login
-	                                     * helper */
+	pthread_cond_t state_cond;          /* broadcast on every move of state:
+	                                     * logout waits for CLOSED */
 	enum session_state state;           /* lock: where the session is in its life
 	                                     * (session.h); session_set_state() only */
 	uint32_t cmdsn;                     /* lock: CmdSN of the next command */
@@ -415,16 +407,15 @@ void session_use_portal(struct session *s, unsigned i);
  * session_login() before the session has a loop. */
 void session_take_portal(struct session *s, const struct login_result *lr);
 
-/* Set up the session's calls, timer and login job, and start the login
- * helper if need be.  Returns 0, or -1 with err_set(). */
+/* Set up the session's call, timer and socket watch.  Returns 0. */
 int session_recovery_init(struct session *s);
 
 /* On the loop: watch the connection in s->conn (non-blocking), and send
  * what was queued before.  A failure is a lost connection. */
 void session_attach_loop(struct session *s);
 
-/* On the loop (evloop_run_sync()), for session_logout_and_free(), the
- * login helper done: cancel the timer and the posted calls, stop watching
+/* On the loop (evloop_run_sync()), for session_logout_and_free(): cancel
+ * the timer, a login attempt under way and the posted calls, stop watching
  * the socket, and end the session (CLOSED) if it is not yet. */
 void session_close_on_loop(void *arg);
 

@@ -36,8 +36,7 @@
  *    places Data-In straight into the task's buffer, queues Data-Out for
  *    R2Ts and completes tasks, calling task->done() with no lock held; it
  *    handles the end of the connection and runs the reconnect's timer
- *    (session_recover.c).  A login attempt, which blocks, runs on the
- *    login helper thread, which hands the connection back to the loop.
+ *    (session_recover.c), login attempts included (login_loop.h).
  *  - whoever holds s->tx_busy alone writes the socket: the session's loop
  *    (s->tx_call, posted when something is queued while nobody holds it),
  *    or any loop that submits a command while both queues are empty,
@@ -78,8 +77,8 @@
  * task out of the table and hands it back to the owner to be sent again,
  * except writes that were on the wire: those wait in s->pinned until this
  * session has logged in again (session_stop() says why), and then go back
- * to the owner too.  Only the login helper replaces s->conn, under the
- * lock, while the session is not connected; other threads shut it down
+ * to the owner too.  Only the loop's recovery replaces s->conn, under
+ * the lock, while the session is not connected; other threads shut it down
  * only with the lock held and the session connected
  * (session_connected()).
  *
@@ -449,7 +448,7 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 		snprintf(why, sizeof why, "no answer to the Logout the target asked for");
 	if (why[0]) {
 		/* With the lock held: the session is connected, so s->conn is
-		 * the live connection (the loop closes it and the login helper replaces it only
+		 * the live connection (the loop closes it and replaces it only
 		 * under the lock, after the state left it).  The line first,
 		 * so it comes before the loop's. */
 		log_error("%s: %s; dropping the connection", s->name, why);
@@ -671,14 +670,11 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 			break;
 	}
 	/* Logged out, failed, or no answer in time: end the connection
-	 * (with the lock held, as in session_tick()).  A login attempt under
-	 * way sees SESSION_CLOSING when it ends, within its timeout. */
+	 * (with the lock held, as in session_tick()). */
 	conn_shutdown(&s->conn);
-	while (s->login_running)
-		pthread_cond_wait(&s->state_cond, &s->lock);
 	pthread_mutex_unlock(&s->lock);
-	/* the loop lets go: its timer, posted calls and watch; the tasks
-	 * still there fail */
+	/* the loop lets go: its timer, a login attempt under way, posted
+	 * calls and watch; the tasks still there fail */
 	evloop_run_sync(s->loop, session_close_on_loop, s);
 	log_debug("%s: logged out", s->name);
 	conn_close(&s->conn);

@@ -7,14 +7,13 @@
  * session that recovers, waits DefaultTime2Wait (or the Time2Wait an Async
  * Message gave), then backs off with jitter between attempts
  * (RECONNECT_*_MS) on a timer of its own: nothing sleeps.  A login attempt
- * blocks (connect, CHAP, redirects), so it runs on the login helper, a
- * thread of the process that does nothing else; the helper hands the
- * logged-in connection back to the loop (attach_call) or asks it for the
- * next attempt (retry_call).  At most one of the two, loop or helper,
- * works on the recovery at a time, handing it over by posting.
+ * runs on the loop too (login_loop.h: a non-blocking connect, CHAP,
+ * redirects, under one deadline), so a target that never answers holds
+ * only its own session's attempt; its end (login_done()) watches the new
+ * connection or arms the next attempt.  All of the recovery is the loop's.
  *
  * session_close_on_loop() ends all of it for session_logout_and_free():
- * the timer, the posted calls and the watch, once the helper is done.
+ * the timer, a login under way, the posted calls and the watch.
  */
 #include "session_internal.h"
 
@@ -29,6 +28,7 @@
 #include "deadline.h"
 #include "log.h"
 #include "login.h"
+#include "login_loop.h"
 #include "portal.h"
 
 /* Logins of all sessions of the process, counted: a connection that logged
@@ -39,17 +39,6 @@ static _Atomic uint64_t logins;
 uint64_t session_next_login_seq(void)
 {
 	return atomic_fetch_add(&logins, 1) + 1;
-}
-
-/* The login helper: one thread for every session's login attempts. */
-static struct helpers *login_helper;
-static pthread_once_t login_helper_once = PTHREAD_ONCE_INIT;
-
-static void login_helper_start(void)
-{
-	login_helper = helpers_start(1);
-	if (!login_helper)
-		log_error("cannot start the login helper: sessions will not reconnect");
 }
 
 #define SESSION_OF(ptr, member) \
@@ -372,42 +361,99 @@ static void arm_retry(struct session *s)
 	evloop_timer_arm(s->loop, &s->retry_timer, mono_now_ns() + delay * 1000000);
 }
 
-/* The wait is over: the next attempt goes to the login helper, unless the
- * session is being closed. */
+static void login_done(void *arg, int rc, struct conn *c, const struct login_result *lr);
+
+/* The wait is over: the next login attempt starts, unless the session is
+ * being closed. */
 static void retry_fire(struct ev_timer *timer)
 {
 	struct session *s = SESSION_OF(timer, retry_timer);
+	const struct session_config *cfg = s->cfg;
+	uint8_t isid[6];
 
 	pthread_mutex_lock(&s->lock);
-	if (s->state != SESSION_RECONNECT_WAIT || !login_helper) {
+	if (s->state != SESSION_RECONNECT_WAIT) {
 		/* (CLOSING: session_logout_and_free() ends it) */
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
 	session_set_state(s, SESSION_LOGGING_IN);
-	s->login_running = true;
 	pthread_mutex_unlock(&s->lock);
-	helpers_post(login_helper, &s->login_job);
+	/* the same ISID: RFC 7143 session reinstatement */
+	memcpy(isid, cfg->isid_base, 6);
+	isid[5] = (uint8_t)(isid[5] + s->index);
+	s->login = login_loop_start(s->loop, s->portal_host, s->portal_port,
+				    cfg->connect_timeout_ms, &cfg->text, isid, 0, login_done, s);
+	if (!s->login) {
+		struct login_result none = { .status_class = 0 };
+		struct conn closed = { .fd = -1 };
+		login_done(s, -1, &closed, &none);
+	}
 }
 
-/* The login helper's word: the attempt failed; arm the next. */
-static void retry_call_run(struct ev_call *call)
+/* A login attempt failed (err_*() says why): the next one asks the
+ * target's next portal, after the wait. */
+static void attempt_failed(struct session *s)
 {
-	struct session *s = SESSION_OF(call, retry_call);
+	const struct session_config *cfg = s->cfg;
 
+	log_warn("%s: reconnect attempt %u: %s", s->name, s->attempt + 1, err_msg());
+	/* (where a permanent redirect sent us counts as the portal in use) */
+	session_use_portal(s, s->portal_index + 1);
+	if (session_portal_count(cfg) > 1) {
+		char portal[PORTAL_TEXT_MAX];
+
+		portal_format(portal, sizeof portal, s->portal_host, s->portal_port);
+		log_info("%s: trying portal %s next", s->name, portal);
+	}
+	s->attempt++;
 	pthread_mutex_lock(&s->lock);
-	bool waiting = s->state == SESSION_RECONNECT_WAIT;
+	bool closing = s->state == SESSION_CLOSING;
+	if (!closing)
+		session_set_state(s, SESSION_RECONNECT_WAIT);
 	pthread_mutex_unlock(&s->lock);
-	if (waiting)
+	if (!closing)
 		arm_retry(s);
 }
 
-/* The login helper's word: a connection is logged in (VERIFYING); watch
- * it and check the LUNs before the session takes the owner's commands. */
-static void attach_call_run(struct ev_call *call)
+/* The login attempt ended (login_loop.h): a connection logged in with
+ * the same ISID becomes the session's (VERIFYING), watched at once, its
+ * LUNs checked before the session takes the owner's commands; a failure
+ * arms the next attempt.  The loop only. */
+static void login_done(void *arg, int rc, struct conn *c, const struct login_result *lr)
 {
-	struct session *s = SESSION_OF(call, attach_call);
+	struct session *s = arg;
+	const struct session_config *cfg = s->cfg;
 
+	s->login = NULL;
+	if (rc < 0) {
+		attempt_failed(s);
+		return;
+	}
+	session_take_portal(s, lr);
+	conn_set_keepalive(c, cfg->noop_interval_s, cfg->noop_timeout_s);
+	pthread_mutex_lock(&s->lock);
+	if (s->state == SESSION_CLOSING) {
+		pthread_mutex_unlock(&s->lock);
+		conn_close(c);
+		return;
+	}
+	s->conn = *c;
+	s->login_seq = session_next_login_seq();
+	s->params = lr->params;
+	s->tsih = lr->tsih;
+	s->cmdsn = lr->cmdsn;
+	s->exp_cmdsn = lr->exp_cmdsn;
+	s->max_cmdsn = lr->max_cmdsn;
+	s->exp_statsn = lr->exp_statsn;
+	atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
+	/* counted before the session can go on to FULL_FEATURE: whoever
+	 * sees it back sees the reconnect counted */
+	atomic_fetch_add(&s->st_reconnects, 1);
+	session_set_state(s, SESSION_VERIFYING);
+	pthread_mutex_unlock(&s->lock);
+	log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name, s->conn.peer,
+		 (double)(mono_now_ns() - s->outage_ns) / 1e9, s->attempt + 1);
 	session_attach_loop(s);
 	pthread_mutex_lock(&s->lock);
 	bool verifying = s->state == SESSION_VERIFYING && s->src.fd >= 0;
@@ -418,114 +464,12 @@ static void attach_call_run(struct ev_call *call)
 		session_verify_start(s);
 }
 
-/* The helper is done with the session: clear login_running (logout may
- * wait for it).  Lock held. */
-static void login_done_locked(struct session *s)
-{
-	s->login_running = false;
-	pthread_cond_broadcast(&s->state_cond);
-}
-
-/* One login attempt with the same ISID (RFC 7143 session reinstatement),
- * on the login helper: the connection it makes goes to the loop, or the
- * loop is asked for the next attempt, after the next portal. */
-static void login_attempt_run(struct helper_job *job)
-{
-	struct session *s = SESSION_OF(job, login_job);
-	const struct session_config *cfg = s->cfg;
-	struct conn c;
-	struct login_result lr;
-	uint8_t isid[6];
-
-	memcpy(isid, cfg->isid_base, 6);
-	isid[5] = (uint8_t)(isid[5] + s->index);
-	if (login_connect(&c, s->portal_host, s->portal_port, cfg->connect_timeout_ms, 0,
-			  &cfg->text, isid, 0, &lr) < 0) {
-		log_warn("%s: reconnect attempt %u: %s", s->name, s->attempt + 1, err_msg());
-		/* the next attempt asks the target's next portal (where a
-		 * permanent redirect sent us counts as the one in use) */
-		session_use_portal(s, s->portal_index + 1);
-		if (session_portal_count(cfg) > 1) {
-			char portal[PORTAL_TEXT_MAX];
-
-			portal_format(portal, sizeof portal, s->portal_host, s->portal_port);
-			log_info("%s: trying portal %s next", s->name, portal);
-		}
-		s->attempt++;
-		pthread_mutex_lock(&s->lock);
-		if (s->state != SESSION_CLOSING) {
-			session_set_state(s, SESSION_RECONNECT_WAIT);
-			evloop_post(s->loop, &s->retry_call);
-		}
-		login_done_locked(s);
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	session_take_portal(s, &lr);
-	conn_set_keepalive(&c, cfg->noop_interval_s, cfg->noop_timeout_s);
-	pthread_mutex_lock(&s->lock);
-	if (s->state == SESSION_CLOSING) {
-		login_done_locked(s);
-		pthread_mutex_unlock(&s->lock);
-		conn_close(&c);
-		return;
-	}
-	s->conn = c;
-	s->login_seq = session_next_login_seq();
-	s->params = lr.params;
-	s->tsih = lr.tsih;
-	s->cmdsn = lr.cmdsn;
-	s->exp_cmdsn = lr.exp_cmdsn;
-	s->max_cmdsn = lr.max_cmdsn;
-	s->exp_statsn = lr.exp_statsn;
-	atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
-	/* counted before the loop can take the session on to FULL_FEATURE:
-	 * whoever sees it back sees the reconnect counted */
-	atomic_fetch_add(&s->st_reconnects, 1);
-	/* what the line says, read while the recovery is still ours: once
-	 * attach_call is posted the loop owns attempt and outage_ns again,
-	 * and a connection that fails at once starts the next outage */
-	unsigned attempts = s->attempt + 1;
-	double outage_s = (double)(mono_now_ns() - s->outage_ns) / 1e9;
-	session_set_state(s, SESSION_VERIFYING);
-	evloop_post(s->loop, &s->attach_call);
-	pthread_mutex_unlock(&s->lock);
-	log_info("%s: reconnected to %s after %.1f s (%u attempts)", s->name, c.peer, outage_s,
-		 attempts);
-	/* last: once login_running is clear, logout may free the session */
-	pthread_mutex_lock(&s->lock);
-	login_done_locked(s);
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* The helpers stopped before the job ran (never: the login helper runs
- * for the life of the process); as a failed attempt. */
-static void login_attempt_drop(struct helper_job *job)
-{
-	struct session *s = SESSION_OF(job, login_job);
-
-	pthread_mutex_lock(&s->lock);
-	login_done_locked(s);
-	pthread_mutex_unlock(&s->lock);
-}
-
 int session_recovery_init(struct session *s)
 {
 	s->tx_call.run = session_tx_run;
-	s->attach_call.run = attach_call_run;
-	s->retry_call.run = retry_call_run;
 	s->retry_timer.fire = retry_fire;
-	s->login_job.run = login_attempt_run;
-	s->login_job.drop = login_attempt_drop;
 	s->src.fd = -1;
 	s->src.ready = sock_ready;
-	if (s->no_recover)
-		return 0;
-	pthread_once(&login_helper_once, login_helper_start);
-	if (!login_helper) {
-		err_set(EAGAIN, "cannot start the login helper thread");
-		return -1;
-	}
 	return 0;
 }
 
@@ -534,8 +478,8 @@ void session_close_on_loop(void *arg)
 	struct session *s = arg;
 
 	evloop_timer_cancel(s->loop, &s->retry_timer);
-	evloop_cancel(s->loop, &s->retry_call);
-	evloop_cancel(s->loop, &s->attach_call);
+	login_loop_cancel(s->login);
+	s->login = NULL;
 	detach_loop(s);
 	pthread_mutex_lock(&s->lock);
 	bool closed = s->state == SESSION_CLOSED;

@@ -8,9 +8,12 @@
  * runs as it does against tgtd.  Each row says how the login must end
  * (success, or the errno and words of the message), how many
  * connections it takes, and the script checks what we sent: AuthMethod,
- * the CHAP_A offer of each connection, a CHAP_R that verifies.
+ * the CHAP_A offer of each connection, a CHAP_R that verifies.  Every
+ * row runs twice: with login_run(), and through the event loop's driver
+ * (login_loop.h), which must come to the same end.
  *
- * Thread model: the test thread runs login_run(); one target thread per
+ * Thread model: the test thread runs login_run() or waits for the loop's
+ * login (login_on_loop.h); one target thread per
  * scenario, joined before the next.  The scenario struct is written by
  * the target thread and read by the test thread only after the join.
  */
@@ -26,6 +29,7 @@
 #include "conn.h"
 #include "log.h"
 #include "login.h"
+#include "login_on_loop.h"
 #include "login_peer.h"
 #include "testlib.h"
 
@@ -299,7 +303,9 @@ static const struct scenario scenarios[] = {
 	  .conns = 1 },
 };
 
-static void run(const struct scenario *proto)
+/* Run scenario @proto with login_run(), or @on_loop with the event loop's
+ * driver (login_loop.h), which must come to the same end. */
+static void run(const struct scenario *proto, bool on_loop)
 {
 	struct scenario *sc = calloc(1, sizeof *sc);
 	struct chap_credentials cred;
@@ -336,9 +342,14 @@ static void run(const struct scenario *proto)
 		perror("scripted target");
 		exit(99);
 	}
-	rc = conn_connect(&c, "127.0.0.1", ntohs(sa.sin_port), 5000);
-	if (rc == 0)
-		rc = login_run(&c, &cfg, isid, 0, &lr);
+	if (on_loop) {
+		rc = login_on_loop(login_test_loop(), &c, "127.0.0.1", ntohs(sa.sin_port), 5000,
+				   &cfg, isid, &lr);
+	} else {
+		rc = conn_connect(&c, "127.0.0.1", ntohs(sa.sin_port), 5000);
+		if (rc == 0)
+			rc = login_run(&c, &cfg, isid, 0, &lr);
+	}
 	int err = rc < 0 ? err_errno() : 0;
 	char msg[512];
 	snprintf(msg, sizeof msg, "%s", rc < 0 ? err_msg() : "");
@@ -356,9 +367,9 @@ static void run(const struct scenario *proto)
 	     strcmp(sc->alg_offer[0], "8,7,6,5") != 0) ||
 	    (rc == 0 && sc->chap && !sc->auth_answer && !sc->response_ok)) {
 		test_failures++;
-		fprintf(stderr, "scenario \"%s\": rc %d errno %d \"%s\", %d connections, "
+		fprintf(stderr, "scenario \"%s\"%s: rc %d errno %d \"%s\", %d connections, "
 			"AuthMethod=%s, CHAP_A offers \"%s\" \"%s\", response %s\n",
-			sc->name, rc, err, msg, sc->nconns, sc->auth_offer, sc->alg_offer[0],
+			sc->name, on_loop ? " (on a loop)" : "", rc, err, msg, sc->nconns, sc->auth_offer, sc->alg_offer[0],
 			sc->alg_offer[1], sc->response_ok ? "verified" : "not verified");
 	}
 	for (const char *s = msg; rc < 0 && *s; s++)
@@ -371,7 +382,9 @@ static void run(const struct scenario *proto)
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
-	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
-		run(&scenarios[i]);
+	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+		run(&scenarios[i], false);
+		run(&scenarios[i], true);
+	}
 	return test_done("test_login_chap");
 }

@@ -12,7 +12,9 @@
  * deadline of the whole login or discovery.  Each row says how it must
  * end (errno and words of the message, or success), whether it must end
  * by a cap (well before the deadline) or at the deadline, and for the
- * NOP-Ins that ask for an answer, that each got its NOP-Out.  A last test
+ * NOP-Ins that ask for an answer, that each got its NOP-Out.  Every login
+ * row runs a second time through the event loop's driver (login_loop.h),
+ * which must end the same way at the same time.  A last test
  * sends into a peer that never reads: the send stops at the deadline.
  *
  * Thread model: the test thread runs the login or discovery; one target
@@ -34,6 +36,7 @@
 #include "discovery.h"
 #include "log.h"
 #include "login.h"
+#include "login_on_loop.h"
 #include "login_peer.h"
 #include "testlib.h"
 
@@ -286,7 +289,9 @@ static void *target_main(void *arg)
 
 /* ---- the rows ---- */
 
-static void run(const struct row *proto)
+/* Run row @proto; a login row @on_loop through the event loop's driver
+ * (login_loop.h), which must end the same way at the same time. */
+static void run(const struct row *proto, bool on_loop)
 {
 	struct row *rw = calloc(1, sizeof *rw);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -329,7 +334,12 @@ static void run(const struct row *proto)
 	} else {
 		struct login_result lr;
 		struct conn c;
-		rc = login_connect(&c, "127.0.0.1", rw->port, TIMEOUT_MS, 0, &text, isid, 0, &lr);
+		if (on_loop)
+			rc = login_on_loop(login_test_loop(), &c, "127.0.0.1", rw->port, TIMEOUT_MS,
+					   &text, isid, &lr);
+		else
+			rc = login_connect(&c, "127.0.0.1", rw->port, TIMEOUT_MS, 0, &text, isid,
+					   0, &lr);
 		if (rc == 0) {
 			deadline_cleared = c.deadline_ns == 0;
 			conn_close(&c);
@@ -354,8 +364,9 @@ static void run(const struct row *proto)
 	test_checks++;
 	if (!ok) {
 		test_failures++;
-		fprintf(stderr, "row \"%s\": rc %d errno %d \"%s\" after %lld ms, deadline %s, "
-			"%d NOP-Out answers, %d unexpected PDUs\n", rw->name, rc, err, msg,
+		fprintf(stderr, "row \"%s\"%s: rc %d errno %d \"%s\" after %lld ms, deadline %s, "
+			"%d NOP-Out answers, %d unexpected PDUs\n", rw->name,
+			on_loop ? " (on a loop)" : "", rc, err, msg,
 			(long long)took, deadline_cleared ? "cleared" : "left set", rw->nop_outs,
 			rw->wrong);
 	}
@@ -395,8 +406,11 @@ static void test_send_deadline(void)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-		run(&rows[i]);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		run(&rows[i], false);
+		if (!rows[i].discovery)
+			run(&rows[i], true);
+	}
 	test_send_deadline();
 	return test_done("test_login_deadline");
 }

@@ -10,7 +10,9 @@
  * first.  The real login_run() / login_connect() log in over TCP, so each
  * redirect is a new connection as it is against a real target; each row
  * says how the login must end, where (which portal), what login_result
- * reports as moved, and how many connections each portal saw.
+ * reports as moved, and how many connections each portal saw.  Every
+ * scenario without a start-up retry runs a second time through the event
+ * loop's driver (login_loop.h), which must come to the same end.
  *
  * Thread model: the test thread runs the login; one target thread per
  * scenario polls the listeners and serves one connection at a time (the
@@ -31,6 +33,7 @@
 #include "conn.h"
 #include "log.h"
 #include "login.h"
+#include "login_on_loop.h"
 #include "login_peer.h"
 #include "testlib.h"
 
@@ -215,7 +218,10 @@ static const struct scenario scenarios[] = {
 	  .rc = 0, .ends_at = 1, .moved_to = -1, .conns = { 2, 2 } },
 };
 
-static void run(const struct scenario *proto)
+/* Run scenario @proto: with login_run() or login_connect() as it says,
+ * or @on_loop with the loop's driver (login_loop.h), which must come to
+ * the same end. */
+static void run(const struct scenario *proto, bool on_loop)
 {
 	struct scenario *sc = calloc(1, sizeof *sc);
 	struct text_config cfg = {
@@ -255,7 +261,10 @@ static void run(const struct scenario *proto)
 		perror("pthread_create");
 		exit(99);
 	}
-	if (sc->use_connect) {
+	if (on_loop) {
+		rc = login_on_loop(login_test_loop(), &c, "127.0.0.1", sc->port[0], 5000, &cfg,
+				   isid, &lr);
+	} else if (sc->use_connect) {
 		rc = login_connect(&c, "127.0.0.1", sc->port[0], 5000, sc->retry_ms, &cfg, isid, 0,
 				   &lr);
 	} else {
@@ -290,9 +299,9 @@ static void run(const struct scenario *proto)
 	test_checks++;
 	if (!ok) {
 		test_failures++;
-		fprintf(stderr, "scenario \"%s\": rc %d errno %d \"%s\", ended on port %u "
+		fprintf(stderr, "scenario \"%s\"%s: rc %d errno %d \"%s\", ended on port %u "
 			"(portals %u %u %u), moved %d to %u, connections %d %d %d\n",
-			sc->name, rc, err, msg, ended_port, sc->port[0], sc->port[1], sc->port[2],
+			sc->name, on_loop ? " (on a loop)" : "", rc, err, msg, ended_port, sc->port[0], sc->port[1], sc->port[2],
 			rc == 0 && lr.moved, rc == 0 ? lr.moved_port : 0, sc->seen[0], sc->seen[1],
 			sc->seen[2]);
 	}
@@ -363,7 +372,11 @@ static void test_parse(void)
 int main(void)
 {
 	test_parse();
-	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
-		run(&scenarios[i]);
+	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+		run(&scenarios[i], false);
+		/* the loop's driver has no start-up retry */
+		if (!scenarios[i].retry_ms)
+			run(&scenarios[i], true);
+	}
 	return test_done("test_login_redirect");
 }

@@ -26,6 +26,9 @@
  *     session has logged in again and checked identities, and the session
  *     moves full feature -> waiting to reconnect -> logging in ->
  *     verifying identity -> full feature; then it carries commands again;
+ *   - two sessions lose their connections and A's target hangs in the
+ *     login: B is back within a second all the same, and A, closed while
+ *     its login hangs, is gone at once;
  *   - a target that stops reading while eight writes go out with
  *     immediate and unsolicited data: the socket fills, the session's
  *     event loop stays free (a call posted to it runs at once), and once
@@ -772,6 +775,10 @@ struct listener {
 	pthread_cond_t cond;           /* broadcast when a connection is in */
 	int conns[4];                  /* lock: logged-in connections, in order */
 	unsigned nconns;               /* lock: entries of conns */
+	atomic_bool silent;            /* accept connections but never answer their
+	                                * login (a hung target daemon) */
+	int silent_fds[4];             /* lock: such connections, closed at the stop */
+	unsigned nsilent;              /* lock: entries of silent_fds */
 };
 
 /* On the accept thread: log the connection in and hand it over. */
@@ -779,6 +786,16 @@ static void listener_accepted(struct scripted_target *st, int fd)
 {
 	struct listener *l = st->opaque;
 
+	if (atomic_load(&l->silent)) {
+		pthread_mutex_lock(&l->lock);
+		if (l->nsilent < sizeof l->silent_fds / sizeof l->silent_fds[0])
+			l->silent_fds[l->nsilent++] = fd;
+		else
+			close(fd);
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->lock);
+		return;
+	}
 	if (scripted_target_login(fd) < 0) {
 		close(fd);
 		return;
@@ -814,9 +831,26 @@ static int listener_conn(struct listener *l, unsigned nth)
 	return fd;
 }
 
+/* Wait until @l kept @n silent connections.  Returns whether it was
+ * within WAIT_MS. */
+static bool listener_silent(struct listener *l, unsigned n)
+{
+	struct timespec dl = deadline_in_ms(WAIT_MS);
+	int rc = 0;
+
+	pthread_mutex_lock(&l->lock);
+	while (l->nsilent < n && rc != ETIMEDOUT)
+		rc = deadline_cond_wait(&l->cond, &l->lock, &dl);
+	bool ok = l->nsilent >= n;
+	pthread_mutex_unlock(&l->lock);
+	return ok;
+}
+
 static void listener_stop(struct listener *l)
 {
 	scripted_target_stop(&l->st);
+	for (unsigned i = 0; i < l->nsilent; i++)
+		close(l->silent_fds[i]);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
 }
@@ -926,6 +960,119 @@ static void test_drop_requeue(void)
 	job_free(wr);
 	free(in);
 	owner_fini(&o);
+}
+
+/* The target of connection @fd drops it (Async Message "drop the
+ * connection", Time2Wait 0), and closes it. */
+static void peer_drop(int fd)
+{
+	struct peer p = { .fd = fd, .statsn = 100 };
+	uint8_t async[48] = { ISCSI_OP_ASYNC_MSG, 0x80 };
+
+	put32(async + 16, 0xffffffffu);
+	async[36] = ISCSI_ASYNC_DROP_CONNECTION;
+	peer_send(&p, async, NULL, 0, true);
+	close(fd);
+}
+
+/* Two sessions lose their connections; session A's target then accepts
+ * the new connection but never answers the login (a hung target daemon),
+ * with a login timeout of HUNG_MS.  Session B's reconnect must not wait
+ * for A's: B is back in full feature phase within a second, while A's
+ * attempt still hangs.  And A, closed while its attempt hangs, is gone at
+ * once, not after HUNG_MS.  (With one login helper thread for the
+ * process, B's login waited behind A's until A's timeout, and logout
+ * waited for A's attempt to end.) */
+#define HUNG_MS 10000
+static void test_hung_reconnect(void)
+{
+	struct owner oa, ob;
+	struct listener la, lb;
+	struct session_config cfg_a, cfg_b;
+
+	owner_init(&oa);
+	owner_init(&ob);
+	listener_start(&la);
+	listener_start(&lb);
+	scripted_target_config(&cfg_a, la.st.port, "session", 8);
+	cfg_a.connect_timeout_ms = HUNG_MS;
+	cfg_a.replacement_timeout_s = 60;
+	scripted_target_config(&cfg_b, lb.st.port, "session", 8);
+	cfg_b.connect_timeout_ms = HUNG_MS;
+	cfg_b.replacement_timeout_s = 60;
+	struct session *a = session_login(&owner_ops, &oa, &cfg_a, 0);
+	struct session *b = session_login(&owner_ops, &ob, &cfg_b, 1);
+	int fda = listener_conn(&la, 0), fdb = listener_conn(&lb, 0);
+	CHECK(a && b && fda >= 0 && fdb >= 0);
+	if (!a || !b || fda < 0 || fdb < 0)
+		exit(1);
+
+	/* A's target goes silent, then drops A: A's login attempt hangs */
+	atomic_store(&la.silent, true);
+	peer_drop(fda);
+	CHECK(wait_moved_to(&oa, SESSION_LOGGING_IN, 1));
+	CHECK(listener_silent(&la, 1));
+
+	/* B loses its connection too, and is back within a second */
+	int64_t t0 = mono_now_ms();
+	peer_drop(fdb);
+	CHECK(wait_moved_to(&ob, SESSION_FULL_FEATURE, 2));
+	int64_t back_ms = mono_now_ms() - t0;
+	test_checks++;
+	if (back_ms > 1000) {
+		test_failures++;
+		fprintf(stderr, "session B was back after %lld ms, behind A's hung login\n",
+			(long long)back_ms);
+	}
+	int fdb2 = listener_conn(&lb, 1);
+	CHECK(fdb2 >= 0);
+	/* A's attempt is still under way: nothing failed it early */
+	struct session_stats st;
+	session_get_stats(a, &st);
+	CHECK_EQ_U64(st.reconnects, 0);
+	pthread_mutex_lock(&oa.lock);
+	CHECK(oa.nmoves > 0 && oa.to[oa.nmoves - 1] == SESSION_LOGGING_IN);
+	pthread_mutex_unlock(&oa.lock);
+
+	/* A is closed while its login hangs: at once */
+	t0 = mono_now_ms();
+	session_logout_and_free(a, 100);
+	int64_t close_ms = mono_now_ms() - t0;
+	test_checks++;
+	if (close_ms > 1000) {
+		test_failures++;
+		fprintf(stderr, "closing session A took %lld ms while its login hung\n",
+			(long long)close_ms);
+	}
+	/* its hung connection was let go: the target reads its end */
+	pthread_mutex_lock(&la.lock);
+	int silent_fd = la.nsilent ? la.silent_fds[0] : -1;
+	pthread_mutex_unlock(&la.lock);
+	bool closed = false;
+	int64_t until_ms = mono_now_ms() + WAIT_MS;
+	while (silent_fd >= 0 && !closed && mono_now_ms() < until_ms) {
+		/* (our Login Request first) */
+		char buf[512];
+		struct pollfd pfd = { .fd = silent_fd, .events = POLLIN };
+		if (poll(&pfd, 1, WAIT_MS) != 1)
+			break;
+		ssize_t n = read(silent_fd, buf, sizeof buf);
+		if (n < 0)
+			break;
+		closed = n == 0;
+	}
+	CHECK(closed);
+
+	if (fdb2 >= 0) {
+		struct peer pb = { .fd = fdb2, .statsn = 200 };
+		logout(b, &pb);
+	} else {
+		session_logout_and_free(b, 100);
+	}
+	listener_stop(&la);
+	listener_stop(&lb);
+	owner_fini(&oa);
+	owner_fini(&ob);
 }
 
 /* ---- the tables, and an illegal move caught ---- */
@@ -1042,5 +1189,6 @@ int main(void)
 	test_abort_task();
 	test_full_socket();
 	test_drop_requeue();
+	test_hung_reconnect();
 	return test_done("test_session");
 }

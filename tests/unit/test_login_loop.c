@@ -1,0 +1,226 @@
+/* test_login_loop.c: logins on an event loop (login_loop.h), beyond what
+ * the login tests run through both drivers (test_login_chap.c,
+ * test_login_redirect.c, test_login_deadline.c).
+ *
+ * Two scripted targets on 127.0.0.1 (scripted_target.h): one logs every
+ * connection in; the other accepts connections and never answers (a hung
+ * target daemon, or a firewall that passes only the handshake).  The
+ * cases:
+ *   - three logins to the hung target and one to the good one, all on one
+ *     loop: the good one is done within a second while the hung ones
+ *     still wait, and these fail at their deadline, not before, with the
+ *     message login_connect() gives;
+ *   - a login given up (login_loop_cancel()) while the target hangs: its
+ *     callback never comes, and the target sees the connection closed;
+ *   - a host name ("localhost") goes through the resolver thread and logs
+ *     in; an address refused first (::1, where nothing listens) gives way
+ *     to the next;
+ *   - a name that does not resolve, and a port nobody listens on, fail
+ *     with the messages of conn_connect().
+ *
+ * Thread model: the test thread starts logins on the loop and waits for
+ * their callbacks (login_on_loop.h); each target's accept thread serves
+ * or keeps its connections.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "login_on_loop.h"
+#include "scripted_target.h"
+#include "testlib.h"
+
+/* The login timeout of the logins to the hung target. */
+#define HUNG_MS 2000
+/* How long a good login may take on a loaded machine (ASan, TSan). */
+#define GOOD_MS 1000
+
+/* A target that keeps its connections without a word. */
+struct hung {
+	struct scripted_target st;    /* listening socket and accept thread */
+	pthread_mutex_t lock;         /* protects the fields below */
+	pthread_cond_t cond;          /* broadcast when a connection is kept */
+	int fds[8];                   /* lock: the connections kept */
+	unsigned nfds;                /* lock: entries of fds */
+};
+
+static void hung_accepted(struct scripted_target *st, int fd)
+{
+	struct hung *h = st->opaque;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->nfds < sizeof h->fds / sizeof h->fds[0])
+		h->fds[h->nfds++] = fd;
+	else
+		close(fd);
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The @nth connection kept (from 0), or -1 after 5 s. */
+static int hung_conn(struct hung *h, unsigned nth)
+{
+	struct timespec dl = deadline_in_ms(5000);
+	int rc = 0;
+
+	pthread_mutex_lock(&h->lock);
+	while (h->nfds <= nth && rc != ETIMEDOUT)
+		rc = deadline_cond_wait(&h->cond, &h->lock, &dl);
+	int fd = h->nfds > nth ? h->fds[nth] : -1;
+	pthread_mutex_unlock(&h->lock);
+	return fd;
+}
+
+/* A target that logs every connection in, then closes it. */
+static void good_accepted(struct scripted_target *st, int fd)
+{
+	(void)st;
+	if (scripted_target_login(fd) == 0) {
+		/* wait for the initiator to close (the test's conn_close()) */
+		char byte;
+		while (read(fd, &byte, 1) > 0)
+			;
+	}
+	close(fd);
+}
+
+/* Whether the peer of @fd closes it within 5 s (what it sent before is
+ * read and dropped). */
+static bool sees_close(int fd)
+{
+	int64_t until = mono_now_ms() + 5000;
+	char buf[512];
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int left = (int)(until - mono_now_ms());
+		if (left <= 0 || poll(&pfd, 1, left) != 1)
+			return false;
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n <= 0)
+			return n == 0;
+	}
+}
+
+static struct session_config cfg;     /* the text configuration of every login */
+static const uint8_t isid[6] = { 0x80, 1, 2, 3, 4, 5 };
+
+static void test_hung_beside_good(struct evloop *loop, uint16_t hung_port, uint16_t good_port)
+{
+	struct loop_login hung[3], good;
+
+	int64_t t0 = mono_now_ms();
+	for (int i = 0; i < 3; i++)
+		loop_login_start(&hung[i], loop, "127.0.0.1", hung_port, HUNG_MS, &cfg.text, isid);
+	loop_login_start(&good, loop, "127.0.0.1", good_port, HUNG_MS, &cfg.text, isid);
+	CHECK(loop_login_ended(&good, GOOD_MS));
+	int64_t good_ms = mono_now_ms() - t0;
+	for (int i = 0; i < 3; i++)
+		CHECK(!loop_login_ended(&hung[i], 0));
+	struct conn c;
+	CHECK(loop_login_wait(&good) == 0);
+	c = good.c;
+	CHECK(c.fd >= 0 && c.deadline_ns == 0 && c.rx.place == NULL);
+	conn_close(&c);
+	for (int i = 0; i < 3; i++) {
+		int rc = loop_login_wait(&hung[i]);
+		int64_t took = hung[i].ended_ms - t0;
+		test_checks++;
+		if (rc != -1 || hung[i].err != ETIMEDOUT ||
+		    !strstr(hung[i].msg, "did not finish the login within 2 s") ||
+		    took < HUNG_MS - 50 || took > HUNG_MS + 1500) {
+			test_failures++;
+			fprintf(stderr, "hung login %d: rc %d errno %d \"%s\" after %lld ms\n", i, rc,
+				hung[i].err, hung[i].msg, (long long)took);
+		}
+	}
+	if (good_ms > GOOD_MS)
+		fprintf(stderr, "the good login took %lld ms\n", (long long)good_ms);
+}
+
+static void cancel_here(void *arg)
+{
+	struct loop_login *ll = arg;
+
+	login_loop_cancel(ll->ll);
+	ll->ll = NULL;
+}
+
+static void test_cancel(struct evloop *loop, struct hung *h, uint16_t hung_port)
+{
+	struct loop_login ll;
+
+	pthread_mutex_lock(&h->lock);
+	unsigned before = h->nfds;
+	pthread_mutex_unlock(&h->lock);
+	loop_login_start(&ll, loop, "127.0.0.1", hung_port, HUNG_MS, &cfg.text, isid);
+	int fd = hung_conn(h, before);
+	CHECK(fd >= 0);
+	evloop_run_sync(loop, cancel_here, &ll);
+	/* the target sees its end (after our Login Request); no callback
+	 * comes, not even at the deadline */
+	CHECK(fd >= 0 && sees_close(fd));
+	CHECK(!loop_login_ended(&ll, HUNG_MS + 300));
+	pthread_mutex_destroy(&ll.lock);
+	pthread_cond_destroy(&ll.cond);
+}
+
+static void test_addresses(struct evloop *loop, uint16_t good_port)
+{
+	struct login_result lr;
+	struct conn c;
+
+	/* a name: the resolver; ::1 (if listed first) refuses, 127.0.0.1 serves */
+	CHECK(login_on_loop(loop, &c, "localhost", good_port, 5000, &cfg.text, isid, &lr) == 0);
+	conn_close(&c);
+
+	/* a name that does not resolve (or whose lookup does not end) */
+	int rc = login_on_loop(loop, &c, "no-such-host.invalid", good_port, 3000, &cfg.text, isid,
+			       &lr);
+	CHECK(rc == -1 && strstr(err_msg(), "cannot resolve host no-such-host.invalid"));
+
+	/* a port nobody listens on: the target's port once it is closed */
+	struct scripted_target gone;
+	scripted_target_start(&gone, 1, good_accepted, NULL);
+	uint16_t gone_port = gone.port;
+	scripted_target_stop(&gone);
+	rc = login_on_loop(loop, &c, "127.0.0.1", gone_port, 3000, &cfg.text, isid, &lr);
+	char want[64];
+	snprintf(want, sizeof want, "cannot connect to 127.0.0.1:%u: Connection refused",
+		 gone_port);
+	CHECK(rc == -1 && err_errno() == ECONNREFUSED && strstr(err_msg(), want));
+}
+
+int main(void)
+{
+	struct hung h;
+	struct scripted_target good;
+
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level(LOG_LEVEL_ERROR);
+	memset(&h, 0, sizeof h);
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cond, NULL);
+	scripted_target_start(&h.st, 8, hung_accepted, &h);
+	scripted_target_start(&good, 8, good_accepted, NULL);
+	scripted_target_config(&cfg, good.port, "loop", 8);
+	struct evloop *loop = login_test_loop();
+	unsigned long started = login_loop_started(), succeeded = login_loop_succeeded();
+
+	test_hung_beside_good(loop, h.st.port, good.port);
+	test_cancel(loop, &h, h.st.port);
+	test_addresses(loop, good.port);
+	CHECK_EQ_U64(login_loop_started() - started, 8);
+	CHECK_EQ_U64(login_loop_succeeded() - succeeded, 2);
+
+	scripted_target_stop(&good);
+	scripted_target_stop(&h.st);
+	for (unsigned i = 0; i < h.nfds; i++)
+		close(h.fds[i]);
+	pthread_mutex_destroy(&h.lock);
+	pthread_cond_destroy(&h.cond);
+	return test_done("test_login_loop");
+}
