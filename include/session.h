@@ -306,7 +306,9 @@ bool session_is_alive(const struct session *s);
 /* The session's state (approximate, no lock). */
 enum session_state session_state_hint(const struct session *s);
 
-/* Called about once a second by the pool's watchdog: sends a keepalive
+/* Called about once a second on the session's loop once
+ * session_tick_start() was (tests and the fuzz harness call it
+ * themselves): sends a keepalive
  * NOP-Out after noop_interval_s of silence, and drops the connection (which
  * then recovers) when the NOP-In is late.  A command over cmd_timeout_s
  * is aborted (ABORT TASK) and sent again; an abort refused or unanswered
@@ -314,6 +316,12 @@ enum session_state session_state_hint(const struct session *s);
  * unanswered as long drops the connection (so does an ABORT TASK SET,
  * see session_lun_reset_elsewhere(), unanswered as long). */
 void session_tick(struct session *s);
+
+/* Have the session tick itself: session_tick() every second on a timer of
+ * its own loop, until it is closed, so that no other thread touches it
+ * for its timeouts.  Its owner calls it once, from a thread that is no
+ * loop (the pool, once the session is made). */
+void session_tick_start(struct session *s);
 
 /* For the fuzz harness: session_tick() as if @ahead_ns nanoseconds more
  * had passed, so that a cmd_timeout or a retry delay is over at once. */

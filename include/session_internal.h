@@ -157,7 +157,8 @@ struct rx_ctx {
  * before the session has a loop).  Its state (s->state) and the
  * sub-machines' (tmf_state, verify_state, ping_state) are changed by
  * several threads, always under s->lock: the loop (PDUs, recovery), a
- * sender (a failed send), the owner's watchdog (session_tick()), the
+ * sender (a failed send), its tick (session_tick(), on its loop or, in
+ * tests, the test thread), the
  * identity check's callbacks and session_logout_and_free(). */
 struct session {
 	const struct session_owner_ops *ops; /* the owner's callbacks (session.h), or
@@ -188,6 +189,8 @@ struct session {
 	                                     * -1 otherwise */
 	struct ev_call tx_call;             /* posted to the loop: send what is queued */
 	struct ev_timer retry_timer;        /* loop: the wait before the next login */
+	struct ev_timer tick_timer;         /* loop: session_tick() each second, once
+	                                     * session_tick_start() armed it */
 	struct login_loop *login;           /* loop: the login attempt under way
 	                                     * (LOGGING_IN), else NULL */
 	unsigned attempt;                   /* recovery: login attempts of this outage */

@@ -28,9 +28,9 @@
  * marked replaced (lun_replaced): its queued tasks fail with EIO,
  * and dispatch() fails every later one, so nothing reaches that disk.
  *
- * A watchdog per pool, a timer on one event loop (evloop.h), ticks every
- * session once a second (keepalive, command timeout) and applies the
- * replacement timeout (no session up, none alive: session_is_up(),
+ * Each session ticks once a second on a timer of its own loop (keepalive,
+ * command timeout: session_tick_start()).  A watchdog per pool, a timer
+ * on one event loop (evloop.h), applies the replacement timeout (no session up, none alive: session_is_up(),
  * session_is_alive()); its second is measured on CLOCK_MONOTONIC, so that
  * a step of the wall clock neither stalls the keepalives nor hurries a
  * timeout.
@@ -103,8 +103,8 @@ static void fail_list(struct iscsi_task *list)
 	}
 }
 
-/* The watchdog's second, on its loop: tick every session, apply the
- * replacement timeout, and arm the next. */
+/* The watchdog's second, on its loop: apply the replacement timeout, and
+ * arm the next.  (Each session ticks on its own loop: session_tick_start().) */
 static void watchdog_fire(struct ev_timer *timer)
 {
 	struct pool *p = (struct pool *)((char *)timer - offsetof(struct pool, watchdog));
@@ -115,10 +115,8 @@ static void watchdog_fire(struct ev_timer *timer)
 	if (!run)
 		return;
 	bool any_up = false;
-	for (unsigned i = 0; i < p->n; i++) {
-		session_tick(p->sessions[i]);
+	for (unsigned i = 0; i < p->n; i++)
 		any_up |= session_is_up(p->sessions[i]);
-	}
 	struct iscsi_task *failed = NULL;
 	int64_t now = mono_now_ns();
 	pthread_mutex_lock(&p->lock);
@@ -249,6 +247,7 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 			return NULL;
 		}
 		p->n = i + 1;
+		session_tick_start(p->sessions[i]);
 	}
 	/* (the loops run: the sessions started them) */
 	p->loop = evloop_assign();

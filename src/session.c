@@ -1,6 +1,6 @@
 /* session.c: one iSCSI session (see session.h): its state machine
  * (session_set_state() and the table of legal moves), the task table, the
- * watchdog's tick and the life cycle.  What it receives is in
+ * one-second tick and the life cycle.  What it receives is in
  * session_rx.c, submission and sending in session_tx.c, the end of a
  * connection and the reconnect in session_recover.c, task management
  * (cmd_timeout) in session_tmf.c, the identity check after a reconnect in
@@ -49,9 +49,10 @@
  * Submitters (the loops, or any thread through the owner's kick) call
  * session_submit(), which assigns ITT and CmdSN under the session lock
  * and appends to the command queue, so CmdSN order is wire order.  The
- * owner's watchdog calls session_tick() about once a second (keepalive,
- * cmd_timeout, the target's logout deadline, the replacement timeout); it
- * too may move the state (DROPPING).
+ * session's own timer on its loop calls session_tick() once a second
+ * (session_tick_start(): keepalive, cmd_timeout, the target's logout
+ * deadline, the replacement timeout); it too may move the state
+ * (DROPPING).
  *
  * Every queue the target can fill is bounded: Data-Out items by the R2Ts
  * a task may have outstanding (MaxOutstandingR2T, checked in rx_r2t())
@@ -455,6 +456,29 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 		session_drop_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* The session's second, on its loop: tick, and arm the next. */
+static void tick_fire(struct ev_timer *timer)
+{
+	struct session *s = (struct session *)((char *)timer - offsetof(struct session, tick_timer));
+
+	session_tick(s);
+	evloop_timer_arm(s->loop, &s->tick_timer, mono_now_ns() + 1000000000);
+}
+
+/* Arm the first second (evloop_run_sync()). */
+static void tick_arm(void *arg)
+{
+	struct session *s = arg;
+
+	s->tick_timer.fire = tick_fire;
+	evloop_timer_arm(s->loop, &s->tick_timer, mono_now_ns() + 1000000000);
+}
+
+void session_tick_start(struct session *s)
+{
+	evloop_run_sync(s->loop, tick_arm, s);
 }
 
 /* ---- life cycle ---- */

@@ -478,6 +478,7 @@ void session_close_on_loop(void *arg)
 	struct session *s = arg;
 
 	evloop_timer_cancel(s->loop, &s->retry_timer);
+	evloop_timer_cancel(s->loop, &s->tick_timer);
 	login_loop_cancel(s->login);
 	s->login = NULL;
 	detach_loop(s);

@@ -29,7 +29,7 @@
  * others.
  *
  * Thread model: the answer is handled on the session's loop, the deadlines on
- * the owner's watchdog (session_tick()), TMF_QUEUED -> TMF_SENT on the
+ * its tick (session_tick(), on the same loop), TMF_QUEUED -> TMF_SENT on the
  * thread that sends the request; all under s->lock.
  */
 #include "session_internal.h"

@@ -273,7 +273,7 @@ static void verify_done(struct iscsi_task *t)
 				       sizeof fail, &next);
 			break;
 		case SCSI_ACT_RETRY:    /* POWER ON OR RESET greets a restarted target */
-		case SCSI_ACT_BACKOFF:  /* BUSY, NOT READY: the watchdog's next tick */
+		case SCSI_ACT_BACKOFF:  /* BUSY, NOT READY: the session's next tick */
 			retry = true;
 			later = o.action == SCSI_ACT_BACKOFF;
 			log_msg(o.level, "%s: target %s, lun%u: %s (CDB 0x%02x) in the identity check; "
@@ -310,7 +310,7 @@ static void verify_done(struct iscsi_task *t)
 		return;
 	}
 	if (retry) {
-		if (later)      /* the next tick of the watchdog (about a second) */
+		if (later)      /* the session's next tick (about a second) */
 			s->verify_retry_ns = mono_now_ns() + 500000000;
 		else
 			session_verify_send_locked(s);

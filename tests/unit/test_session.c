@@ -26,6 +26,8 @@
  *     session has logged in again and checked identities, and the session
  *     moves full feature -> waiting to reconnect -> logging in ->
  *     verifying identity -> full feature; then it carries commands again;
+ *   - a session that ticks itself (session_tick_start()) sends its
+ *     keepalive NOP-Outs with no one calling session_tick();
  *   - two sessions lose their connections and A's target hangs in the
  *     login: B is back within a second all the same, and A, closed while
  *     its login hangs, is gone at once;
@@ -1075,6 +1077,53 @@ static void test_hung_reconnect(void)
 	owner_fini(&ob);
 }
 
+/* A session told to tick itself (session_tick_start()) keeps its own
+ * keepalive with no one calling session_tick(): after a second of
+ * silence a NOP-Out, answered; after the next second of silence another,
+ * on the timer it armed again. */
+static void test_ticks_itself(void)
+{
+	struct owner o;
+	struct listener l;
+	struct session_config cfg;
+	struct pdu_in *in = malloc(sizeof *in);
+
+	owner_init(&o);
+	listener_start(&l);
+	scripted_target_config(&cfg, l.st.port, "session", 8);
+	cfg.noop_interval_s = 1;
+	cfg.noop_timeout_s = 3;
+	struct session *s = session_login(&owner_ops, &o, &cfg, 0);
+	int fd = listener_conn(&l, 0);
+	CHECK(s && fd >= 0);
+	if (!s || fd < 0)
+		exit(1);
+	struct peer p = { .fd = fd, .statsn = 100 };
+	session_tick_start(s);
+	for (int k = 0; k < 2; k++) {
+		int64_t t0 = mono_now_ms();
+		bool got = peer_recv(&p, in) == 0;
+		CHECK(got && (in->bhs[0] & 0x3f) == ISCSI_OP_NOP_OUT);
+		/* a second of silence (and at most one more tick) */
+		int64_t took = mono_now_ms() - t0;
+		CHECK(took >= 500 && took <= 3000);
+		if (!got)
+			break;
+		/* the answer: a NOP-In with its ITT, no TTT */
+		uint8_t nop[48] = { ISCSI_OP_NOP_IN, 0x80 };
+		memcpy(nop + 16, in->bhs + 16, 4);
+		put32(nop + 20, 0xffffffffu);
+		peer_send(&p, nop, NULL, 0, true);
+	}
+	struct session_stats st;
+	session_get_stats(s, &st);
+	CHECK_EQ_U64(st.reconnects, 0);
+	logout(s, &p);
+	listener_stop(&l);
+	free(in);
+	owner_fini(&o);
+}
+
 /* ---- the tables, and an illegal move caught ---- */
 
 static void test_tables(void)
@@ -1190,5 +1239,6 @@ int main(void)
 	test_full_socket();
 	test_drop_requeue();
 	test_hung_reconnect();
+	test_ticks_itself();
 	return test_done("test_session");
 }
