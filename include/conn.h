@@ -79,9 +79,10 @@ struct conn {
 	uint64_t bytes_received;/* statistics, by the receiving thread */
 };
 
-/* Resolve @host, connect to @port within @timeout_ms, set TCP_NODELAY.
- * Returns 0, or -1 with err_set() naming the cause ("no such host",
- * "connection refused", "timed out").  No deadline. */
+/* Resolve @host and connect to @port, each within @timeout_ms (the lookup
+ * on the resolver thread, resolve.h), set TCP_NODELAY.  Returns 0, or -1
+ * with err_set() naming the cause ("cannot resolve host", "connection
+ * refused", "timed out").  No deadline. */
 int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms);
 
 /* conn_connect() under the deadline @deadline_ns (CLOCK_MONOTONIC, 0 =

@@ -11,9 +11,9 @@
  * once, and a target that accepts the connection but never answers holds
  * only its own login, never another's.
  *
- * A portal named by a host name is resolved on the resolver, a helper
- * thread of the process (getaddrinfo() may wait on DNS); a numeric address
- * needs no lookup and never leaves the loop.
+ * A portal named by a host name is looked up on the resolver thread
+ * (resolve.h: getaddrinfo() may wait on DNS), within the login's
+ * deadline; a numeric address needs no lookup and never leaves the loop.
  *
  * Thread model: login_loop_start() and login_loop_cancel() on the loop
  * given; the done callback runs on it.

@@ -5,6 +5,8 @@
  * not cost a system call of its own; a large data segment bypasses the
  * buffer and is read straight into its destination.
  *
+ * A host name is looked up within the same bounds (resolve.h).
+ *
  * Two bounds on waiting for the peer: recv_timeout_ms for each wait for
  * input (a peer that falls silent), and deadline_ns for the whole
  * exchange under way (a peer that keeps talking without ever finishing,
@@ -31,6 +33,7 @@
 #include "deadline.h"
 #include "log.h"
 #include "portal.h"
+#include "resolve.h"
 
 int64_t conn_deadline_after(int ms)
 {
@@ -73,9 +76,7 @@ int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms
 int conn_connect_until(struct conn *c, const char *host, uint16_t port, int timeout_ms,
 		       int64_t deadline_ns)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
 	struct addrinfo *res, *ai;
-	char port_text[8];
 	int rc, saved = ECONNREFUSED;
 	char why[128] = "";
 
@@ -87,13 +88,12 @@ int conn_connect_until(struct conn *c, const char *host, uint16_t port, int time
 	c->port = port;
 	c->connect_timeout_ms = timeout_ms;
 	c->deadline_ns = deadline_ns;
-	snprintf(port_text, sizeof port_text, "%u", port);
-	rc = getaddrinfo(host, port_text, &hints, &res);
-	if (rc != 0) {
-		err_set(rc == EAI_SYSTEM ? errno : EHOSTUNREACH,
-			"cannot resolve host %s: %s", host, gai_strerror(rc));
+	/* the lookup too ends by the nearer of the timeout and the deadline */
+	int64_t lookup_by = timeout_ms > 0 ? conn_deadline_after(timeout_ms) : 0;
+	if (deadline_ns && (!lookup_by || deadline_ns < lookup_by))
+		lookup_by = deadline_ns;
+	if (resolve_until(host, port, lookup_by, &res) < 0)
 		return -1;
-	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0) {

@@ -1,7 +1,8 @@
 /* login_loop.c: a login on an event loop (see login_loop.h).
  *
  * The states of one login (enum ll_state):
- *   RESOLVING   the resolver looks the portal's host name up;
+ *   RESOLVING   the portal's addresses are looked up (resolve.h: at once
+ *               for a number, on the resolver thread for a name);
  *   CONNECTING  a non-blocking connect to one address is under way
  *               (EPOLLOUT says it ended); a refused address gives way to
  *               the next;
@@ -19,12 +20,6 @@
  * socket, the timer and a lookup under way, calls the owner's callback
  * and frees the login; login_loop_cancel() does the same without the
  * callback.
- *
- * The resolver is one helper thread of the process (helpers.h) that only
- * calls getaddrinfo().  A lookup (struct resolve_job) is shared by the
- * loop and the resolver until one of them lets go, under resolve_lock:
- * the resolver posts the answer to the loop, or frees the job itself when
- * the login gave up on it meanwhile.
  */
 #include "login_loop.h"
 
@@ -32,7 +27,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,19 +37,17 @@
 #include <unistd.h>
 
 #include "deadline.h"
-#include "helpers.h"
 #include "log.h"
 #include "portal.h"
+#include "resolve.h"
 
 /* Where one login stands (see the top of this file). */
 enum ll_state {
-	LL_RESOLVING,   /* the resolver has the host name (ll->lookup) */
+	LL_RESOLVING,   /* the portal's addresses are looked up (ll->lookup) */
 	LL_CONNECTING,  /* a connect to the address before ll->next_addr is under way */
 	LL_SENDING,     /* the socket took part of a request; EPOLLOUT for the rest */
 	LL_RECEIVING,   /* the answer is awaited; EPOLLIN */
 };
-
-struct resolve_job;
 
 struct login_loop {
 	struct evloop *loop;             /* the loop it runs on, and its only thread */
@@ -77,30 +69,11 @@ struct login_loop {
 	struct addrinfo *addrs;          /* its addresses (getaddrinfo()'s list) */
 	struct addrinfo *next_addr;      /* the next to try; NULL: none left */
 	int connect_errno;               /* why the last address failed */
-	struct resolve_job *lookup;      /* LL_RESOLVING: the lookup under way */
+	struct resolve_job *lookup;      /* LL_RESOLVING: the lookup under way (resolve.h) */
 	login_loop_done_fn done;         /* the owner's callback */
 	void *arg;                       /* ... and its argument */
 };
 
-/* One host name lookup, shared by a login and the resolver. */
-struct resolve_job {
-	struct helper_job job;           /* on the resolver */
-	struct ev_call answer_call;      /* back on the login's loop with the answer */
-	struct login_loop *ll;           /* resolve_lock: the login waiting for it;
-	                                  * NULL once it gave up (the resolver frees
-	                                  * the job) */
-	bool posted;                     /* resolve_lock: answer_call is posted (the
-	                                  * loop frees the job) */
-	char host[256];                  /* what to look up */
-	char service[8];                 /* the port, as text */
-	struct addrinfo *res;            /* the answer */
-	int gai_rc;                      /* getaddrinfo()'s result */
-	int gai_errno;                   /* errno for EAI_SYSTEM */
-};
-
-static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct helpers *resolver;                 /* started at the first name */
-static pthread_once_t resolver_once = PTHREAD_ONCE_INIT;
 static atomic_ulong logins_started, logins_succeeded;
 
 #define LL_OF(ptr, member) \
@@ -118,11 +91,6 @@ unsigned long login_loop_succeeded(void)
 	return atomic_load(&logins_succeeded);
 }
 
-static void resolver_start(void)
-{
-	resolver = helpers_start(1);
-}
-
 /* ---- the end ---- */
 
 /* Let go of the socket: stop watching it and close it (while connecting
@@ -138,34 +106,13 @@ static void drop_socket(struct login_loop *ll)
 	conn_close(&ll->c);
 }
 
-/* Let go of a lookup under way: the resolver frees it, or it is freed
- * here when its answer is already posted (and so not yet run: the loop
- * is this thread). */
-static void drop_lookup(struct login_loop *ll)
-{
-	struct resolve_job *job = ll->lookup;
-
-	if (!job)
-		return;
-	ll->lookup = NULL;
-	pthread_mutex_lock(&resolve_lock);
-	bool posted = job->posted;
-	job->ll = NULL;
-	pthread_mutex_unlock(&resolve_lock);
-	if (posted) {
-		evloop_cancel(ll->loop, &job->answer_call);
-		if (job->res)
-			freeaddrinfo(job->res);
-		free(job);
-	}
-}
-
 /* Free everything of @ll but what was handed over. */
 static void release(struct login_loop *ll)
 {
 	evloop_timer_cancel(ll->loop, &ll->deadline_timer);
 	evloop_cancel(ll->loop, &ll->start_call);
-	drop_lookup(ll);
+	resolve_cancel(ll->lookup);
+	ll->lookup = NULL;
 	drop_socket(ll);
 	if (ll->addrs)
 		freeaddrinfo(ll->addrs);
@@ -327,14 +274,14 @@ static void connect_ended(struct login_loop *ll)
 	connected(ll, fd);
 }
 
-/* The addresses of the portal are known (@res, or the lookup failed with
- * @gai_rc): connect to them in turn. */
-static void addresses_known(struct login_loop *ll, struct addrinfo *res, int gai_rc,
-			    int gai_errno)
+/* The addresses of the portal are known (@rc 0, @res), or the lookup
+ * failed (-1, err_set()): connect to them in turn. */
+static void addresses_known(void *arg, int rc, struct addrinfo *res)
 {
-	if (gai_rc != 0) {
-		err_set(gai_rc == EAI_SYSTEM ? gai_errno : EHOSTUNREACH,
-			"cannot resolve host %s: %s", ll->host, gai_strerror(gai_rc));
+	struct login_loop *ll = arg;
+
+	ll->lookup = NULL;
+	if (rc < 0) {
 		if (ll->begun)
 			login_machine_connect_failed(ll->m);
 		finish(ll, -1);
@@ -345,73 +292,10 @@ static void addresses_known(struct login_loop *ll, struct addrinfo *res, int gai
 	connect_next(ll);
 }
 
-/* On the resolver: look the host up, hand the answer to the loop. */
-static void resolve_run(struct helper_job *hj)
-{
-	struct resolve_job *job = (struct resolve_job *)((char *)hj -
-							 offsetof(struct resolve_job, job));
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
-
-	job->gai_rc = getaddrinfo(job->host, job->service, &hints, &job->res);
-	job->gai_errno = errno;
-	pthread_mutex_lock(&resolve_lock);
-	struct login_loop *ll = job->ll;
-	if (ll) {
-		job->posted = true;
-		evloop_post(ll->loop, &job->answer_call);
-	}
-	pthread_mutex_unlock(&resolve_lock);
-	if (!ll) {
-		/* the login gave up on it */
-		if (job->res)
-			freeaddrinfo(job->res);
-		free(job);
-	}
-}
-
-/* The resolver stopped before the lookup ran (never: it runs for the life
- * of the process): as a failed lookup. */
-static void resolve_drop(struct helper_job *hj)
-{
-	struct resolve_job *job = (struct resolve_job *)((char *)hj -
-							 offsetof(struct resolve_job, job));
-
-	job->gai_rc = EAI_AGAIN;
-	job->res = NULL;
-	pthread_mutex_lock(&resolve_lock);
-	struct login_loop *ll = job->ll;
-	if (ll) {
-		job->posted = true;
-		evloop_post(ll->loop, &job->answer_call);
-	}
-	pthread_mutex_unlock(&resolve_lock);
-	if (!ll)
-		free(job);
-}
-
-/* On the loop: the resolver's answer. */
-static void resolve_answer(struct ev_call *call)
-{
-	struct resolve_job *job = (struct resolve_job *)((char *)call -
-							 offsetof(struct resolve_job, answer_call));
-	struct login_loop *ll = job->ll;   /* (posted: only the loop changes it now) */
-	struct addrinfo *res = job->res;
-	int gai_rc = job->gai_rc, gai_errno = job->gai_errno;
-
-	free(job);
-	ll->lookup = NULL;
-	addresses_known(ll, res, gai_rc, gai_errno);
-}
-
-/* Connect to @host:@port: at once for a numeric address, after the
- * resolver's lookup for a name. */
+/* Connect to @host:@port once its addresses are known (resolve.h: at
+ * once for a numeric address, after the resolver's lookup for a name). */
 static void connect_to(struct login_loop *ll, const char *host, uint16_t port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC,
-				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
-	char service[8];
-	struct addrinfo *res;
-
 	if (host != ll->host)
 		snprintf(ll->host, sizeof ll->host, "%s", host);
 	ll->port = port;
@@ -424,31 +308,10 @@ static void connect_to(struct login_loop *ll, const char *host, uint16_t port)
 	ll->c.connect_timeout_ms = ll->timeout_ms;
 	ll->c.recv_timeout_ms = ll->timeout_ms;
 	ll->c.deadline_ns = ll->deadline_ns;
-	snprintf(service, sizeof service, "%u", port);
-	int rc = getaddrinfo(ll->host, service, &hints, &res);
-	if (rc != EAI_NONAME) {
-		addresses_known(ll, rc == 0 ? res : NULL, rc, errno);
-		return;
-	}
-	/* a name: the resolver looks it up */
-	pthread_once(&resolver_once, resolver_start);
-	struct resolve_job *job = calloc(1, sizeof *job);
-	if (!resolver || !job) {
-		free(job);
-		err_set(ENOMEM, "cannot resolve host %s: %s", ll->host,
-			resolver ? "out of memory" : "the resolver thread cannot start");
-		finish(ll, -1);
-		return;
-	}
-	job->job.run = resolve_run;
-	job->job.drop = resolve_drop;
-	job->answer_call.run = resolve_answer;
-	job->ll = ll;
-	snprintf(job->host, sizeof job->host, "%s", ll->host);
-	memcpy(job->service, service, sizeof service);
-	ll->lookup = job;
 	ll->state = LL_RESOLVING;
-	helpers_post(resolver, &job->job);
+	ll->lookup = resolve_start(ll->loop, ll->host, port, addresses_known, ll);
+	if (!ll->lookup)
+		finish(ll, -1);
 }
 
 /* ---- the exchanges ---- */
