@@ -14,6 +14,8 @@
 #ifndef ISCSIFS_HELPERS_H
 #define ISCSIFS_HELPERS_H
 
+#include <stdbool.h>
+
 /* One piece of work; the poster embeds it in its own allocation. */
 struct helper_job {
 	void (*run)(struct helper_job *job);   /* the work; frees the job */
@@ -31,6 +33,10 @@ struct helpers *helpers_start(unsigned threads);
 /* Queue @job for the next idle helper. */
 void helpers_post(struct helpers *h, struct helper_job *job);
 
+/* Take @job out of the queue if no helper has taken it yet: then it will
+ * never run (nor be dropped), and its memory is the caller's again.
+ * Returns whether it was still queued. */
+bool helpers_withdraw(struct helpers *h, struct helper_job *job);
 /* Jobs run so far (for the statistics file). */
 unsigned long helpers_jobs_run(struct helpers *h);
 

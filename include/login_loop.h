@@ -42,8 +42,7 @@ typedef void (*login_loop_done_fn)(void *arg, int rc, struct conn *c,
  * and no start-up retry, on @loop (the calling thread), with @cfg (which
  * must outlive the login), @isid and @tsih.  @done(@arg, ...) is called
  * on the loop once it ends, never from within this call.  Returns the
- * login, or NULL with err_set() (out of memory, the resolver cannot
- * start): then @done is never called. */
+ * login, or NULL with err_set(ENOMEM): then @done is never called. */
 struct login_loop *login_loop_start(struct evloop *loop, const char *host, uint16_t port,
 				    int timeout_ms, const struct text_config *cfg,
 				    const uint8_t isid[6], uint16_t tsih,

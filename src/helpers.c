@@ -97,6 +97,24 @@ void helpers_post(struct helpers *h, struct helper_job *job)
 	pthread_mutex_unlock(&h->lock);
 }
 
+bool helpers_withdraw(struct helpers *h, struct helper_job *job)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&h->lock);
+	for (struct helper_job **pp = &h->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != job)
+			continue;
+		*pp = job->next;
+		if (h->tail == job)
+			h->tail = prev;
+		found = true;
+		break;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return found;
+}
+
 unsigned long helpers_jobs_run(struct helpers *h)
 {
 	pthread_mutex_lock(&h->lock);

@@ -163,10 +163,12 @@ static void deadline_fire(struct ev_timer *timer)
 	char portal[PORTAL_TEXT_MAX];
 
 	portal_format(portal, sizeof portal, ll->host, ll->port);
-	if (ll->state == LL_RESOLVING)
+	/* (as login_connect() words it: the first connection's own failure,
+	 * or, once the login began, the login's) */
+	if (ll->state == LL_RESOLVING && !ll->begun)
 		err_set(ETIMEDOUT, "cannot resolve host %s: no answer within %g s", ll->host,
 			ll->timeout_ms / 1000.0);
-	else if (ll->state == LL_CONNECTING)
+	else if (ll->state == LL_CONNECTING && !ll->begun)
 		err_set(ETIMEDOUT, "cannot connect to %s: %s (no answer within %g s)", portal,
 			strerror(ETIMEDOUT), ll->timeout_ms / 1000.0);
 	else
@@ -214,11 +216,10 @@ static void connected(struct login_loop *ll, int fd)
 	}
 }
 
-/* No address of the portal could be connected to. */
+/* The connection the login needs cannot be made (err_set() says why):
+ * the login fails, with the redirect it followed named. */
 static void connect_failed(struct login_loop *ll)
 {
-	err_set(ll->connect_errno, "cannot connect to %s: %s", ll->c.peer,
-		strerror(ll->connect_errno));
 	if (ll->begun)
 		login_machine_connect_failed(ll->m);
 	finish(ll, -1);
@@ -246,11 +247,14 @@ static void connect_next(struct login_loop *ll)
 		if (evloop_add(ll->loop, &ll->src, EPOLLOUT) < 0) {
 			ll->src.fd = -1;
 			close(fd);
-			finish(ll, -1);
+			connect_failed(ll);
 			return;
 		}
 		return;
 	}
+	/* no address of the portal could be connected to */
+	err_set(ll->connect_errno, "cannot connect to %s: %s", ll->c.peer,
+		strerror(ll->connect_errno));
 	connect_failed(ll);
 }
 
@@ -282,9 +286,7 @@ static void addresses_known(void *arg, int rc, struct addrinfo *res)
 
 	ll->lookup = NULL;
 	if (rc < 0) {
-		if (ll->begun)
-			login_machine_connect_failed(ll->m);
-		finish(ll, -1);
+		connect_failed(ll);
 		return;
 	}
 	ll->addrs = ll->next_addr = res;
@@ -311,7 +313,7 @@ static void connect_to(struct login_loop *ll, const char *host, uint16_t port)
 	ll->state = LL_RESOLVING;
 	ll->lookup = resolve_start(ll->loop, ll->host, port, addresses_known, ll);
 	if (!ll->lookup)
-		finish(ll, -1);
+		connect_failed(ll);
 }
 
 /* ---- the exchanges ---- */

@@ -5,9 +5,12 @@
  *   - the resolver answers (answered): a thread waiter is woken
  *     (resolve_cond) and frees the job; a loop waiter is posted
  *     answer_call, which frees it;
- *   - or the waiter gave up first (abandoned: its deadline, or
- *     resolve_cancel()): the resolver frees the job when its getaddrinfo()
- *     returns.
+ *   - or the waiter gave up first (its deadline, or resolve_cancel()): a
+ *     job no resolver has begun is taken out of the queue and freed at
+ *     once (so the lookups given up during a long DNS outage do not pile
+ *     up behind the one under way), one under way is marked abandoned
+ *     and the resolver frees it when its getaddrinfo() returns.
+ * Lock order: resolve_lock -> the resolver pool's lock.
  * The resolver thread starts at the first name, in the process that uses
  * it (the daemon forks before it looks anything up: main.c).
  */
@@ -195,9 +198,13 @@ int resolve_until(const char *host, uint16_t port, int64_t deadline_ns, struct a
 			break;
 	}
 	if (!job->answered) {
-		/* the resolver frees it when getaddrinfo() returns */
-		job->abandoned = true;
+		/* not begun: gone at once; else the resolver frees it when
+		 * getaddrinfo() returns */
+		bool withdrawn = helpers_withdraw(resolver, &job->job);
+		job->abandoned = !withdrawn;
 		pthread_mutex_unlock(&resolve_lock);
+		if (withdrawn)
+			free(job);
 		err_set(ETIMEDOUT, "cannot resolve host %s: no answer within %g s", host,
 			(double)(deadline_ns - start) / 1e9);
 		return -1;
@@ -257,12 +264,17 @@ void resolve_cancel(struct resolve_job *job)
 		return;
 	pthread_mutex_lock(&resolve_lock);
 	bool answered = job->answered;
-	if (!answered)
-		job->abandoned = true;     /* the resolver frees it */
+	/* not begun: gone at once; else the resolver frees it when
+	 * getaddrinfo() returns */
+	bool withdrawn = !answered && helpers_withdraw(resolver, &job->job);
+	if (!answered && !withdrawn)
+		job->abandoned = true;
 	pthread_mutex_unlock(&resolve_lock);
 	if (answered) {
 		/* posted, and not run: this is its loop */
 		evloop_cancel(job->loop, &job->answer_call);
 		job_free(job);
+	} else if (withdrawn) {
+		free(job);
 	}
 }

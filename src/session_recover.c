@@ -275,6 +275,12 @@ void session_attach_loop(struct session *s)
 	}
 	/* what was queued before the socket was watched */
 	session_tx_run(&s->tx_call);
+	/* What the target sent right behind the last Login Response, in the
+	 * same segment, is in the receiver's buffer already, and epoll tells
+	 * nothing of it: it is read now (a NOP-In ping would otherwise wait,
+	 * unanswered, for the target's next bytes). */
+	if (!pdu_rx_idle(&s->conn.rx))
+		sock_ready(&s->src, EPOLLIN);
 }
 
 /* Stop watching the socket.  The loop only. */

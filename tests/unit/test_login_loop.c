@@ -12,6 +12,9 @@
  *     message login_connect() gives;
  *   - a login given up (login_loop_cancel()) while the target hangs: its
  *     callback never comes, and the target sees the connection closed;
+ *   - a socket that takes the requests a few bytes at a time (the test's
+ *     own sendmsg()): each request's rest goes on EPOLLOUT, and the login
+ *     ends as it would;
  *   - a host name ("localhost") goes through the resolver thread and logs
  *     in; an address refused first (::1, where nothing listens) gives way
  *     to the next;
@@ -22,6 +25,7 @@
  * their callbacks (login_on_loop.h); each target's accept thread serves
  * or keeps its connections.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -37,6 +41,40 @@
 #define HUNG_MS 2000
 /* How long a good login may take on a loaded machine (ASan, TSan). */
 #define GOOD_MS 1000
+
+/* While set, the test's sendmsg() below stands for a socket that is
+ * nearly full: of the non-blocking sends (MSG_DONTWAIT), every other one
+ * finds no room (EAGAIN) and the rest take at most 5 bytes. */
+static atomic_bool trickle_sends;
+static atomic_ulong sends_cut, sends_refused;   /* what it did */
+
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	static _Thread_local unsigned turn;
+	sendmsg_fn real = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
+
+	if (!real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (!atomic_load(&trickle_sends) || !(flags & MSG_DONTWAIT) || msg->msg_iovlen == 0)
+		return real(fd, msg, flags);
+	if (turn++ % 2 == 0) {
+		atomic_fetch_add(&sends_refused, 1);
+		errno = EAGAIN;
+		return -1;
+	}
+	struct iovec first = msg->msg_iov[0];
+	if (first.iov_len > 5)
+		first.iov_len = 5;
+	struct msghdr cut = *msg;
+	cut.msg_iov = &first;
+	cut.msg_iovlen = 1;
+	atomic_fetch_add(&sends_cut, 1);
+	return real(fd, &cut, flags);
+}
 
 /* A target that keeps its connections without a word. */
 struct hung {
@@ -168,6 +206,23 @@ static void test_cancel(struct evloop *loop, struct hung *h, uint16_t hung_port)
 	pthread_cond_destroy(&ll.cond);
 }
 
+/* A socket that takes the Login Requests a few bytes at a time: the rest
+ * of each waits for EPOLLOUT (SENDING), and the login ends all the same. */
+static void test_trickled_sends(struct evloop *loop, uint16_t good_port)
+{
+	struct login_result lr;
+	struct conn c;
+
+	atomic_store(&trickle_sends, true);
+	int rc = login_on_loop(loop, &c, "127.0.0.1", good_port, 5000, &cfg.text, isid, &lr);
+	atomic_store(&trickle_sends, false);
+	CHECK(rc == 0);
+	if (rc == 0)
+		conn_close(&c);
+	/* two requests of a few hundred bytes, 5 at a time */
+	CHECK(atomic_load(&sends_cut) > 40 && atomic_load(&sends_refused) > 40);
+}
+
 static void test_addresses(struct evloop *loop, uint16_t good_port)
 {
 	struct login_result lr;
@@ -212,9 +267,10 @@ int main(void)
 
 	test_hung_beside_good(loop, h.st.port, good.port);
 	test_cancel(loop, &h, h.st.port);
+	test_trickled_sends(loop, good.port);
 	test_addresses(loop, good.port);
-	CHECK_EQ_U64(login_loop_started() - started, 8);
-	CHECK_EQ_U64(login_loop_succeeded() - succeeded, 2);
+	CHECK_EQ_U64(login_loop_started() - started, 9);
+	CHECK_EQ_U64(login_loop_succeeded() - succeeded, 3);
 
 	scripted_target_stop(&good);
 	scripted_target_stop(&h.st);

@@ -16,7 +16,8 @@
  *     within resolve_start(), a number too; a lookup given up
  *     (resolve_cancel()) never calls back; a login on the loop to
  *     "slow.test" ends at its deadline with the lookup's words.
- * A lookup given up is freed by the resolver thread when getaddrinfo()
+ * A lookup given up before the resolver began it never runs; one given up
+ * while it runs is freed by the resolver thread when getaddrinfo()
  * returns: the ASan build's leak check at exit sees to that, after the
  * test waited for the slow lookups to end.
  *
@@ -180,6 +181,22 @@ static void test_until(void)
 	}
 }
 
+/* Two lookups of "slow.test" given up at 200 ms: the first is under way
+ * on the resolver (which frees it when it ends), the second still queued
+ * behind it, taken out at once: it never runs. */
+static void test_withdraw(void)
+{
+	struct addrinfo *res;
+	unsigned long before = resolve_lookups();
+
+	CHECK(resolve_until("slow.test", 3260, mono_now_ns() + 200000000, &res) < 0);
+	CHECK(resolve_until("slow.test", 3260, mono_now_ns() + 200000000, &res) < 0);
+	CHECK(err_errno() == ETIMEDOUT);
+	struct timespec ts = { SLOW_MS / 1000 + 1, 0 };
+	nanosleep(&ts, NULL);
+	CHECK_EQ_U64(resolve_lookups() - before, 1);
+}
+
 static void test_on_loop(void)
 {
 	struct answer num, name, gone;
@@ -224,6 +241,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(LOG_LEVEL_ERROR);
 	loop = login_test_loop();
+	test_withdraw();
 	test_until();
 	test_on_loop();
 	/* the lookups given up end on the resolver, which frees them */

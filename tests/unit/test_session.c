@@ -26,6 +26,8 @@
  *     session has logged in again and checked identities, and the session
  *     moves full feature -> waiting to reconnect -> logging in ->
  *     verifying identity -> full feature; then it carries commands again;
+ *   - a NOP-In ping in the same segment as the last Login Response is
+ *     answered at once, though no more bytes come;
  *   - a session that ticks itself (session_tick_start()) sends its
  *     keepalive NOP-Outs with no one calling session_tick();
  *   - two sessions lose their connections and A's target hangs in the
@@ -39,6 +41,7 @@
  *     aborts with a line naming both states (NDEBUG: logs and moves).
  */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -779,9 +782,44 @@ struct listener {
 	unsigned nconns;               /* lock: entries of conns */
 	atomic_bool silent;            /* accept connections but never answer their
 	                                * login (a hung target daemon) */
+	atomic_bool ping_behind_login; /* send a NOP-In ping in the same segment
+	                                * as the last Login Response */
 	int silent_fds[4];             /* lock: such connections, closed at the stop */
 	unsigned nsilent;              /* lock: entries of silent_fds */
 };
+
+/* The ping login_then_ping() sends: its Target Transfer Tag. */
+#define PING_TTT 0x1234
+
+/* Log the connection on @fd in as scripted_target_login() does, with a
+ * NOP-In ping (TTT PING_TTT) corked into the same segment as the last
+ * Login Response, so that the initiator's receive of that response takes
+ * the ping too.  Returns 0, -1 when the initiator left. */
+static int login_then_ping(int fd)
+{
+	struct answer a = { .len = 0 };
+	struct request r;
+	int on = 1, off = 0;
+
+	if (read_request(fd, &r) < 0)
+		return -1;
+	if (value_of(&r, "AuthMethod"))
+		add(&a, "AuthMethod", "None");
+	respond(fd, &r, 0x80 | 1, 0, 0, &a);                /* on to operational */
+	if (read_request(fd, &r) < 0)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+	answer_operational(fd, &r);
+	uint8_t nop[48] = { ISCSI_OP_NOP_IN, 0x80 };
+	put32(nop + 16, 0xffffffffu);                       /* ITT: unsolicited */
+	put32(nop + 20, PING_TTT);
+	put32(nop + 28, 1);                                 /* ExpCmdSN */
+	put32(nop + 32, 64);                                /* MaxCmdSN */
+	if (write(fd, nop, sizeof nop) != (ssize_t)sizeof nop)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+	return 0;
+}
 
 /* On the accept thread: log the connection in and hand it over. */
 static void listener_accepted(struct scripted_target *st, int fd)
@@ -798,7 +836,8 @@ static void listener_accepted(struct scripted_target *st, int fd)
 		pthread_mutex_unlock(&l->lock);
 		return;
 	}
-	if (scripted_target_login(fd) < 0) {
+	if (atomic_load(&l->ping_behind_login) ? login_then_ping(fd) < 0 :
+	    scripted_target_login(fd) < 0) {
 		close(fd);
 		return;
 	}
@@ -1124,6 +1163,36 @@ static void test_ticks_itself(void)
 	owner_fini(&o);
 }
 
+/* A target that sends a NOP-In ping in the same segment as the last Login
+ * Response, then waits for the answer: the session answers it at once,
+ * though no more bytes come (before, the ping sat in the receive buffer
+ * the login left, and epoll said nothing of it). */
+static void test_ping_behind_login(void)
+{
+	struct owner o;
+	struct listener l;
+	struct session_config cfg;
+	struct pdu_in *in = malloc(sizeof *in);
+
+	owner_init(&o);
+	listener_start(&l);
+	atomic_store(&l.ping_behind_login, true);
+	scripted_target_config(&cfg, l.st.port, "session", 8);
+	struct session *s = session_login(&owner_ops, &o, &cfg, 0);
+	int fd = listener_conn(&l, 0);
+	CHECK(s && fd >= 0);
+	if (!s || fd < 0)
+		exit(1);
+	struct peer p = { .fd = fd, .statsn = 100 };
+	bool got = peer_recv(&p, in) == 0;
+	CHECK(got && (in->bhs[0] & 0x3f) == ISCSI_OP_NOP_OUT);
+	CHECK(got && get32(in->bhs + 16) == 0xffffffffu && get32(in->bhs + 20) == PING_TTT);
+	logout(s, &p);
+	listener_stop(&l);
+	free(in);
+	owner_fini(&o);
+}
+
 /* ---- the tables, and an illegal move caught ---- */
 
 static void test_tables(void)
@@ -1240,5 +1309,6 @@ int main(void)
 	test_drop_requeue();
 	test_hung_reconnect();
 	test_ticks_itself();
+	test_ping_behind_login();
 	return test_done("test_session");
 }
