@@ -13,6 +13,9 @@
  *     ...
  *     loops 2
  *     helper_jobs 3
+ *     loop_logins 8
+ *     loop_logins_ok 8
+ *     name_lookups 0
  *     loop 0
  *     requests 5120
  *     wakeups 812
@@ -20,7 +23,9 @@
  *     ...
  *
  * The loop lines (fuse_loop.h) come last: how many event loops serve the
- * mount, the jobs the helper threads ran, and per loop the FUSE requests
+ * mount, the jobs the helper threads ran, the logins the loops ran (a
+ * session's reconnects: login_loop.h) and those that logged in, the host
+ * names the resolver thread looked up, and per loop the FUSE requests
  * it handled and its wake-ups; they appear when the text is rendered on a
  * loop, as every read of the file is.
  * Counters are read one by one without a lock, so a snapshot taken under
@@ -38,7 +43,9 @@
 #include "fs.h"
 #include "evloop.h"
 #include "fuse_loop.h"
+#include "login_loop.h"
 #include "pool.h"
+#include "resolve.h"
 
 /* A growing text buffer. */
 struct stats_text {
@@ -157,7 +164,8 @@ static void add_loops(struct stats_text *b)
 
 	if (n == 0)
 		return;
-	add(b, "loops %u\nhelper_jobs %lu\n", n, jobs);
+	add(b, "loops %u\nhelper_jobs %lu\nloop_logins %lu\nloop_logins_ok %lu\nname_lookups %lu\n",
+	    n, jobs, login_loop_started(), login_loop_succeeded(), resolve_lookups());
 	for (unsigned i = 0; i < n; i++)
 		add(b, "loop %u\nrequests %lu\nwakeups %lu\n", i, c[i].requests, c[i].wakeups);
 }
