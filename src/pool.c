@@ -77,6 +77,9 @@ struct pool {
 	                                   * applies the timeout */
 	bool watchdog_run;                /* lock: the watchdog keeps going (and the
 	                                   * sessions are there: pool_lun_reset()) */
+	bool closing;                     /* lock: pool_destroy() is freeing the
+	                                   * sessions: nothing is dispatched any more
+	                                   * (a task handed back fails with EIO) */
 	int64_t none_up_since_ns;         /* lock: since when no session is up, 0 if one is */
 	bool failfast;                    /* lock: no session up for too long: fail, do not queue */
 	struct pool_lun *luns;            /* lock: the LUNs of the mount (pool_expect_lun()) */
@@ -556,6 +559,15 @@ static void pool_kick(void *owner)
 	struct iscsi_task *failed = NULL;
 
 	pthread_mutex_lock(&p->lock);
+	if (p->closing) {
+		/* the sessions are being freed (their ticks and loops may
+		 * still hand tasks back): no dispatch, which would look at
+		 * them; what is queued fails */
+		for (struct iscsi_task *t = p->queue_head; t; t = t->next)
+			t->result = EIO;
+		failed = p->queue_head;
+		p->queue_head = p->queue_tail = NULL;
+	}
 	while (p->queue_head) {
 		struct iscsi_task *t = p->queue_head;
 		/* Taken first: a session that accepts t links it into its
@@ -645,6 +657,7 @@ void pool_destroy(struct pool *p, int timeout_ms)
 		}
 	}
 	p->watchdog_run = false;
+	p->closing = true;
 	pthread_mutex_unlock(&p->lock);
 	evloop_run_sync(p->loop, watchdog_stop, p);
 	/* No log line here (see pool.h): pool_log_stats() at unmount. */

@@ -88,8 +88,8 @@ static int outcome(const char *host, int gai_rc, int gai_errno)
 {
 	if (gai_rc == 0)
 		return 0;
-	err_set(gai_rc == EAI_SYSTEM ? gai_errno : EHOSTUNREACH, "cannot resolve host %s: %s",
-		host, gai_strerror(gai_rc));
+	int e = gai_rc == EAI_SYSTEM && gai_errno ? gai_errno : EHOSTUNREACH;
+	err_set(e, "cannot resolve host %s: %s", host, gai_strerror(gai_rc));
 	return -1;
 }
 
@@ -185,11 +185,18 @@ int resolve_until(const char *host, uint16_t port, int64_t deadline_ns, struct a
 	if (rc != EAI_NONAME)
 		return outcome(host, rc, errno);
 
+	/* what is left of the deadline, in whole milliseconds (also for the
+	 * message: "within 0.3 s", not "within 0.299999 s") */
+	int64_t left_ms = deadline_ns ? (deadline_ns - start + 999999) / 1000000 : 0;
+	if (deadline_ns && left_ms <= 0) {
+		err_set(ETIMEDOUT, "cannot resolve host %s: out of time before the lookup began",
+			host);
+		return -1;
+	}
+	struct timespec until = deadline_in_ms(left_ms);
 	struct resolve_job *job = job_new(host, port);
 	if (!job || job_post(job) < 0)
 		return -1;
-	int64_t left_ms = deadline_ns ? (deadline_ns - start + 999999) / 1000000 : 0;
-	struct timespec until = deadline_in_ms(left_ms > 0 ? left_ms : 0);
 	pthread_mutex_lock(&resolve_lock);
 	while (!job->answered) {
 		if (!deadline_ns)
@@ -206,7 +213,7 @@ int resolve_until(const char *host, uint16_t port, int64_t deadline_ns, struct a
 		if (withdrawn)
 			free(job);
 		err_set(ETIMEDOUT, "cannot resolve host %s: no answer within %g s", host,
-			(double)(deadline_ns - start) / 1e9);
+			(double)left_ms / 1000);
 		return -1;
 	}
 	pthread_mutex_unlock(&resolve_lock);

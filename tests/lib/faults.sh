@@ -179,7 +179,8 @@ restart_check() {
     n=$(session_reconnects "$mnt")
     ((n >= 1)) || fail "no session counted a reconnect"
     note "$n reconnects counted"
-    # each was a login on a loop (login_loop.c), none on another thread
+    # the statistics count the loops' logins (login_loop.c), every
+    # reconnect among them
     local ok
     ok=$(awk '$1 == "loop_logins_ok" { print $2 }' "$mnt/.iscsifs/stats")
     [[ $ok =~ ^[0-9]+$ ]] && ((ok >= n)) ||

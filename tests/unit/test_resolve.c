@@ -144,6 +144,9 @@ static void test_until(void)
 	struct addrinfo *res = NULL;
 	unsigned long before = resolve_lookups();
 
+	/* a deadline already passed: no lookup at all */
+	CHECK(resolve_until("localhost", 3260, mono_now_ns() - 1000000, &res) < 0);
+	CHECK(err_errno() == ETIMEDOUT && strstr(err_msg(), "out of time") != NULL);
 	CHECK(resolve_until("127.0.0.1", 3260, mono_now_ns() + 1000000000, &res) == 0 && res);
 	if (res)
 		freeaddrinfo(res);
@@ -187,8 +190,12 @@ static void test_until(void)
 static void test_withdraw(void)
 {
 	struct addrinfo *res;
-	unsigned long before = resolve_lookups();
 
+	/* the resolver thread is up and idle first, so that the first
+	 * lookup below is under way well before its 200 ms are over */
+	CHECK(resolve_until("localhost", 3260, mono_now_ns() + 5000000000, &res) == 0);
+	freeaddrinfo(res);
+	unsigned long before = resolve_lookups();
 	CHECK(resolve_until("slow.test", 3260, mono_now_ns() + 200000000, &res) < 0);
 	CHECK(resolve_until("slow.test", 3260, mono_now_ns() + 200000000, &res) < 0);
 	CHECK(err_errno() == ETIMEDOUT);
