@@ -49,9 +49,6 @@ struct resolve_job *resolve_start(struct evloop *loop, const char *host, uint16_
  * loop. */
 void resolve_cancel(struct resolve_job *job);
 
-/* Whether @host is a numeric address (looked up without the resolver). */
-int resolve_is_numeric(const char *host);
-
 /* Lookups the resolver thread made so far (statistics, tests). */
 unsigned long resolve_lookups(void);
 

@@ -395,6 +395,11 @@ int session_rx_ready(struct session *s);
 /* The next count of logins of the process, for s->login_seq. */
 uint64_t session_next_login_seq(void);
 
+/* Take the outcome @lr of a login: negotiated parameters, TSIH, the
+ * sequence numbers, and the next login_seq.  Before the session has a
+ * loop (session_start()), or under s->lock by the recovery. */
+void session_take_login(struct session *s, const struct login_result *lr);
+
 /* Portals of cfg: at least the one of cfg->host. */
 unsigned session_portal_count(const struct session_config *cfg);
 

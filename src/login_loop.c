@@ -160,16 +160,14 @@ void login_loop_cancel(struct login_loop *ll)
 static void deadline_fire(struct ev_timer *timer)
 {
 	struct login_loop *ll = LL_OF(timer, deadline_timer);
-	char portal[PORTAL_TEXT_MAX];
 
-	portal_format(portal, sizeof portal, ll->host, ll->port);
 	/* (as login_connect() words it: the first connection's own failure,
 	 * or, once the login began, the login's) */
 	if (ll->state == LL_RESOLVING && !ll->begun)
 		err_set(ETIMEDOUT, "cannot resolve host %s: no answer within %g s", ll->host,
 			ll->timeout_ms / 1000.0);
 	else if (ll->state == LL_CONNECTING && !ll->begun)
-		err_set(ETIMEDOUT, "cannot connect to %s: %s (no answer within %g s)", portal,
+		err_set(ETIMEDOUT, "cannot connect to %s: %s (no answer within %g s)", ll->c.peer,
 			strerror(ETIMEDOUT), ll->timeout_ms / 1000.0);
 	else
 		err_set(ETIMEDOUT, "login failed: %s did not finish the login within %g s",

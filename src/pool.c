@@ -559,13 +559,12 @@ static void pool_kick(void *owner)
 	struct iscsi_task *failed = NULL;
 
 	pthread_mutex_lock(&p->lock);
+	struct iscsi_task *closed = NULL;
 	if (p->closing) {
 		/* the sessions are being freed (their ticks and loops may
 		 * still hand tasks back): no dispatch, which would look at
 		 * them; what is queued fails */
-		for (struct iscsi_task *t = p->queue_head; t; t = t->next)
-			t->result = EIO;
-		failed = p->queue_head;
+		closed = p->queue_head;
 		p->queue_head = p->queue_tail = NULL;
 	}
 	while (p->queue_head) {
@@ -581,7 +580,6 @@ static void pool_kick(void *owner)
 			p->queue_head = next;
 			if (!p->queue_head)
 				p->queue_tail = NULL;
-			t->result = EIO;
 			t->next = failed;
 			failed = t;
 			continue;
@@ -592,11 +590,8 @@ static void pool_kick(void *owner)
 	}
 	pthread_mutex_unlock(&p->lock);
 	session_send_pending();
-	while (failed) {
-		struct iscsi_task *t = failed;
-		failed = t->next;
-		t->done(t);
-	}
+	fail_list(closed);
+	fail_list(failed);
 }
 
 /* How the sessions of a pool report to it (session.h). */

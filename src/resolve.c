@@ -73,16 +73,6 @@ static int numeric_lookup(const char *host, const char *service, struct addrinfo
 	return getaddrinfo(host, service, &hints, res);
 }
 
-int resolve_is_numeric(const char *host)
-{
-	struct addrinfo *res;
-
-	if (numeric_lookup(host, "3260", &res) != 0)
-		return 0;
-	freeaddrinfo(res);
-	return 1;
-}
-
 /* The outcome of getaddrinfo() for @host: 0, or -1 with err_set(). */
 static int outcome(const char *host, int gai_rc, int gai_errno)
 {

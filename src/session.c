@@ -499,13 +499,7 @@ static int session_start(struct session *s, const struct login_result *lr,
 {
 	const struct session_config *cfg = s->cfg;
 
-	s->params = lr->params;
-	s->tsih = lr->tsih;
-	s->cmdsn = lr->cmdsn;
-	s->exp_cmdsn = lr->exp_cmdsn;
-	s->max_cmdsn = lr->max_cmdsn;
-	s->exp_statsn = lr->exp_statsn;
-	s->login_seq = session_next_login_seq();
+	session_take_login(s, lr);
 	conn_set_keepalive(&s->conn, cfg->noop_interval_s, cfg->noop_timeout_s);
 	s->nslots = cfg->queue_depth ? cfg->queue_depth : 1;
 	if (s->nslots > MAX_SLOTS)

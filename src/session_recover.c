@@ -41,6 +41,17 @@ uint64_t session_next_login_seq(void)
 	return atomic_fetch_add(&logins, 1) + 1;
 }
 
+void session_take_login(struct session *s, const struct login_result *lr)
+{
+	s->params = lr->params;
+	s->tsih = lr->tsih;
+	s->cmdsn = lr->cmdsn;
+	s->exp_cmdsn = lr->exp_cmdsn;
+	s->max_cmdsn = lr->max_cmdsn;
+	s->exp_statsn = lr->exp_statsn;
+	s->login_seq = session_next_login_seq();
+}
+
 #define SESSION_OF(ptr, member) \
 	((struct session *)((char *)(ptr) - offsetof(struct session, member)))
 
@@ -445,13 +456,7 @@ static void login_done(void *arg, int rc, struct conn *c, const struct login_res
 		return;
 	}
 	s->conn = *c;
-	s->login_seq = session_next_login_seq();
-	s->params = lr->params;
-	s->tsih = lr->tsih;
-	s->cmdsn = lr->cmdsn;
-	s->exp_cmdsn = lr->exp_cmdsn;
-	s->max_cmdsn = lr->max_cmdsn;
-	s->exp_statsn = lr->exp_statsn;
+	session_take_login(s, lr);
 	atomic_store_explicit(&s->last_rx_ns, mono_now_ns(), memory_order_relaxed);
 	/* counted before the session can go on to FULL_FEATURE: whoever
 	 * sees it back sees the reconnect counted */

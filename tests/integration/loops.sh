@@ -3,7 +3,8 @@
 # With loops=1 and loops=3 a mount serves concurrent writers and readers
 # correctly; its statistics file names K loops, each with its counters,
 # and the loops together handled at least the requests made; loops=3 runs
-# exactly two threads more than loops=1.  On a discovery mount with one
+# exactly two threads more than loops=1; the statistics count the loops'
+# logins and, for the numeric portal, no host name lookup.  On a discovery mount with one
 # loop, the first look into a target's directory (which logs in) runs on a
 # helper thread (helper_jobs counts it) and answers.  A bad value is
 # refused in badinput.sh.
@@ -53,6 +54,11 @@ for k in 1 3; do
     cp "$mnt/.iscsifs/stats" "$TEST_TMPDIR/stats.$k"
     assert_eq "$k" "$(stat_line "$TEST_TMPDIR/stats.$k" loops)" "loops=$k: loops in the stats"
     [[ -n $(stat_line "$TEST_TMPDIR/stats.$k" helper_jobs) ]] || fail "loops=$k: no helper_jobs"
+    for key in loop_logins loop_logins_ok; do
+        [[ $(stat_line "$TEST_TMPDIR/stats.$k" $key) =~ ^[0-9]+$ ]] || fail "loops=$k: no $key"
+    done
+    # a numeric portal is never looked up on the resolver thread
+    assert_eq 0 "$(stat_line "$TEST_TMPDIR/stats.$k" name_lookups)" "loops=$k: name_lookups"
     total=0
     for ((i = 0; i < k; i++)); do
         r=$(stat_line "$TEST_TMPDIR/stats.$k" requests "loop $i")

@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "login_peer.h"
 #include "session.h"
 
@@ -65,6 +66,24 @@ static inline void put32(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t)(v >> 16);
 	p[2] = (uint8_t)(v >> 8);
 	p[3] = (uint8_t)v;
+}
+
+/* Whether the initiator closes its end of @fd within @wait_ms; what it
+ * sent before (a Login Request nobody answered) is read and dropped. */
+static inline bool scripted_target_sees_close(int fd, int wait_ms)
+{
+	int64_t until = mono_now_ms() + wait_ms;
+	char buf[512];
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int left = (int)(until - mono_now_ms());
+		if (left <= 0 || poll(&pfd, 1, left) != 1)
+			return false;
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n <= 0)
+			return n == 0;
+	}
 }
 
 /* Log the connection on @fd in: security stage (AuthMethod=None), then
