@@ -12,8 +12,10 @@
  * CAPACITY DATA HAS CHANGED has that LUN's capacity read again (the file
  * size changes), REPORTED LUNS DATA HAS CHANGED the LUN list (files of new
  * disk LUNs appear, files of LUNs gone disappear).  That work, which waits
- * for commands, runs on a rescan thread of the target, started when
- * needed; the kernel is told so that stat and ls show the change.
+ * for commands, is a rescan job of the target, run on the process's
+ * rescan helper (one thread, started when a change comes, leaving when
+ * idle: however many targets change at once, they take turns); the
+ * kernel is told so that stat and ls show the change.
  */
 #ifndef ISCSIFS_TARGET_H
 #define ISCSIFS_TARGET_H
@@ -25,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "helpers.h"
 #include "pool.h"
 #include "portal.h"
 #include "session.h"
@@ -50,14 +53,18 @@ struct fs_target {
 	int open_err;                 /* lock: errno of the last failed open, 0 if none */
 	int64_t failed_at_ns;         /* lock: when that open failed (monotonic) */
 	struct fs *fs;                /* the mount; set by the first target_open() */
-	pthread_mutex_t rescan_lock;  /* protects the fields below; a leaf (taken on
-	                               * session threads, never held while waiting) */
-	pthread_cond_t rescan_cond;   /* signalled when the rescan thread ends */
+	pthread_mutex_t rescan_lock;  /* protects the fields below (taken on event
+	                               * loops, never held while waiting; held
+	                               * while the rescan job is posted or
+	                               * withdrawn: before the helpers' lock) */
+	pthread_cond_t rescan_cond;   /* signalled when the rescan job ends */
+	struct helper_job rescan_job; /* rescan_lock: on the rescan helper while
+	                               * rescan_running */
 	bool rescan_luns;             /* rescan_lock: the LUN list is to be read again */
 	bool rescan_capacity;         /* rescan_lock: some LUN has capacity_changed set */
 	bool rescan_all_capacities;   /* rescan_lock: and every LUN's is to be read
 	                               * (one grew while a session was away) */
-	bool rescan_running;          /* rescan_lock: the rescan thread runs */
+	bool rescan_running;          /* rescan_lock: the rescan job is queued or runs */
 	bool closing;                 /* rescan_lock: target_free() began: no new rescan */
 };
 

@@ -142,8 +142,7 @@ int fuse_loop_offload(struct helper_job *job)
 {
 	if (!current_loop)
 		return -1;
-	helpers_post(current_loop->shared->helpers, job);
-	return 0;
+	return helpers_post(current_loop->shared->helpers, job);
 }
 
 unsigned fuse_loop_counters(struct fuse_loop_counters *out, unsigned max,

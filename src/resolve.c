@@ -11,8 +11,10 @@
  *     up behind the one under way), one under way is marked abandoned
  *     and the resolver frees it when its getaddrinfo() returns.
  * Lock order: resolve_lock -> the resolver pool's lock.
- * The resolver thread starts at the first name, in the process that uses
- * it (the daemon forks before it looks anything up: main.c).
+ * The resolver thread starts at a name's lookup, in the process that uses
+ * it (the daemon forks before it looks anything up: main.c), and leaves
+ * after RESOLVER_IDLE_MS without one: a mount whose portals are numbers
+ * never runs it, and one that looked a name up does not keep it.
  */
 #include "resolve.h"
 
@@ -49,13 +51,17 @@ struct resolve_job {
 static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t resolve_cond = PTHREAD_COND_INITIALIZER; /* an answer for a
                                                                 * thread waiter */
-static struct helpers *resolver;            /* the resolver thread, from the first name */
+/* How long the resolver thread stays without a lookup. */
+#define RESOLVER_IDLE_MS 2000
+
+static struct helpers *resolver;            /* the resolver: one thread at most,
+                                             * started by a lookup */
 static pthread_once_t resolver_once = PTHREAD_ONCE_INIT;
 static atomic_ulong lookups;                /* getaddrinfo() calls it made */
 
 static void resolver_start(void)
 {
-	resolver = helpers_start(1);
+	resolver = helpers_on_demand(1, RESOLVER_IDLE_MS);
 }
 
 unsigned long resolve_lookups(void)
@@ -156,12 +162,16 @@ static int job_post(struct resolve_job *job)
 {
 	pthread_once(&resolver_once, resolver_start);
 	if (!resolver) {
-		err_set(EAGAIN, "cannot resolve host %s: the resolver thread cannot start",
-			job->host);
+		err_set(ENOMEM, "cannot resolve host %s: out of memory", job->host);
 		free(job);
 		return -1;
 	}
-	helpers_post(resolver, &job->job);
+	if (helpers_post(resolver, &job->job) < 0) {
+		err_set(errno, "cannot resolve host %s: the resolver thread cannot start: %s",
+			job->host, strerror(errno));
+		free(job);
+		return -1;
+	}
 	return 0;
 }
 

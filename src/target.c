@@ -8,21 +8,26 @@
  * one login; it is taken before fs->grow_lock and before any pool or
  * session lock.
  *
- * Once open, a LUN's on_change hook (lun.h) runs on a session thread when
+ * Once open, a LUN's on_change hook (lun.h) runs on an event loop when
  * a Unit Attention reports a change: it only sets a flag under
- * t->rescan_lock (a leaf lock, never held while waiting) and starts the
- * target's rescan thread unless it runs.  That thread (detached, one per
- * target at a time) reads capacities or the LUN list again with
- * synchronous commands and adds or marks gone LUN files, the latter under
- * t->lock, so that it never races with the open adding the first files;
- * it tells the kernel afterwards, holding no lock of ours (the kernel may
- * need a FUSE handler to finish first, and a handler may wait for
- * t->lock).  It goes on while there is work, then ends; target_free()
- * waits for it before the pool goes.
+ * t->rescan_lock and posts the target's rescan job unless it is queued
+ * or runs (lock order: rescan_lock -> the rescan helpers' lock; neither
+ * is held while waiting).  The job (one per target at a time, on the
+ * process's one rescan helper thread, so that the threads stay bounded
+ * however many targets change at once) reads capacities or the LUN list
+ * again with synchronous commands and adds or marks gone LUN files, the
+ * latter under t->lock, so that it never races with the open adding the
+ * first files; it tells the kernel afterwards, holding no lock of ours
+ * (the kernel may need a FUSE handler to finish first, and a handler may
+ * wait for t->lock).  It goes on while there is work, then ends;
+ * target_free() takes it out of the queue, or waits for it to end, before
+ * the pool goes.
  */
 #include "target.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +40,19 @@
 
 /* LUNs listed per target at most (REPORT LUNS answers beyond are cut). */
 #define TARGET_MAX_LUNS 1024
+
+/* Threads that run the rescan jobs of every target, at most, and how long
+ * one stays without a job. */
+#define RESCAN_THREADS 1
+#define RESCAN_IDLE_MS 2000
+
+static struct helpers *rescanner;    /* the rescan helper of the process */
+static pthread_once_t rescanner_once = PTHREAD_ONCE_INIT;
+
+static void rescanner_new(void)
+{
+	rescanner = helpers_on_demand(RESCAN_THREADS, RESCAN_IDLE_MS);
+}
 
 struct fs_target *target_new(const struct session_config *cfg, const char *portal,
 			     fuse_ino_t dir, long long only_lun)
@@ -58,28 +76,25 @@ struct fs_target *target_new(const struct session_config *cfg, const char *porta
 
 /* ---- changes reported by Unit Attentions ---- */
 
-static void *rescan_main(void *arg);
+static void rescan_run(struct helper_job *job);
+static void rescan_dropped(struct helper_job *job);
 
-/* Have the rescan thread run for what the flags just set say (rescan
- * lock held), starting it unless it runs. */
+/* Have the rescan job run for what the flags just set say (rescan lock
+ * held), posting it unless it is queued or runs. */
 static void start_rescan_locked(struct fs_target *t)
 {
-	pthread_attr_t attr;
-	pthread_t thread;
-
 	if (t->rescan_running)
 		return;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&thread, &attr, rescan_main, t) == 0)
+	pthread_once(&rescanner_once, rescanner_new);
+	t->rescan_job = (struct helper_job){ .run = rescan_run, .drop = rescan_dropped };
+	if (rescanner && helpers_post(rescanner, &t->rescan_job) == 0)
 		t->rescan_running = true;
 	else
 		log_warn("target %s: cannot start a thread to follow the change; "
-			 "remount to see it", t->cfg.target_name);
-	pthread_attr_destroy(&attr);
+			 "it is followed at the next one", t->cfg.target_name);
 }
 
-/* lun_change_fn of every LUN of @opaque, a target: on a session thread. */
+/* lun_change_fn of every LUN of @opaque, a target: on an event loop. */
 static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 {
 	struct fs_target *t = opaque;
@@ -98,7 +113,7 @@ static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 
 /* pool_grew_fn of the pool of @opaque, a target: a session found after a
  * reconnect that LUN @lun grew while it was away, as a Unit Attention
- * would have said had the session been there.  On a session thread, which
+ * would have said had the session been there.  On an event loop, which
  * may not take t->lock to find that LUN: every capacity is read again. */
 static void lun_grew(uint32_t lun, void *opaque)
 {
@@ -319,9 +334,25 @@ static void rescan_luns(struct fs_target *t)
 	free(changed.names);
 }
 
-static void *rescan_main(void *arg)
+/* The target whose rescan job is @job. */
+static struct fs_target *target_of_job(struct helper_job *job)
 {
-	struct fs_target *t = arg;
+	return (struct fs_target *)((char *)job - offsetof(struct fs_target, rescan_job));
+}
+
+/* The rescan job of @t is over (rescan lock held): target_free() may go
+ * on, and the next change posts it again. */
+static void rescan_ended_locked(struct fs_target *t)
+{
+	t->rescan_running = false;
+	pthread_cond_broadcast(&t->rescan_cond);
+}
+
+/* The rescan job of a target, on the rescan helper: the rescans the flags
+ * ask for, until none is left. */
+static void rescan_run(struct helper_job *job)
+{
+	struct fs_target *t = target_of_job(job);
 
 	pthread_mutex_lock(&t->rescan_lock);
 	while (!t->closing && (t->rescan_luns || t->rescan_capacity)) {
@@ -335,10 +366,19 @@ static void *rescan_main(void *arg)
 			rescan_luns(t);
 		pthread_mutex_lock(&t->rescan_lock);
 	}
-	t->rescan_running = false;
-	pthread_cond_broadcast(&t->rescan_cond);
+	rescan_ended_locked(t);
 	pthread_mutex_unlock(&t->rescan_lock);
-	return NULL;
+}
+
+/* The rescan helpers stopped before the job ran (they never do: the
+ * contract of helper jobs). */
+static void rescan_dropped(struct helper_job *job)
+{
+	struct fs_target *t = target_of_job(job);
+
+	pthread_mutex_lock(&t->rescan_lock);
+	rescan_ended_locked(t);
+	pthread_mutex_unlock(&t->rescan_lock);
 }
 
 /* Probe the LUNs of an opened pool and add their files.  Lock held. */
@@ -461,9 +501,12 @@ void target_free(struct fs_target *t)
 {
 	if (!t)
 		return;
-	/* a rescan in progress finishes its commands first; none starts after */
+	/* a rescan not begun is called off, one in progress finishes its
+	 * commands first; none starts after */
 	pthread_mutex_lock(&t->rescan_lock);
 	t->closing = true;
+	if (t->rescan_running && helpers_withdraw(rescanner, &t->rescan_job))
+		t->rescan_running = false;
 	while (t->rescan_running)
 		pthread_cond_wait(&t->rescan_cond, &t->rescan_lock);
 	pthread_mutex_unlock(&t->rescan_lock);

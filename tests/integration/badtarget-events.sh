@@ -18,6 +18,13 @@
 #                        read in flight completes, iscsifs logs out, logs in
 #                        again after Time2Wait, and a read issued meanwhile
 #                        waits and succeeds
+#   rescans-many         a discovery mount of 6 targets, each open, whose
+#                        LUN 2 appears at once, each REPORT LUNS then taking
+#                        1 s: every directory shows lun2, reading as the
+#                        target holds it, and the daemon never runs more
+#                        than one thread over its threads at rest meanwhile
+#                        (the rescans take turns on one helper; a thread
+#                        per target before)
 #
 # Each checks the counters and the one log line per event, that I/O works
 # afterwards, and that unmounting exits 0 with no sanitizer report.
@@ -249,6 +256,76 @@ async_logout_case() {
     finish "$case"
 }
 async_logout_case
+
+# dir_names DIR: the entries of DIR on one line, sorted (for wait_true).
+dir_names() {
+    bt ls -1A "$1" | sort | tr '\n' ' '
+}
+
+# lun2_everywhere DIR...: every DIR lists lun2.
+lun2_everywhere() {
+    local d
+    for d in "$@"; do
+        [[ -e $d/lun2 ]] || return 1
+    done
+}
+
+many_targets_case() {
+    local case=rescans-many ntargets=6 lun2=$TEST_TMPDIR/bad-lun2.img pid d
+    local -a dirs=() readers=()
+    local most=0 base n i limit
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start ua-luns-changed --lun2 "$lun2" --targets "$ntargets" --slow-rescan 1
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1,loops=1
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    pid=$(iscsifs_pids "$BAD_MNT")
+    [[ $pid =~ ^[0-9]+$ ]] || fail "$case: no single iscsifs process for $BAD_MNT: '$pid'"
+    dirs=("$BAD_MNT/$BAD_IQN")
+    for ((i = 2; i <= ntargets; i++)); do
+        dirs+=("$BAD_MNT/$BAD_IQN-$i")
+    done
+    for d in "${dirs[@]}"; do
+        assert_eq "lun0 lun1 " "$(dir_names "$d")" "$case: LUN files of $d at the open"
+    done
+
+    # the threads at rest (main, the loop, two FUSE helpers; and a
+    # sanitizer's own, if any)
+    base=$(ls "/proc/$pid/task" | wc -l)
+    kill -USR1 "$BAD_PID"          # LUN 2 appears on every target
+    wait_true 10 fired_times ua-luns-changed 1 || fail "$case: the target did not add LUN 2"
+    # the Unit Attention comes with the next command on each target's
+    # session: one read each, all at once
+    for d in "${dirs[@]}"; do
+        bt dd if="$d/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none &
+        readers+=($!)
+    done
+    # until every directory shows lun2 (6 rescans of over 1 s each, one
+    # after the other), count the daemon's threads 10 times a second
+    for ((i = 0; i < 600; i++)); do
+        n=$(ls "/proc/$pid/task" | wc -l)
+        ((n > most)) && most=$n
+        lun2_everywhere "${dirs[@]}" && break
+        sleep 0.1
+    done
+    for i in "${readers[@]}"; do
+        wait "$i" || fail "$case: a read that got the Unit Attention failed"
+    done
+    lun2_everywhere "${dirs[@]}" || fail "$case: lun2 missing after 60 s: $(ls -A "${dirs[@]}" | tr '\n' ' ')"
+    (($(badtarget_count "REPORT LUNS answered in 1 s") >= ntargets)) ||
+        fail "$case: fewer than $ntargets slow REPORT LUNS: $(grep -c 'REPORT LUNS' "$BAD_LOG")"
+    # those and one rescan helper
+    limit=$((base + 1))
+    note "case $case: at most $most threads while $ntargets targets were rescanned, $base at rest"
+    ((most <= limit)) || fail "$case: $most threads while the targets were rescanned, over $base at rest + 1"
+    for d in "${dirs[@]}"; do
+        bt cmp -n 65536 "$d/lun2" "$lun2" || fail "$case: $d/lun2 does not read as the target holds it"
+    done
+    assert_eq "$ntargets" "$(grep -c "lun2: new LUN of 2097152 bytes; its file is added" "$ISCSIFS_LOG")" \
+        "$case: LUN 2 added once per target"
+    bad_case_close "$case" "$work"
+}
+many_targets_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -45,6 +45,12 @@ DATA HAS CHANGED on LUN 1; REPORTED LUNS DATA HAS CHANGED on any LUN,
 cleared by REPORT LUNS); the redirect cases drop every connection
 instead, so that the test sees where the initiator logs in again.
 
+--targets N serves N targets (the --iqn name, then NAME-2 ... NAME-N),
+all with the same LUNs and case, and SendTargets names them all: a
+discovery mount then opens each.  --slow-rescan SECONDS answers every
+REPORT LUNS after the first SIGUSR1 event only after SECONDS, so that the
+initiator's rescans of the targets after a change overlap in time.
+
 --port2 PORT opens a second listening port, served like the first: the
 redirect cases send initiators that log in on the first port there, and
 discovery-dup names it as a second portal of the target.
@@ -433,6 +439,9 @@ class Target:
 
     def __init__(self, args):
         self.iqn = args.iqn
+        # --targets: the names served, the first being --iqn
+        self.names = [args.iqn] + ["%s-%d" % (args.iqn, i) for i in range(2, args.targets + 1)]
+        self.slow_rescan = args.slow_rescan  # --slow-rescan seconds, or 0
         self.case = args.case
         self.trigger, default_times, self.what = CASES[args.case]
         self.times = default_times if args.times is None else args.times
@@ -763,7 +772,7 @@ class Conn:
                     if keys.get("SessionType", "Normal") not in ("Normal", "Discovery"):
                         self.login_rsp(req, 0, status=(2, 9))
                         return False
-                    if not self.discovery and keys.get("TargetName") != self.t.iqn:
+                    if not self.discovery and keys.get("TargetName") not in self.t.names:
                         log("%s: unknown target %r" % (self.name, keys.get("TargetName")))
                         self.login_rsp(req, 0, status=(2, 3))
                         return False
@@ -1199,7 +1208,9 @@ class Conn:
         """The SendTargets=All answer: our target, and for the discovery
         cases one more whose name is hostile."""
         addr = "%s:%d,1" % self.sock.getsockname()[:2]
-        pairs = [("TargetName", self.t.iqn), ("TargetAddress", addr)]
+        pairs = []
+        for name in self.t.names:
+            pairs += [("TargetName", name), ("TargetAddress", addr)]
         bad = {
             "discovery-slash": "iqn.2026-11.org.evil:x/../../../etc",
             "discovery-dotdot": "..",
@@ -1392,6 +1403,11 @@ class Conn:
         bad_probe = self.t.trigger == "probe"
         case = self.t.case
         if op == 0xA0:     # REPORT LUNS
+            with self.t.lock:
+                slow = self.t.slow_rescan if self.t.events else 0
+            if slow:
+                log("%s: REPORT LUNS answered in %g s (--slow-rescan)" % (self.name, slow))
+                time.sleep(slow)
             lst = b"".join(lun_field(n) for n in self.t.lun_numbers())
             if bad_probe and case == "luns-short" and self.t.fire("probe"):
                 return GOOD, struct.pack(">I", len(lst)), b""
@@ -2020,6 +2036,10 @@ def main():
                     help="with --chap: answer an initiator's challenge as USER with SECRET")
     ap.add_argument("--unsolicited", type=int, default=0, metavar="BYTES",
                     help="negotiate InitialR2T=No, ImmediateData=Yes and FirstBurstLength BYTES")
+    ap.add_argument("--targets", type=int, default=1, metavar="N",
+                    help="serve N targets: --iqn, then --iqn-2 ... --iqn-N")
+    ap.add_argument("--slow-rescan", type=float, default=0, metavar="SECONDS",
+                    help="answer REPORT LUNS after SECONDS once an event (SIGUSR1) happened")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()

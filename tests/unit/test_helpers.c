@@ -3,7 +3,9 @@
  * The cases: many jobs each run exactly once; two jobs that each wait for
  * the other finish, so the two helpers run at once; a job still queued
  * when the pool stops is dropped (its drop() runs, never its run()) while
- * the jobs already running finish first.
+ * the jobs already running finish first; an on-demand pool has no thread
+ * until a job comes, never more than its maximum however many jobs wait,
+ * none again once idle for its time, and starts one for the next job.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -156,10 +158,58 @@ static void test_stop_drops_queued(void)
 	}
 }
 
+/* Wait up to 5 s for the pool @h to have @want threads. */
+static bool wait_threads(struct helpers *h, unsigned want)
+{
+	for (int i = 0; i < 5000 && helpers_threads(h) != want; i++)
+		sleep_ms(1);
+	return helpers_threads(h) == want;
+}
+
+static void test_on_demand(void)
+{
+	enum { JOBS = 6 };
+	struct test_job held[JOBS], later;
+	atomic_bool gate = false;
+	atomic_int running = 0;
+	struct helpers *h = helpers_on_demand(2, 200);
+
+	CHECK(h);
+	if (!h)
+		return;
+	CHECK_EQ_U64(helpers_threads(h), 0);          /* none before a job */
+	for (int i = 0; i < JOBS; i++) {
+		job_init(&held[i], &gate, &running);
+		CHECK(helpers_post(h, &held[i].job) == 0);
+	}
+	CHECK(wait_for(&running, 2));
+	sleep_ms(100);
+	/* six jobs wait on the gate: two threads run two of them, no more */
+	CHECK_EQ_U64(atomic_load(&running), 2);
+	CHECK_EQ_U64(helpers_threads(h), 2);
+	atomic_store(&gate, true);
+	for (int i = 0; i < 5000 && helpers_jobs_run(h) < JOBS; i++)
+		sleep_ms(1);
+	CHECK_EQ_U64(helpers_jobs_run(h), JOBS);
+	/* idle for 200 ms: both leave */
+	CHECK(wait_threads(h, 0));
+	/* and the next job starts one again */
+	job_init(&later, NULL, NULL);
+	CHECK(helpers_post(h, &later.job) == 0);
+	for (int i = 0; i < 5000 && !atomic_load(&later.ran); i++)
+		sleep_ms(1);
+	CHECK_EQ_U64(atomic_load(&later.ran), 1);
+	CHECK(helpers_threads(h) <= 1);
+	helpers_stop(h);                   /* (with a thread idle, most likely) */
+	for (int i = 0; i < JOBS; i++)
+		CHECK_EQ_U64(atomic_load(&held[i].ran), 1);
+}
+
 int main(void)
 {
 	test_every_job_runs_once();
 	test_two_at_once();
 	test_stop_drops_queued();
+	test_on_demand();
 	return test_done("test_helpers");
 }
