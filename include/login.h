@@ -145,6 +145,28 @@ int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_m
 		  int retry_ms, const struct text_config *cfg, const uint8_t isid[6],
 		  uint16_t tsih, struct login_result *out);
 
+/* The start-up retry of login_connect(), for a driver of its own (the
+ * sessions' first logins on their loops, session_login.c): the tries of
+ * one portal, begun with login_retry_begin(). */
+struct login_retry {
+	int64_t start_ms;             /* when the first try began (monotonic) */
+	int delay_ms;                 /* the next pause */
+	unsigned tries;               /* tries so far, the one under way included */
+};
+
+void login_retry_begin(struct login_retry *r);
+
+/* A try failed (err_*() says why; @lr: what the target answered): the
+ * pause in ms before the next try, counted (logged at debug level), when
+ * login_connect() with @retry_ms would try again; or -1 when the login
+ * failed for good (then as login_retry_end()). */
+int login_retry_after(struct login_retry *r, const struct login_result *lr, int retry_ms,
+		      const char *host, uint16_t port);
+
+/* The login failed for good: err_set() names the tries and the time they
+ * took when there were several, as login_connect() does. */
+void login_retry_end(const struct login_retry *r);
+
 /* The portal a redirecting Login Response names: the one
  * TargetAddress=host[:port][,portal-group-tag] among the @len bytes of
  * key=value text at @text (IPv6 hosts in brackets; port 3260 when

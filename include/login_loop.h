@@ -48,6 +48,16 @@ struct login_loop *login_loop_start(struct evloop *loop, const char *host, uint1
 				    const uint8_t isid[6], uint16_t tsih,
 				    login_loop_done_fn done, void *arg);
 
+/* login_loop_start() that ends at @deadline_ns (CLOCK_MONOTONIC) instead
+ * of @timeout_ms from now: @timeout_ms is still what its messages name as
+ * the login's time, and what each connect and answer may take at most.
+ * (The later tries of a start-up login end at the first try's deadline,
+ * as login_connect() has them.) */
+struct login_loop *login_loop_start_until(struct evloop *loop, const char *host,
+					  uint16_t port, int timeout_ms, int64_t deadline_ns,
+					  const struct text_config *cfg, const uint8_t isid[6],
+					  uint16_t tsih, login_loop_done_fn done, void *arg);
+
 /* Give up the login @ll before it ended: its connection is closed, its
  * timer and watch go, and @done is never called.  On its loop. */
 void login_loop_cancel(struct login_loop *ll);

@@ -245,11 +245,23 @@ struct session_owner_ops {
 };
 
 /* Log in a session for slot @index of its owner (@ops, @owner: see struct
- * session_owner_ops; @ops may be NULL).  Synchronous.  Returns the session
- * in SESSION_FULL_FEATURE, its socket on an event loop, or NULL with
+ * session_owner_ops; @ops may be NULL): on its portal of cfg (entry @index
+ * of them, modulo their number), then on the others in turn; on each, a
+ * target that drops the login or answers "try later" is tried again with
+ * backoff within cfg->connect_timeout_ms, as login_connect() with a
+ * retry does (its messages too).  The login runs on the session's event
+ * loop (session_login.c); the caller waits.  Not on a loop.  Returns the
+ * session in SESSION_FULL_FEATURE, its socket on that loop, or NULL with
  * err_set(). */
 struct session *session_login(const struct session_owner_ops *ops, void *owner,
 			      const struct session_config *cfg, unsigned index);
+
+/* session_login() of slots 0 .. @n - 1 into @out, all at once.  Returns 0,
+ * or -1 with err_set() saying why the lowest slot that failed failed; the
+ * sessions that logged in are logged out again then, and @out holds
+ * NULLs. */
+int session_login_all(const struct session_owner_ops *ops, void *owner,
+		      const struct session_config *cfg, unsigned n, struct session **out);
 
 /* For tests and fuzz harnesses: a session over @fd, a stream socket that
  * is already connected and logged in with the outcome @lr (parameters,

@@ -153,8 +153,9 @@ struct rx_ctx {
 /* One session.  The lock (or thread) that protects each field is named
  * beside it; "loop" is the session's event loop (s->loop), which alone
  * receives, handles the connection's end and runs the reconnect, login
- * attempts included; "recovery" is the loop's reconnect (session_login()
- * before the session has a loop).  Its state (s->state) and the
+ * attempts included; "recovery" is the loop's reconnect (or, before the
+ * session starts, its first login: session_login.c, on the same loop, then
+ * the thread that waited for it).  Its state (s->state) and the
  * sub-machines' (tmf_state, verify_state, ping_state) are changed by
  * several threads, always under s->lock: the loop (PDUs, recovery), a
  * sender (a failed send), its tick (session_tick(), on its loop or, in
@@ -166,7 +167,7 @@ struct session {
 	void *owner;                        /* their argument; read-only */
 	const struct session_config *cfg;   /* read-only */
 	unsigned index;                     /* slot in the owner; last byte of ISID */
-	char portal_host[256];              /* recovery (session_login() before): where
+	char portal_host[256];              /* recovery (the first login before): where
 	                                     * logins go: one of cfg's portals, or the
 	                                     * one a permanent redirect named (take_portal()) */
 	uint16_t portal_port;               /* as portal_host */
@@ -412,8 +413,16 @@ void session_use_portal(struct session *s, unsigned i);
  * temporary one applies to that login only, so the next goes to the
  * portal of before.  Per session, since cfg is shared read-only: the other
  * sessions of the pool follow their own redirects.  The recovery, or
- * session_login() before the session has a loop. */
+ * the first login's waiter before the session starts. */
 void session_take_portal(struct session *s, const struct login_result *lr);
+
+/* Take the outcome @lr of the login on s->conn and hand the connection to
+ * an event loop (s->loop, or one assigned now): the session moves from
+ * LOGGING_IN to @first (SESSION_FULL_FEATURE, or SESSION_VERIFYING for
+ * session_attach_fd_verifying()).  Not on a loop (it waits for the loop to
+ * attach the session).  Returns 0, or -1 with err_set(); the caller still
+ * owns s->conn then.  session.c. */
+int session_start(struct session *s, const struct login_result *lr, enum session_state first);
 
 /* Set up the session's call, timer and socket watch.  Returns 0. */
 int session_recovery_init(struct session *s);

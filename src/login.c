@@ -1036,43 +1036,67 @@ static bool login_may_retry(const struct login_result *lr)
 	return e == EPIPE || e == ECONNRESET;
 }
 
+void login_retry_begin(struct login_retry *r)
+{
+	r->start_ms = mono_now_ms();
+	r->delay_ms = 100;
+	r->tries = 1;
+}
+
+void login_retry_end(const struct login_retry *r)
+{
+	if (r->tries > 1)
+		err_set(err_errno(), "%s%s (%u tries in %.1f s)",
+			strncmp(err_msg(), "login failed", 12) ? "login failed: " : "",
+			err_msg(), r->tries, (double)(mono_now_ms() - r->start_ms) / 1000.0);
+}
+
+int login_retry_after(struct login_retry *r, const struct login_result *lr, int retry_ms,
+		      const char *host, uint16_t port)
+{
+	int pause_ms = r->delay_ms;
+
+	if (retry_ms <= 0 || !login_may_retry(lr) ||
+	    mono_now_ms() + pause_ms - r->start_ms >= retry_ms) {
+		login_retry_end(r);
+		return -1;
+	}
+	char portal[PORTAL_TEXT_MAX];
+
+	portal_format(portal, sizeof portal, host, port);
+	log_debug("login to %s: %s; trying again in %d ms", portal, err_msg(), pause_ms);
+	r->delay_ms = pause_ms < 1000 ? pause_ms * 2 : 2000;
+	r->tries++;
+	return pause_ms;
+}
+
 int login_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms,
 		  int retry_ms, const struct text_config *cfg, const uint8_t isid[6],
 		  uint16_t tsih, struct login_result *out)
 {
-	int64_t start = mono_now_ms();
 	int64_t deadline_ns = conn_deadline_after(timeout_ms);
-	int delay_ms = 100;
+	struct login_retry r;
 
-	for (unsigned attempt = 1;; attempt++) {
+	login_retry_begin(&r);
+	for (;;) {
 		out->status_class = 0;
-		if (conn_connect_until(c, host, port, timeout_ms, deadline_ns) == 0) {
-			if (login_run(c, cfg, isid, tsih, out) == 0) {
-				/* full feature phase: the session's own timeouts from now on */
-				c->deadline_ns = 0;
-				return 0;
-			}
-			if (err_errno() == ETIMEDOUT && conn_deadline_passed(c))
-				err_set(ETIMEDOUT, "login failed: %s did not finish the login within %g s",
-					c->peer, timeout_ms / 1000.0);
-			conn_close(c);
-			if (retry_ms > 0 && login_may_retry(out) &&
-			    mono_now_ms() + delay_ms - start < retry_ms) {
-				char portal[PORTAL_TEXT_MAX];
-
-				portal_format(portal, sizeof portal, host, port);
-				log_debug("login to %s: %s; trying again in %d ms", portal, err_msg(),
-					  delay_ms);
-				struct timespec ts = { delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L };
-				nanosleep(&ts, NULL);
-				delay_ms = delay_ms < 1000 ? delay_ms * 2 : 2000;
-				continue;
-			}
+		if (conn_connect_until(c, host, port, timeout_ms, deadline_ns) < 0) {
+			login_retry_end(&r);
+			return -1;
 		}
-		if (attempt > 1)
-			err_set(err_errno(), "%s%s (%u tries in %.1f s)",
-				strncmp(err_msg(), "login failed", 12) ? "login failed: " : "",
-				err_msg(), attempt, (double)(mono_now_ms() - start) / 1000.0);
-		return -1;
+		if (login_run(c, cfg, isid, tsih, out) == 0) {
+			/* full feature phase: the session's own timeouts from now on */
+			c->deadline_ns = 0;
+			return 0;
+		}
+		if (err_errno() == ETIMEDOUT && conn_deadline_passed(c))
+			err_set(ETIMEDOUT, "login failed: %s did not finish the login within %g s",
+				c->peer, timeout_ms / 1000.0);
+		conn_close(c);
+		int pause_ms = login_retry_after(&r, out, retry_ms, host, port);
+		if (pause_ms < 0)
+			return -1;
+		struct timespec ts = { pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
 	}
 }

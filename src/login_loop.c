@@ -452,6 +452,16 @@ struct login_loop *login_loop_start(struct evloop *loop, const char *host, uint1
 				    const uint8_t isid[6], uint16_t tsih,
 				    login_loop_done_fn done, void *arg)
 {
+	return login_loop_start_until(loop, host, port, timeout_ms,
+				      mono_now_ns() + (int64_t)timeout_ms * 1000000, cfg, isid,
+				      tsih, done, arg);
+}
+
+struct login_loop *login_loop_start_until(struct evloop *loop, const char *host,
+					  uint16_t port, int timeout_ms, int64_t deadline_ns,
+					  const struct text_config *cfg, const uint8_t isid[6],
+					  uint16_t tsih, login_loop_done_fn done, void *arg)
+{
 	struct login_loop *ll = calloc(1, sizeof *ll);
 	char peer[PORTAL_TEXT_MAX];
 
@@ -473,7 +483,7 @@ struct login_loop *login_loop_start(struct evloop *loop, const char *host, uint1
 	ll->deadline_timer.fire = deadline_fire;
 	ll->start_call.run = start_run;
 	ll->timeout_ms = timeout_ms;
-	ll->deadline_ns = mono_now_ns() + (int64_t)timeout_ms * 1000000;
+	ll->deadline_ns = deadline_ns;
 	snprintf(ll->host, sizeof ll->host, "%s", host);
 	ll->port = port;
 	ll->done = done;

@@ -234,24 +234,21 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	pthread_cond_init(&p->idle_cond, NULL);
 	p->replacement_timeout_s = replacement_timeout_s;
 	p->cfg.replacement_timeout_s = replacement_timeout_s;
-	for (unsigned i = 0; i < nsessions; i++) {
-		p->sessions[i] = session_login(&session_ops, p, &p->cfg, i);
-		if (!p->sessions[i]) {
-			int e = errno;
-			char msg[512];
-			snprintf(msg, sizeof msg, "%s", err_msg());
-			for (unsigned j = 0; j < i; j++)
-				session_logout_and_free(p->sessions[j], 2000);
-			free(p->sessions);
-			pthread_mutex_destroy(&p->lock);
-			pthread_cond_destroy(&p->idle_cond);
-			free(p);
-			err_set(e, "%s", msg);
-			return NULL;
-		}
-		p->n = i + 1;
-		session_tick_start(p->sessions[i]);
+	/* every session logs in at once, each on its loop */
+	if (session_login_all(&session_ops, p, &p->cfg, nsessions, p->sessions) < 0) {
+		int e = err_errno();
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", err_msg());
+		free(p->sessions);
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->idle_cond);
+		free(p);
+		err_set(e, "%s", msg);
+		return NULL;
 	}
+	p->n = nsessions;
+	for (unsigned i = 0; i < nsessions; i++)
+		session_tick_start(p->sessions[i]);
 	/* (the loops run: the sessions started them) */
 	p->loop = evloop_assign();
 	pthread_mutex_lock(&p->lock);

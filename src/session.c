@@ -489,13 +489,7 @@ static void attach_on_loop(void *arg)
 	session_attach_loop(arg);
 }
 
-/* Take the outcome @lr of the login on s->conn and hand the connection to
- * an event loop: the session moves from LOGGING_IN to @first
- * (SESSION_FULL_FEATURE, or SESSION_VERIFYING for
- * session_attach_fd_verifying()).  Returns 0, or -1 with err_set(); the
- * caller still owns s->conn then. */
-static int session_start(struct session *s, const struct login_result *lr,
-			 enum session_state first)
+int session_start(struct session *s, const struct login_result *lr, enum session_state first)
 {
 	const struct session_config *cfg = s->cfg;
 
@@ -518,7 +512,8 @@ static int session_start(struct session *s, const struct login_result *lr,
 	}
 	if (session_recovery_init(s) < 0)
 		goto err;
-	s->loop = evloop_assign();
+	if (!s->loop)
+		s->loop = evloop_assign();
 	if (!s->loop)
 		goto err;
 	pthread_mutex_init(&s->lock, NULL);
@@ -548,56 +543,6 @@ err:
 	free(s->rx.scratch);
 	s->rx.scratch = NULL;
 	return -1;
-}
-
-struct session *session_login(const struct session_owner_ops *ops, void *owner,
-			      const struct session_config *cfg, unsigned index)
-{
-	struct session *s = calloc(1, sizeof *s);
-	struct login_result lr;
-	uint8_t isid[6];
-
-	if (!s) {
-		err_set(ENOMEM, "out of memory");
-		return NULL;
-	}
-	s->ops = ops;
-	s->owner = owner;
-	s->cfg = cfg;
-	s->index = index;
-	s->next_time2wait_s = -1;
-	snprintf(s->name, sizeof s->name, "session %u", index);
-	memcpy(isid, cfg->isid_base, 6);
-	isid[5] = (uint8_t)(isid[5] + index);
-	/* The sessions spread over the target's portals; one that cannot
-	 * log in at its own tries the others.  At start-up a target that
-	 * drops us during login is tried again within the connect timeout
-	 * (login_connect()). */
-	int rc = -1;
-	for (unsigned k = 0; rc < 0 && k < session_portal_count(cfg); k++) {
-		session_use_portal(s, index + k);
-		rc = login_connect(&s->conn, s->portal_host, s->portal_port,
-				   cfg->connect_timeout_ms, cfg->connect_timeout_ms, &cfg->text,
-				   isid, 0, &lr);
-		if (rc < 0 && k + 1 < session_portal_count(cfg)) {
-			char portal[PORTAL_TEXT_MAX];
-
-			portal_format(portal, sizeof portal, s->portal_host, s->portal_port);
-			log_debug("%s: portal %s: %s; trying the next", s->name, portal, err_msg());
-		}
-	}
-	if (rc < 0)
-		goto err_connect;
-	session_take_portal(s, &lr);
-	if (session_start(s, &lr, SESSION_FULL_FEATURE) < 0)
-		goto err_login;
-	return s;
-
-err_login:
-	conn_close(&s->conn);
-err_connect:
-	free(s);
-	return NULL;
 }
 
 /* session_attach_fd() that starts the session in state @first. */

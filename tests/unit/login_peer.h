@@ -6,6 +6,7 @@
 #ifndef ISCSIFS_LOGIN_PEER_H
 #define ISCSIFS_LOGIN_PEER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,7 +71,7 @@ static void add(struct answer *a, const char *key, const char *value)
 static void respond(int fd, const struct request *r, uint8_t flags, uint8_t sclass,
 		    uint8_t sdetail, const struct answer *a)
 {
-	static uint32_t statsn;
+	static atomic_uint statsn;      /* (connections log in at once) */
 	uint8_t bhs[48] = { 0x23 }, pad[4] = { 0 };
 	size_t len = a ? a->len : 0;
 
@@ -81,7 +82,7 @@ static void respond(int fd, const struct request *r, uint8_t flags, uint8_t scla
 	memcpy(bhs + 8, r->bhs + 8, 6);                  /* ISID */
 	bhs[15] = (flags & 3) == 3 ? 1 : 0;              /* TSIH once in FFP */
 	memcpy(bhs + 16, r->bhs + 16, 4);                /* ITT */
-	bhs[27] = (uint8_t)++statsn;
+	bhs[27] = (uint8_t)(atomic_fetch_add(&statsn, 1) + 1);
 	bhs[31] = 1;                                     /* ExpCmdSN */
 	bhs[35] = 1;                                     /* MaxCmdSN */
 	bhs[36] = sclass;

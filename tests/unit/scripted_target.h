@@ -87,15 +87,19 @@ static inline bool scripted_target_sees_close(int fd, int wait_ms)
 }
 
 /* Log the connection on @fd in: security stage (AuthMethod=None), then
- * operational, into full feature phase.  Returns 0, -1 when the
- * initiator left. */
-static inline int scripted_target_login(int fd)
+ * operational, into full feature phase; @seen(@arg, bhs), when set, gets
+ * the first Login Request's header.  Returns 0, -1 when the initiator
+ * left. */
+static inline int scripted_target_login_seen(int fd, void (*seen)(void *arg, const uint8_t *bhs),
+					     void *arg)
 {
 	struct answer a = { .len = 0 };
 	struct request r;
 
 	if (read_request(fd, &r) < 0)
 		return -1;
+	if (seen)
+		seen(arg, r.bhs);
 	if ((r.bhs[1] >> 2 & 3) == 0) {          /* CSG security */
 		if (value_of(&r, "AuthMethod"))
 			add(&a, "AuthMethod", "None");
@@ -107,11 +111,17 @@ static inline int scripted_target_login(int fd)
 	return 0;
 }
 
+static inline int scripted_target_login(int fd)
+{
+	return scripted_target_login_seen(fd, NULL, NULL);
+}
+
 /* Log the connection on @fd in, then answer in full feature phase: SCSI
  * Commands with GOOD, NOP-Outs that want an answer with a NOP-In, the
  * Logout Request with its response (and end there).  The window the
  * target opens is @window commands.  @seen(@arg, bhs), when set, is called
- * with the header of each PDU about to be answered, before the answer
+ * with the header of the first Login Request (its ISID says which session
+ * of a pool it is) and of each PDU about to be answered, before the answer
  * goes.  Returns when the connection ends; the caller closes @fd. */
 static inline void scripted_target_serve(int fd, unsigned window,
 					 void (*seen)(void *arg, const uint8_t *bhs), void *arg)
@@ -120,7 +130,7 @@ static inline void scripted_target_serve(int fd, unsigned window,
 	bool have_statsn = false;
 	uint8_t bhs[48], skip[8192];
 
-	if (scripted_target_login(fd) < 0)
+	if (scripted_target_login_seen(fd, seen, arg) < 0)
 		return;
 	while (read_all(fd, bhs, 48) == 0) {
 		uint32_t dlen = (uint32_t)bhs[5] << 16 | (uint32_t)bhs[6] << 8 | bhs[7];

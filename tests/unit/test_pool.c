@@ -16,7 +16,10 @@
  *   - more work than every window together (queue_depth 2): tasks wait
  *     in the pool's queue, all complete, and they leave it in submission
  *     order (FIFO): on each session a later task has a higher CmdSN;
- *   - one session: everything goes through it (the degenerate pool).
+ *   - one session: everything goes through it (the degenerate pool);
+ *   - a target that takes 300 ms over each login: the four sessions of a
+ *     pool are in their logins at the same time (they were one after the
+ *     other), and the pool is there in one login's time.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,42 +41,65 @@
 #define TARGET_WINDOW 64
 
 /* The scripted target (scripted_target.h), with what this test adds:
- * per-connection delays and counters. */
+ * per-session delays and counters. */
 struct target {
 	struct scripted_target st;         /* listening socket and accept thread */
-	unsigned delay_us[MAX_CONNS];      /* per connection, in accept order */
+	unsigned delay_us[MAX_CONNS];      /* per session of the pool (its index,
+	                                    * from the ISID the connection logs in
+	                                    * with: the sessions log in at once, so
+	                                    * the accept order is any) */
 	atomic_uint conns;                 /* connections accepted so far */
 	pthread_t conn_threads[MAX_CONNS]; /* one per connection */
-	atomic_uint commands[MAX_CONNS];   /* SCSI Commands answered per connection */
+	atomic_uint commands[MAX_CONNS];   /* SCSI Commands answered per session */
 	atomic_bool cmdsn_disorder;        /* a connection saw a CmdSN not one above the last */
+	unsigned login_hold_us;            /* how long each login is held */
+	atomic_uint logging_in;            /* connections holding their login now */
+	atomic_uint most_logging_in;       /* the most at once */
 };
 
 /* One connection of the target. */
 struct target_conn {
 	struct target *t;                  /* the target */
 	unsigned index;                    /* accept order */
+	unsigned session;                  /* the session's index (its ISID; its thread) */
 	int fd;                            /* its socket */
 	uint32_t last_cmdsn;               /* CmdSN of the last SCSI Command (its thread) */
 	bool have_cmdsn;                   /* last_cmdsn is set (its thread) */
 };
 
 /* Before the GOOD of a SCSI Command goes: check that its CmdSN is one
- * above the last, wait the connection's delay, count it. */
+ * above the last, wait the session's delay, count it.  (And the first
+ * Login Request: which session the connection is.) */
 static void target_seen(void *arg, const uint8_t *bhs)
 {
 	struct target_conn *c = arg;
 	struct target *t = c->t;
 	uint32_t cmdsn = get32(bhs + 24);
 
+	if ((bhs[0] & 0x3f) == 0x03) {
+		/* the first Login Request: the last ISID byte is the pool's
+		 * base (scripted_target_config(): 0) plus the session's index */
+		c->session = bhs[13] % MAX_CONNS;
+		if (t->login_hold_us) {
+			unsigned now = atomic_fetch_add(&t->logging_in, 1) + 1;
+			unsigned most = atomic_load(&t->most_logging_in);
+			while (now > most &&
+			       !atomic_compare_exchange_weak(&t->most_logging_in, &most, now))
+				;
+			usleep(t->login_hold_us);
+			atomic_fetch_sub(&t->logging_in, 1);
+		}
+		return;
+	}
 	if ((bhs[0] & 0x3f) != 0x01)
 		return;
 	if (c->have_cmdsn && cmdsn != c->last_cmdsn + 1)
 		atomic_store(&t->cmdsn_disorder, true);
 	c->last_cmdsn = cmdsn;
 	c->have_cmdsn = true;
-	if (t->delay_us[c->index])
-		usleep(t->delay_us[c->index]);
-	atomic_fetch_add(&t->commands[c->index], 1);
+	if (t->delay_us[c->session])
+		usleep(t->delay_us[c->session]);
+	atomic_fetch_add(&t->commands[c->session], 1);
 }
 
 static void *target_conn_main(void *arg)
@@ -180,14 +206,16 @@ struct run_result {
 	bool fifo;                        /* on every session, CmdSNs rise with submission order */
 	bool target_disorder;             /* a session's CmdSNs were not consecutive */
 	int64_t ms;                       /* wall time */
+	unsigned most_logging_in;         /* the most sessions in their logins at once */
+	int64_t create_ms;                /* pool_create()'s time */
 };
 
 /* Submit @total TEST UNIT READYs through a pool of @nsessions sessions
  * (queue_depth @depth), at most @window in flight, with the target's
- * per-connection delays @delay_us.  Returns 0, -1 when the pool cannot
- * be made. */
+ * per-session delays @delay_us and each login held @login_hold_us.
+ * Returns 0, -1 when the pool cannot be made. */
 static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned total,
-	       const unsigned *delay_us, struct run_result *out)
+	       const unsigned *delay_us, unsigned login_hold_us, struct run_result *out)
 {
 	struct target t = { .st.listen_fd = -1 };
 	struct session_config cfg;
@@ -197,9 +225,13 @@ static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned tot
 	memset(out, 0, sizeof *out);
 	for (unsigned i = 0; i < nsessions; i++)
 		t.delay_us[i] = delay_us ? delay_us[i] : 0;
+	t.login_hold_us = login_hold_us;
 	scripted_target_start(&t.st, MAX_CONNS, target_accepted, &t);
 	scripted_target_config(&cfg, t.st.port, "pool", depth);
+	start = mono_now_ms();
 	struct pool *p = pool_create(&cfg, nsessions, 10);
+	out->create_ms = mono_now_ms() - start;
+	out->most_logging_in = atomic_load(&t.most_logging_in);
 	if (!p) {
 		fprintf(stderr, "pool_create: %s\n", err_msg());
 		target_stop(&t);
@@ -262,7 +294,7 @@ static void test_equal(void)
 	static const unsigned delays[N] = { 200, 200, 200, 200 };
 	struct run_result r;
 
-	CHECK(run(N, 32, 64, TOTAL, delays, &r) == 0);
+	CHECK(run(N, 32, 64, TOTAL, delays, 0, &r) == 0);
 	print_spread("equal sessions", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -285,7 +317,7 @@ static void test_slow_session(void)
 	static const unsigned delays[N] = { 2000, 200, 200, 200 };
 	struct run_result r;
 
-	CHECK(run(N, 32, 64, TOTAL, delays, &r) == 0);
+	CHECK(run(N, 32, 64, TOTAL, delays, 0, &r) == 0);
 	print_spread("one slow session", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -305,7 +337,7 @@ static void test_queueing(void)
 	static const unsigned delays[N] = { 300, 300, 300, 300 };
 	struct run_result r;
 
-	CHECK(run(N, DEPTH, 256, TOTAL, delays, &r) == 0);
+	CHECK(run(N, DEPTH, 256, TOTAL, delays, 0, &r) == 0);
 	print_spread("queue_depth 2, 256 in flight", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -320,11 +352,26 @@ static void test_single(void)
 {
 	struct run_result r;
 
-	CHECK(run(1, 8, 32, 500, NULL, &r) == 0);
+	CHECK(run(1, 8, 32, 500, NULL, 0, &r) == 0);
 	print_spread("one session", 1, &r);
 	CHECK_EQ_U64(r.done, 500);
 	CHECK_EQ_U64(r.failed, 0);
 	CHECK_EQ_U64(r.per_session[0], 500);
+}
+
+/* Every login held 300 ms by the target: the sessions log in at once. */
+static void test_logins_at_once(void)
+{
+	enum { N = 4, HOLD_MS = 300 };
+	struct run_result r;
+
+	CHECK(run(N, 8, 32, 100, NULL, HOLD_MS * 1000, &r) == 0);
+	printf("%u sessions, logins held %d ms: %u at once at most, the pool made in %lld ms\n",
+	       N, HOLD_MS, r.most_logging_in, (long long)r.create_ms);
+	CHECK_EQ_U64(r.done, 100);
+	CHECK_EQ_U64(r.most_logging_in, N);
+	/* one after the other would be N * HOLD_MS at least */
+	CHECK(r.create_ms < (N - 1) * HOLD_MS);
 }
 
 int main(void)
@@ -333,5 +380,6 @@ int main(void)
 	test_slow_session();
 	test_queueing();
 	test_single();
+	test_logins_at_once();
 	return test_done("test_pool");
 }
