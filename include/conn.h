@@ -80,7 +80,7 @@ struct conn {
 };
 
 /* Resolve @host and connect to @port, each within @timeout_ms (the lookup
- * on the resolver thread, resolve.h), set TCP_NODELAY.  Returns 0, or -1
+ * on a resolver thread, resolve.h), set TCP_NODELAY.  Returns 0, or -1
  * with err_set() naming the cause ("cannot resolve host", "connection
  * refused", "timed out").  No deadline. */
 int conn_connect(struct conn *c, const char *host, uint16_t port, int timeout_ms);

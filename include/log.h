@@ -15,7 +15,9 @@
 #ifndef ISCSIFS_LOG_H
 #define ISCSIFS_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0, /* something failed that a user must know about */
@@ -43,6 +45,24 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		if (log_level_current >= LOG_LEVEL_DEBUG)       \
 			log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__);  \
 	} while (0)
+
+/* Lines about one thing (the command outcomes of a LUN) that may be
+ * logged per window, and the window: a target that answers every command
+ * with a Unit Attention or BUSY cannot fill the log. */
+#define LOG_BUDGET_LINES 20
+#define LOG_BUDGET_WINDOW_S 10
+
+/* The budget of lines about one thing; all zero is a fresh one.  Any
+ * thread (atomics; the count is approximate when many log at once). */
+struct log_budget {
+	_Atomic int64_t window_ns;    /* when the current window began (monotonic), 0: none */
+	atomic_uint used;             /* lines taken in it */
+	atomic_uint left_out;         /* lines left out since the last one logged */
+};
+
+/* Whether one more line may be logged now; *@left_out: how many were left
+ * out before it (the line should say so), 0 mostly. */
+bool log_budget_take(struct log_budget *b, unsigned *left_out);
 
 /* Record errno @errnum and a message for the calling thread; sets errno. */
 void err_set(int errnum, const char *fmt, ...)

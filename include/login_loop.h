@@ -11,7 +11,7 @@
  * once, and a target that accepts the connection but never answers holds
  * only its own login, never another's.
  *
- * A portal named by a host name is looked up on the resolver thread
+ * A portal named by a host name is looked up on a resolver thread
  * (resolve.h: getaddrinfo() may wait on DNS), within the login's
  * deadline; a numeric address needs no lookup and never leaves the loop.
  *

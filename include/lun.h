@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "pool.h"
 #include "scsi.h"
 
@@ -106,6 +107,7 @@ struct lun {
 	atomic_uint_fast64_t map_reconnects; /* the pool's reconnects when the map was
 	                               * last looked at */
 	struct lun_counters counters; /* statistics (atomics) */
+	struct log_budget log_budget; /* lines about its commands' outcomes (atomics) */
 	lun_change_fn on_change;      /* the owner's hook, NULL for none; set before
 	                               * the LUN is used, read-only then */
 	void *change_opaque;          /* its argument */

@@ -3,7 +3,7 @@
  * getaddrinfo() of a host name may wait on DNS for as long as the
  * resolver configuration says (tens of seconds with a server that does
  * not answer), and cannot be interrupted.  So a name is looked up on the
- * resolver, a helper thread of the process (helpers.h) that does nothing
+ * resolver, helper threads of the process (helpers.h) that do nothing
  * else, and whoever needs the answer waits for it only until its own
  * deadline: a thread with resolve_until(), an event loop with
  * resolve_start() and a callback.  A caller that gives up leaves the
@@ -21,6 +21,12 @@
 #include <stdint.h>
 
 #include "evloop.h"
+
+/* Lookups at once, at most (resolver threads): the sessions of a pool log
+ * in at the same time (session_login.c), and each must get its own answer
+ * within its own deadline even when DNS is slow, as when they logged in
+ * one after the other; more lookups wait in turn. */
+#define RESOLVER_THREADS 4
 
 /* The addresses of @host:@port (SOCK_STREAM, any family) in *@res
  * (freeaddrinfo() them), waiting at most until @deadline_ns
@@ -40,8 +46,8 @@ typedef void (*resolve_done_fn)(void *arg, int rc, struct addrinfo *res);
 
 /* Look @host:@port up for @loop (the calling thread): @done(@arg, ...)
  * runs on it with the answer, later, never within this call.  Returns
- * the lookup, or NULL with err_set() (out of memory, the resolver thread
- * cannot start): then @done never runs. */
+ * the lookup, or NULL with err_set() (out of memory, or no resolver thread
+ * could start): then @done never runs. */
 struct resolve_job *resolve_start(struct evloop *loop, const char *host, uint16_t port,
 				  resolve_done_fn done, void *arg);
 
@@ -49,7 +55,7 @@ struct resolve_job *resolve_start(struct evloop *loop, const char *host, uint16_
  * loop. */
 void resolve_cancel(struct resolve_job *job);
 
-/* Lookups the resolver thread made so far (statistics, tests). */
+/* Lookups the resolver threads made so far (statistics, tests). */
 unsigned long resolve_lookups(void);
 
 #endif /* ISCSIFS_RESOLVE_H */

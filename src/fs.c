@@ -34,6 +34,7 @@
 #include <sys/statvfs.h>
 
 #include "discovery.h"
+#include "evloop.h"
 #include "fuse_channel.h"
 #include "fuse_loop.h"
 #include "stats.h"
@@ -267,8 +268,10 @@ static void dir_job_drop(struct helper_job *job)
 
 /* Hand the lookup of @name (NULL: the listing of @size bytes from @off)
  * in directory @ino to a helper when opening its target may block.
- * Returns true when it did (the helper replies), false when the caller
- * goes on here. */
+ * Returns true when it did (the helper replies) or when it answered the
+ * request with an error (no memory for the job: an event loop must never
+ * open a target itself, its sessions' logins would wait for that very
+ * loop), false when the caller goes on here. */
 static bool offload_dir(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size,
 			off_t off)
 {
@@ -280,8 +283,10 @@ static bool offload_dir(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (!dir || !dir->is_dir || !dir->tgt || !fs->discovery || dir->ino == 1)
 		return false;         /* nothing to open: no network involved */
 	d = malloc(sizeof *d + name_len);
-	if (!d)
-		return false;         /* (it then blocks this loop, but is answered) */
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return true;
+	}
 	*d = (struct dir_job){
 		.job = { .run = dir_job_run, .drop = dir_job_drop },
 		.req = req, .ino = ino, .listing = !name, .size = size, .off = off,
@@ -289,8 +294,10 @@ static bool offload_dir(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (name)
 		memcpy(d->name, name, name_len);
 	if (fuse_loop_offload(&d->job) < 0) {
-		free(d);              /* not on a loop: this thread may wait */
-		return false;
+		free(d);
+		if (!evloop_current())
+			return false;     /* not on a loop: this thread may wait */
+		fuse_reply_err(req, EAGAIN);
 	}
 	return true;
 }

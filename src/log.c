@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
+
 enum log_level log_level_current = LOG_LEVEL_INFO;
 
 /* Set once when daemonizing, while session threads may be logging. */
@@ -97,4 +99,21 @@ const char *err_msg(void)
 int err_errno(void)
 {
 	return err_errnum;
+}
+
+bool log_budget_take(struct log_budget *b, unsigned *left_out)
+{
+	int64_t now = mono_now_ns();
+	int64_t start = atomic_load(&b->window_ns);
+
+	*left_out = 0;
+	if ((!start || now - start >= (int64_t)LOG_BUDGET_WINDOW_S * 1000000000) &&
+	    atomic_compare_exchange_strong(&b->window_ns, &start, now))
+		atomic_store(&b->used, 0);
+	if (atomic_fetch_add(&b->used, 1) >= LOG_BUDGET_LINES) {
+		atomic_fetch_add(&b->left_out, 1);
+		return false;
+	}
+	*left_out = atomic_exchange(&b->left_out, 0);
+	return true;
 }

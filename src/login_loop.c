@@ -2,7 +2,7 @@
  *
  * The states of one login (enum ll_state):
  *   RESOLVING   the portal's addresses are looked up (resolve.h: at once
- *               for a number, on the resolver thread for a name);
+ *               for a number, on a resolver thread for a name);
  *   CONNECTING  a non-blocking connect to one address is under way
  *               (EPOLLOUT says it ended); a refused address gives way to
  *               the next;

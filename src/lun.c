@@ -8,6 +8,7 @@
 #include "lun.h"
 #include "lun_internal.h"
 
+#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -77,6 +78,30 @@ static const char *change_note(enum scsi_change change)
 	return "";
 }
 
+/* log_msg() of a line about a command of @l at @level, within the LUN's
+ * budget of lines (log.h); the first line after some were left out says
+ * how many.  Debug lines (-d) are never left out. */
+static void __attribute__((format(printf, 3, 4)))
+lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
+{
+	char line[768];
+	unsigned left_out = 0;
+	va_list ap;
+
+	if (level > log_level_current)
+		return;
+	if (level < LOG_LEVEL_DEBUG && !log_budget_take(&l->log_budget, &left_out))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (left_out)
+		log_msg(level, "%s (%u more lines about %s's commands left out before this one)",
+			line, left_out, l->name);
+	else
+		log_msg(level, "%s", line);
+}
+
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 			  unsigned retries, int *err, unsigned *delay_ms)
 {
@@ -96,14 +121,14 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 	switch (o.action) {
 	case SCSI_ACT_DONE:
 		if (o.level < LOG_LEVEL_DEBUG)      /* RECOVERED ERROR */
-			log_msg(o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name,
+			lun_log(l, o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name,
 				o.text, t->cdb[0]);
 		return VERDICT_OK;
 	case SCSI_ACT_RETRY:
 	case SCSI_ACT_BACKOFF:
 		if (retries >= MAX_RETRIES) {
-			log_error("target %s, %s: %s, still after %u retries (CDB 0x%02x)",
-				  l->target, l->name, o.text, MAX_RETRIES, t->cdb[0]);
+			lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: %s, still after %u retries (CDB 0x%02x)",
+				l->target, l->name, o.text, MAX_RETRIES, t->cdb[0]);
 			*err = o.err;
 			return VERDICT_FAIL;
 		}
@@ -112,18 +137,18 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 			unit_attention(l, &o);
 		if (o.action == SCSI_ACT_BACKOFF)
 			*delay_ms = backoff_ms(retries);
-		log_msg(o.level, "target %s, %s: %s; %sretry %u of %u in %u ms", l->target, l->name,
+		lun_log(l, o.level, "target %s, %s: %s; %sretry %u of %u in %u ms", l->target, l->name,
 			o.text, change_note(o.change), retries + 1, MAX_RETRIES, *delay_ms);
 		return VERDICT_RETRY;
 	case SCSI_ACT_UNSUPPORTED:
-		log_msg(o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text,
+		lun_log(l, o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text,
 			t->cdb[0]);
 		*err = o.err;
 		return VERDICT_UNSUPPORTED;
 	case SCSI_ACT_FAIL:
 		break;
 	}
-	log_msg(o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text, t->cdb[0]);
+	lun_log(l, o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text, t->cdb[0]);
 	*err = o.err;
 	return VERDICT_FAIL;
 }

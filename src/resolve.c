@@ -11,10 +11,11 @@
  *     up behind the one under way), one under way is marked abandoned
  *     and the resolver frees it when its getaddrinfo() returns.
  * Lock order: resolve_lock -> the resolver pool's lock.
- * The resolver thread starts at a name's lookup, in the process that uses
- * it (the daemon forks before it looks anything up: main.c), and leaves
- * after RESOLVER_IDLE_MS without one: a mount whose portals are numbers
- * never runs it, and one that looked a name up does not keep it.
+ * The resolver threads start at a name's lookup, in the process that
+ * uses them (the daemon forks before it looks anything up: main.c), up to
+ * RESOLVER_THREADS at once, and leave after RESOLVER_IDLE_MS without one:
+ * a mount whose portals are numbers never runs them, and one that looked
+ * a name up does not keep them.
  */
 #include "resolve.h"
 
@@ -51,17 +52,17 @@ struct resolve_job {
 static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t resolve_cond = PTHREAD_COND_INITIALIZER; /* an answer for a
                                                                 * thread waiter */
-/* How long the resolver thread stays without a lookup. */
+/* How long a resolver thread stays without a lookup. */
 #define RESOLVER_IDLE_MS 2000
 
-static struct helpers *resolver;            /* the resolver: one thread at most,
-                                             * started by a lookup */
+static struct helpers *resolver;            /* the resolver threads, started
+                                             * by lookups */
 static pthread_once_t resolver_once = PTHREAD_ONCE_INIT;
 static atomic_ulong lookups;                /* getaddrinfo() calls it made */
 
 static void resolver_start(void)
 {
-	resolver = helpers_on_demand(1, RESOLVER_IDLE_MS);
+	resolver = helpers_on_demand(RESOLVER_THREADS, RESOLVER_IDLE_MS);
 }
 
 unsigned long resolve_lookups(void)

@@ -17,14 +17,15 @@
  *
  * The caller (main at start-up, a FUSE helper opening a discovered
  * target, a test) posts each first_login's start to its session's loop
- * and waits on the batch's cond until every login has ended; all of a
+ * and waits on the batch's cond for each login to end; all of a
  * first_login but its outcome is the loop's.  The outcome (rc, errno,
  * message) is written under the batch lock, the session's conn and login
  * result before it; the loop lets go of the first_login with that unlock
- * and never touches it again, so the caller may free it once it sees the
- * count reach zero.  The caller then starts the sessions that logged in
- * (session_start(): the loop attaches each), in slot order, or logs them
- * all out when one failed.
+ * and never touches it again.  The caller takes each ended login at
+ * once: it starts the session that logged in (session_start(): the loop
+ * attaches it), so that no logged-in connection waits unwatched for a
+ * slower login of the batch.  Once every login ended (the count is zero,
+ * and the array may go), it logs them all out again when one failed.
  */
 #include "session_internal.h"
 
@@ -63,6 +64,8 @@ struct first_login {
 	struct login_result lr;       /* the outcome's: what the login negotiated
 	                               * (written before ended) */
 	bool ended;                   /* batch lock: the login is over */
+	bool taken;                   /* the caller's: it took the outcome (the
+	                               * session started, or was given up) */
 	int rc;                       /* batch lock: 0 logged in (s->conn), -1 failed */
 	int err;                      /* batch lock: the failure's errno */
 	char msg[512];                /* batch lock: the failure's message */
@@ -84,8 +87,8 @@ static void end_login(struct first_login *fl, int rc)
 	fl->err = rc < 0 ? err_errno() : 0;
 	snprintf(fl->msg, sizeof fl->msg, "%s", rc < 0 ? err_msg() : "");
 	fl->ended = true;
-	if (--b->left == 0)
-		pthread_cond_broadcast(&b->cond);
+	b->left--;
+	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -169,6 +172,25 @@ static void start_run(struct ev_call *call)
 	try_portal(fl);
 }
 
+/* The caller, once @fl's login ended: start the session that logged in
+ * (its loop watches it from now on), or free the one that did not. */
+static void take_outcome(struct first_login *fl)
+{
+	struct session *s = fl->s;
+
+	if (fl->rc == 0) {
+		session_take_portal(s, &fl->lr);
+		if (session_start(s, &fl->lr, SESSION_FULL_FEATURE) == 0)
+			return;
+		conn_close(&s->conn);
+		fl->rc = -1;
+		fl->err = err_errno();
+		snprintf(fl->msg, sizeof fl->msg, "%s", err_msg());
+	}
+	free(s);
+	fl->s = NULL;
+}
+
 /* A session for slot @index, not logged in, with its loop. */
 static struct session *session_new(const struct session_owner_ops *ops, void *owner,
 				   const struct session_config *cfg, unsigned index)
@@ -205,6 +227,12 @@ static int login_sessions(const struct session_owner_ops *ops, void *owner,
 	struct first_login *fls = calloc(n, sizeof *fls);
 	unsigned failed = n;
 
+	if (evloop_current()) {
+		/* (a bug of the caller: the logins would wait for this loop) */
+		free(fls);
+		err_set(EDEADLK, "cannot log in from an event loop: it would wait for itself");
+		return -1;
+	}
 	if (!fls) {
 		err_set(ENOMEM, "out of memory");
 		return -1;
@@ -216,6 +244,7 @@ static int login_sessions(const struct session_owner_ops *ops, void *owner,
 
 		fl->s = session_new(ops, owner, cfg, first + i);
 		if (!fl->s) {
+			fl->taken = true;
 			fl->rc = -1;
 			fl->err = err_errno();
 			snprintf(fl->msg, sizeof fl->msg, "%s", err_msg());
@@ -231,32 +260,34 @@ static int login_sessions(const struct session_owner_ops *ops, void *owner,
 		pthread_mutex_unlock(&batch.lock);
 		evloop_post(fl->s->loop, &fl->start_call);
 	}
-	/* every login ends by its deadlines: no timeout of our own */
+	/* Each session starts as soon as its login ends: one logged in but not
+	 * yet watched by its loop would leave the target's pings unanswered
+	 * while a slower login of the batch goes on.  Every login ends by its
+	 * deadlines: no timeout of our own. */
 	pthread_mutex_lock(&batch.lock);
-	while (batch.left > 0)
-		pthread_cond_wait(&batch.cond, &batch.lock);
+	for (;;) {
+		struct first_login *fl = NULL;
+
+		for (unsigned i = 0; i < n && !fl; i++)
+			if (fls[i].ended && !fls[i].taken)
+				fl = &fls[i];
+		if (!fl) {
+			if (batch.left == 0)
+				break;
+			pthread_cond_wait(&batch.cond, &batch.lock);
+			continue;
+		}
+		/* (ended: the loop has let go of it) */
+		fl->taken = true;
+		pthread_mutex_unlock(&batch.lock);
+		take_outcome(fl);
+		pthread_mutex_lock(&batch.lock);
+	}
 	pthread_mutex_unlock(&batch.lock);
 
 	for (unsigned i = 0; i < n; i++) {
-		struct first_login *fl = &fls[i];
-
-		if (fl->rc == 0) {
-			session_take_portal(fl->s, &fl->lr);
-			if (session_start(fl->s, &fl->lr, SESSION_FULL_FEATURE) < 0) {
-				conn_close(&fl->s->conn);
-				fl->rc = -1;
-				fl->err = err_errno();
-				snprintf(fl->msg, sizeof fl->msg, "%s", err_msg());
-			}
-		}
-		if (fl->rc == 0) {
-			out[i] = fl->s;
-			continue;
-		}
-		out[i] = NULL;
-		free(fl->s);
-		fl->s = NULL;
-		if (failed == n)
+		out[i] = fls[i].rc == 0 ? fls[i].s : NULL;
+		if (fls[i].rc != 0 && failed == n)
 			failed = i;
 	}
 	if (failed < n) {

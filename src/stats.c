@@ -23,9 +23,9 @@
  *     ...
  *
  * The loop lines (fuse_loop.h) come last: how many event loops serve the
- * mount, the jobs the helper threads ran, the logins the loops ran (a
- * session's reconnects: login_loop.h) and those that logged in, the host
- * names the resolver thread looked up, and per loop the FUSE requests
+ * mount, the jobs the helper threads ran, the logins the loops ran (the
+ * sessions' first logins and reconnects: login_loop.h) and those that
+ * logged in, the host names the resolver threads looked up, and per loop the FUSE requests
  * it handled and its wake-ups; they appear when the text is rendered on a
  * loop, as every read of the file is.
  * Counters are read one by one without a lock, so a snapshot taken under

@@ -19,7 +19,8 @@
  * latter under t->lock, so that it never races with the open adding the
  * first files; it tells the kernel afterwards, holding no lock of ours
  * (the kernel may need a FUSE handler to finish first, and a handler may
- * wait for t->lock).  It goes on while there is work, then ends;
+ * wait for t->lock).  One round per turn: while there is more work it
+ * queues itself again behind the other targets' jobs, then ends;
  * target_free() takes it out of the queue, or waits for it to end, before
  * the pool goes.
  */
@@ -348,14 +349,16 @@ static void rescan_ended_locked(struct fs_target *t)
 	pthread_cond_broadcast(&t->rescan_cond);
 }
 
-/* The rescan job of a target, on the rescan helper: the rescans the flags
- * ask for, until none is left. */
+/* The rescan job of a target, on the rescan helper: one round of the
+ * rescans the flags ask for.  When they ask again meanwhile, the job goes
+ * to the back of the queue, so that a target whose every answer reports a
+ * change takes turns with the others instead of keeping the helper. */
 static void rescan_run(struct helper_job *job)
 {
 	struct fs_target *t = target_of_job(job);
 
 	pthread_mutex_lock(&t->rescan_lock);
-	while (!t->closing && (t->rescan_luns || t->rescan_capacity)) {
+	if (!t->closing && (t->rescan_luns || t->rescan_capacity)) {
 		bool luns = t->rescan_luns, capacity = t->rescan_capacity;
 		bool all = t->rescan_all_capacities;
 		t->rescan_luns = t->rescan_capacity = t->rescan_all_capacities = false;
@@ -366,7 +369,10 @@ static void rescan_run(struct helper_job *job)
 			rescan_luns(t);
 		pthread_mutex_lock(&t->rescan_lock);
 	}
-	rescan_ended_locked(t);
+	/* (the job is not touched after it is queued again) */
+	if (t->closing || !(t->rescan_luns || t->rescan_capacity) ||
+	    helpers_post(rescanner, &t->rescan_job) < 0)
+		rescan_ended_locked(t);
 	pthread_mutex_unlock(&t->rescan_lock);
 }
 

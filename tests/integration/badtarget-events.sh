@@ -25,6 +25,13 @@
 #                        than one thread over its threads at rest meanwhile
 #                        (the rescans take turns on one helper; a thread
 #                        per target before)
+#   rescans-storm        two targets; the first answers every command with
+#                        CAPACITY DATA HAS CHANGED, again and again, so its
+#                        rescan never settles: the second's new LUN 2
+#                        still shows (the first takes turns with it on the
+#                        rescan helper instead of keeping it), and the log
+#                        keeps to its budget of lines per LUN (thousands of
+#                        lines in seconds before)
 #
 # Each checks the counters and the one log line per event, that I/O works
 # afterwards, and that unmounting exits 0 with no sanitizer report.
@@ -326,6 +333,44 @@ many_targets_case() {
     bad_case_close "$case" "$work"
 }
 many_targets_case
+
+storm_case() {
+    local case=rescans-storm lun2=$TEST_TMPDIR/bad-lun2.img hostile quiet reader
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start ua-luns-changed --lun2 "$lun2" --targets 2 --ua-storm "$BAD_IQN"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1,loops=1
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    hostile=$BAD_MNT/$BAD_IQN quiet=$BAD_MNT/$BAD_IQN-2
+    assert_eq "lun0 lun1 " "$(dir_names "$hostile")" "$case: LUN files of $hostile at the open"
+    assert_eq "lun0 lun1 " "$(dir_names "$quiet")" "$case: LUN files of $quiet at the open"
+
+    kill -USR1 "$BAD_PID"          # LUN 2 appears on both; the storm begins
+    wait_true 10 fired_times ua-luns-changed 1 || fail "$case: the target did not add LUN 2"
+    # a read of the hostile target sets off its endless rescan (the read
+    # itself may fail: every retry gets another Unit Attention)
+    bt dd if="$hostile/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &
+    reader=$!
+    check_log "UNIT ATTENTION: CAPACITY DATA HAS CHANGED" 10
+    sleep 1
+    # the quiet target's change comes now, behind the hostile rescan
+    bt dd if="$quiet/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none ||
+        fail "$case: the read of $quiet that got the Unit Attention failed"
+    wait_true 30 test -e "$quiet/lun2" ||
+        fail "$case: $quiet/lun2 did not show while $hostile kept changing: $(ls -A "$quiet" | tr '\n' ' ')"
+    bt cmp -n 65536 "$quiet/lun2" "$lun2" || fail "$case: $quiet/lun2 does not read as the target holds it"
+    wait "$reader" 2>/dev/null
+    # thousands of Unit Attentions in these seconds: the lines about them
+    # keep to 20 per LUN per 10 s window (two LUNs, at most three windows
+    # begun by now)
+    local lines
+    lines=$(grep -c 'CAPACITY DATA HAS CHANGED' "$ISCSIFS_LOG")
+    note "case $case: $lines storm lines; lun2 of the quiet target shown"
+    ((lines <= 2 * 20 * 3)) ||
+        fail "$case: $lines lines about the Unit Attentions: the log is not kept to its budget"
+    bad_case_close "$case" "$work"
+}
+storm_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -50,6 +50,10 @@ all with the same LUNs and case, and SendTargets names them all: a
 discovery mount then opens each.  --slow-rescan SECONDS answers every
 REPORT LUNS after the first SIGUSR1 event only after SECONDS, so that the
 initiator's rescans of the targets after a change overlap in time.
+--ua-storm NAME makes target NAME hostile once an event happened: every
+command to it but INQUIRY, REPORT LUNS and REQUEST SENSE is answered with
+the Unit Attention CAPACITY DATA HAS CHANGED, each time, so that the
+initiator's rescan of it never finds the change settled.
 
 --port2 PORT opens a second listening port, served like the first: the
 redirect cases send initiators that log in on the first port there, and
@@ -442,6 +446,7 @@ class Target:
         # --targets: the names served, the first being --iqn
         self.names = [args.iqn] + ["%s-%d" % (args.iqn, i) for i in range(2, args.targets + 1)]
         self.slow_rescan = args.slow_rescan  # --slow-rescan seconds, or 0
+        self.ua_storm = args.ua_storm        # --ua-storm target name, or None
         self.case = args.case
         self.trigger, default_times, self.what = CASES[args.case]
         self.times = default_times if args.times is None else args.times
@@ -570,6 +575,7 @@ class Conn:
         self.pings = {}                 # nop-in-ping: TTT -> LUN field of the pings unanswered
         self.next_ping_ttt = 0x70000000
         self.discovery = False
+        self.target_name = None     # the TargetName it logged in to (a Normal session)
         self.first_burst = 0            # FirstBurstLength negotiated (--unsolicited)
         self.statsn_check = None        # statsn-*: the ExpStatSN the next command must carry
         self.chap_step = "method"       # --chap: method, algorithms, response, done
@@ -643,11 +649,15 @@ class Conn:
         None.  INQUIRY, REPORT LUNS and REQUEST SENSE never get one;
         REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED."""
         op = t.cdb[0]
+        with self.t.lock:
+            storm = self.t.events and self.t.ua_storm and self.target_name == self.t.ua_storm
         with self.lock:
             if op == 0xA0:
                 self.pending_ua = [u for u in self.pending_ua if u[1:] != (0x3F, 0x0E)]
             if op in (0x12, 0xA0, 0x03):
                 return None
+            if storm:
+                return (t.lun, 0x2A, 0x09)   # --ua-storm: every command, every time
             for i, u in enumerate(self.pending_ua):
                 if u[0] is None or u[0] == t.lun:
                     del self.pending_ua[i]
@@ -769,6 +779,7 @@ class Conn:
             if csg == 0:
                 if first:
                     self.discovery = keys.get("SessionType") == "Discovery"
+                    self.target_name = keys.get("TargetName")
                     if keys.get("SessionType", "Normal") not in ("Normal", "Discovery"):
                         self.login_rsp(req, 0, status=(2, 9))
                         return False
@@ -2040,6 +2051,9 @@ def main():
                     help="serve N targets: --iqn, then --iqn-2 ... --iqn-N")
     ap.add_argument("--slow-rescan", type=float, default=0, metavar="SECONDS",
                     help="answer REPORT LUNS after SECONDS once an event (SIGUSR1) happened")
+    ap.add_argument("--ua-storm", metavar="NAME", default=None,
+                    help="once an event (SIGUSR1) happened, every command to target NAME "
+                         "(but INQUIRY, REPORT LUNS, REQUEST SENSE) gets CAPACITY DATA HAS CHANGED")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()

@@ -15,7 +15,7 @@
  *   - a socket that takes the requests a few bytes at a time (the test's
  *     own sendmsg()): each request's rest goes on EPOLLOUT, and the login
  *     ends as it would;
- *   - a host name ("localhost") goes through the resolver thread and logs
+ *   - a host name ("localhost") goes through a resolver thread and logs
  *     in; an address refused first (::1, where nothing listens) gives way
  *     to the next;
  *   - a name that does not resolve, and a port nobody listens on, fail

@@ -5,8 +5,8 @@
  * "slow.test" takes SLOW_MS to fail, as with a DNS server that does not
  * answer, "nosuch.test" fails at once, and every other name goes to the
  * real one.  The cases:
- *   - a numeric address is answered without the resolver thread;
- *   - "localhost" is answered by the resolver thread;
+ *   - a numeric address is answered without a resolver thread;
+ *   - "localhost" is answered by a resolver thread;
  *   - "nosuch.test" fails with the resolver's words;
  *   - "slow.test" under a deadline of 300 ms fails at the deadline with
  *     ETIMEDOUT, not after SLOW_MS, and so does conn_connect() of it with
@@ -17,7 +17,7 @@
  *     (resolve_cancel()) never calls back; a login on the loop to
  *     "slow.test" ends at its deadline with the lookup's words.
  * A lookup given up before the resolver began it never runs; one given up
- * while it runs is freed by the resolver thread when getaddrinfo()
+ * while it runs is freed by its resolver thread when getaddrinfo()
  * returns: the ASan build's leak check at exit sees to that, after the
  * test waited for the slow lookups to end.
  *
@@ -184,24 +184,27 @@ static void test_until(void)
 	}
 }
 
-/* Two lookups of "slow.test" given up at 200 ms: the first is under way
- * on the resolver (which frees it when it ends), the second still queued
- * behind it, taken out at once: it never runs. */
+/* RESOLVER_THREADS + 1 lookups of "slow.test", each given up at 200 ms:
+ * the first ones are under way on every resolver thread (which free them
+ * when they end), the last still queued behind them, taken out at once:
+ * it never runs. */
 static void test_withdraw(void)
 {
 	struct addrinfo *res;
 
-	/* the resolver thread is up and idle first, so that the first
+	/* a resolver thread is up and idle first, so that the first
 	 * lookup below is under way well before its 200 ms are over */
 	CHECK(resolve_until("localhost", 3260, mono_now_ns() + 5000000000, &res) == 0);
 	freeaddrinfo(res);
 	unsigned long before = resolve_lookups();
-	CHECK(resolve_until("slow.test", 3260, mono_now_ns() + 200000000, &res) < 0);
-	CHECK(resolve_until("slow.test", 3260, mono_now_ns() + 200000000, &res) < 0);
+	/* (the first is still under way when the last is given up: SLOW_MS is
+	 * well over (RESOLVER_THREADS + 1) * 200 ms) */
+	for (int i = 0; i < RESOLVER_THREADS + 1; i++)
+		CHECK(resolve_until("slow.test", 3260, mono_now_ns() + 200000000, &res) < 0);
 	CHECK(err_errno() == ETIMEDOUT);
 	struct timespec ts = { SLOW_MS / 1000 + 1, 0 };
 	nanosleep(&ts, NULL);
-	CHECK_EQ_U64(resolve_lookups() - before, 1);
+	CHECK_EQ_U64(resolve_lookups() - before, RESOLVER_THREADS);
 }
 
 static void test_on_loop(void)

@@ -38,7 +38,9 @@
  *     event loop stays free (a call posted to it runs at once), and once
  *     the target reads again every PDU arrives whole and in order;
  *   - the transition tables, and an illegal move caught: the session
- *     aborts with a line naming both states (NDEBUG: logs and moves).
+ *     aborts with a line naming both states (NDEBUG: logs and moves);
+ *   - session_login() called on an event loop fails at once with EDEADLK
+ *     (its login would run on the loops and wait for the calling one).
  */
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -1283,6 +1285,41 @@ static void test_illegal_transition(void)
 		fprintf(stderr, "child said: %s\n", out);
 }
 
+/* session_login() from an event loop: the call and what it said. */
+struct login_from_loop {
+	const struct session_config *cfg;  /* what to log in with */
+	struct session *s;                 /* session_login()'s answer */
+	int err;                           /* its errno when it failed */
+};
+
+static void login_from_loop(void *arg)
+{
+	struct login_from_loop *f = arg;
+
+	f->s = session_login(NULL, NULL, f->cfg, 0);
+	f->err = f->s ? 0 : err_errno();
+}
+
+static void test_login_on_a_loop(void)
+{
+	struct listener l;
+	struct session_config cfg;
+
+	listener_start(&l);
+	scripted_target_config(&cfg, l.st.port, "session", 8);
+	cfg.connect_timeout_ms = WAIT_MS;
+	struct login_from_loop f = { .cfg = &cfg };
+	struct evloop *loop = evloop_assign();
+	CHECK(loop != NULL);
+	if (loop)
+		evloop_run_sync(loop, login_from_loop, &f);
+	CHECK(f.s == NULL);
+	CHECK_EQ_U64(f.err, EDEADLK);
+	if (f.s)
+		session_logout_and_free(f.s, 2000);
+	listener_stop(&l);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1297,5 +1334,6 @@ int main(void)
 	test_hung_reconnect();
 	test_ticks_itself();
 	test_ping_behind_login();
+	test_login_on_a_loop();
 	return test_done("test_session");
 }
