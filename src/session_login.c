@@ -21,11 +21,16 @@
  * first_login but its outcome is the loop's.  The outcome (rc, errno,
  * message) is written under the batch lock, the session's conn and login
  * result before it; the loop lets go of the first_login with that unlock
- * and never touches it again.  The caller takes each ended login at
+ * and never touches it again, but in a cancel call the caller posted
+ * (counted in the batch's cancels until it ran).  The caller takes each ended login at
  * once: it starts the session that logged in (session_start(): the loop
  * attaches it), so that no logged-in connection waits unwatched for a
- * slower login of the batch.  Once every login ended (the count is zero,
- * and the array may go), it logs them all out again when one failed.
+ * slower login of the batch.  When one fails of itself, the target's
+ * open fails whatever the others do: it posts each login still under way
+ * a cancel call (its loop ends it at once instead of at its deadlines).
+ * Once every login ended and every cancel call ran (both counts are zero,
+ * and the array may go), it logs the started ones out again when one
+ * failed, and reports the lowest slot that failed of itself.
  */
 #include "session_internal.h"
 
@@ -44,8 +49,10 @@
 /* What the caller waits on. */
 struct login_batch {
 	pthread_mutex_t lock;         /* protects left and each first_login's outcome */
-	pthread_cond_t cond;          /* signalled when a login ends */
+	pthread_cond_t cond;          /* signalled when a login ends, and when a
+	                               * cancel call has run */
 	unsigned left;                /* lock: logins not ended yet */
+	unsigned cancels;             /* lock: cancel calls posted and not run yet */
 };
 
 /* The first login of one session. */
@@ -55,6 +62,8 @@ struct first_login {
 	                               * outcome is written) */
 	struct login_batch *batch;    /* read-only: where the outcome goes */
 	struct ev_call start_call;    /* loop: posted by the caller, begins it */
+	struct ev_call cancel_call;   /* loop: posted by the caller once another
+	                               * slot failed for good: ends it */
 	struct ev_timer retry_timer;  /* loop: the pause before the next try */
 	struct login_loop *ll;        /* loop: the try under way, or NULL */
 	struct login_retry retry;     /* loop: the tries of the current portal */
@@ -66,6 +75,8 @@ struct first_login {
 	bool ended;                   /* batch lock: the login is over */
 	bool taken;                   /* the caller's: it took the outcome (the
 	                               * session started, or was given up) */
+	bool cancelled;               /* batch lock: ended by cancel_call, not by
+	                               * a failure of its own */
 	int rc;                       /* batch lock: 0 logged in (s->conn), -1 failed */
 	int err;                      /* batch lock: the failure's errno */
 	char msg[512];                /* batch lock: the failure's message */
@@ -172,6 +183,59 @@ static void start_run(struct ev_call *call)
 	try_portal(fl);
 }
 
+/* On the session's loop, once another slot of the batch failed for good
+ * (the target's open fails whatever this login does): end it now rather
+ * than at its deadlines, unless it ended already. */
+static void cancel_run(struct ev_call *call)
+{
+	struct first_login *fl = FIRST_OF(call, cancel_call);
+	struct login_batch *b = fl->batch;
+
+	pthread_mutex_lock(&b->lock);
+	bool ended = fl->ended;     /* (only this loop sets it) */
+	pthread_mutex_unlock(&b->lock);
+	if (!ended) {
+		login_loop_cancel(fl->ll);
+		fl->ll = NULL;
+		evloop_timer_cancel(fl->s->loop, &fl->retry_timer);
+	}
+	pthread_mutex_lock(&b->lock);
+	if (!ended) {
+		fl->rc = -1;
+		fl->err = ECANCELED;
+		snprintf(fl->msg, sizeof fl->msg, "%s: login given up: another session failed",
+			 fl->s->name);
+		fl->cancelled = true;
+		fl->ended = true;
+		b->left--;
+	}
+	b->cancels--;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* The caller: the login of @failed failed for good, so the target's open
+ * fails; end the logins still under way at once. */
+static void cancel_others(struct first_login *fls, unsigned n, struct login_batch *b,
+			  const struct first_login *failed)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct first_login *fl = &fls[i];
+
+		if (fl == failed || !fl->s)
+			continue;
+		pthread_mutex_lock(&b->lock);
+		bool post = !fl->ended;
+		if (post)
+			b->cancels++;
+		pthread_mutex_unlock(&b->lock);
+		if (post) {
+			fl->cancel_call.run = cancel_run;
+			evloop_post(fl->s->loop, &fl->cancel_call);
+		}
+	}
+}
+
 /* The caller, once @fl's login ended: start the session that logged in
  * (its loop watches it from now on), or free the one that did not. */
 static void take_outcome(struct first_login *fl)
@@ -264,6 +328,7 @@ static int login_sessions(const struct session_owner_ops *ops, void *owner,
 	 * yet watched by its loop would leave the target's pings unanswered
 	 * while a slower login of the batch goes on.  Every login ends by its
 	 * deadlines: no timeout of our own. */
+	bool giving_up = false;
 	pthread_mutex_lock(&batch.lock);
 	for (;;) {
 		struct first_login *fl = NULL;
@@ -272,22 +337,28 @@ static int login_sessions(const struct session_owner_ops *ops, void *owner,
 			if (fls[i].ended && !fls[i].taken)
 				fl = &fls[i];
 		if (!fl) {
-			if (batch.left == 0)
+			if (batch.left == 0 && batch.cancels == 0)
 				break;
 			pthread_cond_wait(&batch.cond, &batch.lock);
 			continue;
 		}
 		/* (ended: the loop has let go of it) */
 		fl->taken = true;
+		bool own_failure = fl->rc != 0 && !fl->cancelled;
 		pthread_mutex_unlock(&batch.lock);
+		if (own_failure && !giving_up) {
+			giving_up = true;
+			cancel_others(fls, n, &batch, fl);
+		}
 		take_outcome(fl);
 		pthread_mutex_lock(&batch.lock);
 	}
 	pthread_mutex_unlock(&batch.lock);
 
+	/* the failure said is the lowest slot's that failed of itself */
 	for (unsigned i = 0; i < n; i++) {
 		out[i] = fls[i].rc == 0 ? fls[i].s : NULL;
-		if (fls[i].rc != 0 && failed == n)
+		if (fls[i].rc != 0 && !fls[i].cancelled && failed == n)
 			failed = i;
 	}
 	if (failed < n) {

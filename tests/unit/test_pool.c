@@ -19,10 +19,14 @@
  *   - one session: everything goes through it (the degenerate pool);
  *   - a target that takes 300 ms over each login: the four sessions of a
  *     pool are in their logins at the same time (they were one after the
- *     other), and the pool is there in one login's time.
+ *     other), and the pool is there in one login's time;
+ *   - a target that refuses session 0's login at once and holds the others
+ *     2 s: pool_create() fails at once with session 0's reason, the other
+ *     logins given up rather than waited for.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -53,6 +57,8 @@ struct target {
 	atomic_uint commands[MAX_CONNS];   /* SCSI Commands answered per session */
 	atomic_bool cmdsn_disorder;        /* a connection saw a CmdSN not one above the last */
 	unsigned login_hold_us;            /* how long each login is held */
+	bool refuse_first;                 /* session 0's login is refused at once
+	                                    * (authentication failed), not held */
 	atomic_uint logging_in;            /* connections holding their login now */
 	atomic_uint most_logging_in;       /* the most at once */
 };
@@ -80,6 +86,14 @@ static void target_seen(void *arg, const uint8_t *bhs)
 		/* the first Login Request: the last ISID byte is the pool's
 		 * base (scripted_target_config(): 0) plus the session's index */
 		c->session = bhs[13] % MAX_CONNS;
+		if (t->refuse_first && c->session == 0) {
+			struct request r = { .len = 0 };
+
+			memcpy(r.bhs, bhs, sizeof r.bhs);
+			respond(c->fd, &r, 0, 2, 1, NULL);     /* 0x0201 */
+			shutdown(c->fd, SHUT_RDWR);          /* (the rest fails) */
+			return;
+		}
 		if (t->login_hold_us) {
 			unsigned now = atomic_fetch_add(&t->logging_in, 1) + 1;
 			unsigned most = atomic_load(&t->most_logging_in);
@@ -212,10 +226,12 @@ struct run_result {
 
 /* Submit @total TEST UNIT READYs through a pool of @nsessions sessions
  * (queue_depth @depth), at most @window in flight, with the target's
- * per-session delays @delay_us and each login held @login_hold_us.
- * Returns 0, -1 when the pool cannot be made. */
+ * per-session delays @delay_us, each login held @login_hold_us and, with
+ * @refuse_first, session 0's login refused.  Returns 0, -1 when the pool
+ * cannot be made (err_*() says why). */
 static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned total,
-	       const unsigned *delay_us, unsigned login_hold_us, struct run_result *out)
+	       const unsigned *delay_us, unsigned login_hold_us, bool refuse_first,
+	       struct run_result *out)
 {
 	struct target t = { .st.listen_fd = -1 };
 	struct session_config cfg;
@@ -226,6 +242,7 @@ static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned tot
 	for (unsigned i = 0; i < nsessions; i++)
 		t.delay_us[i] = delay_us ? delay_us[i] : 0;
 	t.login_hold_us = login_hold_us;
+	t.refuse_first = refuse_first;
 	scripted_target_start(&t.st, MAX_CONNS, target_accepted, &t);
 	scripted_target_config(&cfg, t.st.port, "pool", depth);
 	start = mono_now_ms();
@@ -294,7 +311,7 @@ static void test_equal(void)
 	static const unsigned delays[N] = { 200, 200, 200, 200 };
 	struct run_result r;
 
-	CHECK(run(N, 32, 64, TOTAL, delays, 0, &r) == 0);
+	CHECK(run(N, 32, 64, TOTAL, delays, 0, false, &r) == 0);
 	print_spread("equal sessions", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -317,7 +334,7 @@ static void test_slow_session(void)
 	static const unsigned delays[N] = { 2000, 200, 200, 200 };
 	struct run_result r;
 
-	CHECK(run(N, 32, 64, TOTAL, delays, 0, &r) == 0);
+	CHECK(run(N, 32, 64, TOTAL, delays, 0, false, &r) == 0);
 	print_spread("one slow session", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -337,7 +354,7 @@ static void test_queueing(void)
 	static const unsigned delays[N] = { 300, 300, 300, 300 };
 	struct run_result r;
 
-	CHECK(run(N, DEPTH, 256, TOTAL, delays, 0, &r) == 0);
+	CHECK(run(N, DEPTH, 256, TOTAL, delays, 0, false, &r) == 0);
 	print_spread("queue_depth 2, 256 in flight", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -352,7 +369,7 @@ static void test_single(void)
 {
 	struct run_result r;
 
-	CHECK(run(1, 8, 32, 500, NULL, 0, &r) == 0);
+	CHECK(run(1, 8, 32, 500, NULL, 0, false, &r) == 0);
 	print_spread("one session", 1, &r);
 	CHECK_EQ_U64(r.done, 500);
 	CHECK_EQ_U64(r.failed, 0);
@@ -365,7 +382,7 @@ static void test_logins_at_once(void)
 	enum { N = 4, HOLD_MS = 300 };
 	struct run_result r;
 
-	CHECK(run(N, 8, 32, 100, NULL, HOLD_MS * 1000, &r) == 0);
+	CHECK(run(N, 8, 32, 100, NULL, HOLD_MS * 1000, false, &r) == 0);
 	printf("%u sessions, logins held %d ms: %u at once at most, the pool made in %lld ms\n",
 	       N, HOLD_MS, r.most_logging_in, (long long)r.create_ms);
 	CHECK_EQ_U64(r.done, 100);
@@ -374,12 +391,29 @@ static void test_logins_at_once(void)
 	CHECK(r.create_ms < (N - 1) * HOLD_MS);
 }
 
+/* Session 0's login refused at once, the others held 2 s: the pool fails
+ * at once, with session 0's reason. */
+static void test_refused_fails_fast(void)
+{
+	enum { N = 4, HOLD_MS = 2000 };
+	struct run_result r;
+
+	CHECK(run(N, 8, 32, 100, NULL, HOLD_MS * 1000, true, &r) < 0);
+	printf("session 0 refused, the others held %d ms: pool_create() failed in %lld ms: %s\n",
+	       HOLD_MS, (long long)r.create_ms, err_msg());
+	CHECK_EQ_U64(err_errno(), EACCES);
+	CHECK(strstr(err_msg(), "authentication failed") != NULL);
+	CHECK(r.create_ms < HOLD_MS / 2);
+}
+
 int main(void)
 {
+	signal(SIGPIPE, SIG_IGN);   /* (the refusing target writes to a closed socket) */
 	test_equal();
 	test_slow_session();
 	test_queueing();
 	test_single();
 	test_logins_at_once();
+	test_refused_fails_fast();
 	return test_done("test_pool");
 }
