@@ -416,6 +416,11 @@ void session_use_portal(struct session *s, unsigned i);
  * the first login's waiter before the session starts. */
 void session_take_portal(struct session *s, const struct login_result *lr);
 
+/* A session for slot @index of its owner, not connected (no socket, no
+ * loop), named "session N".  NULL with err_set() on ENOMEM.  session.c. */
+struct session *session_alloc(const struct session_owner_ops *ops, void *owner,
+			      const struct session_config *cfg, unsigned index);
+
 /* Take the outcome @lr of the login on s->conn and hand the connection to
  * an event loop (s->loop, or one assigned now): the session moves from
  * LOGGING_IN to @first (SESSION_FULL_FEATURE, or SESSION_VERIFYING for

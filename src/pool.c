@@ -236,14 +236,11 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	p->cfg.replacement_timeout_s = replacement_timeout_s;
 	/* every session logs in at once, each on its loop */
 	if (session_login_all(&session_ops, p, &p->cfg, nsessions, p->sessions) < 0) {
-		int e = err_errno();
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s", err_msg());
+		/* (its err_set() stands: nothing below sets another) */
 		free(p->sessions);
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->idle_cond);
 		free(p);
-		err_set(e, "%s", msg);
 		return NULL;
 	}
 	p->n = nsessions;

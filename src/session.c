@@ -106,7 +106,6 @@
 #include "deadline.h"
 #include "iov.h"
 #include "log.h"
-#include "portal.h"
 #include "login.h"
 #include "scsi.h"
 #include "session_internal.h"
@@ -545,15 +544,12 @@ err:
 	return -1;
 }
 
-/* session_attach_fd() that starts the session in state @first. */
-static struct session *attach_fd(const struct session_owner_ops *ops, void *owner,
-				 const struct session_config *cfg, unsigned index, int fd,
-				 const struct login_result *lr, enum session_state first)
+struct session *session_alloc(const struct session_owner_ops *ops, void *owner,
+			      const struct session_config *cfg, unsigned index)
 {
 	struct session *s = calloc(1, sizeof *s);
 
 	if (!s) {
-		close(fd);
 		err_set(ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -562,8 +558,23 @@ static struct session *attach_fd(const struct session_owner_ops *ops, void *owne
 	s->cfg = cfg;
 	s->index = index;
 	s->next_time2wait_s = -1;
-	s->no_recover = true;
+	s->conn.fd = -1;
 	snprintf(s->name, sizeof s->name, "session %u", index);
+	return s;
+}
+
+/* session_attach_fd() that starts the session in state @first. */
+static struct session *attach_fd(const struct session_owner_ops *ops, void *owner,
+				 const struct session_config *cfg, unsigned index, int fd,
+				 const struct login_result *lr, enum session_state first)
+{
+	struct session *s = session_alloc(ops, owner, cfg, index);
+
+	if (!s) {
+		close(fd);
+		return NULL;
+	}
+	s->no_recover = true;
 	if (conn_attach_fd(&s->conn, fd, "attached peer", -1) < 0)
 		goto err_attach;
 	s->conn.header_digest = lr->params.header_digest;

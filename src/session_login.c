@@ -259,19 +259,10 @@ static void take_outcome(struct first_login *fl)
 static struct session *session_new(const struct session_owner_ops *ops, void *owner,
 				   const struct session_config *cfg, unsigned index)
 {
-	struct session *s = calloc(1, sizeof *s);
+	struct session *s = session_alloc(ops, owner, cfg, index);
 
-	if (!s) {
-		err_set(ENOMEM, "out of memory");
+	if (!s)
 		return NULL;
-	}
-	s->ops = ops;
-	s->owner = owner;
-	s->cfg = cfg;
-	s->index = index;
-	s->next_time2wait_s = -1;
-	s->conn.fd = -1;
-	snprintf(s->name, sizeof s->name, "session %u", index);
 	s->loop = evloop_assign();
 	if (!s->loop) {
 		free(s);
