@@ -24,8 +24,14 @@
 
 #include "helpers.h"
 
-/* Helper threads beside the loops (blocking handlers). */
-#define FUSE_LOOP_HELPERS 2
+/* Helper threads beside the loops, for the handlers that block (the first
+ * lookup in a discovered target's directory, which opens the target):
+ * started as such a handler comes, at most FUSE_LOOP_HELPERS at once, each
+ * gone after FUSE_HELPER_IDLE_MS without one.  Up to that many targets
+ * whose logins hang (each until -o timeout) leave the others' opens
+ * unaffected. */
+#define FUSE_LOOP_HELPERS 3
+#define FUSE_HELPER_IDLE_MS 2000
 
 /* The counters of one loop, for the statistics file. */
 struct fuse_loop_counters {
@@ -34,7 +40,7 @@ struct fuse_loop_counters {
 };
 
 /* Serve @se on the event loops (evloop.h; started if need be) with
- * FUSE_LOOP_HELPERS helpers until the file system is unmounted or a
+ * up to FUSE_LOOP_HELPERS helpers until the file system is unmounted or a
  * signal ends the session.  Returns 0, or -1 when it could not start. */
 int fuse_loop_run(struct fuse_session *se);
 

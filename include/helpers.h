@@ -11,7 +11,7 @@
  *
  * Two kinds of pool:
  *   - helpers_start(N): N threads from the start until helpers_stop()
- *     (the FUSE helpers: a lookup never waits for a thread to start);
+ *     (a job never waits for a thread to start);
  *   - helpers_on_demand(MAX, IDLE_MS): no thread until a job comes; a
  *     thread is started for a job that finds none idle, up to MAX at
  *     once, and a thread idle for IDLE_MS leaves.  The number of threads
@@ -38,12 +38,14 @@ struct helper_job {
 struct helpers;
 
 /* Start @threads helper threads (signals blocked) that stay until
- * helpers_stop().  NULL with errno set when none could start. */
-struct helpers *helpers_start(unsigned threads);
+ * helpers_stop(), each named @name (its comm, as ps -L and top -H show
+ * it; at most 15 bytes kept).  NULL with errno set when none could start. */
+struct helpers *helpers_start(unsigned threads, const char *name);
 
-/* A pool that starts up to @max threads (signals blocked) as jobs come,
- * each leaving after @idle_ms without a job.  NULL with errno ENOMEM. */
-struct helpers *helpers_on_demand(unsigned max, unsigned idle_ms);
+/* A pool that starts up to @max threads (signals blocked, named @name) as
+ * jobs come, each leaving after @idle_ms without a job.  NULL with errno
+ * ENOMEM. */
+struct helpers *helpers_on_demand(unsigned max, unsigned idle_ms, const char *name);
 
 /* Queue @job for the next idle helper, starting one if none is idle and
  * the pool may.  Returns 0, or -1 with errno (EAGAIN) when the pool has

@@ -13,9 +13,10 @@
  * size changes), REPORTED LUNS DATA HAS CHANGED the LUN list (files of new
  * disk LUNs appear, files of LUNs gone disappear).  That work, which waits
  * for commands, is a rescan job of the target, run on the process's
- * rescan helper (one thread, started when a change comes, leaving when
- * idle: however many targets change at once, they take turns); the
- * kernel is told so that stat and ls show the change.
+ * rescan helpers (at most two threads, started when a change comes,
+ * leaving when idle: however many targets change at once, they take
+ * turns, and one slow target leaves the others a thread); the kernel is
+ * told so that stat and ls show the change.
  */
 #ifndef ISCSIFS_TARGET_H
 #define ISCSIFS_TARGET_H
@@ -49,7 +50,9 @@ struct fs_target {
 	                               * loop, while a helper holds it to open the
 	                               * target): stored once the pool exists,
 	                               * never cleared while the mount is served */
-	bool opened;                  /* lock: its LUN files are in the file system */
+	atomic_bool opened;           /* its LUN files are in the file system: set
+	                               * once, under lock; read by anyone
+	                               * (target_is_open()) */
 	int open_err;                 /* lock: errno of the last failed open, 0 if none */
 	int64_t failed_at_ns;         /* lock: when that open failed (monotonic) */
 	struct fs *fs;                /* the mount; set by the first target_open() */
@@ -72,6 +75,10 @@ struct fs_target {
  * NULL on ENOMEM. */
 struct fs_target *target_new(const struct session_config *cfg, const char *portal,
 			     fuse_ino_t dir, long long only_lun);
+
+/* Whether @t is open: its LUN files are in the file system, and a lookup
+ * or listing of its directory needs no network.  Any thread; never waits. */
+bool target_is_open(struct fs_target *t);
 
 /* Open @t unless it is open: log in its pool (fs->sessions sessions),
  * list and probe its LUNs, add a file per disk LUN under t->dir.  LUNs

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -155,7 +156,10 @@ static void *loop_main(void *arg)
 	struct evloop *l = arg;
 	struct epoll_event ev[EVENTS_PER_WAIT];
 	sigset_t signals;
+	char name[16];
 
+	snprintf(name, sizeof name, "loop%u", l->index);
+	pthread_setname_np(pthread_self(), name);   /* as ps -L and top -H show it */
 	sigfillset(&signals);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	current = l;

@@ -3,11 +3,12 @@
  * NOTES ON THE THREAD MODEL
  *
  * The event loops of fuse_loop.c call these handlers, so a handler must
- * not block: the lookup and listing of a discovered target's directory,
- * which log in to the target the first time, run on a helper thread
+ * not block: the lookup and listing of a discovered target's directory
+ * that is not open yet, which log in to the target, run on a helper thread
  * instead (fuse_loop_offload(): dir_job below), which replies from
- * there.  The inode table is
- * only appended to, and a node marked gone stays (see fs.h), so lookups
+ * there; once the target is open (target_is_open()), they are answered on
+ * the loop, so a helper held by a hung login delays no other target.  The
+ * inode table is only appended to, and a node marked gone stays (see fs.h), so lookups
  * take no lock.  Notifications (fs_notify_*()) come from target.c's rescan
  * thread, never from a handler.
  * Each request gets exactly one fuse_reply_*: reads, writes and seeks
@@ -267,7 +268,8 @@ static void dir_job_drop(struct helper_job *job)
 }
 
 /* Hand the lookup of @name (NULL: the listing of @size bytes from @off)
- * in directory @ino to a helper when opening its target may block.
+ * in directory @ino to a helper when its target is not open yet (opening
+ * it blocks).
  * Returns true when it did (the helper replies) or when it answered the
  * request with an error (no memory for the job: an event loop must never
  * open a target itself, its sessions' logins would wait for that very
@@ -280,7 +282,8 @@ static bool offload_dir(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	size_t name_len = name ? strlen(name) + 1 : 0;
 	struct dir_job *d;
 
-	if (!dir || !dir->is_dir || !dir->tgt || !fs->discovery || dir->ino == 1)
+	if (!dir || !dir->is_dir || !dir->tgt || !fs->discovery || dir->ino == 1 ||
+	    target_is_open(dir->tgt))
 		return false;         /* nothing to open: no network involved */
 	d = malloc(sizeof *d + name_len);
 	if (!d) {

@@ -276,7 +276,7 @@ int fuse_loop_run(struct fuse_session *se)
 		log_error("cannot make the FUSE device non-blocking: %s", strerror(errno));
 		goto out;
 	}
-	fl.helpers = helpers_start(FUSE_LOOP_HELPERS);
+	fl.helpers = helpers_on_demand(FUSE_LOOP_HELPERS, FUSE_HELPER_IDLE_MS, "opener");
 	if (!fl.helpers)
 		goto out;
 	spares_accept(true);

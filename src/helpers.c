@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,12 +45,14 @@ struct helpers {
 	unsigned max;                 /* read-only: threads at most */
 	unsigned idle_ms;             /* read-only: a thread idle this long
 	                               * leaves; 0: never (helpers_start()) */
+	char name[16];                /* read-only: its threads' name (comm) */
 };
 
 static void *helper_main(void *arg)
 {
 	struct helpers *h = arg;
 
+	pthread_setname_np(pthread_self(), h->name);
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
 		if (!h->head && !h->stopping) {
@@ -103,8 +106,8 @@ static int start_thread_locked(struct helpers *h)
 	return rc;
 }
 
-/* A pool of at most @max threads, none started. */
-static struct helpers *pool_new(unsigned max, unsigned idle_ms)
+/* A pool of at most @max threads named @name, none started. */
+static struct helpers *pool_new(unsigned max, unsigned idle_ms, const char *name)
 {
 	struct helpers *h = calloc(1, sizeof *h);
 
@@ -117,12 +120,13 @@ static struct helpers *pool_new(unsigned max, unsigned idle_ms)
 	pthread_cond_init(&h->left_cond, NULL);
 	h->max = max ? max : 1;
 	h->idle_ms = idle_ms;
+	snprintf(h->name, sizeof h->name, "%s", name);
 	return h;
 }
 
-struct helpers *helpers_start(unsigned threads)
+struct helpers *helpers_start(unsigned threads, const char *name)
 {
-	struct helpers *h = pool_new(threads, 0);
+	struct helpers *h = pool_new(threads, 0, name);
 	int rc = 0;
 
 	if (!h)
@@ -142,9 +146,9 @@ struct helpers *helpers_start(unsigned threads)
 	return h;
 }
 
-struct helpers *helpers_on_demand(unsigned max, unsigned idle_ms)
+struct helpers *helpers_on_demand(unsigned max, unsigned idle_ms, const char *name)
 {
-	return pool_new(max, idle_ms ? idle_ms : 1);
+	return pool_new(max, idle_ms ? idle_ms : 1, name);
 }
 
 int helpers_post(struct helpers *h, struct helper_job *job)

@@ -62,7 +62,7 @@ static atomic_ulong lookups;                /* getaddrinfo() calls it made */
 
 static void resolver_start(void)
 {
-	resolver = helpers_on_demand(RESOLVER_THREADS, RESOLVER_IDLE_MS);
+	resolver = helpers_on_demand(RESOLVER_THREADS, RESOLVER_IDLE_MS, "resolver");
 }
 
 unsigned long resolve_lookups(void)

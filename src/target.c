@@ -3,18 +3,22 @@
  * NOTES ON THE THREAD MODEL
  *
  * target_open() runs on main() at start-up (target form) or on a FUSE
- * worker (discovery mounts, first use of a directory).  t->lock is held
+ * helper (discovery mounts, first use of a directory).  t->lock is held
  * for the whole open, login included, so concurrent first uses wait for
  * one login; it is taken before fs->grow_lock and before any pool or
- * session lock.
+ * session lock.  Once the files are added, t->opened is set (atomic):
+ * from then on target_is_open() answers without the lock, which a rescan
+ * may hold for seconds, so lookups are answered on the loops.
  *
  * Once open, a LUN's on_change hook (lun.h) runs on an event loop when
  * a Unit Attention reports a change: it only sets a flag under
  * t->rescan_lock and posts the target's rescan job unless it is queued
  * or runs (lock order: rescan_lock -> the rescan helpers' lock; neither
  * is held while waiting).  The job (one per target at a time, on the
- * process's one rescan helper thread, so that the threads stay bounded
- * however many targets change at once) reads capacities or the LUN list
+ * process's rescan helpers, at most RESCAN_THREADS threads, so that the
+ * threads stay bounded however many targets change at once, and more than
+ * one so that a target that answers slowly does not hold every other
+ * target's change behind its own) reads capacities or the LUN list
  * again with synchronous commands and adds or marks gone LUN files, the
  * latter under t->lock, so that it never races with the open adding the
  * first files; it tells the kernel afterwards, holding no lock of ours
@@ -43,16 +47,18 @@
 #define TARGET_MAX_LUNS 1024
 
 /* Threads that run the rescan jobs of every target, at most, and how long
- * one stays without a job. */
-#define RESCAN_THREADS 1
+ * one stays without a job.  Up to RESCAN_THREADS - 1 targets whose
+ * commands are slow to answer (each up to -o cmd_timeout and its
+ * escalation) leave the others' rescans a thread. */
+#define RESCAN_THREADS 2
 #define RESCAN_IDLE_MS 2000
 
-static struct helpers *rescanner;    /* the rescan helper of the process */
+static struct helpers *rescanner;    /* the rescan helpers of the process */
 static pthread_once_t rescanner_once = PTHREAD_ONCE_INIT;
 
 static void rescanner_new(void)
 {
-	rescanner = helpers_on_demand(RESCAN_THREADS, RESCAN_IDLE_MS);
+	rescanner = helpers_on_demand(RESCAN_THREADS, RESCAN_IDLE_MS, "rescan");
 }
 
 struct fs_target *target_new(const struct session_config *cfg, const char *portal,
@@ -69,6 +75,7 @@ struct fs_target *target_new(const struct session_config *cfg, const char *porta
 	snprintf(t->portal, sizeof t->portal, "%s", portal);
 	t->dir = dir;
 	t->only_lun = only_lun;
+	atomic_init(&t->opened, false);
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->rescan_lock, NULL);
 	pthread_cond_init(&t->rescan_cond, NULL);
@@ -463,10 +470,17 @@ out:
 	return err;
 }
 
+bool target_is_open(struct fs_target *t)
+{
+	return atomic_load_explicit(&t->opened, memory_order_acquire);
+}
+
 int target_open(struct fs *fs, struct fs_target *t)
 {
 	int err = 0;
 
+	if (target_is_open(t))
+		return 0;             /* no lock: a rescan may hold it for seconds */
 	pthread_mutex_lock(&t->lock);
 	if (t->opened)
 		goto out;
@@ -487,8 +501,9 @@ int target_open(struct fs *fs, struct fs_target *t)
 	err = add_luns(fs, t);
 	if (err)
 		goto failed;
-	t->opened = true;
 	t->open_err = 0;
+	/* after the files: whoever sees it set sees them */
+	atomic_store_explicit(&t->opened, true, memory_order_release);
 	goto out;
 failed:
 	/* EACCES (credentials), ENOENT (no such target) and the like: the

@@ -22,9 +22,22 @@
 #                        LUN 2 appears at once, each REPORT LUNS then taking
 #                        1 s: every directory shows lun2, reading as the
 #                        target holds it, and the daemon never runs more
-#                        than one thread over its threads at rest meanwhile
-#                        (the rescans take turns on one helper; a thread
-#                        per target before)
+#                        than two rescan threads (RESCAN_THREADS), nor more
+#                        than two threads over its threads at rest
+#                        meanwhile (the rescans take turns on the rescan
+#                        helpers; a thread per target before)
+#   rescan-slow-one      two targets whose LUN 2 appears at once; the
+#                        first answers REPORT LUNS only after 20 s: the
+#                        second's lun2 shows within seconds all the same
+#                        (its rescan does not queue behind the slow one on
+#                        a single rescan helper), then the first's
+#   opens-hung           a discovery mount of 4 targets, two of which never
+#                        answer a login: while their opens wait (up to
+#                        -o timeout), the directory and files of the target
+#                        already open answer at once, and the fourth target
+#                        opens (before, every lookup in a target directory
+#                        went to one of two helper threads, both held by
+#                        the hung logins)
 #   rescans-storm        two targets; the first answers every command with
 #                        CAPACITY DATA HAS CHANGED, again and again, so its
 #                        rescan never settles: the second's new LUN 2
@@ -269,6 +282,12 @@ dir_names() {
     bt ls -1A "$1" | sort | tr '\n' ' '
 }
 
+# threads_named PID NAME: how many threads of process PID are named NAME
+# (their comm: the helper pools name theirs).
+threads_named() {
+    cat "/proc/$1/task/"*/comm 2>/dev/null | grep -cx -- "$2"
+}
+
 # lun2_everywhere DIR...: every DIR lists lun2.
 lun2_everywhere() {
     local d
@@ -280,7 +299,7 @@ lun2_everywhere() {
 many_targets_case() {
     local case=rescans-many ntargets=6 lun2=$TEST_TMPDIR/bad-lun2.img pid d
     local -a dirs=() readers=()
-    local most=0 base n i limit
+    local most=0 most_rescan=0 base n i limit
     selected "$case" || return 0
     make_file "$lun2" 2M random
     badtarget_start ua-luns-changed --lun2 "$lun2" --targets "$ntargets" --slow-rescan 1
@@ -296,8 +315,8 @@ many_targets_case() {
         assert_eq "lun0 lun1 " "$(dir_names "$d")" "$case: LUN files of $d at the open"
     done
 
-    # the threads at rest (main, the loop, two FUSE helpers; and a
-    # sanitizer's own, if any)
+    # the threads at rest (main, the loop, a FUSE helper that opened the
+    # targets until it leaves; and a sanitizer's own, if any)
     base=$(ls "/proc/$pid/task" | wc -l)
     kill -USR1 "$BAD_PID"          # LUN 2 appears on every target
     wait_true 10 fired_times ua-luns-changed 1 || fail "$case: the target did not add LUN 2"
@@ -312,6 +331,8 @@ many_targets_case() {
     for ((i = 0; i < 600; i++)); do
         n=$(ls "/proc/$pid/task" | wc -l)
         ((n > most)) && most=$n
+        n=$(threads_named "$pid" rescan)
+        ((n > most_rescan)) && most_rescan=$n
         lun2_everywhere "${dirs[@]}" && break
         sleep 0.1
     done
@@ -321,10 +342,12 @@ many_targets_case() {
     lun2_everywhere "${dirs[@]}" || fail "$case: lun2 missing after 60 s: $(ls -A "${dirs[@]}" | tr '\n' ' ')"
     (($(badtarget_count "REPORT LUNS answered in 1 s") >= ntargets)) ||
         fail "$case: fewer than $ntargets slow REPORT LUNS: $(grep -c 'REPORT LUNS' "$BAD_LOG")"
-    # those and one rescan helper
-    limit=$((base + 1))
-    note "case $case: at most $most threads while $ntargets targets were rescanned, $base at rest"
-    ((most <= limit)) || fail "$case: $most threads while the targets were rescanned, over $base at rest + 1"
+    # those and the rescan helpers, at most RESCAN_THREADS (2)
+    limit=$((base + 2))
+    note "case $case: at most $most threads ($most_rescan rescan) while $ntargets targets were rescanned, $base at rest"
+    ((most_rescan >= 1 && most_rescan <= 2)) ||
+        fail "$case: $most_rescan rescan threads while $ntargets targets were rescanned, not 1 or 2"
+    ((most <= limit)) || fail "$case: $most threads while the targets were rescanned, over $base at rest + 2"
     for d in "${dirs[@]}"; do
         bt cmp -n 65536 "$d/lun2" "$lun2" || fail "$case: $d/lun2 does not read as the target holds it"
     done
@@ -371,6 +394,110 @@ storm_case() {
     bad_case_close "$case" "$work"
 }
 storm_case
+
+# slow_report_luns SECS: the target has begun a REPORT LUNS answered in SECS s.
+slow_report_luns() {
+    (($(badtarget_count "REPORT LUNS answered in $1 s") >= 1))
+}
+
+slow_rescan_case() {
+    local case=rescan-slow-one lun2=$TEST_TMPDIR/bad-lun2.img slow quiet reader t0 ms
+    local slow_secs=20 quick_ms=8000
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start ua-luns-changed --lun2 "$lun2" --targets 2 \
+        --slow-rescan "$slow_secs" --slow-rescan-only "$BAD_IQN"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1,loops=1
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    slow=$BAD_MNT/$BAD_IQN quiet=$BAD_MNT/$BAD_IQN-2
+    assert_eq "lun0 lun1 " "$(dir_names "$slow")" "$case: LUN files of $slow at the open"
+    assert_eq "lun0 lun1 " "$(dir_names "$quiet")" "$case: LUN files of $quiet at the open"
+    kill -USR1 "$BAD_PID"          # LUN 2 appears on both
+    wait_true 10 fired_times ua-luns-changed 1 || fail "$case: the target did not add LUN 2"
+    # the slow target's Unit Attention first: its rescan begins, and its
+    # REPORT LUNS is answered only after $slow_secs s
+    bt dd if="$slow/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none ||
+        fail "$case: the read of $slow that got the Unit Attention failed"
+    wait_true 10 slow_report_luns "$slow_secs" ||
+        fail "$case: the slow target's rescan did not begin"
+    # then the quiet target's: its lun2 shows while the slow one waits
+    t0=$(date +%s%N)
+    bt dd if="$quiet/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none ||
+        fail "$case: the read of $quiet that got the Unit Attention failed"
+    wait_true 30 test -e "$quiet/lun2" || fail "$case: $quiet/lun2 never showed"
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    note "case $case: $quiet/lun2 showed $ms ms after its Unit Attention, the slow rescan under way"
+    ((ms < quick_ms)) ||
+        fail "$case: $quiet/lun2 took $ms ms to show: its rescan waited for the slow one"
+    bt cmp -n 65536 "$quiet/lun2" "$lun2" || fail "$case: $quiet/lun2 does not read as the target holds it"
+    # the slow target's own change shows once its answer comes
+    wait_true 60 test -e "$slow/lun2" || fail "$case: $slow/lun2 never showed"
+    bt cmp -n 65536 "$slow/lun2" "$lun2" || fail "$case: $slow/lun2 does not read as the target holds it"
+    bad_case_close "$case" "$work"
+}
+slow_rescan_case
+
+# elapsed_ms CMD...: run CMD (under bt); print how long it took, in ms;
+# fail the case unless it succeeded.
+elapsed_ms() {
+    local t0 t1
+    t0=$(date +%s%N)
+    bt "$@" >/dev/null || fail "$case: $* failed"
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000))
+}
+
+# held_logins N: the target holds N logins unanswered (or more).
+held_logins() {
+    (($(badtarget_count "login to .* held unanswered") >= $1))
+}
+
+hung_opens_case() {
+    local case=opens-hung open=$BAD_MNT/$BAD_IQN fresh=$BAD_MNT/$BAD_IQN-4 ms n
+    local hung_secs=15 quick_ms=3000 pid
+    local -a hung=("$BAD_MNT/$BAD_IQN-2" "$BAD_MNT/$BAD_IQN-3") openers=()
+    selected "$case" || return 0
+    badtarget_start none --targets 4 --hang-login "$BAD_IQN-2" --hang-login "$BAD_IQN-3"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o "sessions=1,timeout=$hung_secs"
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    assert_eq "lun0 lun1 " "$(dir_names "$open")" "$case: LUN files of $open at the open"
+    # the two hung targets are opened at once; their logins never end
+    for pid in "${hung[@]}"; do
+        bt ls "$pid" >/dev/null 2>&1 &
+        openers+=($!)
+    done
+    wait_true 10 held_logins 2 ||
+        fail "$case: the logins to the hung targets did not come"
+    # meanwhile the open target answers at once: a lookup, a listing, a
+    # file's attributes and data
+    ms=$(elapsed_ms ls "$open")
+    ms=$((ms + $(elapsed_ms stat "$open/lun1")))
+    ms=$((ms + $(elapsed_ms dd if="$open/lun0" of=/dev/null bs=64k count=4 status=none)))
+    note "case $case: the open target answered in $ms ms while two logins hung"
+    ((ms < quick_ms)) || fail "$case: the open target took $ms ms to answer while two logins hung"
+    bt cmp -n 262144 "$open/lun1" "$BAD_LUN1" || fail "$case: $open/lun1 does not read as the target holds it"
+    # and a target not opened yet opens, on a third helper
+    ms=$(elapsed_ms ls "$fresh")
+    note "case $case: a fourth target opened in $ms ms while two logins hung"
+    ((ms < quick_ms)) || fail "$case: opening $fresh took $ms ms while two logins hung"
+    assert_eq "lun0 lun1 " "$(dir_names "$fresh")" "$case: LUN files of $fresh"
+    pid=$(iscsifs_pids "$BAD_MNT")
+    n=$(threads_named "$pid" opener)
+    note "case $case: $n opener threads"
+    ((n >= 2 && n <= 3)) || fail "$case: $n opener threads, not 2 or 3 (two held by the hung logins, FUSE_LOOP_HELPERS 3)"
+    # the hung opens fail once -o timeout is up, never before
+    for pid in "${openers[@]}"; do
+        if wait "$pid"; then
+            fail "$case: a hung target opened"
+        fi
+    done
+    assert_eq 2 "$(badtarget_count "the initiator closed the held login")" \
+        "$case: held logins closed by the initiator"
+    check_log "$BAD_IQN-2: login failed: .* did not finish the login within $hung_secs s" 1
+    check_log "$BAD_IQN-3: login failed: .* did not finish the login within $hung_secs s" 1
+    bad_case_close "$case" "$work"
+}
+hung_opens_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

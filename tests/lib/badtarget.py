@@ -49,7 +49,10 @@ instead, so that the test sees where the initiator logs in again.
 all with the same LUNs and case, and SendTargets names them all: a
 discovery mount then opens each.  --slow-rescan SECONDS answers every
 REPORT LUNS after the first SIGUSR1 event only after SECONDS, so that the
-initiator's rescans of the targets after a change overlap in time.
+initiator's rescans of the targets after a change overlap in time;
+--slow-rescan-only NAME keeps that slowness to target NAME.
+--hang-login NAME (may repeat) never answers a login to target NAME: the
+connection is held until the initiator closes it.
 --ua-storm NAME makes target NAME hostile once an event happened: every
 command to it but INQUIRY, REPORT LUNS and REQUEST SENSE is answered with
 the Unit Attention CAPACITY DATA HAS CHANGED, each time, so that the
@@ -446,7 +449,9 @@ class Target:
         # --targets: the names served, the first being --iqn
         self.names = [args.iqn] + ["%s-%d" % (args.iqn, i) for i in range(2, args.targets + 1)]
         self.slow_rescan = args.slow_rescan  # --slow-rescan seconds, or 0
+        self.slow_rescan_only = args.slow_rescan_only  # --slow-rescan-only name, or None
         self.ua_storm = args.ua_storm        # --ua-storm target name, or None
+        self.hang_login = set(args.hang_login or ())  # --hang-login: names never answered
         self.case = args.case
         self.trigger, default_times, self.what = CASES[args.case]
         self.times = default_times if args.times is None else args.times
@@ -544,6 +549,7 @@ class Task:
         self.write = bool(p.flags & 0x20)
         self.header = bytes(p.bhs)
         self.buf = None
+        self.delay = 0          # seconds its answer waits (--slow-rescan), the connection live
         self.next_off = 0
         self.r2tsn = 0
         self.bursts = {}
@@ -787,6 +793,8 @@ class Conn:
                         log("%s: unknown target %r" % (self.name, keys.get("TargetName")))
                         self.login_rsp(req, 0, status=(2, 3))
                         return False
+                    if not self.discovery and self.target_name in self.t.hang_login:
+                        return self.hang(self.target_name)
                 if first and self.t.chap and not self.discovery:
                     first = False
                     if not self.chap_exchange(req, keys, transit, nsg):
@@ -818,6 +826,19 @@ class Conn:
             else:
                 self.login_rsp(req, 0, status=(2, 0xB))
                 return False
+
+    def hang(self, name):
+        """--hang-login: leave the login to @name unanswered, reading (and
+        dropping) whatever comes until the initiator closes the
+        connection.  Returns False."""
+        log("%s: login to %s held unanswered" % (self.name, name))
+        try:
+            while True:
+                self.recv_pdu()
+        except (Closed, OSError):
+            pass
+        log("%s: the initiator closed the held login to %s" % (self.name, name))
+        return False
 
     # ---- CHAP (--chap, --mutual; issue 12) ----------------------------------
 
@@ -1295,6 +1316,11 @@ class Conn:
             self.answer_late_reset()
             self.later(0.3, lambda: self.respond(t, data, status, sense))
             return
+        if t.delay:
+            # a slow answer; the connection goes on meanwhile (NOP-Outs,
+            # other commands)
+            self.later(t.delay, lambda: self.respond(t, data, status, sense))
+            return
         self.respond(t, data, status, sense)
 
     def check_exp_statsn(self, exp):
@@ -1416,9 +1442,11 @@ class Conn:
         if op == 0xA0:     # REPORT LUNS
             with self.t.lock:
                 slow = self.t.slow_rescan if self.t.events else 0
+            if self.t.slow_rescan_only not in (None, self.target_name):
+                slow = 0
             if slow:
                 log("%s: REPORT LUNS answered in %g s (--slow-rescan)" % (self.name, slow))
-                time.sleep(slow)
+                t.delay = slow
             lst = b"".join(lun_field(n) for n in self.t.lun_numbers())
             if bad_probe and case == "luns-short" and self.t.fire("probe"):
                 return GOOD, struct.pack(">I", len(lst)), b""
@@ -2051,9 +2079,13 @@ def main():
                     help="serve N targets: --iqn, then --iqn-2 ... --iqn-N")
     ap.add_argument("--slow-rescan", type=float, default=0, metavar="SECONDS",
                     help="answer REPORT LUNS after SECONDS once an event (SIGUSR1) happened")
+    ap.add_argument("--slow-rescan-only", metavar="NAME", default=None,
+                    help="--slow-rescan for target NAME only")
     ap.add_argument("--ua-storm", metavar="NAME", default=None,
                     help="once an event (SIGUSR1) happened, every command to target NAME "
                          "(but INQUIRY, REPORT LUNS, REQUEST SENSE) gets CAPACITY DATA HAS CHANGED")
+    ap.add_argument("--hang-login", metavar="NAME", action="append", default=[],
+                    help="never answer a Normal session's login to target NAME (may repeat)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--verbose", action="store_true", help="log every PDU")
     args = ap.parse_args()

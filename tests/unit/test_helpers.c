@@ -70,7 +70,7 @@ static void test_every_job_runs_once(void)
 {
 	enum { JOBS = 200 };
 	struct test_job *jobs = calloc(JOBS, sizeof *jobs);
-	struct helpers *h = helpers_start(2);
+	struct helpers *h = helpers_start(2, "test");
 
 	CHECK(jobs && h);
 	if (!jobs || !h)
@@ -96,7 +96,7 @@ static void test_two_at_once(void)
 	struct test_job a, b;
 	atomic_bool gate = false;
 	atomic_int running = 0;
-	struct helpers *h = helpers_start(2);
+	struct helpers *h = helpers_start(2, "test");
 
 	CHECK(h);
 	if (!h)
@@ -129,7 +129,7 @@ static void test_stop_drops_queued(void)
 	struct test_job busy[2], queued[3];
 	atomic_bool gate = false;
 	atomic_int running = 0;
-	struct stopper s = { .h = helpers_start(2) };
+	struct stopper s = { .h = helpers_start(2, "test") };
 	pthread_t tid;
 
 	CHECK(s.h);
@@ -172,7 +172,7 @@ static void test_on_demand(void)
 	struct test_job held[JOBS], later;
 	atomic_bool gate = false;
 	atomic_int running = 0;
-	struct helpers *h = helpers_on_demand(2, 200);
+	struct helpers *h = helpers_on_demand(2, 200, "test");
 
 	CHECK(h);
 	if (!h)
