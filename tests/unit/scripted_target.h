@@ -13,7 +13,9 @@
  *   - a full feature phase that answers SCSI Commands with GOOD, NOP-Outs
  *     that want an answer with a NOP-In and the Logout Request with its
  *     response, the test seeing each PDU before its answer goes (delays
- *     and counters are the test's own: scripted_target_serve());
+ *     and counters are the test's own: scripted_target_serve(), or
+ *     scripted_target_serve_logged_in() after a login of the test's own
+ *     making);
  *   - the session configuration that logs in to it
  *     (scripted_target_config()).
  * How a test answers beyond that (Data-In, R2T, Reject ...) stays in the
@@ -116,22 +118,21 @@ static inline int scripted_target_login(int fd)
 	return scripted_target_login_seen(fd, NULL, NULL);
 }
 
-/* Log the connection on @fd in, then answer in full feature phase: SCSI
+/* Answer the connection on @fd, logged in, in full feature phase: SCSI
  * Commands with GOOD, NOP-Outs that want an answer with a NOP-In, the
- * Logout Request with its response (and end there).  The window the
- * target opens is @window commands.  @seen(@arg, bhs), when set, is called
- * with the header of the first Login Request (its ISID says which session
- * of a pool it is) and of each PDU about to be answered, before the answer
- * goes.  Returns when the connection ends; the caller closes @fd. */
-static inline void scripted_target_serve(int fd, unsigned window,
-					 void (*seen)(void *arg, const uint8_t *bhs), void *arg)
+ * Logout Request with its response (and end there); the answers to our
+ * own pings are taken without a word.  The window the target opens is
+ * @window commands.  @seen(@arg, bhs), when set, is called with the header
+ * of each PDU about to be answered, before the answer goes.  Returns when
+ * the connection ends; the caller closes @fd. */
+static inline void scripted_target_serve_logged_in(int fd, unsigned window,
+						   void (*seen)(void *arg, const uint8_t *bhs),
+						   void *arg)
 {
 	uint32_t statsn = 0;
 	bool have_statsn = false;
 	uint8_t bhs[48], skip[8192];
 
-	if (scripted_target_login_seen(fd, seen, arg) < 0)
-		return;
 	while (read_all(fd, bhs, 48) == 0) {
 		uint32_t dlen = (uint32_t)bhs[5] << 16 | (uint32_t)bhs[6] << 8 | bhs[7];
 		uint32_t padded = (dlen + 3) & ~3u;
@@ -173,6 +174,18 @@ static inline void scripted_target_serve(int fd, unsigned window,
 		if (write(fd, rsp, 48) != 48)
 			return;
 	}
+}
+
+/* Log the connection on @fd in, then serve it as
+ * scripted_target_serve_logged_in() does.  @seen is also called with the
+ * header of the first Login Request (its ISID says which session of a
+ * pool it is). */
+static inline void scripted_target_serve(int fd, unsigned window,
+					 void (*seen)(void *arg, const uint8_t *bhs), void *arg)
+{
+	if (scripted_target_login_seen(fd, seen, arg) < 0)
+		return;
+	scripted_target_serve_logged_in(fd, window, seen, arg);
 }
 
 static inline void *scripted_target_main(void *arg)

@@ -22,9 +22,14 @@
  *     other), and the pool is there in one login's time;
  *   - a target that refuses session 0's login at once and holds the others
  *     2 s: pool_create() fails at once with session 0's reason, the other
- *     logins given up rather than waited for.
+ *     logins given up rather than waited for;
+ *   - a target that holds session 0's login 2 s and pings session 1 (a
+ *     NOP-In wanting an answer) as soon as its login ends: the answer comes
+ *     at once, not once session 0 is in (each session is watched by its
+ *     loop as soon as its own login ends).
  */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -57,8 +62,14 @@ struct target {
 	atomic_uint commands[MAX_CONNS];   /* SCSI Commands answered per session */
 	atomic_bool cmdsn_disorder;        /* a connection saw a CmdSN not one above the last */
 	unsigned login_hold_us;            /* how long each login is held */
+	int hold_only;                     /* the one session whose login is held,
+	                                    * or -1: every session's */
 	bool refuse_first;                 /* session 0's login is refused at once
 	                                    * (authentication failed), not held */
+	int ping_session;                  /* the session pinged as soon as it is
+	                                    * logged in, or -1: none */
+	_Atomic long long ping_answer_ms;  /* how long its answer took, -1: none
+	                                    * (yet), -2: something else came */
 	atomic_uint logging_in;            /* connections holding their login now */
 	atomic_uint most_logging_in;       /* the most at once */
 };
@@ -94,7 +105,7 @@ static void target_seen(void *arg, const uint8_t *bhs)
 			shutdown(c->fd, SHUT_RDWR);          /* (the rest fails) */
 			return;
 		}
-		if (t->login_hold_us) {
+		if (t->login_hold_us && (t->hold_only < 0 || (unsigned)t->hold_only == c->session)) {
 			unsigned now = atomic_fetch_add(&t->logging_in, 1) + 1;
 			unsigned most = atomic_load(&t->most_logging_in);
 			while (now > most &&
@@ -116,11 +127,41 @@ static void target_seen(void *arg, const uint8_t *bhs)
 	atomic_fetch_add(&t->commands[c->session], 1);
 }
 
+/* Ping the initiator on @c, just logged in: a NOP-In wanting an answer
+ * (Target Transfer Tag 0x1234; ExpCmdSN and MaxCmdSN as the login left
+ * them), and time the NOP-Out that answers it, the next PDU to come. */
+static void ping_and_time(struct target_conn *c)
+{
+	uint8_t nop[48] = { 0x20, 0x80 }, got[48];
+	int64_t start = mono_now_ms();
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	long long answer = -2;
+	int one = 1;
+
+	/* not held back by Nagle behind the Login Response, whose ACK the
+	 * initiator may delay 40 ms */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	memset(nop + 16, 0xff, 4);         /* ITT: reserved, unsolicited */
+	put32(nop + 20, 0x1234);           /* TTT: answer wanted */
+	put32(nop + 28, 1);                /* ExpCmdSN, as at the login */
+	put32(nop + 32, 1);                /* MaxCmdSN */
+	if (write(c->fd, nop, sizeof nop) != (ssize_t)sizeof nop)
+		return;
+	if (poll(&p, 1, 10000) == 1 && read_all(c->fd, got, sizeof got) == 0 &&
+	    (got[0] & 0x3f) == 0x00 && get32(got + 16) == 0xffffffffu && get32(got + 20) == 0x1234)
+		answer = mono_now_ms() - start;
+	atomic_store(&c->t->ping_answer_ms, answer);
+}
+
 static void *target_conn_main(void *arg)
 {
 	struct target_conn *c = arg;
 
-	scripted_target_serve(c->fd, TARGET_WINDOW, target_seen, c);
+	if (scripted_target_login_seen(c->fd, target_seen, c) == 0) {
+		if (c->t->ping_session >= 0 && (unsigned)c->t->ping_session == c->session)
+			ping_and_time(c);
+		scripted_target_serve_logged_in(c->fd, TARGET_WINDOW, target_seen, c);
+	}
 	close(c->fd);
 	free(c);
 	return NULL;
@@ -222,15 +263,26 @@ struct run_result {
 	int64_t ms;                       /* wall time */
 	unsigned most_logging_in;         /* the most sessions in their logins at once */
 	int64_t create_ms;                /* pool_create()'s time */
+	long long ping_answer_ms;         /* how long the ping's answer took (see
+	                                   * struct target) */
+};
+
+/* How the target treats the logins of a run (NULL: it answers each at
+ * once). */
+struct login_script {
+	unsigned hold_ms;                 /* each login held this long */
+	int hold_only;                    /* only this session's, or -1: every one */
+	bool refuse_first;                /* session 0's refused at once */
+	int ping_session;                 /* pinged once logged in, or -1: none */
 };
 
 /* Submit @total TEST UNIT READYs through a pool of @nsessions sessions
  * (queue_depth @depth), at most @window in flight, with the target's
- * per-session delays @delay_us, each login held @login_hold_us and, with
- * @refuse_first, session 0's login refused.  Returns 0, -1 when the pool
- * cannot be made (err_*() says why). */
+ * per-session delays @delay_us and its logins as @script says (NULL:
+ * answered at once).  Returns 0, -1 when the pool cannot be made (err_*()
+ * says why). */
 static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned total,
-	       const unsigned *delay_us, unsigned login_hold_us, bool refuse_first,
+	       const unsigned *delay_us, const struct login_script *script,
 	       struct run_result *out)
 {
 	struct target t = { .st.listen_fd = -1 };
@@ -241,14 +293,22 @@ static int run(unsigned nsessions, unsigned depth, unsigned window, unsigned tot
 	memset(out, 0, sizeof *out);
 	for (unsigned i = 0; i < nsessions; i++)
 		t.delay_us[i] = delay_us ? delay_us[i] : 0;
-	t.login_hold_us = login_hold_us;
-	t.refuse_first = refuse_first;
+	t.hold_only = -1;
+	t.ping_session = -1;
+	atomic_init(&t.ping_answer_ms, -1);
+	if (script) {
+		t.login_hold_us = script->hold_ms * 1000;
+		t.hold_only = script->hold_only;
+		t.refuse_first = script->refuse_first;
+		t.ping_session = script->ping_session;
+	}
 	scripted_target_start(&t.st, MAX_CONNS, target_accepted, &t);
 	scripted_target_config(&cfg, t.st.port, "pool", depth);
 	start = mono_now_ms();
 	struct pool *p = pool_create(&cfg, nsessions, 10);
 	out->create_ms = mono_now_ms() - start;
 	out->most_logging_in = atomic_load(&t.most_logging_in);
+	out->ping_answer_ms = atomic_load(&t.ping_answer_ms);
 	if (!p) {
 		fprintf(stderr, "pool_create: %s\n", err_msg());
 		target_stop(&t);
@@ -311,7 +371,7 @@ static void test_equal(void)
 	static const unsigned delays[N] = { 200, 200, 200, 200 };
 	struct run_result r;
 
-	CHECK(run(N, 32, 64, TOTAL, delays, 0, false, &r) == 0);
+	CHECK(run(N, 32, 64, TOTAL, delays, NULL, &r) == 0);
 	print_spread("equal sessions", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -334,7 +394,7 @@ static void test_slow_session(void)
 	static const unsigned delays[N] = { 2000, 200, 200, 200 };
 	struct run_result r;
 
-	CHECK(run(N, 32, 64, TOTAL, delays, 0, false, &r) == 0);
+	CHECK(run(N, 32, 64, TOTAL, delays, NULL, &r) == 0);
 	print_spread("one slow session", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -354,7 +414,7 @@ static void test_queueing(void)
 	static const unsigned delays[N] = { 300, 300, 300, 300 };
 	struct run_result r;
 
-	CHECK(run(N, DEPTH, 256, TOTAL, delays, 0, false, &r) == 0);
+	CHECK(run(N, DEPTH, 256, TOTAL, delays, NULL, &r) == 0);
 	print_spread("queue_depth 2, 256 in flight", N, &r);
 	CHECK_EQ_U64(r.done, TOTAL);
 	CHECK_EQ_U64(r.failed, 0);
@@ -369,7 +429,7 @@ static void test_single(void)
 {
 	struct run_result r;
 
-	CHECK(run(1, 8, 32, 500, NULL, 0, false, &r) == 0);
+	CHECK(run(1, 8, 32, 500, NULL, NULL, &r) == 0);
 	print_spread("one session", 1, &r);
 	CHECK_EQ_U64(r.done, 500);
 	CHECK_EQ_U64(r.failed, 0);
@@ -382,7 +442,9 @@ static void test_logins_at_once(void)
 	enum { N = 4, HOLD_MS = 300 };
 	struct run_result r;
 
-	CHECK(run(N, 8, 32, 100, NULL, HOLD_MS * 1000, false, &r) == 0);
+	const struct login_script held = { .hold_ms = HOLD_MS, .hold_only = -1, .ping_session = -1 };
+
+	CHECK(run(N, 8, 32, 100, NULL, &held, &r) == 0);
 	printf("%u sessions, logins held %d ms: %u at once at most, the pool made in %lld ms\n",
 	       N, HOLD_MS, r.most_logging_in, (long long)r.create_ms);
 	CHECK_EQ_U64(r.done, 100);
@@ -398,12 +460,34 @@ static void test_refused_fails_fast(void)
 	enum { N = 4, HOLD_MS = 2000 };
 	struct run_result r;
 
-	CHECK(run(N, 8, 32, 100, NULL, HOLD_MS * 1000, true, &r) < 0);
+	const struct login_script refused = {
+		.hold_ms = HOLD_MS, .hold_only = -1, .refuse_first = true, .ping_session = -1,
+	};
+
+	CHECK(run(N, 8, 32, 100, NULL, &refused, &r) < 0);
 	printf("session 0 refused, the others held %d ms: pool_create() failed in %lld ms: %s\n",
 	       HOLD_MS, (long long)r.create_ms, err_msg());
 	CHECK_EQ_U64(err_errno(), EACCES);
 	CHECK(strstr(err_msg(), "authentication failed") != NULL);
 	CHECK(r.create_ms < HOLD_MS / 2);
+}
+
+/* Session 0's login held 2 s, session 1 pinged once logged in: its
+ * answer comes while session 0's login goes on. */
+static void test_started_as_logged_in(void)
+{
+	enum { N = 4, HOLD_MS = 2000 };
+	const struct login_script script = { .hold_ms = HOLD_MS, .hold_only = 0, .ping_session = 1 };
+	struct run_result r;
+
+	CHECK(run(N, 8, 32, 100, NULL, &script, &r) == 0);
+	printf("session 0's login held %d ms: session 1's answer to a ping took %lld ms, the pool made in %lld ms\n",
+	       HOLD_MS, r.ping_answer_ms, (long long)r.create_ms);
+	CHECK_EQ_U64(r.done, 100);
+	CHECK(r.create_ms >= HOLD_MS);
+	CHECK(r.ping_answer_ms >= 0);
+	/* watched only once every login ended, it would be HOLD_MS */
+	CHECK(r.ping_answer_ms < HOLD_MS / 2);
 }
 
 int main(void)
@@ -415,5 +499,6 @@ int main(void)
 	test_single();
 	test_logins_at_once();
 	test_refused_fails_fast();
+	test_started_as_logged_in();
 	return test_done("test_pool");
 }
