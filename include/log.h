@@ -46,13 +46,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 			log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__);  \
 	} while (0)
 
-/* Lines about one thing (the command outcomes of a LUN) that may be
- * logged per window, and the window: a target that answers every command
- * with a Unit Attention or BUSY cannot fill the log. */
-#define LOG_BUDGET_LINES 20
-#define LOG_BUDGET_WINDOW_S 10
-
-/* The budget of lines about one thing; all zero is a fresh one.  Any
+/* The budget of lines about one thing that a target can make happen
+ * without end (the outcomes of a LUN's commands, a session's Asynchronous
+ * Messages), so that it cannot fill the log: so many lines per window of
+ * so many seconds, each user its own.  All zero is a fresh one.  Any
  * thread (atomics; the count is approximate when many log at once). */
 struct log_budget {
 	_Atomic int64_t window_ns;    /* when the current window began (monotonic), 0: none */
@@ -60,9 +57,11 @@ struct log_budget {
 	atomic_uint left_out;         /* lines left out since the last one logged */
 };
 
-/* Whether one more line may be logged now; *@left_out: how many were left
- * out before it (the line should say so), 0 mostly. */
-bool log_budget_take(struct log_budget *b, unsigned *left_out);
+/* Whether one more line may be logged now, at most @lines per window of
+ * @window_s seconds; *@left_out: how many were left out before it (the
+ * line should say so), 0 mostly. */
+bool log_budget_take(struct log_budget *b, unsigned lines, unsigned window_s,
+		     unsigned *left_out);
 
 /* Record errno @errnum and a message for the calling thread; sets errno. */
 void err_set(int errnum, const char *fmt, ...)

@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "evloop.h"
 #include "helpers.h"
+#include "log.h"
 #include "session.h"
 #include "text.h"
 
@@ -286,10 +287,8 @@ struct session {
 	int64_t verify_retry_ns;            /* lock: when session_tick() sends the step
 	                                     * again (BUSY, NOT READY); 0: nothing waits */
 
-	int64_t async_logged_ns;            /* loop: when the last line about an
-	                                     * Asynchronous Message event was logged */
-	unsigned async_unlogged;            /* loop: events since then without a
-	                                     * line of their own (at most one a second) */
+	struct log_budget async_log;        /* lines about Asynchronous Message
+	                                     * events: one a second (atomics) */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
 	_Atomic int state_hint;             /* copy of state for lock-free readers */

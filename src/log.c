@@ -101,16 +101,17 @@ int err_errno(void)
 	return err_errnum;
 }
 
-bool log_budget_take(struct log_budget *b, unsigned *left_out)
+bool log_budget_take(struct log_budget *b, unsigned lines, unsigned window_s,
+		     unsigned *left_out)
 {
 	int64_t now = mono_now_ns();
 	int64_t start = atomic_load(&b->window_ns);
 
 	*left_out = 0;
-	if ((!start || now - start >= (int64_t)LOG_BUDGET_WINDOW_S * 1000000000) &&
+	if ((!start || now - start >= (int64_t)window_s * 1000000000) &&
 	    atomic_compare_exchange_strong(&b->window_ns, &start, now))
 		atomic_store(&b->used, 0);
-	if (atomic_fetch_add(&b->used, 1) >= LOG_BUDGET_LINES) {
+	if (atomic_fetch_add(&b->used, 1) >= lines) {
 		atomic_fetch_add(&b->left_out, 1);
 		return false;
 	}

@@ -78,6 +78,12 @@ static const char *change_note(enum scsi_change change)
 	return "";
 }
 
+/* Lines about one LUN's command outcomes that may be logged per window,
+ * and the window: a target that answers every command with a Unit
+ * Attention or BUSY cannot fill the log. */
+#define LUN_LOG_LINES 20
+#define LUN_LOG_WINDOW_S 10
+
 /* log_msg() of a line about a command of @l at @level, within the LUN's
  * budget of lines (log.h); the first line after some were left out says
  * how many.  Debug lines (-d) are never left out. */
@@ -90,7 +96,8 @@ lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 
 	if (level > log_level_current)
 		return;
-	if (level < LOG_LEVEL_DEBUG && !log_budget_take(&l->log_budget, &left_out))
+	if (level < LOG_LEVEL_DEBUG &&
+	    !log_budget_take(&l->log_budget, LUN_LOG_LINES, LUN_LOG_WINDOW_S, &left_out))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);

@@ -246,23 +246,10 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	return 0;
 }
 
-/* Whether a line about an Asynchronous Message may be logged now: one a
- * second per session at most, so that a target sending them without end
- * cannot fill the log.  *@unlogged: the events since the last line that
- * had none.  The loop. */
-static bool async_log_due(struct session *s, unsigned *unlogged)
-{
-	int64_t now = mono_now_ns();
-
-	if (s->async_logged_ns && now - s->async_logged_ns < 1000000000) {
-		s->async_unlogged++;
-		return false;
-	}
-	*unlogged = s->async_unlogged;
-	s->async_unlogged = 0;
-	s->async_logged_ns = now;
-	return true;
-}
+/* Lines about a session's Asynchronous Message events: one a second at
+ * most, so that a target sending them without end cannot fill the log. */
+#define ASYNC_LOG_LINES 1
+#define ASYNC_LOG_WINDOW_S 1
 
 /* The target asked for a logout within @within seconds: FULL_FEATURE (or
  * VERIFYING: the check ends unfinished and is done again after the next
@@ -296,7 +283,7 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs)
 	unsigned unlogged = 0;
 	switch (h->event) {
 	case ISCSI_ASYNC_SCSI_EVENT:
-		if (async_log_due(s, &unlogged))
+		if (log_budget_take(&s->async_log, ASYNC_LOG_LINES, ASYNC_LOG_WINDOW_S, &unlogged))
 			log_info("%s: target reported a SCSI asynchronous event (%u more since the last line)",
 				 s->name, unlogged);
 		return 0;
@@ -335,7 +322,7 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs)
 		return 0;
 	}
 	default:
-		if (async_log_due(s, &unlogged))
+		if (log_budget_take(&s->async_log, ASYNC_LOG_LINES, ASYNC_LOG_WINDOW_S, &unlogged))
 			log_info("%s: ignoring asynchronous event %u (%u more since the last line)",
 				 s->name, h->event, unlogged);
 		return 0;
