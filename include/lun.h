@@ -107,7 +107,11 @@ struct lun {
 	atomic_uint_fast64_t map_reconnects; /* the pool's reconnects when the map was
 	                               * last looked at */
 	struct lun_counters counters; /* statistics (atomics) */
-	struct log_budget log_budget; /* lines about its commands' outcomes (atomics) */
+	struct log_budget log_budget; /* lines about its commands' outcomes, but
+	                               * failures (atomics) */
+	struct log_budget failure_log; /* lines about its commands' failures, a
+	                               * budget apart so that a storm of retries
+	                               * never hides one (atomics) */
 	lun_change_fn on_change;      /* the owner's hook, NULL for none; set before
 	                               * the LUN is used, read-only then */
 	void *change_opaque;          /* its argument */

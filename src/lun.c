@@ -85,8 +85,10 @@ static const char *change_note(enum scsi_change change)
 #define LUN_LOG_WINDOW_S 10
 
 /* log_msg() of a line about a command of @l at @level, within the LUN's
- * budget of lines (log.h); the first line after some were left out says
- * how many.  Debug lines (-d) are never left out. */
+ * budget of lines (log.h): errors (a command failed) have one, the rest
+ * (retries, notes) another, so that the retries cannot use up the lines
+ * that say what failed; the first line after some were left out says how
+ * many.  Debug lines (-d) are never left out. */
 static void __attribute__((format(printf, 3, 4)))
 lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 {
@@ -96,8 +98,8 @@ lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 
 	if (level > log_level_current)
 		return;
-	if (level < LOG_LEVEL_DEBUG &&
-	    !log_budget_take(&l->log_budget, LUN_LOG_LINES, LUN_LOG_WINDOW_S, &left_out))
+	struct log_budget *b = level <= LOG_LEVEL_ERROR ? &l->failure_log : &l->log_budget;
+	if (level < LOG_LEVEL_DEBUG && !log_budget_take(b, LUN_LOG_LINES, LUN_LOG_WINDOW_S, &left_out))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);

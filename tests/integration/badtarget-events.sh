@@ -384,8 +384,9 @@ storm_case() {
     bt cmp -n 65536 "$quiet/lun2" "$lun2" || fail "$case: $quiet/lun2 does not read as the target holds it"
     wait "$reader" 2>/dev/null
     # thousands of Unit Attentions in these seconds: the lines about them
-    # keep to 20 per LUN per 10 s window (two LUNs, at most three windows
-    # begun by now)
+    # keep to 20 per LUN per 10 s window, and as many again about the
+    # commands that failed after their retries (two LUNs, at most three
+    # windows begun by now; about 40 lines in all)
     local lines
     lines=$(grep -c 'CAPACITY DATA HAS CHANGED' "$ISCSIFS_LOG")
     note "case $case: $lines storm lines; lun2 of the quiet target shown"

@@ -180,6 +180,21 @@ EOF
     fi
 }
 
+# failures_logged CASE: the read of the case was tried 8 times again; three
+# more reads of LUN 1, each failing after 8 retries: their 24 lines about
+# retries (over the LUN's budget of 20 per 10 s) leave out none of the
+# four lines that say a read failed.
+failures_logged() {
+    local i
+    assert_eq 8 "$(lun_stat lun1 retries)" "$1: retries of lun1"
+    for i in 1 2 3; do
+        ! bt dd if="$BAD_MNT/lun1" of=/dev/null bs=65536 count=1 status=none 2>/dev/null ||
+            fail "$1: read $i of LUN 1 succeeded"
+    done
+    assert_eq 32 "$(lun_stat lun1 retries)" "$1: retries of lun1 after three more reads"
+    assert_eq 4 "$(grep -c "still after 8 retries" "$ISCSIFS_LOG")" "$1: lines saying a read failed"
+}
+
 # sum_session_stat KEY: counter KEY summed over sessions 0 and 1.
 sum_session_stat() {
     echo $(($(session_stat 0 "$1") + $(session_stat 1 "$1")))
@@ -464,7 +479,8 @@ late_reset_case
 # log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
 io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3
 io_case task-set-full read ok "target $BAD_IQN, lun1: SCSI status TASK SET FULL \(0x28\); retry 3 of 8 in 40 ms" stat=retries=3
-io_case busy-always read eio-always "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\), still after 8 retries" stat=retries=8
+io_case busy-always read eio-always "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\), still after 8 retries" \
+    check=failures_logged
 io_case unit-attention read ok "" stat=unit_attentions=1
 io_case async-logout read ok "logged out as the target asked"
 # (event 4 reaches the logout only through the renegotiation)
