@@ -27,9 +27,11 @@
 /* Helper threads beside the loops, for the handlers that block (the first
  * lookup in a discovered target's directory, which opens the target):
  * started as such a handler comes, at most FUSE_LOOP_HELPERS at once, each
- * gone after FUSE_HELPER_IDLE_MS without one.  Up to that many targets
- * whose logins hang (each until -o timeout) leave the others' opens
- * unaffected. */
+ * gone after FUSE_HELPER_IDLE_MS without one.  A target whose logins hang
+ * holds one helper until -o timeout, however many requests wait for it
+ * (the kernel sends one lookup or listing per directory at a time: fs.c
+ * asks for no parallel directory operations), so up to
+ * FUSE_LOOP_HELPERS - 1 such targets leave the others' opens unaffected. */
 #define FUSE_LOOP_HELPERS 3
 #define FUSE_HELPER_IDLE_MS 2000
 

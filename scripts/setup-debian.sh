@@ -80,8 +80,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || die "apt-get update failed"
 if ((want_nbdfuse)); then
     nbd_pkg=""
+    # The policy is read whole before it is matched: under pipefail, grep -q
+    # leaving at its first match would fail the pipe with apt-cache's SIGPIPE.
     for p in "${NBDFUSE_PKGS[@]}"; do
-        apt-cache policy "$p" 2>/dev/null | grep -q '^  Candidate: [^(]' && { nbd_pkg=$p; break; }
+        policy_text=$(apt-cache policy "$p" 2>/dev/null || true)
+        [[ $policy_text == *$'\n  Candidate: '[^\(]* ]] && { nbd_pkg=$p; break; }
     done
     [[ -n $nbd_pkg ]] || die "no package of ${NBDFUSE_PKGS[*]} is available (nbdfuse)"
     missing+=("$nbd_pkg")

@@ -228,6 +228,12 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	/* Let the kernel send several reads of one file at once. */
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* One lookup or listing per directory at a time (the kernel holds the
+	 * others): a target whose open hangs then holds one FUSE helper
+	 * however many ask for it, never all of them (badtarget-events.sh,
+	 * case opens-hung).  The other directories' requests, answered on the
+	 * loops, lose nothing. */
+	conn->want &= ~FUSE_CAP_PARALLEL_DIROPS;
 }
 
 /* A lookup or listing of a directory that may have to open its target
@@ -394,6 +400,26 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		list_dir(req, ino, size, off);
 }
 
+/* Entry @index of a listing (its name, inode and kind) into the reply
+ * being built in @buf (@size bytes, @used of them filled), unless it
+ * comes before @off, the entry the caller asked to start from.  Each
+ * entry's offset is the next one's index.  Returns false when it does
+ * not fit: the reply ends before it. */
+static bool list_entry(fuse_req_t req, char *buf, size_t size, size_t *used, off_t off,
+		       off_t index, const char *name, fuse_ino_t ino, bool is_dir)
+{
+	struct stat st = { .st_ino = ino, .st_mode = is_dir ? S_IFDIR : S_IFREG };
+	size_t need;
+
+	if (index < off)
+		return true;
+	need = fuse_add_direntry(req, buf + *used, size - *used, name, &st, index + 1);
+	if (need > size - *used)
+		return false;
+	*used += need;
+	return true;
+}
+
 static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 {
 	struct fs *fs = fs_of(req);
@@ -420,42 +446,17 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* Entry k of the listing: ".", "..", then the children in order. */
-	for (size_t i = 0;; i++) {
-		const char *name;
-		struct stat st = { 0 };
-		if (i == 0) {
-			name = ".";
-			st.st_ino = dir->ino;
-			st.st_mode = S_IFDIR;
-		} else if (i == 1) {
-			name = "..";
-			st.st_ino = dir->parent;
-			st.st_mode = S_IFDIR;
-		} else {
-			size_t k = i - 2;
-			/* find the k-th child */
-			struct fs_node *child = NULL;
-			for (size_t j = 0, seen = 0, count = node_count(fs); j < count; j++) {
-				struct fs_node *c = &fs->nodes[j];
-				if (child_of(c, dir->ino) && seen++ == k) {
-					child = c;
-					break;
-				}
-			}
-			if (!child)
+	/* ".", "..", then the children in the table's order: one pass over
+	 * the table, however far into the listing @off is */
+	if (list_entry(req, buf, size, &used, off, index++, ".", dir->ino, true) &&
+	    list_entry(req, buf, size, &used, off, index++, "..", dir->parent, true)) {
+		for (size_t j = 0, count = node_count(fs); j < count; j++) {
+			struct fs_node *c = &fs->nodes[j];
+			if (child_of(c, dir->ino) &&
+			    !list_entry(req, buf, size, &used, off, index++, c->name, c->ino,
+					c->is_dir))
 				break;
-			name = child->name;
-			st.st_ino = child->ino;
-			st.st_mode = child->is_dir ? S_IFDIR : S_IFREG;
 		}
-		index = (off_t)i + 1;
-		if ((off_t)i < off)
-			continue;
-		size_t need = fuse_add_direntry(req, buf + used, size - used, name, &st, index);
-		if (need > size - used)
-			break;
-		used += need;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
