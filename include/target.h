@@ -46,10 +46,11 @@ struct fs_target {
 	pthread_mutex_t lock;         /* protects the fields below; held while opening */
 	struct pool *pool;            /* lock: its sessions once opened, else NULL */
 	struct pool *_Atomic stats_pool; /* t->pool for readers that must not wait
-	                               * for the lock (the stats file, on an event
-	                               * loop, while a helper holds it to open the
-	                               * target): stored once the pool exists,
-	                               * never cleared while the mount is served */
+	                               * for the lock (the stats file and the
+	                               * session xattrs, on an event loop, while
+	                               * a helper holds it to open the target):
+	                               * stored once the pool exists, never
+	                               * cleared while the mount is served */
 	atomic_bool opened;           /* its LUN files are in the file system: set
 	                               * once, under lock; read by anyone
 	                               * (target_is_open()) */

@@ -803,9 +803,11 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 /* Fill @out with the negotiated session parameter @key (an xattr name
  * after "user.iscsi.") of target @t, as its first session logged in; -1
  * if there is no such parameter. */
-static int session_xattr(const struct fs_target *t, const char *key, char *out, size_t cap)
+static int session_xattr(struct fs_target *t, const char *key, char *out, size_t cap)
 {
-	const struct iscsi_params *p = t->pool ? pool_params(t->pool) : NULL;
+	/* not t->pool, which a helper opening the target writes under t->lock */
+	struct pool *pool = atomic_load_explicit(&t->stats_pool, memory_order_acquire);
+	const struct iscsi_params *p = pool ? pool_params(pool) : NULL;
 
 	if (!p)
 		return -1;
@@ -834,7 +836,7 @@ static int session_xattr(const struct fs_target *t, const char *key, char *out, 
 	else if (strcmp(key, "auth_method") == 0)
 		snprintf(out, cap, "%s", p->auth_method[0] ? p->auth_method : "None");
 	else if (strcmp(key, "sessions") == 0)
-		snprintf(out, cap, "%u", pool_size(t->pool));
+		snprintf(out, cap, "%u", pool_size(pool));
 	else
 		return -1;
 	return 0;

@@ -394,7 +394,10 @@ static void rescan_dropped(struct helper_job *job)
 	pthread_mutex_unlock(&t->rescan_lock);
 }
 
-/* Probe the LUNs of an opened pool and add their files.  Lock held. */
+/* Probe the LUNs of an opened pool and add their files, but for those
+ * whose file an earlier open that failed part way added already (it stays,
+ * unseen until the open succeeds: the inode table only grows).  Lock
+ * held. */
 static int add_luns(struct fs *fs, struct fs_target *t)
 {
 	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
@@ -418,6 +421,12 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 
 		if (t->only_lun >= 0 && numbers[i] != (uint32_t)t->only_lun)
 			continue;
+		if (lun_file(t, numbers[i])) {
+			/* added by an open that failed on a later LUN */
+			wanted_found = true;
+			added++;
+			continue;
+		}
 		rc = lun_probe(t->pool, t->cfg.target_name, numbers[i], &l);
 		if (rc < 0 && t->only_lun < 0 && err_errno() == EPROTO) {
 			/* The target's data about this LUN is unusable: serve

@@ -11,6 +11,8 @@
 #     mounts, skips LUN 1 with a log line saying why (or shows it when the
 #     lie is harmless), and serves LUN 0 correctly; a probe command
 #     refused as not supported takes its fallback without an error line;
+#     a discovered target whose open fails part way (LUN 1's INQUIRY, once)
+#     fails its first look with EIO, and the next open shows each LUN once;
 #   target names with '/', '..' and control characters: never a file
 #     name, never raw in the log;
 #   a CmdSN window closed at login and opened only by NOP-Ins: no hang;
@@ -212,6 +214,33 @@ discovered() {
     discovered_end "$case"
 }
 discovered discovery-good
+
+# reopened CASE: a discovery mount whose target's first open fails part
+# way, after LUN 0 was probed (badtarget.py probe-fails-once): the first
+# look into its directory fails with EIO and a line naming the cause, the
+# next after TARGET_RETRY_S (10 s) opens it, and it shows each LUN once
+# (before, LUN 0's file from the failed open stayed and the second open
+# added another: "lun0 lun0 lun1").
+reopened() {
+    local case=$1 dir=$BAD_MNT/$BAD_IQN got
+    selected "$case" || return 0
+    badtarget_start "$case"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    if got=$(bt ls -1A "$dir" 2>&1); then
+        fail "$case: the first open succeeded: $got"
+    fi
+    [[ $got == *"Input/output error"* ]] || fail "$case: the first open failed with '$got', not EIO"
+    check_log "$BAD_IQN: lun1: .*failed: Input/output error" 1
+    badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    sleep 10.5
+    got=$(bt ls -1A "$dir" | sort | tr '\n' ' ')
+    assert_eq "lun0 lun1 " "$got" "$case: entries of the target's directory once open"
+    bt cmp "$dir/lun0" "$BAD_LUN0" || fail "$case: lun0 does not read as the target holds it"
+    bt cmp "$dir/lun1" "$BAD_LUN1" || fail "$case: lun1 does not read as the target holds it"
+    bad_case_close "$case" "$work"
+}
+reopened probe-fails-once
 refused discovery-slash "discovery on .*: SendTargets: TargetName with byte 0x2f" portal
 refused discovery-dotdot "discovery on .*: SendTargets: TargetName '\.\.'" portal
 refused discovery-ctl "discovery on .*: SendTargets: TargetName with byte 0x1b" portal

@@ -234,6 +234,7 @@ CASES = {
     "rc16-invalid-field": ("read1", 1, "READ CAPACITY(16) of LUN 1 always refused with INVALID FIELD IN CDB (24h/00h); the first READ of LUN 1 closes the connection, so the identity check after the reconnect meets the refusal"),
     "probe-refused": ("probe", 0, "READ CAPACITY(16) and MODE SENSE(6) of LUN 1 refused: INVALID COMMAND OPERATION CODE (20h/00h)"),
     "capacity10-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1 refused (20h/00h); READ CAPACITY(10) says 0xffffffff (2^32 blocks or more)"),
+    "probe-fails-once": ("probe", 1, "the standard INQUIRY of LUN 1 fails once: HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h); LUN 0 probed before it"),
     # -- issue 12, items 4 and 5: pings and task management ---------------
     "nop-flood": ("read1", 1, "the READ unanswered; NOP-In pings (TTT set) as fast as possible for up to %d s, reading nothing meanwhile" % FLOOD_SECONDS),
     "nop-in-ping": ("read1", 1, "NOP-In pings (TTT set) before each Data-In of the READ and every %d ms for %d s; every answer checked" % (PING_EVERY_MS, PING_SECONDS)),
@@ -1470,6 +1471,8 @@ class Conn:
             return GOOD, b"", b""
         if op == 0x12:     # INQUIRY
             evpd, page = cdb[1] & 1, cdb[2]
+            if bad and not evpd and case == "probe-fails-once" and self.t.fire("probe"):
+                return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             if not evpd:
                 d = bytearray(36)
                 d[2], d[3], d[4], d[7] = 0x06, 0x02, 31, 0x02
