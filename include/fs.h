@@ -7,7 +7,9 @@
  * DATA HAS CHANGED).  A node is complete before nnodes counts it (release
  * store, acquire loads), so readers take no lock; appenders take
  * grow_lock.  A LUN the target no longer reports keeps its node, marked
- * gone: names and listings skip it, open files of it keep their LUN.
+ * gone: names and listings skip it; open files of it keep their LUN (its
+ * memory) but their I/O fails with EIO, since a LUN that comes back under
+ * the same number may be another device.
  */
 #ifndef ISCSIFS_FS_H
 #define ISCSIFS_FS_H

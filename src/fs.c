@@ -171,12 +171,22 @@ static struct fs_node *node_of(struct fs *fs, fuse_ino_t ino)
 	return fs_node(fs, ino);
 }
 
-/* The node of @ino when it is a LUN file, else NULL with *err set. */
+/* Whether LUN file @n is gone: the target stopped reporting its LUN.  Its
+ * open files fail their I/O with EIO from then on, even when a LUN of the
+ * same number comes back (a new file): that may be another device, which
+ * a write through the old file must never reach. */
+static bool lun_gone(const struct fs_node *n)
+{
+	return atomic_load_explicit(&n->gone, memory_order_relaxed);
+}
+
+/* The node of @ino when it is a LUN file still there, else NULL with *err
+ * set. */
 static struct fs_node *lun_node(struct fs *fs, fuse_ino_t ino, int *err)
 {
 	struct fs_node *n = node_of(fs, ino);
 
-	*err = !n ? ENOENT : n->is_dir ? EISDIR : n->is_stats ? EBADF : 0;
+	*err = !n ? ENOENT : n->is_dir ? EISDIR : n->is_stats ? EBADF : lun_gone(n) ? EIO : 0;
 	return *err ? NULL : n;
 }
 
@@ -578,6 +588,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		stats_read(req, size, off, fi);
 		return;
 	}
+	if (lun_gone(n)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	lun_read(n->lun, (uint64_t)off, size, read_done, req);
 }
 
@@ -672,6 +686,10 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		fuse_reply_err(req, 0);
 		return;
 	}
+	if (lun_gone(n)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	lun_flush_async(n->lun, fsync_done, req);
 }
 
@@ -751,6 +769,10 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	}
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (lun_gone(n)) {
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	if (off < 0 || (uint64_t)off >= n->lun->size) {

@@ -85,10 +85,13 @@ static const char *change_note(enum scsi_change change)
 #define LUN_LOG_WINDOW_S 10
 
 /* log_msg() of a line about a command of @l at @level, within the LUN's
- * budget of lines (log.h): errors (a command failed) have one, the rest
- * (retries, notes) another, so that the retries cannot use up the lines
- * that say what failed; the first line after some were left out says how
- * many.  Debug lines (-d) are never left out. */
+ * budget of lines (log.h): errors have one, the rest (retries, notes)
+ * another, so that the retries cannot use up the lines that say what
+ * failed; the first line after some were left out says how many.  Errors
+ * are the lines that say data may be lost: a command that failed, and a
+ * deferred error about an earlier write (a retry of this command, but
+ * the news is the write it reports).  Debug lines (-d) are never left
+ * out. */
 static void __attribute__((format(printf, 3, 4)))
 lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 {

@@ -11,9 +11,11 @@
 #   ua-capacity-changed  LUN 1 grows twice while mounted (CAPACITY DATA HAS
 #                        CHANGED): stat shows each new size, the new blocks
 #                        read and write as the target holds them
-#   ua-luns-changed      LUN 2 appears, then goes (REPORTED LUNS DATA HAS
-#                        CHANGED): ls shows it, then not; it reads as the
-#                        target holds it
+#   ua-luns-changed      LUN 2 appears, goes, and comes back (REPORTED LUNS
+#                        DATA HAS CHANGED): ls shows it, then not, then
+#                        again; it reads as the target holds it, and a file
+#                        of it kept open from before it went can neither
+#                        write nor read the LUN that came back
 #   async-logout         the target asks for a logout (Async Message): the
 #                        read in flight completes, iscsifs logs out, logs in
 #                        again after Time2Wait, and a read issued meanwhile
@@ -202,7 +204,7 @@ capacity_case
 # ---- REPORTED LUNS DATA HAS CHANGED -------------------------------------
 
 luns_case() {
-    local case=ua-luns-changed lun2=$TEST_TMPDIR/bad-lun2.img ua_line
+    local case=ua-luns-changed lun2=$TEST_TMPDIR/bad-lun2.img ua_line old_fd
     selected "$case" || return 0
     make_file "$lun2" 2M random
     badtarget_start "$case" --lun2 "$lun2"
@@ -220,6 +222,7 @@ luns_case() {
     bt cmp "$BAD_MNT/lun2" "$lun2" || fail "$case: lun2 does not read as the target holds it"
     check_log "target $BAD_IQN, lun2: new LUN of 2097152 bytes; its file is added"
     assert_eq 1 "$(lun_stat lun0 unit_attentions)" "$case: unit_attentions of lun0"
+    exec {old_fd}<>"$BAD_MNT/lun2"  # kept open while LUN 2 goes and comes back
 
     kill -USR1 "$BAD_PID"          # LUN 2 goes
     wait_true 10 fired_times "$case" 2 || fail "$case: the target did not remove LUN 2"
@@ -230,6 +233,7 @@ luns_case() {
     [[ ! -e $BAD_MNT/lun2 ]] || fail "$case: $BAD_MNT/lun2 still exists"
     check_log "target $BAD_IQN, lun2: the target no longer reports the LUN; its file is removed"
     assert_eq 1 "$(lun_stat lun1 unit_attentions)" "$case: unit_attentions of lun1"
+
     ua_line="target $BAD_IQN, lun[01]: UNIT ATTENTION: REPORTED LUNS DATA HAS CHANGED \\(0x3f/0x0e\\); reading the LUN list again; retry 1 of 8"
     assert_eq 2 "$(grep -Ec -- "$ua_line" "$ISCSIFS_LOG")" "$case: log lines of the Unit Attentions"
 
@@ -237,6 +241,16 @@ luns_case() {
     wait_true 10 fired_times "$case" 3 || fail "$case: the target did not add LUN 2 again"
     read_matches "$BAD_MNT/lun0" 65536 65536 "$BAD_LUN0" "$case: the read that got the third Unit Attention"
     wait_true 10 names_are "lun0 lun1 lun2 " || fail "$case: lun2 did not come back"
+    # as far as the initiator knows another device: the file still open
+    # from before writes nowhere (before, its write went to the new LUN 2)
+    make_file "$work/junk" 64K random
+    if dd if="$work/junk" bs=65536 count=1 conv=notrunc status=none >&"$old_fd" 2>/dev/null; then
+        fail "$case: a write through a file of the LUN 2 that went succeeded"
+    fi
+    if dd of=/dev/null bs=65536 count=1 status=none <&"$old_fd" 2>/dev/null; then
+        fail "$case: a read through a file of the LUN 2 that went succeeded"
+    fi
+    exec {old_fd}>&-
     bt cmp "$BAD_MNT/lun2" "$lun2" || fail "$case: lun2 does not read as the target holds it (again)"
     finish "$case"
 }
