@@ -118,8 +118,8 @@ struct lun {
 };
 
 /* The LUN numbers of target @target (its IQN, for log lines): REPORT
- * LUNS, or just LUN 0 when the target cannot report, unless @strict (then
- * that is an error).  Each number once, in the order first listed (a LUN
+ * LUNS, or just LUN 0 when the target refuses it (ILLEGAL REQUEST), unless
+ * @strict (then that is an error); any other failure is an error.  Each number once, in the order first listed (a LUN
  * listed again, in any addressing method, is logged and left out).
  * Synchronous.  Returns the count (up to @max), or -1 with err_set(). */
 int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, bool strict);

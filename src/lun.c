@@ -250,9 +250,13 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 		if (lun_command(pool, NULL, target, 0, cdb, buf, alloc, &got) < 0) {
 			free(buf);
 			free(wire);
-			if (strict)
+			/* refused (ILLEGAL REQUEST): the target cannot report.
+			 * Anything else (a timeout, a lost connection, a HARDWARE
+			 * ERROR) says nothing about its LUNs: LUN 0 alone would
+			 * hide the others for as long as the mount lasts */
+			if (strict || (err_errno() != EOPNOTSUPP && err_errno() != EINVAL))
 				return -1;
-			log_info("REPORT LUNS failed (%s); trying LUN 0 alone", err_msg());
+			log_info("REPORT LUNS refused (%s); trying LUN 0 alone", err_msg());
 			luns[0] = 0;
 			return 1;
 		}

@@ -11,8 +11,9 @@
 #     mounts, skips LUN 1 with a log line saying why (or shows it when the
 #     lie is harmless), and serves LUN 0 correctly; a probe command
 #     refused as not supported takes its fallback without an error line;
-#     a discovered target whose open fails part way (LUN 1's INQUIRY, once)
-#     fails its first look with EIO, and the next open shows each LUN once;
+#     a discovered target whose open fails once (LUN 1's INQUIRY, or REPORT
+#     LUNS) fails its first look with EIO, and the next open shows each
+#     LUN once;
 #   target names with '/', '..' and control characters: never a file
 #     name, never raw in the log;
 #   a CmdSN window closed at login and opened only by NOP-Ins: no hang;
@@ -215,14 +216,16 @@ discovered() {
 }
 discovered discovery-good
 
-# reopened CASE: a discovery mount whose target's first open fails part
-# way, after LUN 0 was probed (badtarget.py probe-fails-once): the first
-# look into its directory fails with EIO and a line naming the cause, the
-# next after TARGET_RETRY_S (10 s) opens it, and it shows each LUN once
-# (before, LUN 0's file from the failed open stayed and the second open
-# added another: "lun0 lun0 lun1").
+# reopened CASE REGEX: a discovery mount whose target's first open fails
+# once: the first look into its directory fails with EIO and a line
+# matching REGEX names the cause, the next after TARGET_RETRY_S (10 s)
+# opens it, and it shows each LUN once.  probe-fails-once fails part way,
+# after LUN 0 was probed (before, LUN 0's file from the failed open
+# stayed and the second open added another: "lun0 lun0 lun1");
+# luns-fail-once fails REPORT LUNS (before, the target opened with LUN 0
+# alone, and LUN 1 never showed).
 reopened() {
-    local case=$1 dir=$BAD_MNT/$BAD_IQN got
+    local case=$1 re=$2 dir=$BAD_MNT/$BAD_IQN got
     selected "$case" || return 0
     badtarget_start "$case"
     mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1
@@ -231,7 +234,8 @@ reopened() {
         fail "$case: the first open succeeded: $got"
     fi
     [[ $got == *"Input/output error"* ]] || fail "$case: the first open failed with '$got', not EIO"
-    check_log "$BAD_IQN: lun1: .*failed: Input/output error" 1
+    check_log "$re" 1
+    note "case $case: $(grep -Em1 -- "$re" "$ISCSIFS_LOG")"
     badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
     sleep 10.5
     got=$(bt ls -1A "$dir" | sort | tr '\n' ' ')
@@ -240,7 +244,8 @@ reopened() {
     bt cmp "$dir/lun1" "$BAD_LUN1" || fail "$case: lun1 does not read as the target holds it"
     bad_case_close "$case" "$work"
 }
-reopened probe-fails-once
+reopened probe-fails-once "$BAD_IQN: lun1: .*failed: Input/output error"
+reopened luns-fail-once "$BAD_IQN: cannot list the LUNs of $BAD_IQN: .*failed: Input/output error"
 refused discovery-slash "discovery on .*: SendTargets: TargetName with byte 0x2f" portal
 refused discovery-dotdot "discovery on .*: SendTargets: TargetName '\.\.'" portal
 refused discovery-ctl "discovery on .*: SendTargets: TargetName with byte 0x1b" portal

@@ -234,6 +234,7 @@ CASES = {
     "rc16-invalid-field": ("read1", 1, "READ CAPACITY(16) of LUN 1 always refused with INVALID FIELD IN CDB (24h/00h); the first READ of LUN 1 closes the connection, so the identity check after the reconnect meets the refusal"),
     "probe-refused": ("probe", 0, "READ CAPACITY(16) and MODE SENSE(6) of LUN 1 refused: INVALID COMMAND OPERATION CODE (20h/00h)"),
     "capacity10-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1 refused (20h/00h); READ CAPACITY(10) says 0xffffffff (2^32 blocks or more)"),
+    "luns-fail-once": ("probe", 1, "REPORT LUNS fails once: HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h)"),
     "probe-fails-once": ("probe", 1, "the standard INQUIRY of LUN 1 fails once: HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h); LUN 0 probed before it"),
     # -- issue 12, items 4 and 5: pings and task management ---------------
     "nop-flood": ("read1", 1, "the READ unanswered; NOP-In pings (TTT set) as fast as possible for up to %d s, reading nothing meanwhile" % FLOOD_SECONDS),
@@ -1441,6 +1442,8 @@ class Conn:
         bad_probe = self.t.trigger == "probe"
         case = self.t.case
         if op == 0xA0:     # REPORT LUNS
+            if bad_probe and case == "luns-fail-once" and self.t.fire("probe"):
+                return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             with self.t.lock:
                 slow = self.t.slow_rescan if self.t.events else 0
             if self.t.slow_rescan_only not in (None, self.target_name):
