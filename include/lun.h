@@ -135,8 +135,9 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 
 /* Read the capacity of @l again (READ CAPACITY(16) or (10) as at the
  * probe) and take it: size and blocks change, the rest of the geometry
- * does not (a new logical block size is refused).  Synchronous: not on a
- * session thread.  Returns 1 when the capacity changed (the old size in
+ * does not (a new logical block size is refused: ESTALE, the LUN is no
+ * longer what its file was made for).  Synchronous: not on a session
+ * thread.  Returns 1 when the capacity changed (the old size in
  * *@old_size), 0 when it did not, -1 with err_set(). */
 int lun_reread_capacity(struct lun *l, uint64_t *old_size);
 

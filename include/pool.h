@@ -63,6 +63,12 @@ void pool_forget_lun(struct pool *p, uint32_t lun);
 typedef void (*pool_grew_fn)(uint32_t lun, void *opaque);
 void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque);
 
+/* LUN @lun is no longer what the mount probed (a rescan found another
+ * logical block size): from now on its commands fail with EIO, as when a
+ * session that logs in again finds it replaced.  Target layer; no pool
+ * lock held. */
+void pool_lun_unusable(struct pool *p, uint32_t lun);
+
 /* How many LUNs were found replaced (for the stats file). */
 unsigned pool_replaced_count(struct pool *p);
 

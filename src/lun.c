@@ -473,8 +473,9 @@ int lun_reread_capacity(struct lun *l, uint64_t *old_size)
 		return -1;
 	}
 	if (cap.block_size != l->block_size) {
-		err_set(EIO, "%s: the logical block size changed from %u to %u bytes; "
-			"remount to use the LUN", l->name, l->block_size, cap.block_size);
+		err_set(ESTALE, "%s: the logical block size changed from %u to %u bytes; "
+			"its I/O fails from now on: remount to use the LUN", l->name,
+			l->block_size, cap.block_size);
 		return -1;
 	}
 	uint64_t blocks = cap.blocks;

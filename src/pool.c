@@ -25,7 +25,8 @@
  * (pool_expect_lun()); a session that logs in again checks every one of
  * them before it takes commands (SESSION_VERIFYING, session_verify.c; it
  * asks for them through expected_luns).  A LUN found to be another is
- * marked replaced (lun_replaced): its queued tasks fail with EIO,
+ * marked replaced (lun_replaced, or pool_lun_unusable() when a rescan
+ * finds another logical block size): its queued tasks fail with EIO,
  * and dispatch() fails every later one, so nothing reaches that disk.
  *
  * Each session ticks once a second on a timer of its own loop (keepalive,
@@ -401,6 +402,11 @@ static bool pool_lun_replaced(void *owner, uint32_t lun)
 	pthread_mutex_unlock(&p->lock);
 	fail_list(failed);
 	return marked;
+}
+
+void pool_lun_unusable(struct pool *p, uint32_t lun)
+{
+	pool_lun_replaced(p, lun);
 }
 
 unsigned pool_replaced_count(struct pool *p)

@@ -296,6 +296,10 @@ static void rescan_capacities_locked(struct fs_target *t, bool all, struct name_
 		rc = lun_reread_capacity(n->lun, &old);
 		if (rc < 0) {
 			log_error("target %s, %s", t->cfg.target_name, err_msg());
+			/* addressed in blocks of the old size, its I/O would
+			 * reach the wrong bytes */
+			if (err_errno() == ESTALE)
+				pool_lun_unusable(t->pool, n->lun->number);
 		} else if (rc == 0) {
 			log_info("target %s, %s: capacity unchanged (%llu bytes)", t->cfg.target_name,
 				 n->name, (unsigned long long)old);

@@ -11,6 +11,9 @@
 #   ua-capacity-changed  LUN 1 grows twice while mounted (CAPACITY DATA HAS
 #                        CHANGED): stat shows each new size, the new blocks
 #                        read and write as the target holds them
+#   ua-blocksize-changed LUN 1 reports 4096-byte blocks instead of 512
+#                        (CAPACITY DATA HAS CHANGED): its reads and writes
+#                        fail with EIO from then on, nothing reaches it
 #   ua-luns-changed      LUN 2 appears, goes, and comes back (REPORTED LUNS
 #                        DATA HAS CHANGED): ls shows it, then not, then
 #                        again; it reads as the target holds it, and a file
@@ -200,6 +203,36 @@ capacity_case() {
     finish "$case"
 }
 capacity_case
+
+# A LUN that reports another logical block size: its file can no longer
+# be addressed right, so its I/O fails from then on (before, the rescan
+# logged the change and the file went on reading and writing in blocks of
+# the old size) and nothing is written to it; LUN 0 is unaffected.
+blocksize_case() {
+    local case=ua-blocksize-changed
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    cp "$BAD_LUN1" "$work/lun1-before"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read before the change"
+    kill -USR1 "$BAD_PID"          # LUN 1 says 4096-byte blocks
+    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not change LUN 1"
+    # the Unit Attention comes with the next command to LUN 1, which is
+    # retried and succeeds; the rescan it sets off finds the new size
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read that got the Unit Attention"
+    check_log "target $BAD_IQN, lun1: the logical block size changed from 512 to 4096 bytes" 10
+    if bt dd if="$BAD_MNT/lun1" of=/dev/null bs=65536 count=1 iflag=direct status=none 2>/dev/null; then
+        fail "$case: a read of lun1 succeeded after its block size changed"
+    fi
+    make_file "$work/junk" 64K random
+    if bt dd if="$work/junk" of="$BAD_MNT/lun1" bs=65536 count=1 oflag=direct conv=notrunc \
+        status=none 2>/dev/null; then
+        fail "$case: a write to lun1 succeeded after its block size changed"
+    fi
+    assert_same_file "$work/lun1-before" "$BAD_LUN1" "$case: LUN 1 on the target after the refused write"
+    finish "$case"
+}
+blocksize_case
 
 # ---- REPORTED LUNS DATA HAS CHANGED -------------------------------------
 

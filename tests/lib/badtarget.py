@@ -244,6 +244,7 @@ CASES = {
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
+    "ua-blocksize-changed": ("event", 1, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     # -- probe (mount time) ---------------------------------------------
     "luns-short": ("probe", 0, "REPORT LUNS data of 4 bytes"),
@@ -414,6 +415,7 @@ class Lun:
         if len(self.data) % BLOCK or not self.data:
             raise SystemExit("badtarget: %s: size must be a non-zero multiple of %d" % (path, BLOCK))
         self.blocks = len(self.data) // BLOCK
+        self.reported_block = BLOCK   # what READ CAPACITY says (ua-blocksize-changed)
         self.lock = threading.Lock()
 
     def read(self, off, n):
@@ -496,6 +498,13 @@ class Target:
             lun.grow(1 << 20)
             if not self.fire("event", "LUN 1 now %d blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
                              % (lun.blocks, len(conns))):
+                return
+            for c in conns:
+                c.add_ua(1, 0x2A, 0x09)
+        elif self.case == "ua-blocksize-changed":
+            self.luns[1].reported_block = 4096
+            if not self.fire("event", "LUN 1 now says 4096-byte blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
+                             % len(conns)):
                 return
             for c in conns:
                 c.add_ua(1, 0x2A, 0x09)
@@ -1527,6 +1536,8 @@ class Conn:
             return self.lba_status(t, lun)
         if op in (0x25, 0x9E):   # READ CAPACITY(10), (16)
             last, bs = lun.blocks - 1, BLOCK
+            if lun.reported_block != BLOCK:
+                last, bs = lun.blocks * BLOCK // lun.reported_block - 1, lun.reported_block
             if bad and op == 0x9E and case in ("probe-refused", "capacity10-huge") and \
                     self.t.fire("probe", "READ CAPACITY(16) refused"):
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
