@@ -119,10 +119,14 @@ struct lun {
 
 /* The LUN numbers of target @target (its IQN, for log lines): REPORT
  * LUNS, or just LUN 0 when the target refuses it (ILLEGAL REQUEST), unless
- * @strict (then that is an error); any other failure is an error.  Each number once, in the order first listed (a LUN
+ * @strict (then that is an error); any other failure is an error.
+ * *@whole (when not NULL) says whether they are all the LUNs the target
+ * reports: false when its data was cut short of what it said it holds, or
+ * held more than @max.  Each number once, in the order first listed (a LUN
  * listed again, in any addressing method, is logged and left out).
  * Synchronous.  Returns the count (up to @max), or -1 with err_set(). */
-int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, bool strict);
+int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, bool strict,
+	     bool *whole);
 
 /* Find out what LUN @number is.  Returns 1 and a new lun for a
  * direct-access block device, 0 (and no lun; err_msg() says what it is)

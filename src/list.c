@@ -60,7 +60,8 @@ static int list_target(const struct session_config *cfg, FILE *out)
 	if (!pool)
 		return -1;
 	numbers = calloc(LIST_MAX_LUNS, sizeof *numbers);
-	nluns = numbers ? lun_list(pool, cfg->target_name, numbers, LIST_MAX_LUNS, false) : -1;
+	nluns = numbers ? lun_list(pool, cfg->target_name, numbers, LIST_MAX_LUNS, false,
+							NULL) : -1;
 	if (nluns < 0) {
 		if (!numbers)
 			err_set(ENOMEM, "out of memory");

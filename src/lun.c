@@ -223,7 +223,8 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, const char *tar
 	}
 }
 
-int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, bool strict)
+int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, bool strict,
+	     bool *whole)
 {
 	uint32_t alloc = 16 + 8 * 256;
 	uint8_t cdb[16];
@@ -258,6 +259,8 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 				return -1;
 			log_info("REPORT LUNS refused (%s); trying LUN 0 alone", err_msg());
 			luns[0] = 0;
+			if (whole)
+				*whole = false;
 			return 1;
 		}
 		rc = scsi_parse_report_luns(buf, got, wire, (alloc - 8) / 8, &count);
@@ -298,6 +301,8 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 	if (i < count)
 		log_warn("target %s reports %zu LUNs; only the first %zu are used", target, count,
 			 max);
+	if (whole)
+		*whole = rc == 0 && i == count;
 	free(wire);
 	free(buf);
 	return (int)n;

@@ -211,19 +211,25 @@ static void rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 {
 	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
 	int nluns;
+	bool whole;
 
 	if (!numbers) {
 		log_error("target %s: out of memory reading the LUN list again", t->cfg.target_name);
 		return;
 	}
-	nluns = lun_list(t->pool, t->cfg.target_name, numbers, TARGET_MAX_LUNS, true);
+	nluns = lun_list(t->pool, t->cfg.target_name, numbers, TARGET_MAX_LUNS, true, &whole);
 	if (nluns < 0) {
 		log_error("target %s: cannot read the LUN list again: %s", t->cfg.target_name,
 			  err_msg());
 		free(numbers);
 		return;
 	}
-	for (fuse_ino_t ino = 1;; ino++) {
+	/* a LUN missing from a list cut short may be there all the same:
+	 * only a whole list removes files */
+	if (!whole)
+		log_warn("target %s: its LUN list is cut short of what it says it holds; "
+			 "new LUNs are added, no file is removed", t->cfg.target_name);
+	for (fuse_ino_t ino = 1; whole; ino++) {
 		struct fs_node *n = fs_node(t->fs, ino);
 		bool listed = false;
 
@@ -406,7 +412,7 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 {
 	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
 	int nluns = numbers ? lun_list(t->pool, t->cfg.target_name, numbers, TARGET_MAX_LUNS,
-				       false) : -1;
+				       false, NULL) : -1;
 	char skipped[512] = "";         /* why the first unusable LUN was skipped */
 	unsigned nskipped = 0, added = 0;
 	bool wanted_found = false;

@@ -11,6 +11,9 @@
 #   ua-capacity-changed  LUN 1 grows twice while mounted (CAPACITY DATA HAS
 #                        CHANGED): stat shows each new size, the new blocks
 #                        read and write as the target holds them
+#   ua-luns-cut          REPORT LUNS lists LUN 0 alone, though it says it
+#                        holds two (REPORTED LUNS DATA HAS CHANGED): lun1
+#                        stays, and a line says why nothing was removed
 #   ua-blocksize-changed LUN 1 reports 4096-byte blocks instead of 512
 #                        (CAPACITY DATA HAS CHANGED): its reads and writes
 #                        fail with EIO from then on, nothing reaches it
@@ -233,6 +236,24 @@ blocksize_case() {
     finish "$case"
 }
 blocksize_case
+
+# A LUN list cut short of what the target says it holds: the rescan adds
+# what it lists and removes nothing (before, lun1, missing from the cut
+# list, lost its file).
+luns_cut_case() {
+    local case=ua-luns-cut
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    kill -USR1 "$BAD_PID"          # REPORT LUNS lists LUN 0 alone from now on
+    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not cut its LUN list"
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
+    check_log "target $BAD_IQN: its LUN list is cut short of what it says it holds; new LUNs are added, no file is removed" 10
+    bad_check_names "lun0 lun1"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the cut list"
+    finish "$case"
+}
+luns_cut_case
 
 # ---- REPORTED LUNS DATA HAS CHANGED -------------------------------------
 

@@ -244,6 +244,7 @@ CASES = {
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
+    "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 1, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     # -- probe (mount time) ---------------------------------------------
@@ -501,6 +502,12 @@ class Target:
                 return
             for c in conns:
                 c.add_ua(1, 0x2A, 0x09)
+        elif self.case == "ua-luns-cut":
+            if not self.fire("event", "REPORT LUNS cut short from now on; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
+                             % len(conns)):
+                return
+            for c in conns:
+                c.add_ua(None, 0x3F, 0x0E)
         elif self.case == "ua-blocksize-changed":
             self.luns[1].reported_block = 4096
             if not self.fire("event", "LUN 1 now says 4096-byte blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
@@ -1471,6 +1478,8 @@ class Conn:
                 lst += bytes([0x40, 0x01]) + bytes(6) + lun_field(1)
             if bad_probe and case == "luns-odd" and self.t.fire("probe"):
                 return GOOD, struct.pack(">II", 13, 0) + lst, b""
+            if case == "ua-luns-cut" and self.t.fired:
+                return GOOD, struct.pack(">II", len(lst), 0) + lst[:8], b""
             return GOOD, struct.pack(">II", len(lst), 0) + lst, b""
         with self.t.lock:
             lun = self.t.luns.get(t.lun)
