@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "evloop.h"
 #include "helpers.h"
 #include "pool.h"
 #include "portal.h"
@@ -69,6 +70,19 @@ struct fs_target {
 	bool rescan_all_capacities;   /* rescan_lock: and every LUN's is to be read
 	                               * (one grew while a session was away) */
 	bool rescan_running;          /* rescan_lock: the rescan job is queued or runs */
+	unsigned rescan_failures;     /* rescan_lock: rounds in a row that failed
+	                               * to read what changed (a command that
+	                               * timed out, say), each tried again later */
+	bool retry_luns;              /* rescan_lock: the retry reads the LUN list */
+	bool retry_capacity;          /* rescan_lock: the retry reads the capacities
+	                               * marked capacity_changed */
+	bool retry_pending;           /* rescan_lock: retry_call is posted or
+	                               * retry_timer armed */
+	int64_t retry_at_ns;          /* rescan_lock: when the retry is due
+	                               * (monotonic) */
+	struct evloop *retry_loop;    /* rescan_lock: the loop of the two below */
+	struct ev_call retry_call;    /* posted to retry_loop to arm retry_timer */
+	struct ev_timer retry_timer;  /* retry_loop only: the retry's deadline */
 	bool closing;                 /* rescan_lock: target_free() began: no new rescan */
 };
 

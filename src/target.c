@@ -26,7 +26,12 @@
  * wait for t->lock).  One round per turn: while there is more work it
  * queues itself again behind the other targets' jobs, then ends;
  * target_free() takes it out of the queue, or waits for it to end, before
- * the pool goes.
+ * the pool goes.  A round whose commands failed (a timeout, a lost
+ * connection) keeps what it could not read and has it read again later:
+ * a timer on loop 0 (retry_timer, armed through retry_call, as only a
+ * loop may arm its timers) posts the job again after RESCAN_RETRY_MS,
+ * doubling, at most RESCAN_RETRIES times in a row; target_free()
+ * disarms it on that loop.  Lock order: rescan_lock -> that loop's lock.
  */
 #include "target.h"
 
@@ -43,6 +48,8 @@
 #include "log.h"
 #include "lun.h"
 
+#include "evloop.h"
+
 /* LUNs listed per target at most (REPORT LUNS answers beyond are cut). */
 #define TARGET_MAX_LUNS 1024
 
@@ -52,6 +59,13 @@
  * escalation) leave the others' rescans a thread. */
 #define RESCAN_THREADS 2
 #define RESCAN_IDLE_MS 2000
+
+/* A rescan that could not read what changed (a command failed: a
+ * timeout, a lost connection, an error the target reports) is tried
+ * again after RESCAN_RETRY_MS, doubling, up to RESCAN_RETRIES times;
+ * then the change waits for the next one the target reports. */
+#define RESCAN_RETRY_MS 1000
+#define RESCAN_RETRIES 5
 
 static struct helpers *rescanner;    /* the rescan helpers of the process */
 static pthread_once_t rescanner_once = PTHREAD_ONCE_INIT;
@@ -206,23 +220,25 @@ static void name_list_add(struct name_list *nl, const char *name)
 }
 
 /* The LUN list part of rescan_luns(), t->lock held: LUN files gone and
- * new ones, whose names go to @changed. */
-static void rescan_luns_locked(struct fs_target *t, struct name_list *changed)
+ * new ones, whose names go to @changed.  Returns false when a command
+ * failed, so that what it was to read is read again later. */
+static bool rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 {
 	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
 	int nluns;
-	bool whole;
+	bool whole, done = true;
 
 	if (!numbers) {
 		log_error("target %s: out of memory reading the LUN list again", t->cfg.target_name);
-		return;
+		return false;
 	}
 	nluns = lun_list(t->pool, t->cfg.target_name, numbers, TARGET_MAX_LUNS, true, &whole);
 	if (nluns < 0) {
 		log_error("target %s: cannot read the LUN list again: %s", t->cfg.target_name,
 			  err_msg());
 		free(numbers);
-		return;
+		/* unusable data (EPROTO) is not a failure to read it again */
+		return err_errno() == EPROTO;
 	}
 	/* a LUN missing from a list cut short may be there all the same:
 	 * only a whole list removes files */
@@ -262,6 +278,8 @@ static void rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 		if (rc < 0) {
 			log_error("target %s: new LUN %u: %s", t->cfg.target_name, numbers[i],
 				  err_msg());
+			if (err_errno() != EPROTO)
+				done = false;     /* a command failed: probe it again */
 			continue;
 		}
 		if (rc == 0) {
@@ -282,13 +300,17 @@ static void rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 		name_list_add(changed, l->name);
 	}
 	free(numbers);
+	return done;
 }
 
 /* Read the capacity again of each LUN of @t that a Unit Attention marked,
  * or of all when @all (t->lock held, so that the open has added every
- * file); the names whose size changed go to @changed. */
-static void rescan_capacities_locked(struct fs_target *t, bool all, struct name_list *changed)
+ * file); the names whose size changed go to @changed.  Returns false when
+ * a command failed: those LUNs stay marked, to be read again later. */
+static bool rescan_capacities_locked(struct fs_target *t, bool all, struct name_list *changed)
 {
+	bool done = true;
+
 	for (fuse_ino_t ino = 1;; ino++) {
 		struct fs_node *n = fs_node(t->fs, ino);
 		uint64_t old;
@@ -304,8 +326,12 @@ static void rescan_capacities_locked(struct fs_target *t, bool all, struct name_
 			log_error("target %s, %s", t->cfg.target_name, err_msg());
 			/* addressed in blocks of the old size, its I/O would
 			 * reach the wrong bytes */
-			if (err_errno() == ESTALE)
+			if (err_errno() == ESTALE) {
 				pool_lun_unusable(t->pool, n->lun->number);
+			} else if (err_errno() != EPROTO) {
+				atomic_store(&n->lun->capacity_changed, true);
+				done = false;
+			}
 		} else if (rc == 0) {
 			log_info("target %s, %s: capacity unchanged (%llu bytes)", t->cfg.target_name,
 				 n->name, (unsigned long long)old);
@@ -317,16 +343,19 @@ static void rescan_capacities_locked(struct fs_target *t, bool all, struct name_
 			name_list_add(changed, n->name);
 		}
 	}
+	return done;
 }
 
-/* Capacities, then the kernel is told of the files that changed size. */
-static void rescan_capacities(struct fs_target *t, bool all)
+/* Capacities, then the kernel is told of the files that changed size.
+ * Returns false when some are to be read again later. */
+static bool rescan_capacities(struct fs_target *t, bool all)
 {
 	struct name_list changed = { NULL, 0, 0 };
+	bool done = true;
 
 	pthread_mutex_lock(&t->lock);
 	if (t->opened)
-		rescan_capacities_locked(t, all, &changed);
+		done = rescan_capacities_locked(t, all, &changed);
 	pthread_mutex_unlock(&t->lock);
 	for (size_t i = 0; i < changed.n; i++) {
 		struct fs_node *n = lun_file_named(t, changed.names[i]);
@@ -334,22 +363,97 @@ static void rescan_capacities(struct fs_target *t, bool all)
 			fs_notify_resized(t->fs, n->ino);
 	}
 	free(changed.names);
+	return done;
 }
 
 /* Read the LUN list of @t again: files of LUNs gone are removed, files of
  * new disk LUNs added (as at the open: only only_lun when it is set); then
- * the kernel is told. */
-static void rescan_luns(struct fs_target *t)
+ * the kernel is told.  Returns false when it is to be read again later. */
+static bool rescan_luns(struct fs_target *t)
 {
 	struct name_list changed = { NULL, 0, 0 };
+	bool done = true;
 
 	pthread_mutex_lock(&t->lock);
 	if (t->opened)
-		rescan_luns_locked(t, &changed);
+		done = rescan_luns_locked(t, &changed);
 	pthread_mutex_unlock(&t->lock);
 	for (size_t i = 0; i < changed.n; i++)
 		fs_notify_entry(t->fs, t->dir, changed.names[i]);
 	free(changed.names);
+	return done;
+}
+
+/* ---- a rescan that failed, tried again later ---- */
+
+/* retry_timer of a target fired, on its loop: the rescan runs again for
+ * what failed. */
+static void retry_fire(struct ev_timer *timer)
+{
+	struct fs_target *t = (struct fs_target *)((char *)timer -
+						   offsetof(struct fs_target, retry_timer));
+
+	pthread_mutex_lock(&t->rescan_lock);
+	t->retry_pending = false;
+	if (!t->closing) {
+		t->rescan_luns |= t->retry_luns;
+		t->rescan_capacity |= t->retry_capacity;
+		t->retry_luns = t->retry_capacity = false;
+		start_rescan_locked(t);
+	}
+	pthread_mutex_unlock(&t->rescan_lock);
+}
+
+/* retry_call of a target, on its loop: arm the timer (only the loop may). */
+static void retry_arm(struct ev_call *call)
+{
+	struct fs_target *t = (struct fs_target *)((char *)call -
+						   offsetof(struct fs_target, retry_call));
+	int64_t at;
+
+	pthread_mutex_lock(&t->rescan_lock);
+	at = t->retry_at_ns;
+	pthread_mutex_unlock(&t->rescan_lock);
+	t->retry_timer.fire = retry_fire;
+	evloop_timer_arm(t->retry_loop, &t->retry_timer, at);
+}
+
+/* A round of @t's rescan failed to read the LUN list (@luns) or some
+ * capacities (@capacity): have it run again for them later, or give up
+ * after RESCAN_RETRIES rounds in a row.  Rescan lock held. */
+static void retry_later_locked(struct fs_target *t, bool luns, bool capacity)
+{
+	if (t->closing)
+		return;
+	if (t->rescan_failures >= RESCAN_RETRIES) {
+		log_error("target %s: the change it reported could not be read in %u tries; "
+			  "it is read at the next change", t->cfg.target_name,
+			  t->rescan_failures + 1);
+		t->rescan_failures = 0;
+		return;
+	}
+	t->retry_luns |= luns;
+	t->retry_capacity |= capacity;
+	if (t->retry_pending)
+		return;
+	if (!t->retry_loop)
+		t->retry_loop = evloop_at(0);
+	if (!t->retry_loop)
+		return;
+	t->retry_at_ns = mono_now_ns() + (int64_t)(RESCAN_RETRY_MS << t->rescan_failures) * 1000000;
+	t->rescan_failures++;
+	t->retry_pending = true;
+	t->retry_call.run = retry_arm;
+	evloop_post(t->retry_loop, &t->retry_call);
+}
+
+/* On retry_loop: neither the retry's call nor its timer runs after this. */
+static void retry_cancel(void *arg)
+{
+	struct fs_target *t = arg;
+
+	evloop_cancel(t->retry_loop, &t->retry_call);
+	evloop_timer_cancel(t->retry_loop, &t->retry_timer);
 }
 
 /* The target whose rescan job is @job. */
@@ -378,13 +482,18 @@ static void rescan_run(struct helper_job *job)
 	if (!t->closing && (t->rescan_luns || t->rescan_capacity)) {
 		bool luns = t->rescan_luns, capacity = t->rescan_capacity;
 		bool all = t->rescan_all_capacities;
+		bool luns_done = true, capacity_done = true;
 		t->rescan_luns = t->rescan_capacity = t->rescan_all_capacities = false;
 		pthread_mutex_unlock(&t->rescan_lock);
 		if (capacity)
-			rescan_capacities(t, all);
+			capacity_done = rescan_capacities(t, all);
 		if (luns)
-			rescan_luns(t);
+			luns_done = rescan_luns(t);
 		pthread_mutex_lock(&t->rescan_lock);
+		if (luns_done && capacity_done)
+			t->rescan_failures = 0;
+		else
+			retry_later_locked(t, !luns_done, !capacity_done);
 	}
 	/* (the job is not touched after it is queued again) */
 	if (t->closing || !(t->rescan_luns || t->rescan_capacity) ||
@@ -549,7 +658,12 @@ void target_free(struct fs_target *t)
 		t->rescan_running = false;
 	while (t->rescan_running)
 		pthread_cond_wait(&t->rescan_cond, &t->rescan_lock);
+	bool retry = t->retry_pending;
 	pthread_mutex_unlock(&t->rescan_lock);
+	/* (not under the lock: the timer takes it; once closing is set it
+	 * only clears retry_pending) */
+	if (retry)
+		evloop_run_sync(t->retry_loop, retry_cancel, t);
 	if (t->pool)
 		pool_destroy(t->pool, 30000);
 	pthread_mutex_destroy(&t->lock);

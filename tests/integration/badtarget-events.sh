@@ -11,6 +11,9 @@
 #   ua-capacity-changed  LUN 1 grows twice while mounted (CAPACITY DATA HAS
 #                        CHANGED): stat shows each new size, the new blocks
 #                        read and write as the target holds them
+#   ua-luns-fail-once    LUN 2 appears, and the REPORT LUNS after the Unit
+#                        Attention fails once (HARDWARE ERROR): the rescan
+#                        is tried again and lun2 shows
 #   ua-luns-cut          REPORT LUNS lists LUN 0 alone, though it says it
 #                        holds two (REPORTED LUNS DATA HAS CHANGED): lun1
 #                        stays, and a line says why nothing was removed
@@ -254,6 +257,27 @@ luns_cut_case() {
     finish "$case"
 }
 luns_cut_case
+
+# The REPORT LUNS that follows a REPORTED LUNS DATA HAS CHANGED fails
+# once: the rescan is tried again a second later, and the new LUN shows
+# (before, the change was lost until the target reported another).
+luns_fail_once_case() {
+    local case=ua-luns-fail-once lun2=$TEST_TMPDIR/bad-lun2.img
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    kill -USR1 "$BAD_PID"          # LUN 2 appears; the next REPORT LUNS fails
+    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not add LUN 2"
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
+    check_log "target $BAD_IQN: cannot read the LUN list again: .*Input/output error" 10
+    wait_true 10 names_are "lun0 lun1 lun2 " ||
+        fail "$case: lun2 did not show after the failed REPORT LUNS: $(ls -A "$BAD_MNT" | tr '\n' ' ')"
+    assert_eq 1 "$(badtarget_count "REPORT LUNS fails")" "$case: REPORT LUNS failures"
+    bt cmp "$BAD_MNT/lun2" "$lun2" || fail "$case: lun2 does not read as the target holds it"
+    finish "$case"
+}
+luns_fail_once_case
 
 # ---- REPORTED LUNS DATA HAS CHANGED -------------------------------------
 

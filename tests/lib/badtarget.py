@@ -244,6 +244,7 @@ CASES = {
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
+    "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 1, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -471,6 +472,7 @@ class Target:
         self.conns = set()             # connections in full feature phase
         self.held = []                 # reset-*: (Conn, Task) of the READs held
         self.events = 0                # SIGUSR1s so far
+        self.fail_report_luns = False  # the next REPORT LUNS fails (ua-luns-fail-once)
         self.chap = args.chap           # --chap (user, secret) or None: CHAP required
         self.mutual = args.mutual       # --mutual (user, secret): how the target answers
         self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
@@ -502,6 +504,17 @@ class Target:
                 return
             for c in conns:
                 c.add_ua(1, 0x2A, 0x09)
+        elif self.case == "ua-luns-fail-once":
+            if not self.lun2_path:
+                raise SystemExit("badtarget: ua-luns-fail-once needs --lun2")
+            with self.lock:
+                self.luns[2] = Lun(2, self.lun2_path)
+                self.fail_report_luns = True
+            if not self.fire("event", "LUN 2 added, the next REPORT LUNS to fail; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
+                             % len(conns)):
+                return
+            for c in conns:
+                c.add_ua(None, 0x3F, 0x0E)
         elif self.case == "ua-luns-cut":
             if not self.fire("event", "REPORT LUNS cut short from now on; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
                              % len(conns)):
@@ -1459,6 +1472,11 @@ class Conn:
         case = self.t.case
         if op == 0xA0:     # REPORT LUNS
             if bad_probe and case == "luns-fail-once" and self.t.fire("probe"):
+                return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
+            with self.t.lock:
+                fail, self.t.fail_report_luns = self.t.fail_report_luns, False
+            if fail:
+                log("%s: REPORT LUNS fails: HARDWARE ERROR (ua-luns-fail-once)" % self.name)
                 return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             with self.t.lock:
                 slow = self.t.slow_rescan if self.t.events else 0
