@@ -44,6 +44,12 @@ struct fs_target {
 	char portal[PORTAL_TEXT_MAX]; /* "host:port" ("[v6]:port") for xattrs (read-only) */
 	fuse_ino_t dir;               /* the directory of its LUN files (read-only) */
 	long long only_lun;           /* add only this LUN, -1 for all (read-only) */
+	unsigned files_max;           /* LUN files it may add, those of LUNs gone
+	                               * since included: its share of the inode
+	                               * table, so that a target whose LUNs come
+	                               * and go without end cannot take the
+	                               * others' (read-only once the mount is
+	                               * built) */
 	pthread_mutex_t lock;         /* protects the fields below; held while opening */
 	struct pool *pool;            /* lock: its sessions once opened, else NULL */
 	struct pool *_Atomic stats_pool; /* t->pool for readers that must not wait
@@ -55,6 +61,7 @@ struct fs_target {
 	atomic_bool opened;           /* its LUN files are in the file system: set
 	                               * once, under lock; read by anyone
 	                               * (target_is_open()) */
+	unsigned files_added;         /* lock: LUN files added so far */
 	int open_err;                 /* lock: errno of the last failed open, 0 if none */
 	int64_t failed_at_ns;         /* lock: when that open failed (monotonic) */
 	struct fs *fs;                /* the mount; set by the first target_open() */

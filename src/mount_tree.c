@@ -98,6 +98,7 @@ int mount_tree_portal(struct fs *fs, const struct session_config *cfg,
 			free(t);
 			return out_of_memory();
 		}
+		t->files_max = MOUNT_TREE_MAX_LUNS_DISCOVERED;   /* its room, reserved above */
 		fs->nodes[dir - 1].tgt = t;    /* nothing reads the tree yet */
 		log_info("target %s at %s", dt->name, portal);
 	}

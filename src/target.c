@@ -89,6 +89,7 @@ struct fs_target *target_new(const struct session_config *cfg, const char *porta
 	snprintf(t->portal, sizeof t->portal, "%s", portal);
 	t->dir = dir;
 	t->only_lun = only_lun;
+	t->files_max = TARGET_MAX_LUNS;
 	atomic_init(&t->opened, false);
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->rescan_lock, NULL);
@@ -173,6 +174,27 @@ static void adopt_lun(struct fs_target *t, struct lun *l)
 	l->on_change = lun_changed;
 	l->change_opaque = t;
 	expect_lun(t, l);
+}
+
+/* Add the file of LUN @l (just probed) to @t's directory, within the
+ * target's share of the inode table (files_max).  t->lock held.  Returns
+ * its inode, or 0 with err_set(ENOSPC), @l freed. */
+static fuse_ino_t add_lun_file(struct fs_target *t, struct lun *l)
+{
+	fuse_ino_t ino = 0;
+
+	adopt_lun(t, l);      /* before the file is seen: its hook is set */
+	if (t->files_added < t->files_max)
+		ino = fs_add_node(t->fs, t->dir, l->name, false, l, t);
+	if (!ino) {
+		err_set(ENOSPC, "%s: too many LUN files (%u added, those of LUNs gone since "
+			"included); %s not shown", t->cfg.target_name, t->files_added, l->name);
+		pool_forget_lun(t->pool, l->number);
+		lun_free(l);
+		return 0;
+	}
+	t->files_added++;
+	return ino;
 }
 
 /* The live LUN file of @t for LUN @number, or NULL. */
@@ -287,12 +309,9 @@ static bool rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 				  err_msg());
 			continue;
 		}
-		adopt_lun(t, l);
-		ino = fs_add_node(t->fs, t->dir, l->name, false, l, t);
+		ino = add_lun_file(t, l);
 		if (!ino) {
-			log_error("target %s: too many LUN files; new %s not shown",
-				  t->cfg.target_name, l->name);
-			lun_free(l);
+			log_error("target %s", err_msg());
 			continue;
 		}
 		log_info("target %s, %s: new LUN of %llu bytes; its file is added",
@@ -572,11 +591,7 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 			}
 			continue;
 		}
-		adopt_lun(t, l);
-		if (!fs_add_node(fs, t->dir, l->name, false, l, t)) {
-			err_set(ENOSPC, "%s: too many LUN files; %s not shown", t->cfg.target_name,
-				l->name);
-			lun_free(l);
+		if (!add_lun_file(t, l)) {
 			err = ENOSPC;
 			goto out;
 		}

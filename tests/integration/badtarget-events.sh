@@ -51,6 +51,10 @@
 #                        no helper; before, every lookup in a target
 #                        directory went to one of two helper threads, both
 #                        held by the hung logins)
+#   luns-flap            two targets; the first's LUN 2 comes and goes at
+#                        every command: it runs out of its share of LUN
+#                        files, the second still opens (before, the first
+#                        took every file the mount had room for)
 #   rescans-storm        two targets; the first answers every command with
 #                        CAPACITY DATA HAS CHANGED, again and again, so its
 #                        rescan never settles: the second's new LUN 2
@@ -631,6 +635,37 @@ hung_opens_case() {
     bad_case_close "$case" "$work"
 }
 hung_opens_case
+
+# A target whose LUN 2 comes and goes without end (badtarget.py
+# --luns-flap): each return is a new file, and the files of LUNs gone
+# stay in the inode table, which the targets of a discovery mount share.
+# The flapping target runs out of its own share (MOUNT_TREE_MAX_LUNS_
+# DISCOVERED, 256 files) and says so; the other target, not opened yet,
+# still opens (before, the flapping target took the whole table, and the
+# other's open failed with "too many LUN files").
+flap_case() {
+    local case=luns-flap lun2=$TEST_TMPDIR/bad-lun2.img i
+    local flapping=$BAD_MNT/$BAD_IQN other=$BAD_MNT/$BAD_IQN-2
+    selected "$case" || return 0
+    make_file "$lun2" 1M random
+    badtarget_start none --targets 2 --lun2 "$lun2" --luns-flap "$BAD_IQN"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    assert_eq "lun0 lun1 " "$(dir_names "$flapping")" "$case: LUN files of $flapping at the open"
+    kill -USR1 "$BAD_PID"          # LUN 2 of the first target flaps from now on
+    # each read gets REPORTED LUNS DATA HAS CHANGED, whose rescan finds
+    # LUN 2 come (a new file) or go
+    for ((i = 1; i <= 1500; i++)); do
+        dd if="$flapping/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null
+        grep -q "too many LUN files" "$ISCSIFS_LOG" && break
+    done
+    note "case $case: $i reads until: $(grep -m1 "too many LUN files" "$ISCSIFS_LOG")"
+    assert_eq "lun0 lun1 " "$(dir_names "$other")" "$case: LUN files of $other, opened after"
+    check_log "target $BAD_IQN: too many LUN files \\(256 added, those of LUNs gone since included\\); lun2 not shown" 10
+    bt cmp "$other/lun1" "$BAD_LUN1" || fail "$case: $other/lun1 does not read as the target holds it"
+    bad_case_close "$case" "$work"
+}
+flap_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -57,6 +57,11 @@ connection is held until the initiator closes it.
 command to it but INQUIRY, REPORT LUNS and REQUEST SENSE is answered with
 the Unit Attention CAPACITY DATA HAS CHANGED, each time, so that the
 initiator's rescan of it never finds the change settled.
+--luns-flap NAME makes target NAME's LUN 2 (--lun2) come and go once an
+event happened: each REPORT LUNS to it lists LUN 2 every other time, and
+leaves REPORTED LUNS DATA HAS CHANGED pending for its next command to LUN
+0, so that every read of LUN 0 sets off another rescan that finds another
+list.
 
 --port2 PORT opens a second listening port, served like the first: the
 redirect cases send initiators that log in on the first port there, and
@@ -457,6 +462,9 @@ class Target:
         self.slow_rescan = args.slow_rescan  # --slow-rescan seconds, or 0
         self.slow_rescan_only = args.slow_rescan_only  # --slow-rescan-only name, or None
         self.ua_storm = args.ua_storm        # --ua-storm target name, or None
+        self.luns_flap = args.luns_flap      # --luns-flap target name, or None
+        self.flap_lun = Lun(2, args.lun2) if args.luns_flap and args.lun2 else None
+        self.flap_present = False            # lock: LUN 2 of --luns-flap listed last
         self.hang_login = set(args.hang_login or ())  # --hang-login: names never answered
         self.case = args.case
         self.trigger, default_times, self.what = CASES[args.case]
@@ -493,6 +501,12 @@ class Target:
             for c in conns:
                 c.close()
             return
+        if self.luns_flap:
+            flapping = [c for c in conns if c.target_name == self.luns_flap]
+            log("event %d: LUN 2 of %s flaps from now on; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
+                % (n, self.luns_flap, len(flapping)))
+            for c in flapping:
+                c.add_ua(0, 0x3F, 0x0E)
         if self.trigger != "event":
             log("event %d: nothing to do for case %s" % (n, self.case))
             return
@@ -1486,6 +1500,15 @@ class Conn:
                 log("%s: REPORT LUNS answered in %g s (--slow-rescan)" % (self.name, slow))
                 t.delay = slow
             lst = b"".join(lun_field(n) for n in self.t.lun_numbers())
+            with self.t.lock:
+                flap = self.t.events and self.t.flap_lun and self.target_name == self.t.luns_flap
+                if flap:
+                    self.t.flap_present = not self.t.flap_present
+                    present = self.t.flap_present
+            if flap:
+                if present:
+                    lst += lun_field(2)
+                self.add_ua(0, 0x3F, 0x0E)    # for LUN 0's next command (after this answer)
             if bad_probe and case == "luns-short" and self.t.fire("probe"):
                 return GOOD, struct.pack(">I", len(lst)), b""
             if bad_probe and case == "luns-lying" and self.t.fire("probe"):
@@ -1501,6 +1524,9 @@ class Conn:
             return GOOD, struct.pack(">II", len(lst), 0) + lst, b""
         with self.t.lock:
             lun = self.t.luns.get(t.lun)
+            if lun is None and t.lun == 2 and self.target_name == self.t.luns_flap and \
+                    self.t.flap_present:
+                lun = self.t.flap_lun
         if lun is None:
             if op == 0x12:
                 return GOOD, bytes([0x7F]) + bytes(35), b""
@@ -2128,6 +2154,9 @@ def main():
     ap.add_argument("--ua-storm", metavar="NAME", default=None,
                     help="once an event (SIGUSR1) happened, every command to target NAME "
                          "(but INQUIRY, REPORT LUNS, REQUEST SENSE) gets CAPACITY DATA HAS CHANGED")
+    ap.add_argument("--luns-flap", metavar="NAME", default=None,
+                    help="once an event (SIGUSR1) happened, target NAME lists its LUN 2 (--lun2) "
+                         "in every other REPORT LUNS, each followed by REPORTED LUNS DATA HAS CHANGED")
     ap.add_argument("--hang-login", metavar="NAME", action="append", default=[],
                     help="never answer a Normal session's login to target NAME (may repeat)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
