@@ -532,10 +532,43 @@ static void rescan_dropped(struct helper_job *job)
 	pthread_mutex_unlock(&t->rescan_lock);
 }
 
+/* The files an earlier open of @t added before it failed on a later LUN
+ * (unseen since: a lookup needs the open to succeed), now that the LUN
+ * list reads @numbers: those of LUNs no longer listed go; the others'
+ * capacity is read again (the open that failed may have taken the Unit
+ * Attention that said it changed), and one whose logical block size
+ * changed goes too, to be probed anew.  Lock held.  Returns 0, or the
+ * errno of a command that failed. */
+static int recheck_earlier_files(struct fs_target *t, const uint32_t *numbers, int nluns)
+{
+	for (fuse_ino_t ino = 1;; ino++) {
+		struct fs_node *n = fs_node(t->fs, ino);
+		bool listed = false;
+		uint64_t old;
+
+		if (!n)
+			return 0;
+		if (n->tgt != t || !n->lun || atomic_load(&n->gone))
+			continue;
+		for (int i = 0; i < nluns && !listed; i++)
+			listed = numbers[i] == n->lun->number;
+		if (listed) {
+			int rc = lun_reread_capacity(n->lun, &old);
+			if (rc == 1)
+				expect_lun(t, n->lun);
+			if (rc >= 0)
+				continue;
+			if (err_errno() != ESTALE)
+				return err_errno() ? err_errno() : EIO;
+		}
+		if (fs_remove_node(t->fs, n->ino))
+			pool_forget_lun(t->pool, n->lun->number);
+	}
+}
+
 /* Probe the LUNs of an opened pool and add their files, but for those
  * whose file an earlier open that failed part way added already (it stays,
- * unseen until the open succeeds: the inode table only grows).  Lock
- * held. */
+ * checked again: recheck_earlier_files()).  Lock held. */
 static int add_luns(struct fs *fs, struct fs_target *t)
 {
 	uint32_t *numbers = calloc(TARGET_MAX_LUNS, sizeof *numbers);
@@ -553,6 +586,8 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 		free(numbers);
 		return err ? err : EIO;
 	}
+	if (t->files_added && (err = recheck_earlier_files(t, numbers, nluns)) != 0)
+		goto out;
 	for (int i = 0; i < nluns; i++) {
 		struct lun *l;
 		int rc;

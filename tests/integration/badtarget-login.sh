@@ -216,7 +216,12 @@ discovered() {
 }
 discovered discovery-good
 
-# reopened CASE REGEX: a discovery mount whose target's first open fails
+# size_is FILE BYTES: FILE's st_size is BYTES now (for wait_true).
+size_is() {
+    [[ $(stat -c %s -- "$1" 2>/dev/null) == "$2" ]]
+}
+
+# reopened CASE REGEX [grow]: a discovery mount whose target's first open fails
 # once: the first look into its directory fails with EIO and a line
 # matching REGEX names the cause, the next after TARGET_RETRY_S (10 s)
 # opens it, and it shows each LUN once.  probe-fails-once fails part way,
@@ -224,8 +229,11 @@ discovered discovery-good
 # stayed and the second open added another: "lun0 lun0 lun1");
 # luns-fail-once fails REPORT LUNS (before, the target opened with LUN 0
 # alone, and LUN 1 never showed).
+# With "grow", LUN 0 grows by 1 MiB between the two opens (a Unit Attention
+# the second open takes): its file shows the new size (before, the size
+# the failed open had read).
 reopened() {
-    local case=$1 re=$2 dir=$BAD_MNT/$BAD_IQN got
+    local case=$1 re=$2 grow=${3:-} dir=$BAD_MNT/$BAD_IQN got size
     selected "$case" || return 0
     badtarget_start "$case"
     mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1
@@ -237,14 +245,22 @@ reopened() {
     check_log "$re" 1
     note "case $case: $(grep -Em1 -- "$re" "$ISCSIFS_LOG")"
     badtarget_fired "$case" || fail "$case: the target never misbehaved (see $BAD_LOG)"
+    size=$(file_size "$BAD_LUN0")
+    if [[ $grow == grow ]]; then
+        kill -USR1 "$BAD_PID"
+        wait_true 10 size_is "$BAD_LUN0" $((size + 1048576)) || fail "$case: the target did not grow LUN 0"
+        size=$((size + 1048576))
+    fi
     sleep 10.5
     got=$(bt ls -1A "$dir" | sort | tr '\n' ' ')
     assert_eq "lun0 lun1 " "$got" "$case: entries of the target's directory once open"
+    check_size "$dir/lun0" "$size"
     bt cmp "$dir/lun0" "$BAD_LUN0" || fail "$case: lun0 does not read as the target holds it"
     bt cmp "$dir/lun1" "$BAD_LUN1" || fail "$case: lun1 does not read as the target holds it"
     bad_case_close "$case" "$work"
 }
 reopened probe-fails-once "$BAD_IQN: lun1: .*failed: Input/output error"
+reopened probe-fails-once-grow "$BAD_IQN: lun1: .*failed: Input/output error" grow
 reopened luns-fail-once "$BAD_IQN: cannot list the LUNs of $BAD_IQN: .*failed: Input/output error"
 refused discovery-slash "discovery on .*: SendTargets: TargetName with byte 0x2f" portal
 refused discovery-dotdot "discovery on .*: SendTargets: TargetName '\.\.'" portal

@@ -239,6 +239,7 @@ CASES = {
     "rc16-invalid-field": ("read1", 1, "READ CAPACITY(16) of LUN 1 always refused with INVALID FIELD IN CDB (24h/00h); the first READ of LUN 1 closes the connection, so the identity check after the reconnect meets the refusal"),
     "probe-refused": ("probe", 0, "READ CAPACITY(16) and MODE SENSE(6) of LUN 1 refused: INVALID COMMAND OPERATION CODE (20h/00h)"),
     "capacity10-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1 refused (20h/00h); READ CAPACITY(10) says 0xffffffff (2^32 blocks or more)"),
+    "probe-fails-once-grow": ("probe", 1, "the standard INQUIRY of LUN 1 fails once, as probe-fails-once; an event (SIGUSR1) grows LUN 0 by 1 MiB with CAPACITY DATA HAS CHANGED"),
     "luns-fail-once": ("probe", 1, "REPORT LUNS fails once: HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h)"),
     "probe-fails-once": ("probe", 1, "the standard INQUIRY of LUN 1 fails once: HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h); LUN 0 probed before it"),
     # -- issue 12, items 4 and 5: pings and task management ---------------
@@ -500,6 +501,13 @@ class Target:
             log("event %d: dropping every connection (%d)" % (n, len(conns)))
             for c in conns:
                 c.close()
+            return
+        if self.case == "probe-fails-once-grow":
+            self.luns[0].grow(1 << 20)
+            log("event %d: LUN 0 grew by 1 MiB; CAPACITY DATA HAS CHANGED pending on %d connections"
+                % (n, len(conns)))
+            for c in conns:
+                c.add_ua(0, 0x2A, 0x09)
             return
         if self.luns_flap:
             flapping = [c for c in conns if c.target_name == self.luns_flap]
@@ -1536,7 +1544,7 @@ class Conn:
             return GOOD, b"", b""
         if op == 0x12:     # INQUIRY
             evpd, page = cdb[1] & 1, cdb[2]
-            if bad and not evpd and case == "probe-fails-once" and self.t.fire("probe"):
+            if bad and not evpd and case.startswith("probe-fails-once") and self.t.fire("probe"):
                 return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             if not evpd:
                 d = bytearray(36)
