@@ -137,6 +137,14 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
  * may still be served. */
 int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun **out);
 
+/* Whether @l is still the logical unit it was at the probe: the unit
+ * serial number (VPD 0x80) and device identifier (VPD 0x83) it had then,
+ * read again (a page the target no longer answers proves nothing either
+ * way).  Synchronous: not on a session thread.  Returns 1 when they
+ * match, 0 when one differs (err_set() says which), -1 with err_set()
+ * when a command failed. */
+int lun_check_identity(struct lun *l);
+
 /* Read the capacity of @l again (READ CAPACITY(16) or (10) as at the
  * probe) and take it: size and blocks change, the rest of the geometry
  * does not (a new logical block size is refused: ESTALE, the LUN is no

@@ -467,6 +467,37 @@ err:
 	return -1;
 }
 
+int lun_check_identity(struct lun *l)
+{
+	uint8_t cdb[16], buf[256];
+	char now[128];
+	uint32_t got;
+
+	if (l->serial[0]) {
+		scsi_cdb_inquiry(cdb, true, 0x80, 255);
+		if (lun_command(l->pool, l, l->target, l->number, cdb, buf, 255, &got) < 0) {
+			if (err_errno() != EOPNOTSUPP)
+				return -1;
+		} else if (scsi_parse_vpd_serial(buf, got, now, sizeof now) == 0 &&
+			   strcmp(now, l->serial) != 0) {
+			err_set(ENODEV, "unit serial number \"%s\", not \"%s\"", now, l->serial);
+			return 0;
+		}
+	}
+	if (l->device_id[0]) {
+		scsi_cdb_inquiry(cdb, true, 0x83, 255);
+		if (lun_command(l->pool, l, l->target, l->number, cdb, buf, 255, &got) < 0) {
+			if (err_errno() != EOPNOTSUPP)
+				return -1;
+		} else if (scsi_parse_vpd_device_id(buf, got, now, sizeof now) == 0 &&
+			   strcmp(now, l->device_id) != 0) {
+			err_set(ENODEV, "device identifier %s, not %s", now, l->device_id);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 int lun_reread_capacity(struct lun *l, uint64_t *old_size)
 {
 	struct scsi_capacity cap;

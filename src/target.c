@@ -289,13 +289,34 @@ static bool rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 		name_list_add(changed, n->name);
 	}
 	for (int i = 0; i < nluns; i++) {
+		struct fs_node *had;
 		struct lun *l;
 		fuse_ino_t ino;
 		int rc;
 
-		if ((t->only_lun >= 0 && numbers[i] != (uint32_t)t->only_lun) ||
-		    lun_file(t, numbers[i]))
+		if (t->only_lun >= 0 && numbers[i] != (uint32_t)t->only_lun)
 			continue;
+		had = lun_file(t, numbers[i]);
+		if (had) {
+			/* still the LUN its file was made for? (the target may
+			 * have put another in its place between two lists) */
+			rc = lun_check_identity(had->lun);
+			if (rc == 1)
+				continue;
+			if (rc < 0) {
+				log_error("target %s, %s: cannot check it is the same LUN: %s",
+					  t->cfg.target_name, had->name, err_msg());
+				if (err_errno() != EPROTO)
+					done = false;
+				continue;
+			}
+			log_info("target %s, %s: another logical unit now (%s); its file is "
+				 "replaced, the old one's I/O fails", t->cfg.target_name, had->name,
+				 err_msg());
+			if (fs_remove_node(t->fs, had->ino))
+				pool_forget_lun(t->pool, had->lun->number);
+			name_list_add(changed, had->name);
+		}
 		rc = lun_probe(t->pool, t->cfg.target_name, numbers[i], &l);
 		if (rc < 0) {
 			log_error("target %s: new LUN %u: %s", t->cfg.target_name, numbers[i],

@@ -14,6 +14,11 @@
 #   ua-luns-fail-once    LUN 2 appears, and the REPORT LUNS after the Unit
 #                        Attention fails once (HARDWARE ERROR): the rescan
 #                        is tried again and lun2 shows
+#   ua-lun-swapped       LUN 1 becomes another logical unit (another serial
+#                        number) and the target reports only REPORTED LUNS
+#                        DATA HAS CHANGED: lun1 is replaced by a file of
+#                        the new unit, a file of the old one kept open
+#                        fails its reads
 #   ua-luns-cut          REPORT LUNS lists LUN 0 alone, though it says it
 #                        holds two (REPORTED LUNS DATA HAS CHANGED): lun1
 #                        stays, and a line says why nothing was removed
@@ -261,6 +266,33 @@ luns_cut_case() {
     finish "$case"
 }
 luns_cut_case
+
+# LUN 1 becomes another logical unit under the same number, and the target
+# says only that its LUN list changed (the list reads the same): the
+# rescan checks each listed LUN's identity, so lun1 becomes a new file
+# of the new unit and a file kept open from before fails its I/O (before,
+# the old file went on, reading and writing the other unit).
+lun_swapped_case() {
+    local case=ua-lun-swapped lun2=$TEST_TMPDIR/bad-lun2.img old_fd
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    exec {old_fd}<"$BAD_MNT/lun1"
+    kill -USR1 "$BAD_PID"          # LUN 1 is another unit from now on
+    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not swap LUN 1"
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
+    wait_true 10 size_is "$BAD_MNT/lun1" "$(file_size "$lun2")" ||
+        fail "$case: lun1 is not the new unit's size: $(file_size "$BAD_MNT/lun1")"
+    if dd of=/dev/null bs=65536 count=1 iflag=direct status=none <&"$old_fd" 2>/dev/null; then
+        fail "$case: a read through the file of the unit that went succeeded"
+    fi
+    exec {old_fd}<&-
+    bt cmp "$BAD_MNT/lun1" "$lun2" || fail "$case: the new lun1 does not read as the new unit holds it"
+    check_log "target $BAD_IQN, lun1: another logical unit now \\(unit serial number .*\\); its file is replaced" 10
+    finish "$case"
+}
+lun_swapped_case
 
 # The REPORT LUNS that follows a REPORTED LUNS DATA HAS CHANGED fails
 # once: the rescan is tried again a second later, and the new LUN shows

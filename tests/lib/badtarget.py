@@ -251,6 +251,7 @@ CASES = {
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
+    "ua-lun-swapped": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 1, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -424,6 +425,7 @@ class Lun:
             raise SystemExit("badtarget: %s: size must be a non-zero multiple of %d" % (path, BLOCK))
         self.blocks = len(self.data) // BLOCK
         self.reported_block = BLOCK   # what READ CAPACITY says (ua-blocksize-changed)
+        self.generation = 0           # another logical unit under the same number (ua-lun-swapped)
         self.lock = threading.Lock()
 
     def read(self, off, n):
@@ -533,6 +535,18 @@ class Target:
                 self.luns[2] = Lun(2, self.lun2_path)
                 self.fail_report_luns = True
             if not self.fire("event", "LUN 2 added, the next REPORT LUNS to fail; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
+                             % len(conns)):
+                return
+            for c in conns:
+                c.add_ua(None, 0x3F, 0x0E)
+        elif self.case == "ua-lun-swapped":
+            if not self.lun2_path:
+                raise SystemExit("badtarget: ua-lun-swapped needs --lun2")
+            other = Lun(1, self.lun2_path)
+            other.generation = 1
+            with self.lock:
+                self.luns[1] = other
+            if not self.fire("event", "LUN 1 is another logical unit now; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
                              % len(conns)):
                 return
             for c in conns:
@@ -1557,7 +1571,8 @@ class Conn:
                 if bad and case == "inquiry-lying" and self.t.fire("probe"):
                     d[4] = 250
                 return GOOD, bytes(d), b""
-            serial = ("BAD%d-%d" % (t.lun, os.getpid())).encode()
+            serial = ("BAD%d-%d" % (t.lun, os.getpid()) +
+                      ("-%d" % lun.generation if lun.generation else "")).encode()
             thin = t.lun == 1 and case == "unmap-granularity"
             if page == 0x00:
                 pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
@@ -1567,7 +1582,8 @@ class Conn:
                     return GOOD, bytes([0, 0x80, 0xFF, 0xFF]) + serial, b""
                 return GOOD, bytes([0, 0x80, 0, len(serial)]) + serial, b""
             if page == 0x83:
-                naa = bytes([0x60, 0x01, 0x40, 0x5b, 0xad, 0x00, 0x00, t.lun]) + bytes(8)
+                naa = bytes([0x60, 0x01, 0x40, 0x5b, 0xad, 0x00, 0x00, t.lun]) + bytes(7) + \
+                    bytes([lun.generation & 0xFF])
                 desc = bytes([0x01, 0x03, 0, len(naa)]) + naa
                 if bad and case == "vpd-lying" and self.t.fire("probe", "VPD 0x83 with a designator running past the page"):
                     desc = bytes([0x01, 0x03, 0, 200]) + naa
