@@ -69,6 +69,10 @@ void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque);
  * lock held. */
 void pool_lun_unusable(struct pool *p, uint32_t lun);
 
+/* Whether LUN @lun was found replaced or unusable (its commands fail).
+ * Target layer. */
+bool pool_lun_is_replaced(struct pool *p, uint32_t lun);
+
 /* How many LUNs were found replaced (for the stats file). */
 unsigned pool_replaced_count(struct pool *p);
 

@@ -404,6 +404,14 @@ static bool pool_lun_replaced(void *owner, uint32_t lun)
 	return marked;
 }
 
+bool pool_lun_is_replaced(struct pool *p, uint32_t lun)
+{
+	pthread_mutex_lock(&p->lock);
+	bool replaced = lun_is_replaced(p, lun);
+	pthread_mutex_unlock(&p->lock);
+	return replaced;
+}
+
 void pool_lun_unusable(struct pool *p, uint32_t lun)
 {
 	pool_lun_replaced(p, lun);

@@ -241,6 +241,61 @@ static void name_list_add(struct name_list *nl, const char *name)
 	snprintf(nl->names[nl->n++], sizeof *nl->names, "%s", name);
 }
 
+static bool name_list_has(const struct name_list *nl, const char *name)
+{
+	for (size_t i = 0; i < nl->n; i++)
+		if (strcmp(nl->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Whether a rescan that failed with @err may succeed when tried again: a
+ * command that failed (a timeout, a lost connection, an error status),
+ * not data that is unusable (EPROTO) nor a command the target refuses
+ * (EOPNOTSUPP, EINVAL), which it would refuse again. */
+static bool worth_retrying(int err)
+{
+	return err != EPROTO && err != EOPNOTSUPP && err != EINVAL;
+}
+
+/* Drop the file of LUN file @n, which is another unit now or unusable
+ * (@why), so that the LUN is probed anew.  t->lock held. */
+static void replace_lun_file(struct fs_target *t, struct fs_node *n, const char *why,
+			     struct name_list *changed)
+{
+	log_info("target %s, %s: %s; its file is replaced, the old one's I/O fails",
+		 t->cfg.target_name, n->name, why);
+	if (fs_remove_node(t->fs, n->ino))
+		pool_forget_lun(t->pool, n->lun->number);
+	name_list_add(changed, n->name);
+}
+
+/* Probe LUN @number of @t and add its file (a disk LUN); its name goes to
+ * @changed.  t->lock held.  Returns false when a command failed and the
+ * probe is worth trying again. */
+static bool add_new_lun(struct fs_target *t, uint32_t number, struct name_list *changed)
+{
+	struct lun *l;
+	int rc = lun_probe(t->pool, t->cfg.target_name, number, &l);
+
+	if (rc < 0) {
+		log_error("target %s: new LUN %u: %s", t->cfg.target_name, number, err_msg());
+		return !worth_retrying(err_errno());
+	}
+	if (rc == 0) {
+		log_debug("target %s: LUN %u: %s; no file", t->cfg.target_name, number, err_msg());
+		return true;
+	}
+	if (!add_lun_file(t, l)) {
+		log_error("target %s", err_msg());
+		return true;
+	}
+	log_info("target %s, %s: new LUN of %llu bytes; its file is added", t->cfg.target_name,
+		 l->name, (unsigned long long)l->size);
+	name_list_add(changed, l->name);
+	return true;
+}
+
 /* The LUN list part of rescan_luns(), t->lock held: LUN files gone and
  * new ones, whose names go to @changed.  Returns false when a command
  * failed, so that what it was to read is read again later. */
@@ -259,8 +314,7 @@ static bool rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 		log_error("target %s: cannot read the LUN list again: %s", t->cfg.target_name,
 			  err_msg());
 		free(numbers);
-		/* unusable data (EPROTO) is not a failure to read it again */
-		return err_errno() == EPROTO;
+		return !worth_retrying(err_errno());
 	}
 	/* a LUN missing from a list cut short may be there all the same:
 	 * only a whole list removes files */
@@ -288,56 +342,44 @@ static bool rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 			 t->cfg.target_name, n->name);
 		name_list_add(changed, n->name);
 	}
+	/* new LUNs first, then whether those that stay are the units their
+	 * files were made for (the target may have put another in one's place
+	 * between two lists): a LUN slow to answer that check delays no new
+	 * one, and a check that fails is not tried again (the next change
+	 * checks again; a reconnect checks every LUN) */
 	for (int i = 0; i < nluns; i++) {
 		struct fs_node *had;
-		struct lun *l;
-		fuse_ino_t ino;
-		int rc;
 
 		if (t->only_lun >= 0 && numbers[i] != (uint32_t)t->only_lun)
 			continue;
 		had = lun_file(t, numbers[i]);
-		if (had) {
-			/* still the LUN its file was made for? (the target may
-			 * have put another in its place between two lists) */
-			rc = lun_check_identity(had->lun);
-			if (rc == 1)
-				continue;
-			if (rc < 0) {
-				log_error("target %s, %s: cannot check it is the same LUN: %s",
-					  t->cfg.target_name, had->name, err_msg());
-				if (err_errno() != EPROTO)
-					done = false;
-				continue;
-			}
-			log_info("target %s, %s: another logical unit now (%s); its file is "
-				 "replaced, the old one's I/O fails", t->cfg.target_name, had->name,
-				 err_msg());
-			if (fs_remove_node(t->fs, had->ino))
-				pool_forget_lun(t->pool, had->lun->number);
-			name_list_add(changed, had->name);
+		if (had && pool_lun_is_replaced(t->pool, numbers[i])) {
+			replace_lun_file(t, had, "found to be another unit or unusable before",
+					 changed);
+			had = NULL;
 		}
-		rc = lun_probe(t->pool, t->cfg.target_name, numbers[i], &l);
+		if (!had && !add_new_lun(t, numbers[i], changed))
+			done = false;     /* a command failed: probe it again */
+	}
+	for (int i = 0; i < nluns; i++) {
+		struct fs_node *had = lun_file(t, numbers[i]);
+		char why[320];
+		int rc;
+
+		if (!had || name_list_has(changed, had->name))
+			continue;         /* (added just now) */
+		rc = lun_check_identity(had->lun);
+		if (rc == 1)
+			continue;
 		if (rc < 0) {
-			log_error("target %s: new LUN %u: %s", t->cfg.target_name, numbers[i],
-				  err_msg());
-			if (err_errno() != EPROTO)
-				done = false;     /* a command failed: probe it again */
+			log_error("target %s, %s: cannot check it is the same unit: %s",
+				  t->cfg.target_name, had->name, err_msg());
 			continue;
 		}
-		if (rc == 0) {
-			log_debug("target %s: LUN %u: %s; no file", t->cfg.target_name, numbers[i],
-				  err_msg());
-			continue;
-		}
-		ino = add_lun_file(t, l);
-		if (!ino) {
-			log_error("target %s", err_msg());
-			continue;
-		}
-		log_info("target %s, %s: new LUN of %llu bytes; its file is added",
-			 t->cfg.target_name, l->name, (unsigned long long)l->size);
-		name_list_add(changed, l->name);
+		snprintf(why, sizeof why, "another logical unit now (%s)", err_msg());
+		replace_lun_file(t, had, why, changed);
+		if (!add_new_lun(t, numbers[i], changed))
+			done = false;
 	}
 	free(numbers);
 	return done;
@@ -361,6 +403,9 @@ static bool rescan_capacities_locked(struct fs_target *t, bool all, struct name_
 		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
 		    (!atomic_exchange(&n->lun->capacity_changed, false) && !all))
 			continue;
+		/* its commands fail: the next LUN list replaces its file */
+		if (pool_lun_is_replaced(t->pool, n->lun->number))
+			continue;
 		rc = lun_reread_capacity(n->lun, &old);
 		if (rc < 0) {
 			log_error("target %s, %s", t->cfg.target_name, err_msg());
@@ -368,7 +413,7 @@ static bool rescan_capacities_locked(struct fs_target *t, bool all, struct name_
 			 * reach the wrong bytes */
 			if (err_errno() == ESTALE) {
 				pool_lun_unusable(t->pool, n->lun->number);
-			} else if (err_errno() != EPROTO) {
+			} else if (worth_retrying(err_errno())) {
 				atomic_store(&n->lun->capacity_changed, true);
 				done = false;
 			}
@@ -465,17 +510,18 @@ static void retry_later_locked(struct fs_target *t, bool luns, bool capacity)
 {
 	if (t->closing)
 		return;
+	t->retry_luns |= luns;
+	t->retry_capacity |= capacity;
+	if (t->retry_pending)
+		return;           /* that retry reads these too */
 	if (t->rescan_failures >= RESCAN_RETRIES) {
 		log_error("target %s: the change it reported could not be read in %u tries; "
 			  "it is read at the next change", t->cfg.target_name,
 			  t->rescan_failures + 1);
 		t->rescan_failures = 0;
+		t->retry_luns = t->retry_capacity = false;
 		return;
 	}
-	t->retry_luns |= luns;
-	t->retry_capacity |= capacity;
-	if (t->retry_pending)
-		return;
 	if (!t->retry_loop)
 		t->retry_loop = evloop_at(0);
 	if (!t->retry_loop)
@@ -530,10 +576,10 @@ static void rescan_run(struct helper_job *job)
 		if (luns)
 			luns_done = rescan_luns(t);
 		pthread_mutex_lock(&t->rescan_lock);
-		if (luns_done && capacity_done)
-			t->rescan_failures = 0;
-		else
+		if (!luns_done || !capacity_done)
 			retry_later_locked(t, !luns_done, !capacity_done);
+		else if (!t->retry_pending)
+			t->rescan_failures = 0;   /* (a retry pending keeps its count) */
 	}
 	/* (the job is not touched after it is queued again) */
 	if (t->closing || !(t->rescan_luns || t->rescan_capacity) ||
@@ -558,7 +604,8 @@ static void rescan_dropped(struct helper_job *job)
  * list reads @numbers: those of LUNs no longer listed go; the others'
  * capacity is read again (the open that failed may have taken the Unit
  * Attention that said it changed), and one whose logical block size
- * changed goes too, to be probed anew.  Lock held.  Returns 0, or the
+ * changed, whose data is unusable now or that a reconnect found to be
+ * another unit goes too, to be probed anew.  Lock held.  Returns 0, or the
  * errno of a command that failed. */
 static int recheck_earlier_files(struct fs_target *t, const uint32_t *numbers, int nluns)
 {
@@ -573,15 +620,18 @@ static int recheck_earlier_files(struct fs_target *t, const uint32_t *numbers, i
 			continue;
 		for (int i = 0; i < nluns && !listed; i++)
 			listed = numbers[i] == n->lun->number;
-		if (listed) {
+		if (listed && !pool_lun_is_replaced(t->pool, n->lun->number)) {
 			int rc = lun_reread_capacity(n->lun, &old);
 			if (rc == 1)
 				expect_lun(t, n->lun);
 			if (rc >= 0)
 				continue;
-			if (err_errno() != ESTALE)
+			/* another block size, or data unusable now: the probe
+			 * below decides */
+			if (err_errno() != ESTALE && err_errno() != EPROTO)
 				return err_errno() ? err_errno() : EIO;
 		}
+		/* not listed, or found replaced by a reconnect meanwhile */
 		if (fs_remove_node(t->fs, n->ino))
 			pool_forget_lun(t->pool, n->lun->number);
 	}

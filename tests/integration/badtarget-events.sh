@@ -24,7 +24,9 @@
 #                        stays, and a line says why nothing was removed
 #   ua-blocksize-changed LUN 1 reports 4096-byte blocks instead of 512
 #                        (CAPACITY DATA HAS CHANGED): its reads and writes
-#                        fail with EIO from then on, nothing reaches it
+#                        fail with EIO, nothing reaches it; at the next
+#                        LUN list its file is replaced by one in 4096-byte
+#                        blocks, which reads and writes
 #   ua-luns-changed      LUN 2 appears, goes, and comes back (REPORTED LUNS
 #                        DATA HAS CHANGED): ls shows it, then not, then
 #                        again; it reads as the target holds it, and a file
@@ -245,6 +247,21 @@ blocksize_case() {
         fail "$case: a write to lun1 succeeded after its block size changed"
     fi
     assert_same_file "$work/lun1-before" "$BAD_LUN1" "$case: LUN 1 on the target after the refused write"
+    # the next LUN list (the target says it changed) replaces the file of
+    # the unusable LUN: probed anew, in 4096-byte blocks, it reads and
+    # writes again (before this, its rescans failed, and were tried again,
+    # at every change for the life of the mount)
+    kill -USR1 "$BAD_PID"          # REPORTED LUNS DATA HAS CHANGED
+    wait_true 10 fired_times "$case" 2 || fail "$case: the target did not report the change"
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the second Unit Attention"
+    check_log "target $BAD_IQN, lun1: found to be another unit or unusable before; its file is replaced" 10
+    check_log "target $BAD_IQN, lun1: new LUN of $(file_size "$BAD_LUN1") bytes; its file is added" 10
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the new lun1"
+    bt dd if="$work/junk" of="$BAD_MNT/lun1" bs=65536 count=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: a write to the new lun1 failed"
+    read_matches "$BAD_LUN1" 0 65536 "$work/junk" "$case: the write to the new lun1 on the target"
+    ! grep -q "could not be read in\|cannot check it is the same unit" "$ISCSIFS_LOG" ||
+        fail "$case: rescans failed: $(grep "could not be read in\|cannot check" "$ISCSIFS_LOG")"
     finish "$case"
 }
 blocksize_case

@@ -253,7 +253,7 @@ CASES = {
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
     "ua-lun-swapped": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
-    "ua-blocksize-changed": ("event", 1, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
+    "ua-blocksize-changed": ("event", 2, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED; a second event: READ and WRITE of LUN 1 address 4096-byte blocks too, REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     # -- probe (mount time) ---------------------------------------------
     "luns-short": ("probe", 0, "REPORT LUNS data of 4 bytes"),
@@ -425,6 +425,7 @@ class Lun:
             raise SystemExit("badtarget: %s: size must be a non-zero multiple of %d" % (path, BLOCK))
         self.blocks = len(self.data) // BLOCK
         self.reported_block = BLOCK   # what READ CAPACITY says (ua-blocksize-changed)
+        self.io_block = BLOCK         # what READ and WRITE address (the same, a step later)
         self.generation = 0           # another logical unit under the same number (ua-lun-swapped)
         self.lock = threading.Lock()
 
@@ -557,9 +558,15 @@ class Target:
                 return
             for c in conns:
                 c.add_ua(None, 0x3F, 0x0E)
+        elif self.case == "ua-blocksize-changed" and n > 1:
+            self.luns[1].io_block = 4096
+            if not self.fire("event", "REPORTED LUNS DATA HAS CHANGED pending on %d connections" % len(conns)):
+                return
+            for c in conns:
+                c.add_ua(None, 0x3F, 0x0E)
         elif self.case == "ua-blocksize-changed":
             self.luns[1].reported_block = 4096
-            if not self.fire("event", "LUN 1 now says 4096-byte blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
+            if not self.fire("event", "LUN 1 now has 4096-byte blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
                              % len(conns)):
                 return
             for c in conns:
@@ -1656,13 +1663,14 @@ class Conn:
                 lba, blocks = struct.unpack_from(">I", cdb, 2)[0], struct.unpack_from(">H", cdb, 7)[0]
             else:
                 lba, blocks = struct.unpack_from(">Q", cdb, 2)[0], struct.unpack_from(">I", cdb, 10)[0]
-            if lba + blocks > lun.blocks:
+            bs = lun.io_block             # (BLOCK but for ua-blocksize-changed)
+            if (lba + blocks) * bs > lun.blocks * BLOCK:
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x21, 0x00)
             if op in (0x28, 0x88):
-                return GOOD, lun.read(lba * BLOCK, blocks * BLOCK), b""
-            if wdata is None or len(wdata) != blocks * BLOCK:
+                return GOOD, lun.read(lba * bs, blocks * bs), b""
+            if wdata is None or len(wdata) != blocks * bs:
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
-            lun.write(lba * BLOCK, wdata)
+            lun.write(lba * bs, wdata)
             return GOOD, b"", b""
         return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
 
