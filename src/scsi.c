@@ -836,7 +836,10 @@ int scsi_parse_vpd_lbp(const uint8_t *buf, size_t len, struct scsi_lbp *out)
 	out->unmap = buf[5] & 0x80;
 	out->write_same16 = buf[5] & 0x40;
 	out->write_same10 = buf[5] & 0x20;
-	out->lbprz = (buf[5] >> 2) & 0x07; /* LBPRZ: one bit in SBC-3, three in SBC-4 */
+	/* LBPRZ: one bit in SBC-3, three in SBC-4, where xx1b alone says
+	 * unmapped blocks read as zeros (010b: as the provisioning
+	 * initialization pattern, whatever that is) */
+	out->lbprz = (buf[5] >> 2) & 0x01;
 	if (end >= 7)
 		out->provisioning_type = buf[6] & 0x07;
 	return 0;

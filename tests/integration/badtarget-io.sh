@@ -285,6 +285,37 @@ late_reset_case() {
 
 # issue 12 item 1: hole punch on a LUN whose UNMAP granules are not
 # aligned at 0.
+# LUN 1 of case lbprz-pattern is thin, but its unmapped blocks read as
+# its provisioning initialization pattern (0xff), not zeros (LBPRZ 010b in
+# the LBP VPD page; SBC-4 says zeros only for xx1b): a zero range must
+# read back as zeros, so it is written, not UNMAPped (before, iscsifs
+# took any LBPRZ value for zeros, sent UNMAP, and the range read 0xff),
+# and a hole, which UNMAP alone would make, is refused.
+lbprz_case() {
+    local case=lbprz-pattern start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    badtarget_fired "$case" || fail "$case: the target never sent its LBP page"
+    bt fallocate --zero-range --keep-size --offset 1048576 --length 65536 "$BAD_MNT/lun1" ||
+        fail "$case: zero range failed"
+    head -c 65536 /dev/zero >"$work/zeros"
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=65536 skip=16 count=1 status=none ||
+        fail "$case: reading the zero range failed"
+    assert_same_file "$work/zeros" "$work/got" "$case: the zero range read through the mount"
+    slice "$BAD_LUN1" 1048576 65536 >"$work/got"
+    assert_same_file "$work/zeros" "$work/got" "$case: the zero range on the target"
+    assert_eq 0 "$(badtarget_count "UNMAP LBA")" "$case: UNMAPs sent for a zero range"
+    if bt fallocate --punch-hole --keep-size --offset 0 --length 65536 "$BAD_MNT/lun1" 2>/dev/null; then
+        fail "$case: a hole was punched where unmapped blocks do not read as zeros"
+    fi
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+lbprz_case
+
 # punch_case: LUN 1 of case unmap-granularity is thin (UNMAP, LBPRZ) with
 # UNMAP GRANULARITY 8, ALIGNMENT 7 and at most 20 blocks per UNMAP (not
 # whole granules); the target deallocates whole granules only and leaves

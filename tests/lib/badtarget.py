@@ -281,6 +281,7 @@ CASES = {
     "lbas-ua": ("event", 0, "GET LBA STATUS answered right; each SIGUSR1 writes 4 KiB of data at 2 MiB of LUN 1 "
                 "(another initiator) and sets UNIT ATTENTION MODE PARAMETERS CHANGED (2Ah/01h) on every connection"),
     # -- issue 12 item 1: hole punch with an unmap granularity alignment --
+    "lbprz-pattern": ("probe", 0, "LUN 1 thin (LBPU=1) whose unmapped blocks read as its provisioning initialization pattern, 0xff bytes (LBPRZ 010b in VPD 0xB2, clear in READ CAPACITY(16))"),
     "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
     "login-no-nul": ("login", 0, "login text whose last pair has no NUL"),
@@ -1580,7 +1581,7 @@ class Conn:
                 return GOOD, bytes(d), b""
             serial = ("BAD%d-%d" % (t.lun, os.getpid()) +
                       ("-%d" % lun.generation if lun.generation else "")).encode()
-            thin = t.lun == 1 and case == "unmap-granularity"
+            thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern")
             if page == 0x00:
                 pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
                 return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
@@ -1601,7 +1602,11 @@ class Conn:
                 d[1] = 0xB0
                 put16(d, 2, 60)
                 put32(d, 8, 2048)
-                if thin and self.t.fire("probe", "Block Limits: UNMAP GRANULARITY %d, ALIGNMENT %d (UGAVALID), "
+                if thin and case == "lbprz-pattern":
+                    put32(d, 20, 2048)               # MAXIMUM UNMAP LBA COUNT
+                    put32(d, 24, 1)                  # MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+                    put32(d, 28, 1)                  # UNMAP GRANULARITY
+                elif thin and self.t.fire("probe", "Block Limits: UNMAP GRANULARITY %d, ALIGNMENT %d (UGAVALID), "
                                         "MAXIMUM UNMAP LBA COUNT %d" % (UNMAP_GRANULARITY, UNMAP_ALIGNMENT,
                                                                        MAX_UNMAP_BLOCKS)):
                     put32(d, 20, MAX_UNMAP_BLOCKS)
@@ -1609,6 +1614,9 @@ class Conn:
                     put32(d, 28, UNMAP_GRANULARITY)
                     put32(d, 32, 0x80000000 | UNMAP_ALIGNMENT)
                 return GOOD, bytes(d), b""
+            if page == 0xB2 and thin and case == "lbprz-pattern" and \
+                    self.t.fire("probe", "VPD 0xB2: LBPU, LBPRZ 010b (unmapped blocks read as the pattern)"):
+                return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x88, 0x02, 0]), b""
             if page == 0xB2 and thin:
                 # LBPU (UNMAP), LBPRZ; PROVISIONING TYPE 2 (thin)
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x84, 0x02, 0]), b""
@@ -1748,7 +1756,8 @@ class Conn:
             else:
                 log("%s: UNMAP LBA %d, %d blocks" % (self.name, lba, n))
             if whole:
-                lun.write(first * BLOCK, bytes(whole * g * BLOCK))
+                fill = 0xFF if self.t.case == "lbprz-pattern" else 0   # what unmapped blocks read as
+                lun.write(first * BLOCK, bytes([fill]) * (whole * g * BLOCK))
         return GOOD, b"", b""
 
     # ---- the misbehaviours --------------------------------------------------

@@ -954,10 +954,16 @@ static void test_vpd_lbp(void)
 	CHECK(vpd_lbp(B(0x00, 0xb2, 0x00, 0x04, 0x00, 0xe4, 0x02, 0x00), 8, &l) == 0);
 	CHECK(l.unmap && l.write_same16 && l.write_same10 && l.lbprz);
 	CHECK_EQ_U64(l.provisioning_type, 2);
-	/* SBC-4 three-bit LBPRZ. */
+	/* SBC-4 three-bit LBPRZ: xx1b alone says unmapped blocks read as
+	 * zeros; 010b says they read as the provisioning initialization
+	 * pattern, which need not be zeros. */
 	CHECK(vpd_lbp(B(0x00, 0xb2, 0x00, 0x04, 0x00, 0x88, 0x00, 0x00), 8, &l) == 0);
-	CHECK(l.unmap && !l.write_same16 && !l.write_same10 && l.lbprz);
+	CHECK(l.unmap && !l.write_same16 && !l.write_same10 && !l.lbprz);
 	CHECK_EQ_U64(l.provisioning_type, 0);
+	CHECK(vpd_lbp(B(0x00, 0xb2, 0x00, 0x04, 0x00, 0x8c, 0x00, 0x00), 8, &l) == 0);
+	CHECK(l.unmap && l.lbprz);        /* 011b */
+	CHECK(vpd_lbp(B(0x00, 0xb2, 0x00, 0x04, 0x00, 0x84, 0x00, 0x00), 8, &l) == 0);
+	CHECK(l.unmap && l.lbprz);        /* 001b, and SBC-3's one bit */
 	CHECK(vpd_lbp(B(0x00, 0xb2, 0x00, 0x04, 0x00, 0x40, 0x01, 0x00), 8, &l) == 0);
 	CHECK(!l.unmap && l.write_same16 && !l.lbprz);
 	/* Short: flags there, type not. */
