@@ -293,6 +293,8 @@ static void verify_done(struct iscsi_task *t)
 		case SCSI_ACT_FAIL:
 			if (o.err == ENXIO)
 				snprintf(why, sizeof why, "no LUN %u any more (%s)", id.lun, o.text);
+			else if (step == VERIFY_CAPACITY16)
+				next = VERIFY_CAPACITY10;       /* the probe takes (10) on any failure */
 			else
 				snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun,
 					 o.text, t->cdb[0]);

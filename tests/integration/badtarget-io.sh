@@ -555,6 +555,11 @@ io_case response-failure-always read eio-always \
 # the probe, instead of dropping the connection again and again
 io_case rc16-invalid-field read ok "" opts=timeout=15 sess=reconnects=1 \
     "log=reconnected to "
+# and so does READ CAPACITY(16) failing of itself (HARDWARE ERROR), which
+# the probe also answers with (10) (before, the check dropped the
+# connection at every reconnect, and the read failed at -o timeout)
+io_case rc16-hardware-error read ok "" opts=timeout=15 sess=reconnects=1 \
+    "log=reconnected to "
 
 # issue 12: immediate data and unsolicited Data-Out (badtarget.py
 # --unsolicited 32768: InitialR2T=No, ImmediateData=Yes, FirstBurstLength

@@ -237,6 +237,7 @@ CASES = {
     "response-failure": ("read1", 1, "the READ's data garbled, then a SCSI Response with iSCSI response 0x01 (target failure) and status GOOD"),
     "response-failure-always": ("read1", 0, "response-failure on every READ of LUN 1"),
     "rc16-invalid-field": ("read1", 1, "READ CAPACITY(16) of LUN 1 always refused with INVALID FIELD IN CDB (24h/00h); the first READ of LUN 1 closes the connection, so the identity check after the reconnect meets the refusal"),
+    "rc16-hardware-error": ("read1", 1, "READ CAPACITY(16) of LUN 1 always fails with HARDWARE ERROR (44h/00h), so the probe takes READ CAPACITY(10); the first READ of LUN 1 closes the connection, so the identity check after the reconnect meets the failure"),
     "probe-refused": ("probe", 0, "READ CAPACITY(16) and MODE SENSE(6) of LUN 1 refused: INVALID COMMAND OPERATION CODE (20h/00h)"),
     "capacity10-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1 refused (20h/00h); READ CAPACITY(10) says 0xffffffff (2^32 blocks or more)"),
     "probe-fails-once-grow": ("probe", 1, "the standard INQUIRY of LUN 1 fails once, as probe-fails-once; an event (SIGUSR1) grows LUN 0 by 1 MiB with CAPACITY DATA HAS CHANGED"),
@@ -1635,6 +1636,8 @@ class Conn:
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
             if op == 0x9E and t.lun == 1 and case == "rc16-invalid-field":
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            if op == 0x9E and t.lun == 1 and case == "rc16-hardware-error":
+                return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             if bad and op == 0x25 and case == "capacity10-huge" and \
                     self.t.fire("probe", "READ CAPACITY(10) says 0xffffffff"):
                 last = MASK
@@ -1896,7 +1899,7 @@ class Conn:
             self.respond(t, b"", TASK_SET_FULL)
         elif case == "unit-attention":
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, 0x29, 0x01))
-        elif case == "rc16-invalid-field":
+        elif case in ("rc16-invalid-field", "rc16-hardware-error"):
             self.close()
         elif case == "no-sense":
             self.respond(t, garbled(data), CHECK_CONDITION, fixed_sense(0x00, 0x00, 0x00))
