@@ -69,6 +69,12 @@ void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque);
  * lock held. */
 void pool_lun_unusable(struct pool *p, uint32_t lun);
 
+/* LUN @lun has @blocks blocks now, as the target layer read it again:
+ * what a session that logs in again checks.  Unlike pool_expect_lun(),
+ * it leaves a LUN found replaced as it is (only a probe makes it usable
+ * again).  Target layer. */
+void pool_lun_resized(struct pool *p, uint32_t lun, uint64_t blocks);
+
 /* Whether LUN @lun was found replaced or unusable (its commands fail).
  * Target layer. */
 bool pool_lun_is_replaced(struct pool *p, uint32_t lun);

@@ -404,6 +404,15 @@ static bool pool_lun_replaced(void *owner, uint32_t lun)
 	return marked;
 }
 
+void pool_lun_resized(struct pool *p, uint32_t lun, uint64_t blocks)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl && !pl->replaced)
+		pl->id.blocks = blocks;
+	pthread_mutex_unlock(&p->lock);
+}
+
 bool pool_lun_is_replaced(struct pool *p, uint32_t lun)
 {
 	pthread_mutex_lock(&p->lock);

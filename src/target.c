@@ -152,8 +152,9 @@ static void lun_grew(uint32_t lun, void *opaque)
 	pthread_mutex_unlock(&t->rescan_lock);
 }
 
-/* Tell the pool what @l is (again, after its capacity was read again), so
- * that a session that logs in again checks it is still that LUN. */
+/* Tell the pool what @l is (at its probe), so that a session that logs in
+ * again checks it is still that LUN; pool_lun_resized() follows its
+ * capacity. */
 static void expect_lun(struct fs_target *t, struct lun *l)
 {
 	struct lun_identity id = {
@@ -417,15 +418,20 @@ static bool rescan_capacities_locked(struct fs_target *t, bool all, struct name_
 				atomic_store(&n->lun->capacity_changed, true);
 				done = false;
 			}
-		} else if (rc == 0) {
-			log_info("target %s, %s: capacity unchanged (%llu bytes)", t->cfg.target_name,
-				 n->name, (unsigned long long)old);
 		} else {
-			log_info("target %s, %s: capacity changed from %llu to %llu bytes",
-				 t->cfg.target_name, n->name, (unsigned long long)old,
-				 (unsigned long long)n->lun->size);
-			expect_lun(t, n->lun);
-			name_list_add(changed, n->name);
+			/* what a reconnect checks: the size read now, also when
+			 * unchanged (a session's check may have taken a larger one
+			 * for the LUN's, pool_lun_grew()) */
+			pool_lun_resized(t->pool, n->lun->number, atomic_load(&n->lun->blocks));
+			if (rc == 0) {
+				log_info("target %s, %s: capacity unchanged (%llu bytes)",
+					 t->cfg.target_name, n->name, (unsigned long long)old);
+			} else {
+				log_info("target %s, %s: capacity changed from %llu to %llu bytes",
+					 t->cfg.target_name, n->name, (unsigned long long)old,
+					 (unsigned long long)n->lun->size);
+				name_list_add(changed, n->name);
+			}
 		}
 	}
 	return done;
@@ -622,10 +628,11 @@ static int recheck_earlier_files(struct fs_target *t, const uint32_t *numbers, i
 			listed = numbers[i] == n->lun->number;
 		if (listed && !pool_lun_is_replaced(t->pool, n->lun->number)) {
 			int rc = lun_reread_capacity(n->lun, &old);
-			if (rc == 1)
-				expect_lun(t, n->lun);
-			if (rc >= 0)
+			if (rc >= 0) {
+				pool_lun_resized(t->pool, n->lun->number,
+						 atomic_load(&n->lun->blocks));
 				continue;
+			}
 			/* another block size, or data unusable now: the probe
 			 * below decides */
 			if (err_errno() != ESTALE && err_errno() != EPROTO)

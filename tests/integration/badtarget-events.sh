@@ -22,6 +22,10 @@
 #   ua-luns-cut          REPORT LUNS lists LUN 0 alone, though it says it
 #                        holds two (REPORTED LUNS DATA HAS CHANGED): lun1
 #                        stays, and a line says why nothing was removed
+#   capacity-lie-once    the identity check of a reconnect sees LUN 1 1 MiB
+#                        larger, once; the rescan reads the true size, and
+#                        the next reconnect checks that one: lun1 reads on
+#                        (before, it was taken for another unit: EIO)
 #   ua-blocksize-changed LUN 1 reports 4096-byte blocks instead of 512
 #                        (CAPACITY DATA HAS CHANGED): its reads and writes
 #                        fail with EIO, nothing reaches it; at the next
@@ -220,6 +224,37 @@ capacity_case() {
     finish "$case"
 }
 capacity_case
+
+# reconnects_are N: the log says "reconnected to" N times.
+reconnects_are() {
+    [[ $(grep -c "reconnected to " "$ISCSIFS_LOG") == "$1" ]]
+}
+
+# The identity check after a reconnect sees LUN 1 1 MiB larger (once: the
+# target's READ CAPACITY(16) lies that one time), and the rescan it sets
+# off reads the true size.  That is what the next reconnect must check:
+# before, the pool kept the larger size, and the second reconnect found
+# LUN 1 "shrank", took it for another unit, and its reads failed with EIO.
+capacity_lie_case() {
+    local case=capacity-lie-once size
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    size=$(file_size "$BAD_LUN1")
+    kill -USR1 "$BAD_PID"          # connections dropped; the next READ CAPACITY(16) lies
+    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not drop the connections"
+    wait_true "$RECONNECT_SECS" reconnects_are 1 || fail "$case: no reconnect after the first drop"
+    check_log "target $BAD_IQN, lun1: capacity unchanged \\($size bytes\\)" 10
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the first reconnect"
+    kill -USR1 "$BAD_PID"          # connections dropped again
+    wait_true 10 fired_times "$case" 2 || fail "$case: the target did not drop the connections again"
+    wait_true "$RECONNECT_SECS" reconnects_are 2 || fail "$case: no reconnect after the second drop"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the second reconnect"
+    ! grep -q "shrank" "$ISCSIFS_LOG" || fail "$case: $(grep "shrank" "$ISCSIFS_LOG")"
+    check_size "$BAD_MNT/lun1" "$size"
+    finish "$case"
+}
+capacity_lie_case
 
 # A LUN that reports another logical block size: its file can no longer
 # be addressed right, so its I/O fails from then on (before, the rescan

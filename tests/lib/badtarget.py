@@ -250,6 +250,7 @@ CASES = {
     "tmf-late-abort": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete) only once the LU RESET came, then the LU RESET"),
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
+    "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
     "ua-lun-swapped": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -487,6 +488,7 @@ class Target:
         self.held = []                 # reset-*: (Conn, Task) of the READs held
         self.events = 0                # SIGUSR1s so far
         self.fail_report_luns = False  # the next REPORT LUNS fails (ua-luns-fail-once)
+        self.rc16_lie = False          # the next READ CAPACITY(16) of LUN 1 lies (capacity-lie-once)
         self.chap = args.chap           # --chap (user, secret) or None: CHAP required
         self.mutual = args.mutual       # --mutual (user, secret): how the target answers
         self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
@@ -523,7 +525,15 @@ class Target:
         if self.trigger != "event":
             log("event %d: nothing to do for case %s" % (n, self.case))
             return
-        if self.case == "ua-capacity-changed":
+        if self.case == "capacity-lie-once":
+            with self.lock:
+                self.rc16_lie = n == 1
+            if not self.fire("event", "dropping every connection (%d)%s" % (
+                    len(conns), "; the next READ CAPACITY(16) of LUN 1 says 1 MiB more" if n == 1 else "")):
+                return
+            for c in conns:
+                c.close()
+        elif self.case == "ua-capacity-changed":
             lun = self.luns[1]
             lun.grow(1 << 20)
             if not self.fire("event", "LUN 1 now %d blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
@@ -1636,6 +1646,12 @@ class Conn:
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
             if op == 0x9E and t.lun == 1 and case == "rc16-invalid-field":
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            if op == 0x9E and t.lun == 1 and case == "capacity-lie-once":
+                with self.t.lock:
+                    lie, self.t.rc16_lie = self.t.rc16_lie, False
+                if lie:
+                    log("%s: READ CAPACITY(16) of LUN 1 says 1 MiB more (capacity-lie-once)" % self.name)
+                    last += (1 << 20) // BLOCK
             if op == 0x9E and t.lun == 1 and case == "rc16-hardware-error":
                 return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             if bad and op == 0x25 and case == "capacity10-huge" and \
