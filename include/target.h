@@ -87,9 +87,8 @@ struct fs_target {
 	                               * retry_timer armed */
 	int64_t retry_at_ns;          /* rescan_lock: when the retry is due
 	                               * (monotonic) */
-	struct evloop *retry_loop;    /* rescan_lock: the loop of the two below */
-	struct ev_call retry_call;    /* posted to retry_loop to arm retry_timer */
-	struct ev_timer retry_timer;  /* retry_loop only: the retry's deadline */
+	struct ev_call retry_call;    /* posted to loop 0 to arm retry_timer */
+	struct ev_timer retry_timer;  /* loop 0 only: the retry's deadline */
 	bool closing;                 /* rescan_lock: target_free() began: no new rescan */
 };
 

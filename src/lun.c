@@ -469,29 +469,30 @@ err:
 
 int lun_check_identity(struct lun *l)
 {
+	/* the VPD pages that name the unit, as lun_probe() read them */
+	const struct {
+		uint8_t page;
+		const char *had;      /* what the probe read, "" if nothing */
+		int (*parse)(const uint8_t *buf, size_t len, char *out, size_t cap);
+		const char *what;
+	} names[] = {
+		{ 0x80, l->serial, scsi_parse_vpd_serial, "unit serial number" },
+		{ 0x83, l->device_id, scsi_parse_vpd_device_id, "device identifier" },
+	};
 	uint8_t cdb[16], buf[256];
 	char now[128];
 	uint32_t got;
 
-	if (l->serial[0]) {
-		scsi_cdb_inquiry(cdb, true, 0x80, 255);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (!names[i].had[0])
+			continue;
+		scsi_cdb_inquiry(cdb, true, names[i].page, 255);
 		if (lun_command(l->pool, l, l->target, l->number, cdb, buf, 255, &got) < 0) {
 			if (err_errno() != EOPNOTSUPP)
 				return -1;
-		} else if (scsi_parse_vpd_serial(buf, got, now, sizeof now) == 0 &&
-			   strcmp(now, l->serial) != 0) {
-			err_set(ENODEV, "unit serial number \"%s\", not \"%s\"", now, l->serial);
-			return 0;
-		}
-	}
-	if (l->device_id[0]) {
-		scsi_cdb_inquiry(cdb, true, 0x83, 255);
-		if (lun_command(l->pool, l, l->target, l->number, cdb, buf, 255, &got) < 0) {
-			if (err_errno() != EOPNOTSUPP)
-				return -1;
-		} else if (scsi_parse_vpd_device_id(buf, got, now, sizeof now) == 0 &&
-			   strcmp(now, l->device_id) != 0) {
-			err_set(ENODEV, "device identifier %s, not %s", now, l->device_id);
+		} else if (names[i].parse(buf, got, now, sizeof now) == 0 &&
+			   strcmp(now, names[i].had) != 0) {
+			err_set(ENODEV, "%s \"%s\", not \"%s\"", names[i].what, now, names[i].had);
 			return 0;
 		}
 	}

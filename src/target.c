@@ -506,7 +506,7 @@ static void retry_arm(struct ev_call *call)
 	at = t->retry_at_ns;
 	pthread_mutex_unlock(&t->rescan_lock);
 	t->retry_timer.fire = retry_fire;
-	evloop_timer_arm(t->retry_loop, &t->retry_timer, at);
+	evloop_timer_arm(evloop_at(0), &t->retry_timer, at);
 }
 
 /* A round of @t's rescan failed to read the LUN list (@luns) or some
@@ -528,24 +528,20 @@ static void retry_later_locked(struct fs_target *t, bool luns, bool capacity)
 		t->retry_luns = t->retry_capacity = false;
 		return;
 	}
-	if (!t->retry_loop)
-		t->retry_loop = evloop_at(0);
-	if (!t->retry_loop)
-		return;
 	t->retry_at_ns = mono_now_ns() + (int64_t)(RESCAN_RETRY_MS << t->rescan_failures) * 1000000;
 	t->rescan_failures++;
 	t->retry_pending = true;
 	t->retry_call.run = retry_arm;
-	evloop_post(t->retry_loop, &t->retry_call);
+	evloop_post(evloop_at(0), &t->retry_call);  /* (the pool's sessions run the loops) */
 }
 
-/* On retry_loop: neither the retry's call nor its timer runs after this. */
+/* On loop 0: neither the retry's call nor its timer runs after this. */
 static void retry_cancel(void *arg)
 {
 	struct fs_target *t = arg;
 
-	evloop_cancel(t->retry_loop, &t->retry_call);
-	evloop_timer_cancel(t->retry_loop, &t->retry_timer);
+	evloop_cancel(evloop_at(0), &t->retry_call);
+	evloop_timer_cancel(evloop_at(0), &t->retry_timer);
 }
 
 /* The target whose rescan job is @job. */
@@ -791,7 +787,7 @@ void target_free(struct fs_target *t)
 	/* (not under the lock: the timer takes it; once closing is set it
 	 * only clears retry_pending) */
 	if (retry)
-		evloop_run_sync(t->retry_loop, retry_cancel, t);
+		evloop_run_sync(evloop_at(0), retry_cancel, t);
 	if (t->pool)
 		pool_destroy(t->pool, 30000);
 	pthread_mutex_destroy(&t->lock);

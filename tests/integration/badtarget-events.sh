@@ -19,6 +19,9 @@
 #                        DATA HAS CHANGED: lun1 is replaced by a file of
 #                        the new unit, a file of the old one kept open
 #                        fails its reads
+#   ua-luns-fail-always  the same, every REPORT LUNS failing: the rescan is
+#                        tried again, and unmounting while the next retry
+#                        waits ends cleanly
 #   ua-luns-cut          REPORT LUNS lists LUN 0 alone, though it says it
 #                        holds two (REPORTED LUNS DATA HAS CHANGED): lun1
 #                        stays, and a line says why nothing was removed
@@ -133,6 +136,14 @@ fired_times() {
     [[ $(badtarget_count "fired $1 ") == "$2" ]]
 }
 
+# event N WHAT [CASE]: signal the target (SIGUSR1) for the change its case
+# makes, and wait until it made it: CASE (default $case) fired N times in
+# all; fail saying the target did not WHAT.
+event() {
+    kill -USR1 "$BAD_PID"
+    wait_true 10 fired_times "${3:-$case}" "$1" || fail "$case: the target did not $2"
+}
+
 # names_are "NAME...": the mount shows exactly these entries now.
 names_are() {
     [[ $(ls -1A "$BAD_MNT" 2>/dev/null | grep -vx '\.iscsifs' | sort | tr '\n' ' ') == "$1" ]]
@@ -241,13 +252,11 @@ capacity_lie_case() {
     badtarget_start "$case"
     bad_mount_fg sessions=1
     size=$(file_size "$BAD_LUN1")
-    kill -USR1 "$BAD_PID"          # connections dropped; the next READ CAPACITY(16) lies
-    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not drop the connections"
+    event 1 "drop the connections"   # connections dropped; the next READ CAPACITY(16) lies
     wait_true "$RECONNECT_SECS" reconnects_are 1 || fail "$case: no reconnect after the first drop"
     check_log "target $BAD_IQN, lun1: capacity unchanged \\($size bytes\\)" 10
     read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the first reconnect"
-    kill -USR1 "$BAD_PID"          # connections dropped again
-    wait_true 10 fired_times "$case" 2 || fail "$case: the target did not drop the connections again"
+    event 2 "drop the connections again"   # connections dropped again
     wait_true "$RECONNECT_SECS" reconnects_are 2 || fail "$case: no reconnect after the second drop"
     read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the second reconnect"
     ! grep -q "shrank" "$ISCSIFS_LOG" || fail "$case: $(grep "shrank" "$ISCSIFS_LOG")"
@@ -267,8 +276,7 @@ blocksize_case() {
     bad_mount_fg sessions=1
     cp "$BAD_LUN1" "$work/lun1-before"
     read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read before the change"
-    kill -USR1 "$BAD_PID"          # LUN 1 says 4096-byte blocks
-    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not change LUN 1"
+    event 1 "change LUN 1"   # LUN 1 says 4096-byte blocks
     # the Unit Attention comes with the next command to LUN 1, which is
     # retried and succeeds; the rescan it sets off finds the new size
     read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read that got the Unit Attention"
@@ -286,8 +294,7 @@ blocksize_case() {
     # the unusable LUN: probed anew, in 4096-byte blocks, it reads and
     # writes again (before this, its rescans failed, and were tried again,
     # at every change for the life of the mount)
-    kill -USR1 "$BAD_PID"          # REPORTED LUNS DATA HAS CHANGED
-    wait_true 10 fired_times "$case" 2 || fail "$case: the target did not report the change"
+    event 2 "report the change"   # REPORTED LUNS DATA HAS CHANGED
     read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the second Unit Attention"
     check_log "target $BAD_IQN, lun1: found to be another unit or unusable before; its file is replaced" 10
     check_log "target $BAD_IQN, lun1: new LUN of $(file_size "$BAD_LUN1") bytes; its file is added" 10
@@ -309,8 +316,7 @@ luns_cut_case() {
     selected "$case" || return 0
     badtarget_start "$case"
     bad_mount_fg sessions=1
-    kill -USR1 "$BAD_PID"          # REPORT LUNS lists LUN 0 alone from now on
-    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not cut its LUN list"
+    event 1 "cut its LUN list"   # REPORT LUNS lists LUN 0 alone from now on
     read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
     check_log "target $BAD_IQN: its LUN list is cut short of what it says it holds; new LUNs are added, no file is removed" 10
     bad_check_names "lun0 lun1"
@@ -331,8 +337,7 @@ lun_swapped_case() {
     badtarget_start "$case" --lun2 "$lun2"
     bad_mount_fg sessions=1
     exec {old_fd}<"$BAD_MNT/lun1"
-    kill -USR1 "$BAD_PID"          # LUN 1 is another unit from now on
-    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not swap LUN 1"
+    event 1 "swap LUN 1"   # LUN 1 is another unit from now on
     read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
     wait_true 10 size_is "$BAD_MNT/lun1" "$(file_size "$lun2")" ||
         fail "$case: lun1 is not the new unit's size: $(file_size "$BAD_MNT/lun1")"
@@ -355,8 +360,7 @@ luns_fail_once_case() {
     make_file "$lun2" 2M random
     badtarget_start "$case" --lun2 "$lun2"
     bad_mount_fg sessions=1
-    kill -USR1 "$BAD_PID"          # LUN 2 appears; the next REPORT LUNS fails
-    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not add LUN 2"
+    event 1 "add LUN 2"   # LUN 2 appears; the next REPORT LUNS fails
     read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
     check_log "target $BAD_IQN: cannot read the LUN list again: .*Input/output error" 10
     wait_true 10 names_are "lun0 lun1 lun2 " ||
@@ -366,6 +370,31 @@ luns_fail_once_case() {
     finish "$case"
 }
 luns_fail_once_case
+
+# failed_lists_are N: the log says N times that the LUN list could not be
+# read again.
+failed_lists_are() {
+    (($(grep -c "cannot read the LUN list again" "$ISCSIFS_LOG") >= $1))
+}
+
+# Every REPORT LUNS after the change fails: the rescan is tried again
+# (after 1 s, then 2 s), and unmounting while a retry waits on its timer
+# ends cleanly (target_free() disarms it on its loop; the sanitizer builds
+# check nothing is left behind).
+luns_fail_always_case() {
+    local case=ua-luns-fail-always lun2=$TEST_TMPDIR/bad-lun2.img
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    event 1 "add LUN 2"            # every REPORT LUNS fails from now on
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
+    wait_true 10 failed_lists_are 2 || fail "$case: the failed rescan was not tried again"
+    bad_check_names "lun0 lun1"
+    finish "$case"             # a retry waits meanwhile: every list fails, and the
+                               # last of the 5 retries is 15 s away
+}
+luns_fail_always_case
 
 # ---- REPORTED LUNS DATA HAS CHANGED -------------------------------------
 
@@ -377,8 +406,7 @@ luns_case() {
     bad_mount_fg sessions=1
     bad_check_names "lun0 lun1"
 
-    kill -USR1 "$BAD_PID"          # LUN 2 appears
-    wait_true 10 fired_times "$case" 1 || fail "$case: the target did not add LUN 2"
+    event 1 "add LUN 2"   # LUN 2 appears
     # the Unit Attention comes with the next command, to any LUN
     read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
     wait_true 10 names_are "lun0 lun1 lun2 " ||
@@ -390,8 +418,7 @@ luns_case() {
     assert_eq 1 "$(lun_stat lun0 unit_attentions)" "$case: unit_attentions of lun0"
     exec {old_fd}<>"$BAD_MNT/lun2"  # kept open while LUN 2 goes and comes back
 
-    kill -USR1 "$BAD_PID"          # LUN 2 goes
-    wait_true 10 fired_times "$case" 2 || fail "$case: the target did not remove LUN 2"
+    event 2 "remove LUN 2"   # LUN 2 goes
     read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read that got the second Unit Attention"
     wait_true 10 names_are "lun0 lun1 " ||
         fail "$case: lun2 did not go: $(ls -A "$BAD_MNT" | tr '\n' ' ')"
@@ -403,8 +430,7 @@ luns_case() {
     ua_line="target $BAD_IQN, lun[01]: UNIT ATTENTION: REPORTED LUNS DATA HAS CHANGED \\(0x3f/0x0e\\); reading the LUN list again; retry 1 of 8"
     assert_eq 2 "$(grep -Ec -- "$ua_line" "$ISCSIFS_LOG")" "$case: log lines of the Unit Attentions"
 
-    kill -USR1 "$BAD_PID"          # and back again: a new file of the same name
-    wait_true 10 fired_times "$case" 3 || fail "$case: the target did not add LUN 2 again"
+    event 3 "add LUN 2 again"   # and back again: a new file of the same name
     read_matches "$BAD_MNT/lun0" 65536 65536 "$BAD_LUN0" "$case: the read that got the third Unit Attention"
     wait_true 10 names_are "lun0 lun1 lun2 " || fail "$case: lun2 did not come back"
     # as far as the initiator knows another device: the file still open
@@ -500,8 +526,7 @@ many_targets_case() {
     # the threads at rest (main, the loop, a FUSE helper that opened the
     # targets until it leaves; and a sanitizer's own, if any)
     base=$(ls "/proc/$pid/task" | wc -l)
-    kill -USR1 "$BAD_PID"          # LUN 2 appears on every target
-    wait_true 10 fired_times ua-luns-changed 1 || fail "$case: the target did not add LUN 2"
+    event 1 "add LUN 2" ua-luns-changed   # LUN 2 appears on every target
     # the Unit Attention comes with the next command on each target's
     # session: one read each, all at once
     for d in "${dirs[@]}"; do
@@ -550,8 +575,7 @@ storm_case() {
     assert_eq "lun0 lun1 " "$(dir_names "$hostile")" "$case: LUN files of $hostile at the open"
     assert_eq "lun0 lun1 " "$(dir_names "$quiet")" "$case: LUN files of $quiet at the open"
 
-    kill -USR1 "$BAD_PID"          # LUN 2 appears on both; the storm begins
-    wait_true 10 fired_times ua-luns-changed 1 || fail "$case: the target did not add LUN 2"
+    event 1 "add LUN 2" ua-luns-changed   # LUN 2 appears on both; the storm begins
     # a read of the hostile target sets off its endless rescan (the read
     # itself may fail: every retry gets another Unit Attention)
     bt dd if="$hostile/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null &
@@ -597,8 +621,7 @@ slow_rescan_case() {
     slow=$BAD_MNT/$BAD_IQN quiet=$BAD_MNT/$BAD_IQN-2
     assert_eq "lun0 lun1 " "$(dir_names "$slow")" "$case: LUN files of $slow at the open"
     assert_eq "lun0 lun1 " "$(dir_names "$quiet")" "$case: LUN files of $quiet at the open"
-    kill -USR1 "$BAD_PID"          # LUN 2 appears on both
-    wait_true 10 fired_times ua-luns-changed 1 || fail "$case: the target did not add LUN 2"
+    event 1 "add LUN 2" ua-luns-changed   # LUN 2 appears on both
     # the slow target's Unit Attention first: its rescan begins, and its
     # REPORT LUNS is answered only after $slow_secs s
     bt dd if="$slow/lun0" of=/dev/null bs=4k count=1 iflag=direct status=none ||

@@ -253,6 +253,7 @@ CASES = {
     "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
+    "ua-luns-fail-always": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and every REPORT LUNS after it fails: HARDWARE ERROR (44h/00h)"),
     "ua-lun-swapped": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 2, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED; a second event: READ and WRITE of LUN 1 address 4096-byte blocks too, REPORTED LUNS DATA HAS CHANGED"),
@@ -536,73 +537,53 @@ class Target:
         elif self.case == "ua-capacity-changed":
             lun = self.luns[1]
             lun.grow(1 << 20)
-            if not self.fire("event", "LUN 1 now %d blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
-                             % (lun.blocks, len(conns))):
-                return
-            for c in conns:
-                c.add_ua(1, 0x2A, 0x09)
-        elif self.case == "ua-luns-fail-once":
-            if not self.lun2_path:
-                raise SystemExit("badtarget: ua-luns-fail-once needs --lun2")
+            self.unit_attention(conns, "LUN 1 now %d blocks" % lun.blocks, 1, 0x2A, 0x09)
+        elif self.case in ("ua-luns-fail-once", "ua-luns-fail-always"):
+            lun2 = self.lun2()
             with self.lock:
-                self.luns[2] = Lun(2, self.lun2_path)
+                self.luns[2] = lun2
                 self.fail_report_luns = True
-            if not self.fire("event", "LUN 2 added, the next REPORT LUNS to fail; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
-                             % len(conns)):
-                return
-            for c in conns:
-                c.add_ua(None, 0x3F, 0x0E)
+            self.unit_attention(conns, "LUN 2 added, the next REPORT LUNS to fail", None, 0x3F, 0x0E)
         elif self.case == "ua-lun-swapped":
-            if not self.lun2_path:
-                raise SystemExit("badtarget: ua-lun-swapped needs --lun2")
-            other = Lun(1, self.lun2_path)
+            other = self.lun2(1)
             other.generation = 1
             with self.lock:
                 self.luns[1] = other
-            if not self.fire("event", "LUN 1 is another logical unit now; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
-                             % len(conns)):
-                return
-            for c in conns:
-                c.add_ua(None, 0x3F, 0x0E)
+            self.unit_attention(conns, "LUN 1 is another logical unit now", None, 0x3F, 0x0E)
         elif self.case == "ua-luns-cut":
-            if not self.fire("event", "REPORT LUNS cut short from now on; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
-                             % len(conns)):
-                return
-            for c in conns:
-                c.add_ua(None, 0x3F, 0x0E)
+            self.unit_attention(conns, "REPORT LUNS cut short from now on", None, 0x3F, 0x0E)
         elif self.case == "ua-blocksize-changed" and n > 1:
             self.luns[1].io_block = 4096
-            if not self.fire("event", "REPORTED LUNS DATA HAS CHANGED pending on %d connections" % len(conns)):
-                return
-            for c in conns:
-                c.add_ua(None, 0x3F, 0x0E)
+            self.unit_attention(conns, "LUN 1 now reads and writes 4096-byte blocks", None, 0x3F, 0x0E)
         elif self.case == "ua-blocksize-changed":
             self.luns[1].reported_block = 4096
-            if not self.fire("event", "LUN 1 now has 4096-byte blocks; CAPACITY DATA HAS CHANGED pending on %d connections"
-                             % len(conns)):
-                return
-            for c in conns:
-                c.add_ua(1, 0x2A, 0x09)
+            self.unit_attention(conns, "LUN 1 now has 4096-byte blocks", 1, 0x2A, 0x09)
         elif self.case == "lbas-ua":
             self.luns[1].write(2 << 20, os.urandom(4096).replace(b"\0", b"x"))
-            if not self.fire("event", "4 KiB written at 2 MiB of LUN 1; MODE PARAMETERS CHANGED pending on %d connections"
-                             % len(conns)):
-                return
-            for c in conns:
-                c.add_ua(1, 0x2A, 0x01)
+            self.unit_attention(conns, "4 KiB written at 2 MiB of LUN 1", 1, 0x2A, 0x01)
         elif self.case == "ua-luns-changed":
             with self.lock:
                 if n % 2:
-                    if not self.lun2_path:
-                        raise SystemExit("badtarget: ua-luns-changed needs --lun2")
-                    self.luns[2] = Lun(2, self.lun2_path)
+                    self.luns[2] = self.lun2()
                 else:
                     self.luns.pop(2, None)
-            if not self.fire("event", "LUN 2 %s; REPORTED LUNS DATA HAS CHANGED pending on %d connections"
-                             % ("added" if n % 2 else "removed", len(conns))):
-                return
+            self.unit_attention(conns, "LUN 2 %s" % ("added" if n % 2 else "removed"), None, 0x3F, 0x0E)
+
+    def unit_attention(self, conns, what, lun, asc, ascq):
+        """An event of the case (@what) fires, if it still may, and leaves
+        the Unit Attention ASC/ASCQ (for @lun, None: any) pending on every
+        connection in @conns."""
+        if self.fire("event", "%s; UNIT ATTENTION %02x/%02x pending on %d connections"
+                     % (what, asc, ascq, len(conns))):
             for c in conns:
-                c.add_ua(None, 0x3F, 0x0E)
+                c.add_ua(lun, asc, ascq)
+
+    def lun2(self, number=2):
+        """A LUN @number holding --lun2's data (the cases that add or swap
+        in a LUN need it)."""
+        if not self.lun2_path:
+            raise SystemExit("badtarget: case %s needs --lun2" % self.case)
+        return Lun(number, self.lun2_path)
 
     def fire(self, trigger, what=None):
         """Whether the case fires now (and count it)."""
@@ -1529,9 +1510,10 @@ class Conn:
             if bad_probe and case == "luns-fail-once" and self.t.fire("probe"):
                 return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             with self.t.lock:
-                fail, self.t.fail_report_luns = self.t.fail_report_luns, False
+                fail = self.t.fail_report_luns
+                self.t.fail_report_luns = fail and case == "ua-luns-fail-always"
             if fail:
-                log("%s: REPORT LUNS fails: HARDWARE ERROR (ua-luns-fail-once)" % self.name)
+                log("%s: REPORT LUNS fails: HARDWARE ERROR (%s)" % (self.name, case))
                 return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
             with self.t.lock:
                 slow = self.t.slow_rescan if self.t.events else 0
