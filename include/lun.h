@@ -39,6 +39,14 @@ enum lun_change {
 	LUN_CHANGE_LUNS,       /* REPORTED LUNS DATA HAS CHANGED (3F/0E): the target's LUNs */
 };
 
+/* What is known of GET LBA STATUS answers that run past the capacity
+ * (lun_sparse.c). */
+enum lun_past {
+	PAST_NONE,       /* none since the capacity last changed */
+	PAST_CHECKING,   /* one came: READ CAPACITY(16) asked whether the LUN grew */
+	PAST_GROWN,      /* it grew: the rescan is to take the new size */
+};
+
 /* The owner's hook for changes: called on a session thread with no lock
  * held; it must not block or wait for commands. */
 typedef void (*lun_change_fn)(struct lun *l, enum lun_change what, void *opaque);
@@ -103,6 +111,8 @@ struct lun {
 	                               * data.  Set by lun_probe(). */
 	atomic_bool map_refused;      /* the target refused GET LBA STATUS or its
 	                               * answer: all data from then on */
+	atomic_int map_past;          /* enum lun_past: GET LBA STATUS answers past
+	                               * the capacity (lun_sparse.c) */
 	atomic_bool map_scanning;     /* a scan for lun_allocated() runs */
 	atomic_uint_fast64_t map_reconnects; /* the pool's reconnects when the map was
 	                               * last looked at */

@@ -96,6 +96,8 @@ size_t scsi_cdb_test_unit_ready(uint8_t cdb[SCSI_CDB_MAX]);
 /* Standard INQUIRY data when !@evpd (then @page must be 0), else VPD @page. */
 size_t scsi_cdb_inquiry(uint8_t cdb[SCSI_CDB_MAX], bool evpd, uint8_t page, uint16_t alloc_len);
 size_t scsi_cdb_read_capacity10(uint8_t cdb[SCSI_CDB_MAX]);
+/* The allocation length READ CAPACITY(16) is sent with: its whole data. */
+#define SCSI_READ_CAPACITY16_LEN 32u
 size_t scsi_cdb_read_capacity16(uint8_t cdb[SCSI_CDB_MAX], uint32_t alloc_len);
 /* SELECT REPORT 0: every LUN; the target wants @alloc_len >= 16. */
 size_t scsi_cdb_report_luns(uint8_t cdb[SCSI_CDB_MAX], uint32_t alloc_len);

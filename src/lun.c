@@ -315,11 +315,11 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 static int read_capacity(struct pool *pool, struct lun *l, struct scsi_capacity *cap,
 			 bool *rc16)
 {
-	uint8_t cdb[16], buf[32];
+	uint8_t cdb[16], buf[SCSI_READ_CAPACITY16_LEN];
 	uint32_t got;
 
-	scsi_cdb_read_capacity16(cdb, 32);
-	if (lun_command(pool, l, l->target, l->number, cdb, buf, 32, &got) == 0) {
+	scsi_cdb_read_capacity16(cdb, sizeof buf);
+	if (lun_command(pool, l, l->target, l->number, cdb, buf, sizeof buf, &got) == 0) {
 		*rc16 = true;
 		return scsi_parse_read_capacity16(buf, got, cap) < 0 ? -1 : 0;
 	}

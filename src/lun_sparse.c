@@ -6,7 +6,10 @@
  * map (l->map): its deallocated and anchored blocks read as zeros, so they
  * are holes.  Every other LUN, and one whose target refused GET LBA STATUS
  * or answered it malformed (l->map_refused, said in one log line), is all
- * data with one hole at the end of the file, as a regular file.
+ * data with one hole at the end of the file, as a regular file.  An answer
+ * that is right but for running past the capacity we know has the capacity
+ * read again first (the LUN may have grown): only the next one past that
+ * same capacity is refused.
  *
  * A seek walks the blocks from its offset: what the map knows answers at
  * once; at the first unknown block it sends one GET LBA STATUS (at most
@@ -33,6 +36,7 @@
 #include "lun.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +78,9 @@ struct seek_req {
 	unsigned stale;               /* GOAL_SCAN: answers in a row not kept */
 	uint64_t gen;                 /* the map's ticket for this command */
 	bool keep;                    /* the ticket is good: keep the answer */
+	uint64_t past_end;            /* past_capacity(): the block the answer
+	                               * runs to, past the capacity */
+	char why[256];                /* past_capacity(): why it was refused */
 	lun_seek_cb cb;               /* the caller's callback (seeks) */
 	void *opaque;                 /* its argument */
 	uint8_t data[LBA_STATUS_ALLOC];                  /* the parameter data */
@@ -151,6 +158,23 @@ static void seek_unknown(struct seek_req *r)
 }
 
 static void query_done(struct iscsi_task *t);
+static void capacity_done(struct iscsi_task *t);
+
+/* Send the command in r->task.cdb (@done its completion; @alloc bytes
+ * into r->data at most). */
+static void send(struct seek_req *r, uint32_t alloc, void (*done)(struct iscsi_task *))
+{
+	struct lun *l = r->lun;
+
+	r->retries = 0;
+	r->task.lun = l->number;
+	r->task.dir = TASK_DIR_READ;
+	r->task.xfer_len = alloc;
+	r->task.read_buf = r->data;
+	r->task.done = done;
+	r->task.opaque = r;
+	pool_submit(l->pool, &r->task);
+}
 
 /* Send GET LBA STATUS for block r->at. */
 static void query(struct seek_req *r)
@@ -159,17 +183,80 @@ static void query(struct seek_req *r)
 
 	r->keep = lun_map_ticket(l->map, &r->gen);
 	r->queries++;
-	r->retries = 0;
 	memset(&r->task, 0, sizeof r->task);
-	r->task.lun = l->number;
-	r->task.dir = TASK_DIR_READ;
-	r->task.xfer_len = LBA_STATUS_ALLOC;
-	r->task.read_buf = r->data;
-	r->task.done = query_done;
-	r->task.opaque = r;
 	scsi_cdb_get_lba_status(r->task.cdb, r->at, LBA_STATUS_ALLOC);
 	atomic_fetch_add(&l->counters.lba_status_cmds, 1);
-	pool_submit(l->pool, &r->task);
+	send(r, LBA_STATUS_ALLOC, query_done);
+}
+
+/* The answer of @r (@len bytes), refused for @why, is right but for
+ * running past the capacity we know?  The LUN may have grown, and the
+ * Unit Attention that says so not reached us yet, or never come.  The
+ * first such answer at a capacity has READ CAPACITY(16) asked, and the
+ * walk answers from its completion; an answer past a capacity being
+ * checked, or found grown (until the rescan takes the new size), is
+ * answered without knowing.  Returns false when the answer is to be
+ * refused. */
+static bool past_capacity(struct seek_req *r, size_t len, const char *why)
+{
+	struct lun *l = r->lun;
+	int none = PAST_NONE;
+	size_t count;
+
+	if (scsi_parse_lba_status(r->data, len, LBA_STATUS_ALLOC, r->at, UINT64_MAX, r->desc,
+				  LBA_STATUS_DESCS, &count) < 0)
+		return false;
+	if (!atomic_compare_exchange_strong(&l->map_past, &none, PAST_CHECKING)) {
+		seek_unknown(r);
+		return true;
+	}
+	r->past_end = r->desc[count - 1].lba + r->desc[count - 1].blocks;
+	snprintf(r->why, sizeof r->why, "%s", why);
+	memset(&r->task, 0, sizeof r->task);
+	scsi_cdb_read_capacity16(r->task.cdb, SCSI_READ_CAPACITY16_LEN);
+	send(r, SCSI_READ_CAPACITY16_LEN, capacity_done);
+	return true;
+}
+
+/* READ CAPACITY(16) of past_capacity() answered: a capacity that holds the
+ * answer is passed on as its Unit Attention would (lun.c), for the rescan
+ * to take; else the answer is refused. */
+static void capacity_done(struct iscsi_task *t)
+{
+	struct seek_req *r = t->opaque;
+	struct lun *l = r->lun;
+	struct scsi_capacity cap;
+	unsigned delay_ms;
+	int err;
+
+	switch (task_verdict(l, t, r->retries, &err, &delay_ms)) {
+	case VERDICT_RETRY:
+		r->retries++;
+		lun_resubmit(l, t, delay_ms);
+		return;
+	case VERDICT_OK:
+		break;
+	case VERDICT_UNSUPPORTED:
+	case VERDICT_FAIL:
+		/* unknown still: the next answer past it asks again */
+		atomic_store(&l->map_past, PAST_NONE);
+		seek_unknown(r);
+		return;
+	}
+	if (scsi_parse_read_capacity16(r->data, t->data_in_bytes, &cap) == 0 &&
+	    cap.blocks >= r->past_end) {
+		log_debug("target %s, %s: GET LBA STATUS runs to block %" PRIu64
+			  ", READ CAPACITY(16) says %" PRIu64 " blocks now: reading the capacity again",
+			  l->target, l->name, r->past_end, cap.blocks);
+		atomic_store(&l->map_past, PAST_GROWN);
+		atomic_store(&l->capacity_changed, true);
+		if (l->on_change)
+			l->on_change(l, LUN_CHANGE_CAPACITY, l->change_opaque);
+	} else {
+		refuse(l, r->why);
+		atomic_store(&l->map_past, PAST_NONE);
+	}
+	seek_unknown(r);
 }
 
 /* Walk on from r->at through what the map knows; answer, or send the
@@ -242,6 +329,8 @@ static void query_done(struct iscsi_task *t)
 				  r->desc, LBA_STATUS_DESCS, &count) < 0) {
 		char why[256];
 		snprintf(why, sizeof why, "%s: answer refused", err_msg());
+		if (past_capacity(r, t->data_in_bytes, why))
+			return;
 		refuse(l, why);
 		seek_unknown(r);
 		return;
@@ -383,4 +472,6 @@ void lun_sparse_resize(struct lun *l, uint64_t blocks)
 {
 	if (l->map)
 		lun_map_resize(l->map, blocks);
+	/* answers past the new capacity get a check of their own */
+	atomic_store(&l->map_past, PAST_NONE);
 }

@@ -131,8 +131,8 @@ void session_verify_send_locked(struct session *s)
 		t->xfer_len = 255;
 		break;
 	case VERIFY_CAPACITY16:
-		scsi_cdb_read_capacity16(t->cdb, 32);
-		t->xfer_len = 32;
+		scsi_cdb_read_capacity16(t->cdb, SCSI_READ_CAPACITY16_LEN);
+		t->xfer_len = SCSI_READ_CAPACITY16_LEN;
 		break;
 	case VERIFY_CAPACITY10:
 		scsi_cdb_read_capacity10(t->cdb);

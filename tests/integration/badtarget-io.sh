@@ -637,10 +637,10 @@ io_case tmf-no-task read ok \
 # malformed descriptors): one log line says why, the file is all data (one
 # extent, st_blocks the whole size, user.iscsi.provisioning says so), and
 # reads the target's bytes.
-lbas_case() {
-    local case=$1 start map want size lines
-    selected_case "$case" || return 0
-    start=$(date +%s)
+# thin_lun1: save $BAD_LUN1 in $work/lun1-saved, then make it zeros but
+# for data at a few blocks; $THIN_MAP is its map as seekmap.py prints it.
+thin_lun1() {
+    local size
     cp -- "$BAD_LUN1" "$work/lun1-saved"
     size=$(file_size "$BAD_LUN1")
     truncate -s 0 "$BAD_LUN1" && truncate -s "$size" "$BAD_LUN1"
@@ -649,10 +649,19 @@ lbas_case() {
         head -c "$len" /dev/urandom | tr '\0' x |
             dd of="$BAD_LUN1" bs=512 oflag=seek_bytes seek="$off" conv=notrunc status=none
     done
-    want="0 4096
+    THIN_MAP="0 4096
 $((100 * 512)) $((103 * 512))
 $((700 * 512)) $((828 * 512))
 $((size - 512)) $size"
+}
+
+lbas_case() {
+    local case=$1 start map want size lines
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    size=$(file_size "$BAD_LUN1")
+    thin_lun1
+    want=$THIN_MAP
     badtarget_start "$case"
     bad_mount_fg sessions=1
     map=$(bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512) ||
@@ -702,6 +711,43 @@ $((size - 512)) $size"
 for c in lbas-good lbas-ua lbas-unsupported lbas-overlap lbas-order lbas-beyond lbas-zero lbas-more lbas-start; do
     lbas_case "$c"
 done
+
+# lbas-grown: LUN 1 grows by 1 MiB of data just before the first GET LBA
+# STATUS is answered, and no Unit Attention says so.  That answer runs past
+# the capacity we know: the capacity is read again, lun1 takes the new
+# size, and its next walk shows the new data, holes kept (before, the
+# answer was refused as malformed: all data at the old size for ever).
+lun1_size_is() {
+    [[ $(bt stat -c %s "$BAD_MNT/lun1") == "$1" ]]
+}
+
+lbas_grown_case() {
+    local case=lbas-grown start size map
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    size=$(file_size "$BAD_LUN1")
+    thin_lun1
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512 >/dev/null ||
+        fail "$case: the first SEEK_DATA/SEEK_HOLE walk of lun1 failed"
+    badtarget_fired "$case" || fail "$case: LUN 1 did not grow (see $BAD_LOG)"
+    wait_true 10 lun1_size_is $((size + (1 << 20))) ||
+        fail "$case: lun1 is $(bt stat -c %s "$BAD_MNT/lun1") bytes, not $((size + (1 << 20)))"
+    map=$(bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512) ||
+        fail "$case: the walk of the grown lun1 failed"
+    assert_eq "${THIN_MAP% *} $((size + (1 << 20)))" "$map" "$case: the map of the grown lun1"
+    assert_eq "thin lbprz=1" "$(getfattr --only-values -n user.iscsi.provisioning "$BAD_MNT/lun1")" \
+        "$case: user.iscsi.provisioning"
+    ! grep -q "GET LBA STATUS" "$ISCSIFS_LOG" || fail "$case: $(grep "GET LBA STATUS" "$ISCSIFS_LOG")"
+    check_log "lun1: capacity changed from $size to $((size + (1 << 20))) bytes"
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
+    assert_same_file "$BAD_LUN1" "$work/got" "$case: lun1 read"
+    check_lun0 "$work"
+    cp -- "$work/lun1-saved" "$BAD_LUN1"
+    bad_case_end "$case" "$work" "$start"
+}
+lbas_grown_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

@@ -281,6 +281,7 @@ CASES = {
     "lbas-zero": ("lbas", 0, "GET LBA STATUS with a descriptor of 0 blocks before the second"),
     "lbas-more": ("lbas", 0, "GET LBA STATUS sending one descriptor more than its PARAMETER DATA LENGTH declares"),
     "lbas-start": ("lbas", 0, "GET LBA STATUS whose first descriptor starts one block after the LBA asked"),
+    "lbas-grown": ("lbas", 1, "LUN 1 grows by 1 MiB of data when the first GET LBA STATUS comes, with no Unit Attention"),
     "lbas-ua": ("event", 0, "GET LBA STATUS answered right; each SIGUSR1 writes 4 KiB of data at 2 MiB of LUN 1 "
                 "(another initiator) and sets UNIT ATTENTION MODE PARAMETERS CHANGED (2Ah/01h) on every connection"),
     # -- issue 12 item 1: hole punch with an unmap granularity alignment --
@@ -1691,6 +1692,8 @@ class Conn:
         The lbas-* cases spoil the answer as their lines say."""
         start = struct.unpack_from(">Q", t.cdb, 2)[0]
         alloc = struct.unpack_from(">I", t.cdb, 10)[0]
+        if self.t.case == "lbas-grown" and lun.number == 1 and self.t.fire("lbas"):
+            lun.grow(1 << 20)
         if start >= lun.blocks:
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x21, 0x00)
         data = lun.read(start * BLOCK, (lun.blocks - start) * BLOCK)
