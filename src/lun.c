@@ -434,8 +434,9 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	l->max_xfer = (uint32_t)(max / l->block_size * l->block_size);
 	l->split = l->max_xfer < SPLIT_SIZE ? l->max_xfer :
 		(SPLIT_SIZE + l->block_size - 1) / l->block_size * l->block_size;
-	if (l->limits.opt_transfer_blocks)
-		l->opt_xfer = l->limits.opt_transfer_blocks * l->block_size;
+	/* one that does not fit in 32 bits is of no use as a size to read */
+	uint64_t opt = (uint64_t)l->limits.opt_transfer_blocks * l->block_size;
+	l->opt_xfer = opt <= UINT32_MAX ? (uint32_t)opt : 0;
 
 	/* Write protection: MODE SENSE(6), or (10) where (6) is refused. */
 	scsi_cdb_mode_sense6(cdb, 0x3f, 255);

@@ -128,13 +128,14 @@ refused() {
     rm -f "$BAD_LOG"
 }
 
-# mounted CASE "NAMES" REGEX [opts=O] [target=ARG] [quiet]: iscsifs must
+# mounted CASE "NAMES" REGEX [opts=O] [target=ARG] [quiet] [blksize=N]: iscsifs must
 # mount and show exactly NAMES; the log must match REGEX ('' for
 # nothing); LUN 0 works; a LUN 1 that is shown reads as the target holds
 # it.  opts=O adds -o options, target=ARG an argument of badtarget.py
-# (may repeat); with quiet, the log must have no error or warning line.
+# (may repeat); with quiet, the log must have no error or warning line;
+# blksize=N: st_blksize of lun1 is N.
 mounted() {
-    local case=$1 names=$2 re=$3 opts=sessions=1 quiet=no arg
+    local case=$1 names=$2 re=$3 opts=sessions=1 quiet=no blksize= arg
     local -a targs=()
     shift 3
     for arg in "$@"; do
@@ -142,6 +143,7 @@ mounted() {
             opts=*) opts+=",${arg#opts=}" ;;
             target=*) targs+=("${arg#target=}") ;;
             quiet) quiet=yes ;;
+            blksize=*) blksize=${arg#blksize=} ;;
             *) fail "mounted: bad argument '$arg'" ;;
         esac
     done
@@ -158,6 +160,7 @@ mounted() {
         bt dd if="$BAD_MNT/lun1" of="$work/lun1" bs=1M status=none || fail "$case: read of lun1 failed"
         assert_same_file "$BAD_LUN1" "$work/lun1" "$case: lun1"
     fi
+    [[ -z $blksize ]] || assert_eq "$blksize" "$(bt stat -c %o "$BAD_MNT/lun1")" "$case: st_blksize of lun1"
     ! LC_ALL=C grep -q '[^[:print:][:space:]]' "$ISCSIFS_LOG" ||
         fail "$case: unprintable bytes in the iscsifs log"
     if [[ $quiet == yes ]] && grep -E '^iscsifs: (error|warning): ' "$ISCSIFS_LOG"; then
@@ -354,6 +357,9 @@ mounted blocksize-0 "lun0" "lun1: .*logical block length 0 is not a power of two
 mounted blocksize-odd "lun0" "lun1: .*logical block length 1000 is not a power of two.*skipped"
 mounted capacity-0 "lun0" "lun1: .*capacity of 0 blocks.*skipped"
 mounted capacity-huge "lun0" "lun1: .*more than a file can hold.*skipped"
+# 4 GiB + 4 KiB does not fit in 32 bits (it read as 4 KiB): no optimal
+# size then, st_blksize is the block size
+mounted opt-xfer-huge "lun0 lun1" "" quiet blksize=512
 # issue 12 item 6: a command refused as not supported (INVALID COMMAND
 # OPERATION CODE) while probing takes the fallback without a word:
 # READ CAPACITY(10) for (16), MODE SENSE(10) for (6)

@@ -271,6 +271,7 @@ CASES = {
     "blocksize-odd": ("probe", 0, "READ CAPACITY of LUN 1: block length 1000"),
     "capacity-0": ("probe", 0, "READ CAPACITY(16) of LUN 1: last LBA 2^64-1 (0 blocks)"),
     "capacity-huge": ("probe", 0, "READ CAPACITY(16) of LUN 1: 2^60 blocks of 4096 bytes"),
+    "opt-xfer-huge": ("probe", 0, "Block Limits of LUN 1: OPTIMAL TRANSFER LENGTH 0x800008 blocks (4 GiB + 4 KiB)"),
     # -- issue 14: GET LBA STATUS (LUN 1 thin: LBPME=1, LBPRZ=1 in READ
     # CAPACITY(16); a block is mapped when it holds a non-zero byte) --
     "lbas-good": ("lbas", 0, "GET LBA STATUS answered right (the control case)"),
@@ -1596,6 +1597,8 @@ class Conn:
                 d[1] = 0xB0
                 put16(d, 2, 60)
                 put32(d, 8, 2048)
+                if bad and case == "opt-xfer-huge" and self.t.fire("probe"):
+                    put32(d, 12, 0x800008)
                 if thin and case == "lbprz-pattern":
                     put32(d, 20, 2048)               # MAXIMUM UNMAP LBA COUNT
                     put32(d, 24, 1)                  # MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
