@@ -235,7 +235,11 @@ struct session {
 	unsigned nop_answers;               /* lock: TX_NOP_OUT items queued, not yet sent
 	                                     * (at most NOP_ANSWERS_MAX) */
 	int64_t ping_sent_ns;               /* lock: when the keepalive was queued */
-	int64_t down_since_ns;              /* lock: when the connection was lost */
+	int64_t down_since_ns;              /* lock: when the first connection lost
+	                                     * since the session was last in full
+	                                     * feature phase was lost; 0 while it is
+	                                     * (the replacement timeout of s->pinned
+	                                     * counts from there) */
 	int next_time2wait_s;               /* loop: the Time2Wait an Async Message
 	                                     * gave for the next login, -1 for none
 	                                     * (DefaultTime2Wait) */

@@ -215,6 +215,8 @@ void session_set_state(struct session *s, enum session_state to)
 	session_fsm_check(s->name, "state", session_transition_legal(from, to),
 			  session_state_name(from), session_state_name(to));
 	s->state = to;
+	if (to == SESSION_FULL_FEATURE)
+		s->down_since_ns = 0;
 	atomic_store_explicit(&s->state_hint, to, memory_order_relaxed);
 	log_debug("%s: %s -> %s", s->name, session_state_name(from), session_state_name(to));
 	pthread_cond_broadcast(&s->state_cond);
@@ -399,26 +401,27 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 	char why[160] = "";
 
 	pthread_mutex_lock(&s->lock);
+	/* Writes that waited the replacement timeout for this session, which
+	 * is not back (also when it logs in again and again but never ends
+	 * its identity check): other sessions may have them now (or, when
+	 * none is up either, the owner fails them). */
+	bool away = s->state == SESSION_RECONNECT_WAIT || s->state == SESSION_LOGGING_IN ||
+		s->state == SESSION_VERIFYING;
+	if (away && s->pinned && s->down_since_ns &&
+	    now - s->down_since_ns > (int64_t)cfg->replacement_timeout_s * 1000000000) {
+		struct iscsi_task *release = s->pinned;
+		s->pinned = NULL;
+		pthread_mutex_unlock(&s->lock);
+		log_warn("%s: not back after %u s; its writes may go on other sessions",
+			 s->name, cfg->replacement_timeout_s);
+		session_owner_requeue(s, release);
+		pthread_mutex_lock(&s->lock);
+	}
 	if (s->state == SESSION_VERIFYING && s->verify_state != VERIFY_IDLE &&
 	    s->verify_retry_ns && now >= s->verify_retry_ns)
 		session_verify_send_locked(s);     /* after BUSY, NOT READY or a full window */
 	if (!session_connected(s)) {
-		/* Writes that waited the replacement timeout for this
-		 * session: other sessions may have them now (or, when none
-		 * is up either, the owner fails them). */
-		struct iscsi_task *release = NULL;
-		bool away = s->state == SESSION_RECONNECT_WAIT || s->state == SESSION_LOGGING_IN;
-		if (away && s->pinned &&
-		    now - s->down_since_ns > (int64_t)cfg->replacement_timeout_s * 1000000000) {
-			release = s->pinned;
-			s->pinned = NULL;
-		}
 		pthread_mutex_unlock(&s->lock);
-		if (release) {
-			log_warn("%s: not back after %u s; its writes may go on other sessions",
-				 s->name, cfg->replacement_timeout_s);
-			session_owner_requeue(s, release);
-		}
 		return;
 	}
 	bool ping_out = s->ping_state == PING_QUEUED || s->ping_state == PING_SENT;

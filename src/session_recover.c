@@ -97,7 +97,10 @@ enum session_state session_stop(struct session *s, enum session_state next,
 	}
 	if (s->state != next)
 		session_set_state(s, next);    /* (nobody sends: session_tx_may_run()) */
-	s->down_since_ns = mono_now_ns();
+	/* (a session that logged in again and was lost before it took
+	 * commands, in its identity check, is still down since then) */
+	if (!s->down_since_ns)
+		s->down_since_ns = mono_now_ns();
 	s->ping_state = PING_IDLE;                  /* that connection is gone */
 	session_tmf_reset_locked(s);                /* and its task management */
 	conn_shutdown(&s->conn);

@@ -26,6 +26,9 @@
  *     session has logged in again and checked identities, and the session
  *     moves full feature -> waiting to reconnect -> logging in ->
  *     verifying identity -> full feature; then it carries commands again;
+ *   - the same target then logs the session in again and again but
+ *     closes each connection in the identity check: the write comes back
+ *     to the owner after the replacement timeout all the same;
  *   - a NOP-In ping in the same segment as the last Login Response is
  *     answered at once, though no more bytes come;
  *   - a session that ticks itself (session_tick_start()) sends its
@@ -81,6 +84,8 @@ struct owner {
 	struct iscsi_task *requeued[MAX_REQUEUED]; /* lock: tasks handed back, in order */
 	unsigned nrequeued;                     /* lock: entries of requeued */
 	unsigned expected_calls;                /* lock: expected_luns() calls */
+	unsigned nexpect;                       /* LUNs expected_luns() gives (1, 2, ...;
+	                                         * set before the session starts) */
 	enum session_state from[MAX_MOVES];     /* lock: transitions seen, from ... */
 	enum session_state to[MAX_MOVES];       /* lock: ... to */
 	unsigned nmoves;                        /* lock: entries of from and to */
@@ -113,7 +118,8 @@ static void owner_requeue(void *opaque, struct iscsi_task *list)
 	pthread_mutex_unlock(&o->lock);
 }
 
-/* No LUN to check: the identity check ends at once. */
+/* LUNs 1 to o->nexpect, of 100 blocks of 512 bytes, without VPD pages
+ * (each is checked with READ CAPACITY); none: the check ends at once. */
 static int owner_expected_luns(void *opaque, struct lun_identity **out)
 {
 	struct owner *o = opaque;
@@ -122,7 +128,14 @@ static int owner_expected_luns(void *opaque, struct lun_identity **out)
 	o->expected_calls++;
 	pthread_mutex_unlock(&o->lock);
 	*out = NULL;
-	return 0;
+	if (!o->nexpect)
+		return 0;
+	*out = calloc(o->nexpect, sizeof **out);
+	if (!*out)
+		return -1;
+	for (unsigned i = 0; i < o->nexpect; i++)
+		(*out)[i] = (struct lun_identity){ .lun = i + 1, .block_size = 512, .blocks = 100 };
+	return (int)o->nexpect;
 }
 
 /* The observer: with the session lock held (lock order session -> owner). */
@@ -163,10 +176,10 @@ static void owner_fini(struct owner *o)
 }
 
 /* Wait until the owner was handed back @n tasks in all.  Returns whether
- * it was within WAIT_MS. */
-static bool wait_requeued(struct owner *o, unsigned n)
+ * it was within @ms. */
+static bool wait_requeued_ms(struct owner *o, unsigned n, unsigned ms)
 {
-	struct timespec dl = deadline_in_ms(WAIT_MS);
+	struct timespec dl = deadline_in_ms(ms);
 	int rc = 0;
 
 	pthread_mutex_lock(&o->lock);
@@ -175,6 +188,12 @@ static bool wait_requeued(struct owner *o, unsigned n)
 	bool ok = o->nrequeued >= n;
 	pthread_mutex_unlock(&o->lock);
 	return ok;
+}
+
+/* The same within WAIT_MS. */
+static bool wait_requeued(struct owner *o, unsigned n)
+{
+	return wait_requeued_ms(o, n, WAIT_MS);
 }
 
 /* Wait until the owner was kicked at least once.  Returns whether it was
@@ -788,6 +807,8 @@ struct listener {
 	                                * as the last Login Response */
 	int silent_fds[4];             /* lock: such connections, closed at the stop */
 	unsigned nsilent;              /* lock: entries of silent_fds */
+	atomic_bool drop_after_login;  /* close each connection once it logged in */
+	unsigned ndropped;             /* lock: connections closed so */
 };
 
 /* The ping login_then_ping() sends: its Target Transfer Tag. */
@@ -841,6 +862,13 @@ static void listener_accepted(struct scripted_target *st, int fd)
 	if (atomic_load(&l->ping_behind_login) ? login_then_ping(fd) < 0 :
 	    scripted_target_login(fd) < 0) {
 		close(fd);
+		return;
+	}
+	if (atomic_load(&l->drop_after_login)) {
+		close(fd);
+		pthread_mutex_lock(&l->lock);
+		l->ndropped++;
+		pthread_mutex_unlock(&l->lock);
 		return;
 	}
 	pthread_mutex_lock(&l->lock);
@@ -1016,6 +1044,68 @@ static void peer_drop(int fd)
 	async[36] = ISCSI_ASYNC_DROP_CONNECTION;
 	peer_send(&p, async, NULL, 0, true);
 	close(fd);
+}
+
+/* The target drops the connection while a WRITE is on the wire, then
+ * lets the session log in again and again but closes each connection at
+ * once, in the identity check of its one LUN.  The write waits for its own
+ * session only the replacement timeout (PINNED_TIMEOUT_S), counted from
+ * the first loss: it is handed back to the owner then, though the session
+ * never stays away as long.  (Each login began the count anew, and the
+ * write waited for ever.) */
+#define PINNED_TIMEOUT_S 3
+static void test_pinned_check_never_ends(void)
+{
+	struct owner o;
+	struct listener l;
+	struct session_config cfg;
+	struct pdu_in *in = malloc(sizeof *in);
+	struct job *wr = job_new(TASK_DIR_WRITE, 4096, 0x2a);
+
+	owner_init(&o);
+	o.nexpect = 1;
+	listener_start(&l);
+	scripted_target_config(&cfg, l.st.port, "session", 8);
+	cfg.connect_timeout_ms = WAIT_MS;
+	cfg.replacement_timeout_s = PINNED_TIMEOUT_S;
+	struct session *s = session_login(&owner_ops, &o, &cfg, 0);
+	int fd = listener_conn(&l, 0);
+	CHECK(s && fd >= 0);
+	if (!s || fd < 0)
+		exit(1);
+	session_tick_start(s);
+	struct peer p = { .fd = fd, .statsn = 100 };
+	CHECK(session_submit(s, &wr->task) == 0);
+	CHECK(peer_expect_command(&p, in, &wr->task));
+	CHECK_EQ_U64(in->len, 4096);   /* ImmediateData=Yes: it is on the wire */
+
+	atomic_store(&l.drop_after_login, true);
+	int64_t t0 = mono_now_ms();
+	peer_drop(fd);
+	CHECK(wait_requeued_ms(&o, 1, (PINNED_TIMEOUT_S + 3) * 1000));
+	int64_t waited_ms = mono_now_ms() - t0;
+	pthread_mutex_lock(&o.lock);
+	CHECK(o.nrequeued == 1 && o.requeued[0] == &wr->task);
+	pthread_mutex_unlock(&o.lock);
+	test_checks++;
+	if (waited_ms < PINNED_TIMEOUT_S * 1000) {
+		test_failures++;
+		fprintf(stderr, "the pinned write came back after %lld ms, before the %d s timeout\n",
+			(long long)waited_ms, PINNED_TIMEOUT_S);
+	}
+	/* it logged in again, and more than once, in the meantime */
+	pthread_mutex_lock(&l.lock);
+	CHECK(l.ndropped >= 2);
+	pthread_mutex_unlock(&l.lock);
+	struct session_stats st;
+	session_get_stats(s, &st);
+	CHECK(st.reconnects >= 2);
+
+	session_logout_and_free(s, 100);
+	listener_stop(&l);
+	job_free(wr);
+	free(in);
+	owner_fini(&o);
 }
 
 /* Two sessions lose their connections; session A's target then accepts
@@ -1332,6 +1422,7 @@ int main(void)
 	test_full_socket();
 	test_drop_requeue();
 	test_hung_reconnect();
+	test_pinned_check_never_ends();
 	test_ticks_itself();
 	test_ping_behind_login();
 	test_login_on_a_loop();
