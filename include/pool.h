@@ -56,12 +56,15 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id);
  * session that logs in again does not check it.  Target layer. */
 void pool_forget_lun(struct pool *p, uint32_t lun);
 
-/* The hook the identity check calls when a LUN grew while a session was
- * away (nothing else changed; the first session to see it): on a session
+/* The hook the identity check calls with what changed on LUN @lun that
+ * the owner's commands cannot have seen: SCSI_CHANGE_CAPACITY when it grew
+ * while a session was away (nothing else changed; the first session to
+ * see it) or a Unit Attention of the check said its capacity changed,
+ * SCSI_CHANGE_LUNS when one said the LUN list changed.  On a session
  * thread, no lock held; it must not block or wait for commands.  Set by
  * the owner after pool_create(). */
-typedef void (*pool_grew_fn)(uint32_t lun, void *opaque);
-void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque);
+typedef void (*pool_change_fn)(uint32_t lun, enum scsi_change what, void *opaque);
+void pool_set_change_hook(struct pool *p, pool_change_fn fn, void *opaque);
 
 /* LUN @lun is no longer what the mount probed (a rescan found another
  * logical block size): from now on its commands fail with EIO, as when a

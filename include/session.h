@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 
 #include "conn.h"
+#include "scsi.h"
 #include "text.h"
 
 struct evloop;
@@ -232,6 +233,12 @@ struct session_owner_ops {
 	 * that is news to the owner (the session logs it).  It must not block
 	 * or wait for commands.  NULL: false. */
 	bool (*lun_grew)(void *owner, uint32_t lun, uint64_t blocks);
+	/* A command of the identity check met a Unit Attention on LUN @lun
+	 * that says @change (SCSI_CHANGE_CAPACITY or SCSI_CHANGE_LUNS; the
+	 * check sends it again): what a command of the owner's would have
+	 * passed on.  It must not block or wait for commands.  No lock held.
+	 * NULL: ignored. */
+	void (*unit_attention)(void *owner, uint32_t lun, enum scsi_change change);
 	/* The LUNs a session that logged in again checks: their number, and a
 	 * malloc()ed array in *@out (NULL when 0) that the session frees;
 	 * -1 with err_set() on failure (the connection is dropped).  The

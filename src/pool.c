@@ -87,8 +87,8 @@ struct pool {
 	unsigned nluns;                   /* lock: entries used in luns */
 	unsigned luns_cap;                /* lock: entries allocated in luns */
 	unsigned nreplaced;               /* lock: entries of luns marked replaced */
-	pool_grew_fn grew;                /* lock: the owner's hook, or NULL */
-	void *grew_opaque;                /* lock: its argument */
+	pool_change_fn changed;           /* lock: the owner's hook, or NULL */
+	void *changed_opaque;             /* lock: its argument */
 };
 
 /* A LUN of the mount on this target. */
@@ -311,17 +311,29 @@ void pool_forget_lun(struct pool *p, uint32_t lun)
 	pthread_mutex_unlock(&p->lock);
 }
 
-void pool_set_grew_hook(struct pool *p, pool_grew_fn fn, void *opaque)
+void pool_set_change_hook(struct pool *p, pool_change_fn fn, void *opaque)
 {
 	pthread_mutex_lock(&p->lock);
-	p->grew = fn;
-	p->grew_opaque = opaque;
+	p->changed = fn;
+	p->changed_opaque = opaque;
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* Tell the pool's owner of @what on LUN @lun (pool_set_change_hook()).
+ * No lock held. */
+static void tell_change(struct pool *p, uint32_t lun, enum scsi_change what)
+{
+	pthread_mutex_lock(&p->lock);
+	pool_change_fn fn = p->changed;
+	void *opaque = p->changed_opaque;
+	pthread_mutex_unlock(&p->lock);
+	if (fn)
+		fn(lun, what, opaque);
 }
 
 /* A session found LUN @lun grown to @blocks: unless the pool knows that
  * capacity already (another session said so, or it was read again), take
- * it as the LUN's, tell the pool's owner (pool_set_grew_hook()) and
+ * it as the LUN's, tell the pool's owner (tell_change()) and
  * return true, so that only the first session says it in the log.  The
  * lun_grew callback. */
 static bool pool_lun_grew(void *owner, uint32_t lun, uint64_t blocks)
@@ -333,12 +345,19 @@ static bool pool_lun_grew(void *owner, uint32_t lun, uint64_t blocks)
 	bool news = pl && blocks > pl->id.blocks;
 	if (news)
 		pl->id.blocks = blocks;   /* what the next reconnect checks, too */
-	pool_grew_fn fn = news ? p->grew : NULL;
-	void *opaque = p->grew_opaque;
 	pthread_mutex_unlock(&p->lock);
-	if (fn)
-		fn(lun, opaque);
+	if (news)
+		tell_change(p, lun, SCSI_CHANGE_CAPACITY);
 	return news;
+}
+
+/* A Unit Attention the identity check of a session met on LUN @lun,
+ * saying @change: passed on to the pool's owner.  The unit_attention
+ * callback. */
+static void pool_unit_attention(void *owner, uint32_t lun, enum scsi_change change)
+{
+	if (change == SCSI_CHANGE_CAPACITY || change == SCSI_CHANGE_LUNS)
+		tell_change(owner, lun, change);
 }
 
 /* A copy of the identities to check, leaving out LUNs already replaced:
@@ -618,6 +637,7 @@ static const struct session_owner_ops session_ops = {
 	.lun_reset = pool_lun_reset,
 	.lun_replaced = pool_lun_replaced,
 	.lun_grew = pool_lun_grew,
+	.unit_attention = pool_unit_attention,
 	.expected_luns = pool_expected_luns,
 };
 

@@ -5,8 +5,10 @@
  * LUN had them at the probe, then READ CAPACITY(16), or (10).  A LUN that
  * is another (serial, device id, block size, smaller capacity, gone) is
  * reported to the owner (ops->lun_replaced), whose I/O to it then fails
- * with EIO; a capacity that grew too (ops->lun_grew); anything else that
- * goes wrong drops the connection for another recovery round.  What a
+ * with EIO; a capacity that grew too (ops->lun_grew), and what a Unit
+ * Attention a step met says changed (ops->unit_attention: the owner's
+ * commands never see it); anything else that goes wrong drops the
+ * connection for another recovery round.  What a
  * step's status and sense mean is decided by scsi_outcome() (scsi.h), as
  * for every command; here only what each action means for the step.
  *
@@ -251,6 +253,7 @@ static void verify_done(struct iscsi_task *t)
 	char why[512] = "", fail[300] = "";
 	uint64_t grew_to = 0;
 	bool retry = false, later = false;
+	enum scsi_change ua = SCSI_CHANGE_NONE;    /* what a Unit Attention said */
 
 	pthread_mutex_lock(&s->lock);
 	if (s->state != SESSION_VERIFYING || s->verify_state == VERIFY_IDLE) {
@@ -276,6 +279,7 @@ static void verify_done(struct iscsi_task *t)
 		case SCSI_ACT_BACKOFF:  /* BUSY, NOT READY: the session's next tick */
 			retry = true;
 			later = o.action == SCSI_ACT_BACKOFF;
+			ua = o.change;  /* taken here: the owner's commands never see it */
 			log_msg(o.level, "%s: target %s, lun%u: %s (CDB 0x%02x) in the identity check; "
 				"sending it again", s->name, s->cfg->target_name, id.lun, o.text,
 				t->cdb[0]);
@@ -308,18 +312,17 @@ static void verify_done(struct iscsi_task *t)
 	}
 	if (fail[0]) {
 		verify_drop_locked(s, fail);
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	if (retry) {
+	} else if (retry) {
 		if (later)      /* the session's next tick (about a second) */
 			s->verify_retry_ns = mono_now_ns() + 500000000;
 		else
 			session_verify_send_locked(s);
-		pthread_mutex_unlock(&s->lock);
-		return;
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (ua != SCSI_CHANGE_NONE && s->ops && s->ops->unit_attention)
+		s->ops->unit_attention(s->owner, id.lun, ua);
+	if (fail[0] || retry)
+		return;
 
 	if (why[0]) {
 		if (s->ops && s->ops->lun_replaced && s->ops->lun_replaced(s->owner, id.lun)) {

@@ -134,19 +134,25 @@ static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 	pthread_mutex_unlock(&t->rescan_lock);
 }
 
-/* pool_grew_fn of the pool of @opaque, a target: a session found after a
- * reconnect that LUN @lun grew while it was away, as a Unit Attention
- * would have said had the session been there.  On an event loop, which
- * may not take t->lock to find that LUN: every capacity is read again. */
-static void lun_grew(uint32_t lun, void *opaque)
+/* pool_change_fn of the pool of @opaque, a target: the identity check of
+ * a session that logged in again found that LUN @lun grew while it was
+ * away, as a Unit Attention would have said had the session been there,
+ * or met a Unit Attention itself (@what).  On an event loop, which may
+ * not take t->lock to find that LUN: every capacity is read again, or the
+ * LUN list. */
+static void pool_changed(uint32_t lun, enum scsi_change what, void *opaque)
 {
 	struct fs_target *t = opaque;
 
 	(void)lun;
 	pthread_mutex_lock(&t->rescan_lock);
 	if (!t->closing) {
-		t->rescan_capacity = true;
-		t->rescan_all_capacities = true;
+		if (what == SCSI_CHANGE_LUNS) {
+			t->rescan_luns = true;
+		} else {
+			t->rescan_capacity = true;
+			t->rescan_all_capacities = true;
+		}
 		start_rescan_locked(t);
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
@@ -747,7 +753,7 @@ int target_open(struct fs *fs, struct fs_target *t)
 			err = err_errno() ? err_errno() : EIO;
 			goto failed;
 		}
-		pool_set_grew_hook(t->pool, lun_grew, t);
+		pool_set_change_hook(t->pool, pool_changed, t);
 		atomic_store_explicit(&t->stats_pool, t->pool, memory_order_release);
 	}
 	err = add_luns(fs, t);

@@ -29,6 +29,9 @@
 #                        larger, once; the rescan reads the true size, and
 #                        the next reconnect checks that one: lun1 reads on
 #                        (before, it was taken for another unit: EIO)
+#   ua-luns-in-check     LUN 2 appears, and the identity check of the
+#                        reconnect that follows meets REPORTED LUNS DATA
+#                        HAS CHANGED: it passes it on, and lun2 shows
 #   ua-blocksize-changed LUN 1 reports 4096-byte blocks instead of 512
 #                        (CAPACITY DATA HAS CHANGED): its reads and writes
 #                        fail with EIO, nothing reaches it; at the next
@@ -264,6 +267,29 @@ capacity_lie_case() {
     finish "$case"
 }
 capacity_lie_case
+
+# The Unit Attention that says the LUN list changed is met by the identity
+# check of a reconnect, not by a command of ours: the check sends its
+# command again and passes the change on, the LUN list is read again and
+# lun2 shows, without any I/O (before, the check took it and lun2 never
+# showed).
+luns_in_check_case() {
+    local case=ua-luns-in-check lun2=$TEST_TMPDIR/bad-lun2.img
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+    event 1 "add LUN 2 and drop the connections"
+    wait_true "$RECONNECT_SECS" reconnects_are 1 || fail "$case: no reconnect after the drop"
+    check_log "lun[01]: UNIT ATTENTION: REPORTED LUNS DATA HAS CHANGED \\(0x3f/0x0e\\) \\(CDB 0x[0-9a-f]+\\) in the identity check; sending it again" 10
+    wait_true 10 names_are "lun0 lun1 lun2 " ||
+        fail "$case: lun2 did not appear: $(ls -A "$BAD_MNT" | tr '\n' ' ')"
+    check_log "target $BAD_IQN, lun2: new LUN of 2097152 bytes; its file is added"
+    bt cmp "$BAD_MNT/lun2" "$lun2" || fail "$case: lun2 does not read as the target holds it"
+    finish "$case"
+}
+luns_in_check_case
 
 # A LUN that reports another logical block size: its file can no longer
 # be addressed right, so its I/O fails from then on (before, the rescan

@@ -251,6 +251,7 @@ CASES = {
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
+    "ua-luns-in-check": ("event", 1, "LUN 2 added; every connection dropped, and REPORTED LUNS DATA HAS CHANGED pending on each that logs in after (the identity check meets it)"),
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
     "ua-luns-fail-always": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and every REPORT LUNS after it fails: HARDWARE ERROR (44h/00h)"),
@@ -492,6 +493,7 @@ class Target:
         self.events = 0                # SIGUSR1s so far
         self.fail_report_luns = False  # the next REPORT LUNS fails (ua-luns-fail-once)
         self.rc16_lie = False          # the next READ CAPACITY(16) of LUN 1 lies (capacity-lie-once)
+        self.ua_on_login = []          # lock: (lun, asc, ascq) pending on each new connection
         self.chap = args.chap           # --chap (user, secret) or None: CHAP required
         self.mutual = args.mutual       # --mutual (user, secret): how the target answers
         self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
@@ -536,6 +538,15 @@ class Target:
                 return
             for c in conns:
                 c.close()
+        elif self.case == "ua-luns-in-check":
+            lun2 = self.lun2()
+            if self.fire("event", "LUN 2 added; dropping every connection (%d); UNIT ATTENTION 3f/0e "
+                         "pending on each that logs in after" % len(conns)):
+                with self.lock:
+                    self.luns[2] = lun2
+                    self.ua_on_login.append((None, 0x3F, 0x0E))
+                for c in conns:
+                    c.close()
         elif self.case == "ua-capacity-changed":
             lun = self.luns[1]
             lun.grow(1 << 20)
@@ -2151,6 +2162,9 @@ class Conn:
                 log("%s: logged in" % self.name)
                 with self.t.lock:
                     self.t.conns.add(self)
+                    pending = list(self.t.ua_on_login)
+                for lun, asc, ascq in pending:
+                    self.add_ua(lun, asc, ascq)
                 self.serve()
         except Closed:
             pass
