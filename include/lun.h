@@ -171,6 +171,15 @@ void lun_free(struct lun *l);
 typedef void (*lun_read_cb)(void *opaque, int err, const uint8_t *data, size_t len);
 void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opaque);
 
+/* Fail with EIO the reads of LUNs of pool @p that wait for room in the
+ * budget of read buffers (lun_read.c), before @p is destroyed: none is
+ * started after. */
+void lun_reads_cancel(struct pool *p);
+
+/* Reads that waited for room in the budget of read buffers, since the
+ * start of the process. */
+unsigned long lun_read_waits(void);
+
 /* Synchronous read into @buf; returns bytes read or -1 with errno. */
 ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off);
 

@@ -10,10 +10,24 @@
  * again from its completion, after a pause by the retry timer (retry.h)
  * when the target asked for one: no thread sleeps on it.  lun_pread() and
  * lun_flush() wait for the asynchronous forms.
+ *
+ * THE BUDGET OF READ BUFFERS
+ *
+ * A read's buffer holds its whole range until the reply, so reads of
+ * IOBUF_LARGE bytes or more share one budget over the process,
+ * READ_BUDGET bytes of buffers in flight: a read that would go past it
+ * waits, in order of arrival, until reads that end give the room back
+ * (one larger than the whole budget goes alone).  A waiting read holds
+ * its pool (pool_hold()) until its commands are submitted, and
+ * lun_reads_cancel() fails those of a pool about to be destroyed.  Smaller
+ * reads take no part: their buffers are small and their number is
+ * bounded by the queue depths.  budget.lock is a leaf: nothing is called
+ * under it.
  */
 #include "lun.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +36,12 @@
 #include "iobuf.h"
 #include "log.h"
 #include "lun_internal.h"
+
+/* Bytes of large read buffers in flight at most (see above).  64 targets
+ * each read with 1 MiB requests at once held 64 MiB of buffers without
+ * it (a peak RSS of 70 MiB); 24 MiB is still more than one target with
+ * sessions=4 and queue_depth=32 keeps busy with 1 MiB reads. */
+#define READ_BUDGET (24u << 20)
 
 /* ---- asynchronous reads ---- */
 
@@ -39,14 +59,135 @@ struct read_req {
 	void *opaque;                 /* the caller's argument */
 	uint8_t *buf;                 /* the whole aligned range (iobuf_alloc()) */
 	size_t bytes;                 /* its size */
+	uint64_t first;               /* its first block */
 	size_t skew;                  /* offset of the caller's first byte in buf */
 	size_t len;                   /* the caller's byte count */
-	int64_t start_ns;             /* when it was submitted (monotonic) */
+	int64_t start_ns;             /* when it was asked for (monotonic) */
 	atomic_uint pending;          /* pieces not yet finished */
 	atomic_int err;               /* first error, 0 if none */
+	bool budgeted;                /* its buffer counts in the budget */
+	struct read_req *next;        /* budget.lock: the next read waiting */
 	unsigned npieces;             /* entries in pieces */
 	struct read_piece pieces[];   /* the commands */
 };
+
+/* The budget of large read buffers (see the top of the file). */
+static struct {
+	pthread_mutex_t lock;              /* protects the fields below; a leaf */
+	size_t used;                       /* lock: bytes of the buffers of reads started */
+	struct read_req *head, *tail;      /* lock: reads waiting, in arrival order */
+	unsigned long waits;               /* lock: reads that waited, since the start */
+} budget = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void read_start(struct read_req *r);
+
+/* Whether a read of @bytes may start now.  budget.lock held. */
+static bool budget_fits_locked(size_t bytes)
+{
+	return budget.used == 0 || budget.used + bytes <= READ_BUDGET;
+}
+
+/* Take @r's room in the budget, or queue it: whether it may start now. */
+static bool budget_take(struct read_req *r)
+{
+	pthread_mutex_lock(&budget.lock);
+	bool now = !budget.head && budget_fits_locked(r->bytes);
+	if (now) {
+		budget.used += r->bytes;
+	} else {
+		r->next = NULL;
+		if (budget.tail)
+			budget.tail->next = r;
+		else
+			budget.head = r;
+		budget.tail = r;
+		budget.waits++;
+	}
+	pthread_mutex_unlock(&budget.lock);
+	return now;
+}
+
+/* This thread is in budget_give()'s loop (a read it started may end at
+ * once, and give back its room from inside it). */
+static _Thread_local bool giving;
+
+/* Give back @bytes a read held, and start the reads waiting that fit now,
+ * in order: one at a time, each taken off under the lock, by the
+ * outermost call on this thread. */
+static void budget_give(size_t bytes)
+{
+	pthread_mutex_lock(&budget.lock);
+	budget.used -= bytes;
+	pthread_mutex_unlock(&budget.lock);
+	if (giving)
+		return;
+	giving = true;
+	for (;;) {
+		struct read_req *r = NULL;
+		pthread_mutex_lock(&budget.lock);
+		if (budget.head && budget_fits_locked(budget.head->bytes)) {
+			r = budget.head;
+			budget.head = r->next;
+			if (!budget.head)
+				budget.tail = NULL;
+			budget.used += r->bytes;
+		}
+		pthread_mutex_unlock(&budget.lock);
+		if (!r)
+			break;
+		read_start(r);
+	}
+	giving = false;
+}
+
+unsigned long lun_read_waits(void)
+{
+	pthread_mutex_lock(&budget.lock);
+	unsigned long n = budget.waits;
+	pthread_mutex_unlock(&budget.lock);
+	return n;
+}
+
+void lun_reads_cancel(struct pool *p)
+{
+	struct read_req *gone = NULL;
+
+	pthread_mutex_lock(&budget.lock);
+	struct read_req **at = &budget.head, *last = NULL;
+	while (*at) {
+		struct read_req *r = *at;
+		if (r->lun->pool == p) {
+			*at = r->next;
+			r->next = gone;
+			gone = r;
+		} else {
+			last = r;
+			at = &r->next;
+		}
+	}
+	budget.tail = last;
+	pthread_mutex_unlock(&budget.lock);
+	while (gone) {
+		struct read_req *r = gone;
+		gone = r->next;
+		r->cb(r->opaque, EIO, NULL, 0);
+		free(r);
+		pool_release(p);
+	}
+}
+
+/* The end of @r (its callback ran, or it never started): its memory, and
+ * its room in the budget. */
+static void read_free(struct read_req *r)
+{
+	bool budgeted = r->budgeted;
+	size_t bytes = r->bytes;
+
+	iobuf_free(r->buf, r->bytes);
+	free(r);
+	if (budgeted)
+		budget_give(bytes);
+}
 
 static void read_piece_done(struct iscsi_task *t)
 {
@@ -92,8 +233,45 @@ static void read_piece_done(struct iscsi_task *t)
 		atomic_fetch_add(&r->lun->counters.bytes_read, r->len);
 	}
 	r->cb(r->opaque, err, err ? NULL : r->buf + r->skew, err ? 0 : r->len);
-	iobuf_free(r->buf, r->bytes);
-	free(r);
+	read_free(r);
+}
+
+/* Allocate @r's buffer and submit its commands.  A read that waited in
+ * the budget ends its hold on the pool once they are submitted. */
+static void read_start(struct read_req *r)
+{
+	struct lun *l = r->lun;
+	struct pool *pool = l->pool;
+	bool held = r->bytes >= IOBUF_LARGE;
+
+	r->buf = iobuf_alloc(r->bytes);
+	if (!r->buf) {
+		r->cb(r->opaque, ENOMEM, NULL, 0);
+		read_free(r);
+		if (held)
+			pool_release(pool);
+		return;
+	}
+	for (unsigned i = 0; i < r->npieces; i++) {
+		struct read_piece *p = &r->pieces[i];
+		size_t at = (size_t)i * l->split;
+		uint32_t n = (uint32_t)(r->bytes - at < l->split ? r->bytes - at : l->split);
+		p->req = r;
+		p->task.lun = l->number;
+		p->task.dir = TASK_DIR_READ;
+		p->task.xfer_len = n;
+		p->task.read_buf = r->buf + at;
+		p->task.done = read_piece_done;
+		p->task.opaque = p;
+		build_rw_cdb(l, p->task.cdb, false, false, r->first + at / l->block_size,
+			     n / l->block_size);
+	}
+	/* Submit after all are built: the last completion frees r. */
+	unsigned npieces = r->npieces;
+	for (unsigned i = 0; i < npieces; i++)
+		pool_submit(pool, &r->pieces[i].task);
+	if (held)
+		pool_release(pool);
 }
 
 void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opaque)
@@ -111,42 +289,32 @@ void lun_read(struct lun *l, uint64_t off, size_t len, lun_read_cb cb, void *opa
 	size_t bytes = (size_t)((end - first) * l->block_size);
 	unsigned npieces = (unsigned)((bytes + l->split - 1) / l->split);
 	struct read_req *r = calloc(1, sizeof *r + npieces * sizeof r->pieces[0]);
-	uint8_t *buf = iobuf_alloc(bytes);
 
-	if (!r || !buf) {
-		free(r);
-		iobuf_free(buf, bytes);
+	if (!r) {
 		cb(opaque, ENOMEM, NULL, 0);
 		return;
 	}
 	r->lun = l;
 	r->cb = cb;
 	r->opaque = opaque;
-	r->buf = buf;
 	r->bytes = bytes;
+	r->first = first;
 	r->skew = (size_t)(off - first * l->block_size);
 	r->len = len;
 	r->start_ns = mono_now_ns();
 	r->npieces = npieces;
 	atomic_init(&r->pending, npieces);
 	atomic_init(&r->err, 0);
-	for (unsigned i = 0; i < npieces; i++) {
-		struct read_piece *p = &r->pieces[i];
-		size_t at = (size_t)i * l->split;
-		uint32_t n = (uint32_t)(bytes - at < l->split ? bytes - at : l->split);
-		p->req = r;
-		p->task.lun = l->number;
-		p->task.dir = TASK_DIR_READ;
-		p->task.xfer_len = n;
-		p->task.read_buf = buf + at;
-		p->task.done = read_piece_done;
-		p->task.opaque = p;
-		build_rw_cdb(l, p->task.cdb, false, false, first + at / l->block_size,
-			     n / l->block_size);
+	if (bytes < IOBUF_LARGE) {
+		read_start(r);
+		return;
 	}
-	/* Submit after all are built: the last completion frees r. */
-	for (unsigned i = 0; i < npieces; i++)
-		pool_submit(l->pool, &r->pieces[i].task);
+	/* held from here until its commands are submitted (read_start()),
+	 * also while it waits for room */
+	pool_hold(l->pool);
+	r->budgeted = true;
+	if (budget_take(r))
+		read_start(r);
 }
 
 /* A synchronous read, for read-modify-write and tests. */

@@ -16,6 +16,7 @@
  *     loop_logins 8
  *     loop_logins_ok 8
  *     name_lookups 0
+ *     read_waits 0
  *     loop 0
  *     requests 5120
  *     wakeups 812
@@ -25,7 +26,8 @@
  * The loop lines (fuse_loop.h) come last: how many event loops serve the
  * mount, the jobs the helper threads ran, the logins the loops ran (the
  * sessions' first logins and reconnects: login_loop.h) and those that
- * logged in, the host names the resolver threads looked up, and per loop the FUSE requests
+ * logged in, the host names the resolver threads looked up, the reads that
+ * waited for room in the budget of read buffers (lun_read.c), and per loop the FUSE requests
  * it handled and its wake-ups; they appear when the text is rendered on a
  * loop, as every read of the file is.
  * Counters are read one by one without a lock, so a snapshot taken under
@@ -164,8 +166,9 @@ static void add_loops(struct stats_text *b)
 
 	if (n == 0)
 		return;
-	add(b, "loops %u\nhelper_jobs %lu\nloop_logins %lu\nloop_logins_ok %lu\nname_lookups %lu\n",
-	    n, jobs, login_loop_started(), login_loop_succeeded(), resolve_lookups());
+	add(b, "loops %u\nhelper_jobs %lu\nloop_logins %lu\nloop_logins_ok %lu\nname_lookups %lu\n"
+	    "read_waits %lu\n", n, jobs, login_loop_started(), login_loop_succeeded(),
+	    resolve_lookups(), lun_read_waits());
 	for (unsigned i = 0; i < n; i++)
 		add(b, "loop %u\nrequests %lu\nwakeups %lu\n", i, c[i].requests, c[i].wakeups);
 }

@@ -794,8 +794,10 @@ void target_free(struct fs_target *t)
 	 * only clears retry_pending) */
 	if (retry)
 		evloop_run_sync(evloop_at(0), retry_cancel, t);
-	if (t->pool)
+	if (t->pool) {
+		lun_reads_cancel(t->pool);
 		pool_destroy(t->pool, 30000);
+	}
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->rescan_lock);
 	pthread_cond_destroy(&t->rescan_cond);
