@@ -88,11 +88,12 @@ struct iscsi_task {
 	uint32_t cmdsn;               /* CmdSN it was sent with */
 	uint32_t exp_datasn;          /* next Data-In DataSN expected */
 	uint32_t r2t_outstanding;     /* R2Ts received and not yet fully answered */
-	uint32_t data_out_asked;      /* WRITE: payload bytes the target has been
-	                               * sent or asked for: the first burst
-	                               * (send_command()) plus each R2T's length,
-	                               * at most xfer_len; a GOOD status before it
-	                               * reaches xfer_len is a lie (rx_scsi_rsp()) */
+	uint32_t data_out_asked;      /* WRITE: payload bytes from offset 0 on the
+	                               * target has been sent or asked for without
+	                               * a gap: the first burst (send_command()),
+	                               * then each R2T's range; a status that says
+	                               * done before it reaches xfer_len is a lie
+	                               * (rx_scsi_rsp() for GOOD; task_verdict()) */
 	unsigned tx_refs;             /* TX items still pointing at this task */
 	bool finished;                /* status received (or aborted); done() once
 	                               * tx_refs is 0 */

@@ -114,6 +114,41 @@ lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 		log_msg(level, "%s", line);
 }
 
+/* Whether @opcode is a READ or a WRITE of the data path. */
+static bool is_read_write(uint8_t opcode)
+{
+	return opcode == SCSI_OP_READ10 || opcode == SCSI_OP_READ16 ||
+		opcode == SCSI_OP_WRITE10 || opcode == SCSI_OP_WRITE16;
+}
+
+/* A command of @l that the target answered as done, but whose data did
+ * not all move as it must: VERDICT_OK, or VERDICT_FAIL with EIO in *@err
+ * (one line says why). */
+static enum verdict check_transfer(struct lun *l, const struct iscsi_task *t, int *err)
+{
+	/* it cannot have done with data it never asked for (status that
+	 * comes early is an error status: RFC 7143 11.4.2), unless its
+	 * residual says it took less (the caller's check) */
+	if (t->dir == TASK_DIR_WRITE &&
+	    (uint64_t)t->data_out_asked + (t->underflow ? t->residual : 0) < t->xfer_len) {
+		lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: command 0x%02x answered as done when "
+			"the target had asked for %u of its %u bytes of data", l->target, l->name,
+			t->cdb[0], t->data_out_asked, t->xfer_len);
+		*err = EIO;
+		return VERDICT_FAIL;
+	}
+	/* the target meant a longer transfer: other blocks, or blocks of
+	 * another size, than those asked */
+	if (t->overflow && is_read_write(t->cdb[0])) {
+		lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: command 0x%02x of %u bytes answered "
+			"with a residual overflow of %u bytes", l->target, l->name, t->cdb[0],
+			t->xfer_len, t->residual);
+		*err = EIO;
+		return VERDICT_FAIL;
+	}
+	return VERDICT_OK;
+}
+
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 			  unsigned retries, int *err, unsigned *delay_ms)
 {
@@ -128,14 +163,14 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 	/* nearly every command: what scsi_outcome() makes of GOOD (done,
 	 * nothing to log), without building its text */
 	if (t->response == 0 && t->status == SCSI_STATUS_GOOD)
-		return VERDICT_OK;
+		return check_transfer(l, t, err);
 	scsi_outcome(t->response, t->status, t->sense, t->sense_len, &o);
 	switch (o.action) {
 	case SCSI_ACT_DONE:
 		if (o.level < LOG_LEVEL_DEBUG)      /* RECOVERED ERROR */
 			lun_log(l, o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name,
 				o.text, t->cdb[0]);
-		return VERDICT_OK;
+		return check_transfer(l, t, err);
 	case SCSI_ACT_RETRY:
 	case SCSI_ACT_BACKOFF:
 		if (retries >= MAX_RETRIES) {

@@ -189,8 +189,10 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	it->length = length;
 	t->tx_refs++;
 	t->r2t_outstanding++;   /* until its last Data-Out goes (send_data_out) */
-	t->data_out_asked = length > t->xfer_len - t->data_out_asked ? t->xfer_len :
-		t->data_out_asked + length;
+	/* what it asked for so far, from offset 0 on (offsets never go back:
+	 * DataSequenceInOrder=Yes): a range asked again adds nothing */
+	if (offset <= t->data_out_asked && offset + length > t->data_out_asked)
+		t->data_out_asked = offset + length;
 	session_queue_ctl_locked(s, it);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add_explicit(&s->st_r2ts, 1, memory_order_relaxed);

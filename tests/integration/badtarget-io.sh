@@ -463,6 +463,17 @@ io_case datain-overlap read ok "$V: Data-In offset 0, expected 16384"
 io_case datasn-order read ok "$V: Data-In DataSN 2, expected 1"
 io_case status-no-f read ok "$V: Data-In with status but without the F bit"
 io_case read-short read eio "READ returned 32768 of 65536 bytes"
+# answered as done, though the data did not move as asked: EIO, never
+# success (before, the read returned the other blocks' bytes; the writes
+# reported success with nothing written)
+io_case read-overflow read eio \
+    "target $BAD_IQN, lun1: command 0x(28|88) of 65536 bytes answered with a residual overflow of 458752 bytes"
+io_case write-overflow write eio \
+    "target $BAD_IQN, lun1: command 0x(2a|8a) of 131072 bytes answered with a residual overflow of 917504 bytes"
+for c in write-early-met write-early-recovered write-early-u0; do
+    io_case "$c" write eio \
+        "target $BAD_IQN, lun1: command 0x(2a|8a) answered as done when the target had asked for [0-9]+ of its 131072 bytes of data"
+done
 io_case datain-write write ok "$V: Data-In for ITT 0x[0-9a-f]+, which is not a read"
 # R2T
 io_case r2t-beyond write ok "$V: R2T outside the transfer"
@@ -476,6 +487,11 @@ io_case r2t-read read ok "$V: R2T for a task that is not a write"
 # fires up to three times)
 io_case r2t-many write ok "$V: R2T beyond MaxOutstandingR2T" tries=3
 io_case r2t-ttt write ok "$V: R2T with the reserved Target Transfer Tag"
+# the same half asked for twice counts once: GOOD then is a lie, the write
+# goes again on a new connection (before, it succeeded with half of it
+# never sent)
+io_case r2t-repeat write ok \
+    "$V: GOOD status for a 131072-byte write of which the target asked for 65536 bytes" sess=reconnects=1
 io_case r2t-unknown-itt write ok "$V: R2T for an unknown ITT"
 # Reject, responses, sense
 io_case reject-short read ok "target rejected a PDU \\(reason 0x09\\)"

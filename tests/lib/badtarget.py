@@ -123,7 +123,7 @@ OP_REJECT = 0x3F
 
 F_BIT = 0x80
 # Data-In flags
-DI_UNDER, DI_STATUS = 0x02, 0x01
+DI_OVER, DI_UNDER, DI_STATUS = 0x04, 0x02, 0x01
 
 GOOD, CHECK_CONDITION, BUSY, TASK_SET_FULL, TASK_ABORTED = 0x00, 0x02, 0x08, 0x28, 0x40
 
@@ -182,6 +182,11 @@ CASES = {
     "status-no-f": ("read1", 1, "the last Data-In with the S bit but without the F bit"),
     "datain-write": ("write1", 1, "Data-In carrying data for a WRITE"),
     "read-short": ("read1", 1, "half the read data, then GOOD status"),
+    "read-overflow": ("read1", 1, "READ answered with as many bytes as asked, of other blocks, GOOD with the O bit (residual overflow 7 times the length)"),
+    "write-overflow": ("write1", 1, "WRITE whose data was all taken answered GOOD with the O bit (residual overflow 7 times the length): not written"),
+    "write-early-met": ("write1", 1, "WRITE answered CONDITION MET at once, before any R2T: not written"),
+    "write-early-recovered": ("write1", 1, "WRITE answered at once, before any R2T, with CHECK CONDITION, RECOVERED ERROR, RECOVERED DATA WITH RETRIES (17h/01h): not written"),
+    "write-early-u0": ("write1", 1, "WRITE answered at once, before any R2T, GOOD with the U bit and a residual of 0: not written"),
     "r2t-beyond": ("write1", 1, "R2T with offset+length past the end of the write"),
     "r2t-beyond-always": ("write1", 0, "r2t-beyond on every WRITE to LUN 1"),
     "r2t-wrap": ("write1", 1, "R2T with offset 0xffffff00 length 512 (32-bit wrap)"),
@@ -189,6 +194,7 @@ CASES = {
     "r2t-burst": ("write1", 1, "R2T asking for MaxBurstLength + 512 bytes"),
     "r2t-read": ("read1", 1, "R2T for a READ"),
     "r2t-many": ("write1", 3, "R2Ts for the whole write at once with MaxOutstandingR2T=1 (once per LBA)"),
+    "r2t-repeat": ("write1", 1, "R2T for the first half of a WRITE, then the same half again (never the second), then GOOD"),
     "r2t-ttt": ("write1", 1, "R2T with the reserved Target Transfer Tag 0xffffffff"),
     "r2t-unknown-itt": ("write1", 1, "R2T for an ITT the initiator never used"),
     "reject-short": ("read1", 1, "Reject whose data segment is 20 bytes, not a header"),
@@ -635,6 +641,9 @@ class Task:
         self.bursts = {}
         self.have = None                # write: a byte per byte of the payload, 1 once it came
         self.unsolicited = 0            # write: bytes that came without an R2T (immediate too)
+        self.overflow = False           # write: answered GOOD with the O bit, unwritten (write-overflow)
+        self.r2t_plan = None            # write: the (offset, length) of each R2T to send, in
+                                        # order, then no more (r2t-repeat); None: as usual
 
 
 class Conn:
@@ -1413,6 +1422,12 @@ class Conn:
             self.name, exp, "right" if exp == want else "WRONG", want))
 
     def issue_r2ts(self, t):
+        if t.r2t_plan is not None:
+            while len(t.bursts) < MAX_R2T and t.r2t_plan:
+                self.r2t(t, *t.r2t_plan.pop(0))
+            if not t.r2t_plan:
+                t.next_off = t.edtl      # nothing more is asked for
+            return
         while len(t.bursts) < MAX_R2T and t.next_off < t.edtl:
             length = min(MAX_BURST, t.edtl - t.next_off)
             self.r2t(t, t.next_off, length)
@@ -1466,20 +1481,28 @@ class Conn:
 
     def finish_write(self, t):
         del self.writes[t.itt]
+        if t.overflow:      # write-overflow: not written
+            log("%s: WRITE ITT 0x%x: all %d bytes came; GOOD with the O bit, not written" % (
+                self.name, t.itt, t.edtl))
+            self.respond(t, b"", resid=(DI_OVER, 7 * t.edtl))
+            return
         status, _, sense = self.execute(t, bytes(t.buf))
         self.respond(t, b"", status, sense)
 
-    def respond(self, t, data, status=GOOD, sense=b"", window=None, took=None):
+    def respond(self, t, data, status=GOOD, sense=b"", window=None, took=None, resid=None):
         """Data-In PDUs for @data (the status rides on the last one when
         GOOD), or a SCSI Response with @sense.  The residual is what a
         read leaves unsent; for a write, the bytes not taken when @took
-        says how many were (else none)."""
+        says how many were (else none); @resid, a pair of flags (DI_OVER,
+        DI_UNDER) and a count, overrides it."""
         data = data[:t.edtl]
         n = len(data)
         resid_flags, residual = 0, 0
         moved = n if not t.write else t.edtl if took is None else took
         if moved < t.edtl:
             resid_flags, residual = DI_UNDER, t.edtl - moved
+        if resid is not None:
+            resid_flags, residual = resid
         chunk = min(DATA_IN_CHUNK, self.max_xmit)
         offs = list(range(0, n, chunk))
         collapse = status == GOOD and n > 0 and not sense
@@ -1847,6 +1870,8 @@ class Conn:
                 last = i == len(offs) - 1
                 self.data_in(t, off, data[off:off + c], i, DI_STATUS if last else 0,
                              stat="adv" if last else None)
+        elif case == "read-overflow":
+            self.respond(t, bytes([0x5A]) * n, resid=(DI_OVER, 7 * n))
         elif case == "read-short":
             half = n // 2
             b = bhs(OP_DATA_IN, fin | DI_UNDER)
@@ -2095,6 +2120,10 @@ class Conn:
                 self.r2t(t, t.next_off, length)
                 t.next_off += length
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        elif case == "r2t-repeat":
+            half = max(BLOCK, min(MAX_BURST, t.edtl // 2) // BLOCK * BLOCK)
+            t.r2t_plan = [(0, half), (0, half)]
+            self.issue_r2ts(t)
         elif case == "r2t-ttt":
             length = min(MAX_BURST, t.edtl)
             self.r2t(t, 0, length, ttt=RESERVED)
@@ -2103,6 +2132,20 @@ class Conn:
             self.r2t(t, 0, min(MAX_BURST, t.edtl), itt=t.itt ^ 0x55555000)
         elif case == "datain-write":
             self.data_in(t, 0, bytes(4096), 0, 0)
+        elif case == "write-early-met":
+            del self.writes[t.itt]
+            self.respond(t, b"", 0x04)
+        elif case == "write-early-recovered":
+            del self.writes[t.itt]
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x01, 0x17, 0x01))
+        elif case == "write-early-u0":
+            del self.writes[t.itt]
+            self.respond(t, b"", resid=(DI_UNDER, 0))
+        elif case == "write-overflow":
+            # its data comes as for any write; finish_write() answers
+            del self.writes[t.itt]
+            t.overflow = True
+            return False
         else:
             del self.writes[t.itt]
             return False
