@@ -92,6 +92,9 @@ struct lun {
 	uint32_t opt_xfer;            /* optimal transfer size in bytes, 0 if unknown */
 	bool use16;                   /* READ/WRITE(16) rather than (10) */
 	atomic_bool write_protected;  /* MODE SENSE WP, or DATA PROTECT seen (any thread sets it) */
+	atomic_bool wrote;            /* a write or zeroing was started (any thread
+	                               * sets it): a flush is owed even once
+	                               * write_protected */
 	atomic_bool has_sync_cache;   /* SYNCHRONIZE CACHE not refused (any thread clears it) */
 	atomic_bool sync_cache16;     /* SYNCHRONIZE CACHE(16), not (10): use16 and (16)
 	                               * not refused (any thread clears it) */
@@ -179,6 +182,11 @@ void lun_reads_cancel(struct pool *p);
 /* Reads that waited for room in the budget of read buffers, since the
  * start of the process. */
 unsigned long lun_read_waits(void);
+
+/* Whether a flush of @l may be owed: it can be written, or writes were
+ * started before it turned write protected (their data may wait in the
+ * target's cache). */
+bool lun_may_be_dirty(const struct lun *l);
 
 /* Synchronous read into @buf; returns bytes read or -1 with errno. */
 ssize_t lun_pread(struct lun *l, void *buf, size_t len, uint64_t off);

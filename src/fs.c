@@ -676,13 +676,15 @@ static void fsync_done(void *opaque, int err)
 
 /* Every write acknowledged before the fsync has completed on the target
  * (writes are acknowledged only when their commands have); SYNCHRONIZE
- * CACHE then makes them durable. */
+ * CACHE then makes them durable.  Nothing to flush on a read-only mount,
+ * or a LUN write protected since before our first write; one that turned
+ * write protected after it may still hold our writes in its cache. */
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *n = node_of(fs, ino);
 
-	if (!n || n->is_dir || n->is_stats || lun_read_only(fs, n->lun)) {
+	if (!n || n->is_dir || n->is_stats || fs->read_only || !lun_may_be_dirty(n->lun)) {
 		fuse_reply_err(req, 0);
 		return;
 	}

@@ -556,9 +556,15 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fu
 		return;
 	}
 	w->fua = fua;
+	atomic_store(&l->wrote, true);
 	lun_sparse_changing(l);
 	if (range_enter(l, w))
 		write_start(w);
+}
+
+bool lun_may_be_dirty(const struct lun *l)
+{
+	return !atomic_load(&l->write_protected) || atomic_load(&l->wrote);
 }
 
 bool lun_can_punch(const struct lun *l)
@@ -593,6 +599,7 @@ void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_writ
 		cb(opaque, ENOMEM);
 		return;
 	}
+	atomic_store(&l->wrote, true);
 	lun_sparse_changing(l);
 	if (range_enter(l, w))
 		write_start(w);

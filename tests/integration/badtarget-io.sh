@@ -542,6 +542,34 @@ punch_case
 # every command.  A SYNCHRONIZE CACHE refused as not supported: (16),
 # then (10), each refused once; the LUN is then taken for one without a
 # cache, and fsync succeeds without sending it again
+# a write acknowledged, then the LUN turns write protected: fsync still
+# sends SYNCHRONIZE CACHE (before, it returned 0 at once: the first
+# write, maybe in the target's cache only, was never flushed)
+protect_case() {
+    local case=protect-after-write start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    bt "$PYTHON" - "$BAD_MNT/lun1" >"$work/protect.out" 2>&1 <<'EOF' || fail "$case: $(cat "$work/protect.out")"
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, b"\x5a" * 65536, 0)
+try:
+    os.pwrite(fd, b"\xa5" * 65536, 65536)
+    sys.exit("the second write succeeded")
+except OSError as e:
+    if e.errno != errno.EROFS:
+        sys.exit("the second write failed with %s, not EROFS" % e)
+os.fsync(fd)
+EOF
+    (($(badtarget_count "SYNCHRONIZE CACHE\(1[06]\) of LUN 1") > 0)) ||
+        fail "$case: fsync sent no SYNCHRONIZE CACHE (target log: $(cat "$BAD_LOG"))"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+protect_case
 io_case sync-unsupported fsync ok \
     "target $BAD_IQN, lun1: SYNCHRONIZE CACHE not supported; not sending it again" fired=2
 # CHECK CONDITION with NO SENSE, or with no sense at all (a status on a

@@ -161,6 +161,7 @@ PING_SECONDS = 1
 #   login   every login              probe   the probe command named
 #   session every session, from login on
 #   sync1   a SYNCHRONIZE CACHE to LUN 1
+#   write2  a WRITE to LUN 1 after the first
 #   event   each SIGUSR1 the test sends
 #   relogin every login after the first SIGUSR1 (which drops every connection)
 #   logout  every Logout Request
@@ -236,6 +237,7 @@ CASES = {
     "async-renegotiate": ("read1", 1, "Async Message: parameter renegotiation requested within 1 s"),
     "async-drop": ("read1", 1, "Async Message: the target drops the connection (Time2Wait 3 s), then does"),
     # -- issue 12 item 6: one rule for SCSI outcomes ----------------------
+    "protect-after-write": ("write2", 0, "every WRITE to LUN 1 after the first refused: DATA PROTECT, WRITE PROTECTED (27h/00h); SYNCHRONIZE CACHE of LUN 1 logged"),
     "sync-unsupported": ("sync1", 0, "SYNCHRONIZE CACHE(10) and (16) of LUN 1 refused: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "no-sense": ("read1", 1, "the READ's data garbled, then CHECK CONDITION with sense key NO SENSE"),
     "deferred-error": ("read1", 1, "CHECK CONDITION with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
@@ -500,6 +502,7 @@ class Target:
         self.fail_report_luns = False  # the next REPORT LUNS fails (ua-luns-fail-once)
         self.rc16_lie = False          # the next READ CAPACITY(16) of LUN 1 lies (capacity-lie-once)
         self.ua_on_login = []          # lock: (lun, asc, ascq) pending on each new connection
+        self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
         self.chap = args.chap           # --chap (user, secret) or None: CHAP required
         self.mutual = args.mutual       # --mutual (user, secret): how the target answers
         self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
@@ -1377,6 +1380,13 @@ class Conn:
             return
         if self.t.case == "window-closed":
             self.later(0.1, self.open_window)
+        if t.write and t.lun == 1 and self.t.trigger == "write2":
+            with self.t.lock:
+                self.t.lun1_writes += 1
+                later = self.t.lun1_writes > 1
+            if later and self.t.fire("write2"):
+                self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x07, 0x27, 0x00))
+                return
         if t.write and t.lun == 1 and t.cdb[0] in (0x2A, 0x8A):
             if self.bad_write(t, p.data):
                 return
@@ -1699,6 +1709,8 @@ class Conn:
         if op == 0x5A:     # MODE SENSE(10)
             return GOOD, bytes([0, 6, 0, 0, 0, 0, 0, 0]), b""
         if op in (0x35, 0x91):   # SYNCHRONIZE CACHE
+            if t.lun == 1 and self.t.case == "protect-after-write":
+                log("%s: SYNCHRONIZE CACHE(%d) of LUN 1" % (self.name, 10 if op == 0x35 else 16))
             if t.lun == 1 and self.t.fire("sync1", "SYNCHRONIZE CACHE(%d) refused" % (
                     10 if op == 0x35 else 16)):
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
