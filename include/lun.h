@@ -92,6 +92,9 @@ struct lun {
 	uint32_t opt_xfer;            /* optimal transfer size in bytes, 0 if unknown */
 	bool use16;                   /* READ/WRITE(16) rather than (10) */
 	atomic_bool write_protected;  /* MODE SENSE WP, or DATA PROTECT seen (any thread sets it) */
+	atomic_bool writes_lost;      /* a deferred error said an earlier write may be
+	                               * lost; the next flush fails with EIO and
+	                               * clears it (any thread) */
 	atomic_bool wrote;            /* a write or zeroing was started (any thread
 	                               * sets it): a flush is owed even once
 	                               * write_protected */
@@ -248,7 +251,9 @@ size_t lun_extents_known(struct lun *l);
 
 /* SYNCHRONIZE CACHE for the whole LUN; @cb runs exactly once with 0 or
  * an errno.  A target that refuses the command (ILLEGAL REQUEST) is not
- * asked again and the flush succeeds: it has no volatile cache to flush. */
+ * asked again and the flush succeeds: it has no volatile cache to flush.
+ * EIO when a deferred error (of any command) said since the last flush
+ * that data of an earlier write may be lost. */
 void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque);
 
 /* Synchronous lun_flush_async(): 0 or -1 with errno. */

@@ -212,6 +212,9 @@ struct scsi_outcome {
 				   * there was none or it was unusable);
 				   * sense.deferred: it is about an earlier
 				   * command, not this one */
+	bool earlier_lost;        /* a deferred error whose key is a failure:
+				   * data an earlier command (a cached write)
+				   * reported as done may be lost */
 	char text[224];           /* one line for logs: "SCSI status BUSY
 				   * (0x08)", "UNIT ATTENTION: POWER ON
 				   * OCCURRED (0x29/0x01)", ... */

@@ -182,6 +182,8 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		atomic_fetch_add(&l->counters.retries, 1);
 		if (o.sense.valid && o.sense.key == SCSI_SENSE_UNIT_ATTENTION && !o.sense.deferred)
 			unit_attention(l, &o);
+		if (o.earlier_lost)     /* the next fsync says so (lun_flush_async()) */
+			atomic_store(&l->writes_lost, true);
 		if (o.action == SCSI_ACT_BACKOFF)
 			*delay_ms = backoff_ms(retries);
 		lun_log(l, o.level, "target %s, %s: %s; %sretry %u of %u in %u ms", l->target, l->name,

@@ -353,6 +353,17 @@ struct flush_req {
 	unsigned retries;             /* tries so far */
 };
 
+/* @err, or EIO when a deferred error said since the last flush that data
+ * of an earlier write may be lost (l->writes_lost, cleared: said once). */
+static int flush_verdict(struct lun *l, int err)
+{
+	if (!atomic_exchange(&l->writes_lost, false))
+		return err;
+	log_error("target %s, %s: the flush fails: a deferred error said data of an earlier "
+		  "write may be lost", l->target, l->name);
+	return err ? err : EIO;
+}
+
 static void flush_done(struct iscsi_task *t)
 {
 	struct flush_req *f = t->opaque;
@@ -390,7 +401,7 @@ static void flush_done(struct iscsi_task *t)
 			  strerror(err));
 		break;
 	}
-	f->cb(f->opaque, err);
+	f->cb(f->opaque, flush_verdict(l, err));
 	free(f);
 }
 
@@ -399,7 +410,7 @@ void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
 	struct flush_req *f;
 
 	if (!l->has_sync_cache) {
-		cb(opaque, 0);
+		cb(opaque, flush_verdict(l, 0));
 		return;
 	}
 	f = calloc(1, sizeof *f);

@@ -558,6 +558,7 @@ static void outcome_of_sense(const uint8_t *sense, size_t sense_len, struct scsi
 		bool failure = !r || r->action == SCSI_ACT_FAIL;
 		outcome_set(out, SCSI_ACT_RETRY, EIO, failure ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN,
 			    SCSI_CHANGE_NONE);
+		out->earlier_lost = failure;
 		snprintf(out->text, sizeof out->text,
 			 "deferred error of an earlier command: %s", what);
 		return;

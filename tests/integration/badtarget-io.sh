@@ -570,6 +570,12 @@ EOF
     bad_case_end "$case" "$work" "$start"
 }
 protect_case
+# a deferred error says a write acknowledged before did not reach the
+# medium: the SYNCHRONIZE CACHE that met it is sent again, and the fsync
+# fails with EIO all the same (before, it succeeded: the loss was only a
+# log line)
+io_case deferred-sync fsync eio \
+    "target $BAD_IQN, lun1: the flush fails: a deferred error said data of an earlier write may be lost"
 io_case sync-unsupported fsync ok \
     "target $BAD_IQN, lun1: SYNCHRONIZE CACHE not supported; not sending it again" fired=2
 # CHECK CONDITION with NO SENSE, or with no sense at all (a status on a

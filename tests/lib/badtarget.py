@@ -238,6 +238,7 @@ CASES = {
     "async-drop": ("read1", 1, "Async Message: the target drops the connection (Time2Wait 3 s), then does"),
     # -- issue 12 item 6: one rule for SCSI outcomes ----------------------
     "protect-after-write": ("write2", 0, "every WRITE to LUN 1 after the first refused: DATA PROTECT, WRITE PROTECTED (27h/00h); SYNCHRONIZE CACHE of LUN 1 logged"),
+    "deferred-sync": ("sync1", 1, "SYNCHRONIZE CACHE of LUN 1 answered with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR (an earlier write did not reach the medium)"),
     "sync-unsupported": ("sync1", 0, "SYNCHRONIZE CACHE(10) and (16) of LUN 1 refused: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "no-sense": ("read1", 1, "the READ's data garbled, then CHECK CONDITION with sense key NO SENSE"),
     "deferred-error": ("read1", 1, "CHECK CONDITION with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
@@ -1709,6 +1710,8 @@ class Conn:
         if op == 0x5A:     # MODE SENSE(10)
             return GOOD, bytes([0, 6, 0, 0, 0, 0, 0, 0]), b""
         if op in (0x35, 0x91):   # SYNCHRONIZE CACHE
+            if t.lun == 1 and case == "deferred-sync" and self.t.fire("sync1"):
+                return CHECK_CONDITION, b"", fixed_sense(0x03, 0x0C, 0x00, deferred=True)
             if t.lun == 1 and self.t.case == "protect-after-write":
                 log("%s: SYNCHRONIZE CACHE(%d) of LUN 1" % (self.name, 10 if op == 0x35 else 16))
             if t.lun == 1 and self.t.fire("sync1", "SYNCHRONIZE CACHE(%d) refused" % (

@@ -570,6 +570,9 @@ static void test_outcome_table(void)
 		CHECK_EQ_U64(o.level, c->level);
 		CHECK_EQ_U64(o.change, c->change);
 		CHECK_STR(o.text, c->text);
+		/* data of an earlier command lost: the deferred failures */
+		CHECK(o.earlier_lost == (strncmp(c->name, "deferred", 8) == 0 &&
+					 c->level == LOG_LEVEL_ERROR));
 		if (test_failures != failures)
 			fprintf(stderr, "  in row \"%s\"\n", c->name);
 	}
