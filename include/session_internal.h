@@ -250,8 +250,11 @@ struct session {
 	                                     * for this session to log in again (see
 	                                     * session_stop()) or for the replacement
 	                                     * timeout (session_tick()) */
-	int64_t logout_by_ns;               /* lock: DRAINING, LOGGING_OUT: the target's
-	                                     * deadline for the Logout it asked for */
+	int64_t logout_by_ns;               /* lock: DRAINING: the target's deadline
+	                                     * for the Logout it asked for;
+	                                     * LOGGING_OUT: when that Logout was
+	                                     * queued (its answer is due within
+	                                     * noop_timeout) */
 	enum tmf_state tmf_state;           /* lock: the task management sub-machine;
 	                                     * tmf_set_state() only */
 	uint8_t tmf_function;               /* lock: not TMF_IDLE: the function out

@@ -385,6 +385,8 @@ void session_logout_if_drained_locked(struct session *s)
 		return;         /* session_tick() drops the connection at the deadline */
 	it->kind = TX_LOGOUT;
 	session_set_state(s, SESSION_LOGGING_OUT);
+	/* its answer is due as a ping's, whatever time the target gave */
+	s->logout_by_ns = mono_now_ns();
 	session_queue_ctl_locked(s, it);
 }
 

@@ -530,6 +530,12 @@ io_case busy-always read eio-always "target $BAD_IQN, lun1: SCSI status BUSY \(0
     check=failures_logged
 io_case unit-attention read ok "" stat=unit_attentions=1
 io_case async-logout read ok "logged out as the target asked"
+# a logout asked for within 65535 s, the Logout never answered: the wait
+# for its answer is the keepalive's (noop_timeout), not the target's
+# 18 hours (before, every I/O on the session waited for them)
+io_case async-logout-silent read ok "" opts=noop_timeout=2 \
+    "log=session 0: no answer to the Logout the target asked for; dropping the connection" \
+    "log=session 0: reconnected to "
 # (event 4 reaches the logout only through the renegotiation)
 io_case async-renegotiate read ok "logged out as the target asked"
 # the drop's Time2Wait (3 s) holds for that login instead of

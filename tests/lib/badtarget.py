@@ -234,6 +234,7 @@ CASES = {
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
     "unit-attention": ("read1", 1, "CHECK CONDITION UNIT ATTENTION, POWER ON OCCURRED"),
     "async-logout": ("read1", 1, "Async Message: logout requested within 1 s; dropped 2 s later"),
+    "async-logout-silent": ("read1", 1, "Async Message: logout requested within 65535 s; that connection's Logout Request is never answered (its pings are)"),
     "async-renegotiate": ("read1", 1, "Async Message: parameter renegotiation requested within 1 s"),
     "async-drop": ("read1", 1, "Async Message: the target drops the connection (Time2Wait 3 s), then does"),
     # -- issue 12 item 6: one rule for SCSI outcomes ----------------------
@@ -677,6 +678,7 @@ class Conn:
         self.target_name = None     # the TargetName it logged in to (a Normal session)
         self.first_burst = 0            # FirstBurstLength negotiated (--unsolicited)
         self.statsn_check = None        # statsn-*: the ExpStatSN the next command must carry
+        self.silent_logout = False      # async-logout-silent: its Logout Request is not answered
         self.chap_step = "method"       # --chap: method, algorithms, response, done
         self.chap_alg = 5               # the CHAP_A chosen
         self.chap_id = 0                # our CHAP_I
@@ -1175,6 +1177,8 @@ class Conn:
                     put32(b, 16, p.itt)
                     put32(b, 20, RESERVED)
                     self.send(b, p.data, stat="adv", window=self.cur_window())
+            elif p.opcode == OP_LOGOUT_REQ and self.silent_logout:
+                log("%s: not answering the Logout Request" % self.name)
             elif p.opcode == OP_LOGOUT_REQ:
                 b = bhs(OP_LOGOUT_RSP)
                 put32(b, 16, p.itt)
@@ -1979,6 +1983,10 @@ class Conn:
             put32(r, 16, t.itt)
             put32(r, 36, len(offs))
             self.send(r, stat="adv")
+        elif case == "async-logout-silent":
+            self.silent_logout = True
+            self.async_msg(1, param3=65535)
+            self.respond(t, data)
         elif case in ("async-logout", "async-renegotiate"):
             self.async_msg(1 if case == "async-logout" else 4, param3=1)
             self.respond(t, data)
