@@ -250,6 +250,11 @@ struct session {
 	                                     * for this session to log in again (see
 	                                     * session_stop()) or for the replacement
 	                                     * timeout (session_tick()) */
+	int64_t window_wait_since_ns;       /* lock: when a command first found the
+	                                     * CmdSN window closed since it was last
+	                                     * open (or the login); 0: none did.  Past
+	                                     * cmd_timeout the connection is dropped
+	                                     * (session_tick()) */
 	int64_t logout_by_ns;               /* lock: DRAINING: the target's deadline
 	                                     * for the Logout it asked for;
 	                                     * LOGGING_OUT: when that Logout was

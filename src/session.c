@@ -305,6 +305,8 @@ void session_update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_c
 		s->exp_cmdsn = exp_cmdsn;
 	if (sn_lt(s->max_cmdsn, max_cmdsn))
 		s->max_cmdsn = max_cmdsn;
+	if (!sn_lt(s->max_cmdsn, s->cmdsn))
+		s->window_wait_since_ns = 0;      /* open: nothing waits for it */
 }
 
 void session_update_statsn(struct session *s, uint32_t statsn)
@@ -445,6 +447,10 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 	}
 	if (!why[0])
 		session_tmf_tick_locked(s, now, why, sizeof why);
+	if (!why[0] && s->window_wait_since_ns && cfg->cmd_timeout_s &&
+	    now - s->window_wait_since_ns > (int64_t)cfg->cmd_timeout_s * 1000000000)
+		snprintf(why, sizeof why, "the CmdSN window stayed closed for %u s while commands waited",
+			 cfg->cmd_timeout_s);
 	if (!why[0] && s->state == SESSION_DRAINING && now > s->logout_by_ns)
 		snprintf(why, sizeof why, "%u commands still outstanding when the target wanted the logout",
 			 s->outstanding);

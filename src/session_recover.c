@@ -48,6 +48,7 @@ void session_take_login(struct session *s, const struct login_result *lr)
 	s->cmdsn = lr->cmdsn;
 	s->exp_cmdsn = lr->exp_cmdsn;
 	s->max_cmdsn = lr->max_cmdsn;
+	s->window_wait_since_ns = 0;
 	s->exp_statsn = lr->exp_statsn;
 	s->login_seq = session_next_login_seq();
 }

@@ -57,6 +57,9 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	 * another session, or for this one to be back) */
 	if (s->state == SESSION_DRAINING || s->state == SESSION_LOGGING_OUT ||
 	    s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
+		/* a window that stays closed while commands wait: session_tick() */
+		if (sn_lt(s->max_cmdsn, s->cmdsn) && !s->window_wait_since_ns)
+			s->window_wait_since_ns = mono_now_ns();
 		errno = EAGAIN;
 		return -1;
 	}

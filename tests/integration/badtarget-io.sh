@@ -536,6 +536,30 @@ io_case async-logout read ok "logged out as the target asked"
 io_case async-logout-silent read ok "" opts=noop_timeout=2 \
     "log=session 0: no answer to the Logout the target asked for; dropping the connection" \
     "log=session 0: reconnected to "
+# a window the target never opens again (MaxCmdSN stays where it is, 64
+# commands ahead): the command that finds it closed waits cmd_timeout,
+# then the connection is dropped and the command goes on the next
+# (before, it waited for ever: the pings kept the session up)
+window_shut_case() {
+    local case=window-shut start pid
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1,cmd_timeout=2
+    bt dd if="$BAD_MNT/lun1" of=/dev/null bs=65536 count=1 iflag=direct status=none ||
+        fail "$case: the read answered with the closed window failed"
+    badtarget_fired "$case" || fail "$case: the target never closed the window (see $BAD_LOG)"
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=4096 count=100 iflag=direct status=none &
+    pid=$!
+    check_log "session 0: the CmdSN window stayed closed for 2 s while commands waited; dropping the connection" 10
+    wait "$pid" || fail "$case: the reads that used up the window failed"
+    slice "$BAD_LUN1" 0 409600 >"$work/want"
+    assert_same_file "$work/want" "$work/got" "$case: the reads that used up the window"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+window_shut_case
 # (event 4 reaches the logout only through the renegotiation)
 io_case async-renegotiate read ok "logged out as the target asked"
 # the drop's Time2Wait (3 s) holds for that login instead of

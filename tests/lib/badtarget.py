@@ -205,6 +205,7 @@ CASES = {
     "logout-rsp": ("read1", 1, "a Logout Response nobody asked for, with the ITT iscsifs uses for logout"),
     "tmf-rsp": ("read1", 1, "a Task Management Response nobody asked for"),
     "window-backwards": ("read1", 1, "responses whose ExpCmdSN/MaxCmdSN go backwards (MaxCmdSN < ExpCmdSN - 1)"),
+    "window-shut": ("read1", 1, "from the READ on, that connection's MaxCmdSN stays where it is: once the initiator used the window granted, it is closed for good (pings answered)"),
     "window-closed": ("session", 0, "a window closed at login and after every command, opened by NOP-In 0.1 s later"),
     # -- issue 12, immediate data and unsolicited Data-Out (--unsolicited):
     # InitialR2T=No, ImmediateData=Yes, FirstBurstLength below a write --
@@ -679,6 +680,7 @@ class Conn:
         self.first_burst = 0            # FirstBurstLength negotiated (--unsolicited)
         self.statsn_check = None        # statsn-*: the ExpStatSN the next command must carry
         self.silent_logout = False      # async-logout-silent: its Logout Request is not answered
+        self.frozen_max = None          # window-shut: the MaxCmdSN every PDU carries from now on
         self.chap_step = "method"       # --chap: method, algorithms, response, done
         self.chap_alg = 5               # the CHAP_A chosen
         self.chap_id = 0                # our CHAP_I
@@ -723,6 +725,8 @@ class Conn:
                 put32(b, 24, self.statsn)
                 if stat == "adv":
                     self.statsn = (self.statsn + 1) & MASK
+            if window is None and self.frozen_max is not None:
+                window = (self.exp_cmdsn, self.frozen_max)
             if window is None:
                 put32(b, 28, self.exp_cmdsn)
                 put32(b, 32, self.exp_cmdsn + self.window - 1)
@@ -1983,6 +1987,10 @@ class Conn:
             put32(r, 16, t.itt)
             put32(r, 36, len(offs))
             self.send(r, stat="adv")
+        elif case == "window-shut":
+            self.frozen_max = (self.exp_cmdsn + self.window - 1) & MASK
+            log("%s: MaxCmdSN stays %d from now on" % (self.name, self.frozen_max))
+            self.respond(t, data)
         elif case == "async-logout-silent":
             self.silent_logout = True
             self.async_msg(1, param3=65535)
