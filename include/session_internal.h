@@ -55,6 +55,12 @@
 #define RECONNECT_MAX_MS 2000
 /* The target's DefaultTime2Wait is honoured up to this much. */
 #define RECONNECT_TIME2WAIT_MAX_MS 10000
+/* A connection lost sooner than this after its login counts as a quick
+ * loss: the wait before the next login is then at least the backoff of
+ * the quick losses in a row (as the attempts of one outage), whatever
+ * Time2Wait the target gave: a target that drops every connection at once
+ * with Time2Wait 0 cannot make us log in again and again without pause. */
+#define RECONNECT_QUICK_LOSS_MS 5000
 
 /* An identity check command answered with a Unit Attention, NOT READY or
  * BUSY is sent again this many times (the latter two a second apart, by
@@ -196,6 +202,9 @@ struct session {
 	struct login_loop *login;           /* loop: the login attempt under way
 	                                     * (LOGGING_IN), else NULL */
 	unsigned attempt;                   /* recovery: login attempts of this outage */
+	unsigned quick_losses;              /* recovery: connections lost in a row each
+	                                     * within RECONNECT_QUICK_LOSS_MS of its login */
+	int64_t logged_in_ns;               /* recovery: when the connection logged in */
 	int64_t outage_ns;                  /* recovery: when this outage began */
 	unsigned seed;                      /* recovery: for the backoff's jitter */
 	struct rx_ctx rx;                   /* loop: the receiver's context */

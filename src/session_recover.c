@@ -51,6 +51,7 @@ void session_take_login(struct session *s, const struct login_result *lr)
 	s->window_wait_since_ns = 0;
 	s->exp_statsn = lr->exp_statsn;
 	s->login_seq = session_next_login_seq();
+	s->logged_in_ns = mono_now_ns();
 }
 
 #define SESSION_OF(ptr, member) \
@@ -354,14 +355,26 @@ static void conn_ended(struct session *s, int rc)
 	pthread_mutex_unlock(&s->lock);
 	s->attempt = 0;
 	s->outage_ns = mono_now_ns();
+	if (s->outage_ns - s->logged_in_ns < (int64_t)RECONNECT_QUICK_LOSS_MS * 1000000)
+		s->quick_losses++;
+	else
+		s->quick_losses = 0;
 	s->seed = (unsigned)s->outage_ns ^ (s->index * 2654435761u);
 	arm_retry(s);
 }
 
+/* The backoff before attempt @n (from 1) of an outage: RECONNECT_FIRST_MS
+ * doubling up to RECONNECT_MAX_MS. */
+static int64_t backoff_ms(unsigned n)
+{
+	return n < 3 ? (int64_t)RECONNECT_FIRST_MS << (n - 1) : RECONNECT_MAX_MS;
+}
+
 /* Arm the wait before login attempt s->attempt: the target's Time2Wait
  * for the first (the one an Async Message gave for this loss, else the
- * negotiated DefaultTime2Wait), then RECONNECT_FIRST_MS doubling up to
- * RECONNECT_MAX_MS, each plus up to a quarter of jitter.  The loop only. */
+ * negotiated DefaultTime2Wait), but no less than the backoff of the quick
+ * losses in a row; then the backoff of the attempts; each plus up to a
+ * quarter of jitter.  The loop only. */
 static void arm_retry(struct session *s)
 {
 	int64_t delay;
@@ -371,10 +384,10 @@ static void arm_retry(struct session *s)
 			s->params.default_time2wait;
 		s->next_time2wait_s = -1;
 		delay = (int64_t)time2wait_s * 1000;
-	} else if (s->attempt < 3) {
-		delay = (int64_t)RECONNECT_FIRST_MS << (s->attempt - 1);
+		if (s->quick_losses && delay < backoff_ms(s->quick_losses))
+			delay = backoff_ms(s->quick_losses);
 	} else {
-		delay = RECONNECT_MAX_MS;
+		delay = backoff_ms(s->attempt);
 	}
 	if (delay > RECONNECT_TIME2WAIT_MAX_MS)
 		delay = RECONNECT_TIME2WAIT_MAX_MS;

@@ -341,6 +341,28 @@ relogin() {
 }
 relogin relogin-empty-continue
 
+# Every connection dropped as soon as it logged in, each time with
+# Time2Wait 0: the logins back off as the attempts of one outage do
+# (0.5 s, 1 s, then 2 s apart); before, they followed each other without
+# pause (hundreds a second, two log lines each).  Unmounting meanwhile
+# ends cleanly.
+relogin_drop_case() {
+    local case=relogin-drop-0 start n
+    selected "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+    kill -USR1 "$BAD_PID"          # the target drops every connection
+    wait_true 10 badtarget_fired "$case" || fail "$case: no login was dropped (see $BAD_LOG)"
+    sleep 6
+    n=$(badtarget_count "fired $case ")
+    note "case $case: $n logins dropped in 6 s"
+    ((n <= 10)) || fail "$case: $n logins in 6 s: the reconnects do not back off"
+    bad_case_end "$case" "$work" "$start"
+}
+relogin_drop_case
+
 # probe: REPORT LUNS
 refused luns-short "REPORT LUNS data of 4 bytes"
 mounted luns-lying "lun0 lun1" ""

@@ -346,6 +346,7 @@ CASES = {
     "login-empty-continue": ("login", 0, "every Login Response C=1 with an empty data segment, forever"),
     "login-trickle": ("login", 0, "Login Responses C=1 with 4 bytes of text each, one every 0.3 s, forever"),
     "login-few-empty": ("login", 0, "4 empty C=1 Login Responses, 0.2 s apart, before each security-stage answer (slow but legal)"),
+    "relogin-drop-0": ("relogin", 0, "after SIGUSR1 drops every connection: each that logs in after is dropped at once, by an Async Message with Time2Wait 0"),
     "relogin-empty-continue": ("relogin", 2, "after SIGUSR1 drops every connection: the next logins get empty C=1 Login Responses forever"),
     "discovery-nop": ("discovery", 0, "NOP-Ins instead of the SendTargets answer, forever; every other one asks for a NOP-Out"),
     "discovery-async": ("discovery", 0, "Async Messages (vendor specific) instead of the SendTargets answer, forever"),
@@ -521,7 +522,8 @@ class Target:
             self.events += 1
             n = self.events
             conns = list(self.conns)
-        if self.case in ("login-redirect-temp", "login-redirect-perm", "relogin-empty-continue"):
+        if self.case in ("login-redirect-temp", "login-redirect-perm", "relogin-empty-continue",
+                         "relogin-drop-0"):
             log("event %d: dropping every connection (%d)" % (n, len(conns)))
             for c in conns:
                 c.close()
@@ -2234,6 +2236,11 @@ class Conn:
         try:
             if self.login():
                 log("%s: logged in" % self.name)
+                if self.t.case == "relogin-drop-0" and self.t.events and not self.discovery and \
+                        self.t.fire("relogin", "Async Message: dropping the connection, Time2Wait 0"):
+                    self.async_msg(2, param2=0)
+                    self.close()
+                    return
                 with self.t.lock:
                     self.t.conns.add(self)
                     pending = list(self.t.ua_on_login)
