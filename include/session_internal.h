@@ -310,6 +310,8 @@ struct session {
 
 	struct log_budget async_log;        /* lines about Asynchronous Message
 	                                     * events: one a second (atomics) */
+	struct log_budget late_tmf_log;     /* lines about answers to task management
+	                                     * requests that ended: one a second */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
 	_Atomic int state_hint;             /* copy of state for lock-free readers */

@@ -293,8 +293,11 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 		session_update_statsn(s, get_be32(h->statsn));
 		session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 		pthread_mutex_unlock(&s->lock);
-		log_info("%s: late Task Management Response (ITT 0x%x, \"%s\") to a request that ended; ignored",
-			 s->name, itt, tmf_response_text(h->response));
+		/* (a target may send them without end: one line a second) */
+		unsigned unlogged = 0;
+		if (log_budget_take(&s->late_tmf_log, 1, 1, &unlogged))
+			log_info("%s: late Task Management Response (ITT 0x%x, \"%s\") to a request that ended; ignored (%u more since the last line)",
+				 s->name, itt, tmf_response_text(h->response), unlogged);
 		return 0;
 	}
 	if (!current || s->tmf_state != TMF_SENT) {

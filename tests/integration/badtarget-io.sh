@@ -702,6 +702,16 @@ io_case tmf-late-abort read ok "LUN 1 reset; 1 commands sent again" opts=cmd_tim
     sess=aborts=1 sess=lu_resets=1 sess=reconnects=0 \
     "log=late Task Management Response \\(ITT 0x[0-9a-f]+, \"function complete\"\\) to a request that ended; ignored" \
     "nolog=protocol error"
+# the answer to ABORT TASK sent again 3000 times: each is ignored, and
+# a line says so at most once a second (before, 3000 lines)
+tmf_lines_bounded() {
+    local n
+    n=$(grep -c "late Task Management Response" "$ISCSIFS_LOG")
+    ((n >= 1 && n <= 5)) || fail "$1: $n lines about late Task Management Responses (1 to 5 wanted)"
+}
+io_case tmf-replay read ok "" opts=cmd_timeout=2 sess=aborts=1 sess=reconnects=0 \
+    "log=late Task Management Response \\(ITT 0x[0-9a-f]+, \"function complete\"\\) to a request that ended; ignored" \
+    check=tmf_lines_bounded
 # "task does not exist": the command never arrived (or its status is on
 # its way): it is sent again, no LU reset, no reconnect
 io_case tmf-no-task read ok \

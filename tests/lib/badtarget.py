@@ -152,6 +152,8 @@ FLOOD_SECONDS = 10
 FLOOD_BATCH = 4096
 # async-flood: Async Messages sent in one go
 ASYNC_FLOOD = 20000
+# tmf-replay: copies of the ABORT TASK's answer sent after it
+TMF_REPLAYS = 3000
 # nop-in-ping: a ping every PING_EVERY_MS for PING_SECONDS
 PING_EVERY_MS = 20
 PING_SECONDS = 1
@@ -259,6 +261,7 @@ CASES = {
     "nop-in-ping": ("read1", 1, "NOP-In pings (TTT set) before each Data-In of the READ and every %d ms for %d s; every answer checked" % (PING_EVERY_MS, PING_SECONDS)),
     "async-flood": ("read1", 1, "%d Async Messages (SCSI event) before the READ is answered" % ASYNC_FLOOD),
     "tmf-late-abort": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete) only once the LU RESET came, then the LU RESET"),
+    "tmf-replay": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete), then that answer sent again %d times" % TMF_REPLAYS),
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
@@ -1227,6 +1230,9 @@ class Conn:
                     b[2] = 5 if function == 1 else 255
                 put32(b, 16, p.itt)
                 self.send(b, stat="adv", window=self.cur_window())
+                if case == "tmf-replay" and function == 1:
+                    for _ in range(TMF_REPLAYS):
+                        self.send(b, stat="adv", window=self.cur_window())
             elif p.opcode == OP_TEXT_REQ:
                 if not p.immediate:
                     self.exp_cmdsn = (p.u32(24) + 1) & MASK
@@ -2004,7 +2010,7 @@ class Conn:
         elif case == "async-drop":
             self.async_msg(2, param1=0, param2=DROP_TIME2WAIT)
             self.close()
-        elif case in ("tmf-late-abort", "tmf-no-task"):
+        elif case in ("tmf-late-abort", "tmf-no-task", "tmf-replay"):
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
         elif case == "nop-flood":
             self.nop_flood(t)
