@@ -637,12 +637,14 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 
 	pthread_mutex_lock(&s->lock);
 	/* (DROPPING: the Logout stays queued; nothing more is sent on that
-	 * connection) */
+	 * connection.  LOGGING_OUT: the Logout the target asked for is
+	 * queued or sent already, and nothing may follow it: its answer,
+	 * CLOSING by then, is taken for ours.) */
 	bool was_up = session_connected(s) || s->state == SESSION_DROPPING;
-	bool dropping = s->state == SESSION_DROPPING;
+	bool logout_queued = s->state == SESSION_DROPPING || s->state == SESSION_LOGGING_OUT;
 	if (s->state != SESSION_CLOSED && s->state != SESSION_CLOSING)
 		session_set_state(s, SESSION_CLOSING);   /* a recovery gives up */
-	if (was_up && !dropping) {
+	if (was_up && !logout_queued) {
 		struct tx_item *it = calloc(1, sizeof *it);
 		if (it) {
 			it->kind = TX_LOGOUT;

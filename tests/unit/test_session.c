@@ -29,6 +29,8 @@
  *   - the same target then logs the session in again and again but
  *     closes each connection in the identity check: the write comes back
  *     to the owner after the replacement timeout all the same;
+ *   - a logout the target asked for, not answered yet when the session
+ *     is closed: no second Logout goes, and its answer ends the close;
  *   - a NOP-In ping in the same segment as the last Login Response is
  *     answered at once, though no more bytes come;
  *   - a session that ticks itself (session_tick_start()) sends its
@@ -444,6 +446,13 @@ static void logout(struct session *s, struct peer *p)
 	close(p->fd);
 }
 
+/* session_logout_and_free(@arg, WAIT_MS), in a thread of its own. */
+static void *close_main(void *arg)
+{
+	session_logout_and_free(arg, WAIT_MS);
+	return NULL;
+}
+
 /* ---- sessions over a socketpair (session_attach_fd()) ---- */
 
 /* The configuration and login outcome of an attached session: no
@@ -496,6 +505,47 @@ static struct session *attach(struct owner *o, struct peer *p, struct session_co
 		exit(99);
 	}
 	return s;
+}
+
+/* The target asks for a logout within 60 s (Async Message) and does not
+ * answer the Logout at once; the session is closed meanwhile: no second
+ * Logout goes (RFC 7143 11.14: nothing is sent after a Logout, and the
+ * two would share one ITT), and the answer to the one sent ends the
+ * close.  (A second Logout went.) */
+static void test_close_while_logging_out(void)
+{
+	struct owner o;
+	struct peer p;
+	struct session_config cfg;
+	struct pdu_in *in = malloc(sizeof *in);
+	pthread_t th;
+
+	owner_init(&o);
+	struct session *s = attach(&o, &p, &cfg, 0);
+	uint8_t async[48] = { ISCSI_OP_ASYNC_MSG, 0x80 };
+	put32(async + 16, 0xffffffffu);
+	async[36] = ISCSI_ASYNC_LOGOUT_REQUEST;
+	async[43] = 60;                              /* Parameter3: within 60 s */
+	peer_send(&p, async, NULL, 0, true);
+	/* nothing outstanding: the Logout goes at once */
+	bool got = in && peer_recv(&p, in) == 0;
+	CHECK(got && (in->bhs[0] & 0x3f) == ISCSI_OP_LOGOUT_REQ);
+	if (!got || pthread_create(&th, NULL, close_main, s) != 0)
+		exit(1);
+	uint32_t itt = get32(in->bhs + 16);
+	struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+	int more = poll(&pfd, 1, 500);
+	CHECK_EQ_U64(more, 0);
+	if (more > 0 && peer_recv(&p, in) == 0)
+		fprintf(stderr, "after the Logout came PDU 0x%02x (ITT 0x%x)\n", in->bhs[0] & 0x3f,
+			get32(in->bhs + 16));
+	uint8_t rsp[48] = { ISCSI_OP_LOGOUT_RSP, 0x80 };
+	put32(rsp + 16, itt);
+	peer_send(&p, rsp, NULL, 0, true);
+	pthread_join(th, NULL);
+	close(p.fd);
+	free(in);
+	owner_fini(&o);
 }
 
 /* A READ answered by one Data-In with status. */
@@ -1416,6 +1466,7 @@ int main(void)
 	test_tables();
 	test_illegal_transition();
 	test_read();
+	test_close_while_logging_out();
 	test_write_r2t();
 	test_reject();
 	test_abort_task();
