@@ -92,6 +92,9 @@ struct lun {
 	uint32_t opt_xfer;            /* optimal transfer size in bytes, 0 if unknown */
 	bool use16;                   /* READ/WRITE(16) rather than (10) */
 	atomic_bool write_protected;  /* MODE SENSE WP, or DATA PROTECT seen (any thread sets it) */
+	atomic_bool fua;              /* WRITE takes the FUA bit: MODE SENSE DPOFUA, until
+	                               * a FUA write is refused (any thread clears
+	                               * it); else FUA writes are flushed after */
 	atomic_bool writes_lost;      /* a deferred error said an earlier write may be
 	                               * lost; the next flush fails with EIO and
 	                               * clears it (any thread) */

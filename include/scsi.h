@@ -96,6 +96,8 @@ size_t scsi_cdb_test_unit_ready(uint8_t cdb[SCSI_CDB_MAX]);
 /* Standard INQUIRY data when !@evpd (then @page must be 0), else VPD @page. */
 size_t scsi_cdb_inquiry(uint8_t cdb[SCSI_CDB_MAX], bool evpd, uint8_t page, uint16_t alloc_len);
 size_t scsi_cdb_read_capacity10(uint8_t cdb[SCSI_CDB_MAX]);
+/* WRITE(10/16) byte 1: Force Unit Access. */
+#define SCSI_CDB_FUA 0x08
 /* The allocation length READ CAPACITY(16) is sent with: its whole data. */
 #define SCSI_READ_CAPACITY16_LEN 32u
 size_t scsi_cdb_read_capacity16(uint8_t cdb[SCSI_CDB_MAX], uint32_t alloc_len);
@@ -389,11 +391,14 @@ int scsi_parse_report_luns(const uint8_t *buf, size_t len, uint64_t *luns, size_
  * included), from the first @len bytes it returned; 0 when @len < 4. */
 uint64_t scsi_report_luns_needed(const uint8_t *buf, size_t len);
 
-/* Read the WP bit from a mode parameter header: of MODE SENSE(6) data
- * (4-byte header) or, with @ten_byte, of MODE SENSE(10) data (8-byte
- * header).  MODE DATA LENGTH is clamped to @len.  Returns 0, or -1 with
- * err_set(EPROTO) when the device-specific parameter byte is not there. */
-int scsi_parse_mode_sense_wp(const uint8_t *buf, size_t len, bool ten_byte, bool *write_protected);
+/* Read the WP and DPOFUA bits (SBC-3 6.4.2: the LUN takes the FUA bit of
+ * WRITE) from a mode parameter header: of MODE SENSE(6) data (4-byte
+ * header) or, with @ten_byte, of MODE SENSE(10) data (8-byte header).
+ * MODE DATA LENGTH is clamped to @len.  @dpofua may be NULL.  Returns 0,
+ * or -1 with err_set(EPROTO) when the device-specific parameter byte is
+ * not there (both false then). */
+int scsi_parse_mode_sense_wp(const uint8_t *buf, size_t len, bool ten_byte, bool *write_protected,
+			     bool *dpofua);
 
 /* ---- GET LBA STATUS ------------------------------------------------------ */
 

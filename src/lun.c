@@ -384,7 +384,7 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	uint8_t cdb[16], buf[512];
 	uint32_t got;
 	bool vpd_b0 = false, vpd_b2 = false, vpd_80 = false, vpd_83 = false;
-	bool wp = false;
+	bool wp = false, dpofua = false;
 
 	*out = NULL;
 	if (!l) {
@@ -478,15 +478,16 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	/* Write protection: MODE SENSE(6), or (10) where (6) is refused. */
 	scsi_cdb_mode_sense6(cdb, 0x3f, 255);
 	if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0) {
-		scsi_parse_mode_sense_wp(buf, got, false, &wp);
+		scsi_parse_mode_sense_wp(buf, got, false, &wp, &dpofua);
 	} else {
 		scsi_cdb_mode_sense10(cdb, 0x3f, 255);
 		if (lun_command(pool, l, target, number, cdb, buf, 255, &got) == 0)
-			scsi_parse_mode_sense_wp(buf, got, true, &wp);
+			scsi_parse_mode_sense_wp(buf, got, true, &wp, &dpofua);
 	}
 	if (lun_sparse_init(l) < 0)
 		goto err;
 	atomic_init(&l->write_protected, wp);
+	atomic_init(&l->fua, dpofua);
 	atomic_init(&l->has_sync_cache, true);
 	atomic_init(&l->sync_cache16, l->use16);
 	pthread_mutex_init(&l->range_lock, NULL);

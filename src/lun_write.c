@@ -69,6 +69,9 @@ struct write_req {
 	void *opaque;                 /* the caller's argument */
 	enum write_kind kind;         /* data, zeros or a hole */
 	bool fua;                     /* WRITE_DATA: Force Unit Access */
+	atomic_bool flush_after;      /* fua on a LUN that does not take the FUA bit
+	                               * (l->fua): sent without it, then
+	                               * SYNCHRONIZE CACHE before the callback */
 	int64_t start_ns;             /* when it was submitted (monotonic) */
 	const uint8_t *buf;           /* WRITE_DATA: the caller's bytes (sent without a copy) */
 	uint8_t *zeros;               /* zeroing: a zero-filled buffer, NULL if not needed */
@@ -170,7 +173,7 @@ static void write_finish(struct write_req *w)
 		case WRITE_DATA:
 			atomic_fetch_add(&l->counters.writes, 1);
 			atomic_fetch_add(&l->counters.bytes_written, w->len);
-			if (w->fua)
+			if (w->fua && !atomic_load(&w->flush_after))
 				atomic_fetch_add(&l->counters.fua_writes, 1);
 			break;
 		case WRITE_ZEROES:
@@ -193,6 +196,37 @@ static void write_finish(struct write_req *w)
 
 static bool discard_next(struct write_req *w, struct write_piece *p);
 
+/* The SYNCHRONIZE CACHE that stands in for FUA on write @opaque ended. */
+static void fua_flushed(void *opaque, int err)
+{
+	struct write_req *w = opaque;
+
+	write_set_error(w, err);
+	write_finish(w);
+}
+
+/* Piece @p of FUA write @w was refused as not supported: the FUA bit, as
+ * far as we know (DPOFUA said it was taken).  From now on the LUN's FUA
+ * writes go without it, flushed after; @p is sent again so.  Returns
+ * whether it was (false: the refusal is the WRITE's). */
+static bool fua_refused(struct write_req *w, struct write_piece *p)
+{
+	struct lun *l = w->lun;
+	uint8_t op = p->task.cdb[0];
+
+	if (!w->fua || (op != SCSI_OP_WRITE10 && op != SCSI_OP_WRITE16) ||
+	    !(p->task.cdb[1] & SCSI_CDB_FUA))
+		return false;
+	if (atomic_exchange(&l->fua, false))
+		log_warn("target %s, %s: WRITE with FUA refused; writes that must reach stable "
+			 "media are flushed with SYNCHRONIZE CACHE instead", l->target, l->name);
+	atomic_store(&w->flush_after, true);
+	p->task.cdb[1] &= (uint8_t)~SCSI_CDB_FUA;
+	p->retries = 0;
+	lun_resubmit(l, &p->task, 0);
+	return true;
+}
+
 static void write_piece_done(struct iscsi_task *t)
 {
 	struct write_piece *p = t->opaque;
@@ -206,6 +240,8 @@ static void write_piece_done(struct iscsi_task *t)
 		lun_resubmit(w->lun, t, delay_ms);
 		return;
 	case VERDICT_UNSUPPORTED:
+		if (fua_refused(w, p))
+			return;
 		/* UNMAP and WRITE SAME are optional (fallocate says
 		 * EOPNOTSUPP); a WRITE the LU refuses is an I/O error */
 		if (t->cdb[0] != SCSI_OP_UNMAP && t->cdb[0] != SCSI_OP_WRITE_SAME16) {
@@ -234,8 +270,13 @@ static void write_piece_done(struct iscsi_task *t)
 	write_set_error(w, err);
 	if (discard_next(w, p))
 		return;
-	if (atomic_fetch_sub(&w->pending, 1) == 1)
-		write_finish(w);
+	if (atomic_fetch_sub(&w->pending, 1) != 1)
+		return;
+	if (atomic_load(&w->flush_after) && !atomic_load(&w->err)) {
+		lun_flush_async(w->lun, fua_flushed, w);
+		return;
+	}
+	write_finish(w);
 }
 
 /* ---- holes and zeros ---- */
@@ -404,7 +445,8 @@ static void write_send(struct write_req *w)
 		p->task.write_iovcnt = iov_slice(iov, n, at, len, p->iov, 4);
 		p->task.done = write_piece_done;
 		p->task.opaque = p;
-		build_rw_cdb(l, p->task.cdb, true, w->fua, w->first + at / bs, len / bs);
+		build_rw_cdb(l, p->task.cdb, true, w->fua && !atomic_load(&w->flush_after),
+			     w->first + at / bs, len / bs);
 	}
 	/* Submit after all are built.  The last completion frees w, maybe
 	 * before pool_submit() returns: read nothing of w after that. */
@@ -556,6 +598,7 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fu
 		return;
 	}
 	w->fua = fua;
+	atomic_init(&w->flush_after, fua && !atomic_load(&l->fua));
 	atomic_store(&l->wrote, true);
 	lun_sparse_changing(l);
 	if (range_enter(l, w))

@@ -28,8 +28,6 @@ static size_t min_size(size_t a, size_t b)
 
 /* ---- CDB builders ------------------------------------------------------ */
 
-/* WRITE(10/16) byte 1: Force Unit Access. */
-#define CDB_FUA 0x08
 /* WRITE SAME(16) byte 1: deallocate instead of writing. */
 #define CDB_UNMAP 0x08
 /* MODE SENSE byte 1: Disable Block Descriptors. */
@@ -98,7 +96,7 @@ size_t scsi_cdb_read16(uint8_t cdb[SCSI_CDB_MAX], uint64_t lba, uint32_t blocks)
 size_t scsi_cdb_write10(uint8_t cdb[SCSI_CDB_MAX], uint32_t lba, uint16_t blocks, bool fua)
 {
 	cdb_start(cdb, SCSI_OP_WRITE10);
-	cdb[1] = fua ? CDB_FUA : 0;
+	cdb[1] = fua ? SCSI_CDB_FUA : 0;
 	put_be32(cdb + 2, lba);
 	put_be16(cdb + 7, blocks);
 	return 10;
@@ -107,7 +105,7 @@ size_t scsi_cdb_write10(uint8_t cdb[SCSI_CDB_MAX], uint32_t lba, uint16_t blocks
 size_t scsi_cdb_write16(uint8_t cdb[SCSI_CDB_MAX], uint64_t lba, uint32_t blocks, bool fua)
 {
 	cdb_start(cdb, SCSI_OP_WRITE16);
-	cdb[1] = fua ? CDB_FUA : 0;
+	cdb[1] = fua ? SCSI_CDB_FUA : 0;
 	put_be64(cdb + 2, lba);
 	put_be32(cdb + 10, blocks);
 	return 16;
@@ -948,11 +946,14 @@ uint64_t scsi_report_luns_needed(const uint8_t *buf, size_t len)
 	return len < 4 ? 0 : 8 + (uint64_t)get_be32(buf);
 }
 
-int scsi_parse_mode_sense_wp(const uint8_t *buf, size_t len, bool ten_byte, bool *write_protected)
+int scsi_parse_mode_sense_wp(const uint8_t *buf, size_t len, bool ten_byte, bool *write_protected,
+			     bool *dpofua)
 {
 	size_t end, wp_byte;
 
 	*write_protected = false;
+	if (dpofua)
+		*dpofua = false;
 	if (ten_byte) {
 		/* MODE DATA LENGTH (2 bytes, excluding itself), MEDIUM TYPE,
 		 * DEVICE-SPECIFIC PARAMETER, ... */
@@ -969,6 +970,8 @@ int scsi_parse_mode_sense_wp(const uint8_t *buf, size_t len, bool ten_byte, bool
 		return -1;
 	}
 	*write_protected = buf[wp_byte] & 0x80;
+	if (dpofua)
+		*dpofua = buf[wp_byte] & 0x10;
 	return 0;
 }
 

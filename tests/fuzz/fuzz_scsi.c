@@ -161,13 +161,13 @@ static void capacity(const uint8_t *buf, size_t len)
 
 static void mode_sense(const uint8_t *buf, size_t len)
 {
-	bool wp;
+	bool wp, dpofua;
 
 	for (int ten = 0; ten <= 1; ten++) {
-		int rc = scsi_parse_mode_sense_wp(buf, len, ten, &wp);
+		int rc = scsi_parse_mode_sense_wp(buf, len, ten, &wp, &dpofua);
 		if (rc < 0) {
 			check_failure(rc);
-			FUZZ_ASSERT(!wp);
+			FUZZ_ASSERT(!wp && !dpofua);
 		}
 	}
 }

@@ -600,6 +600,38 @@ EOF
     bad_case_end "$case" "$work" "$start"
 }
 protect_case
+
+# O_DSYNC writes on a LUN that does not take FUA: each goes without it,
+# then SYNCHRONIZE CACHE, before the write returns.  fua-none: the LUN
+# says so (no DPOFUA; before, the FUA bit went, and a LUN that ignores it
+# acknowledged writes from its cache); fua-refused: it claims DPOFUA but
+# refuses the FUA bit (before, every O_DSYNC write failed with EIO).
+fua_case() {
+    local case=$1 start seq
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    head -c 131072 /dev/urandom >"$work/pattern"
+    bt dd if="$work/pattern" of="$BAD_MNT/lun1" bs=65536 count=2 oflag=dsync conv=notrunc \
+        status=none || fail "$case: an O_DSYNC write failed"
+    slice "$BAD_LUN1" 0 131072 >"$work/after"
+    assert_same_file "$work/pattern" "$work/after" "$case: lun1 on the target after the write"
+    # what LUN 1 got, but the refused WRITEs with FUA: each WRITE flushed
+    seq=$(grep -Eo "(WRITE|SYNCHRONIZE CACHE\(1[06]\)) of LUN 1" "$BAD_LOG" | cut -d' ' -f1 | tr '\n' ' ')
+    assert_eq "WRITE SYNCHRONIZE WRITE SYNCHRONIZE " "$seq" "$case: the commands of the two O_DSYNC writes"
+    if [[ $case == fua-refused ]]; then
+        check_log "target $BAD_IQN, lun1: WRITE with FUA refused; writes that must reach stable media are flushed with SYNCHRONIZE CACHE instead"
+        assert_eq 1 "$(badtarget_count "WRITE with FUA of LUN 1")" "$case: WRITEs sent with FUA"
+    else
+        assert_eq 0 "$(badtarget_count "WRITE with FUA of LUN 1")" "$case: WRITEs sent with FUA"
+    fi
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+fua_case fua-none
+fua_case fua-refused
 # a deferred error says a write acknowledged before did not reach the
 # medium: the SYNCHRONIZE CACHE that met it is sent again, and the fsync
 # fails with EIO all the same (before, it succeeded: the loss was only a

@@ -164,6 +164,7 @@ PING_SECONDS = 1
 #   session every session, from login on
 #   sync1   a SYNCHRONIZE CACHE to LUN 1
 #   write2  a WRITE to LUN 1 after the first
+#   fua1    a WRITE with FUA to LUN 1
 #   event   each SIGUSR1 the test sends
 #   relogin every login after the first SIGUSR1 (which drops every connection)
 #   logout  every Logout Request
@@ -241,6 +242,8 @@ CASES = {
     "async-renegotiate": ("read1", 1, "Async Message: parameter renegotiation requested within 1 s"),
     "async-drop": ("read1", 1, "Async Message: the target drops the connection (Time2Wait 3 s), then does"),
     # -- issue 12 item 6: one rule for SCSI outcomes ----------------------
+    "fua-refused": ("fua1", 0, "LUN 1 says it takes FUA (DPOFUA in MODE SENSE) but refuses every WRITE with FUA: ILLEGAL REQUEST, INVALID FIELD IN CDB (24h/00h); its WRITEs and SYNCHRONIZE CACHEs logged"),
+    "fua-none": ("fua1", 0, "LUN 1 says it does not take FUA (no DPOFUA in MODE SENSE, as every case); its WRITEs (a WRITE with FUA fires the case) and SYNCHRONIZE CACHEs logged"),
     "protect-after-write": ("write2", 0, "every WRITE to LUN 1 after the first refused: DATA PROTECT, WRITE PROTECTED (27h/00h); SYNCHRONIZE CACHE of LUN 1 logged"),
     "deferred-sync": ("sync1", 1, "SYNCHRONIZE CACHE of LUN 1 answered with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR (an earlier write did not reach the medium)"),
     "sync-unsupported": ("sync1", 0, "SYNCHRONIZE CACHE(10) and (16) of LUN 1 refused: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
@@ -1397,6 +1400,12 @@ class Conn:
             return
         if self.t.case == "window-closed":
             self.later(0.1, self.open_window)
+        if t.write and t.lun == 1 and self.t.trigger == "fua1" and t.cdb[0] in (0x2A, 0x8A):
+            fua = bool(t.cdb[1] & 0x08)
+            log("%s: WRITE%s of LUN 1" % (self.name, " with FUA" if fua else ""))
+            if fua and self.t.fire("fua1") and self.t.case == "fua-refused":
+                self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x05, 0x24, 0x00))
+                return
         if t.write and t.lun == 1 and self.t.trigger == "write2":
             with self.t.lock:
                 self.t.lun1_writes += 1
@@ -1719,6 +1728,8 @@ class Conn:
             if lbas:   # LBPME, LBPRZ
                 return GOOD, struct.pack(">QI", last, bs) + bytes([0, 0, 0xC0]) + bytes(17), b""
             return GOOD, struct.pack(">QI", last, bs) + bytes(20), b""
+        if op == 0x1A and t.lun == 1 and case == "fua-refused":
+            return GOOD, bytes([3, 0, 0x10, 0]), b""      # DPOFUA
         if op == 0x1A:     # MODE SENSE(6)
             if bad and case == "probe-refused" and self.t.fire("probe", "MODE SENSE(6) refused"):
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
@@ -1728,7 +1739,7 @@ class Conn:
         if op in (0x35, 0x91):   # SYNCHRONIZE CACHE
             if t.lun == 1 and case == "deferred-sync" and self.t.fire("sync1"):
                 return CHECK_CONDITION, b"", fixed_sense(0x03, 0x0C, 0x00, deferred=True)
-            if t.lun == 1 and self.t.case == "protect-after-write":
+            if t.lun == 1 and self.t.case in ("protect-after-write", "fua-refused", "fua-none"):
                 log("%s: SYNCHRONIZE CACHE(%d) of LUN 1" % (self.name, 10 if op == 0x35 else 16))
             if t.lun == 1 and self.t.fire("sync1", "SYNCHRONIZE CACHE(%d) refused" % (
                     10 if op == 0x35 else 16)):

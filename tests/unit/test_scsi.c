@@ -140,7 +140,7 @@ static int luns(const uint8_t *b, size_t len, uint64_t *out, size_t max, size_t 
 static int mode_wp(const uint8_t *b, size_t len, bool ten, bool *wp)
 {
 	uint8_t *c = exact(b, len);
-	int r = scsi_parse_mode_sense_wp(c, len, ten, wp);
+	int r = scsi_parse_mode_sense_wp(c, len, ten, wp, NULL);
 
 	free(c);
 	return r;
@@ -1162,6 +1162,15 @@ static void test_mode_sense(void)
 	CHECK(mode_wp(B(0x00, 0x06, 0x00), 3, true, &wp) == -1);
 	CHECK(mode_wp(B(0x00, 0x01, 0x00, 0x80), 4, true, &wp) == -1);
 	CHECK(mode_wp(B(0x00), 1, true, &wp) == -1);
+
+	/* DPOFUA: bit 4 of the same byte */
+	bool fua = false;
+	uint8_t six[] = { 0x03, 0x00, 0x10, 0x00 }, ten[] = { 0x00, 0x06, 0x00, 0x90, 0, 0, 0, 0 };
+	CHECK(scsi_parse_mode_sense_wp(six, sizeof six, false, &wp, &fua) == 0 && !wp && fua);
+	CHECK(scsi_parse_mode_sense_wp(ten, sizeof ten, true, &wp, &fua) == 0 && wp && fua);
+	six[2] = 0x80;
+	CHECK(scsi_parse_mode_sense_wp(six, sizeof six, false, &wp, &fua) == 0 && wp && !fua);
+	CHECK(scsi_parse_mode_sense_wp(six, 2, false, &wp, &fua) == -1 && !wp && !fua);
 }
 
 /* ---- every parser on every prefix, and on random bytes ---- */
