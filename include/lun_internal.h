@@ -22,6 +22,11 @@
  * at once. */
 #define RETRY_PAUSE_MS 10
 #define RETRY_PAUSE_MAX_MS 1000
+/* A LU in a transition (becoming ready, an ALUA state change: struct
+ * scsi_outcome's transition) is given longer: TRANSITION_RETRIES retries,
+ * the pauses growing as above, come to about 60 s, as Linux's ALUA
+ * handler waits for a transition by default. */
+#define TRANSITION_RETRIES 66
 
 /* What to do with a finished task. */
 enum verdict {

@@ -214,6 +214,10 @@ struct scsi_outcome {
 				   * there was none or it was unusable);
 				   * sense.deferred: it is about an earlier
 				   * command, not this one */
+	bool transition;          /* NOT READY while the LU becomes ready (04h/01h)
+				   * or changes its asymmetric access state
+				   * (04h/0Ah): BACKOFF, for longer than the
+				   * rest (seconds, a failover) */
 	bool earlier_lost;        /* a deferred error whose key is a failure:
 				   * data an earlier command (a cached write)
 				   * reported as done may be lost */

@@ -172,10 +172,11 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 				o.text, t->cdb[0]);
 		return check_transfer(l, t, err);
 	case SCSI_ACT_RETRY:
-	case SCSI_ACT_BACKOFF:
-		if (retries >= MAX_RETRIES) {
+	case SCSI_ACT_BACKOFF: {
+		unsigned limit = o.transition ? TRANSITION_RETRIES : MAX_RETRIES;
+		if (retries >= limit) {
 			lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: %s, still after %u retries (CDB 0x%02x)",
-				l->target, l->name, o.text, MAX_RETRIES, t->cdb[0]);
+				l->target, l->name, o.text, limit, t->cdb[0]);
 			*err = o.err;
 			return VERDICT_FAIL;
 		}
@@ -187,8 +188,9 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		if (o.action == SCSI_ACT_BACKOFF)
 			*delay_ms = backoff_ms(retries);
 		lun_log(l, o.level, "target %s, %s: %s; %sretry %u of %u in %u ms", l->target, l->name,
-			o.text, change_note(o.change), retries + 1, MAX_RETRIES, *delay_ms);
+			o.text, change_note(o.change), retries + 1, limit, *delay_ms);
 		return VERDICT_RETRY;
+	}
 	case SCSI_ACT_UNSUPPORTED:
 		lun_log(l, o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text,
 			t->cdb[0]);

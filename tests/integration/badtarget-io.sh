@@ -525,6 +525,10 @@ late_reset_case
 # BUSY and TASK SET FULL: retried after a pause (10 ms, doubling), one
 # log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
 io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3
+# NOT READY for an ALUA transition of 5 s: waited for (up to about 60 s),
+# not failed after the 2.3 s that BUSY gets (before: EIO)
+io_case alua-transition read ok \
+    "target $BAD_IQN, lun1: NOT READY: LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION \\(0x04/0x0a\\); retry 9 of 66 in 1000 ms"
 io_case task-set-full read ok "target $BAD_IQN, lun1: SCSI status TASK SET FULL \(0x28\); retry 3 of 8 in 40 ms" stat=retries=3
 io_case busy-always read eio-always "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\), still after 8 retries" \
     check=failures_logged

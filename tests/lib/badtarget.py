@@ -152,6 +152,8 @@ FLOOD_SECONDS = 10
 FLOOD_BATCH = 4096
 # async-flood: Async Messages sent in one go
 ASYNC_FLOOD = 20000
+# alua-transition: how long LUN 1 is in its transition
+TRANSITION_SECONDS = 5
 # tmf-replay: copies of the ABORT TASK's answer sent after it
 TMF_REPLAYS = 3000
 # nop-in-ping: a ping every PING_EVERY_MS for PING_SECONDS
@@ -234,6 +236,7 @@ CASES = {
     "reset-set-refused": ("read1", 2, "as reset-silent, and ABORT TASK SET is not supported"),
     "reset-late": ("read1", 1, "the READ held; ABORT TASK rejected; the LU RESET answered only once a command sent after it arrived, which is answered 0.3 s later"),
     "busy": ("read1", 3, "BUSY status"),
+    "alua-transition": ("read1", 0, "every READ of LUN 1 for %d s from the first: NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (04h/0Ah)" % TRANSITION_SECONDS),
     "task-set-full": ("read1", 3, "TASK SET FULL status"),
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
     "unit-attention": ("read1", 1, "CHECK CONDITION UNIT ATTENTION, POWER ON OCCURRED"),
@@ -513,6 +516,7 @@ class Target:
         self.rc16_lie = False          # the next READ CAPACITY(16) of LUN 1 lies (capacity-lie-once)
         self.ua_on_login = []          # lock: (lun, asc, ascq) pending on each new connection
         self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
+        self.transition_until = None   # lock: alua-transition: when LUN 1's transition ends
         self.chap = args.chap           # --chap (user, secret) or None: CHAP required
         self.mutual = args.mutual       # --mutual (user, secret): how the target answers
         self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
@@ -1859,6 +1863,13 @@ class Conn:
         """A READ of LUN 1: misbehave if the case says so.  Returns True
         when the command has been dealt with."""
         case = self.t.case
+        if case == "alua-transition":
+            with self.t.lock:
+                if self.t.transition_until is None:
+                    self.t.transition_until = time.monotonic() + TRANSITION_SECONDS
+                during = time.monotonic() < self.t.transition_until
+            if not during:
+                return False
         if self.t.trigger != "read1" or not self.t.fire("read1"):
             return False
         _, data, _ = self.execute(t, None)
@@ -1977,6 +1988,8 @@ class Conn:
             self.respond(t, data)
         elif case in ("busy", "busy-always"):
             self.respond(t, b"", BUSY)
+        elif case == "alua-transition":
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x02, 0x04, 0x0A))
         elif case == "task-set-full":
             self.respond(t, b"", TASK_SET_FULL)
         elif case == "unit-attention":

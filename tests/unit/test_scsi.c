@@ -573,6 +573,9 @@ static void test_outcome_table(void)
 		/* data of an earlier command lost: the deferred failures */
 		CHECK(o.earlier_lost == (strncmp(c->name, "deferred", 8) == 0 &&
 					 c->level == LOG_LEVEL_ERROR));
+		/* waited for longer: a LU becoming ready or in an ALUA change */
+		CHECK(o.transition == (strcmp(c->name, "becoming ready") == 0 ||
+				       strcmp(c->name, "alua transition") == 0));
 		if (test_failures != failures)
 			fprintf(stderr, "  in row \"%s\"\n", c->name);
 	}
