@@ -98,6 +98,9 @@ struct lun {
 	atomic_bool writes_lost;      /* a deferred error said an earlier write may be
 	                               * lost; the next flush fails with EIO and
 	                               * clears it (any thread) */
+	atomic_bool unmap_refused;    /* UNMAP refused though VPD 0xB2 says LBPU: not
+	                               * sent again (any thread sets it) */
+	atomic_bool write_same_refused; /* the same for WRITE SAME(16) and LBPWS */
 	atomic_bool wrote;            /* a write or zeroing was started (any thread
 	                               * sets it): a flush is owed even once
 	                               * write_protected */

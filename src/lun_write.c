@@ -90,6 +90,9 @@ struct write_req {
 	atomic_int err;               /* first error, 0 if none */
 	struct discard_plan plan;     /* holes and zeros: every command (discard_plan.h) */
 	atomic_uint_fast64_t next_piece; /* holes and zeros: the plan's next command to send */
+	atomic_bool replan;           /* zeros: the LUN refused the plan's UNMAP or WRITE
+	                               * SAME; once its commands out have ended, the
+	                               * range is planned and sent again without it */
 	unsigned npieces;             /* entries in pieces */
 	struct write_piece pieces[];  /* the commands (holes and zeros: slots reused
 	                               * for the plan's commands, in order) */
@@ -195,6 +198,8 @@ static void write_finish(struct write_req *w)
 }
 
 static bool discard_next(struct write_req *w, struct write_piece *p);
+static void discard_plan(struct write_req *w);
+static void discard_send(struct write_req *w);
 
 /* The SYNCHRONIZE CACHE that stands in for FUA on write @opaque ended. */
 static void fua_flushed(void *opaque, int err)
@@ -227,6 +232,27 @@ static bool fua_refused(struct write_req *w, struct write_piece *p)
 	return true;
 }
 
+/* Piece @p of hole or zero range @w, an UNMAP or WRITE SAME, was refused
+ * (@err): the LUN's VPD page said it takes the command, but it does not.
+ * It is not sent again (discard_method()), said once.  A zero range is
+ * then planned again without it (w->replan: plain WRITEs of zeros, or
+ * WRITE SAME after UNMAP); a hole cannot be made (EOPNOTSUPP).  Returns
+ * the error for @w, 0 when it is planned again. */
+static int discard_refused(struct write_req *w, struct write_piece *p, int err)
+{
+	struct lun *l = w->lun;
+	bool unmap = p->task.cdb[0] == SCSI_OP_UNMAP;
+
+	if (!atomic_exchange(unmap ? &l->unmap_refused : &l->write_same_refused, true))
+		log_warn("target %s, %s: %s refused (%s), though the LUN says it takes it; "
+			 "not sent again", l->target, l->name, unmap ? "UNMAP" : "WRITE SAME(16)",
+			 strerror(err));
+	if (w->kind != WRITE_ZEROES)
+		return EOPNOTSUPP;
+	atomic_store(&w->replan, true);
+	return 0;
+}
+
 static void write_piece_done(struct iscsi_task *t)
 {
 	struct write_piece *p = t->opaque;
@@ -242,9 +268,11 @@ static void write_piece_done(struct iscsi_task *t)
 	case VERDICT_UNSUPPORTED:
 		if (fua_refused(w, p))
 			return;
-		/* UNMAP and WRITE SAME are optional (fallocate says
-		 * EOPNOTSUPP); a WRITE the LU refuses is an I/O error */
-		if (t->cdb[0] != SCSI_OP_UNMAP && t->cdb[0] != SCSI_OP_WRITE_SAME16) {
+		/* UNMAP and WRITE SAME are optional: not sent again; a WRITE
+		 * the LU refuses is an I/O error */
+		if (t->cdb[0] == SCSI_OP_UNMAP || t->cdb[0] == SCSI_OP_WRITE_SAME16) {
+			err = discard_refused(w, p, err);
+		} else {
 			log_error("target %s, %s: WRITE refused as not supported", w->lun->target,
 				  w->lun->name);
 			err = EIO;
@@ -265,6 +293,10 @@ static void write_piece_done(struct iscsi_task *t)
 		}
 		break;
 	case VERDICT_FAIL:
+		/* ILLEGAL REQUEST of another kind (EINVAL): refused too */
+		if (err == EINVAL &&
+		    (t->cdb[0] == SCSI_OP_UNMAP || t->cdb[0] == SCSI_OP_WRITE_SAME16))
+			err = discard_refused(w, p, err);
 		break;
 	}
 	write_set_error(w, err);
@@ -272,6 +304,11 @@ static void write_piece_done(struct iscsi_task *t)
 		return;
 	if (atomic_fetch_sub(&w->pending, 1) != 1)
 		return;
+	if (atomic_exchange(&w->replan, false) && !atomic_load(&w->err)) {
+		discard_plan(w);
+		discard_send(w);
+		return;
+	}
 	if (atomic_load(&w->flush_after) && !atomic_load(&w->err)) {
 		lun_flush_async(w->lun, fua_flushed, w);
 		return;
@@ -283,9 +320,9 @@ static void write_piece_done(struct iscsi_task *t)
 
 static enum discard_method discard_method(const struct lun *l)
 {
-	if (l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz))
+	if (l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz) && !atomic_load(&l->unmap_refused))
 		return DISCARD_UNMAP;
-	if (l->lbp.write_same16)
+	if (l->lbp.write_same16 && !atomic_load(&l->write_same_refused))
 		return DISCARD_WRITE_SAME;
 	return DISCARD_WRITE_ZEROS;   /* a hole is refused (EOPNOTSUPP) before this */
 }
@@ -359,7 +396,7 @@ static bool discard_next(struct write_req *w, struct write_piece *p)
 	struct discard_span s;
 	uint64_t k;
 
-	if (w->kind == WRITE_DATA || atomic_load(&w->err))
+	if (w->kind == WRITE_DATA || atomic_load(&w->err) || atomic_load(&w->replan))
 		return false;
 	k = atomic_fetch_add(&w->next_piece, 1);
 	if (!discard_plan_piece(&w->plan, k, &s))
@@ -378,7 +415,8 @@ static void discard_send(struct write_req *w)
 		[DISCARD_WRITE_ZEROS] = "writing zeros",
 	};
 	struct write_piece *pieces = w->pieces;
-	unsigned npieces = w->npieces;
+	/* (slots for the first plan; one made again may have fewer commands) */
+	unsigned npieces = w->plan.pieces < w->npieces ? (unsigned)w->plan.pieces : w->npieces;
 
 	log_debug("%s: %s blocks %llu..%llu: %llu commands, interior by %s", w->lun->name,
 		  w->kind == WRITE_PUNCH ? "hole over" : "zeroing", (unsigned long long)w->first,

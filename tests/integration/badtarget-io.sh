@@ -368,6 +368,39 @@ PY
     bad_case_end "$case" "$work" "$start"
 }
 
+# unmap-refused: LUN 1 says it takes UNMAP (thin, LBPRZ) but refuses it:
+# a zero range is written as zeros instead, and reads back as zeros (before,
+# fallocate failed with EOPNOTSUPP, though zeros could be written); UNMAP
+# is not sent again, and a hole, which needs it, is refused at once.
+unmap_refused_case() {
+    local case=unmap-refused start model=$work/model
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    cp -- "$BAD_LUN1" "$model"
+    for range in "5000 100000" "$((1 << 20)) $((1 << 20))"; do
+        read -r off len <<<"$range"
+        bt fallocate --zero-range --keep-size --offset "$off" --length "$len" "$BAD_MNT/lun1" ||
+            fail "$case: zeroing $off+$len failed"
+        "$PYTHON" -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    f.write(bytes(int(sys.argv[3])))' "$model" "$off" "$len" || fail "$case: cannot update the model"
+        assert_same_file "$model" "$BAD_LUN1" "$case: the target's lun1 after zeroing $off+$len"
+    done
+    assert_eq 1 "$(badtarget_count "fired $case ")" "$case: UNMAPs sent"
+    check_log "target $BAD_IQN, lun1: UNMAP refused \\(Operation not supported\\), though the LUN says it takes it; not sent again"
+    if bt fallocate --punch-hole --keep-size --offset 0 --length 4096 "$BAD_MNT/lun1" 2>"$work/err"; then
+        fail "$case: a hole was punched without UNMAP"
+    fi
+    grep -Eq "(not |un)supported" "$work/err" || fail "$case: the hole failed otherwise: $(cat "$work/err")"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+unmap_refused_case
+
 # pings_answered CASE: while the target pings (case nop-in-ping), LUN 0
 # is read again and again (for 10 s at most); then every ping the target
 # sent was answered, within 5 s, by a well-formed NOP-Out.

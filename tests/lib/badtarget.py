@@ -167,6 +167,7 @@ PING_SECONDS = 1
 #   sync1   a SYNCHRONIZE CACHE to LUN 1
 #   write2  a WRITE to LUN 1 after the first
 #   fua1    a WRITE with FUA to LUN 1
+#   unmap1  an UNMAP to LUN 1
 #   event   each SIGUSR1 the test sends
 #   relogin every login after the first SIGUSR1 (which drops every connection)
 #   logout  every Logout Request
@@ -308,6 +309,7 @@ CASES = {
                 "(another initiator) and sets UNIT ATTENTION MODE PARAMETERS CHANGED (2Ah/01h) on every connection"),
     # -- issue 12 item 1: hole punch with an unmap granularity alignment --
     "lbprz-pattern": ("probe", 0, "LUN 1 thin (LBPU=1) whose unmapped blocks read as its provisioning initialization pattern, 0xff bytes (LBPRZ 010b in VPD 0xB2, clear in READ CAPACITY(16))"),
+    "unmap-refused": ("unmap1", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2) refuses every UNMAP: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
     "login-no-nul": ("login", 0, "login text whose last pair has no NUL"),
@@ -1650,7 +1652,7 @@ class Conn:
                 return GOOD, bytes(d), b""
             serial = ("BAD%d-%d" % (t.lun, os.getpid()) +
                       ("-%d" % lun.generation if lun.generation else "")).encode()
-            thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern")
+            thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern", "unmap-refused")
             if page == 0x00:
                 pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
                 return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
@@ -1749,6 +1751,8 @@ class Conn:
                     10 if op == 0x35 else 16)):
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
             return GOOD, b"", b""
+        if op == 0x42 and t.lun == 1 and case == "unmap-refused" and self.t.fire("unmap1"):
+            return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
         if op == 0x42:     # UNMAP
             return self.unmap(t, lun, wdata or b"")
         if op in (0x28, 0x88, 0x2A, 0x8A):
