@@ -28,6 +28,11 @@
  * handler waits for a transition by default. */
 #define TRANSITION_RETRIES 66
 
+/* A line about a command of @l at @level, within the LUN's budget of
+ * lines (lun.c): the lines a target can cause again and again go here. */
+void lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* What to do with a finished task. */
 enum verdict {
 	VERDICT_OK,          /* it did what was asked */

@@ -92,8 +92,7 @@ static const char *change_note(enum scsi_change change)
  * deferred error about an earlier write (a retry of this command, but
  * the news is the write it reports).  Debug lines (-d) are never left
  * out. */
-static void __attribute__((format(printf, 3, 4)))
-lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
+void lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 {
 	char line[768];
 	unsigned left_out = 0;

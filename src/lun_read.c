@@ -203,14 +203,14 @@ static void read_piece_done(struct iscsi_task *t)
 		return;
 	case VERDICT_OK:
 		if (t->data_in_bytes < t->xfer_len) {
-			log_error("%s: READ returned %u of %u bytes", r->lun->name,
-				  t->data_in_bytes, t->xfer_len);
+			lun_log(r->lun, LOG_LEVEL_ERROR, "target %s, %s: READ returned %u of %u bytes",
+				r->lun->target, r->lun->name, t->data_in_bytes, t->xfer_len);
 			err = EIO;
 		}
 		break;
 	case VERDICT_UNSUPPORTED:
-		log_error("target %s, %s: READ refused as not supported", r->lun->target,
-			  r->lun->name);
+		lun_log(r->lun, LOG_LEVEL_ERROR, "target %s, %s: READ refused as not supported",
+			r->lun->target, r->lun->name);
 		err = EIO;
 		break;
 	case VERDICT_FAIL:
@@ -397,8 +397,8 @@ static void flush_done(struct iscsi_task *t)
 		atomic_store(&l->has_sync_cache, false);
 		break;
 	case VERDICT_FAIL:
-		log_error("target %s, %s: SYNCHRONIZE CACHE failed: %s", l->target, l->name,
-			  strerror(err));
+		lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: SYNCHRONIZE CACHE failed: %s", l->target,
+			l->name, strerror(err));
 		break;
 	}
 	f->cb(f->opaque, flush_verdict(l, err));

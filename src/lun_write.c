@@ -273,8 +273,8 @@ static void write_piece_done(struct iscsi_task *t)
 		if (t->cdb[0] == SCSI_OP_UNMAP || t->cdb[0] == SCSI_OP_WRITE_SAME16) {
 			err = discard_refused(w, p, err);
 		} else {
-			log_error("target %s, %s: WRITE refused as not supported", w->lun->target,
-				  w->lun->name);
+			lun_log(w->lun, LOG_LEVEL_ERROR, "target %s, %s: WRITE refused as not supported",
+				w->lun->target, w->lun->name);
 			err = EIO;
 		}
 		break;
@@ -286,9 +286,11 @@ static void write_piece_done(struct iscsi_task *t)
 		 * blocks are unmapped all the same (discard.sh). */
 		if (t->underflow && t->residual && t->cdb[0] != SCSI_OP_UNMAP &&
 		    t->cdb[0] != SCSI_OP_WRITE_SAME16) {
-			log_error("target %s, %s: WRITE took %u of %u bytes (GOOD status with residual %u)",
-				  w->lun->target, w->lun->name, t->residual < t->xfer_len ? t->xfer_len - t->residual : 0,
-				  t->xfer_len, t->residual);
+			lun_log(w->lun, LOG_LEVEL_ERROR,
+				"target %s, %s: WRITE took %u of %u bytes (GOOD status with residual %u)",
+				w->lun->target, w->lun->name,
+				t->residual < t->xfer_len ? t->xfer_len - t->residual : 0, t->xfer_len,
+				t->residual);
 			err = EIO;
 		}
 		break;
@@ -501,8 +503,9 @@ static void write_edge_read(struct write_req *w, uint8_t *edge, uint64_t block, 
 	uint32_t bs = w->lun->block_size;
 
 	if (!err && len != bs) {
-		log_error("%s: read of block %llu for read-modify-write returned %zu bytes",
-			  w->lun->name, (unsigned long long)block, len);
+		lun_log(w->lun, LOG_LEVEL_ERROR,
+			"target %s, %s: read of block %llu for read-modify-write returned %zu bytes",
+			w->lun->target, w->lun->name, (unsigned long long)block, len);
 		err = EIO;
 	}
 	if (err) {

@@ -496,6 +496,18 @@ io_case datain-overlap read ok "$V: Data-In offset 0, expected 16384"
 io_case datasn-order read ok "$V: Data-In DataSN 2, expected 1"
 io_case status-no-f read ok "$V: Data-In with status but without the F bit"
 io_case read-short read eio "READ returned 32768 of 65536 bytes"
+# every READ short: 40 more reads of lun1 fail, and their lines keep to
+# the LUN's budget of error lines (20 in 10 s); before, a line each
+short_lines_bounded() {
+    local i n
+    for ((i = 0; i < 40; i++)); do
+        bt dd if="$BAD_MNT/lun1" of=/dev/null bs=65536 count=1 iflag=direct status=none 2>/dev/null &&
+            fail "$1: read $i of lun1 succeeded"
+    done
+    n=$(grep -c "READ returned" "$ISCSIFS_LOG")
+    ((n <= 21)) || fail "$1: $n lines about short READs for 41 reads (the budget is 20 in 10 s)"
+}
+io_case read-short-always read eio-always "READ returned 32768 of 65536 bytes" check=short_lines_bounded
 # answered as done, though the data did not move as asked: EIO, never
 # success (before, the read returned the other blocks' bytes; the writes
 # reported success with nothing written)

@@ -189,6 +189,7 @@ CASES = {
     "status-no-f": ("read1", 1, "the last Data-In with the S bit but without the F bit"),
     "datain-write": ("write1", 1, "Data-In carrying data for a WRITE"),
     "read-short": ("read1", 1, "half the read data, then GOOD status"),
+    "read-short-always": ("read1", 0, "every READ of LUN 1: half the read data, then GOOD status"),
     "read-overflow": ("read1", 1, "READ answered with as many bytes as asked, of other blocks, GOOD with the O bit (residual overflow 7 times the length)"),
     "write-overflow": ("write1", 1, "WRITE whose data was all taken answered GOOD with the O bit (residual overflow 7 times the length): not written"),
     "write-early-met": ("write1", 1, "WRITE answered CONDITION MET at once, before any R2T: not written"),
@@ -1929,7 +1930,7 @@ class Conn:
                              stat="adv" if last else None)
         elif case == "read-overflow":
             self.respond(t, bytes([0x5A]) * n, resid=(DI_OVER, 7 * n))
-        elif case == "read-short":
+        elif case in ("read-short", "read-short-always"):
             half = n // 2
             b = bhs(OP_DATA_IN, fin | DI_UNDER)
             put32(b, 16, t.itt)
