@@ -17,8 +17,9 @@
  * IOBUF_LARGE bytes or more share one budget over the process,
  * READ_BUDGET bytes of buffers in flight: a read that would go past it
  * waits, in order of arrival, until reads that end give the room back
- * (one larger than the whole budget goes alone).  A waiting read holds
- * its pool (pool_hold()) until its commands are submitted, and
+ * (one larger than the whole budget goes alone), or READ_WAIT_MAX_NS at
+ * most (a timer on loop 0 starts it then, over the budget).  A waiting
+ * read holds its pool (pool_hold()) until its commands are submitted, and
  * lun_reads_cancel() fails those of a pool about to be destroyed.  Smaller
  * reads take no part: their buffers are small and their number is
  * bounded by the queue depths.  budget.lock is a leaf: nothing is called
@@ -33,6 +34,8 @@
 #include <string.h>
 
 #include "completion.h"
+#include "deadline.h"
+#include "evloop.h"
 #include "iobuf.h"
 #include "log.h"
 #include "lun_internal.h"
@@ -42,6 +45,11 @@
  * it (a peak RSS of 70 MiB); 24 MiB is still more than one target with
  * sessions=4 and queue_depth=32 keeps busy with 1 MiB reads. */
 #define READ_BUDGET (24u << 20)
+/* A read waits for room this long at most: past it, it starts over the
+ * budget, so that reads that do not end (a target that stopped
+ * answering keeps its reads until -o timeout) hold the other targets'
+ * for a second, not for ever. */
+#define READ_WAIT_MAX_NS 1000000000LL
 
 /* ---- asynchronous reads ---- */
 
@@ -71,13 +79,23 @@ struct read_req {
 	struct read_piece pieces[];   /* the commands */
 };
 
+static void budget_arm(struct ev_call *call);
+static void budget_due(struct ev_timer *timer);
+
 /* The budget of large read buffers (see the top of the file). */
 static struct {
 	pthread_mutex_t lock;              /* protects the fields below; a leaf */
 	size_t used;                       /* lock: bytes of the buffers of reads started */
 	struct read_req *head, *tail;      /* lock: reads waiting, in arrival order */
 	unsigned long waits;               /* lock: reads that waited, since the start */
-} budget = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	bool armed;                        /* lock: timer is armed, or arm is posted */
+	struct ev_timer timer;             /* loop 0: the oldest waiting read is due */
+	struct ev_call arm;                /* posted to loop 0: arm timer */
+} budget = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.timer = { .fire = budget_due },
+	.arm = { .run = budget_arm },
+};
 
 static void read_start(struct read_req *r);
 
@@ -103,8 +121,64 @@ static bool budget_take(struct read_req *r)
 		budget.tail = r;
 		budget.waits++;
 	}
+	/* (no loop yet: the reads that end start it, as ever) */
+	bool arm = !now && !budget.armed && evloops_count() > 0;
+	if (arm)
+		budget.armed = true;
 	pthread_mutex_unlock(&budget.lock);
+	if (arm) {
+		/* (only loop 0 arms its timers) */
+		if (evloop_current() == evloop_at(0))
+			budget_arm(&budget.arm);
+		else
+			evloop_post(evloop_at(0), &budget.arm);
+	}
 	return now;
+}
+
+/* On loop 0: the oldest waiting read is due READ_WAIT_MAX_NS after it
+ * came: start every read that waited that long, past the budget if need
+ * be (reads that do not end, of a target that stopped answering, must not
+ * hold the others' for longer), and arm for the next, if any. */
+static void budget_due(struct ev_timer *timer)
+{
+	int64_t now = mono_now_ns(), next = 0;
+	struct read_req *go = NULL, **tail = &go;
+
+	(void)timer;
+	pthread_mutex_lock(&budget.lock);
+	while (budget.head && now - budget.head->start_ns >= READ_WAIT_MAX_NS) {
+		struct read_req *r = budget.head;
+		budget.head = r->next;
+		if (!budget.head)
+			budget.tail = NULL;
+		budget.used += r->bytes;
+		r->next = NULL;
+		*tail = r;
+		tail = &r->next;
+	}
+	if (budget.head)
+		next = budget.head->start_ns + READ_WAIT_MAX_NS;
+	else
+		budget.armed = false;
+	pthread_mutex_unlock(&budget.lock);
+	if (next)
+		evloop_timer_arm(evloop_at(0), &budget.timer, next);
+	while (go) {
+		struct read_req *r = go;
+		go = r->next;
+		read_start(r);
+	}
+}
+
+/* budget.arm, on loop 0: arm the timer for the oldest waiting read. */
+static void budget_arm(struct ev_call *call)
+{
+	(void)call;
+	pthread_mutex_lock(&budget.lock);
+	int64_t due = budget.head ? budget.head->start_ns + READ_WAIT_MAX_NS : mono_now_ns();
+	pthread_mutex_unlock(&budget.lock);
+	evloop_timer_arm(evloop_at(0), &budget.timer, due);
 }
 
 /* This thread is in budget_give()'s loop (a read it started may end at
@@ -351,6 +425,7 @@ struct flush_req {
 	lun_write_cb cb;              /* the caller's callback */
 	void *opaque;                 /* the caller's argument */
 	unsigned retries;             /* tries so far */
+	bool report_lost;             /* a flush for fsync: says l->writes_lost */
 };
 
 /* @err, or EIO when a deferred error said since the last flush that data
@@ -401,16 +476,17 @@ static void flush_done(struct iscsi_task *t)
 			l->name, strerror(err));
 		break;
 	}
-	f->cb(f->opaque, flush_verdict(l, err));
+	f->cb(f->opaque, f->report_lost ? flush_verdict(l, err) : err);
 	free(f);
 }
 
-void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
+/* lun_flush_async(), and lun_flush_quiet() with !@report_lost. */
+static void flush_async(struct lun *l, bool report_lost, lun_write_cb cb, void *opaque)
 {
 	struct flush_req *f;
 
 	if (!l->has_sync_cache) {
-		cb(opaque, flush_verdict(l, 0));
+		cb(opaque, report_lost ? flush_verdict(l, 0) : 0);
 		return;
 	}
 	f = calloc(1, sizeof *f);
@@ -421,6 +497,7 @@ void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
 	f->lun = l;
 	f->cb = cb;
 	f->opaque = opaque;
+	f->report_lost = report_lost;
 	f->task.lun = l->number;
 	f->task.dir = TASK_DIR_NONE;
 	f->task.done = flush_done;
@@ -430,6 +507,16 @@ void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
 	else
 		scsi_cdb_sync_cache10(f->task.cdb, 0, 0);
 	pool_submit(l->pool, &f->task);
+}
+
+void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
+{
+	flush_async(l, true, cb, opaque);
+}
+
+void lun_flush_quiet(struct lun *l, lun_write_cb cb, void *opaque)
+{
+	flush_async(l, false, cb, opaque);
 }
 
 int lun_flush(struct lun *l)

@@ -401,6 +401,45 @@ with open(sys.argv[1], "r+b") as f:
 }
 unmap_refused_case
 
+# read-hang, on a discovery mount of two targets with queue_depth=4: 30
+# reads of 1 MiB of the first's lun1 hang (its first 4 commands fill the
+# session's window until cmd_timeout, 5 s, aborts them and sends them
+# again; the others wait behind them), holding the daemon's 24 MiB budget
+# of read buffers; a 1 MiB read of the second target's lun0 waits for
+# room 1 s at most, then goes (before, it waited until the hung reads
+# ended).
+budget_stall_case() {
+    local case=read-hang start i t0 ms a b
+    local -a pids=()
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case" --targets 2
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1,queue_depth=4,cmd_timeout=5
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    a=$BAD_MNT/$BAD_IQN b=$BAD_MNT/$BAD_IQN-2
+    bt stat "$a/lun1" "$b/lun0" >/dev/null || fail "$case: the targets do not open"
+    for ((i = 0; i < 30; i++)); do
+        bt dd if="$a/lun1" of=/dev/null bs=1M count=1 skip=$((i % 4)) iflag=direct status=none &
+        pids+=($!)
+    done
+    wait_true 10 eval '(($(badtarget_count "fired $case ") >= 4))' ||
+        fail "$case: the reads of $a/lun1 did not reach the target (see $BAD_LOG)"
+    sleep 0.5
+    t0=$(date +%s%N)
+    bt dd if="$b/lun0" of="$work/got" bs=1M count=1 iflag=direct status=none ||
+        fail "$case: the read of $b/lun0 failed"
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    note "case $case: the read of the other target took $ms ms"
+    ((ms < 4000)) || fail "$case: the read of the other target took $ms ms, behind the hung reads"
+    slice "$BAD_LUN0" 0 1048576 >"$work/want"
+    assert_same_file "$work/want" "$work/got" "$case: the read of $b/lun0"
+    for i in "${pids[@]}"; do
+        wait "$i" || fail "$case: a read of $a/lun1 failed after its abort"
+    done
+    bad_case_close "$case" "$work" "$start"
+}
+budget_stall_case
+
 # pings_answered CASE: while the target pings (case nop-in-ping), LUN 0
 # is read again and again (for 10 s at most); then every ping the target
 # sent was answered, within 5 s, by a well-formed NOP-Out.
@@ -570,8 +609,10 @@ late_reset_case
 # BUSY and TASK SET FULL: retried after a pause (10 ms, doubling), one
 # log line each; BUSY for ever: EIO after 8 retries (about 2.3 s)
 io_case busy read ok "target $BAD_IQN, lun1: SCSI status BUSY \(0x08\); retry 3 of 8 in 40 ms" stat=retries=3
-# NOT READY for an ALUA transition of 5 s: waited for (up to about 60 s),
-# not failed after the 2.3 s that BUSY gets (before: EIO)
+# NOT READY for an ALUA transition of 5 s, then the Unit Attention that
+# ends it (as LIO sends): waited for (up to about 60 s), not failed after
+# the 2.3 s that BUSY gets (before: EIO), nor at that Unit Attention
+# (the retries of the transition counted against the 8 others get)
 io_case alua-transition read ok \
     "target $BAD_IQN, lun1: NOT READY: LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION \\(0x04/0x0a\\); retry 9 of 66 in 1000 ms"
 io_case task-set-full read ok "target $BAD_IQN, lun1: SCSI status TASK SET FULL \(0x28\); retry 3 of 8 in 40 ms" stat=retries=3
@@ -919,6 +960,38 @@ lbas_grown_case() {
     bad_case_end "$case" "$work" "$start"
 }
 lbas_grown_case
+
+# lbas-crumbs: every answer one block long: the scan that stat starts for
+# st_blocks stops after 64 commands more than twice the extents it found,
+# and no other starts (before, it went on a block at a time: 8192
+# commands for this LUN, 2^40 for a big one); st_blocks stays the whole
+# size, seeks still answer.
+lbas_crumbs_case() {
+    local case=lbas-crumbs start size n
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    size=$(file_size "$BAD_LUN1")
+    thin_lun1
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    for n in 1 2 3; do
+        bt stat "$BAD_MNT/lun1" >/dev/null || fail "$case: stat of lun1 failed"
+        sleep 1.5
+    done
+    badtarget_fired "$case" || fail "$case: GET LBA STATUS never answered in crumbs (see $BAD_LOG)"
+    n=$(lun_stat lun1 lba_status_cmds)
+    note "case $case: $n GET LBA STATUS commands"
+    ((n <= 100)) || fail "$case: $n GET LBA STATUS commands for st_blocks"
+    assert_eq $((size / 512)) "$(bt stat -c %b "$BAD_MNT/lun1")" "$case: st_blocks of lun1"
+    bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512 >/dev/null ||
+        fail "$case: the SEEK_DATA/SEEK_HOLE walk of lun1 failed"
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
+    assert_same_file "$BAD_LUN1" "$work/got" "$case: lun1 read"
+    check_lun0 "$work"
+    cp -- "$work/lun1-saved" "$BAD_LUN1"
+    bad_case_end "$case" "$work" "$start"
+}
+lbas_crumbs_case
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

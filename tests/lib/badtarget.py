@@ -238,7 +238,7 @@ CASES = {
     "reset-set-refused": ("read1", 2, "as reset-silent, and ABORT TASK SET is not supported"),
     "reset-late": ("read1", 1, "the READ held; ABORT TASK rejected; the LU RESET answered only once a command sent after it arrived, which is answered 0.3 s later"),
     "busy": ("read1", 3, "BUSY status"),
-    "alua-transition": ("read1", 0, "every READ of LUN 1 for %d s from the first: NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (04h/0Ah)" % TRANSITION_SECONDS),
+    "alua-transition": ("read1", 0, "every READ of LUN 1 for %d s from the first: NOT READY, ASYMMETRIC ACCESS STATE TRANSITION (04h/0Ah); the first after: UNIT ATTENTION, ASYMMETRIC ACCESS STATE CHANGED (2Ah/06h), as LIO ends one" % TRANSITION_SECONDS),
     "task-set-full": ("read1", 3, "TASK SET FULL status"),
     "busy-always": ("read1", 0, "BUSY status on every READ of LUN 1"),
     "unit-attention": ("read1", 1, "CHECK CONDITION UNIT ATTENTION, POWER ON OCCURRED"),
@@ -270,6 +270,7 @@ CASES = {
     "async-flood": ("read1", 1, "%d Async Messages (SCSI event) before the READ is answered" % ASYNC_FLOOD),
     "tmf-late-abort": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete) only once the LU RESET came, then the LU RESET"),
     "tmf-replay": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete), then that answer sent again %d times" % TMF_REPLAYS),
+    "read-hang": ("read1", 4, "the first 4 READs of LUN 1 (of any target) never answered; ABORT TASK answered (function complete)"),
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
@@ -305,6 +306,7 @@ CASES = {
     "lbas-zero": ("lbas", 0, "GET LBA STATUS with a descriptor of 0 blocks before the second"),
     "lbas-more": ("lbas", 0, "GET LBA STATUS sending one descriptor more than its PARAMETER DATA LENGTH declares"),
     "lbas-start": ("lbas", 0, "GET LBA STATUS whose first descriptor starts one block after the LBA asked"),
+    "lbas-crumbs": ("lbas", 0, "GET LBA STATUS answered right, but with one descriptor of one block each time"),
     "lbas-grown": ("lbas", 1, "LUN 1 grows by 1 MiB of data when the first GET LBA STATUS comes, with no Unit Attention"),
     "lbas-ua": ("event", 0, "GET LBA STATUS answered right; each SIGUSR1 writes 4 KiB of data at 2 MiB of LUN 1 "
                 "(another initiator) and sets UNIT ATTENTION MODE PARAMETERS CHANGED (2Ah/01h) on every connection"),
@@ -520,6 +522,7 @@ class Target:
         self.ua_on_login = []          # lock: (lun, asc, ascq) pending on each new connection
         self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
         self.transition_until = None   # lock: alua-transition: when LUN 1's transition ends
+        self.transition_told = False   # lock: alua-transition: its end was reported
         self.chap = args.chap           # --chap (user, secret) or None: CHAP required
         self.mutual = args.mutual       # --mutual (user, secret): how the target answers
         self.challenges = []            # CHAP_C values initiators sent (chap-reflect)
@@ -1808,6 +1811,8 @@ class Conn:
                 declared += 1
             elif case == "lbas-more":
                 declared -= 1
+            elif case == "lbas-crumbs":
+                descs, declared = [[start, 1, descs[0][2]]], 1
             elif case == "lbas-start" and descs[0][1] > 1:
                 descs[0] = [descs[0][0] + 1, descs[0][1] - 1, descs[0][2]]
         body = b"".join(struct.pack(">QIB3x", lba, n, state) for lba, n, state in descs)
@@ -1873,6 +1878,12 @@ class Conn:
                 if self.t.transition_until is None:
                     self.t.transition_until = time.monotonic() + TRANSITION_SECONDS
                 during = time.monotonic() < self.t.transition_until
+                tell = not during and not self.t.transition_told
+                self.t.transition_told |= tell
+            if tell:
+                log("%s: READ ITT 0x%x: the transition ended; UNIT ATTENTION 2a/06" % (self.name, t.itt))
+                self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, 0x2A, 0x06))
+                return True
             if not during:
                 return False
         if self.t.trigger != "read1" or not self.t.fire("read1"):
@@ -2039,7 +2050,7 @@ class Conn:
         elif case == "async-drop":
             self.async_msg(2, param1=0, param2=DROP_TIME2WAIT)
             self.close()
-        elif case in ("tmf-late-abort", "tmf-no-task", "tmf-replay"):
+        elif case in ("tmf-late-abort", "tmf-no-task", "tmf-replay", "read-hang"):
             log("%s: not answering READ ITT 0x%x" % (self.name, t.itt))
         elif case == "nop-flood":
             self.nop_flood(t)
