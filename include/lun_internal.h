@@ -33,6 +33,10 @@
 void lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* lun_flush_async() that leaves l->writes_lost for the next fsync: the
+ * flush that stands in for FUA (lun_write.c). */
+void lun_flush_quiet(struct lun *l, lun_write_cb cb, void *opaque);
+
 /* What to do with a finished task. */
 enum verdict {
 	VERDICT_OK,          /* it did what was asked */
@@ -78,5 +82,7 @@ void lun_sparse_changed(struct lun *l, uint64_t first, uint64_t end, bool writte
 void lun_sparse_drop(struct lun *l);
 /* The capacity changed to @blocks. */
 void lun_sparse_resize(struct lun *l, uint64_t blocks);
+/* The capacity was read again and has not changed. */
+void lun_sparse_capacity_unchanged(struct lun *l);
 
 #endif /* ISCSIFS_LUN_INTERNAL_H */

@@ -56,6 +56,8 @@ struct lun_map {
 	bool full;                   /* lock: an answer did not fit in @max
 	                              * extents; cleared when the map is
 	                              * emptied (drop, resize) */
+	bool scan_gave_up;           /* lock: a scan stopped, the target's answers
+	                              * too small for it; cleared likewise */
 };
 
 /* A map of a LUN of @blocks blocks, all unknown, keeping at most
@@ -103,6 +105,14 @@ bool lun_map_allocated(struct lun_map *m, uint64_t *data_blocks);
 /* Whether an answer did not fit since the map was last emptied: reading
  * the whole map again would be in vain. */
 bool lun_map_full(struct lun_map *m);
+
+/* A scan of the whole map stopped: the target's answers made too little
+ * progress.  Until the map is emptied, lun_map_scannable() says no. */
+void lun_map_give_up_scans(struct lun_map *m);
+
+/* Whether a scan of the whole map may start: it is not full, and no scan
+ * gave up since it was last emptied. */
+bool lun_map_scannable(struct lun_map *m);
 
 /* How many extents are known. */
 size_t lun_map_extents(struct lun_map *m);

@@ -216,8 +216,9 @@ struct scsi_outcome {
 				   * command, not this one */
 	bool transition;          /* NOT READY while the LU becomes ready (04h/01h)
 				   * or changes its asymmetric access state
-				   * (04h/0Ah): BACKOFF, for longer than the
-				   * rest (seconds, a failover) */
+				   * (04h/0Ah), or the UNIT ATTENTION that ends
+				   * such a change (2Ah/06h): retried for longer
+				   * than the rest (seconds, a failover) */
 	bool earlier_lost;        /* a deferred error whose key is a failure:
 				   * data an earlier command (a cached write)
 				   * reported as done may be lost */

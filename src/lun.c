@@ -173,6 +173,8 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 	case SCSI_ACT_RETRY:
 	case SCSI_ACT_BACKOFF: {
 		unsigned limit = o.transition ? TRANSITION_RETRIES : MAX_RETRIES;
+		if (o.earlier_lost)     /* the next fsync says so (lun_flush_async()) */
+			atomic_store(&l->writes_lost, true);
 		if (retries >= limit) {
 			lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: %s, still after %u retries (CDB 0x%02x)",
 				l->target, l->name, o.text, limit, t->cdb[0]);
@@ -182,8 +184,6 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		atomic_fetch_add(&l->counters.retries, 1);
 		if (o.sense.valid && o.sense.key == SCSI_SENSE_UNIT_ATTENTION && !o.sense.deferred)
 			unit_attention(l, &o);
-		if (o.earlier_lost)     /* the next fsync says so (lun_flush_async()) */
-			atomic_store(&l->writes_lost, true);
 		if (o.action == SCSI_ACT_BACKOFF)
 			*delay_ms = backoff_ms(retries);
 		lun_log(l, o.level, "target %s, %s: %s; %sretry %u of %u in %u ms", l->target, l->name,
@@ -562,8 +562,10 @@ int lun_reread_capacity(struct lun *l, uint64_t *old_size)
 			 l->target, l->name);
 		blocks = 0x100000000ULL;
 	}
-	if (blocks == l->blocks)
+	if (blocks == l->blocks) {
+		lun_sparse_capacity_unchanged(l);
 		return 0;
+	}
 	/* blocks first: a reader that sees the new size sees its blocks */
 	atomic_store(&l->blocks, blocks);
 	atomic_store(&l->size, blocks * l->block_size);

@@ -84,6 +84,7 @@ static void account(struct lun_map *m, const struct lun_map_extent *e, int sign)
 static void forget_all(struct lun_map *m)
 {
 	m->full = false;
+	m->scan_gave_up = false;
 	m->n = 0;
 	m->data_blocks = 0;
 	m->known_blocks = 0;
@@ -274,6 +275,21 @@ bool lun_map_full(struct lun_map *m)
 	bool full = m->full;
 	pthread_mutex_unlock(&m->lock);
 	return full;
+}
+
+void lun_map_give_up_scans(struct lun_map *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->scan_gave_up = true;
+	pthread_mutex_unlock(&m->lock);
+}
+
+bool lun_map_scannable(struct lun_map *m)
+{
+	pthread_mutex_lock(&m->lock);
+	bool ok = !m->full && !m->scan_gave_up;
+	pthread_mutex_unlock(&m->lock);
+	return ok;
 }
 
 size_t lun_map_extents(struct lun_map *m)

@@ -18,8 +18,9 @@
  * without knowing: data where it stands (SEEK_DATA), the end of the file
  * (SEEK_HOLE).  A scan (started by lun_allocated(), one per LUN at a time)
  * walks the same way to the end, to learn the whole map for st_blocks; it
- * stops when the map is full (MAP_MAX_EXTENTS) and is not started again
- * until the map is emptied.
+ * stops when the map is full (MAP_MAX_EXTENTS), or when its answers make
+ * too little progress (SCAN_SLACK), and is not started again until the
+ * map is emptied.
  *
  * The map is dropped when a session reconnected since it was last looked
  * at (another initiator may have written meanwhile), on every Unit
@@ -57,6 +58,12 @@
 #define SCAN_MAX_STALE 4u
 /* Extents a map keeps at most (24 bytes each). */
 #define MAP_MAX_EXTENTS (1u << 16)
+/* A scan sends at most this many commands more than twice the extents the
+ * map holds: a target answers each with a run to the next change of
+ * state, so its answers add an extent at least every other command; one
+ * that cuts its runs into crumbs would keep a scan going for ever (a LUN
+ * of 2^40 blocks answered a block at a time). */
+#define SCAN_SLACK 64u
 
 /* What a walk looks for. */
 enum seek_goal {
@@ -140,13 +147,28 @@ static void seek_finish(struct seek_req *r, int err, uint64_t block)
 	free(r);
 }
 
+/* Block @block of @l, not known, is taken for data from now on (one
+ * block, as if learnt from the target; not when the map is changing). */
+static void take_for_data(struct lun *l, uint64_t block)
+{
+	struct lun_map_extent e = { block, block + 1, LUN_MAP_DATA };
+	uint64_t gen;
+
+	if (lun_has_holes(l) && lun_map_ticket(l->map, &gen))
+		lun_map_learn(l->map, gen, &e, 1);
+}
+
 /* Answer @r without the target: what is always true of a block not known
  * to be a hole, standing on block r->at. */
 static void seek_unknown(struct seek_req *r)
 {
 	switch (r->goal) {
 	case GOAL_DATA:
-		seek_finish(r, 0, r->at);           /* data here */
+		/* data here, and so it stays: a SEEK_HOLE from here that learns
+		 * it is a hole would answer this very offset, and a copy that
+		 * walks SEEK_DATA, SEEK_HOLE, SEEK_DATA... would not move on */
+		take_for_data(r->lun, r->at);
+		seek_finish(r, 0, r->at);
 		break;
 	case GOAL_HOLE:
 		seek_finish(r, 0, r->lun->blocks); /* the end of the file */
@@ -248,7 +270,9 @@ static void capacity_done(struct iscsi_task *t)
 		log_debug("target %s, %s: GET LBA STATUS runs to block %" PRIu64
 			  ", READ CAPACITY(16) says %" PRIu64 " blocks now: reading the capacity again",
 			  l->target, l->name, r->past_end, cap.blocks);
-		atomic_store(&l->map_past, PAST_GROWN);
+		/* (a rescan that took a new size meanwhile reset it: left so) */
+		int checking = PAST_CHECKING;
+		atomic_compare_exchange_strong(&l->map_past, &checking, PAST_GROWN);
 		atomic_store(&l->capacity_changed, true);
 		if (l->on_change)
 			l->on_change(l, LUN_CHANGE_CAPACITY, l->change_opaque);
@@ -347,6 +371,14 @@ static void query_done(struct iscsi_task *t)
 		};
 	}
 	int kept = r->keep ? lun_map_learn(l->map, r->gen, r->ext, n) : 0;
+	if (r->goal == GOAL_SCAN && r->queries >= SCAN_SLACK + 2 * lun_map_extents(l->map)) {
+		log_debug("target %s, %s: a scan of the provisioning map sent %u commands for %zu "
+			  "extents; no scan until the map is dropped", l->target, l->name, r->queries,
+			  lun_map_extents(l->map));
+		lun_map_give_up_scans(l->map);
+		seek_finish(r, 0, 0);
+		return;
+	}
 	if (r->goal == GOAL_SCAN) {
 		if (kept < 0 || (kept == 0 && ++r->stale >= SCAN_MAX_STALE)) {
 			seek_finish(r, 0, 0);       /* full, or our writes keep it stale */
@@ -423,7 +455,7 @@ bool lun_allocated(struct lun *l, uint64_t *bytes)
 	}
 	/* one scan at a time, and none while the map cannot hold the LUN's
 	 * extents: st_blocks stays the whole size then */
-	if (!lun_map_full(l->map) && !atomic_exchange(&l->map_scanning, true)) {
+	if (lun_map_scannable(l->map) && !atomic_exchange(&l->map_scanning, true)) {
 		struct seek_req *r = seek_req_new(l, GOAL_SCAN, 0, NULL, NULL);
 		if (!r)
 			atomic_store(&l->map_scanning, false);
@@ -466,6 +498,14 @@ void lun_sparse_drop(struct lun *l)
 {
 	if (l->map)
 		lun_map_drop(l->map);
+}
+
+void lun_sparse_capacity_unchanged(struct lun *l)
+{
+	/* a size we took for grown is not: the next answer past it is
+	 * checked again (and refused, if READ CAPACITY agrees) */
+	int grown = PAST_GROWN;
+	atomic_compare_exchange_strong(&l->map_past, &grown, PAST_NONE);
 }
 
 void lun_sparse_resize(struct lun *l, uint64_t blocks)

@@ -312,7 +312,7 @@ static void write_piece_done(struct iscsi_task *t)
 		return;
 	}
 	if (atomic_load(&w->flush_after) && !atomic_load(&w->err)) {
-		lun_flush_async(w->lun, fua_flushed, w);
+		lun_flush_quiet(w->lun, fua_flushed, w);
 		return;
 	}
 	write_finish(w);

@@ -62,6 +62,10 @@
 #include "evloop.h"
 #include "log.h"
 
+/* How long pool_destroy() waits, after the logout, for the retries that
+ * still hold the pool (each fires within a second: retry.h). */
+#define POOL_DRAIN_MS 5000
+
 struct pool {
 	struct session_config cfg;        /* read-only after create */
 	unsigned n;                       /* number of sessions; read-only */
@@ -568,6 +572,14 @@ void pool_submit(struct pool *p, struct iscsi_task *t)
 	t->done = pool_task_done;
 	pthread_mutex_lock(&p->lock);
 	p->in_flight++;
+	if (p->closing) {
+		/* (a retry whose pause ended while pool_destroy() frees the
+		 * sessions: dispatch() would look at them) */
+		pthread_mutex_unlock(&p->lock);
+		t->result = EIO;
+		t->done(t);
+		return;
+	}
 	if (lun_is_replaced(p, t->lun) || (p->queue_head || dispatch(p, t) < 0)) {
 		if (lun_is_replaced(p, t->lun) || (!p->queue_head && errno == EIO)) {
 			pthread_mutex_unlock(&p->lock);
@@ -695,6 +707,19 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	/* No log line here (see pool.h): pool_log_stats() at unmount. */
 	for (unsigned i = 0; i < p->n; i++)
 		session_logout_and_free(p->sessions[i], 5000);
+	/* Retries still waiting for their pause (retry.c holds the pool for
+	 * each, a LU in a transition for up to a minute) fire within
+	 * RETRY_PAUSE_MAX_MS and fail at once (closing): p must outlive them. */
+	deadline = deadline_in_ms(POOL_DRAIN_MS);
+	pthread_mutex_lock(&p->lock);
+	while (p->in_flight > 0) {
+		if (deadline_cond_wait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT) {
+			log_error("unmount: %llu commands of %s still held after the logout",
+				  (unsigned long long)p->in_flight, p->cfg.target_name);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
 	free(p->sessions);
 	free(p->luns);
 	pthread_mutex_destroy(&p->lock);

@@ -563,8 +563,9 @@ static void outcome_of_sense(const uint8_t *sense, size_t sense_len, struct scsi
 	}
 	/* (asc and ascq as they came: the rule of their key may be a
 	 * catch-all) */
-	out->transition = s->key == SCSI_SENSE_NOT_READY && s->asc == 0x04 &&
-		(s->ascq == 0x01 || s->ascq == 0x0a);
+	out->transition = (s->key == SCSI_SENSE_NOT_READY && s->asc == 0x04 &&
+			   (s->ascq == 0x01 || s->ascq == 0x0a)) ||
+		(s->key == SCSI_SENSE_UNIT_ATTENTION && s->asc == 0x2a && s->ascq == 0x06);
 	if (r)
 		outcome_set(out, r->action, r->err, r->level, r->change);
 	else

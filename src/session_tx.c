@@ -58,7 +58,8 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	if (s->state == SESSION_DRAINING || s->state == SESSION_LOGGING_OUT ||
 	    s->outstanding >= s->nslots || sn_lt(s->max_cmdsn, s->cmdsn)) {
 		/* a window that stays closed while commands wait: session_tick() */
-		if (sn_lt(s->max_cmdsn, s->cmdsn) && !s->window_wait_since_ns)
+		if (sn_lt(s->max_cmdsn, s->cmdsn) && !s->window_wait_since_ns &&
+		    (s->state == SESSION_FULL_FEATURE || s->state == SESSION_VERIFYING))
 			s->window_wait_since_ns = mono_now_ns();
 		errno = EAGAIN;
 		return -1;

@@ -186,6 +186,24 @@ static void test_scenarios(void)
 	lun_map_drop(m);
 	CHECK(!lun_map_full(m));
 	lun_map_free(m);
+
+	/* scans: not on a full map, nor once one gave up, until emptied */
+	m = lun_map_new(BLOCKS, 2);
+	CHECK(lun_map_scannable(m));
+	lun_map_give_up_scans(m);
+	CHECK(!lun_map_scannable(m));
+	CHECK(learn(m, 0, 10, LUN_MAP_DATA) == 1);
+	CHECK(!lun_map_scannable(m));
+	lun_map_drop(m);
+	CHECK(lun_map_scannable(m));
+	CHECK(learn(m, 0, 10, LUN_MAP_DATA) == 1);
+	CHECK(learn(m, 20, 30, LUN_MAP_HOLE) == 1);
+	CHECK(learn(m, 40, 50, LUN_MAP_DATA) == -1);
+	CHECK(!lun_map_scannable(m));
+	lun_map_give_up_scans(m);
+	lun_map_resize(m, BLOCKS);
+	CHECK(lun_map_scannable(m));
+	lun_map_free(m);
 }
 
 static void test_random(void)

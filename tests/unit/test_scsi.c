@@ -501,6 +501,9 @@ static const struct outcome_case outcome_cases[] = {
 	ROW_D("luns changed", SCSI_SENSE_UNIT_ATTENTION, 0x3f, 0x0e, SCSI_ACT_RETRY, EIO,
 	      LOG_LEVEL_INFO, SCSI_CHANGE_LUNS,
 	      "UNIT ATTENTION: REPORTED LUNS DATA HAS CHANGED (0x3f/0x0e)"),
+	ROW_F("access state changed", SCSI_SENSE_UNIT_ATTENTION, 0x2a, 0x06, SCSI_ACT_RETRY, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
+	      "UNIT ATTENTION: ASYMMETRIC ACCESS STATE CHANGED (0x2a/0x06)"),
 	ROW_F("mode parameters changed", SCSI_SENSE_UNIT_ATTENTION, 0x2a, 0x01, SCSI_ACT_RETRY,
 	      EIO, LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
 	      "UNIT ATTENTION: MODE PARAMETERS CHANGED (0x2a/0x01)"),
@@ -575,7 +578,8 @@ static void test_outcome_table(void)
 					 c->level == LOG_LEVEL_ERROR));
 		/* waited for longer: a LU becoming ready or in an ALUA change */
 		CHECK(o.transition == (strcmp(c->name, "becoming ready") == 0 ||
-				       strcmp(c->name, "alua transition") == 0));
+				       strcmp(c->name, "alua transition") == 0 ||
+				       strcmp(c->name, "access state changed") == 0));
 		if (test_failures != failures)
 			fprintf(stderr, "  in row \"%s\"\n", c->name);
 	}
