@@ -57,6 +57,12 @@ enum verdict {
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t, unsigned retries,
 			  int *err, unsigned *delay_ms);
 
+/* task_verdict() of an asynchronous command, whose *@retries counts its
+ * tries: a retry is sent from here (lun_resubmit() after the pause), and
+ * then the caller has nothing more to do (VERDICT_RETRY). */
+enum verdict task_verdict_resend(struct lun *l, struct iscsi_task *t, unsigned *retries,
+				 int *err);
+
 /* Send @t of @l again after @delay_ms (0: at once), as pool_submit(). */
 void lun_resubmit(struct lun *l, struct iscsi_task *t, unsigned delay_ms);
 

@@ -208,6 +208,19 @@ void lun_resubmit(struct lun *l, struct iscsi_task *t, unsigned delay_ms)
 	retry_later(l->pool, t, delay_ms);
 }
 
+enum verdict task_verdict_resend(struct lun *l, struct iscsi_task *t, unsigned *retries,
+				 int *err)
+{
+	unsigned delay_ms;
+	enum verdict v = task_verdict(l, t, *retries, err, &delay_ms);
+
+	if (v == VERDICT_RETRY) {
+		(*retries)++;
+		lun_resubmit(l, t, delay_ms);
+	}
+	return v;
+}
+
 /* ---- synchronous commands (probe, flush) ---- */
 
 /* Run one command synchronously with Data-In into @buf (or no data),

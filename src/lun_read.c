@@ -267,13 +267,10 @@ static void read_piece_done(struct iscsi_task *t)
 {
 	struct read_piece *piece = t->opaque;
 	struct read_req *r = piece->req;
-	unsigned delay_ms;
 	int err;
 
-	switch (task_verdict(r->lun, t, piece->retries, &err, &delay_ms)) {
+	switch (task_verdict_resend(r->lun, t, &piece->retries, &err)) {
 	case VERDICT_RETRY:
-		piece->retries++;
-		lun_resubmit(r->lun, t, delay_ms);
 		return;
 	case VERDICT_OK:
 		if (t->data_in_bytes < t->xfer_len) {
@@ -443,13 +440,10 @@ static void flush_done(struct iscsi_task *t)
 {
 	struct flush_req *f = t->opaque;
 	struct lun *l = f->lun;
-	unsigned delay_ms;
 	int err;
 
-	switch (task_verdict(l, t, f->retries, &err, &delay_ms)) {
+	switch (task_verdict_resend(l, t, &f->retries, &err)) {
 	case VERDICT_RETRY:
-		f->retries++;
-		lun_resubmit(l, t, delay_ms);
 		return;
 	case VERDICT_OK:
 		atomic_fetch_add(&l->counters.flushes, 1);

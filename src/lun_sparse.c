@@ -182,6 +182,7 @@ static void seek_unknown(struct seek_req *r)
 static void query_done(struct iscsi_task *t);
 static void capacity_done(struct iscsi_task *t);
 
+
 /* Send the command in r->task.cdb (@done its completion; @alloc bytes
  * into r->data at most). */
 static void send(struct seek_req *r, uint32_t alloc, void (*done)(struct iscsi_task *))
@@ -248,13 +249,10 @@ static void capacity_done(struct iscsi_task *t)
 	struct seek_req *r = t->opaque;
 	struct lun *l = r->lun;
 	struct scsi_capacity cap;
-	unsigned delay_ms;
 	int err;
 
-	switch (task_verdict(l, t, r->retries, &err, &delay_ms)) {
+	switch (task_verdict_resend(l, t, &r->retries, &err)) {
 	case VERDICT_RETRY:
-		r->retries++;
-		lun_resubmit(l, t, delay_ms);
 		return;
 	case VERDICT_OK:
 		break;
@@ -329,14 +327,11 @@ static void query_done(struct iscsi_task *t)
 {
 	struct seek_req *r = t->opaque;
 	struct lun *l = r->lun;
-	unsigned delay_ms;
 	size_t count = 0, n = 0;
 	int err;
 
-	switch (task_verdict(l, t, r->retries, &err, &delay_ms)) {
+	switch (task_verdict_resend(l, t, &r->retries, &err)) {
 	case VERDICT_RETRY:
-		r->retries++;
-		lun_resubmit(l, t, delay_ms);
 		return;
 	case VERDICT_OK:
 		break;

@@ -257,13 +257,10 @@ static void write_piece_done(struct iscsi_task *t)
 {
 	struct write_piece *p = t->opaque;
 	struct write_req *w = p->req;
-	unsigned delay_ms;
 	int err;
 
-	switch (task_verdict(w->lun, t, p->retries, &err, &delay_ms)) {
+	switch (task_verdict_resend(w->lun, t, &p->retries, &err)) {
 	case VERDICT_RETRY:
-		p->retries++;
-		lun_resubmit(w->lun, t, delay_ms);
 		return;
 	case VERDICT_UNSUPPORTED:
 		if (fua_refused(w, p))

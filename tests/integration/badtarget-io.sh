@@ -867,15 +867,31 @@ $((700 * 512)) $((828 * 512))
 $((size - 512)) $size"
 }
 
-lbas_case() {
-    local case=$1 start map want size lines
-    selected_case "$case" || return 0
-    start=$(date +%s)
-    size=$(file_size "$BAD_LUN1")
+# thin_case_start CASE: the start of a case on a thin LUN 1 (thin_lun1),
+# the target started and mounted with one session; THIN_START is when it
+# began.  thin_case_end CASE: lun1 reads as the target holds it, LUN 0
+# works, LUN 1's data is put back, and the case ends.
+thin_case_start() {
+    THIN_START=$(date +%s)
     thin_lun1
-    want=$THIN_MAP
-    badtarget_start "$case"
+    badtarget_start "$1"
     bad_mount_fg sessions=1
+}
+
+thin_case_end() {
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$1: reading lun1 failed"
+    assert_same_file "$BAD_LUN1" "$work/got" "$1: lun1 read"
+    check_lun0 "$work"
+    cp -- "$work/lun1-saved" "$BAD_LUN1"
+    bad_case_end "$1" "$work" "$THIN_START"
+}
+
+lbas_case() {
+    local case=$1 map want size lines
+    selected_case "$case" || return 0
+    size=$(file_size "$BAD_LUN1")
+    thin_case_start "$case"
+    want=$THIN_MAP
     map=$(bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512) ||
         fail "$case: the SEEK_DATA/SEEK_HOLE walk of lun1 failed"
     if [[ $case == lbas-ua ]]; then
@@ -914,11 +930,7 @@ $((size - 512)) $size"
             "$(getfattr --only-values -n user.iscsi.provisioning "$BAD_MNT/lun1")" \
             "$case: user.iscsi.provisioning"
     fi
-    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
-    assert_same_file "$BAD_LUN1" "$work/got" "$case: lun1 read"
-    check_lun0 "$work"
-    cp -- "$work/lun1-saved" "$BAD_LUN1"
-    bad_case_end "$case" "$work" "$start"
+    thin_case_end "$case"
 }
 for c in lbas-good lbas-ua lbas-unsupported lbas-overlap lbas-order lbas-beyond lbas-zero lbas-more lbas-start; do
     lbas_case "$c"
@@ -934,13 +946,10 @@ lun1_size_is() {
 }
 
 lbas_grown_case() {
-    local case=lbas-grown start size map
+    local case=lbas-grown size map
     selected_case "$case" || return 0
-    start=$(date +%s)
     size=$(file_size "$BAD_LUN1")
-    thin_lun1
-    badtarget_start "$case"
-    bad_mount_fg sessions=1
+    thin_case_start "$case"
     bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512 >/dev/null ||
         fail "$case: the first SEEK_DATA/SEEK_HOLE walk of lun1 failed"
     badtarget_fired "$case" || fail "$case: LUN 1 did not grow (see $BAD_LOG)"
@@ -953,11 +962,7 @@ lbas_grown_case() {
         "$case: user.iscsi.provisioning"
     ! grep -q "GET LBA STATUS" "$ISCSIFS_LOG" || fail "$case: $(grep "GET LBA STATUS" "$ISCSIFS_LOG")"
     check_log "lun1: capacity changed from $size to $((size + (1 << 20))) bytes"
-    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
-    assert_same_file "$BAD_LUN1" "$work/got" "$case: lun1 read"
-    check_lun0 "$work"
-    cp -- "$work/lun1-saved" "$BAD_LUN1"
-    bad_case_end "$case" "$work" "$start"
+    thin_case_end "$case"
 }
 lbas_grown_case
 
@@ -967,13 +972,10 @@ lbas_grown_case
 # commands for this LUN, 2^40 for a big one); st_blocks stays the whole
 # size, seeks still answer.
 lbas_crumbs_case() {
-    local case=lbas-crumbs start size n
+    local case=lbas-crumbs size n
     selected_case "$case" || return 0
-    start=$(date +%s)
     size=$(file_size "$BAD_LUN1")
-    thin_lun1
-    badtarget_start "$case"
-    bad_mount_fg sessions=1
+    thin_case_start "$case"
     for n in 1 2 3; do
         bt stat "$BAD_MNT/lun1" >/dev/null || fail "$case: stat of lun1 failed"
         sleep 1.5
@@ -985,11 +987,7 @@ lbas_crumbs_case() {
     assert_eq $((size / 512)) "$(bt stat -c %b "$BAD_MNT/lun1")" "$case: st_blocks of lun1"
     bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512 >/dev/null ||
         fail "$case: the SEEK_DATA/SEEK_HOLE walk of lun1 failed"
-    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
-    assert_same_file "$BAD_LUN1" "$work/got" "$case: lun1 read"
-    check_lun0 "$work"
-    cp -- "$work/lun1-saved" "$BAD_LUN1"
-    bad_case_end "$case" "$work" "$start"
+    thin_case_end "$case"
 }
 lbas_crumbs_case
 
