@@ -56,6 +56,11 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id);
  * session that logs in again does not check it.  Target layer. */
 void pool_forget_lun(struct pool *p, uint32_t lun);
 
+/* Whether an identity check met a deferred error saying an earlier write
+ * to LUN @lun was lost since the last call (cleared: said once): the
+ * LUN's fsync then fails with EIO.  Any thread; takes the pool lock. */
+bool pool_take_writes_lost(struct pool *p, uint32_t lun);
+
 /* The hook the identity check calls with what changed on LUN @lun that
  * the owner's commands cannot have seen: SCSI_CHANGE_CAPACITY when it grew
  * while a session was away (nothing else changed; the first session to

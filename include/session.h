@@ -240,6 +240,12 @@ struct session_owner_ops {
 	 * passed on.  It must not block or wait for commands.  No lock held.
 	 * NULL: ignored. */
 	void (*unit_attention)(void *owner, uint32_t lun, enum scsi_change change);
+	/* A command of the identity check met a deferred error of a failure
+	 * kind on LUN @lun: data of a write acknowledged before (perhaps on
+	 * the connection lost) may not have reached the medium, which the
+	 * LUN's next fsync must say.  It must not block.  No lock held.
+	 * NULL: ignored. */
+	void (*writes_lost)(void *owner, uint32_t lun);
 	/* The LUNs a session that logged in again checks: their number, and a
 	 * malloc()ed array in *@out (NULL when 0) that the session frees;
 	 * -1 with err_set() on failure (the connection is dropped).  The

@@ -426,10 +426,14 @@ struct flush_req {
 };
 
 /* @err, or EIO when a deferred error said since the last flush that data
- * of an earlier write may be lost (l->writes_lost, cleared: said once). */
+ * of an earlier write may be lost: one our commands met (l->writes_lost),
+ * or the identity check of a reconnect (pool_take_writes_lost()); both
+ * cleared: said once. */
 static int flush_verdict(struct lun *l, int err)
 {
-	if (!atomic_exchange(&l->writes_lost, false))
+	bool ours = atomic_exchange(&l->writes_lost, false);
+
+	if (!pool_take_writes_lost(l->pool, l->number) && !ours)
 		return err;
 	log_error("target %s, %s: the flush fails: a deferred error said data of an earlier "
 		  "write may be lost", l->target, l->name);

@@ -40,7 +40,7 @@
  * session_ops (struct session_owner_ops, session.h), with the pool as
  * their opaque argument: room again (kick), tasks to send again
  * (requeue), a LUN reset (lun_reset), what an identity check found
- * (lun_replaced, lun_grew, expected_luns).  Each is called on a session
+ * (lun_replaced, lun_grew, unit_attention, writes_lost, expected_luns).  Each is called on a session
  * thread with no session lock held, and may take the pool lock.
  *
  * p->lock protects the queue, the cursor, the count of tasks in flight,
@@ -99,6 +99,9 @@ struct pool {
 struct pool_lun {
 	struct lun_identity id;           /* what it must be after a reconnect */
 	bool replaced;                    /* found to be another LUN: its commands fail */
+	bool writes_lost;                 /* an identity check met a deferred error saying
+					   * an earlier write was lost: the LUN's next
+					   * fsync fails (pool_take_writes_lost()) */
 };
 
 static void fail_list(struct iscsi_task *list)
@@ -294,10 +297,12 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 		p->luns = n;
 		p->luns_cap = cap;
 	}
-	if (!pl)
+	if (!pl) {
 		pl = &p->luns[p->nluns++];
-	else if (pl->replaced)
+		pl->writes_lost = false;
+	} else if (pl->replaced) {
 		p->nreplaced--;   /* probed afresh (its file was gone and is back) */
+	}
 	pl->replaced = false;
 	pl->id = *id;
 	pthread_mutex_unlock(&p->lock);
@@ -362,6 +367,33 @@ static void pool_unit_attention(void *owner, uint32_t lun, enum scsi_change chan
 {
 	if (change == SCSI_CHANGE_CAPACITY || change == SCSI_CHANGE_LUNS)
 		tell_change(owner, lun, change);
+}
+
+/* An identity check met a deferred error saying a write to LUN @lun was
+ * lost: kept for the LUN's next fsync.  The writes_lost callback. */
+static void pool_writes_lost(void *owner, uint32_t lun)
+{
+	struct pool *p = owner;
+
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl)
+		pl->writes_lost = true;
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pool_take_writes_lost(struct pool *p, uint32_t lun)
+{
+	bool lost = false;
+
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl) {
+		lost = pl->writes_lost;
+		pl->writes_lost = false;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return lost;
 }
 
 /* A copy of the identities to check, leaving out LUNs already replaced:
@@ -650,6 +682,7 @@ static const struct session_owner_ops session_ops = {
 	.lun_replaced = pool_lun_replaced,
 	.lun_grew = pool_lun_grew,
 	.unit_attention = pool_unit_attention,
+	.writes_lost = pool_writes_lost,
 	.expected_luns = pool_expected_luns,
 };
 

@@ -254,6 +254,7 @@ static void verify_done(struct iscsi_task *t)
 	uint64_t grew_to = 0;
 	bool retry = false, later = false;
 	enum scsi_change ua = SCSI_CHANGE_NONE;    /* what a Unit Attention said */
+	bool lost = false;                         /* a deferred error said a write was lost */
 
 	pthread_mutex_lock(&s->lock);
 	if (s->state != SESSION_VERIFYING || s->verify_state == VERIFY_IDLE) {
@@ -280,6 +281,7 @@ static void verify_done(struct iscsi_task *t)
 			retry = true;
 			later = o.action == SCSI_ACT_BACKOFF;
 			ua = o.change;  /* taken here: the owner's commands never see it */
+			lost = o.earlier_lost;  /* nor this, said once */
 			log_msg(o.level, "%s: target %s, lun%u: %s (CDB 0x%02x) in the identity check; "
 				"sending it again", s->name, s->cfg->target_name, id.lun, o.text,
 				t->cdb[0]);
@@ -321,6 +323,8 @@ static void verify_done(struct iscsi_task *t)
 	pthread_mutex_unlock(&s->lock);
 	if (ua != SCSI_CHANGE_NONE && s->ops && s->ops->unit_attention)
 		s->ops->unit_attention(s->owner, id.lun, ua);
+	if (lost && s->ops && s->ops->writes_lost)
+		s->ops->writes_lost(s->owner, id.lun);
 	if (fail[0] || retry)
 		return;
 

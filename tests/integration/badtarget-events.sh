@@ -32,6 +32,9 @@
 #   ua-luns-in-check     LUN 2 appears, and the identity check of the
 #                        reconnect that follows meets REPORTED LUNS DATA
 #                        HAS CHANGED: it passes it on, and lun2 shows
+#   deferred-in-check    the identity check of a reconnect meets a
+#                        deferred error (a write acknowledged before was
+#                        lost): the next fsync of lun1 fails with EIO
 #   ua-blocksize-changed LUN 1 reports 4096-byte blocks instead of 512
 #                        (CAPACITY DATA HAS CHANGED): its reads and writes
 #                        fail with EIO, nothing reaches it; at the next
@@ -290,6 +293,40 @@ luns_in_check_case() {
     finish "$case"
 }
 luns_in_check_case
+
+# The identity check of a reconnect meets a deferred error: a write
+# acknowledged on the connection lost did not reach the medium.  The
+# check sends its command again, and the next fsync of lun1 fails with
+# EIO, once (before, it succeeded: the loss was only a log line).
+deferred_in_check_case() {
+    local case=deferred-in-check
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    bad_check_names "lun0 lun1"
+    bt dd if=/dev/urandom of="$BAD_MNT/lun1" bs=65536 count=1 conv=notrunc status=none ||
+        fail "$case: the write failed"
+    event 1 "drop the connections, a deferred error pending"
+    wait_true "$RECONNECT_SECS" reconnects_are 1 || fail "$case: no reconnect after the drop"
+    check_log "lun1: deferred error of an earlier command: MEDIUM ERROR: WRITE ERROR \\(0x0c/0x00\\) \\(CDB 0x9e\\) in the identity check; sending it again" 10
+    (($(badtarget_count "deferred error for CDB 0x9e on LUN 1") == 1)) ||
+        fail "$case: the identity check's READ CAPACITY did not meet the deferred error: $(cat "$BAD_LOG")"
+    bt "$PYTHON" - "$BAD_MNT/lun1" >"$TEST_TMPDIR/fsync.out" 2>&1 <<'EOF' ||
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    os.fsync(fd)
+    sys.exit("the first fsync after the deferred error succeeded")
+except OSError as e:
+    if e.errno != errno.EIO:
+        sys.exit("the first fsync failed with %s, not EIO" % e)
+os.fsync(fd)
+EOF
+        fail "$case: $(cat "$TEST_TMPDIR/fsync.out")"
+    check_log "target $BAD_IQN, lun1: the flush fails: a deferred error said data of an earlier write may be lost"
+    finish "$case"
+}
+deferred_in_check_case
 
 # A LUN that reports another logical block size: its file can no longer
 # be addressed right, so its I/O fails from then on (before, the rescan

@@ -275,6 +275,7 @@ CASES = {
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
     "ua-luns-in-check": ("event", 1, "LUN 2 added; every connection dropped, and REPORTED LUNS DATA HAS CHANGED pending on each that logs in after (the identity check meets it)"),
+    "deferred-in-check": ("event", 1, "every connection dropped; the first command to LUN 1 after that but INQUIRY and REPORT LUNS (the identity check's READ CAPACITY) answered with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
     "ua-luns-fail-always": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and every REPORT LUNS after it fails: HARDWARE ERROR (44h/00h)"),
@@ -520,6 +521,7 @@ class Target:
         self.fail_report_luns = False  # the next REPORT LUNS fails (ua-luns-fail-once)
         self.rc16_lie = False          # the next READ CAPACITY(16) of LUN 1 lies (capacity-lie-once)
         self.ua_on_login = []          # lock: (lun, asc, ascq) pending on each new connection
+        self.deferred_pending = False  # lock: deferred-in-check: the next command to LUN 1 gets it
         self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
         self.transition_until = None   # lock: alua-transition: when LUN 1's transition ends
         self.transition_told = False   # lock: alua-transition: its end was reported
@@ -575,6 +577,13 @@ class Target:
                 with self.lock:
                     self.luns[2] = lun2
                     self.ua_on_login.append((None, 0x3F, 0x0E))
+                for c in conns:
+                    c.close()
+        elif self.case == "deferred-in-check":
+            if self.fire("event", "dropping every connection (%d); a deferred error pending for "
+                         "the next command to LUN 1" % len(conns)):
+                with self.lock:
+                    self.deferred_pending = True
                 for c in conns:
                     c.close()
         elif self.case == "ua-capacity-changed":
@@ -786,6 +795,14 @@ class Conn:
                     del self.pending_ua[i]
                     return u
         return None
+
+    def take_deferred(self):
+        """Whether a deferred error is pending (deferred-in-check), taken
+        off."""
+        with self.t.lock:
+            pending = self.t.deferred_pending
+            self.t.deferred_pending = False
+        return pending
 
     def close(self):
         if not self.closed:
@@ -1407,6 +1424,10 @@ class Conn:
             log("%s: UNIT ATTENTION %02x/%02x for CDB 0x%02x on LUN %d" % (
                 self.name, ua[1], ua[2], t.cdb[0], t.lun))
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, ua[1], ua[2]))
+            return
+        if t.lun == 1 and t.cdb[0] not in (0x12, 0xA0, 0x03) and self.take_deferred():
+            log("%s: deferred error for CDB 0x%02x on LUN 1" % (self.name, t.cdb[0]))
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00, deferred=True))
             return
         if self.t.case == "window-closed":
             self.later(0.1, self.open_window)
