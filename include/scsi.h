@@ -263,7 +263,8 @@ struct scsi_outcome {
  *     anything else                                  RETRY, EIO, info
  *   DATA PROTECT: SPACE ALLOCATION FAILED WRITE      FAIL, ENOSPC, error
  *     PROTECT (27h/07h, a thin pool is full)
- *     anything else                                  FAIL, EROFS, error
+ *     WRITE PROTECTED (27h/xx)                       FAIL, EROFS, error
+ *     anything else (access denied, 74h/71h)         FAIL, EACCES, error
  *   ABORTED COMMAND: a protection information        FAIL, EIO, error
  *     check failed (10h/xx)
  *     anything else                                  RETRY, EIO, info

@@ -366,6 +366,7 @@ static const struct asc_text {
 	{ 0x4e, 0x00, "OVERLAPPED COMMANDS ATTEMPTED" },
 	{ 0x55, 0x03, "INSUFFICIENT RESOURCES" },
 	{ 0x5d, 0x00, "FAILURE PREDICTION THRESHOLD EXCEEDED" },
+	{ 0x74, 0x71, "LOGICAL UNIT ACCESS NOT AUTHORIZED" },
 };
 
 const char *scsi_asc_name(uint8_t asc, uint8_t ascq)
@@ -473,7 +474,11 @@ static const struct sense_rule {
 	  SCSI_CHANGE_NONE },
 	{ SCSI_SENSE_DATA_PROTECT, 0x27, 0x07, SCSI_ACT_FAIL, ENOSPC, LOG_LEVEL_ERROR,
 	  SCSI_CHANGE_NONE },
-	{ SCSI_SENSE_DATA_PROTECT, SENSE_ANY, SENSE_ANY, SCSI_ACT_FAIL, EROFS, LOG_LEVEL_ERROR,
+	{ SCSI_SENSE_DATA_PROTECT, 0x27, SENSE_ANY, SCSI_ACT_FAIL, EROFS, LOG_LEVEL_ERROR,
+	  SCSI_CHANGE_NONE },
+	/* not write protection: access denied (74h/71h), a security
+	 * mechanism; a read may meet it too, and the LUN is not read-only */
+	{ SCSI_SENSE_DATA_PROTECT, SENSE_ANY, SENSE_ANY, SCSI_ACT_FAIL, EACCES, LOG_LEVEL_ERROR,
 	  SCSI_CHANGE_NONE },
 	/* ABORTED COMMAND: sent again, unless protection information did
 	 * not match (the same data would not match again) */

@@ -691,6 +691,43 @@ EOF
 }
 protect_case
 
+# the read of a read-modify-write refused with DATA PROTECT that is not
+# write protection (LOGICAL UNIT ACCESS NOT AUTHORIZED): that write fails
+# with EACCES, and the LUN is not taken for write protected (before, the
+# write failed with EROFS and every later write too, the LUN marked
+# read-only for the life of the mount)
+access_denied_case() {
+    local case=rmw-access-denied start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    head -c 4096 /dev/urandom >"$work/pattern"
+    bt "$PYTHON" - "$BAD_MNT/lun1" "$work/pattern" >"$work/denied.out" 2>&1 <<'EOF' || fail "$case: $(cat "$work/denied.out")"
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    os.pwrite(fd, b"\x5a" * 512, 100)
+    sys.exit("the unaligned write succeeded")
+except OSError as e:
+    if e.errno != errno.EACCES:
+        sys.exit("the unaligned write failed with %s, not EACCES" % e)
+wp = os.getxattr(sys.argv[1], "user.iscsi.write_protected")
+if wp != b"0":
+    sys.exit("user.iscsi.write_protected is %r after the refused read" % wp)
+with open(sys.argv[2], "rb") as f:
+    os.pwrite(fd, f.read(), 8192)
+os.fsync(fd)
+EOF
+    slice "$BAD_LUN1" 8192 4096 >"$work/after"
+    assert_same_file "$work/pattern" "$work/after" "$case: lun1 on the target after the aligned write"
+    check_log "target $BAD_IQN, lun1: DATA PROTECT: LOGICAL UNIT ACCESS NOT AUTHORIZED \\(0x74/0x71\\)"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+access_denied_case
+
 # O_DSYNC writes on a LUN that does not take FUA: each goes without it,
 # then SYNCHRONIZE CACHE, before the write returns.  fua-none: the LUN
 # says so (no DPOFUA; before, the FUA bit went, and a LUN that ignores it

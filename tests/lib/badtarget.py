@@ -253,6 +253,7 @@ CASES = {
     "deferred-sync": ("sync1", 1, "SYNCHRONIZE CACHE of LUN 1 answered with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR (an earlier write did not reach the medium)"),
     "sync-unsupported": ("sync1", 0, "SYNCHRONIZE CACHE(10) and (16) of LUN 1 refused: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "no-sense": ("read1", 1, "the READ's data garbled, then CHECK CONDITION with sense key NO SENSE"),
+    "rmw-access-denied": ("read1", 1, "the READ refused: DATA PROTECT, LOGICAL UNIT ACCESS NOT AUTHORIZED (74h/71h)"),
     "deferred-error": ("read1", 1, "CHECK CONDITION with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
     "datain-status-check": ("read1", 1, "the READ's data garbled, the last Data-In with S=1 and status CHECK CONDITION (no sense can ride there)"),
     "response-failure": ("read1", 1, "the READ's data garbled, then a SCSI Response with iSCSI response 0x01 (target failure) and status GOOD"),
@@ -2035,6 +2036,8 @@ class Conn:
             self.close()
         elif case == "no-sense":
             self.respond(t, garbled(data), CHECK_CONDITION, fixed_sense(0x00, 0x00, 0x00))
+        elif case == "rmw-access-denied":
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x07, 0x74, 0x71))
         elif case == "deferred-error":
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00, deferred=True))
         elif case == "datain-status-check":
