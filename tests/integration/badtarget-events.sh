@@ -203,10 +203,10 @@ redirect_case login-redirect-perm
 # ---- CAPACITY DATA HAS CHANGED --------------------------------------------
 
 capacity_case() {
-    local case=ua-capacity-changed size round ua_line
+    local case=ua-capacity-changed opts=${1:-} size round ua_line
     selected "$case" || return 0
     badtarget_start "$case"
-    bad_mount_fg sessions=1
+    bad_mount_fg "sessions=1$opts"
     size=$(file_size "$BAD_LUN1")
     check_size "$BAD_MNT/lun1" "$size"
     for round in 1 2; do
@@ -241,6 +241,9 @@ capacity_case() {
     finish "$case"
 }
 capacity_case
+# the same with -o cache (the page cache): before, the kernel's writeback
+# cache kept the size it had, and st_size never showed the growth
+capacity_case ,cache
 
 # reconnects_are N: the log says "reconnected to" N times.
 reconnects_are() {

@@ -2,7 +2,8 @@
 # tgt-basic.sh: tgtd with several 512-byte-block LUNs (LUN numbers with a
 # gap, one with an odd size).  Names and sizes in the mount, LUN 0
 # (controller) skipped, sequential dd round trip, random unaligned writes
-# equal the backing file, end-of-file rules, the target/LUN URL form, and
+# equal the backing file, end-of-file rules (with -o cache too), the
+# target/LUN URL form, and
 # a clean logout and exit 0 on fusermount3 -u.
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
@@ -50,6 +51,18 @@ check_edges "$mnt/lun2" 512
 unmount_iscsifs "$mnt"
 tgt_wait_sessions 1 0 10
 note "unmounted: iscsifs exited 0 and logged out"
+
+# -o cache (the page cache, written through): the same end-of-file rules
+# (before, with the kernel's writeback cache, a write past the end
+# succeeded, grew the file, and made the fsync of the block before it fail
+# with ENOSPC: that block never reached the target), random unaligned
+# writes reach the target.
+mount_iscsifs "$TGT_URL/$iqn" "$mnt" -o cache
+check_edges "$mnt/lun5" 512
+check_random "$mnt/lun5" "$TEST_TMPDIR/lun5.img" 512 65536
+check_size "$mnt/lun5" $((20011 * 512))
+unmount_iscsifs "$mnt"
+tgt_wait_sessions 1 0 10
 
 # Target/LUN form, daemonized: only that LUN.
 mount_iscsifs "$TGT_URL/$iqn/2" "$mnt"
