@@ -117,6 +117,11 @@ struct text_neg {
 	uint64_t answered;             /* bit i: our offer of row i has its outcome */
 	uint64_t received;             /* bit i: the target sent row i (answer or its own offer) */
 	unsigned not_understood;       /* NotUnderstood answers we have given */
+	uint64_t owed;                 /* bit i: the last text_neg_response() answered the
+	                                * target's offer of row i, and the target must hear
+	                                * that answer to know the outcome (all but AND
+	                                * offered No, OR offered Yes, Reject of an obsolete
+	                                * key, Irrelevant) */
 };
 
 /* Start a negotiation of @cfg's offers into @params.  @params is left as
@@ -155,13 +160,17 @@ int text_neg_offer(struct text_neg *n, enum iscsi_login_stage stage,
 int text_neg_response(struct text_neg *n, const uint8_t *data, size_t len,
 		      struct text_buf *out);
 
-/* Call after the final response of a stage (and again at the end of the
- * login; calling it more than once is harmless).  An offer the RFC lets
- * the target leave unanswered (AND offered No, OR offered Yes) takes our
- * value; any other unanswered offer fails.  Then checks what only the
- * whole set shows: a digest we insist on was granted, FirstBurstLength
- * <= MaxBurstLength; and sets first_burst_length to 0 when InitialR2T=Yes
- * and ImmediateData=No.  Returns 0, or -1 with err_set(EPROTO, ...). */
+/* Call after the final response of the login, the one that moves to the
+ * full feature phase (calling it more than once is harmless).  An offer
+ * of the target's in that response whose answer it must hear fails: the
+ * login ends there, the answer would never be sent (RFC 7143 11.13.1).
+ * An offer of ours the RFC lets the target leave unanswered (AND offered
+ * No, OR offered Yes) takes our value; any other unanswered offer fails.
+ * Then checks what only the whole set shows: a digest we insist on was
+ * granted (never negotiated, as when the target skips the operational
+ * stage, is not granted), FirstBurstLength <= MaxBurstLength; and sets
+ * first_burst_length to 0 when InitialR2T=Yes and ImmediateData=No.
+ * Returns 0, or -1 with err_set(EPROTO, ...). */
 int text_neg_finish(struct text_neg *n);
 
 /* Strict iterator over "key=value\0key=value\0..." from a target. */

@@ -904,6 +904,7 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 				k->name, text_shown(value, vb));
 			return -1;
 		}
+		n->owed |= bit;     /* its choice, or Reject */
 		/* its first value we support, in its order of preference */
 		for (const char *p = value;;) {
 			const char *comma = strchr(p, ',');
@@ -931,6 +932,9 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 			return -1;
 		}
 		parse_bool(ours, &bo);
+		/* (AND offered No, OR offered Yes: the outcome is its value) */
+		if (k->type == KT_AND ? bv : !bv)
+			n->owed |= bit;
 		bv = k->type == KT_AND ? (bv && bo) : (bv || bo);
 		store_bool(n, k, bv);
 		return text_buf_add(out, k->name, bv ? "Yes" : "No");
@@ -938,6 +942,7 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 	case KT_MAX:
 		if (text_parse_number(k->name, value, &v) < 0)
 			return -1;
+		n->owed |= bit;
 		if (v < k->min || v > k->max) {
 			log_warn("target offered %s=%s, outside %" PRIu64 "..%" PRIu64 ": answering Reject",
 				 k->name, text_shown(value, vb), k->min, k->max);
@@ -1000,6 +1005,7 @@ int text_neg_response(struct text_neg *n, const uint8_t *data, size_t len,
 	const char *key, *value;
 	int r;
 
+	n->owed = 0;
 	text_iter_init(&it, data, len);
 	while ((r = text_iter_next(&it, &key, &value)) == 1)
 		if (take_pair(n, key, value, out) < 0)
@@ -1013,12 +1019,14 @@ static int check_digest(const struct text_neg *n, const char *name,
 {
 	uint64_t bit = UINT64_C(1) << find_key(name);
 
-	if (pref == DIGEST_PREF_CRC32C && ((n->offered | n->received) & bit) &&
-	    !result) {
+	if (pref != DIGEST_PREF_CRC32C || result)
+		return 0;
+	if ((n->offered | n->received) & bit)
 		err_set(EPROTO, "target refused %s=CRC32C, which we insist on", name);
-		return -1;
-	}
-	return 0;
+	else
+		err_set(EPROTO, "target ended the login without negotiating %s, and we insist "
+			"on CRC32C", name);
+	return -1;
 }
 
 int text_neg_finish(struct text_neg *n)
@@ -1026,6 +1034,13 @@ int text_neg_finish(struct text_neg *n)
 	char ours[TEXT_MAX_SIMPLE_VALUE + 1];
 	struct iscsi_params *p = n->params;
 
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (n->owed & (UINT64_C(1) << i)) {
+			err_set(EPROTO, "target offered %s in the response that ends the login, "
+				"leaving no room for our answer (RFC 7143 11.13.1)", keys[i].name);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 		const struct key_def *k = &keys[i];
 		uint64_t bit = UINT64_C(1) << i;
@@ -1054,10 +1069,13 @@ int text_neg_finish(struct text_neg *n)
 	if (p->initial_r2t && !p->immediate_data) {
 		p->first_burst_length = 0;
 	} else if (p->first_burst_length > p->max_burst_length) {
-		err_set(EPROTO, "target negotiated FirstBurstLength=%" PRIu32
-			" above MaxBurstLength=%" PRIu32,
-			p->first_burst_length, p->max_burst_length);
-		return -1;
+		/* RFC 7143 13.14 forbids it, but tgtd answers so when it is
+		 * set up with a MaxBurstLength below our FirstBurstLength; it
+		 * takes the unsolicited data its own answer allows (as
+		 * open-iscsi sends it) */
+		log_warn("target negotiated FirstBurstLength=%" PRIu32 " above MaxBurstLength=%"
+			 PRIu32 " (RFC 7143 13.14); using them as negotiated",
+			 p->first_burst_length, p->max_burst_length);
 	}
 	return 0;
 }

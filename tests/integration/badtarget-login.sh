@@ -182,6 +182,14 @@ refused login-itt "$V: Login Response for ITT"
 refused login-stage "$V: target moves login from stage 0 to 2"
 refused login-ahs "$V: Login Response with a 12-byte AHS"
 refused login-nop "$V: NOP-In during login"
+# the login ends (T=1, NSG 3) in the security stage: legal, every key at
+# its default; but not with offers of the target's in that last response
+# (before, their outcome was taken, digests on, though the answer was
+# never sent), nor when we insist on a digest that was never negotiated
+# (before, the mount went on without it)
+mounted login-skip-operational "lun0 lun1" ""
+refused login-skip-operational "target ended the login without negotiating HeaderDigest, and we insist on CRC32C" opts=header_digest=crc32c
+refused login-final-offer "target offered HeaderDigest in the response that ends the login, leaving no room for our answer \\(RFC 7143 11\\.13\\.1\\)"
 refused login-redirect-loop "^iscsifs: login failed: too many redirects \(8; the last from 127\.0\.0\.1:[0-9]+ to 127\.0\.0\.1:[0-9]+\)$"
 # drops during login: tried again (0.1 s, doubling) within the connect
 # timeout, which -o timeout=4 makes 4 s

@@ -323,6 +323,8 @@ CASES = {
     "login-many-keys": ("login", 0, "3000 unknown keys in continued Login Responses"),
     "login-names": ("login", 0, "TargetAlias and TargetName with '/', '..' and control characters"),
     "login-loop": ("login", 0, "never leaves the security stage"),
+    "login-final-offer": ("login", 0, "the security-stage answer moves straight to the full feature phase (T=1, NSG 3) and offers HeaderDigest=CRC32C and DataDigest=CRC32C in it, which leaves no answer possible"),
+    "login-skip-operational": ("login", 0, "the security-stage answer moves straight to the full feature phase (T=1, NSG 3): no operational stage, every key at its default"),
     "login-itt": ("login", 0, "a Login Response for another ITT"),
     "login-stage": ("login", 0, "a Login Response moving to stage 2"),
     "login-ahs": ("login", 0, "a Login Response with a garbage AHS"),
@@ -944,6 +946,13 @@ class Conn:
                 flags = 0
                 if transit and nsg in (1, 3):
                     flags = 0x80 | nsg
+                if bad and transit and case in ("login-final-offer", "login-skip-operational"):
+                    flags = 0x80 | 3
+                    if case == "login-final-offer":
+                        answer += [("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]
+                    self.t.fire("login", "to the full feature phase from the security stage%s" % (
+                        " with HeaderDigest=CRC32C and DataDigest=CRC32C offered"
+                        if case == "login-final-offer" else ""))
                 self.login_rsp(req, flags, self.text(answer),
                                tsih=self.t.tsih() if flags & 3 == 3 else 0)
                 if flags & 3 == 3:

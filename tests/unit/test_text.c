@@ -880,7 +880,9 @@ static void test_finish(void)
 	/* InitialR2T=Yes and ImmediateData=No: FirstBurstLength irrelevant */
 	CHECK_EQ_U64(f.params.first_burst_length, 0);
 
-	/* FirstBurstLength above MaxBurstLength */
+	/* FirstBurstLength above MaxBurstLength (RFC 7143 13.14 forbids it,
+	 * tgtd set up with a small MaxBurstLength answers so, and takes the
+	 * unsolicited data of its own answer): kept as negotiated */
 	fx_init(&f, NULL);
 	CHECK(text_neg_offer(&f.neg, ISCSI_STAGE_OPERATIONAL, &f.out) == 0);
 	CHECK(text_neg_response(&f.neg, SEG(
@@ -889,8 +891,9 @@ static void test_finish(void)
 		"FirstBurstLength=65536\0DefaultTime2Wait=2\0"
 		"DefaultTime2Retain=0\0MaxOutstandingR2T=8\0"
 		"ErrorRecoveryLevel=0\0"), &f.out) == 0);
-	CHECK(text_neg_finish(&f.neg) == -1);
-	CHECK(strstr(err_msg(), "FirstBurstLength=65536 above MaxBurstLength=8192") != NULL);
+	CHECK(text_neg_finish(&f.neg) == 0);
+	CHECK_EQ_U64(f.params.first_burst_length, 65536);
+	CHECK_EQ_U64(f.params.max_burst_length, 8192);
 
 	/* a digest we insist on, refused */
 	fx_init(&f, tw_digest_crc);
@@ -918,6 +921,46 @@ static void test_finish(void)
 
 	/* nothing offered: nothing to fail */
 	fx_init(&f, NULL);
+	CHECK(text_neg_finish(&f.neg) == 0);
+
+	/* ... but a digest we insist on, never negotiated (the target ended
+	 * the login in the security stage) */
+	fx_init(&f, tw_digest_crc);
+	CHECK(text_neg_finish(&f.neg) == -1);
+	CHECK(strstr(err_msg(), "without negotiating HeaderDigest") != NULL);
+
+	/* the target's offers in the response that ends the login: those
+	 * whose answer decides the outcome fail (it would never be sent) */
+	static const char *const owed[] = {
+		"HeaderDigest=CRC32C", "MaxBurstLength=8192", "ImmediateData=Yes",
+		"InitialR2T=No",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(owed); i++) {
+		fx_init(&f, NULL);
+		CHECK(text_neg_offer(&f.neg, ISCSI_STAGE_SECURITY, &f.out) == 0);
+		CHECK(fx_pair(&f, "AuthMethod=None") == 0);
+		f.neg.stage = ISCSI_STAGE_OPERATIONAL;
+		CHECK(fx_pair(&f, owed[i]) == 0);
+		CHECK(text_neg_finish(&f.neg) == -1);
+		CHECK(strstr(err_msg(), "in the response that ends the login") != NULL);
+	}
+	/* ... those the RFC needs no answer to (AND offered No, OR offered
+	 * Yes) pass, as does an offer answered in an earlier exchange */
+	static const char *const free_offers[] = { "ImmediateData=No", "InitialR2T=Yes" };
+	for (size_t i = 0; i < ARRAY_SIZE(free_offers); i++) {
+		fx_init(&f, NULL);
+		CHECK(text_neg_offer(&f.neg, ISCSI_STAGE_SECURITY, &f.out) == 0);
+		CHECK(fx_pair(&f, "AuthMethod=None") == 0);
+		f.neg.stage = ISCSI_STAGE_OPERATIONAL;
+		CHECK(fx_pair(&f, free_offers[i]) == 0);
+		CHECK(text_neg_finish(&f.neg) == 0);
+	}
+	fx_init(&f, NULL);
+	CHECK(text_neg_offer(&f.neg, ISCSI_STAGE_SECURITY, &f.out) == 0);
+	CHECK(fx_pair(&f, "AuthMethod=None") == 0);
+	f.neg.stage = ISCSI_STAGE_OPERATIONAL;
+	CHECK(fx_pair(&f, "MaxBurstLength=8192") == 0);
+	CHECK(fx_pair(&f, "TargetAlias=x") == 0);       /* the next response */
 	CHECK(text_neg_finish(&f.neg) == 0);
 }
 
