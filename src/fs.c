@@ -416,8 +416,12 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 /* Entry @index of a listing (its name, inode and kind) into the reply
  * being built in @buf (@size bytes, @used of them filled), unless it
  * comes before @off, the entry the caller asked to start from.  Each
- * entry's offset is the next one's index.  Returns false when it does
- * not fit: the reply ends before it. */
+ * entry's offset is its index + 1: where a listing resumes after it.
+ * Indexes are stable: "." 0, ".." 1, a child its slot in the node table
+ * + 2 (the table is only appended to, a gone node keeps its slot), so
+ * a file removed between two parts of a listing moves no other file
+ * under the offset already given.  Returns false when it does not fit:
+ * the reply ends before it. */
 static bool list_entry(fuse_req_t req, char *buf, size_t size, size_t *used, off_t off,
 		       off_t index, const char *name, fuse_ino_t ino, bool is_dir)
 {
@@ -439,7 +443,6 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 	struct fs_node *dir = node_of(fs, ino);
 	char *buf;
 	size_t used = 0;
-	off_t index = 0;
 
 	if (!dir) {
 		fuse_reply_err(req, ENOENT);
@@ -461,12 +464,12 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 	}
 	/* ".", "..", then the children in the table's order: one pass over
 	 * the table, however far into the listing @off is */
-	if (list_entry(req, buf, size, &used, off, index++, ".", dir->ino, true) &&
-	    list_entry(req, buf, size, &used, off, index++, "..", dir->parent, true)) {
+	if (list_entry(req, buf, size, &used, off, 0, ".", dir->ino, true) &&
+	    list_entry(req, buf, size, &used, off, 1, "..", dir->parent, true)) {
 		for (size_t j = 0, count = node_count(fs); j < count; j++) {
 			struct fs_node *c = &fs->nodes[j];
 			if (child_of(c, dir->ino) &&
-			    !list_entry(req, buf, size, &used, off, index++, c->name, c->ino,
+			    !list_entry(req, buf, size, &used, off, (off_t)j + 2, c->name, c->ino,
 					c->is_dir))
 				break;
 		}

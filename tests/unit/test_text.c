@@ -935,7 +935,7 @@ static void test_finish(void)
 		"HeaderDigest=CRC32C", "MaxBurstLength=8192", "ImmediateData=Yes",
 		"InitialR2T=No",
 	};
-	for (size_t i = 0; i < ARRAY_SIZE(owed); i++) {
+	for (size_t i = 0; i < sizeof owed / sizeof owed[0]; i++) {
 		fx_init(&f, NULL);
 		CHECK(text_neg_offer(&f.neg, ISCSI_STAGE_SECURITY, &f.out) == 0);
 		CHECK(fx_pair(&f, "AuthMethod=None") == 0);
@@ -947,7 +947,7 @@ static void test_finish(void)
 	/* ... those the RFC needs no answer to (AND offered No, OR offered
 	 * Yes) pass, as does an offer answered in an earlier exchange */
 	static const char *const free_offers[] = { "ImmediateData=No", "InitialR2T=Yes" };
-	for (size_t i = 0; i < ARRAY_SIZE(free_offers); i++) {
+	for (size_t i = 0; i < sizeof free_offers / sizeof free_offers[0]; i++) {
 		fx_init(&f, NULL);
 		CHECK(text_neg_offer(&f.neg, ISCSI_STAGE_SECURITY, &f.out) == 0);
 		CHECK(fx_pair(&f, "AuthMethod=None") == 0);
