@@ -87,6 +87,7 @@ struct iscsi_task {
 	uint32_t itt;                 /* Initiator Task Tag */
 	uint32_t cmdsn;               /* CmdSN it was sent with */
 	uint32_t exp_datasn;          /* next Data-In DataSN expected */
+	uint32_t exp_r2tsn;           /* next R2T R2TSN expected (from 0 per command) */
 	uint32_t r2t_outstanding;     /* R2Ts received and not yet fully answered */
 	uint32_t data_out_asked;      /* WRITE: payload bytes from offset 0 on the
 	                               * target has been sent or asked for without

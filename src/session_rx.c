@@ -151,6 +151,7 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	const struct iscsi_bhs_r2t *h = &bhs->r2t;
 	uint32_t offset = get_be32(h->buffer_offset);
 	uint32_t length = get_be32(h->desired_len);
+	uint32_t r2tsn = get_be32(h->r2tsn);
 
 	/* (one with a data segment was refused by rx_place()) */
 	struct tx_item *it = calloc(1, sizeof *it);
@@ -182,6 +183,18 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 		VIOLATION(s, "protocol error: R2T %s (ITT 0x%x, offset %u, length %u)", bad,
 			  pdu_itt(bhs), offset, length);
 	}
+	/* R2TSNs count from 0 per command without a gap (RFC 7143 11.8.5):
+	 * another says an R2T was lost or repeated, which only a new
+	 * connection recovers at ErrorRecoveryLevel 0 (7.9) */
+	if (r2tsn != t->exp_r2tsn) {
+		uint32_t want = t->exp_r2tsn, itt = t->itt;
+
+		pthread_mutex_unlock(&s->lock);
+		free(it);
+		VIOLATION(s, "protocol error: R2T R2TSN %u, expected %u (ITT 0x%x)", r2tsn, want,
+			  itt);
+	}
+	t->exp_r2tsn++;
 	it->kind = TX_DATA_OUT;
 	it->task = t;
 	it->ttt = get_be32(h->ttt);

@@ -75,6 +75,7 @@ int session_submit_locked(struct session *s, struct iscsi_task *t)
 	t->cmdsn = s->cmdsn++;
 	t->session = s;
 	t->exp_datasn = 0;
+	t->exp_r2tsn = 0;
 	t->r2t_outstanding = 0;
 	t->data_out_asked = 0;
 	t->tx_refs = 1;                   /* the command queue's reference */

@@ -570,6 +570,10 @@ io_case r2t-read read ok "$V: R2T for a task that is not a write"
 # still being sent: under heavy load it may have sent it all, so the case
 # fires up to three times)
 io_case r2t-many write ok "$V: R2T beyond MaxOutstandingR2T" tries=3
+# an R2T whose R2TSN skips one (an R2T lost): the connection is dropped
+# and the write goes again (before, it was answered and the write
+# succeeded as if nothing was missing)
+io_case r2t-sn write ok "$V: R2T R2TSN 1, expected 0" sess=reconnects=1
 io_case r2t-ttt write ok "$V: R2T with the reserved Target Transfer Tag"
 # the same half asked for twice counts once: GOOD then is a lie, the write
 # goes again on a new connection (before, it succeeded with half of it

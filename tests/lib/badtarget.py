@@ -203,6 +203,7 @@ CASES = {
     "r2t-read": ("read1", 1, "R2T for a READ"),
     "r2t-many": ("write1", 3, "R2Ts for the whole write at once with MaxOutstandingR2T=1 (once per LBA)"),
     "r2t-repeat": ("write1", 1, "R2T for the first half of a WRITE, then the same half again (never the second), then GOOD"),
+    "r2t-sn": ("write1", 1, "the R2Ts of a WRITE numbered from R2TSN 1 (the first, 0, never sent)"),
     "r2t-ttt": ("write1", 1, "R2T with the reserved Target Transfer Tag 0xffffffff"),
     "r2t-unknown-itt": ("write1", 1, "R2T for an ITT the initiator never used"),
     "reject-short": ("read1", 1, "Reject whose data segment is 20 bytes, not a header"),
@@ -2235,6 +2236,9 @@ class Conn:
         elif case == "r2t-repeat":
             half = max(BLOCK, min(MAX_BURST, t.edtl // 2) // BLOCK * BLOCK)
             t.r2t_plan = [(0, half), (0, half)]
+            self.issue_r2ts(t)
+        elif case == "r2t-sn":
+            t.r2tsn = 1
             self.issue_r2ts(t)
         elif case == "r2t-ttt":
             length = min(MAX_BURST, t.edtl)
