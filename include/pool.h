@@ -93,8 +93,9 @@ unsigned pool_replaced_count(struct pool *p);
 /* One info line per session with its counters (at unmount). */
 void pool_log_stats(struct pool *p);
 
-/* The negotiated parameters of the pool's first session. */
-const struct iscsi_params *pool_params(const struct pool *p);
+/* A copy of the negotiated parameters of the pool's first session (taken
+ * under its lock: a reconnect may be writing them). */
+void pool_params(const struct pool *p, struct iscsi_params *out);
 
 /* Number of sessions, and statistics of session @i. */
 unsigned pool_size(const struct pool *p);

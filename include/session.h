@@ -364,8 +364,9 @@ void session_lun_reset_elsewhere(struct session *s, uint32_t lun);
  * fail whatever is still outstanding with EIO, and free.  */
 void session_logout_and_free(struct session *s, int timeout_ms);
 
-/* The negotiated parameters (read-only once up). */
-const struct iscsi_params *session_params(const struct session *s);
+/* A copy of the negotiated parameters of the session's last login (a
+ * reconnect writes them anew, under the session lock, which this takes). */
+void session_params_copy(struct session *s, struct iscsi_params *out);
 
 /* Counters for the stats file and tests. */
 struct session_stats {

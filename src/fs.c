@@ -837,10 +837,12 @@ static int session_xattr(struct fs_target *t, const char *key, char *out, size_t
 {
 	/* not t->pool, which a helper opening the target writes under t->lock */
 	struct pool *pool = atomic_load_explicit(&t->stats_pool, memory_order_acquire);
-	const struct iscsi_params *p = pool ? pool_params(pool) : NULL;
+	struct iscsi_params params;
+	const struct iscsi_params *p = &params;
 
-	if (!p)
+	if (!pool)
 		return -1;
+	pool_params(pool, &params);
 	if (strcmp(key, "header_digest") == 0)
 		snprintf(out, cap, "%s", p->header_digest ? "CRC32C" : "None");
 	else if (strcmp(key, "data_digest") == 0)

@@ -214,9 +214,9 @@ static void pool_lun_reset(void *owner, const struct session *from, uint32_t lun
 	pthread_mutex_unlock(&p->lock);
 }
 
-const struct iscsi_params *pool_params(const struct pool *p)
+void pool_params(const struct pool *p, struct iscsi_params *out)
 {
-	return session_params(p->sessions[0]);
+	session_params_copy(p->sessions[0], out);
 }
 
 static const struct session_owner_ops session_ops;

@@ -111,9 +111,11 @@
 #include "session_internal.h"
 
 
-const struct iscsi_params *session_params(const struct session *s)
+void session_params_copy(struct session *s, struct iscsi_params *out)
 {
-	return &s->params;
+	pthread_mutex_lock(&s->lock);
+	*out = s->params;
+	pthread_mutex_unlock(&s->lock);
 }
 
 uint64_t session_load(const struct session *s)
