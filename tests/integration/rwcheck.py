@@ -16,7 +16,8 @@ does not; it never waits for anything but the file system.
       End-of-file rules: reads at/after the end return 0 bytes, a read
       across the end is short, a write at or across the end fails with
       ENOSPC and writes nothing, truncate/ftruncate to another size fails
-      (EPERM or EINVAL) and changes nothing.
+      (EPERM or EINVAL) and changes nothing; no file is made, removed or
+      renamed in its directory (EPERM).
 
   readonly FILE BACKING
       FILE has no write permission bits; opening it for writing or
@@ -216,6 +217,22 @@ def cmd_edges(a):
         expect_errno("truncate(path) to a smaller size",
                      lambda: os.truncate(a.file, size - 1),
                      (errno.EPERM, errno.EINVAL))
+        # the mount's names are the target's: no file is made, removed
+        # or renamed (EPERM, not "Function not implemented")
+        d = os.path.dirname(os.path.abspath(a.file))
+        new = os.path.join(d, "rwcheck-new")
+        for what, fn in (
+                ("create", lambda: os.open(new, os.O_CREAT | os.O_WRONLY, 0o644)),
+                ("mkdir", lambda: os.mkdir(new)),
+                ("mknod", lambda: os.mknod(new, 0o644 | stat.S_IFREG)),
+                ("symlink", lambda: os.symlink(a.file, new)),
+                ("link", lambda: os.link(a.file, new)),
+                ("rename", lambda: os.rename(a.file, new)),
+                ("unlink", lambda: os.unlink(a.file)),
+                ("rmdir", lambda: os.rmdir(os.path.join(d, ".iscsifs")))):
+            expect_errno(what, fn, (errno.EPERM,))
+        if not os.path.exists(a.file) or os.path.lexists(new):
+            die("the directory changed: %s" % sorted(os.listdir(d)))
         if os.stat(a.file).st_size != size:
             die("size changed from %d to %d" % (size, os.stat(a.file).st_size))
         after = full_pread(fd, a.bs, size - a.bs)
