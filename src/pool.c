@@ -747,9 +747,13 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	pthread_mutex_lock(&p->lock);
 	while (p->in_flight > 0) {
 		if (deadline_cond_wait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT) {
-			log_error("unmount: %llu commands of %s still held after the logout",
-				  (unsigned long long)p->in_flight, p->cfg.target_name);
-			break;
+			log_error("unmount: %llu commands of %s still held after the logout; "
+				  "their pool is left allocated", (unsigned long long)p->in_flight,
+				  p->cfg.target_name);
+			/* whoever holds it may still touch it: leaked, never freed
+			 * under them (the process is ending) */
+			pthread_mutex_unlock(&p->lock);
+			return;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
