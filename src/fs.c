@@ -219,9 +219,11 @@ static void fill_stat(const struct fs *fs, const struct fs_node *n, struct stat 
 	st->st_blksize = n->lun->opt_xfer && n->lun->opt_xfer <= (1u << 20) ?
 		n->lun->opt_xfer : n->lun->block_size;
 	/* what the map knows, or the whole size until the scan it starts
-	 * has learnt all of it */
-	uint64_t allocated;
-	lun_allocated(n->lun, &allocated);
+	 * has learnt all of it; none for a LUN gone (its number may be
+	 * another unit's by now) */
+	uint64_t allocated = n->lun->size;
+	if (!lun_gone(n))
+		lun_allocated(n->lun, &allocated);
 	st->st_blocks = (blkcnt_t)((allocated + 511) / 512);
 }
 
