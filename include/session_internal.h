@@ -312,6 +312,8 @@ struct session {
 	                                     * events: one a second (atomics) */
 	struct log_budget late_tmf_log;     /* lines about answers to task management
 	                                     * requests that ended: one a second */
+	struct log_budget nop_reject_log;   /* lines about NOP-Outs the target
+	                                     * rejected: one a minute */
 
 	_Atomic uint64_t load_bytes;        /* outstanding bytes (hint, no lock) */
 	_Atomic int state_hint;             /* copy of state for lock-free readers */

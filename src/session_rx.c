@@ -344,10 +344,48 @@ static int rx_async(struct session *s, const union iscsi_bhs *bhs)
 	}
 }
 
+/* Lines about rejected NOP-Outs: one a minute. */
+#define NOP_REJECT_LOG_LINES 1
+#define NOP_REJECT_LOG_WINDOW_S 60
+
+/* A Reject of one of our NOP-Outs (@itt: ITT_PING, our keepalive, or the
+ * reserved tag, an answer to the target's ping): nothing of a command is
+ * lost, so the connection stays, and the keepalive counts as answered
+ * (the target spoke), as Linux's initiator takes it.  StatSN advances
+ * after a Reject (RFC 7143 11.17). */
+static int rx_nop_rejected(struct session *s, const union iscsi_bhs *bhs, uint32_t itt)
+{
+	unsigned unlogged;
+
+	pthread_mutex_lock(&s->lock);
+	if (itt == ITT_PING) {
+		if (s->ping_state == PING_SENT)
+			s->ping_state = PING_IDLE;
+		else if (s->ping_state == PING_QUEUED)
+			s->ping_state = PING_ANSWERED_EARLY;
+	}
+	session_update_statsn(s, get_be32(bhs->reject.statsn));
+	session_update_window(s, get_be32(bhs->reject.exp_cmdsn), get_be32(bhs->reject.max_cmdsn));
+	pthread_mutex_unlock(&s->lock);
+	if (log_budget_take(&s->nop_reject_log, NOP_REJECT_LOG_LINES, NOP_REJECT_LOG_WINDOW_S,
+			    &unlogged))
+		log_info("%s: target rejected a NOP-Out %s (reason 0x%02x; %u more since the last "
+			 "line); the connection stays", s->name,
+			 itt == ITT_PING ? "keepalive" : "answer to its ping", bhs->reject.reason,
+			 unlogged);
+	return 0;
+}
+
 static int rx_reject(struct session *s, const union iscsi_bhs *bhs, uint8_t *scratch)
 {
 	uint32_t len = pdu_data_len(bhs);
 
+	if (len >= ISCSI_BHS_SIZE && (scratch[0] & ISCSI_OPCODE_MASK) == ISCSI_OP_NOP_OUT) {
+		uint32_t itt = get_be32(scratch + 16);
+
+		if (itt == ITT_PING || itt == ISCSI_RESERVED_TAG)
+			return rx_nop_rejected(s, bhs, itt);
+	}
 	/* The rejected header is only reported, never used to find a task: at
 	 * error recovery level 0 the connection is dropped and every task on
 	 * it fails together. */

@@ -695,6 +695,28 @@ EOF
 }
 protect_case
 
+# a target that answers our keepalive NOP-Outs with a Reject (it takes
+# no pings): the connection stays, and I/O goes on (before, every Reject
+# dropped the connection: a reconnect per keepalive, and the commands on
+# the wire counted a lost connection each)
+reject_ping_case() {
+    local case=reject-ping start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1,noop_interval=1,noop_timeout=2
+    sleep 4
+    (($(badtarget_count "fired $case ") >= 2)) ||
+        fail "$case: fewer than 2 keepalives rejected in 4 s: $(cat "$BAD_LOG")"
+    assert_eq 0 "$(session_stat 0 reconnects)" "$case: reconnects of session 0"
+    check_log "session 0: target rejected a NOP-Out keepalive \\(reason 0x05; 0 more since the last line\\); the connection stays"
+    check_alive
+    check_lun0 "$work"
+    assert_eq 0 "$(session_stat 0 reconnects)" "$case: reconnects of session 0 after I/O"
+    bad_case_end "$case" "$work" "$start"
+}
+reject_ping_case
+
 # the read of a read-modify-write refused with DATA PROTECT that is not
 # write protection (LOGICAL UNIT ACCESS NOT AUTHORIZED): that write fails
 # with EACCES, and the LUN is not taken for write protected (before, the

@@ -203,6 +203,7 @@ CASES = {
     "r2t-read": ("read1", 1, "R2T for a READ"),
     "r2t-many": ("write1", 3, "R2Ts for the whole write at once with MaxOutstandingR2T=1 (once per LBA)"),
     "r2t-repeat": ("write1", 1, "R2T for the first half of a WRITE, then the same half again (never the second), then GOOD"),
+    "reject-ping": ("ping", 0, "every NOP-Out ping of the initiator's (its keepalive) answered with a Reject (reason 05h: command not supported) instead of a NOP-In"),
     "r2t-sn": ("write1", 1, "the R2Ts of a WRITE numbered from R2TSN 1 (the first, 0, never sent)"),
     "r2t-ttt": ("write1", 1, "R2T with the reserved Target Transfer Tag 0xffffffff"),
     "r2t-unknown-itt": ("write1", 1, "R2T for an ITT the initiator never used"),
@@ -1221,6 +1222,12 @@ class Conn:
             elif p.opcode == OP_NOP_OUT:
                 if p.itt == RESERVED and p.u32(20) != RESERVED:
                     self.ping_answer(p)
+                elif p.itt != RESERVED and self.t.case == "reject-ping" and \
+                        self.t.fire("ping", "Reject of the NOP-Out ITT 0x%x" % p.itt):
+                    b = bhs(OP_REJECT)
+                    b[2] = 0x05
+                    put32(b, 16, RESERVED)
+                    self.send(b, bytes(p.bhs), stat="adv", window=self.cur_window())
                 elif p.itt != RESERVED:
                     b = bhs(OP_NOP_IN)
                     b[8:16] = p.bhs[8:16]
