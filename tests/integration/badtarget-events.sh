@@ -462,6 +462,31 @@ luns_fail_always_case() {
 }
 luns_fail_always_case
 
+# The same, waited out: after 5 retries (1 + 2 + 4 + 8 + 16 s) the rescan
+# gives up with one line, and asks no more; the next change the target
+# reports (REPORT LUNS answering again) is read, and lun2 shows.
+luns_give_up_case() {
+    local case=ua-luns-fail-always lun2=$TEST_TMPDIR/bad-lun2.img lists
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start "$case" --lun2 "$lun2" --times 2
+    bad_mount_fg sessions=1
+    event 1 "add LUN 2"            # every REPORT LUNS fails from now on
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
+    check_log "target $BAD_IQN: the change it reported could not be read in 6 tries; it is read at the next change" 45
+    assert_eq 6 "$(grep -c "cannot read the LUN list again" "$ISCSIFS_LOG")" "$case: rescans that failed"
+    lists=$(badtarget_count "REPORT LUNS fails")
+    sleep 3
+    assert_eq "$lists" "$(badtarget_count "REPORT LUNS fails")" "$case: REPORT LUNS sent after the give-up"
+    bad_check_names "lun0 lun1"
+    event 2 "REPORT LUNS answers again"
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the second Unit Attention"
+    wait_true 10 names_are "lun0 lun1 lun2 " ||
+        fail "$case: lun2 did not appear after the next change: $(ls -A "$BAD_MNT" | tr '\n' ' ')"
+    finish "$case"
+}
+luns_give_up_case
+
 # ---- REPORTED LUNS DATA HAS CHANGED -------------------------------------
 
 luns_case() {

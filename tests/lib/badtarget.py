@@ -281,7 +281,7 @@ CASES = {
     "deferred-in-check": ("event", 1, "every connection dropped; the first command to LUN 1 after that but INQUIRY and REPORT LUNS (the identity check's READ CAPACITY) answered with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
-    "ua-luns-fail-always": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and every REPORT LUNS after it fails: HARDWARE ERROR (44h/00h)"),
+    "ua-luns-fail-always": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and every REPORT LUNS after it fails: HARDWARE ERROR (44h/00h); with --times 2, a second event makes REPORT LUNS answer again, with the same Unit Attention"),
     "ua-lun-swapped": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 2, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED; a second event: READ and WRITE of LUN 1 address 4096-byte blocks too, REPORTED LUNS DATA HAS CHANGED"),
@@ -595,6 +595,10 @@ class Target:
             lun = self.luns[1]
             lun.grow(1 << 20)
             self.unit_attention(conns, "LUN 1 now %d blocks" % lun.blocks, 1, 0x2A, 0x09)
+        elif self.case == "ua-luns-fail-always" and n > 1:
+            with self.lock:
+                self.fail_report_luns = False
+            self.unit_attention(conns, "REPORT LUNS answers again", None, 0x3F, 0x0E)
         elif self.case in ("ua-luns-fail-once", "ua-luns-fail-always"):
             lun2 = self.lun2()
             with self.lock:
