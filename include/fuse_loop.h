@@ -43,8 +43,12 @@ struct fuse_loop_counters {
 
 /* Serve @se on the event loops (evloop.h; started if need be) with
  * up to FUSE_LOOP_HELPERS helpers until the file system is unmounted or a
- * signal ends the session.  Returns 0, or -1 when it could not start. */
-int fuse_loop_run(struct fuse_session *se);
+ * signal ends the session.  Then @quiesce(@arg) (may be NULL) runs while
+ * the loops still answer requests, before they stop: what waits there for
+ * a kernel call (a notification blocked on a directory lock that a lookup
+ * holds) gets its answer instead of waiting for ever.  Returns 0, or -1
+ * when it could not start. */
+int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg);
 
 /* In a request handler called by fuse_loop_run(): take ownership of the
  * buffer holding the current request.  The pointers libfuse passed to the

@@ -19,10 +19,12 @@
  * within 200 ms (on CLOCK_MONOTONIC: deadline.h).  When the file system
  * is unmounted, the read of the loop that sees it fails with ENODEV,
  * libfuse exits the session, and that loop stops watching the device and
- * posts finished; a loop that sees the session exited does the same.
- * The main thread then takes the device off every loop (on the loop:
- * evloop_run_sync()); the loops go on serving the sessions until they
- * are logged out.
+ * posts finished.  A loop goes on answering requests after a signal
+ * exited the session: the main thread first runs the caller's quiesce
+ * step (fs_set_session(NULL) waits for a notification in flight, which
+ * may wait in the kernel for a lookup's answer), then takes the device
+ * off every loop (on the loop: evloop_run_sync()); the loops go on
+ * serving the sessions until they are logged out.
  *
  * A request buffer belongs to one loop at a time; current_buffer and
  * buffer_taken are thread-local and describe the request being handled
@@ -224,12 +226,11 @@ static void device_ready(struct ev_source *src, uint32_t events)
 	(void)events;
 	if (!l->watching)
 		return;
-	bool serving = !fuse_session_exited(fl->se);
-	if (serving) {
-		current_loop = l;
-		serving = serve_requests(l, &l->buf);
-		current_loop = NULL;
-	}
+	/* (also once a signal exited the session: until the main thread
+	 * takes the device off, see fuse_loop_run()) */
+	current_loop = l;
+	bool serving = serve_requests(l, &l->buf);
+	current_loop = NULL;
 	if (!serving) {
 		/* (level-triggered: a dead device would be reported forever) */
 		unwatch(l);
@@ -254,7 +255,7 @@ static void unwatch_on_loop(void *arg)
 	unwatch(arg);
 }
 
-int fuse_loop_run(struct fuse_session *se)
+int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg)
 {
 	struct fuse_loop fl = { .se = se, .fuse_fd = fuse_session_fd(se) };
 	unsigned watching = 0;
@@ -305,6 +306,8 @@ int fuse_loop_run(struct fuse_session *se)
 		iobuf_trim(mono_now_ns());
 	}
 	fuse_session_exit(se);
+	if (quiesce)
+		quiesce(arg);     /* the loops still answer requests */
 	for (unsigned i = 0; i < fl.nloops; i++)
 		evloop_run_sync(fl.loops[i].ev, unwatch_on_loop, &fl.loops[i]);
 	/* no loop posts jobs any more */

@@ -289,12 +289,20 @@ static int mount_fs(struct startup *s)
 	return GO_ON;
 }
 
+/* No more notifications to the kernel (fuse_loop_run()'s quiesce step:
+ * one in flight may wait for a lookup's answer, which the loops still
+ * give). */
+static void stop_notifying(void *arg)
+{
+	fs_set_session(arg, NULL);
+}
+
 /* The FUSE loop until unmount (or a signal), then the unmount. */
 static int serve(struct startup *s)
 {
-	int loop_rc = fuse_loop_run(s->se);
+	int loop_rc = fuse_loop_run(s->se, stop_notifying, &s->fs);
 
-	fs_set_session(&s->fs, NULL);
+	fs_set_session(&s->fs, NULL);     /* (if the loop could not start) */
 	fuse_session_unmount(s->se);
 	fuse_remove_signal_handlers(s->se);
 	log_info("unmounted %s; logging out", s->mountpoint);
