@@ -168,8 +168,9 @@ int text_neg_response(struct text_neg *n, const uint8_t *data, size_t len,
  * No, OR offered Yes) takes our value; any other unanswered offer fails.
  * Then checks what only the whole set shows: a digest we insist on was
  * granted (never negotiated, as when the target skips the operational
- * stage, is not granted), FirstBurstLength <= MaxBurstLength; and sets
- * first_burst_length to 0 when InitialR2T=Yes and ImmediateData=No.
+ * stage, is not granted); warns of FirstBurstLength above MaxBurstLength
+ * (RFC 7143 13.14; tgtd answers so) and keeps both as negotiated; and
+ * sets first_burst_length to 0 when InitialR2T=Yes and ImmediateData=No.
  * Returns 0, or -1 with err_set(EPROTO, ...). */
 int text_neg_finish(struct text_neg *n);
 

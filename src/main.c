@@ -320,6 +320,10 @@ static void teardown(struct startup *s)
 	for (size_t i = 0; i < s->fs.ntargets; i++)
 		target_free(s->fs.targets[i]);
 	free(s->fs.targets);
+	/* every session is logged out; a timer still armed (a retry held
+	 * past pool_destroy()'s wait, which leaves its pool allocated) must
+	 * not fire into the LUNs and the FUSE session freed below */
+	evloops_stop();
 	if (s->se)
 		fuse_session_destroy(s->se);
 	for (size_t i = 0; i < s->fs.nnodes; i++)
@@ -328,8 +332,6 @@ static void teardown(struct startup *s)
 	OPENSSL_cleanse(s->url.password, sizeof s->url.password);
 	credentials_free(s->creds);
 	options_free(&s->opt, &s->args);
-	/* every session is logged out: the loops have nothing left */
-	evloops_stop();
 }
 
 int main(int argc, char *argv[])

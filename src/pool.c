@@ -297,13 +297,14 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 		p->luns = n;
 		p->luns_cap = cap;
 	}
-	if (!pl) {
+	if (!pl)
 		pl = &p->luns[p->nluns++];
-		pl->writes_lost = false;
-	} else if (pl->replaced) {
+	else if (pl->replaced)
 		p->nreplaced--;   /* probed afresh (its file was gone and is back) */
-	}
 	pl->replaced = false;
+	pl->writes_lost = false;  /* (a unit probed afresh: not the old one's)
+				   * (an update of the same unit's capacity goes
+				   * through pool_lun_resized()) */
 	pl->id = *id;
 	pthread_mutex_unlock(&p->lock);
 }

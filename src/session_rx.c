@@ -212,6 +212,16 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 	return 0;
 }
 
+/* Our keepalive (ITT_PING) got its answer: a NOP-In, or a Reject of it.
+ * (Still queued: the target echoed an ITT early.)  Lock held. */
+static void ping_answered_locked(struct session *s)
+{
+	if (s->ping_state == PING_SENT)
+		s->ping_state = PING_IDLE;
+	else if (s->ping_state == PING_QUEUED)
+		s->ping_state = PING_ANSWERED_EARLY;
+}
+
 /* A NOP-In: the answer to our keepalive, news of the window, or a ping of
  * the target's (a Target Transfer Tag), which is answered with a NOP-Out
  * carrying its TTT and LUN (RFC 7143 11.18.4).  A ping carries no data
@@ -225,13 +235,8 @@ static int rx_nop_in(struct session *s, const union iscsi_bhs *bhs)
 	uint32_t ttt = get_be32(h->ttt);
 
 	pthread_mutex_lock(&s->lock);
-	if (pdu_itt(bhs) == ITT_PING) {
-		/* (our ping still queued: the target echoed an ITT early) */
-		if (s->ping_state == PING_SENT)
-			s->ping_state = PING_IDLE;
-		else if (s->ping_state == PING_QUEUED)
-			s->ping_state = PING_ANSWERED_EARLY;
-	}
+	if (pdu_itt(bhs) == ITT_PING)
+		ping_answered_locked(s);
 	if (pdu_itt(bhs) != ISCSI_RESERVED_TAG)
 		session_update_statsn(s, get_be32(h->statsn));
 	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
@@ -358,21 +363,20 @@ static int rx_nop_rejected(struct session *s, const union iscsi_bhs *bhs, uint32
 	unsigned unlogged;
 
 	pthread_mutex_lock(&s->lock);
-	if (itt == ITT_PING) {
-		if (s->ping_state == PING_SENT)
-			s->ping_state = PING_IDLE;
-		else if (s->ping_state == PING_QUEUED)
-			s->ping_state = PING_ANSWERED_EARLY;
-	}
+	if (itt == ITT_PING)
+		ping_answered_locked(s);
 	session_update_statsn(s, get_be32(bhs->reject.statsn));
 	session_update_window(s, get_be32(bhs->reject.exp_cmdsn), get_be32(bhs->reject.max_cmdsn));
 	pthread_mutex_unlock(&s->lock);
+	/* (protocol error, invalid field: said louder, ours may be at fault) */
+	enum log_level level = bhs->reject.reason == 0x04 || bhs->reject.reason == 0x09 ?
+		LOG_LEVEL_WARN : LOG_LEVEL_INFO;
 	if (log_budget_take(&s->nop_reject_log, NOP_REJECT_LOG_LINES, NOP_REJECT_LOG_WINDOW_S,
 			    &unlogged))
-		log_info("%s: target rejected a NOP-Out %s (reason 0x%02x; %u more since the last "
-			 "line); the connection stays", s->name,
-			 itt == ITT_PING ? "keepalive" : "answer to its ping", bhs->reject.reason,
-			 unlogged);
+		log_msg(level, "%s: target rejected a NOP-Out %s (reason 0x%02x; %u more since the "
+			"last line); the connection stays", s->name,
+			itt == ITT_PING ? "keepalive" : "answer to its ping", bhs->reject.reason,
+			unlogged);
 	return 0;
 }
 
@@ -504,6 +508,7 @@ static int rx_handle(struct rx_ctx *x)
 		break;
 	case ISCSI_OP_REJECT:
 		rc = rx_reject(s, bhs, x->scratch);
+		kick = rc == 0; /* a NOP-Out's: its MaxCmdSN may have opened the window */
 		break;
 	case ISCSI_OP_LOGOUT_RSP:
 		rc = rx_logout_rsp(s, bhs);

@@ -666,15 +666,28 @@ punch_case
 # every command.  A SYNCHRONIZE CACHE refused as not supported: (16),
 # then (10), each refused once; the LUN is then taken for one without a
 # cache, and fsync succeeds without sending it again
+# case_start CASE [OPTS]: the target of CASE started and mounted with
+# sessions=1 (and OPTS); CASE_START is when.  case_end CASE: iscsifs is
+# alive, LUN 0 works, the case ends.
+case_start() {
+    CASE_START=$(date +%s)
+    badtarget_start "$1"
+    bad_mount_fg "sessions=1${2:+,$2}"
+}
+
+case_end() {
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$1" "$work" "$CASE_START"
+}
+
 # a write acknowledged, then the LUN turns write protected: fsync still
 # sends SYNCHRONIZE CACHE (before, it returned 0 at once: the first
 # write, maybe in the target's cache only, was never flushed)
 protect_case() {
-    local case=protect-after-write start
+    local case=protect-after-write
     selected_case "$case" || return 0
-    start=$(date +%s)
-    badtarget_start "$case"
-    bad_mount_fg sessions=1
+    case_start "$case"
     bt "$PYTHON" - "$BAD_MNT/lun1" >"$work/protect.out" 2>&1 <<'EOF' || fail "$case: $(cat "$work/protect.out")"
 import errno, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR)
@@ -689,9 +702,7 @@ os.fsync(fd)
 EOF
     (($(badtarget_count "SYNCHRONIZE CACHE\(1[06]\) of LUN 1") > 0)) ||
         fail "$case: fsync sent no SYNCHRONIZE CACHE (target log: $(cat "$BAD_LOG"))"
-    check_alive
-    check_lun0 "$work"
-    bad_case_end "$case" "$work" "$start"
+    case_end "$case"
 }
 protect_case
 
@@ -700,11 +711,9 @@ protect_case
 # dropped the connection: a reconnect per keepalive, and the commands on
 # the wire counted a lost connection each)
 reject_ping_case() {
-    local case=reject-ping start
+    local case=reject-ping
     selected_case "$case" || return 0
-    start=$(date +%s)
-    badtarget_start "$case"
-    bad_mount_fg sessions=1,noop_interval=1,noop_timeout=2
+    case_start "$case" noop_interval=1,noop_timeout=2
     sleep 4
     (($(badtarget_count "fired $case ") >= 2)) ||
         fail "$case: fewer than 2 keepalives rejected in 4 s: $(cat "$BAD_LOG")"
@@ -713,7 +722,7 @@ reject_ping_case() {
     check_alive
     check_lun0 "$work"
     assert_eq 0 "$(session_stat 0 reconnects)" "$case: reconnects of session 0 after I/O"
-    bad_case_end "$case" "$work" "$start"
+    bad_case_end "$case" "$work" "$CASE_START"
 }
 reject_ping_case
 
@@ -723,11 +732,9 @@ reject_ping_case
 # write failed with EROFS and every later write too, the LUN marked
 # read-only for the life of the mount)
 access_denied_case() {
-    local case=rmw-access-denied start
+    local case=rmw-access-denied
     selected_case "$case" || return 0
-    start=$(date +%s)
-    badtarget_start "$case"
-    bad_mount_fg sessions=1
+    case_start "$case"
     head -c 4096 /dev/urandom >"$work/pattern"
     bt "$PYTHON" - "$BAD_MNT/lun1" "$work/pattern" >"$work/denied.out" 2>&1 <<'EOF' || fail "$case: $(cat "$work/denied.out")"
 import errno, os, sys
@@ -748,9 +755,7 @@ EOF
     slice "$BAD_LUN1" 8192 4096 >"$work/after"
     assert_same_file "$work/pattern" "$work/after" "$case: lun1 on the target after the aligned write"
     check_log "target $BAD_IQN, lun1: DATA PROTECT: LOGICAL UNIT ACCESS NOT AUTHORIZED \\(0x74/0x71\\)"
-    check_alive
-    check_lun0 "$work"
-    bad_case_end "$case" "$work" "$start"
+    case_end "$case"
 }
 access_denied_case
 

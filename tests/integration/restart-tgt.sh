@@ -11,9 +11,6 @@
 # the more of them a command can be handed to while, one after the
 # other, they notice the target is gone: none of that may cost it a try).
 # Prints the reconnect latency (target back -> first I/O completed).
-# Meanwhile a reader takes the session's extended attributes over and
-# over, while the reconnects write the negotiated parameters anew: each
-# read must be whole (the reader copies them under the session lock).
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
 # shellcheck source=tests/lib/faults.sh
@@ -49,28 +46,10 @@ tgt_start
 make_file "$backing" 64M random
 configure
 latencies=""
-# read_xattrs FILE STOP: the session's parameters of FILE, again and again
-# until STOP exists; fails on a value that is not what tgtd negotiates.
-read_xattrs() {
-    local got
-    while [[ ! -e $2 ]]; do
-        got=$(getfattr --only-values -n user.iscsi.max_burst_length "$1" 2>/dev/null) &&
-            [[ $got != 262144 ]] && { echo "max_burst_length $got"; return 1; }
-        got=$(getfattr --only-values -n user.iscsi.auth_method "$1" 2>/dev/null) &&
-            [[ $got != None ]] && { echo "auth_method $got"; return 1; }
-    done
-    return 0
-}
-
 for sessions in 4 8; do
     mount_iscsifs_fg "$TGT_URL/$iqn" "$mnt" -o "sessions=$sessions"
     tgt_wait_sessions 1 "$sessions"
-    rm -f "$TEST_TMPDIR/xattrs.stop"
-    read_xattrs "$mnt/lun1" "$TEST_TMPDIR/xattrs.stop" >"$TEST_TMPDIR/xattrs.out" 2>&1 &
-    xattr_reader=$!
     restart_check "$mnt" "$mnt/lun1" "$backing" tgt_kill restart all_sessions_back
-    touch "$TEST_TMPDIR/xattrs.stop"
-    wait "$xattr_reader" || fail "an extended attribute read during the restart: $(cat "$TEST_TMPDIR/xattrs.out")"
     unmount_iscsifs "$mnt"
     latencies+=" $RECONNECT_LATENCY s (sessions=$sessions)"
 done

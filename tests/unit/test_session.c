@@ -694,6 +694,51 @@ static void test_reject(void)
 	owner_fini(&o);
 }
 
+/* A Reject of our keepalive NOP-Out: the connection stays, and the window
+ * the Reject opens is taken at once (the owner is kicked: before, a
+ * Reject only dropped the connection, and once it no longer did, commands
+ * held for a shut window waited for the next response). */
+static void test_reject_ping(void)
+{
+	struct owner o;
+	struct peer p;
+	struct session_config cfg;
+	struct pdu_in *in = malloc(sizeof *in);
+	struct job *j = job_new(TASK_DIR_NONE, 0, 0x00);
+
+	owner_init(&o);
+	struct session *s = attach(&o, &p, &cfg, 0);
+	uint8_t nop_out[48] = { ISCSI_OP_NOP_OUT | 0x40, 0x80 };
+	put32(nop_out + 16, 0xfffffffdu);                /* ITT_PING */
+	put32(nop_out + 20, 0xffffffffu);
+	uint8_t bhs[48] = { ISCSI_OP_REJECT, 0x80, 0x05 };   /* not supported */
+	put32(bhs + 16, 0xffffffffu);
+	pthread_mutex_lock(&o.lock);
+	o.kicks = 0;
+	pthread_mutex_unlock(&o.lock);
+	peer_send(&p, bhs, nop_out, 48, true);
+	CHECK(wait_kicked(&o));
+	CHECK(session_state_hint(s) == SESSION_FULL_FEATURE);
+	CHECK(session_submit(s, &j->task) == 0);          /* the connection works */
+	CHECK(in && peer_expect_command(&p, in, &j->task));
+	uint8_t rsp[48] = { ISCSI_OP_SCSI_RSP, 0x80 };
+	put32(rsp + 16, j->task.itt);
+	peer_send(&p, rsp, NULL, 0, true);
+	CHECK(job_wait(j));
+	CHECK_EQ_U64(j->task.result, 0);
+
+	logout(s, &p);
+	static const enum session_state moves[][2] = {
+		{ SESSION_LOGGING_IN, SESSION_FULL_FEATURE },
+		{ SESSION_FULL_FEATURE, SESSION_CLOSING },
+		{ SESSION_CLOSING, SESSION_CLOSED },
+	};
+	CHECK(moves_are(&o, moves, 3));
+	job_free(j);
+	free(in);
+	owner_fini(&o);
+}
+
 /* A READ unanswered past cmd_timeout: ABORT TASK of it goes (its own ITT,
  * the task's ITT and CmdSN); "function complete" hands the task back to
  * the owner to be sent again. */
@@ -1477,6 +1522,7 @@ int main(void)
 	test_close_while_logging_out();
 	test_write_r2t();
 	test_reject();
+	test_reject_ping();
 	test_abort_task();
 	test_full_socket();
 	test_drop_requeue();
