@@ -47,9 +47,10 @@ void pool_release(struct pool *p);
  * a failed start-up, whose message must stay the only line. */
 void pool_destroy(struct pool *p, int timeout_ms);
 
-/* Register (or update, after the capacity was read again) what LUN
- * @id->lun is: every session that logs in again checks it before it
- * carries commands.  Target layer; any thread but a session's. */
+/* Register what LUN @id->lun is, as a new LUN object probed it (again,
+ * when its file was gone and is back): every session that logs in again
+ * checks it before it carries commands (pool_lun_resized() follows its
+ * capacity).  Target layer; any thread but a session's. */
 void pool_expect_lun(struct pool *p, const struct lun_identity *id);
 
 /* LUN @lun is no longer part of the mount (its file was removed): a

@@ -302,9 +302,9 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 	else if (pl->replaced)
 		p->nreplaced--;   /* probed afresh (its file was gone and is back) */
 	pl->replaced = false;
-	pl->writes_lost = false;  /* (a unit probed afresh: not the old one's)
-				   * (an update of the same unit's capacity goes
-				   * through pool_lun_resized()) */
+	pl->writes_lost = false;  /* a unit probed afresh: not the old one's loss
+				   * (capacity updates go through
+				   * pool_lun_resized(), which keeps it) */
 	pl->id = *id;
 	pthread_mutex_unlock(&p->lock);
 }
