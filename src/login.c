@@ -771,6 +771,15 @@ static int attempt_take(struct attempt *a, const union iscsi_bhs *rsp)
 				return -1;
 			out->tsih = l->tsih;
 			out->cmdsn = l->cmdsn;
+			/* The first command takes the login's CmdSN (RFC 7143
+			 * 4.2.2.1); a target that expects another would drop
+			 * those below it unanswered: numbered from its */
+			if (l->exp_cmdsn != l->cmdsn) {
+				log_warn("target expects CmdSN %u after the login, not %u; "
+					 "numbering commands from %u", l->exp_cmdsn, l->cmdsn,
+					 l->exp_cmdsn);
+				out->cmdsn = l->exp_cmdsn;
+			}
 			out->exp_cmdsn = l->exp_cmdsn;
 			out->max_cmdsn = l->max_cmdsn;
 			out->exp_statsn = l->exp_statsn;

@@ -196,6 +196,10 @@ refused login-redirect-loop "^iscsifs: login failed: too many redirects \(8; the
 mounted login-drop "lun0 lun1" ""
 refused login-drop-always "login failed: 127\.0\.0\.1:[0-9]+ closed the connection \([0-9]+ tries in [0-9.]+ s\)" opts=timeout=4
 mounted login-names "lun0 lun1" ""
+# the last Login Response expects a CmdSN 7 above the login's: commands
+# are numbered from it (before, the target dropped every command below
+# it: no LUN answered, the mount failed)
+mounted login-expcmdsn "lun0 lun1" "warning: target expects CmdSN [0-9]+ after the login, not [0-9]+; numbering commands from [0-9]+"
 mounted window-closed "lun0 lun1" ""
 
 # discovery: hostile target names never become file names

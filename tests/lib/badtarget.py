@@ -331,6 +331,7 @@ CASES = {
     "login-stage": ("login", 0, "a Login Response moving to stage 2"),
     "login-ahs": ("login", 0, "a Login Response with a garbage AHS"),
     "login-nop": ("login", 0, "a NOP-In instead of a Login Response"),
+    "login-expcmdsn": ("login", 0, "the Login Response that ends the login says ExpCmdSN 7 above the login's CmdSN; commands below ExpCmdSN are then dropped unanswered, as RFC 7143 has a target do"),
     "login-redirect-loop": ("login", 0, "a temporary redirect to itself, every time (a loop)"),
     "login-redirect-temp": ("login", 0, "logins on the first port: a temporary redirect to --port2 (SIGUSR1 drops every connection)"),
     "login-redirect-perm": ("login", 0, "logins on the first port: a permanent redirect to --port2 (SIGUSR1 drops every connection)"),
@@ -970,6 +971,9 @@ class Conn:
                     answer.append(("TargetName", "iqn.x/../../..\x02\x1b]0;pwned\x07"))
                     self.t.fire("login", "TargetAlias/TargetName with / .. and control characters")
                 if transit and nsg == 3:
+                    if bad and case == "login-expcmdsn":
+                        self.exp_cmdsn = (self.exp_cmdsn + 7) & MASK
+                        self.t.fire("login", "ExpCmdSN %u in the last Login Response" % self.exp_cmdsn)
                     self.login_rsp(req, 0x80 | 0x04 | 3, self.text(answer), tsih=self.t.tsih())
                     return True
                 self.login_rsp(req, 0x04, self.text(answer))
@@ -1439,6 +1443,9 @@ class Conn:
         t = Task(p)
         if self.statsn_check is not None:
             self.check_exp_statsn(p.u32(28))
+        if self.t.case == "login-expcmdsn" and not p.immediate and sn_lt(t.cmdsn, self.exp_cmdsn):
+            log("%s: dropping CmdSN %u, below ExpCmdSN %u" % (self.name, t.cmdsn, self.exp_cmdsn))
+            return
         if not p.immediate and not sn_lt(t.cmdsn + 1, self.exp_cmdsn):
             self.exp_cmdsn = (t.cmdsn + 1) & MASK
         ua = self.take_ua(t)
