@@ -58,14 +58,22 @@ static void check_result(const struct text_config *cfg, const struct login_resul
 	FUZZ_ASSERT(p->max_outstanding_r2t >= 1 && p->max_outstanding_r2t <= 65535);
 	FUZZ_ASSERT(p->error_recovery_level == 0);
 	FUZZ_ASSERT(p->data_pdu_in_order && p->data_sequence_in_order);
+	/* (FirstBurstLength may exceed MaxBurstLength: kept as negotiated,
+	 * as tgtd answers it, text.h) */
 	if (p->initial_r2t && !p->immediate_data)
 		FUZZ_ASSERT(p->first_burst_length == 0);
 	else
-		FUZZ_ASSERT(p->first_burst_length <= p->max_burst_length);
+		FUZZ_ASSERT(p->first_burst_length >= 512 &&
+			    p->first_burst_length <= cfg->first_burst_length);
 	if (cfg->header_digest == DIGEST_PREF_NONE)
 		FUZZ_ASSERT(!p->header_digest);
 	if (cfg->data_digest == DIGEST_PREF_NONE)
 		FUZZ_ASSERT(!p->data_digest);
+	/* insisted on: granted, or no login */
+	if (cfg->header_digest == DIGEST_PREF_CRC32C)
+		FUZZ_ASSERT(p->header_digest);
+	if (cfg->data_digest == DIGEST_PREF_CRC32C)
+		FUZZ_ASSERT(p->data_digest);
 	FUZZ_ASSERT(p->auth_method[0] != '\0');
 	FUZZ_ASSERT(memchr(p->target_alias, '\0', sizeof p->target_alias));
 }

@@ -92,7 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				     (s.asc == 0x3a || (s.asc == 0x04 && s.ascq == 0x03))));
 			break;
 		case SCSI_SENSE_DATA_PROTECT:
-			FUZZ_ASSERT(o.err == EROFS || o.err == ENOSPC);
+			/* write protection (27h): EROFS, or ENOSPC for a thin
+			 * pool that is full (27h/07h); else access denied */
+			FUZZ_ASSERT(o.action == SCSI_ACT_FAIL);
+			if (s.asc == 0x27)
+				FUZZ_ASSERT(o.err == (s.ascq == 0x07 ? ENOSPC : EROFS));
+			else
+				FUZZ_ASSERT(o.err == EACCES);
 			break;
 		case SCSI_SENSE_ILLEGAL_REQUEST:
 			FUZZ_ASSERT(o.err == ENOSPC || o.err == EOPNOTSUPP || o.err == ENXIO ||
