@@ -227,10 +227,15 @@ struct session_owner_ops {
 	 * complete), which ended the commands of every other session there
 	 * too (session_lun_reset_elsewhere()).  The loop.  NULL: ignored. */
 	void (*lun_reset)(void *owner, const struct session *from, uint32_t lun);
-	/* The identity check found LUN @lun to be another: from now on the
-	 * owner fails its commands.  Returns true when this call marked it
-	 * (the session logs it), false when it was already.  NULL: false. */
-	bool (*lun_replaced)(void *owner, uint32_t lun);
+	/* The identity check found LUN @checked->lun to be another than
+	 * @checked (the owner's copy it compared with), by its capacity or
+	 * block size (@by_capacity) or else by what names the unit: from now
+	 * on the owner fails its commands.  Returns true when this call
+	 * marked it (the session logs it), false when it already was, or
+	 * when the owner's record of what the verdict is about changed since
+	 * the copy (a rescan took a new capacity meanwhile: the verdict is
+	 * about an old record).  NULL: false. */
+	bool (*lun_replaced)(void *owner, const struct lun_identity *checked, bool by_capacity);
 	/* The identity check found LUN @lun grown to @blocks: returns true when
 	 * that is news to the owner (the session logs it).  It must not block
 	 * or wait for commands.  NULL: false. */

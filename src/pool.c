@@ -422,20 +422,39 @@ static int pool_expected_luns(void *owner, struct lun_identity **out)
 	return n;
 }
 
-/* LUN @lun is not the one probed (a session found another serial, block
- * size, a smaller capacity, or no LUN): from now on every command for it
- * fails with EIO, those waiting in the queue at once.  Returns true when
- * this call marked it (the caller logs it), false when it already was.
- * The lun_replaced callback. */
-static bool pool_lun_replaced(void *owner, uint32_t lun)
+/* Whether record @now still says of a LUN what the verdict of an identity
+ * check that compared with the copy @then was about: its capacity and
+ * block size (@by_capacity), or what names the unit. */
+static bool verdict_current(const struct lun_identity *now, const struct lun_identity *then,
+			    bool by_capacity)
 {
-	struct pool *p = owner;
+	if (by_capacity)
+		return now->block_size == then->block_size && now->blocks == then->blocks;
+	return strcmp(now->serial, then->serial) == 0 &&
+	       strcmp(now->device_id, then->device_id) == 0;
+}
+
+/* LUN @lun is not the one probed (a session found another serial, block
+ * size, a smaller capacity, or no LUN; when @checked is not NULL, it
+ * compared with that copy of the record, and @by_capacity says what it
+ * found different): from now on every command for it fails with EIO,
+ * those waiting in the queue at once.  Returns true when this call marked
+ * it (the caller logs it), false when it already was or the record
+ * changed since the copy in what the verdict is about. */
+static bool mark_replaced(struct pool *p, uint32_t lun, const struct lun_identity *checked,
+			  bool by_capacity)
+{
 	struct iscsi_task *failed = NULL, **fail_tail = &failed;
 	bool marked = false;
 
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
-	if (pl && !pl->replaced) {
+	if (pl && !pl->replaced && checked && !verdict_current(&pl->id, checked, by_capacity)) {
+		/* a rescan took a new capacity (or a probe a new record)
+		 * while the check ran: its verdict is about the old one */
+		log_debug("target %s, lun%u: changed while an identity check compared it; "
+			  "that check's verdict is dropped", p->cfg.target_name, lun);
+	} else if (pl && !pl->replaced) {
 		pl->replaced = true;
 		p->nreplaced++;
 		marked = true;
@@ -460,6 +479,15 @@ static bool pool_lun_replaced(void *owner, uint32_t lun)
 	return marked;
 }
 
+/* The lun_replaced callback: mark_replaced() of @checked's LUN, unless its
+ * record changed since the check copied it, in what the verdict is
+ * about. */
+static bool pool_lun_replaced(void *owner, const struct lun_identity *checked,
+			      bool by_capacity)
+{
+	return mark_replaced(owner, checked->lun, checked, by_capacity);
+}
+
 void pool_lun_resized(struct pool *p, uint32_t lun, uint64_t blocks)
 {
 	pthread_mutex_lock(&p->lock);
@@ -479,7 +507,7 @@ bool pool_lun_is_replaced(struct pool *p, uint32_t lun)
 
 void pool_lun_unusable(struct pool *p, uint32_t lun)
 {
-	pool_lun_replaced(p, lun);
+	mark_replaced(p, lun, NULL, false);
 }
 
 unsigned pool_replaced_count(struct pool *p)

@@ -255,6 +255,7 @@ static void verify_done(struct iscsi_task *t)
 	bool retry = false, later = false;
 	enum scsi_change ua = SCSI_CHANGE_NONE;    /* what a Unit Attention said */
 	bool lost = false;                         /* a deferred error said a write was lost */
+	bool by_capacity = false;                  /* a verdict of READ CAPACITY's answer */
 
 	pthread_mutex_lock(&s->lock);
 	if (s->state != SESSION_VERIFYING || s->verify_state == VERIFY_IDLE) {
@@ -275,6 +276,7 @@ static void verify_done(struct iscsi_task *t)
 		case SCSI_ACT_DONE:
 			verify_compare(s, &id, step, t, why, sizeof why, &grew_to, fail,
 				       sizeof fail, &next);
+			by_capacity = step == VERIFY_CAPACITY16 || step == VERIFY_CAPACITY10;
 			break;
 		case SCSI_ACT_RETRY:    /* POWER ON OR RESET greets a restarted target */
 		case SCSI_ACT_BACKOFF:  /* BUSY, NOT READY: the session's next tick */
@@ -329,7 +331,7 @@ static void verify_done(struct iscsi_task *t)
 		return;
 
 	if (why[0]) {
-		if (s->ops && s->ops->lun_replaced && s->ops->lun_replaced(s->owner, id.lun)) {
+		if (s->ops && s->ops->lun_replaced && s->ops->lun_replaced(s->owner, &id, by_capacity)) {
 			atomic_fetch_add(&s->st_replaced, 1);
 			log_error("target %s, lun%u: another LUN after the reconnect: %s; "
 				  "its I/O fails with EIO until remounted",

@@ -32,6 +32,10 @@
 #   ua-luns-in-check     LUN 2 appears, and the identity check of the
 #                        reconnect that follows meets REPORTED LUNS DATA
 #                        HAS CHANGED: it passes it on, and lun2 shows
+#   shrink-in-check      LUN 1 shrinks while a session is away, and the
+#                        other's rescan takes the new size while the
+#                        first's identity check runs: lun1 is not taken
+#                        for another unit
 #   deferred-in-check    the identity check of a reconnect meets a
 #                        deferred error (a write acknowledged before was
 #                        lost): the next fsync of lun1 fails with EIO
@@ -296,6 +300,36 @@ luns_in_check_case() {
     finish "$case"
 }
 luns_in_check_case
+
+# A LUN shrinks while one session is away: the session still up meets
+# CAPACITY DATA HAS CHANGED and its rescan takes the new size while the
+# identity check of the other waits for READ CAPACITY.  That check
+# compared with the size of before; its verdict ("shrank") is about a
+# record that changed meanwhile and marks nothing (before, lun1 was taken
+# for another unit: EIO until remounted).
+shrink_in_check_case() {
+    local case=shrink-in-check size
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=2
+    size=$(file_size "$BAD_LUN1")
+    event 1 "shrink LUN 1 and drop a connection"
+    shrunk() {
+        bt dd if="$BAD_MNT/lun1" of=/dev/null bs=4096 count=1 iflag=direct status=none
+        size_is "$BAD_MNT/lun1" $((size - MIB))
+    }
+    wait_true 15 shrunk || fail "$case: st_size is $(file_size "$BAD_MNT/lun1"), not $((size - MIB))"
+    wait_true 15 reconnects_are 1 || fail "$case: no reconnect after the drop"
+    (($(badtarget_count "READ CAPACITY of LUN 1 answered in 3 s") == 1)) ||
+        fail "$case: the identity check's READ CAPACITY was not the slow one: $(cat "$BAD_LOG")"
+    sleep 4                    # its answer comes, and the check ends
+    ! grep -q "another LUN after the reconnect" "$ISCSIFS_LOG" ||
+        fail "$case: $(grep "another LUN after the reconnect" "$ISCSIFS_LOG")"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the check"
+    read_matches "$BAD_MNT/lun1" $((size - MIB - 65536)) 65536 "$BAD_LUN1" "$case: the end of lun1"
+    finish "$case"
+}
+shrink_in_check_case
 
 # The identity check of a reconnect meets a deferred error: a write
 # acknowledged on the connection lost did not reach the medium.  The

@@ -278,6 +278,7 @@ CASES = {
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
     "ua-luns-in-check": ("event", 1, "LUN 2 added; every connection dropped, and REPORTED LUNS DATA HAS CHANGED pending on each that logs in after (the identity check meets it)"),
+    "shrink-in-check": ("event", 1, "LUN 1 shrinks by 1 MiB and one connection is dropped; the next to log in answers its first READ CAPACITY 3 s late (its identity check), and as it logs in CAPACITY DATA HAS CHANGED goes pending on the others (their rescan takes the new size first)"),
     "deferred-in-check": ("event", 1, "every connection dropped; the first command to LUN 1 after that but INQUIRY and REPORT LUNS (the identity check's READ CAPACITY) answered with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
     "ua-capacity-changed": ("event", 0, "LUN 1 grows by 1 MiB; UNIT ATTENTION CAPACITY DATA HAS CHANGED"),
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
@@ -482,6 +483,13 @@ class Lun:
             finally:
                 os.close(fd)
 
+    def shrink(self, n):
+        """Take @n bytes off the end (the backing file too)."""
+        with self.lock:
+            del self.data[len(self.data) - n:]
+            os.truncate(self.path, len(self.data))
+            self.blocks = len(self.data) // BLOCK
+
     def grow(self, n):
         """Add @n random bytes at the end (the backing file too)."""
         more = os.urandom(n)
@@ -528,6 +536,7 @@ class Target:
         self.rc16_lie = False          # the next READ CAPACITY(16) of LUN 1 lies (capacity-lie-once)
         self.ua_on_login = []          # lock: (lun, asc, ascq) pending on each new connection
         self.deferred_pending = False  # lock: deferred-in-check: the next command to LUN 1 gets it
+        self.slow_check_pending = False  # lock: shrink-in-check: the next connection to log in is slow
         self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
         self.transition_until = None   # lock: alua-transition: when LUN 1's transition ends
         self.transition_told = False   # lock: alua-transition: its end was reported
@@ -585,6 +594,13 @@ class Target:
                     self.ua_on_login.append((None, 0x3F, 0x0E))
                 for c in conns:
                     c.close()
+        elif self.case == "shrink-in-check":
+            victim = min(conns, key=lambda c: c.number, default=None)
+            if victim and self.fire("event", "LUN 1 shrinks by 1 MiB; dropping %s" % victim.name):
+                self.luns[1].shrink(1 << 20)
+                with self.lock:
+                    self.slow_check_pending = True
+                victim.close()
         elif self.case == "deferred-in-check":
             if self.fire("event", "dropping every connection (%d); a deferred error pending for "
                          "the next command to LUN 1" % len(conns)):
@@ -697,6 +713,7 @@ class Conn:
         self.sock = sock
         self.port = sock.getsockname()[1]
         self.primary = self.port != target.port2
+        self.number = number            # the order it connected in
         self.name = "conn %d (port %d)" % (number, self.port)
         self.pending_ua = []            # (LUN or None for any, ASC, ASCQ), under lock
         self.lock = threading.Lock()   # sending and the sequence numbers
@@ -709,6 +726,7 @@ class Conn:
         self.next_ttt = 0x100
         self.closed = False
         self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
+        self.slow_capacity = False      # shrink-in-check: its next READ CAPACITY answers 3 s late
         self.late_abort = None          # tmf-late-abort: the ABORT TASK answer held
         self.pings = {}                 # nop-in-ping: TTT -> LUN field of the pings unanswered
         self.next_ping_ttt = 0x70000000
@@ -1754,6 +1772,10 @@ class Conn:
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
             return self.lba_status(t, lun)
         if op in (0x25, 0x9E):   # READ CAPACITY(10), (16)
+            if self.slow_capacity and t.lun == 1:
+                self.slow_capacity = False
+                log("%s: READ CAPACITY of LUN 1 answered in 3 s" % self.name)
+                t.delay = 3
             last, bs = lun.blocks - 1, BLOCK
             if lun.reported_block != BLOCK:
                 last, bs = lun.blocks * BLOCK // lun.reported_block - 1, lun.reported_block
@@ -2343,6 +2365,13 @@ class Conn:
                     self.close()
                     return
                 with self.t.lock:
+                    if self.t.slow_check_pending:
+                        self.t.slow_check_pending = False
+                        self.slow_capacity = True
+                        for c in self.t.conns:
+                            c.add_ua(1, 0x2A, 0x09)
+                        log("%s: slow to answer READ CAPACITY; CAPACITY DATA HAS CHANGED "
+                            "pending on %d other connections" % (self.name, len(self.t.conns)))
                     self.t.conns.add(self)
                     pending = list(self.t.ua_on_login)
                 for lun, asc, ascq in pending:
