@@ -126,13 +126,8 @@ static bool budget_take(struct read_req *r)
 	if (arm)
 		budget.armed = true;
 	pthread_mutex_unlock(&budget.lock);
-	if (arm) {
-		/* (only loop 0 arms its timers) */
-		if (evloop_current() == evloop_at(0))
-			budget_arm(&budget.arm);
-		else
-			evloop_post(evloop_at(0), &budget.arm);
-	}
+	if (arm)    /* (only loop 0 arms its timers; posting works from it too) */
+		evloop_post(evloop_at(0), &budget.arm);
 	return now;
 }
 

@@ -182,7 +182,6 @@ static void seek_unknown(struct seek_req *r)
 static void query_done(struct iscsi_task *t);
 static void capacity_done(struct iscsi_task *t);
 
-
 /* Send the command in r->task.cdb (@done its completion; @alloc bytes
  * into r->data at most). */
 static void send(struct seek_req *r, uint32_t alloc, void (*done)(struct iscsi_task *))

@@ -40,8 +40,9 @@
  * session_ops (struct session_owner_ops, session.h), with the pool as
  * their opaque argument: room again (kick), tasks to send again
  * (requeue), a LUN reset (lun_reset), what an identity check found
- * (lun_replaced, lun_grew, unit_attention, writes_lost, expected_luns).  Each is called on a session
- * thread with no session lock held, and may take the pool lock.
+ * (lun_replaced, lun_grew, unit_attention, writes_lost, expected_luns).
+ * Each is called on a session thread with no session lock held, and may
+ * take the pool lock.
  *
  * p->lock protects the queue, the cursor, the count of tasks in flight,
  * the LUN identities and the watchdog's state.  Lock order: pool ->
@@ -449,12 +450,13 @@ static bool mark_replaced(struct pool *p, uint32_t lun, const struct lun_identit
 
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
-	if (pl && !pl->replaced && checked && !verdict_current(&pl->id, checked, by_capacity)) {
-		/* a rescan took a new capacity (or a probe a new record)
-		 * while the check ran: its verdict is about the old one */
+	/* a rescan took a new capacity (or a probe a new record) while the
+	 * check ran: its verdict is about the old one */
+	bool stale = pl && checked && !verdict_current(&pl->id, checked, by_capacity);
+	if (stale)
 		log_debug("target %s, lun%u: changed while an identity check compared it; "
 			  "that check's verdict is dropped", p->cfg.target_name, lun);
-	} else if (pl && !pl->replaced) {
+	if (pl && !pl->replaced && !stale) {
 		pl->replaced = true;
 		p->nreplaced++;
 		marked = true;
@@ -750,18 +752,24 @@ int pool_exec(struct pool *p, struct iscsi_task *t)
 	return 0;
 }
 
-void pool_destroy(struct pool *p, int timeout_ms)
+/* Wait up to @timeout_ms for no task to be in flight.  Returns whether
+ * none is.  Lock held. */
+static bool wait_idle_locked(struct pool *p, int timeout_ms)
 {
 	struct timespec deadline = deadline_in_ms(timeout_ms);
 
+	while (p->in_flight > 0)
+		if (deadline_cond_wait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT)
+			return false;
+	return true;
+}
+
+void pool_destroy(struct pool *p, int timeout_ms)
+{
 	pthread_mutex_lock(&p->lock);
-	while (p->in_flight > 0) {
-		if (deadline_cond_wait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT) {
-			log_warn("unmount: %llu commands still outstanding; logging out anyway",
-				 (unsigned long long)p->in_flight);
-			break;
-		}
-	}
+	if (!wait_idle_locked(p, timeout_ms))
+		log_warn("unmount: %llu commands still outstanding; logging out anyway",
+			 (unsigned long long)p->in_flight);
 	p->watchdog_run = false;
 	p->closing = true;
 	pthread_mutex_unlock(&p->lock);
@@ -772,18 +780,15 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	/* Retries still waiting for their pause (retry.c holds the pool for
 	 * each, a LU in a transition for up to a minute) fire within
 	 * RETRY_PAUSE_MAX_MS and fail at once (closing): p must outlive them. */
-	deadline = deadline_in_ms(POOL_DRAIN_MS);
 	pthread_mutex_lock(&p->lock);
-	while (p->in_flight > 0) {
-		if (deadline_cond_wait(&p->idle_cond, &p->lock, &deadline) == ETIMEDOUT) {
-			log_error("unmount: %llu commands of %s still held after the logout; "
-				  "their pool is left allocated", (unsigned long long)p->in_flight,
-				  p->cfg.target_name);
-			/* whoever holds it may still touch it: leaked, never freed
-			 * under them (the process is ending) */
-			pthread_mutex_unlock(&p->lock);
-			return;
-		}
+	if (!wait_idle_locked(p, POOL_DRAIN_MS)) {
+		log_error("unmount: %llu commands of %s still held after the logout; "
+			  "their pool is left allocated", (unsigned long long)p->in_flight,
+			  p->cfg.target_name);
+		/* whoever holds it may still touch it: leaked, never freed
+		 * under them (the process is ending) */
+		pthread_mutex_unlock(&p->lock);
+		return;
 	}
 	pthread_mutex_unlock(&p->lock);
 	free(p->sessions);
