@@ -37,6 +37,11 @@ struct lun_map;
 enum lun_change {
 	LUN_CHANGE_CAPACITY,   /* CAPACITY DATA HAS CHANGED (2A/09): this LUN's size */
 	LUN_CHANGE_LUNS,       /* REPORTED LUNS DATA HAS CHANGED (3F/0E): the target's LUNs */
+	LUN_CHANGE_IDENTITY,   /* a Unit Attention on this LUN's own command said it
+	                        * may be another unit now (a power on or reset,
+	                        * 29h; 3Fh/03h, 05h or 0Eh): its commands are held
+	                        * (pool_hold_lun()) until the owner checks it and
+	                        * calls pool_release_lun(), or finds it replaced */
 };
 
 /* What is known of GET LBA STATUS answers that run past the capacity

@@ -84,6 +84,22 @@ void pool_lun_unusable(struct pool *p, uint32_t lun);
  * again).  Target layer. */
 void pool_lun_resized(struct pool *p, uint32_t lun, uint64_t blocks);
 
+/* A Unit Attention said LUN @lun may be another unit now: hold its
+ * commands (but those marked past_hold, which check it) until
+ * pool_release_lun(), or fail them with EIO when it is found replaced
+ * (pool_lun_unusable()) or forgotten (pool_forget_lun()).  Returns true
+ * when this call held it: the caller then has it checked; false when it
+ * was held already, is replaced, or is no LUN of the mount.  Any thread,
+ * no pool lock held. */
+bool pool_hold_lun(struct pool *p, uint32_t lun);
+
+/* Whether LUN @lun is held (pool_hold_lun()).  Target layer. */
+bool pool_lun_is_held(struct pool *p, uint32_t lun);
+
+/* LUN @lun was checked to be the unit probed: what waited for that goes
+ * on, at the head of the queue, in order.  Target layer. */
+void pool_release_lun(struct pool *p, uint32_t lun);
+
 /* Whether LUN @lun was found replaced or unusable (its commands fail).
  * Target layer. */
 bool pool_lun_is_replaced(struct pool *p, uint32_t lun);

@@ -200,6 +200,9 @@ enum scsi_change {
 	SCSI_CHANGE_RESET,    /* POWER ON, RESET (29h/xx): every login gets one */
 	SCSI_CHANGE_CAPACITY, /* CAPACITY DATA HAS CHANGED (2Ah/09h) */
 	SCSI_CHANGE_LUNS,     /* REPORTED LUNS DATA HAS CHANGED (3Fh/0Eh) */
+	SCSI_CHANGE_IDENTITY, /* INQUIRY DATA HAS CHANGED (3Fh/03h), DEVICE
+			       * IDENTIFIER CHANGED (3Fh/05h): what names the
+			       * unit may be another's */
 };
 
 /* What a finished command means (scsi_outcome()). */

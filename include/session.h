@@ -61,6 +61,10 @@ struct iscsi_task {
 	int write_iovcnt;             /* number of entries in write_iov */
 	task_done_fn done;            /* called once when the task ends */
 	void *opaque;                 /* for the owner */
+	bool past_hold;               /* goes out while its LUN is held (pool.h
+	                               * pool_hold_lun()): a command that asks
+	                               * the unit what it is, not one of the data
+	                               * path */
 
 	/* Outcome, valid in done(). */
 	int result;                   /* 0: SCSI status below is valid; else an

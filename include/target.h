@@ -74,6 +74,8 @@ struct fs_target {
 	                               * rescan_running */
 	bool rescan_luns;             /* rescan_lock: the LUN list is to be read again */
 	bool rescan_capacity;         /* rescan_lock: some LUN has capacity_changed set */
+	bool rescan_identity;         /* rescan_lock: some LUN is held until it is checked
+	                               * to be the same unit (pool_hold_lun()) */
 	bool rescan_all_capacities;   /* rescan_lock: and every LUN's is to be read
 	                               * (one grew while a session was away) */
 	bool rescan_running;          /* rescan_lock: the rescan job is queued or runs */
@@ -81,6 +83,7 @@ struct fs_target {
 	                               * to read what changed (a command that
 	                               * timed out, say), each tried again later */
 	bool retry_luns;              /* rescan_lock: the retry reads the LUN list */
+	bool retry_identity;          /* rescan_lock: the retry checks the held LUNs */
 	bool retry_capacity;          /* rescan_lock: the retry reads the capacities
 	                               * marked capacity_changed */
 	bool retry_pending;           /* rescan_lock: retry_call is posted or

@@ -43,13 +43,28 @@ static unsigned backoff_ms(unsigned retries)
 	return ms < RETRY_PAUSE_MAX_MS ? ms : RETRY_PAUSE_MAX_MS;
 }
 
+/* Whether Unit Attention change @change, met by a LUN's own command, may
+ * mean that another unit answers under its number now: a power on or
+ * reset (a new unit comes up with one), its inquiry data changed, or the
+ * LUN list (the unit may be one of the changes). */
+static bool unit_may_differ(enum scsi_change change)
+{
+	return change == SCSI_CHANGE_RESET || change == SCSI_CHANGE_IDENTITY ||
+	       change == SCSI_CHANGE_LUNS;
+}
+
 /* A Unit Attention on @l (@o): count it, forget the provisioning map
- * and pass on what it says changed. */
+ * and pass on what it says changed.  One that says the unit may be
+ * another holds its commands until the owner has checked it (before the
+ * command that met it goes again): a write must not reach a unit put in
+ * its place. */
 static void unit_attention(struct lun *l, const struct scsi_outcome *o)
 {
 	atomic_fetch_add(&l->counters.unit_attentions, 1);
 	/* whatever it says, another initiator may have been at work */
 	lun_sparse_drop(l);
+	if (l->on_change && unit_may_differ(o->change) && pool_hold_lun(l->pool, l->number))
+		l->on_change(l, LUN_CHANGE_IDENTITY, l->change_opaque);
 	switch (o->change) {
 	case SCSI_CHANGE_CAPACITY:
 		atomic_store(&l->capacity_changed, true);
@@ -61,6 +76,7 @@ static void unit_attention(struct lun *l, const struct scsi_outcome *o)
 			l->on_change(l, LUN_CHANGE_LUNS, l->change_opaque);
 		break;
 	case SCSI_CHANGE_RESET:
+	case SCSI_CHANGE_IDENTITY:
 	case SCSI_CHANGE_NONE:
 		break;
 	}
@@ -72,6 +88,7 @@ static const char *change_note(enum scsi_change change)
 	switch (change) {
 	case SCSI_CHANGE_CAPACITY: return "reading the capacity again; ";
 	case SCSI_CHANGE_LUNS: return "reading the LUN list again; ";
+	case SCSI_CHANGE_IDENTITY: return "checking it is the same unit; ";
 	case SCSI_CHANGE_RESET:
 	case SCSI_CHANGE_NONE: break;
 	}
@@ -245,6 +262,9 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, const char *tar
 			.dir = buf ? TASK_DIR_READ : TASK_DIR_NONE,
 			.xfer_len = buf ? len : 0,
 			.read_buf = buf,
+			/* the probe's, the rescan's and the identity
+			 * check's questions: never held */
+			.past_hold = true,
 		};
 		int err;
 		unsigned delay_ms;

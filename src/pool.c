@@ -29,6 +29,14 @@
  * finds another logical block size): its queued tasks fail with EIO,
  * and dispatch() fails every later one, so nothing reaches that disk.
  *
+ * A LUN whose commands met a Unit Attention saying it may be another unit
+ * now (a power on or reset, its inquiry data or the LUN list changed) is
+ * held (pool_hold_lun(), by the LUN layer): its tasks, new ones and those
+ * sent again, wait on the held list, in order, while the owner checks it
+ * with commands marked past_hold; then pool_release_lun() puts them at the
+ * head of the queue, or mark_replaced() (pool_lun_unusable()) or
+ * pool_forget_lun() fails them.  pool_destroy() fails what is still held.
+ *
  * Each session ticks once a second on a timer of its own loop (keepalive,
  * command timeout: session_tick_start()).  A watchdog per pool, a timer
  * on one event loop (evloop.h), applies the replacement timeout (no session up, none alive: session_is_up(),
@@ -92,6 +100,10 @@ struct pool {
 	unsigned nluns;                   /* lock: entries used in luns */
 	unsigned luns_cap;                /* lock: entries allocated in luns */
 	unsigned nreplaced;               /* lock: entries of luns marked replaced */
+	unsigned nheld;                   /* lock: entries of luns marked held */
+	struct iscsi_task *held_head;     /* lock: tasks of held LUNs, in the order they
+	                                   * came (pool_hold_lun()) */
+	struct iscsi_task *held_tail;     /* lock */
 	pool_change_fn changed;           /* lock: the owner's hook, or NULL */
 	void *changed_opaque;             /* lock: its argument */
 };
@@ -100,6 +112,10 @@ struct pool {
 struct pool_lun {
 	struct lun_identity id;           /* what it must be after a reconnect */
 	bool replaced;                    /* found to be another LUN: its commands fail */
+	bool held;                        /* a Unit Attention said it may be another
+	                                   * unit: its commands wait on the held list
+	                                   * until the owner checks it
+	                                   * (pool_hold_lun()) */
 	bool writes_lost;                 /* an identity check met a deferred error saying
 					   * an earlier write was lost: the LUN's next
 					   * fsync fails (pool_take_writes_lost()) */
@@ -113,6 +129,43 @@ static void fail_list(struct iscsi_task *list)
 		t->result = EIO;
 		t->done(t);
 	}
+}
+
+/* A list of tasks linked by ->next, with its tail. */
+struct task_list {
+	struct iscsi_task *head;
+	struct iscsi_task *tail;
+};
+
+/* Append @t to @l. */
+static void list_append(struct task_list *l, struct iscsi_task *t)
+{
+	t->next = NULL;
+	if (l->tail)
+		l->tail->next = t;
+	else
+		l->head = t;
+	l->tail = t;
+}
+
+/* Take the tasks of LUN @lun out of the list *@head .. *@tail, keeping
+ * the order of both parts, and append them to @out. */
+static void take_lun_tasks(struct iscsi_task **head, struct iscsi_task **tail, uint32_t lun,
+			   struct task_list *out)
+{
+	struct iscsi_task **pp = head, *last = NULL;
+
+	while (*pp) {
+		struct iscsi_task *t = *pp;
+		if (t->lun == lun) {
+			*pp = t->next;
+			list_append(out, t);
+			continue;
+		}
+		last = t;
+		pp = &t->next;
+	}
+	*tail = last;
 }
 
 /* The watchdog's second, on its loop: apply the replacement timeout, and
@@ -282,8 +335,39 @@ static bool lun_is_replaced(struct pool *p, uint32_t lun)
 	return pl && pl->replaced;
 }
 
+/* Whether @t must wait on the held list: its LUN is held, and it is not
+ * one of the commands that check it (past_hold).  Lock held. */
+static bool task_is_held(struct pool *p, const struct iscsi_task *t)
+{
+	struct pool_lun *pl = p->nheld && !t->past_hold ? find_lun(p, t->lun) : NULL;
+
+	return pl && pl->held;
+}
+
+/* @t waits on the held list (task_is_held()).  Lock held. */
+static void park_held(struct pool *p, struct iscsi_task *t)
+{
+	struct task_list held = { p->held_head, p->held_tail };
+
+	list_append(&held, t);
+	p->held_head = held.head;
+	p->held_tail = held.tail;
+}
+
+/* End the hold of @pl, if it is held: its tasks go to @out.  Lock held. */
+static void unhold_locked(struct pool *p, struct pool_lun *pl, struct task_list *out)
+{
+	if (!pl->held)
+		return;
+	pl->held = false;
+	p->nheld--;
+	take_lun_tasks(&p->held_head, &p->held_tail, pl->id.lun, out);
+}
+
 void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 {
+	struct task_list failed = { NULL, NULL };
+
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, id->lun);
 	if (!pl && p->nluns == p->luns_cap) {
@@ -298,28 +382,88 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 		p->luns = n;
 		p->luns_cap = cap;
 	}
-	if (!pl)
+	if (!pl) {
 		pl = &p->luns[p->nluns++];
-	else if (pl->replaced)
-		p->nreplaced--;   /* probed afresh (its file was gone and is back) */
+		pl->held = false;
+	} else {
+		if (pl->replaced)
+			p->nreplaced--;   /* probed afresh (its file was gone and is back) */
+		unhold_locked(p, pl, &failed);   /* (the old unit's tasks, if any) */
+	}
 	pl->replaced = false;
 	pl->writes_lost = false;  /* a unit probed afresh: not the old one's loss
 				   * (capacity updates go through
 				   * pool_lun_resized(), which keeps it) */
 	pl->id = *id;
 	pthread_mutex_unlock(&p->lock);
+	fail_list(failed.head);
 }
 
 void pool_forget_lun(struct pool *p, uint32_t lun)
 {
+	struct task_list failed = { NULL, NULL };
+
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
 	if (pl) {
 		if (pl->replaced)
 			p->nreplaced--;
+		/* what waited for its check: the unit is no longer there */
+		unhold_locked(p, pl, &failed);
 		*pl = p->luns[--p->nluns];   /* order does not matter */
 	}
 	pthread_mutex_unlock(&p->lock);
+	fail_list(failed.head);
+}
+
+bool pool_hold_lun(struct pool *p, uint32_t lun)
+{
+	bool marked = false;
+
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl && !pl->replaced && !pl->held && !p->closing) {
+		pl->held = true;
+		p->nheld++;
+		marked = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (marked)
+		log_debug("target %s, lun%u: its commands wait until it is checked to be the same "
+			  "unit", p->cfg.target_name, lun);
+	return marked;
+}
+
+bool pool_lun_is_held(struct pool *p, uint32_t lun)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	bool held = pl && pl->held;
+	pthread_mutex_unlock(&p->lock);
+	return held;
+}
+
+static void pool_kick(void *owner);
+
+void pool_release_lun(struct pool *p, uint32_t lun)
+{
+	struct task_list back = { NULL, NULL };
+
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl)
+		unhold_locked(p, pl, &back);
+	if (back.head) {
+		/* at the head of the queue, in their order: they came before
+		 * what is queued behind a full window */
+		back.tail->next = p->queue_head;
+		p->queue_head = back.head;
+		if (!p->queue_tail)
+			p->queue_tail = back.tail;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (back.head)
+		pool_kick(p);
 }
 
 void pool_set_change_hook(struct pool *p, pool_change_fn fn, void *opaque)
@@ -445,7 +589,7 @@ static bool verdict_current(const struct lun_identity *now, const struct lun_ide
 static bool mark_replaced(struct pool *p, uint32_t lun, const struct lun_identity *checked,
 			  bool by_capacity)
 {
-	struct iscsi_task *failed = NULL, **fail_tail = &failed;
+	struct task_list failed = { NULL, NULL };
 	bool marked = false;
 
 	pthread_mutex_lock(&p->lock);
@@ -460,24 +604,13 @@ static bool mark_replaced(struct pool *p, uint32_t lun, const struct lun_identit
 		pl->replaced = true;
 		p->nreplaced++;
 		marked = true;
-		/* its queued tasks fail now; the others keep their order */
-		struct iscsi_task **pp = &p->queue_head, *last = NULL;
-		while (*pp) {
-			struct iscsi_task *t = *pp;
-			if (t->lun == lun) {
-				*pp = t->next;
-				t->next = NULL;
-				*fail_tail = t;
-				fail_tail = &t->next;
-				continue;
-			}
-			last = t;
-			pp = &t->next;
-		}
-		p->queue_tail = last;
+		/* its queued tasks fail now, and those that waited for its
+		 * check; the others keep their order */
+		take_lun_tasks(&p->queue_head, &p->queue_tail, lun, &failed);
+		unhold_locked(p, pl, &failed);
 	}
 	pthread_mutex_unlock(&p->lock);
-	fail_list(failed);
+	fail_list(failed.head);
 	return marked;
 }
 
@@ -584,8 +717,6 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 	return -1;
 }
 
-static void pool_kick(void *owner);
-
 /* A session lost its connection: put its tasks (a list linked by ->next,
  * in CmdSN order) back at the head of the queue and dispatch them again.
  * Also for the writes a session that is back held meanwhile, and for
@@ -643,6 +774,11 @@ void pool_submit(struct pool *p, struct iscsi_task *t)
 		t->done(t);
 		return;
 	}
+	if (task_is_held(p, t)) {
+		park_held(p, t);
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
 	if (lun_is_replaced(p, t->lun) || (p->queue_head || dispatch(p, t) < 0)) {
 		if (lun_is_replaced(p, t->lun) || (!p->queue_head && errno == EIO)) {
 			pthread_mutex_unlock(&p->lock);
@@ -683,6 +819,15 @@ static void pool_kick(void *owner)
 		/* Taken first: a session that accepts t links it into its
 		 * own command queue through the same t->next. */
 		struct iscsi_task *next = t->next;
+		if (task_is_held(p, t)) {
+			/* (sent again after a lost connection, say): it waits
+			 * with the others of its LUN */
+			p->queue_head = next;
+			if (!p->queue_head)
+				p->queue_tail = NULL;
+			park_held(p, t);
+			continue;
+		}
 		if (dispatch(p, t) < 0) {
 			if (errno == EAGAIN)
 				break;
@@ -766,6 +911,15 @@ static bool wait_idle_locked(struct pool *p, int timeout_ms)
 
 void pool_destroy(struct pool *p, int timeout_ms)
 {
+	struct task_list failed = { NULL, NULL };
+
+	/* nothing checks a held LUN any more (the owner's rescans ended):
+	 * what waits for that fails now, not after the timeout */
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->nluns; i++)
+		unhold_locked(p, &p->luns[i], &failed);
+	pthread_mutex_unlock(&p->lock);
+	fail_list(failed.head);
 	pthread_mutex_lock(&p->lock);
 	if (!wait_idle_locked(p, timeout_ms))
 		log_warn("unmount: %llu commands still outstanding; logging out anyway",

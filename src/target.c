@@ -127,10 +127,13 @@ static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 	if (!t->closing) {
 		if (what == LUN_CHANGE_CAPACITY)
 			t->rescan_capacity = true;
+		else if (what == LUN_CHANGE_IDENTITY)
+			t->rescan_identity = true;
 		else
 			t->rescan_luns = true;
 		start_rescan_locked(t);
 	}
+	/* (closing: pool_destroy() fails what the hold keeps) */
 	pthread_mutex_unlock(&t->rescan_lock);
 }
 
@@ -392,6 +395,120 @@ static bool rescan_luns_locked(struct fs_target *t, struct name_list *changed)
 	return done;
 }
 
+/* Whether error @err of a command of the check of a held LUN may pass
+ * if the check is done again: not when the unit's blocks or data are
+ * unusable as its file's (ESTALE, EPROTO) or the LUN is not there
+ * (ENXIO). */
+static bool check_worth_retrying(int err)
+{
+	return worth_retrying(err) && err != ESTALE && err != ENXIO;
+}
+
+/* Check each LUN of @t that a Unit Attention held (pool_hold_lun()), so
+ * that no command reaches another unit put in its place: its serial
+ * number and device identifier, then its capacity, as the probe read
+ * them.  The same unit: its commands go on (pool_release_lun()); the
+ * names of those whose size changed go to @resized.  Another unit, or
+ * unusable as the file's: what waited fails with EIO, and the file goes
+ * (its name to @changed), to be probed anew by the LUN list that
+ * follows (*@list_again).  A command that failed: it stays held, to be
+ * checked again later (returns false).  t->lock held. */
+static bool check_held_locked(struct fs_target *t, struct name_list *changed,
+			      struct name_list *resized, bool *list_again)
+{
+	bool done = true;
+
+	for (fuse_ino_t ino = 1;; ino++) {
+		struct fs_node *n = fs_node(t->fs, ino);
+		char why[320];
+		uint64_t old;
+		int rc;
+
+		if (!n)
+			break;
+		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
+		    !pool_lun_is_held(t->pool, n->lun->number))
+			continue;
+		struct lun *l = n->lun;
+		rc = lun_check_identity(l);
+		if (rc == 1) {
+			rc = lun_reread_capacity(l, &old);
+			if (rc >= 0) {
+				pool_lun_resized(t->pool, l->number, atomic_load(&l->blocks));
+				pool_release_lun(t->pool, l->number);
+				log_debug("target %s, %s: the same unit; its commands go on",
+					  t->cfg.target_name, n->name);
+				if (rc == 1) {
+					log_info("target %s, %s: capacity changed from %llu to %llu bytes",
+						 t->cfg.target_name, n->name,
+						 (unsigned long long)old, (unsigned long long)l->size);
+					name_list_add(resized, n->name);
+				}
+				continue;
+			}
+		}
+		if (rc < 0 && check_worth_retrying(err_errno())) {
+			log_error("target %s, %s: cannot check it is the same unit: %s; "
+				  "its commands wait", t->cfg.target_name, n->name, err_msg());
+			done = false;
+			continue;
+		}
+		snprintf(why, sizeof why, "%s (%s)", rc == 0 ? "another logical unit now" :
+			 "unusable as its file now", err_msg());
+		pool_lun_unusable(t->pool, l->number);    /* what waited fails */
+		replace_lun_file(t, n, why, changed);
+		*list_again = true;
+	}
+	return done;
+}
+
+/* The held LUNs of @t checked, then the kernel is told of the files that
+ * changed.  Returns false when some are to be checked again later; sets
+ * *@list_again when the LUN list is to be read (a file went). */
+static bool rescan_identities(struct fs_target *t, bool *list_again)
+{
+	struct name_list changed = { NULL, 0, 0 }, resized = { NULL, 0, 0 };
+	bool done;
+
+	/* (also before the target is open: an open that failed part way
+	 * leaves files whose LUNs may be held) */
+	pthread_mutex_lock(&t->lock);
+	done = check_held_locked(t, &changed, &resized, list_again);
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < resized.n; i++) {
+		struct fs_node *n = lun_file_named(t, resized.names[i]);
+		if (n)
+			fs_notify_resized(t->fs, n->ino);
+	}
+	for (size_t i = 0; i < changed.n; i++)
+		fs_notify_entry(t->fs, t->dir, changed.names[i]);
+	free(changed.names);
+	free(resized.names);
+	return done;
+}
+
+/* The checks of @t's held LUNs were given up: their commands fail with
+ * EIO from now on, and their files are replaced at the next LUN list
+ * (or the mount is made again).  No lock held. */
+static void give_up_held(struct fs_target *t)
+{
+	pthread_mutex_lock(&t->lock);
+	for (fuse_ino_t ino = 1;; ino++) {
+		struct fs_node *n = fs_node(t->fs, ino);
+
+		if (!n)
+			break;
+		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
+		    !pool_lun_is_held(t->pool, n->lun->number))
+			continue;
+		log_error("target %s, %s: it could not be checked to be the same unit after a "
+			  "Unit Attention; its I/O fails with EIO until the LUN list is read again "
+			  "or it is remounted", t->cfg.target_name, n->name);
+		pool_lun_unusable(t->pool, n->lun->number);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 /* Read the capacity again of each LUN of @t that a Unit Attention marked,
  * or of all when @all (t->lock held, so that the open has added every
  * file); the names whose size changed go to @changed.  Returns false when
@@ -495,7 +612,8 @@ static void retry_fire(struct ev_timer *timer)
 	if (!t->closing) {
 		t->rescan_luns |= t->retry_luns;
 		t->rescan_capacity |= t->retry_capacity;
-		t->retry_luns = t->retry_capacity = false;
+		t->rescan_identity |= t->retry_identity;
+		t->retry_luns = t->retry_capacity = t->retry_identity = false;
 		start_rescan_locked(t);
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
@@ -516,29 +634,34 @@ static void retry_arm(struct ev_call *call)
 }
 
 /* A round of @t's rescan failed to read the LUN list (@luns) or some
- * capacities (@capacity): have it run again for them later, or give up
- * after RESCAN_RETRIES rounds in a row.  Rescan lock held. */
-static void retry_later_locked(struct fs_target *t, bool luns, bool capacity)
+ * capacities (@capacity), or to check some held LUNs (@identity): have
+ * it run again for them later, or give up after RESCAN_RETRIES rounds in
+ * a row.  Rescan lock held.  Returns true when it gave up checking held
+ * LUNs (the caller fails them: give_up_held()). */
+static bool retry_later_locked(struct fs_target *t, bool luns, bool capacity, bool identity)
 {
 	if (t->closing)
-		return;
+		return false;
 	t->retry_luns |= luns;
 	t->retry_capacity |= capacity;
+	t->retry_identity |= identity;
 	if (t->retry_pending)
-		return;           /* that retry reads these too */
+		return false;     /* that retry reads these too */
 	if (t->rescan_failures >= RESCAN_RETRIES) {
+		bool held = t->retry_identity;
 		log_error("target %s: the change it reported could not be read in %u tries; "
 			  "it is read at the next change", t->cfg.target_name,
 			  t->rescan_failures + 1);
 		t->rescan_failures = 0;
-		t->retry_luns = t->retry_capacity = false;
-		return;
+		t->retry_luns = t->retry_capacity = t->retry_identity = false;
+		return held;
 	}
 	t->retry_at_ns = mono_now_ns() + (int64_t)(RESCAN_RETRY_MS << t->rescan_failures) * 1000000;
 	t->rescan_failures++;
 	t->retry_pending = true;
 	t->retry_call.run = retry_arm;
 	evloop_post(evloop_at(0), &t->retry_call);  /* (the pool's sessions run the loops) */
+	return false;
 }
 
 /* On loop 0: neither the retry's call nor its timer runs after this. */
@@ -573,24 +696,34 @@ static void rescan_run(struct helper_job *job)
 	struct fs_target *t = target_of_job(job);
 
 	pthread_mutex_lock(&t->rescan_lock);
-	if (!t->closing && (t->rescan_luns || t->rescan_capacity)) {
+	if (!t->closing && (t->rescan_luns || t->rescan_capacity || t->rescan_identity)) {
 		bool luns = t->rescan_luns, capacity = t->rescan_capacity;
+		bool identity = t->rescan_identity;
 		bool all = t->rescan_all_capacities;
-		bool luns_done = true, capacity_done = true;
+		bool luns_done = true, capacity_done = true, identity_done = true;
 		t->rescan_luns = t->rescan_capacity = t->rescan_all_capacities = false;
+		t->rescan_identity = false;
 		pthread_mutex_unlock(&t->rescan_lock);
+		/* held LUNs first: their commands wait for it */
+		if (identity)
+			identity_done = rescan_identities(t, &luns);
 		if (capacity)
 			capacity_done = rescan_capacities(t, all);
 		if (luns)
 			luns_done = rescan_luns(t);
 		pthread_mutex_lock(&t->rescan_lock);
-		if (!luns_done || !capacity_done)
-			retry_later_locked(t, !luns_done, !capacity_done);
-		else if (!t->retry_pending)
+		if (!luns_done || !capacity_done || !identity_done) {
+			if (retry_later_locked(t, !luns_done, !capacity_done, !identity_done)) {
+				pthread_mutex_unlock(&t->rescan_lock);
+				give_up_held(t);
+				pthread_mutex_lock(&t->rescan_lock);
+			}
+		} else if (!t->retry_pending) {
 			t->rescan_failures = 0;   /* (a retry pending keeps its count) */
+		}
 	}
 	/* (the job is not touched after it is queued again) */
-	if (t->closing || !(t->rescan_luns || t->rescan_capacity) ||
+	if (t->closing || !(t->rescan_luns || t->rescan_capacity || t->rescan_identity) ||
 	    helpers_post(rescanner, &t->rescan_job) < 0)
 		rescan_ended_locked(t);
 	pthread_mutex_unlock(&t->rescan_lock);

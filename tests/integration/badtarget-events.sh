@@ -19,6 +19,13 @@
 #                        DATA HAS CHANGED: lun1 is replaced by a file of
 #                        the new unit, a file of the old one kept open
 #                        fails its reads
+#                        (again, with a write through lun1 meeting the
+#                        Unit Attention: it fails with EIO, the new unit
+#                        untouched)
+#   ua-lun-swapped-reset the same, reported as a power on of LUN 1 alone
+#                        (POWER ON OCCURRED): the write through lun1 that
+#                        meets it fails with EIO, the new unit untouched,
+#                        and lun1 is replaced by a file of the new unit
 #   ua-luns-fail-always  the same, every REPORT LUNS failing: the rescan is
 #                        tried again, and unmounting while the next retry
 #                        waits ends cleanly
@@ -450,6 +457,41 @@ lun_swapped_case() {
     finish "$case"
 }
 lun_swapped_case
+
+# The write through lun1 is the command that meets the Unit Attention of
+# a swap (CASE: ua-lun-swapped, REPORTED LUNS DATA HAS CHANGED; or
+# ua-lun-swapped-reset, POWER ON OCCURRED on LUN 1 alone): lun1's commands
+# wait while it is checked, and the write fails with EIO instead of going
+# again to the unit now there.  Before, it was sent again at once and
+# overwrote the first 64 KiB of the new unit; with POWER ON OCCURRED
+# nothing else followed, and lun1 went on reading and writing the other
+# unit.
+lun_swapped_write_case() {
+    local case=$1 lun2=$TEST_TMPDIR/bad-lun2.img old_fd sum
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    sum=$(md5sum <"$lun2")
+    head -c 65536 /dev/urandom >"$work/junk"
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    exec {old_fd}<>"$BAD_MNT/lun1"
+    event 1 "swap LUN 1"   # LUN 1 is another unit from now on
+    if bt dd if="$work/junk" bs=65536 count=1 conv=notrunc,fsync status=none \
+        >&"$old_fd" 2>"$work/w.err"; then
+        fail "$case: the write that met the Unit Attention succeeded"
+    fi
+    exec {old_fd}>&-
+    grep -q "Input/output error" "$work/w.err" ||
+        fail "$case: the write failed otherwise: $(cat "$work/w.err")"
+    assert_eq "$sum" "$(md5sum <"$lun2")" "$case: the new unit's data"
+    check_log "target $BAD_IQN, lun1: another logical unit now \\(unit serial number .*\\); its file is replaced" 10
+    wait_true 10 size_is "$BAD_MNT/lun1" "$(file_size "$lun2")" ||
+        fail "$case: lun1 is not the new unit's size: $(file_size "$BAD_MNT/lun1")"
+    bt cmp "$BAD_MNT/lun1" "$lun2" || fail "$case: the new lun1 does not read as the new unit holds it"
+    finish "$case"
+}
+lun_swapped_write_case ua-lun-swapped
+lun_swapped_write_case ua-lun-swapped-reset
 
 # The REPORT LUNS that follows a REPORTED LUNS DATA HAS CHANGED fails
 # once: the rescan is tried again a second later, and the new LUN shows

@@ -284,6 +284,7 @@ CASES = {
     "ua-luns-fail-once": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and the REPORT LUNS after it fails once: HARDWARE ERROR (44h/00h)"),
     "ua-luns-fail-always": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and every REPORT LUNS after it fails: HARDWARE ERROR (44h/00h); with --times 2, a second event makes REPORT LUNS answer again, with the same Unit Attention"),
     "ua-lun-swapped": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
+    "ua-lun-swapped-reset": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION POWER ON OCCURRED on LUN 1 alone, as a unit that comes up reports"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 2, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED; a second event: READ and WRITE of LUN 1 address 4096-byte blocks too, REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -628,6 +629,12 @@ class Target:
             with self.lock:
                 self.luns[1] = other
             self.unit_attention(conns, "LUN 1 is another logical unit now", None, 0x3F, 0x0E)
+        elif self.case == "ua-lun-swapped-reset":
+            other = self.lun2(1)
+            other.generation = 1
+            with self.lock:
+                self.luns[1] = other
+            self.unit_attention(conns, "LUN 1 is another logical unit now", 1, 0x29, 0x01)
         elif self.case == "ua-luns-cut":
             self.unit_attention(conns, "REPORT LUNS cut short from now on", None, 0x3F, 0x0E)
         elif self.case == "ua-blocksize-changed" and n > 1:
