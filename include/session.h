@@ -373,6 +373,13 @@ void session_lun_reset_elsewhere(struct session *s, uint32_t lun);
  * fail whatever is still outstanding with EIO, and free.  */
 void session_logout_and_free(struct session *s, int timeout_ms);
 
+/* The same in two steps, so that many sessions log out at once: queue
+ * the Logout (no command is taken after it), then wait until @deadline
+ * (CLOCK_MONOTONIC, deadline.h) for its answer, stop and free.  Each
+ * session_logout_start() is followed by one session_logout_finish(). */
+void session_logout_start(struct session *s);
+void session_logout_finish(struct session *s, const struct timespec *deadline);
+
 /* A copy of the negotiated parameters of the session's last login (a
  * reconnect writes them anew, under the session lock, which this takes). */
 void session_params_copy(struct session *s, struct iscsi_params *out);

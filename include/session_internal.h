@@ -220,6 +220,9 @@ struct session {
 	                                     * logout waits for CLOSED */
 	enum session_state state;           /* lock: where the session is in its life
 	                                     * (session.h); session_set_state() only */
+	bool logout_awaited;                /* lock: session_logout_start() found the
+	                                     * session connected: its Logout's answer
+	                                     * (CLOSED) is waited for */
 	uint32_t cmdsn;                     /* lock: CmdSN of the next command */
 	uint32_t exp_cmdsn;                 /* lock: target's ExpCmdSN */
 	uint32_t max_cmdsn;                 /* lock: target's MaxCmdSN */

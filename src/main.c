@@ -24,7 +24,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,13 +314,55 @@ static int serve(struct startup *s)
 	return loop_rc < 0 ? 1 : 0;
 }
 
+/* Threads that free targets at the end, at most (the main thread one of
+ * them): a target that does not answer costs its drain and logout waits
+ * (up to 35 s, target_free()) once per TEARDOWN_THREADS targets, not
+ * once per target. */
+#define TEARDOWN_THREADS 16
+
+/* The targets of a mount being freed, shared by the threads that free
+ * them. */
+struct freeing {
+	struct fs *fs;                 /* the mount; its targets are not touched
+	                                * by anyone else any more */
+	atomic_size_t next;            /* the next target to take */
+};
+
+/* A thread that frees targets of @arg, a struct freeing, until none is
+ * left. */
+static void *free_targets(void *arg)
+{
+	struct freeing *f = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&f->next, 1)) < f->fs->ntargets)
+		target_free(f->fs->targets[i]);
+	return NULL;
+}
+
+/* Drain, log out and free every target of @fs, several at once. */
+static void free_all_targets(struct fs *fs)
+{
+	struct freeing f = { .fs = fs };
+	pthread_t helpers[TEARDOWN_THREADS - 1];
+	size_t want = fs->ntargets < TEARDOWN_THREADS ? fs->ntargets : TEARDOWN_THREADS;
+	size_t started = 0;
+
+	atomic_init(&f.next, 0);
+	/* (a thread that cannot start leaves its share to the others) */
+	while (started + 1 < want && pthread_create(&helpers[started], NULL, free_targets, &f) == 0)
+		started++;
+	free_targets(&f);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(helpers[i], NULL);
+}
+
 /* Release what the steps reached hold (all of it is empty or NULL where
  * a step was not reached). */
 static void teardown(struct startup *s)
 {
 	/* Drain and log out before the FUSE session goes: late replies need it. */
-	for (size_t i = 0; i < s->fs.ntargets; i++)
-		target_free(s->fs.targets[i]);
+	free_all_targets(&s->fs);
 	free(s->fs.targets);
 	/* every session is logged out; a timer still armed (a retry held
 	 * past pool_destroy()'s wait, which leaves its pool allocated) must

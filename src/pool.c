@@ -75,6 +75,10 @@
  * still hold the pool (each fires within a second: retry.h). */
 #define POOL_DRAIN_MS 5000
 
+/* How long pool_destroy() waits for the answers to its sessions'
+ * Logouts, all sent at once. */
+#define POOL_LOGOUT_MS 5000
+
 struct pool {
 	struct session_config cfg;        /* read-only after create */
 	unsigned n;                       /* number of sessions; read-only */
@@ -929,8 +933,13 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	pthread_mutex_unlock(&p->lock);
 	evloop_run_sync(p->loop, watchdog_stop, p);
 	/* No log line here (see pool.h): pool_log_stats() at unmount. */
+	/* every Logout goes at once: a target that answers none costs the
+	 * wait once, not once per session */
+	struct timespec logout_deadline = deadline_in_ms(POOL_LOGOUT_MS);
 	for (unsigned i = 0; i < p->n; i++)
-		session_logout_and_free(p->sessions[i], 5000);
+		session_logout_start(p->sessions[i]);
+	for (unsigned i = 0; i < p->n; i++)
+		session_logout_finish(p->sessions[i], &logout_deadline);
 	/* Retries still waiting for their pause (retry.c holds the pool for
 	 * each, a LU in a transition for up to a minute) fire within
 	 * RETRY_PAUSE_MAX_MS and fail at once (closing): p must outlive them. */

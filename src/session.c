@@ -633,10 +633,8 @@ struct session *session_attach_fd_verifying(const struct session_owner_ops *ops,
 	return s;
 }
 
-void session_logout_and_free(struct session *s, int timeout_ms)
+void session_logout_start(struct session *s)
 {
-	struct timespec deadline = deadline_in_ms(timeout_ms);
-
 	pthread_mutex_lock(&s->lock);
 	/* (DROPPING: the Logout stays queued; nothing more is sent on that
 	 * connection.  LOGGING_OUT: the Logout the target asked for is
@@ -653,9 +651,16 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 			session_queue_ctl_locked(s, it);
 		}
 	}
-	/* (not connected: nothing to wait for; the loop closes below) */
-	while (was_up && s->state != SESSION_CLOSED) {
-		if (deadline_cond_wait(&s->state_cond, &s->lock, &deadline) == ETIMEDOUT)
+	/* (not connected: nothing to wait for; the loop closes at the end) */
+	s->logout_awaited = was_up;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void session_logout_finish(struct session *s, const struct timespec *deadline)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->logout_awaited && s->state != SESSION_CLOSED) {
+		if (deadline_cond_wait(&s->state_cond, &s->lock, deadline) == ETIMEDOUT)
 			break;
 	}
 	/* Logged out, failed, or no answer in time: end the connection
@@ -674,4 +679,12 @@ void session_logout_and_free(struct session *s, int timeout_ms)
 	free(s->rx.scratch);
 	free(s->verify_luns);
 	free(s);
+}
+
+void session_logout_and_free(struct session *s, int timeout_ms)
+{
+	struct timespec deadline = deadline_in_ms(timeout_ms);
+
+	session_logout_start(s);
+	session_logout_finish(s, &deadline);
 }

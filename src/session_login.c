@@ -353,9 +353,13 @@ static int login_sessions(const struct session_owner_ops *ops, void *owner,
 			failed = i;
 	}
 	if (failed < n) {
+		struct timespec deadline = deadline_in_ms(2000);
+		for (unsigned i = 0; i < n; i++)
+			if (out[i])
+				session_logout_start(out[i]);
 		for (unsigned i = 0; i < n; i++)
 			if (out[i]) {
-				session_logout_and_free(out[i], 2000);
+				session_logout_finish(out[i], &deadline);
 				out[i] = NULL;
 			}
 		err_set(fls[failed].err, "%s", fls[failed].msg);
