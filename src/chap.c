@@ -9,8 +9,9 @@
  *   rather than guessed (no target we know sends it).
  * - Base64 must be padded to a multiple of four characters and its unused
  *   low bits must be zero, so each value has exactly one encoding.
- * - CHAP_I is decimal only, as every target writes it; a 0x form is
- *   refused.
+ * - CHAP_I and CHAP_A are numbers (RFC 7143 12.1.3): decimal without a
+ *   leading zero, or 0x/0X hex (section 6.1's numerical values), within
+ *   0..255.
  *
  * Thread model: pure; the only static data is the constant table.
  */
@@ -116,16 +117,29 @@ bool chap_verify(int alg, uint8_t id, const struct chap_secret *secret,
 /* ---- parsing what a target sends ---- */
 
 /* A decimal without sign or leading zero, at most @max.  -1 if not. */
-static int parse_small_decimal(const char *s, unsigned max, unsigned *out)
+static int parse_small_number(const char *s, unsigned max, unsigned *out)
 {
-	unsigned v = 0;
+	unsigned v = 0, base = 10;
 
-	if (*s == '\0' || (s[0] == '0' && s[1] != '\0'))
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	} else if (s[0] == '0' && s[1] != '\0') {
+		return -1;
+	}
+	if (*s == '\0')
 		return -1;
 	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
+		unsigned d;
+		if (*s >= '0' && *s <= '9')
+			d = (unsigned)(*s - '0');
+		else if (base == 16 && *s >= 'a' && *s <= 'f')
+			d = (unsigned)(*s - 'a' + 10);
+		else if (base == 16 && *s >= 'A' && *s <= 'F')
+			d = (unsigned)(*s - 'A' + 10);
+		else
 			return -1;
-		v = v * 10 + (unsigned)(*s - '0');
+		v = v * base + d;
 		if (v > max)
 			return -1;
 	}
@@ -138,8 +152,8 @@ int chap_parse_identifier(const char *value, uint8_t *out)
 	char vb[TEXT_SHOWN_SIZE];
 	unsigned v;
 
-	if (parse_small_decimal(value, 255, &v) < 0) {
-		err_set(EPROTO, "target sent CHAP_I=%s: not a decimal 0..255", text_shown(value, vb));
+	if (parse_small_number(value, 255, &v) < 0) {
+		err_set(EPROTO, "target sent CHAP_I=%s: not a number 0..255 (decimal or 0x hex)", text_shown(value, vb));
 		return -1;
 	}
 	*out = (uint8_t)v;
@@ -151,7 +165,7 @@ int chap_parse_algorithm(const char *value, enum chap_alg *out)
 	char vb[TEXT_SHOWN_SIZE];
 	unsigned v;
 
-	if (parse_small_decimal(value, 255, &v) < 0 || !find_alg((int)v)) {
+	if (parse_small_number(value, 255, &v) < 0 || !find_alg((int)v)) {
 		err_set(EPROTO, "target chose CHAP_A=%s, not an algorithm we support",
 			text_shown(value, vb));
 		return -1;

@@ -194,10 +194,13 @@ static void test_binary_limits(void)
 
 static void test_identifier(void)
 {
-	static const char *const good[] = { "0", "1", "9", "42", "255" };
-	static const unsigned good_values[] = { 0, 1, 9, 42, 255 };
+	/* numbers of RFC 7143 6.1: decimal, or hex after 0x */
+	static const char *const good[] = { "0", "1", "9", "42", "255", "0x1", "0X1f", "0xff",
+					    "0x00FF" };
+	static const unsigned good_values[] = { 0, 1, 9, 42, 255, 1, 31, 255, 255 };
 	static const char *const bad[] = {
-		"", "256", "1000", "-1", "+1", "01", "00", "0x1", "1a", " 1", "1 ", "99999999999",
+		"", "256", "1000", "-1", "+1", "01", "00", "0x", "0x100", "0xg", "x1", "1a", " 1",
+		"1 ", "99999999999", "0x1ffffffff",
 	};
 	uint8_t id;
 
@@ -217,13 +220,14 @@ static void test_identifier(void)
 
 static void test_algorithm_values(void)
 {
-	static const char *const bad[] = { "", "4", "9", "05", "0x5", "5,7", "MD5", "Reject" };
+	static const char *const bad[] = { "", "4", "9", "05", "0x4", "5,7", "MD5", "Reject" };
 	enum chap_alg a;
 
 	CHECK(chap_parse_algorithm("5", &a) == 0 && a == CHAP_ALG_MD5);
 	CHECK(chap_parse_algorithm("6", &a) == 0 && a == CHAP_ALG_SHA1);
 	CHECK(chap_parse_algorithm("7", &a) == 0 && a == CHAP_ALG_SHA256);
 	CHECK(chap_parse_algorithm("8", &a) == 0 && a == CHAP_ALG_SHA3_256);
+	CHECK(chap_parse_algorithm("0x5", &a) == 0 && a == CHAP_ALG_MD5);
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK(chap_parse_algorithm(bad[i], &a) == -1 && err_errno() == EPROTO);
 }

@@ -104,14 +104,16 @@ static bool response_verifies(const struct request *r, int alg, const char *chap
 			      const char *chap_c)
 {
 	struct chap_secret s = secret_of(SECRET);
-	uint8_t chal[CHAP_MAX_BINARY], resp[CHAP_MAX_BINARY], id;
+	uint8_t chal[CHAP_MAX_BINARY], resp[CHAP_MAX_BINARY];
 	size_t clen, rlen;
 	const char *n = value_of(r, "CHAP_N"), *rv = value_of(r, "CHAP_R");
+	/* (read apart from the code under test: decimal or 0x hex) */
+	unsigned long id = strtoul(chap_i, NULL, 0);
 
-	return n && rv && strcmp(n, USER) == 0 && chap_parse_identifier(chap_i, &id) == 0 &&
+	return n && rv && strcmp(n, USER) == 0 && id <= 255 &&
 	       chap_parse_binary("CHAP_C", chap_c, chal, &clen) == 0 &&
 	       chap_parse_binary("CHAP_R", rv, resp, &rlen) == 0 &&
-	       chap_verify(alg, id, &s, chal, clen, resp, rlen);
+	       chap_verify(alg, (uint8_t)id, &s, chal, clen, resp, rlen);
 }
 
 /* Base64 of @len bytes into @out (enough room assumed). */
@@ -292,8 +294,10 @@ static const struct scenario scenarios[] = {
 	  .rc = -1, .err = EACCES, .words = "skipped CHAP", .conns = 1 },
 	{ .name = "CHAP_I out of range", .chap = true, .chap_i = "256", .rc = -1,
 	  .err = EPROTO, .words = "CHAP_I", .conns = 1 },
-	{ .name = "CHAP_I in hex", .chap = true, .chap_i = "0x07", .rc = -1, .err = EPROTO,
-	  .words = "CHAP_I", .conns = 1 },
+	/* a number of RFC 7143 6.1 (LIO reads a 0x CHAP_I as hex too) */
+	{ .name = "CHAP_I in hex", .chap = true, .chap_i = "0x1F", .rc = 0, .conns = 1 },
+	{ .name = "CHAP_I in hex, out of range", .chap = true, .chap_i = "0x100", .rc = -1,
+	  .err = EPROTO, .words = "CHAP_I", .conns = 1 },
 	{ .name = "CHAP_C odd length", .chap = true, .chap_c = "0x123", .rc = -1,
 	  .err = EPROTO, .words = "odd number", .conns = 1 },
 	{ .name = "CHAP_C empty", .chap = true, .chap_c = "0x", .rc = -1, .err = EPROTO,
