@@ -81,6 +81,10 @@ struct lun_counters {
 struct lun {
 	struct pool *pool;            /* the sessions of the LUN's target */
 	uint32_t number;              /* LUN number */
+	uint64_t incarnation;         /* read-only: this object among all the
+	                               * process probed (from 1): its tasks carry
+	                               * it, so that none of the old reaches a
+	                               * unit probed anew under its number */
 	char name[16];                /* "lun3": the file name */
 	char target[224];             /* the target's IQN, for log lines */
 	/* The capacity: changed only by lun_reread_capacity() (any thread

@@ -66,7 +66,9 @@ bool pool_take_writes_lost(struct pool *p, uint32_t lun);
  * the owner's commands cannot have seen: SCSI_CHANGE_CAPACITY when it grew
  * while a session was away (nothing else changed; the first session to
  * see it) or a Unit Attention of the check said its capacity changed,
- * SCSI_CHANGE_LUNS when one said the LUN list changed.  On a session
+ * SCSI_CHANGE_LUNS when one said the LUN list changed; SCSI_CHANGE_IDENTITY
+ * (@lun 0: any) when a session is back after the replacement timeout and
+ * LUNs are held, to be checked now.  On a session
  * thread, no lock held; it must not block or wait for commands.  Set by
  * the owner after pool_create(). */
 typedef void (*pool_change_fn)(uint32_t lun, enum scsi_change what, void *opaque);
@@ -92,6 +94,11 @@ void pool_lun_resized(struct pool *p, uint32_t lun, uint64_t blocks);
  * was held already, is replaced, or is no LUN of the mount.  Any thread,
  * no pool lock held. */
 bool pool_hold_lun(struct pool *p, uint32_t lun);
+
+/* LUN @lun is held and its check could not be done: what waits fails with
+ * EIO now, and its tasks fail at once until pool_release_lun() (or it is
+ * replaced).  Returns true when this call marked it so.  Target layer. */
+bool pool_hold_failing(struct pool *p, uint32_t lun);
 
 /* Whether LUN @lun is held (pool_hold_lun()).  Target layer. */
 bool pool_lun_is_held(struct pool *p, uint32_t lun);

@@ -61,6 +61,10 @@ struct iscsi_task {
 	int write_iovcnt;             /* number of entries in write_iov */
 	task_done_fn done;            /* called once when the task ends */
 	void *opaque;                 /* for the owner */
+	uint64_t incarnation;         /* the LUN object's (lun.h) for the data
+	                               * path, 0 for the rest: the pool fails it
+	                               * once its LUN number is another object's
+	                               * or no file's (pool.c task_retired()) */
 	bool past_hold;               /* goes out while its LUN is held (pool.h
 	                               * pool_hold_lun()): a command that asks
 	                               * the unit what it is, not one of the data
@@ -154,6 +158,8 @@ struct lun_identity {
 	char device_id[128];          /* VPD 0x83 designator at the probe, "" if none */
 	uint32_t block_size;          /* logical block size in bytes */
 	uint64_t blocks;              /* capacity in blocks, as last read */
+	uint64_t incarnation;         /* the LUN object probed (lun.h): the data
+	                               * path's tasks carry it (iscsi_task) */
 };
 
 /* The states of a session.  Only session_set_state() (session.c) changes

@@ -32,6 +32,9 @@
 #define MAX_BLOCKS_10 0xffffu
 
 
+/* LUN objects probed so far in the process (struct lun incarnation). */
+static _Atomic uint64_t incarnations;
+
 /* ---- errors from a finished task ---- */
 
 /* The pause before retry number @retries + 1 of a command the target
@@ -427,6 +430,7 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	}
 	l->pool = pool;
 	l->number = number;
+	l->incarnation = atomic_fetch_add(&incarnations, 1) + 1;
 	snprintf(l->name, sizeof l->name, "lun%u", number);
 	snprintf(l->target, sizeof l->target, "%s", target);
 

@@ -324,6 +324,7 @@ static void read_start(struct read_req *r)
 		uint32_t n = (uint32_t)(r->bytes - at < l->split ? r->bytes - at : l->split);
 		p->req = r;
 		p->task.lun = l->number;
+		p->task.incarnation = l->incarnation;
 		p->task.dir = TASK_DIR_READ;
 		p->task.xfer_len = n;
 		p->task.read_buf = r->buf + at;
@@ -492,6 +493,7 @@ static void flush_async(struct lun *l, bool report_lost, lun_write_cb cb, void *
 	f->opaque = opaque;
 	f->report_lost = report_lost;
 	f->task.lun = l->number;
+	f->task.incarnation = l->incarnation;
 	f->task.dir = TASK_DIR_NONE;
 	f->task.done = flush_done;
 	f->task.opaque = f;

@@ -190,6 +190,7 @@ static void send(struct seek_req *r, uint32_t alloc, void (*done)(struct iscsi_t
 
 	r->retries = 0;
 	r->task.lun = l->number;
+	r->task.incarnation = l->incarnation;
 	r->task.dir = TASK_DIR_READ;
 	r->task.xfer_len = alloc;
 	r->task.read_buf = r->data;

@@ -359,6 +359,7 @@ static void discard_piece(struct write_req *w, struct write_piece *p, const stru
 	memset(p, 0, sizeof *p);     /* a slot is reused: nothing of the last command stays */
 	p->req = w;
 	p->task.lun = l->number;
+	p->task.incarnation = l->incarnation;
 	p->task.done = write_piece_done;
 	p->task.opaque = p;
 	p->task.dir = TASK_DIR_WRITE;
@@ -476,6 +477,7 @@ static void write_send(struct write_req *w)
 		uint32_t len = (uint32_t)(bytes - at < l->split ? bytes - at : l->split);
 		p->req = w;
 		p->task.lun = l->number;
+		p->task.incarnation = l->incarnation;
 		p->task.dir = TASK_DIR_WRITE;
 		p->task.xfer_len = len;
 		p->task.write_iov = p->iov;

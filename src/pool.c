@@ -36,6 +36,16 @@
  * with commands marked past_hold; then pool_release_lun() puts them at the
  * head of the queue, or mark_replaced() (pool_lun_unusable()) or
  * pool_forget_lun() fails them.  pool_destroy() fails what is still held.
+ * While no session is up past the replacement timeout (failfast), and
+ * once its check could not be done (pool_hold_failing()), a held LUN's
+ * tasks fail at once instead of waiting.
+ *
+ * A task of the data path carries its LUN object's incarnation (lun.h);
+ * once a LUN's record was forgotten (its file removed) or taken by another
+ * object (probed anew), p->retired says so, and a task whose LUN number
+ * has no record of its incarnation fails (task_retired()): one of the old
+ * file's that went again later (after BUSY, a lost connection) must not
+ * reach the unit now under that number.
  *
  * Each session ticks once a second on a timer of its own loop (keepalive,
  * command timeout: session_tick_start()).  A watchdog per pool, a timer
@@ -105,6 +115,11 @@ struct pool {
 	unsigned luns_cap;                /* lock: entries allocated in luns */
 	unsigned nreplaced;               /* lock: entries of luns marked replaced */
 	unsigned nheld;                   /* lock: entries of luns marked held */
+	unsigned retired;                 /* lock: LUN records forgotten, or taken by
+	                                   * another LUN object, so far: while 0 no
+	                                   * task can be an old object's (task_retired()) */
+	bool holds_ended;                 /* lock: pool_destroy() began: no LUN is held
+	                                   * any more (nothing would check it) */
 	struct iscsi_task *held_head;     /* lock: tasks of held LUNs, in the order they
 	                                   * came (pool_hold_lun()) */
 	struct iscsi_task *held_tail;     /* lock */
@@ -116,6 +131,9 @@ struct pool {
 struct pool_lun {
 	struct lun_identity id;           /* what it must be after a reconnect */
 	bool replaced;                    /* found to be another LUN: its commands fail */
+	bool held_failing;                /* held, and the check could not be done: its
+	                                   * tasks fail at once instead of waiting,
+	                                   * until it passes (pool_hold_failing()) */
 	bool held;                        /* a Unit Attention said it may be another
 	                                   * unit: its commands wait on the held list
 	                                   * until the owner checks it
@@ -172,6 +190,8 @@ static void take_lun_tasks(struct iscsi_task **head, struct iscsi_task **tail, u
 	*tail = last;
 }
 
+static void tell_change(struct pool *p, uint32_t lun, enum scsi_change what);
+
 /* The watchdog's second, on its loop: apply the replacement timeout, and
  * arm the next.  (Each session ticks on its own loop: session_tick_start().) */
 static void watchdog_fire(struct ev_timer *timer)
@@ -187,11 +207,15 @@ static void watchdog_fire(struct ev_timer *timer)
 	for (unsigned i = 0; i < p->n; i++)
 		any_up |= session_is_up(p->sessions[i]);
 	struct iscsi_task *failed = NULL;
+	struct task_list held = { NULL, NULL };
+	bool recheck = false;
 	int64_t now = mono_now_ns();
 	pthread_mutex_lock(&p->lock);
 	if (any_up) {
 		if (p->failfast)
 			log_info("target %s: a session is back; I/O resumes", p->cfg.target_name);
+		/* held LUNs whose check could not be done: now it can */
+		recheck = p->failfast && p->nheld;
 		p->none_up_since_ns = 0;
 		p->failfast = false;
 	} else if (!p->none_up_since_ns) {
@@ -203,9 +227,15 @@ static void watchdog_fire(struct ev_timer *timer)
 			  p->cfg.target_name, p->replacement_timeout_s);
 		failed = p->queue_head;
 		p->queue_head = p->queue_tail = NULL;
+		/* and what waits for a check (its LUNs stay held) */
+		held.head = p->held_head;
+		p->held_head = p->held_tail = NULL;
 	}
 	pthread_mutex_unlock(&p->lock);
 	fail_list(failed);
+	fail_list(held.head);
+	if (recheck)
+		tell_change(p, 0, SCSI_CHANGE_IDENTITY);
 	evloop_timer_arm(p->loop, &p->watchdog, mono_now_ns() + 1000000000);
 }
 
@@ -339,8 +369,32 @@ static bool lun_is_replaced(struct pool *p, uint32_t lun)
 	return pl && pl->replaced;
 }
 
+/* Whether @t is a task of a LUN object whose number is no file's any
+ * more, or another object's: its file was removed or replaced, and the
+ * unit under that number now (another, perhaps) must not get it.  Lock
+ * held. */
+static bool task_retired(struct pool *p, const struct iscsi_task *t)
+{
+	if (!p->retired || !t->incarnation)
+		return false;
+	struct pool_lun *pl = find_lun(p, t->lun);
+	return !pl || pl->id.incarnation != t->incarnation;
+}
+
+/* Whether @t fails with EIO instead of going out: its LUN was found
+ * replaced, it is an old LUN object's (task_retired()), or its LUN is held
+ * and its check could not be done.  Lock held. */
+static bool task_fails(struct pool *p, const struct iscsi_task *t)
+{
+	if (lun_is_replaced(p, t->lun) || task_retired(p, t))
+		return true;
+	struct pool_lun *pl = p->nheld && !t->past_hold ? find_lun(p, t->lun) : NULL;
+	return pl && pl->held && (pl->held_failing || p->failfast);
+}
+
 /* Whether @t must wait on the held list: its LUN is held, and it is not
- * one of the commands that check it (past_hold).  Lock held. */
+ * one of the commands that check it (past_hold).  Lock held; after
+ * task_fails(). */
 static bool task_is_held(struct pool *p, const struct iscsi_task *t)
 {
 	struct pool_lun *pl = p->nheld && !t->past_hold ? find_lun(p, t->lun) : NULL;
@@ -364,6 +418,7 @@ static void unhold_locked(struct pool *p, struct pool_lun *pl, struct task_list 
 	if (!pl->held)
 		return;
 	pl->held = false;
+	pl->held_failing = false;
 	p->nheld--;
 	take_lun_tasks(&p->held_head, &p->held_tail, pl->id.lun, out);
 }
@@ -388,11 +443,13 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 	}
 	if (!pl) {
 		pl = &p->luns[p->nluns++];
-		pl->held = false;
+		pl->held = pl->held_failing = false;
 	} else {
 		if (pl->replaced)
 			p->nreplaced--;   /* probed afresh (its file was gone and is back) */
 		unhold_locked(p, pl, &failed);   /* (the old unit's tasks, if any) */
+		if (pl->id.incarnation != id->incarnation)
+			p->retired++;     /* the old object's tasks fail from now on */
 	}
 	pl->replaced = false;
 	pl->writes_lost = false;  /* a unit probed afresh: not the old one's loss
@@ -414,6 +471,7 @@ void pool_forget_lun(struct pool *p, uint32_t lun)
 			p->nreplaced--;
 		/* what waited for its check: the unit is no longer there */
 		unhold_locked(p, pl, &failed);
+		p->retired++;     /* its object's tasks fail from now on */
 		*pl = p->luns[--p->nluns];   /* order does not matter */
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -426,7 +484,7 @@ bool pool_hold_lun(struct pool *p, uint32_t lun)
 
 	pthread_mutex_lock(&p->lock);
 	struct pool_lun *pl = find_lun(p, lun);
-	if (pl && !pl->replaced && !pl->held && !p->closing) {
+	if (pl && !pl->replaced && !pl->held && !p->holds_ended) {
 		pl->held = true;
 		p->nheld++;
 		marked = true;
@@ -448,6 +506,23 @@ bool pool_lun_is_held(struct pool *p, uint32_t lun)
 }
 
 static void pool_kick(void *owner);
+
+bool pool_hold_failing(struct pool *p, uint32_t lun)
+{
+	struct task_list failed = { NULL, NULL };
+	bool marked = false;
+
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl && pl->held && !pl->held_failing) {
+		pl->held_failing = true;
+		marked = true;
+		take_lun_tasks(&p->held_head, &p->held_tail, lun, &failed);
+	}
+	pthread_mutex_unlock(&p->lock);
+	fail_list(failed.head);
+	return marked;
+}
 
 void pool_release_lun(struct pool *p, uint32_t lun)
 {
@@ -664,7 +739,7 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 {
 	bool any_up = false, any_alive = false;
 
-	if (lun_is_replaced(p, t->lun)) {
+	if (lun_is_replaced(p, t->lun) || task_retired(p, t)) {
 		errno = EIO;
 		return -1;
 	}
@@ -778,13 +853,14 @@ void pool_submit(struct pool *p, struct iscsi_task *t)
 		t->done(t);
 		return;
 	}
-	if (task_is_held(p, t)) {
+	bool fails = task_fails(p, t);
+	if (!fails && task_is_held(p, t)) {
 		park_held(p, t);
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
-	if (lun_is_replaced(p, t->lun) || (p->queue_head || dispatch(p, t) < 0)) {
-		if (lun_is_replaced(p, t->lun) || (!p->queue_head && errno == EIO)) {
+	if (fails || (p->queue_head || dispatch(p, t) < 0)) {
+		if (fails || (!p->queue_head && errno == EIO)) {
 			pthread_mutex_unlock(&p->lock);
 			t->result = EIO;
 			t->done(t);
@@ -823,7 +899,7 @@ static void pool_kick(void *owner)
 		/* Taken first: a session that accepts t links it into its
 		 * own command queue through the same t->next. */
 		struct iscsi_task *next = t->next;
-		if (task_is_held(p, t)) {
+		if (!task_fails(p, t) && task_is_held(p, t)) {
 			/* (sent again after a lost connection, say): it waits
 			 * with the others of its LUN */
 			p->queue_head = next;
@@ -920,6 +996,7 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	/* nothing checks a held LUN any more (the owner's rescans ended):
 	 * what waits for that fails now, not after the timeout */
 	pthread_mutex_lock(&p->lock);
+	p->holds_ended = true;
 	for (unsigned i = 0; i < p->nluns; i++)
 		unhold_locked(p, &p->luns[i], &failed);
 	pthread_mutex_unlock(&p->lock);

@@ -67,6 +67,10 @@
 #define RESCAN_RETRY_MS 1000
 #define RESCAN_RETRIES 5
 
+/* A held LUN whose check could not be done in those tries is checked
+ * again this often (its I/O fails meanwhile: give_up_held()). */
+#define IDENTITY_RECHECK_MS 10000
+
 static struct helpers *rescanner;    /* the rescan helpers of the process */
 static pthread_once_t rescanner_once = PTHREAD_ONCE_INIT;
 
@@ -101,6 +105,7 @@ struct fs_target *target_new(const struct session_config *cfg, const char *porta
 
 static void rescan_run(struct helper_job *job);
 static void rescan_dropped(struct helper_job *job);
+static bool retry_later_locked(struct fs_target *t, bool luns, bool capacity, bool identity);
 
 /* Have the rescan job run for what the flags just set say (rescan lock
  * held), posting it unless it is queued or runs. */
@@ -110,11 +115,15 @@ static void start_rescan_locked(struct fs_target *t)
 		return;
 	pthread_once(&rescanner_once, rescanner_new);
 	t->rescan_job = (struct helper_job){ .run = rescan_run, .drop = rescan_dropped };
-	if (rescanner && helpers_post(rescanner, &t->rescan_job) == 0)
+	if (rescanner && helpers_post(rescanner, &t->rescan_job) == 0) {
 		t->rescan_running = true;
-	else
+	} else {
 		log_warn("target %s: cannot start a thread to follow the change; "
-			 "it is followed at the next one", t->cfg.target_name);
+			 "trying again later", t->cfg.target_name);
+		/* (a held LUN must not wait for a change that may never
+		 * come; what the retry cannot do then, the next change does) */
+		retry_later_locked(t, t->rescan_luns, t->rescan_capacity, t->rescan_identity);
+	}
 }
 
 /* lun_change_fn of every LUN of @opaque, a target: on an event loop. */
@@ -152,6 +161,8 @@ static void pool_changed(uint32_t lun, enum scsi_change what, void *opaque)
 	if (!t->closing) {
 		if (what == SCSI_CHANGE_LUNS) {
 			t->rescan_luns = true;
+		} else if (what == SCSI_CHANGE_IDENTITY) {
+			t->rescan_identity = true;    /* held LUNs, checkable again */
 		} else {
 			t->rescan_capacity = true;
 			t->rescan_all_capacities = true;
@@ -170,6 +181,7 @@ static void expect_lun(struct fs_target *t, struct lun *l)
 		.lun = l->number,
 		.block_size = l->block_size,
 		.blocks = atomic_load(&l->blocks),
+		.incarnation = l->incarnation,
 	};
 
 	snprintf(id.serial, sizeof id.serial, "%s", l->serial);
@@ -487,9 +499,11 @@ static bool rescan_identities(struct fs_target *t, bool *list_again)
 	return done;
 }
 
-/* The checks of @t's held LUNs were given up: their commands fail with
- * EIO from now on, and their files are replaced at the next LUN list
- * (or the mount is made again).  No lock held. */
+/* The checks of @t's held LUNs could not be done in RESCAN_RETRIES
+ * rounds: what waits for them fails with EIO, and so does their I/O until
+ * a check passes (pool_hold_failing()); they are checked again every
+ * IDENTITY_RECHECK_MS, and when a session is back after the replacement
+ * timeout.  No lock held. */
 static void give_up_held(struct fs_target *t)
 {
 	pthread_mutex_lock(&t->lock);
@@ -501,10 +515,10 @@ static void give_up_held(struct fs_target *t)
 		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
 		    !pool_lun_is_held(t->pool, n->lun->number))
 			continue;
-		log_error("target %s, %s: it could not be checked to be the same unit after a "
-			  "Unit Attention; its I/O fails with EIO until the LUN list is read again "
-			  "or it is remounted", t->cfg.target_name, n->name);
-		pool_lun_unusable(t->pool, n->lun->number);
+		if (pool_hold_failing(t->pool, n->lun->number))
+			log_error("target %s, %s: it could not be checked to be the same unit after "
+				  "a Unit Attention; its I/O fails with EIO until it is (tried again "
+				  "every %d s)", t->cfg.target_name, n->name, IDENTITY_RECHECK_MS / 1000);
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -647,21 +661,30 @@ static bool retry_later_locked(struct fs_target *t, bool luns, bool capacity, bo
 	t->retry_identity |= identity;
 	if (t->retry_pending)
 		return false;     /* that retry reads these too */
+	bool held = t->retry_identity;
+	int64_t wait_ms;
 	if (t->rescan_failures >= RESCAN_RETRIES) {
-		bool held = t->retry_identity;
 		log_error("target %s: the change it reported could not be read in %u tries; "
-			  "it is read at the next change", t->cfg.target_name,
-			  t->rescan_failures + 1);
-		t->rescan_failures = 0;
-		t->retry_luns = t->retry_capacity = t->retry_identity = false;
-		return held;
+			  "it is read at the next change%s", t->cfg.target_name,
+			  t->rescan_failures + 1, held ? " (held LUNs: checked again later)" : "");
+		t->retry_luns = t->retry_capacity = false;
+		if (!held) {
+			t->rescan_failures = 0;
+			return false;
+		}
+		/* a held LUN is not left without a check: its I/O fails
+		 * meanwhile (the caller's give_up_held()) */
+		wait_ms = IDENTITY_RECHECK_MS;
+	} else {
+		wait_ms = (int64_t)RESCAN_RETRY_MS << t->rescan_failures;
+		t->rescan_failures++;
+		held = false;
 	}
-	t->retry_at_ns = mono_now_ns() + (int64_t)(RESCAN_RETRY_MS << t->rescan_failures) * 1000000;
-	t->rescan_failures++;
+	t->retry_at_ns = mono_now_ns() + wait_ms * 1000000;
 	t->retry_pending = true;
 	t->retry_call.run = retry_arm;
 	evloop_post(evloop_at(0), &t->retry_call);  /* (the pool's sessions run the loops) */
-	return false;
+	return held;
 }
 
 /* On loop 0: neither the retry's call nor its timer runs after this. */

@@ -26,6 +26,13 @@
 #                        (POWER ON OCCURRED): the write through lun1 that
 #                        meets it fails with EIO, the new unit untouched,
 #                        and lun1 is replaced by a file of the new unit
+#   ua-lun-swapped-busy  the same, a write through lun1 waiting out BUSY
+#                        while lun1 is found to be another unit: when it
+#                        goes again it fails with EIO
+#   ua-reset-check-fails lun1 held after POWER ON OCCURRED, its check
+#                        failing for longer than the rescan's tries: its
+#                        I/O fails with EIO, and works again once a later
+#                        check passes
 #   ua-luns-fail-always  the same, every REPORT LUNS failing: the rescan is
 #                        tried again, and unmounting while the next retry
 #                        waits ends cleanly
@@ -492,6 +499,81 @@ lun_swapped_write_case() {
 }
 lun_swapped_write_case ua-lun-swapped
 lun_swapped_write_case ua-lun-swapped-reset
+
+# A write through lun1 waits out BUSY while a read of lun0 meets REPORTED
+# LUNS DATA HAS CHANGED, the LUN list is read again and lun1 is found to be
+# another unit (its file replaced, the new unit probed): when the write
+# goes again, it is the old file's, and fails with EIO.  Before, the new
+# unit's record let it through and it overwrote the new unit's first
+# 64 KiB once the BUSY ended.
+lun_swapped_busy_case() {
+    local case=ua-lun-swapped-busy lun2=$TEST_TMPDIR/bad-lun2.img old_fd sum writer
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    sum=$(md5sum <"$lun2")
+    head -c 65536 /dev/urandom >"$work/junk"
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    exec {old_fd}<>"$BAD_MNT/lun1"
+    event 1 "swap LUN 1"   # LUN 1 is another unit; its writes BUSY for 1.5 s
+    bt dd if="$work/junk" bs=65536 count=1 conv=notrunc,fsync status=none \
+        >&"$old_fd" 2>"$work/w.err" &
+    writer=$!
+    exec {old_fd}>&-
+    wait_true 5 grep -q "BUSY for a WRITE of LUN 1" "$BAD_LOG" ||
+        fail "$case: the write did not meet BUSY"
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: the read that got the Unit Attention"
+    check_log "target $BAD_IQN, lun1: another logical unit now \\(unit serial number .*\\); its file is replaced" 10
+    if wait "$writer"; then
+        fail "$case: the write of the file whose unit went succeeded"
+    fi
+    grep -q "Input/output error" "$work/w.err" ||
+        fail "$case: the write failed otherwise: $(cat "$work/w.err")"
+    assert_eq "$sum" "$(md5sum <"$lun2")" "$case: the new unit's data"
+    finish "$case"
+}
+lun_swapped_busy_case
+
+# lun1 is held after a POWER ON OCCURRED, and its check cannot be done
+# (every VPD INQUIRY of it fails) in the rescan's tries (about 31 s): the
+# read that waited fails with EIO, and so does the next, at once; once the
+# target answers again, the next check (every 10 s) passes and lun1 reads
+# again.  Before (the first version of the hold), the LUN was marked
+# unusable: EIO until remounted.
+reset_check_fails_case() {
+    local case=ua-reset-check-fails start ms
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    event 1 "fail the VPD pages"
+    start=$(date +%s%N)
+    if bt dd if="$BAD_MNT/lun1" of=/dev/null bs=65536 count=1 iflag=direct status=none \
+        2>"$work/r.err"; then
+        fail "$case: the read that met the Unit Attention succeeded unchecked"
+    fi
+    ms=$((($(date +%s%N) - start) / 1000000))
+    grep -q "Input/output error" "$work/r.err" || fail "$case: the read failed otherwise: $(cat "$work/r.err")"
+    note "$case: the held read failed after $ms ms"
+    check_log "target $BAD_IQN, lun1: it could not be checked to be the same unit after a Unit Attention; its I/O fails with EIO until it is" 5
+    start=$(date +%s%N)
+    if bt dd if="$BAD_MNT/lun1" of=/dev/null bs=65536 count=1 iflag=direct status=none 2>/dev/null; then
+        fail "$case: a read of lun1 succeeded before it was checked"
+    fi
+    ms=$((($(date +%s%N) - start) / 1000000))
+    ((ms < 1000)) || fail "$case: the read after the give-up took $ms ms, not failing at once"
+    event 2 "answer the VPD pages again"
+    lun1_reads() {
+        bt dd if="$BAD_MNT/lun1" of="$work/got" bs=65536 count=1 iflag=direct status=none \
+            2>/dev/null && cmp -s -n 65536 "$work/got" "$BAD_LUN1"
+    }
+    start=$(date +%s%N)
+    wait_true 40 lun1_reads ||
+        fail "$case: lun1 does not read again after the target answers: $(tail -n 5 "$ISCSIFS_LOG")"
+    note "$case: lun1 reads again $((($(date +%s%N) - start) / 1000000)) ms after the target answers"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the check"
+    finish "$case"
+}
+reset_check_fails_case
 
 # The REPORT LUNS that follows a REPORTED LUNS DATA HAS CHANGED fails
 # once: the rescan is tried again a second later, and the new LUN shows

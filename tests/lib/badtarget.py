@@ -285,6 +285,8 @@ CASES = {
     "ua-luns-fail-always": ("event", 1, "LUN 2 appears; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED, and every REPORT LUNS after it fails: HARDWARE ERROR (44h/00h); with --times 2, a second event makes REPORT LUNS answer again, with the same Unit Attention"),
     "ua-lun-swapped": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-lun-swapped-reset": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION POWER ON OCCURRED on LUN 1 alone, as a unit that comes up reports"),
+    "ua-lun-swapped-busy": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED on LUN 0 alone; WRITEs of LUN 1 answered BUSY for 1.5 s from the first after the event"),
+    "ua-reset-check-fails": ("event", 2, "UNIT ATTENTION POWER ON OCCURRED on LUN 1, and every INQUIRY of a VPD page of LUN 1 fails from now on: HARDWARE ERROR (44h/00h); a second event makes them answer again"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 2, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED; a second event: READ and WRITE of LUN 1 address 4096-byte blocks too, REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -538,6 +540,8 @@ class Target:
         self.ua_on_login = []          # lock: (lun, asc, ascq) pending on each new connection
         self.deferred_pending = False  # lock: deferred-in-check: the next command to LUN 1 gets it
         self.slow_check_pending = False  # lock: shrink-in-check: the next connection to log in is slow
+        self.swap_busy_until = None    # lock: ua-lun-swapped-busy: LUN 1's writes BUSY until then
+        self.fail_vpd = False          # lock: ua-reset-check-fails: LUN 1's VPD INQUIRYs fail
         self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
         self.transition_until = None   # lock: alua-transition: when LUN 1's transition ends
         self.transition_told = False   # lock: alua-transition: its end was reported
@@ -635,6 +639,20 @@ class Target:
             with self.lock:
                 self.luns[1] = other
             self.unit_attention(conns, "LUN 1 is another logical unit now", 1, 0x29, 0x01)
+        elif self.case == "ua-lun-swapped-busy":
+            other = self.lun2(1)
+            other.generation = 1
+            with self.lock:
+                self.luns[1] = other
+            self.unit_attention(conns, "LUN 1 is another logical unit now", 0, 0x3F, 0x0E)
+        elif self.case == "ua-reset-check-fails" and n > 1:
+            if self.fire("event", "VPD INQUIRYs of LUN 1 answer again"):
+                with self.lock:
+                    self.fail_vpd = False
+        elif self.case == "ua-reset-check-fails":
+            with self.lock:
+                self.fail_vpd = True
+            self.unit_attention(conns, "VPD INQUIRYs of LUN 1 fail from now on", 1, 0x29, 0x01)
         elif self.case == "ua-luns-cut":
             self.unit_attention(conns, "REPORT LUNS cut short from now on", None, 0x3F, 0x0E)
         elif self.case == "ua-blocksize-changed" and n > 1:
@@ -662,6 +680,17 @@ class Target:
                      % (what, asc, ascq, len(conns))):
             for c in conns:
                 c.add_ua(lun, asc, ascq)
+
+    def swap_busy(self):
+        """ua-lun-swapped-busy: whether a WRITE of LUN 1 gets BUSY now:
+        for 1.5 s from the first after the event."""
+        with self.lock:
+            if not self.events:
+                return False
+            now = time.monotonic()
+            if self.swap_busy_until is None:
+                self.swap_busy_until = now + 1.5
+            return now < self.swap_busy_until
 
     def lun2(self, number=2):
         """A LUN @number holding --lun2's data (the cases that add or swap
@@ -1479,6 +1508,10 @@ class Conn:
                 self.name, ua[1], ua[2], t.cdb[0], t.lun))
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x06, ua[1], ua[2]))
             return
+        if self.t.case == "ua-lun-swapped-busy" and t.write and t.lun == 1 and self.t.swap_busy():
+            log("%s: BUSY for a WRITE of LUN 1" % self.name)
+            self.respond(t, b"", BUSY)
+            return
         if t.lun == 1 and t.cdb[0] not in (0x12, 0xA0, 0x03) and self.take_deferred():
             log("%s: deferred error for CDB 0x%02x on LUN 1" % (self.name, t.cdb[0]))
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00, deferred=True))
@@ -1663,6 +1696,12 @@ class Conn:
         op = cdb[0]
         bad_probe = self.t.trigger == "probe"
         case = self.t.case
+        if op == 0x12 and (cdb[1] & 1) and t.lun == 1 and case == "ua-reset-check-fails":
+            with self.t.lock:
+                fail = self.t.fail_vpd
+            if fail:
+                log("%s: VPD INQUIRY of LUN 1 fails: HARDWARE ERROR" % self.name)
+                return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
         if op == 0xA0:     # REPORT LUNS
             if bad_probe and case == "luns-fail-once" and self.t.fire("probe"):
                 return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
