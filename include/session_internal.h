@@ -371,8 +371,10 @@ int session_submit_locked(struct session *s, struct iscsi_task *t);
 void session_task_end(struct session *s, struct iscsi_task *t);
 
 /* Take ExpCmdSN/MaxCmdSN from a target PDU; RFC 7143 §4.2.2.1: ignore a
- * MaxCmdSN below ExpCmdSN - 1 and values that go backwards.  Lock held. */
-void session_update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn);
+ * MaxCmdSN below ExpCmdSN - 1 and values that go backwards.  Returns
+ * whether it opened a window that a command found closed (the owner is
+ * then worth a kick).  Lock held. */
+bool session_update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn);
 
 /* ExpStatSN past @statsn.  Lock held. */
 void session_update_statsn(struct session *s, uint32_t statsn);

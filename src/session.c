@@ -299,16 +299,18 @@ void session_get_stats(struct session *s, struct session_stats *out)
 
 /* ---- sequence numbers (lock held) ---- */
 
-void session_update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn)
+bool session_update_window(struct session *s, uint32_t exp_cmdsn, uint32_t max_cmdsn)
 {
 	if (sn_lt(max_cmdsn, exp_cmdsn - 1))
-		return;
+		return false;
 	if (sn_lt(s->exp_cmdsn, exp_cmdsn))
 		s->exp_cmdsn = exp_cmdsn;
 	if (sn_lt(s->max_cmdsn, max_cmdsn))
 		s->max_cmdsn = max_cmdsn;
-	if (!sn_lt(s->max_cmdsn, s->cmdsn))
-		s->window_wait_since_ns = 0;      /* open: nothing waits for it */
+	if (sn_lt(s->max_cmdsn, s->cmdsn) || !s->window_wait_since_ns)
+		return false;
+	s->window_wait_since_ns = 0;      /* open: nothing waits for it */
+	return true;
 }
 
 void session_update_statsn(struct session *s, uint32_t statsn)

@@ -146,7 +146,7 @@ static int rx_scsi_rsp(struct session *s, const union iscsi_bhs *bhs, uint8_t *s
 	return 0;
 }
 
-static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
+static int rx_r2t(struct session *s, const union iscsi_bhs *bhs, bool *kick)
 {
 	const struct iscsi_bhs_r2t *h = &bhs->r2t;
 	uint32_t offset = get_be32(h->buffer_offset);
@@ -160,7 +160,9 @@ static int rx_r2t(struct session *s, const union iscsi_bhs *bhs)
 		return -1;
 	}
 	pthread_mutex_lock(&s->lock);
-	session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
+	/* (commands that wait for the window go once it opens: not only
+	 * after the next response, which may be seconds away) */
+	*kick = session_update_window(s, get_be32(h->exp_cmdsn), get_be32(h->max_cmdsn));
 	struct iscsi_task *t = session_find_task(s, pdu_itt(bhs));
 	const char *bad = NULL;
 	if (!t)
@@ -496,7 +498,7 @@ static int rx_handle(struct rx_ctx *x)
 		rc = rx_scsi_rsp(s, bhs, x->scratch, &kick);
 		break;
 	case ISCSI_OP_R2T:
-		rc = rx_r2t(s, bhs);
+		rc = rx_r2t(s, bhs, &kick);
 		break;
 	case ISCSI_OP_NOP_IN:
 		rc = rx_nop_in(s, bhs);

@@ -681,6 +681,35 @@ case_end() {
     bad_case_end "$1" "$work" "$CASE_START"
 }
 
+# The window opens by one with each SCSI Response and each R2T; a write
+# of lun1 gets its R2T 1 s late and its answer 2 s after its data
+# (window-r2t): a read issued while the write took the only room waits
+# for the window, and goes out once the write's R2T opened it (about 1 s).
+# Before, the R2T kicked nobody: the read waited for the write's answer
+# (about 3 s).
+window_r2t_case() {
+    local case=window-r2t writer start ms
+    selected_case "$case" || return 0
+    case_start "$case"
+    head -c 65536 /dev/urandom >"$work/junk"
+    bt dd if="$work/junk" of="$BAD_MNT/lun1" bs=65536 count=1 oflag=direct conv=notrunc \
+        status=none &
+    writer=$!
+    wait_true 5 grep -q "its first R2T in 1 s" "$BAD_LOG" ||
+        fail "$case: the write never came"
+    start=$(date +%s%N)
+    bt dd if="$BAD_MNT/lun0" of="$work/got" bs=4096 count=1 iflag=direct status=none ||
+        fail "$case: the read of lun0 failed"
+    ms=$((($(date +%s%N) - start) / 1000000))
+    wait "$writer" || fail "$case: the write failed"
+    cmp -s -n 4096 "$work/got" "$BAD_LUN0" || fail "$case: lun0 does not read as the target holds it"
+    cmp -s -n 65536 "$work/junk" "$BAD_LUN1" || fail "$case: the write did not reach LUN 1"
+    note "$case: the read took $ms ms while the write held the window"
+    ((ms < 2000)) || fail "$case: the read waited $ms ms, for the write's answer"
+    case_end "$case"
+}
+window_r2t_case
+
 # a write acknowledged, then the LUN turns write protected: fsync still
 # sends SYNCHRONIZE CACHE (before, it returned 0 at once: the first
 # write, maybe in the target's cache only, was never flushed)

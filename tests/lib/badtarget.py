@@ -216,6 +216,7 @@ CASES = {
     "window-backwards": ("read1", 1, "responses whose ExpCmdSN/MaxCmdSN go backwards (MaxCmdSN < ExpCmdSN - 1)"),
     "window-shut": ("read1", 1, "from the READ on, that connection's MaxCmdSN stays where it is: once the initiator used the window granted, it is closed for good (pings answered)"),
     "window-closed": ("session", 0, "a window closed at login and after every command, opened by NOP-In 0.1 s later"),
+    "window-r2t": ("session", 0, "a window closed at login, opened by NOP-In 0.1 s later; each command closes it, each SCSI Response and each R2T opens it by one; a WRITE of LUN 1 gets its first R2T 1 s late, and its answer 2 s after its data came"),
     # -- issue 12, immediate data and unsolicited Data-Out (--unsolicited):
     # InitialR2T=No, ImmediateData=Yes, FirstBurstLength below a write --
     "unsol-good": ("write1", 0, "nothing wrong: the write's first burst comes unasked (the control case)"),
@@ -953,7 +954,7 @@ class Conn:
         put16(b, 14, tsih)
         put32(b, 16, req.itt if itt is None else itt)
         b[36], b[37] = status
-        maxsn = self.exp_cmdsn - 1 if self.t.case == "window-closed" else \
+        maxsn = self.exp_cmdsn - 1 if self.t.case in ("window-closed", "window-r2t") else \
             self.exp_cmdsn + self.window - 1
         self.send(b, data, stat="adv", window=(self.exp_cmdsn, maxsn), dlen=dlen, ahs=ahs)
 
@@ -1272,7 +1273,7 @@ class Conn:
     # ---- full feature phase ----------------------------------------------
 
     def serve(self):
-        if self.t.case == "window-closed":
+        if self.t.case in ("window-closed", "window-r2t"):
             self.t.fire("session")
             self.later(0.1, self.open_window)
         while True:
@@ -1482,9 +1483,16 @@ class Conn:
 
     def cur_window(self):
         """(ExpCmdSN, MaxCmdSN) to send: the real window, or a closed one."""
-        if self.t.case == "window-closed":
+        if self.t.case in ("window-closed", "window-r2t"):
             return (self.exp_cmdsn, self.exp_cmdsn - 1)
         return None
+
+    def one_slot(self):
+        """window-r2t: the window an R2T or a SCSI Response claims, open
+        by one command; else the usual one (cur_window())."""
+        if self.t.case == "window-r2t":
+            return (self.exp_cmdsn, self.exp_cmdsn)
+        return self.cur_window()
 
     def open_window(self):
         """window-closed: an unsolicited NOP-In that opens the window by one."""
@@ -1544,6 +1552,9 @@ class Conn:
                 t.next_off = min(t.edtl, self.first_burst)
             if t.edtl == 0 or self.write_complete(t):
                 self.finish_write(t)
+            elif self.t.case == "window-r2t" and t.lun == 1:
+                log("%s: WRITE ITT 0x%x of LUN 1: its first R2T in 1 s" % (self.name, t.itt))
+                self.later(1.0, lambda: self.issue_r2ts(t))
             else:
                 self.issue_r2ts(t)
             return
@@ -1600,7 +1611,7 @@ class Conn:
         put32(b, 40, offset)
         put32(b, 44, length)
         t.r2tsn += 1
-        self.send(b, stat="next", window=self.cur_window())
+        self.send(b, stat="next", window=self.one_slot())
 
     def take_data(self, t, off, data, solicited=False):
         """Payload bytes of write @t at @off (immediate data or Data-Out)."""
@@ -1641,6 +1652,10 @@ class Conn:
             self.respond(t, b"", resid=(DI_OVER, 7 * t.edtl))
             return
         status, _, sense = self.execute(t, bytes(t.buf))
+        if self.t.case == "window-r2t" and t.lun == 1:
+            log("%s: WRITE ITT 0x%x of LUN 1: its data came; answered in 2 s" % (self.name, t.itt))
+            self.later(2.0, lambda: self.respond(t, b"", status, sense))
+            return
         self.respond(t, b"", status, sense)
 
     def respond(self, t, data, status=GOOD, sense=b"", window=None, took=None, resid=None):
@@ -1661,7 +1676,7 @@ class Conn:
         offs = list(range(0, n, chunk))
         collapse = status == GOOD and n > 0 and not sense
         if window is None:
-            window = self.cur_window()
+            window = self.one_slot()
         for i, off in enumerate(offs):
             last = i == len(offs) - 1
             b = bhs(OP_DATA_IN, 0)
