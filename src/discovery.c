@@ -16,6 +16,7 @@
 #include "discovery.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "portal.h"
 #include "login.h"
+#include "text.h"
 #include "wire.h"
 
 /* The largest SendTargets answer we accept, all continuations together. */
@@ -135,31 +137,50 @@ struct parse_state {
 	size_t repeats;               /* TargetNames listed again */
 	char first_repeat[sizeof ((struct discovery_target *)0)->name]; /* the first of them */
 	bool reserved_seen;           /* DISCOVERY_RESERVED_NAME came (logged once) */
+	size_t unusable;              /* targets left out for a name no directory can
+	                               * have (the first logged, the count at the end) */
 };
 
-/* A TargetName: a new target, or the one of that name listed before
- * (its addresses are added to that one's), or left out when it is
- * DISCOVERY_RESERVED_NAME.  Returns 0, or -1 with err_set(). */
-static int add_target(struct discovery *d, struct parse_state *st, const char *name, size_t len)
+/* Why TargetName @name (@len bytes, NUL-terminated) cannot name a
+ * directory of the mount, in @buf, or NULL when it can. */
+static const char *name_unusable(const char *name, size_t len, char *buf, size_t cap)
 {
-	struct discovery_target *t;
-
-	if (len == 0 || len >= sizeof t->name) {
-		err_set(EPROTO, "SendTargets: TargetName of %zu bytes", len);
-		return -1;
+	if (len == 0)
+		return "it is empty";
+	if (len >= sizeof ((struct discovery_target *)0)->name) {
+		snprintf(buf, cap, "it is %zu bytes long", len);
+		return buf;
 	}
 	for (size_t i = 0; i < len; i++)
 		if (!target_name_char_ok((unsigned char)name[i])) {
-			err_set(EPROTO, "SendTargets: TargetName with byte 0x%02x",
-				(unsigned char)name[i]);
-			return -1;
+			snprintf(buf, cap, "it has byte 0x%02x", (unsigned char)name[i]);
+			return buf;
 		}
-	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
-		err_set(EPROTO, "SendTargets: TargetName '%.*s'", (int)len, name);
-		return -1;
-	}
+	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+		return "it is '.' or '..'";
+	return NULL;
+}
+
+/* A TargetName (@len bytes, NUL-terminated): a new target, or the one of
+ * that name listed before (its addresses are added to that one's), or
+ * left out, with its addresses, when it is DISCOVERY_RESERVED_NAME or no
+ * directory can have it ('/', '..', a control character: the other
+ * targets of the portal stay usable).  Returns 0, or -1 with err_set(). */
+static int add_target(struct discovery *d, struct parse_state *st, const char *name, size_t len)
+{
+	struct discovery_target *t;
+	char why_buf[64], shown[TEXT_SHOWN_SIZE];
+	const char *why = name_unusable(name, len, why_buf, sizeof why_buf);
+
 	st->named = true;
 	st->skipping = false;
+	if (why) {
+		if (st->unusable++ == 0)
+			log_warn("SendTargets: target '%s' left out: no directory can have its name "
+				 "(%s)", text_shown(name, shown), why);
+		st->skipping = true;
+		return 0;
+	}
 	if (len == sizeof DISCOVERY_RESERVED_NAME - 1 &&
 	    memcmp(name, DISCOVERY_RESERVED_NAME, len) == 0) {
 		if (!st->reserved_seen)
@@ -256,6 +277,9 @@ int discovery_parse(const char *text, size_t len, struct discovery *out)
 		}
 		/* other keys (TargetAlias, ...) are not needed */
 	}
+	if (st.unusable > 1)
+		log_warn("SendTargets: %zu targets left out in all for their names",
+			 st.unusable);
 	if (st.repeats)
 		log_warn("SendTargets: %zu TargetNames listed again (the first: %s); each is one "
 			 "target with the portals of all its listings", st.repeats, st.first_repeat);
