@@ -50,8 +50,10 @@ void pool_destroy(struct pool *p, int timeout_ms);
 /* Register what LUN @id->lun is, as a new LUN object probed it (again,
  * when its file was gone and is back): every session that logs in again
  * checks it before it carries commands (pool_lun_resized() follows its
- * capacity).  Target layer; any thread but a session's. */
-void pool_expect_lun(struct pool *p, const struct lun_identity *id);
+ * capacity).  Target layer; any thread but a session's.  Returns 0, or -1
+ * with err_set(ENOMEM): the LUN must then get no file (none of its tasks
+ * could be told from an old object's). */
+int pool_expect_lun(struct pool *p, const struct lun_identity *id);
 
 /* LUN @lun is no longer part of the mount (its file was removed): a
  * session that logs in again does not check it.  Target layer. */
@@ -95,10 +97,15 @@ void pool_lun_resized(struct pool *p, uint32_t lun, uint64_t blocks);
  * no pool lock held. */
 bool pool_hold_lun(struct pool *p, uint32_t lun);
 
-/* LUN @lun is held and its check could not be done: what waits fails with
+/* Every held LUN's check could not be done: what waits for it fails with
  * EIO now, and its tasks fail at once until pool_release_lun() (or it is
- * replaced).  Returns true when this call marked it so.  Target layer. */
-bool pool_hold_failing(struct pool *p, uint32_t lun);
+ * replaced); one error line each.  Returns how many it marked.  Any
+ * thread, no lock of the pool's owner held (what waited fails). */
+unsigned pool_hold_failing_all(struct pool *p);
+
+/* Whether LUN @lun is held and its check was given up
+ * (pool_hold_failing_all()).  Target layer. */
+bool pool_lun_is_held_failing(struct pool *p, uint32_t lun);
 
 /* Whether LUN @lun is held (pool_hold_lun()).  Target layer. */
 bool pool_lun_is_held(struct pool *p, uint32_t lun);

@@ -37,7 +37,7 @@
  * head of the queue, or mark_replaced() (pool_lun_unusable()) or
  * pool_forget_lun() fails them.  pool_destroy() fails what is still held.
  * While no session is up past the replacement timeout (failfast), and
- * once its check could not be done (pool_hold_failing()), a held LUN's
+ * once its check could not be done (pool_hold_failing_all()), a held LUN's
  * tasks fail at once instead of waiting.
  *
  * A task of the data path carries its LUN object's incarnation (lun.h);
@@ -133,7 +133,7 @@ struct pool_lun {
 	bool replaced;                    /* found to be another LUN: its commands fail */
 	bool held_failing;                /* held, and the check could not be done: its
 	                                   * tasks fail at once instead of waiting,
-	                                   * until it passes (pool_hold_failing()) */
+	                                   * until it passes (pool_hold_failing_all()) */
 	bool held;                        /* a Unit Attention said it may be another
 	                                   * unit: its commands wait on the held list
 	                                   * until the owner checks it
@@ -369,27 +369,25 @@ static bool lun_is_replaced(struct pool *p, uint32_t lun)
 	return pl && pl->replaced;
 }
 
-/* Whether @t is a task of a LUN object whose number is no file's any
- * more, or another object's: its file was removed or replaced, and the
- * unit under that number now (another, perhaps) must not get it.  Lock
- * held. */
-static bool task_retired(struct pool *p, const struct iscsi_task *t)
-{
-	if (!p->retired || !t->incarnation)
-		return false;
-	struct pool_lun *pl = find_lun(p, t->lun);
-	return !pl || pl->id.incarnation != t->incarnation;
-}
-
-/* Whether @t fails with EIO instead of going out: its LUN was found
- * replaced, it is an old LUN object's (task_retired()), or its LUN is held
- * and its check could not be done.  Lock held. */
+/* Whether @t fails with EIO instead of going out (one lookup, none while
+ * no LUN is replaced, held or retired): its LUN was found replaced; it
+ * is a task of a LUN object whose number is no file's any more, or
+ * another object's (its file was removed or replaced: the unit under that
+ * number now, another perhaps, must not get it); or its LUN is held and
+ * cannot be checked now (the check was given up, or no session is up
+ * past the replacement timeout).  Lock held. */
 static bool task_fails(struct pool *p, const struct iscsi_task *t)
 {
-	if (lun_is_replaced(p, t->lun) || task_retired(p, t))
+	bool check_incarnation = p->retired && t->incarnation;
+
+	if (!p->nreplaced && !p->nheld && !check_incarnation)
+		return false;
+	const struct pool_lun *pl = find_lun(p, t->lun);
+	if (!pl)
+		return check_incarnation;   /* its record was forgotten */
+	if (pl->replaced || (check_incarnation && pl->id.incarnation != t->incarnation))
 		return true;
-	struct pool_lun *pl = p->nheld && !t->past_hold ? find_lun(p, t->lun) : NULL;
-	return pl && pl->held && (pl->held_failing || p->failfast);
+	return pl->held && !t->past_hold && (pl->held_failing || p->failfast);
 }
 
 /* Whether @t must wait on the held list: its LUN is held, and it is not
@@ -423,7 +421,7 @@ static void unhold_locked(struct pool *p, struct pool_lun *pl, struct task_list 
 	take_lun_tasks(&p->held_head, &p->held_tail, pl->id.lun, out);
 }
 
-void pool_expect_lun(struct pool *p, const struct lun_identity *id)
+int pool_expect_lun(struct pool *p, const struct lun_identity *id)
 {
 	struct task_list failed = { NULL, NULL };
 
@@ -434,9 +432,8 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 		void *n = realloc(p->luns, cap * sizeof *p->luns);
 		if (!n) {
 			pthread_mutex_unlock(&p->lock);
-			log_warn("target %s: out of memory: LUN %u is not checked after a reconnect",
-				 p->cfg.target_name, id->lun);
-			return;
+			err_set(ENOMEM, "out of memory registering LUN %u", id->lun);
+			return -1;
 		}
 		p->luns = n;
 		p->luns_cap = cap;
@@ -458,6 +455,7 @@ void pool_expect_lun(struct pool *p, const struct lun_identity *id)
 	pl->id = *id;
 	pthread_mutex_unlock(&p->lock);
 	fail_list(failed.head);
+	return 0;
 }
 
 void pool_forget_lun(struct pool *p, uint32_t lun)
@@ -507,21 +505,35 @@ bool pool_lun_is_held(struct pool *p, uint32_t lun)
 
 static void pool_kick(void *owner);
 
-bool pool_hold_failing(struct pool *p, uint32_t lun)
+unsigned pool_hold_failing_all(struct pool *p)
 {
 	struct task_list failed = { NULL, NULL };
-	bool marked = false;
+	unsigned marked = 0;
 
 	pthread_mutex_lock(&p->lock);
-	struct pool_lun *pl = find_lun(p, lun);
-	if (pl && pl->held && !pl->held_failing) {
-		pl->held_failing = true;
-		marked = true;
-		take_lun_tasks(&p->held_head, &p->held_tail, lun, &failed);
+	for (unsigned i = 0; i < p->nluns; i++) {
+		struct pool_lun *pl = &p->luns[i];
+		if (pl->held && !pl->held_failing) {
+			pl->held_failing = true;
+			marked++;
+			take_lun_tasks(&p->held_head, &p->held_tail, pl->id.lun, &failed);
+			log_error("target %s, lun%u: it could not be checked to be the same unit "
+				  "after a Unit Attention; its I/O fails with EIO until it is "
+				  "(checked again later)", p->cfg.target_name, pl->id.lun);
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	fail_list(failed.head);
 	return marked;
+}
+
+bool pool_lun_is_held_failing(struct pool *p, uint32_t lun)
+{
+	pthread_mutex_lock(&p->lock);
+	struct pool_lun *pl = find_lun(p, lun);
+	bool failing = pl && pl->held && pl->held_failing;
+	pthread_mutex_unlock(&p->lock);
+	return failing;
 }
 
 void pool_release_lun(struct pool *p, uint32_t lun)
@@ -732,17 +744,14 @@ unsigned pool_replaced_count(struct pool *p)
 	return n;
 }
 
-/* Try each session, least loaded first.  Lock held.  Returns 0 when a
- * session took the task, -1 with errno EAGAIN (all full) or EIO (none up,
- * or the task's LUN was replaced). */
+/* Try each session, least loaded first.  Lock held; the caller saw that
+ * the task neither fails nor waits for a check (task_fails(),
+ * task_is_held()).  Returns 0 when a session took the task, -1 with
+ * errno EAGAIN (all full) or EIO (none up). */
 static int dispatch(struct pool *p, struct iscsi_task *t)
 {
 	bool any_up = false, any_alive = false;
 
-	if (lun_is_replaced(p, t->lun) || task_retired(p, t)) {
-		errno = EIO;
-		return -1;
-	}
 	for (unsigned k = 0; k < p->n; k++)
 		any_alive |= session_is_alive(p->sessions[k]);
 	/* A session of the loop that submits is preferred while its load is
@@ -899,7 +908,8 @@ static void pool_kick(void *owner)
 		/* Taken first: a session that accepts t links it into its
 		 * own command queue through the same t->next. */
 		struct iscsi_task *next = t->next;
-		if (!task_fails(p, t) && task_is_held(p, t)) {
+		bool fails = task_fails(p, t);
+		if (!fails && task_is_held(p, t)) {
 			/* (sent again after a lost connection, say): it waits
 			 * with the others of its LUN */
 			p->queue_head = next;
@@ -908,11 +918,11 @@ static void pool_kick(void *owner)
 			park_held(p, t);
 			continue;
 		}
-		if (dispatch(p, t) < 0) {
-			if (errno == EAGAIN)
+		if (fails || dispatch(p, t) < 0) {
+			if (!fails && errno == EAGAIN)
 				break;
 			/* no session is up (everything queued fails), or
-			 * the task's LUN was replaced (that task fails) */
+			 * that task fails (task_fails()) */
 			p->queue_head = next;
 			if (!p->queue_head)
 				p->queue_tail = NULL;

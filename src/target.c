@@ -107,29 +107,50 @@ static void rescan_run(struct helper_job *job);
 static void rescan_dropped(struct helper_job *job);
 static bool retry_later_locked(struct fs_target *t, bool luns, bool capacity, bool identity);
 
+/* The rescan job could not be posted (no thread could start): the flags
+ * stay set, and it is tried again later, so that a held LUN does not
+ * wait for a change that may never come.  Rescan lock held.  Returns true
+ * when the tries for held LUNs ran out: the caller, once it let go of the
+ * lock, calls fail_held() (the failures complete requests, whose paths
+ * may take the rescan lock). */
+static bool post_failed_locked(struct fs_target *t)
+{
+	log_warn("target %s: cannot start a thread to follow the change; trying again later",
+		 t->cfg.target_name);
+	return retry_later_locked(t, t->rescan_luns, t->rescan_capacity, t->rescan_identity);
+}
+
 /* Have the rescan job run for what the flags just set say (rescan lock
- * held), posting it unless it is queued or runs. */
-static void start_rescan_locked(struct fs_target *t)
+ * held), posting it unless it is queued or runs.  Returns what
+ * post_failed_locked() does when it could not be posted, else false. */
+static bool start_rescan_locked(struct fs_target *t)
 {
 	if (t->rescan_running)
-		return;
+		return false;
 	pthread_once(&rescanner_once, rescanner_new);
 	t->rescan_job = (struct helper_job){ .run = rescan_run, .drop = rescan_dropped };
 	if (rescanner && helpers_post(rescanner, &t->rescan_job) == 0) {
 		t->rescan_running = true;
-	} else {
-		log_warn("target %s: cannot start a thread to follow the change; "
-			 "trying again later", t->cfg.target_name);
-		/* (a held LUN must not wait for a change that may never
-		 * come; what the retry cannot do then, the next change does) */
-		retry_later_locked(t, t->rescan_luns, t->rescan_capacity, t->rescan_identity);
+		return false;
 	}
+	return post_failed_locked(t);
+}
+
+/* The held LUNs of @t could not be checked in the tries a rescan has:
+ * their I/O fails with EIO until a check passes (pool_hold_failing_all()).
+ * No lock held; does not take t->lock (the event loops call it). */
+static void fail_held(struct fs_target *t)
+{
+	/* (one line per LUN, by the pool) */
+	pool_hold_failing_all(t->pool);
 }
 
 /* lun_change_fn of every LUN of @opaque, a target: on an event loop. */
 static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 {
 	struct fs_target *t = opaque;
+
+	bool give_up = false;
 
 	(void)l;
 	pthread_mutex_lock(&t->rescan_lock);
@@ -140,10 +161,12 @@ static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 			t->rescan_identity = true;
 		else
 			t->rescan_luns = true;
-		start_rescan_locked(t);
+		give_up = start_rescan_locked(t);
 	}
 	/* (closing: pool_destroy() fails what the hold keeps) */
 	pthread_mutex_unlock(&t->rescan_lock);
+	if (give_up)
+		fail_held(t);
 }
 
 /* pool_change_fn of the pool of @opaque, a target: the identity check of
@@ -156,6 +179,8 @@ static void pool_changed(uint32_t lun, enum scsi_change what, void *opaque)
 {
 	struct fs_target *t = opaque;
 
+	bool give_up = false;
+
 	(void)lun;
 	pthread_mutex_lock(&t->rescan_lock);
 	if (!t->closing) {
@@ -167,15 +192,17 @@ static void pool_changed(uint32_t lun, enum scsi_change what, void *opaque)
 			t->rescan_capacity = true;
 			t->rescan_all_capacities = true;
 		}
-		start_rescan_locked(t);
+		give_up = start_rescan_locked(t);
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
+	if (give_up)
+		fail_held(t);
 }
 
 /* Tell the pool what @l is (at its probe), so that a session that logs in
  * again checks it is still that LUN; pool_lun_resized() follows its
  * capacity. */
-static void expect_lun(struct fs_target *t, struct lun *l)
+static int expect_lun(struct fs_target *t, struct lun *l)
 {
 	struct lun_identity id = {
 		.lun = l->number,
@@ -186,26 +213,32 @@ static void expect_lun(struct fs_target *t, struct lun *l)
 
 	snprintf(id.serial, sizeof id.serial, "%s", l->serial);
 	snprintf(id.device_id, sizeof id.device_id, "%s", l->device_id);
-	pool_expect_lun(t->pool, &id);
+	return pool_expect_lun(t->pool, &id);
 }
 
 /* A new LUN object of @t: its changes come to lun_changed(), and the
- * pool checks its identity after a reconnect. */
-static void adopt_lun(struct fs_target *t, struct lun *l)
+ * pool checks its identity after a reconnect.  Returns 0, or -1 with
+ * err_set(ENOMEM). */
+static int adopt_lun(struct fs_target *t, struct lun *l)
 {
 	l->on_change = lun_changed;
 	l->change_opaque = t;
-	expect_lun(t, l);
+	return expect_lun(t, l);
 }
 
 /* Add the file of LUN @l (just probed) to @t's directory, within the
  * target's share of the inode table (files_max).  t->lock held.  Returns
- * its inode, or 0 with err_set(ENOSPC), @l freed. */
+ * its inode, or 0 with err_set(ENOSPC or ENOMEM), @l freed. */
 static fuse_ino_t add_lun_file(struct fs_target *t, struct lun *l)
 {
 	fuse_ino_t ino = 0;
 
-	adopt_lun(t, l);      /* before the file is seen: its hook is set */
+	/* before the file is seen: its hook is set */
+	if (adopt_lun(t, l) < 0) {
+		err_set(ENOMEM, "%s: out of memory; %s not shown", t->cfg.target_name, l->name);
+		lun_free(l);
+		return 0;
+	}
 	if (t->files_added < t->files_max)
 		ino = fs_add_node(t->fs, t->dir, l->name, false, l, t);
 	if (!ino) {
@@ -460,8 +493,11 @@ static bool check_held_locked(struct fs_target *t, struct name_list *changed,
 			}
 		}
 		if (rc < 0 && check_worth_retrying(err_errno())) {
-			log_error("target %s, %s: cannot check it is the same unit: %s; "
-				  "its commands wait", t->cfg.target_name, n->name, err_msg());
+			/* (said once: while its check keeps failing, it is
+			 * tried every IDENTITY_RECHECK_MS) */
+			if (!pool_lun_is_held_failing(t->pool, l->number))
+				log_error("target %s, %s: cannot check it is the same unit: %s; "
+					  "its commands wait", t->cfg.target_name, n->name, err_msg());
 			done = false;
 			continue;
 		}
@@ -497,30 +533,6 @@ static bool rescan_identities(struct fs_target *t, bool *list_again)
 	free(changed.names);
 	free(resized.names);
 	return done;
-}
-
-/* The checks of @t's held LUNs could not be done in RESCAN_RETRIES
- * rounds: what waits for them fails with EIO, and so does their I/O until
- * a check passes (pool_hold_failing()); they are checked again every
- * IDENTITY_RECHECK_MS, and when a session is back after the replacement
- * timeout.  No lock held. */
-static void give_up_held(struct fs_target *t)
-{
-	pthread_mutex_lock(&t->lock);
-	for (fuse_ino_t ino = 1;; ino++) {
-		struct fs_node *n = fs_node(t->fs, ino);
-
-		if (!n)
-			break;
-		if (n->tgt != t || !n->lun || atomic_load(&n->gone) ||
-		    !pool_lun_is_held(t->pool, n->lun->number))
-			continue;
-		if (pool_hold_failing(t->pool, n->lun->number))
-			log_error("target %s, %s: it could not be checked to be the same unit after "
-				  "a Unit Attention; its I/O fails with EIO until it is (tried again "
-				  "every %d s)", t->cfg.target_name, n->name, IDENTITY_RECHECK_MS / 1000);
-	}
-	pthread_mutex_unlock(&t->lock);
 }
 
 /* Read the capacity again of each LUN of @t that a Unit Attention marked,
@@ -621,6 +633,8 @@ static void retry_fire(struct ev_timer *timer)
 	struct fs_target *t = (struct fs_target *)((char *)timer -
 						   offsetof(struct fs_target, retry_timer));
 
+	bool give_up = false;
+
 	pthread_mutex_lock(&t->rescan_lock);
 	t->retry_pending = false;
 	if (!t->closing) {
@@ -628,9 +642,11 @@ static void retry_fire(struct ev_timer *timer)
 		t->rescan_capacity |= t->retry_capacity;
 		t->rescan_identity |= t->retry_identity;
 		t->retry_luns = t->retry_capacity = t->retry_identity = false;
-		start_rescan_locked(t);
+		give_up = start_rescan_locked(t);
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
+	if (give_up)
+		fail_held(t);
 }
 
 /* retry_call of a target, on its loop: arm the timer (only the loop may). */
@@ -668,12 +684,11 @@ static bool retry_later_locked(struct fs_target *t, bool luns, bool capacity, bo
 			  "it is read at the next change%s", t->cfg.target_name,
 			  t->rescan_failures + 1, held ? " (held LUNs: checked again later)" : "");
 		t->retry_luns = t->retry_capacity = false;
-		if (!held) {
-			t->rescan_failures = 0;
+		t->rescan_failures = 0;   /* (a later change gets its tries) */
+		if (!held)
 			return false;
-		}
 		/* a held LUN is not left without a check: its I/O fails
-		 * meanwhile (the caller's give_up_held()) */
+		 * meanwhile (the caller's fail_held()) */
 		wait_ms = IDENTITY_RECHECK_MS;
 	} else {
 		wait_ms = (int64_t)RESCAN_RETRY_MS << t->rescan_failures;
@@ -738,7 +753,7 @@ static void rescan_run(struct helper_job *job)
 		if (!luns_done || !capacity_done || !identity_done) {
 			if (retry_later_locked(t, !luns_done, !capacity_done, !identity_done)) {
 				pthread_mutex_unlock(&t->rescan_lock);
-				give_up_held(t);
+				fail_held(t);
 				pthread_mutex_lock(&t->rescan_lock);
 			}
 		} else if (!t->retry_pending) {
@@ -746,10 +761,16 @@ static void rescan_run(struct helper_job *job)
 		}
 	}
 	/* (the job is not touched after it is queued again) */
-	if (t->closing || !(t->rescan_luns || t->rescan_capacity || t->rescan_identity) ||
-	    helpers_post(rescanner, &t->rescan_job) < 0)
+	bool give_up = false;
+	if (t->closing || !(t->rescan_luns || t->rescan_capacity || t->rescan_identity)) {
 		rescan_ended_locked(t);
+	} else if (helpers_post(rescanner, &t->rescan_job) < 0) {
+		rescan_ended_locked(t);
+		give_up = post_failed_locked(t);
+	}
 	pthread_mutex_unlock(&t->rescan_lock);
+	if (give_up)
+		fail_held(t);
 }
 
 /* The rescan helpers stopped before the job ran (they never do: the
@@ -863,7 +884,7 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 			continue;
 		}
 		if (!add_lun_file(t, l)) {
-			err = ENOSPC;
+			err = err_errno() ? err_errno() : ENOSPC;
 			goto out;
 		}
 		added++;
