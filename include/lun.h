@@ -104,9 +104,12 @@ struct lun {
 	atomic_bool fua;              /* WRITE takes the FUA bit: MODE SENSE DPOFUA, until
 	                               * a FUA write is refused (any thread clears
 	                               * it); else FUA writes are flushed after */
-	atomic_bool writes_lost;      /* a deferred error said an earlier write may be
-	                               * lost; the next flush fails with EIO and
-	                               * clears it (any thread) */
+	atomic_uint_fast64_t lost_reports; /* deferred errors so far that said an
+	                               * earlier write may be lost (any thread adds):
+	                               * each open file's next fsync fails after one
+	                               * (lun_fsync_async()), and a write that must
+	                               * reach stable media by a flush fails if one
+	                               * came during it */
 	atomic_bool unmap_refused;    /* UNMAP refused though VPD 0xB2 says LBPU: not
 	                               * sent again (any thread sets it) */
 	atomic_bool write_same_refused; /* the same for WRITE SAME(16) and LBPWS */
@@ -264,14 +267,17 @@ bool lun_allocated(struct lun *l, uint64_t *bytes);
 /* How many extents of @l's map are known (for the stats file). */
 size_t lun_extents_known(struct lun *l);
 
-/* SYNCHRONIZE CACHE for the whole LUN; @cb runs exactly once with 0 or
+/* SYNCHRONIZE CACHE for the whole LUN, for the fsync of one open file
+ * whose count of deferred errors seen is *@seen (l->lost_reports when it
+ * was opened, then at its last fsync); @cb runs exactly once with 0 or
  * an errno.  A target that refuses the command (ILLEGAL REQUEST) is not
  * asked again and the flush succeeds: it has no volatile cache to flush.
- * EIO when a deferred error (of any command) said since the last flush
- * that data of an earlier write may be lost. */
-void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque);
-
-/* Synchronous lun_flush_async(): 0 or -1 with errno. */
-int lun_flush(struct lun *l);
+ * EIO when a deferred error (of any command) said since *@seen that data
+ * of an earlier write may be lost (*@seen then takes the count: each
+ * open file hears of it once, as Linux tells every file open when a
+ * write-back failed), or the identity check of a reconnect met one since
+ * the last such flush of the LUN. */
+void lun_fsync_async(struct lun *l, atomic_uint_fast64_t *seen, lun_write_cb cb,
+		     void *opaque);
 
 #endif /* ISCSIFS_LUN_H */

@@ -33,8 +33,8 @@
 void lun_log(struct lun *l, enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* lun_flush_async() that leaves l->writes_lost for the next fsync: the
- * flush that stands in for FUA (lun_write.c). */
+/* lun_fsync_async() that tells nothing of deferred errors (the fsyncs
+ * do): the flush that stands in for FUA (lun_write.c). */
 void lun_flush_quiet(struct lun *l, lun_write_cb cb, void *opaque);
 
 /* What to do with a finished task. */

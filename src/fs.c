@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -531,6 +532,14 @@ static void stats_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 	free(copy);
 }
 
+/* An open LUN file (fi->fh). */
+struct lun_open {
+	atomic_uint_fast64_t lost_seen; /* the LUN's deferred errors that said a
+	                                 * write may be lost, as many as this file
+	                                 * was told of (by its fsync, EIO) or that
+	                                 * came before it was opened: any thread */
+};
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -560,13 +569,22 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	/* what this open file has heard of lost writes: none before it */
+	struct lun_open *o = calloc(1, sizeof *o);
+	if (!o) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	atomic_init(&o->lost_seen, atomic_load(&n->lun->lost_reports));
+	fi->fh = (uintptr_t)o;
 	fi->direct_io = !fs->cache;
 	fi->keep_cache = fs->cache;
 	fi->nonseekable = 0;
 	/* Writers of distinct ranges need not wait for each other: lun.c
 	 * orders overlapping writes itself with its block-range lock. */
 	fuse_channel_allow_parallel_writes();
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0)
+		free(o);        /* the open was interrupted: no release follows */
 }
 
 static void read_done(void *opaque, int err, const uint8_t *data, size_t len)
@@ -700,7 +718,8 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	lun_flush_async(n->lun, fsync_done, req);
+	struct lun_open *o = (struct lun_open *)(uintptr_t)fi->fh;
+	lun_fsync_async(n->lun, &o->lost_seen, fsync_done, req);
 }
 
 static void fallocate_done(void *opaque, int err)
@@ -806,6 +825,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		struct stats_snapshot *snap = (struct stats_snapshot *)(uintptr_t)fi->fh;
 		free(snap->text);
 		free(snap);
+	} else if (n && n->lun) {
+		free((struct lun_open *)(uintptr_t)fi->fh);
 	}
 	fuse_reply_err(req, 0);
 }

@@ -193,8 +193,8 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 	case SCSI_ACT_RETRY:
 	case SCSI_ACT_BACKOFF: {
 		unsigned limit = o.transition ? TRANSITION_RETRIES : MAX_RETRIES;
-		if (o.earlier_lost)     /* the next fsync says so (lun_flush_async()) */
-			atomic_store(&l->writes_lost, true);
+		if (o.earlier_lost)     /* each open file's next fsync says so */
+			atomic_fetch_add(&l->lost_reports, 1);
 		if (retries >= limit) {
 			lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: %s, still after %u retries (CDB 0x%02x)",
 				l->target, l->name, o.text, limit, t->cdb[0]);

@@ -418,16 +418,19 @@ struct flush_req {
 	lun_write_cb cb;              /* the caller's callback */
 	void *opaque;                 /* the caller's argument */
 	unsigned retries;             /* tries so far */
-	bool report_lost;             /* a flush for fsync: says l->writes_lost */
+	atomic_uint_fast64_t *seen;   /* a flush for fsync: the open file's count of
+	                               * deferred errors seen; NULL: tells none */
 };
 
-/* @err, or EIO when a deferred error said since the last flush that data
- * of an earlier write may be lost: one our commands met (l->writes_lost),
- * or the identity check of a reconnect (pool_take_writes_lost()); both
- * cleared: said once. */
-static int flush_verdict(struct lun *l, int err)
+/* @err, or EIO when a deferred error said that data of an earlier write
+ * may be lost: one our commands met since the open file's count *@seen
+ * (which takes the count now: said once to each file), or one the
+ * identity check of a reconnect met since the LUN's last fsync
+ * (pool_take_writes_lost(): said once). */
+static int flush_verdict(struct lun *l, int err, atomic_uint_fast64_t *seen)
 {
-	bool ours = atomic_exchange(&l->writes_lost, false);
+	uint64_t now = atomic_load(&l->lost_reports);
+	bool ours = atomic_exchange(seen, now) != now;
 
 	if (!pool_take_writes_lost(l->pool, l->number) && !ours)
 		return err;
@@ -470,17 +473,18 @@ static void flush_done(struct iscsi_task *t)
 			l->name, strerror(err));
 		break;
 	}
-	f->cb(f->opaque, f->report_lost ? flush_verdict(l, err) : err);
+	f->cb(f->opaque, f->seen ? flush_verdict(l, err, f->seen) : err);
 	free(f);
 }
 
-/* lun_flush_async(), and lun_flush_quiet() with !@report_lost. */
-static void flush_async(struct lun *l, bool report_lost, lun_write_cb cb, void *opaque)
+/* lun_fsync_async(), and lun_flush_quiet() with no @seen. */
+static void flush_async(struct lun *l, atomic_uint_fast64_t *seen, lun_write_cb cb,
+			void *opaque)
 {
 	struct flush_req *f;
 
 	if (!l->has_sync_cache) {
-		cb(opaque, report_lost ? flush_verdict(l, 0) : 0);
+		cb(opaque, seen ? flush_verdict(l, 0, seen) : 0);
 		return;
 	}
 	f = calloc(1, sizeof *f);
@@ -491,7 +495,7 @@ static void flush_async(struct lun *l, bool report_lost, lun_write_cb cb, void *
 	f->lun = l;
 	f->cb = cb;
 	f->opaque = opaque;
-	f->report_lost = report_lost;
+	f->seen = seen;
 	f->task.lun = l->number;
 	f->task.incarnation = l->incarnation;
 	f->task.dir = TASK_DIR_NONE;
@@ -504,21 +508,14 @@ static void flush_async(struct lun *l, bool report_lost, lun_write_cb cb, void *
 	pool_submit(l->pool, &f->task);
 }
 
-void lun_flush_async(struct lun *l, lun_write_cb cb, void *opaque)
+void lun_fsync_async(struct lun *l, atomic_uint_fast64_t *seen, lun_write_cb cb,
+		     void *opaque)
 {
-	flush_async(l, true, cb, opaque);
+	flush_async(l, seen, cb, opaque);
 }
 
 void lun_flush_quiet(struct lun *l, lun_write_cb cb, void *opaque)
 {
-	flush_async(l, false, cb, opaque);
+	flush_async(l, NULL, cb, opaque);
 }
 
-int lun_flush(struct lun *l)
-{
-	struct completion done;
-
-	completion_init(&done);
-	lun_flush_async(l, completion_post_cb, &done);
-	return completion_wait(&done);
-}

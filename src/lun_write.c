@@ -72,6 +72,10 @@ struct write_req {
 	atomic_bool flush_after;      /* fua on a LUN that does not take the FUA bit
 	                               * (l->fua): sent without it, then
 	                               * SYNCHRONIZE CACHE before the callback */
+	uint64_t lost_at_start;       /* l->lost_reports when it was submitted: one
+	                               * more by the end of that flush, and its
+	                               * data, acknowledged from the cache, may be
+	                               * lost (fua_flushed()) */
 	int64_t start_ns;             /* when it was submitted (monotonic) */
 	const uint8_t *buf;           /* WRITE_DATA: the caller's bytes (sent without a copy) */
 	uint8_t *zeros;               /* zeroing: a zero-filled buffer, NULL if not needed */
@@ -201,11 +205,23 @@ static bool discard_next(struct write_req *w, struct write_piece *p);
 static void discard_plan(struct write_req *w);
 static void discard_send(struct write_req *w);
 
-/* The SYNCHRONIZE CACHE that stands in for FUA on write @opaque ended. */
+/* The SYNCHRONIZE CACHE that stands in for FUA on write @opaque ended.
+ * A deferred error that came while the write ran (on its pieces, or on
+ * that flush before it was sent again) says data acknowledged from the
+ * cache may be lost, this write's perhaps: it fails with EIO, not
+ * only the next fsync of each open file (which the writer of O_DSYNC may
+ * never call). */
 static void fua_flushed(void *opaque, int err)
 {
 	struct write_req *w = opaque;
+	struct lun *l = w->lun;
 
+	if (!err && atomic_load(&l->lost_reports) != w->lost_at_start) {
+		lun_log(l, LOG_LEVEL_ERROR, "target %s, %s: a write that must reach stable media "
+			"fails: a deferred error during it said data of an earlier write may be "
+			"lost", l->target, l->name);
+		err = EIO;
+	}
 	write_set_error(w, err);
 	write_finish(w);
 }
@@ -575,6 +591,7 @@ static struct write_req *write_req_new(struct lun *l, enum write_kind kind, cons
 	struct write_req proto = {
 		.lun = l, .cb = cb, .opaque = opaque, .kind = kind, .buf = buf, .len = len,
 		.first = first, .end = end, .start_ns = mono_now_ns(),
+		.lost_at_start = atomic_load(&l->lost_reports),
 		.head = (size_t)(off % bs), .tail = (size_t)((off + len) % bs),
 	};
 	unsigned npieces;

@@ -825,6 +825,68 @@ fua_case fua-refused
 # log line)
 io_case deferred-sync fsync eio \
     "target $BAD_IQN, lun1: the flush fails: a deferred error said data of an earlier write may be lost"
+# the same deferred error met by the SYNCHRONIZE CACHE that stands in for
+# FUA after an O_DSYNC write (the LUN does not take FUA): that write fails
+# with EIO (before, the flush was sent again and the write succeeded: the
+# loss waited for an fsync that an O_DSYNC writer need not call); the
+# fsync of another file open meanwhile fails too
+dsync_lost_case() {
+    local case=deferred-sync
+    selected_case "$case" || return 0
+    case_start "$case"
+    bt "$PYTHON" - "$BAD_MNT/lun1" >"$work/dsync.out" 2>&1 <<'EOF' || fail "$case: $(cat "$work/dsync.out")"
+import errno, os, sys
+path = sys.argv[1]
+other = os.open(path, os.O_RDWR)
+sync = os.open(path, os.O_RDWR | os.O_DSYNC)
+try:
+    os.pwrite(sync, os.urandom(65536), 0)
+    sys.exit("the O_DSYNC write whose flush met the deferred error succeeded")
+except OSError as e:
+    if e.errno != errno.EIO:
+        sys.exit("the O_DSYNC write failed otherwise: %s" % e)
+try:
+    os.fsync(other)
+    sys.exit("the fsync of the file open meanwhile succeeded")
+except OSError as e:
+    if e.errno != errno.EIO:
+        sys.exit("the fsync of the file open meanwhile failed otherwise: %s" % e)
+EOF
+    check_log "target $BAD_IQN, lun1: a write that must reach stable media fails: a deferred error during it said data of an earlier write may be lost"
+    case_end "$case"
+}
+dsync_lost_case
+
+# the same deferred error, met by the fsync of one of two files open on
+# lun1: each of them hears of it at its next fsync (EIO), once; a file
+# opened after it does not.  Before, the first fsync took the news and
+# the other file's returned 0 (its writer never learnt of the loss).
+lost_per_file_case() {
+    local case=deferred-sync
+    selected_case "$case" || return 0
+    case_start "$case"
+    bt "$PYTHON" - "$BAD_MNT/lun1" >"$work/files.out" 2>&1 <<'EOF' || fail "$case: $(cat "$work/files.out")"
+import errno, os, sys
+path = sys.argv[1]
+def fsync_err(fd):
+    try:
+        os.fsync(fd)
+        return 0
+    except OSError as e:
+        return e.errno
+a = os.open(path, os.O_RDWR)
+b = os.open(path, os.O_RDWR)
+os.pwrite(a, os.urandom(4096), 0)
+got = [fsync_err(a), fsync_err(b), fsync_err(a), fsync_err(b)]
+c = os.open(path, os.O_RDWR)
+got.append(fsync_err(c))
+want = [errno.EIO, errno.EIO, 0, 0, 0]
+if got != want:
+    sys.exit("fsync results (a, b, a again, b again, c opened after): %s, not %s" % (got, want))
+EOF
+    case_end "$case"
+}
+lost_per_file_case
 io_case sync-unsupported fsync ok \
     "target $BAD_IQN, lun1: SYNCHRONIZE CACHE not supported; not sending it again" fired=2
 # CHECK CONDITION with NO SENSE, or with no sense at all (a status on a
