@@ -719,6 +719,10 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		return;
 	}
 	struct lun_open *o = (struct lun_open *)(uintptr_t)fi->fh;
+	if (!o) {               /* (every open of a LUN file sets it) */
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	lun_fsync_async(n->lun, &o->lost_seen, fsync_done, req);
 }
 
