@@ -24,6 +24,8 @@
 #include "lun.h"
 #include "target.h"
 
+struct lun_open;   /* an open LUN file's state (fs.c) */
+
 /* One inode: the root, a target directory, a LUN file, or the stats
  * directory and file. */
 struct fs_node {
@@ -58,10 +60,21 @@ struct fs {
 	struct fuse_session *se;      /* notify_lock: the mounted session, for telling
 	                               * the kernel what changed; NULL before the
 	                               * mount and once the loop has ended */
+	pthread_mutex_t opens_lock;   /* protects opens (a leaf: nothing is called
+	                               * under it) */
+	struct lun_open *opens;       /* opens_lock: the LUN files open and not
+	                               * released yet (fs.c), freed by
+	                               * fs_free_opens() at the end when the kernel
+	                               * never released them (a lazy unmount with
+	                               * files open) */
 };
 
 /* Allocate room for @cap nodes; call once before adding any.  0 or -1. */
 int fs_reserve(struct fs *fs, size_t cap);
+
+/* Free the state of the LUN files still open: after the FUSE session is
+ * gone, when no request can come. */
+void fs_free_opens(struct fs *fs);
 
 /* Add a node under @parent (0: the root itself), of target @tgt (NULL for
  * none); returns its inode number, or 0 (ENOSPC when the reserved room is

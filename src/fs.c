@@ -52,6 +52,7 @@ int fs_reserve(struct fs *fs, size_t cap)
 	atomic_init(&fs->nnodes, 0);
 	pthread_mutex_init(&fs->grow_lock, NULL);
 	pthread_mutex_init(&fs->notify_lock, NULL);
+	pthread_mutex_init(&fs->opens_lock, NULL);
 	return 0;
 }
 
@@ -538,7 +539,44 @@ struct lun_open {
 	                                 * write may be lost, as many as this file
 	                                 * was told of (by its fsync, EIO) or that
 	                                 * came before it was opened: any thread */
+	struct lun_open *prev, *next;   /* fs->opens_lock: in fs->opens */
 };
+
+/* Link @o into the mount's open files, or take it out (@linked false). */
+static void opens_link(struct fs *fs, struct lun_open *o, bool linked)
+{
+	pthread_mutex_lock(&fs->opens_lock);
+	if (linked) {
+		o->prev = NULL;
+		o->next = fs->opens;
+		if (fs->opens)
+			fs->opens->prev = o;
+		fs->opens = o;
+	} else {
+		if (o->prev)
+			o->prev->next = o->next;
+		else
+			fs->opens = o->next;
+		if (o->next)
+			o->next->prev = o->prev;
+	}
+	pthread_mutex_unlock(&fs->opens_lock);
+}
+
+void fs_free_opens(struct fs *fs)
+{
+	if (!fs->nodes)
+		return;           /* (fs_reserve() never ran) */
+	pthread_mutex_lock(&fs->opens_lock);
+	struct lun_open *o = fs->opens;
+	fs->opens = NULL;
+	pthread_mutex_unlock(&fs->opens_lock);
+	while (o) {
+		struct lun_open *next = o->next;
+		free(o);
+		o = next;
+	}
+}
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -576,6 +614,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	atomic_init(&o->lost_seen, atomic_load(&n->lun->lost_reports));
+	opens_link(fs, o, true);        /* before the reply: its release may follow */
 	fi->fh = (uintptr_t)o;
 	fi->direct_io = !fs->cache;
 	fi->keep_cache = fs->cache;
@@ -583,8 +622,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Writers of distinct ranges need not wait for each other: lun.c
 	 * orders overlapping writes itself with its block-range lock. */
 	fuse_channel_allow_parallel_writes();
-	if (fuse_reply_open(req, fi) != 0)
-		free(o);        /* the open was interrupted: no release follows */
+	if (fuse_reply_open(req, fi) != 0) {
+		opens_link(fs, o, false);   /* interrupted: no release follows */
+		free(o);
+	}
 }
 
 static void read_done(void *opaque, int err, const uint8_t *data, size_t len)
@@ -829,8 +870,10 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		struct stats_snapshot *snap = (struct stats_snapshot *)(uintptr_t)fi->fh;
 		free(snap->text);
 		free(snap);
-	} else if (n && n->lun) {
-		free((struct lun_open *)(uintptr_t)fi->fh);
+	} else if (n && n->lun && fi->fh) {
+		struct lun_open *o = (struct lun_open *)(uintptr_t)fi->fh;
+		opens_link(fs_of(req), o, false);
+		free(o);
 	}
 	fuse_reply_err(req, 0);
 }

@@ -370,6 +370,7 @@ static void teardown(struct startup *s)
 	evloops_stop();
 	if (s->se)
 		fuse_session_destroy(s->se);
+	fs_free_opens(&s->fs);
 	for (size_t i = 0; i < s->fs.nnodes; i++)
 		lun_free(s->fs.nodes[i].lun);
 	free(s->fs.nodes);
