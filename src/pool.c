@@ -89,14 +89,19 @@
  * Logouts, all sent at once. */
 #define POOL_LOGOUT_MS 5000
 
+/* A list of tasks linked by ->next, with its tail. */
+struct task_list {
+	struct iscsi_task *head;
+	struct iscsi_task *tail;
+};
+
 struct pool {
 	struct session_config cfg;        /* read-only after create */
 	unsigned n;                       /* number of sessions; read-only */
 	struct session **sessions;        /* read-only after create */
 	pthread_mutex_t lock;             /* protects the fields below */
 	pthread_cond_t idle_cond;         /* signalled when in_flight drops to 0 */
-	struct iscsi_task *queue_head;    /* lock: tasks waiting for room */
-	struct iscsi_task *queue_tail;    /* lock */
+	struct task_list queue;           /* lock: tasks waiting for room */
 	unsigned cursor;                  /* lock: where the next search starts */
 	uint64_t in_flight;               /* lock: submitted, done() not yet called */
 	unsigned replacement_timeout_s;   /* read-only: how long I/O waits for a session */
@@ -120,9 +125,8 @@ struct pool {
 	                                   * task can be an old object's (task_retired()) */
 	bool holds_ended;                 /* lock: pool_destroy() began: no LUN is held
 	                                   * any more (nothing would check it) */
-	struct iscsi_task *held_head;     /* lock: tasks of held LUNs, in the order they
+	struct task_list held;            /* lock: tasks of held LUNs, in the order they
 	                                   * came (pool_hold_lun()) */
-	struct iscsi_task *held_tail;     /* lock */
 	pool_change_fn changed;           /* lock: the owner's hook, or NULL */
 	void *changed_opaque;             /* lock: its argument */
 };
@@ -153,12 +157,6 @@ static void fail_list(struct iscsi_task *list)
 	}
 }
 
-/* A list of tasks linked by ->next, with its tail. */
-struct task_list {
-	struct iscsi_task *head;
-	struct iscsi_task *tail;
-};
-
 /* Append @t to @l. */
 static void list_append(struct task_list *l, struct iscsi_task *t)
 {
@@ -170,12 +168,11 @@ static void list_append(struct task_list *l, struct iscsi_task *t)
 	l->tail = t;
 }
 
-/* Take the tasks of LUN @lun out of the list *@head .. *@tail, keeping
- * the order of both parts, and append them to @out. */
-static void take_lun_tasks(struct iscsi_task **head, struct iscsi_task **tail, uint32_t lun,
-			   struct task_list *out)
+/* Take the tasks of LUN @lun out of @from, keeping the order of both
+ * parts, and append them to @out. */
+static void take_lun_tasks(struct task_list *from, uint32_t lun, struct task_list *out)
 {
-	struct iscsi_task **pp = head, *last = NULL;
+	struct iscsi_task **pp = &from->head, *last = NULL;
 
 	while (*pp) {
 		struct iscsi_task *t = *pp;
@@ -187,7 +184,7 @@ static void take_lun_tasks(struct iscsi_task **head, struct iscsi_task **tail, u
 		last = t;
 		pp = &t->next;
 	}
-	*tail = last;
+	from->tail = last;
 }
 
 static void tell_change(struct pool *p, uint32_t lun, enum scsi_change what);
@@ -225,11 +222,11 @@ static void watchdog_fire(struct ev_timer *timer)
 		p->failfast = true;
 		log_error("target %s: no session for %u s; failing I/O with EIO until one is back",
 			  p->cfg.target_name, p->replacement_timeout_s);
-		failed = p->queue_head;
-		p->queue_head = p->queue_tail = NULL;
+		failed = p->queue.head;
+		p->queue.head = p->queue.tail = NULL;
 		/* and what waits for a check (its LUNs stay held) */
-		held.head = p->held_head;
-		p->held_head = p->held_tail = NULL;
+		held.head = p->held.head;
+		p->held.head = p->held.tail = NULL;
 	}
 	pthread_mutex_unlock(&p->lock);
 	fail_list(failed);
@@ -369,45 +366,35 @@ static bool lun_is_replaced(struct pool *p, uint32_t lun)
 	return pl && pl->replaced;
 }
 
-/* Whether @t fails with EIO instead of going out (one lookup, none while
- * no LUN is replaced, held or retired): its LUN was found replaced; it
- * is a task of a LUN object whose number is no file's any more, or
- * another object's (its file was removed or replaced: the unit under that
- * number now, another perhaps, must not get it); or its LUN is held and
- * cannot be checked now (the check was given up, or no session is up
- * past the replacement timeout).  Lock held. */
-static bool task_fails(struct pool *p, const struct iscsi_task *t)
+/* What becomes of a task the pool is to dispatch (task_fate()). */
+enum task_fate {
+	TASK_GOES,        /* to a session, or the queue behind a full window */
+	TASK_WAITS,       /* on the held list: its LUN is held until checked */
+	TASK_FAILS,       /* with EIO at once */
+};
+
+/* What becomes of @t (one lookup, none while no LUN is replaced, held or
+ * retired).  It fails when its LUN was found replaced; when it is a task
+ * of a LUN object whose number is no file's any more, or another
+ * object's (its file was removed or replaced: the unit under that number
+ * now, another perhaps, must not get it); or when its LUN is held and
+ * cannot be checked now (the check was given up, or no session is up past
+ * the replacement timeout).  It waits while its LUN is held, unless it is
+ * one of the commands that check it (past_hold).  Lock held. */
+static enum task_fate task_fate(struct pool *p, const struct iscsi_task *t)
 {
 	bool check_incarnation = p->retired && t->incarnation;
 
 	if (!p->nreplaced && !p->nheld && !check_incarnation)
-		return false;
+		return TASK_GOES;
 	const struct pool_lun *pl = find_lun(p, t->lun);
-	if (!pl)
-		return check_incarnation;   /* its record was forgotten */
+	if (!pl)      /* its record was forgotten, or never held */
+		return check_incarnation ? TASK_FAILS : TASK_GOES;
 	if (pl->replaced || (check_incarnation && pl->id.incarnation != t->incarnation))
-		return true;
-	return pl->held && !t->past_hold && (pl->held_failing || p->failfast);
-}
-
-/* Whether @t must wait on the held list: its LUN is held, and it is not
- * one of the commands that check it (past_hold).  Lock held; after
- * task_fails(). */
-static bool task_is_held(struct pool *p, const struct iscsi_task *t)
-{
-	struct pool_lun *pl = p->nheld && !t->past_hold ? find_lun(p, t->lun) : NULL;
-
-	return pl && pl->held;
-}
-
-/* @t waits on the held list (task_is_held()).  Lock held. */
-static void park_held(struct pool *p, struct iscsi_task *t)
-{
-	struct task_list held = { p->held_head, p->held_tail };
-
-	list_append(&held, t);
-	p->held_head = held.head;
-	p->held_tail = held.tail;
+		return TASK_FAILS;
+	if (!pl->held || t->past_hold)
+		return TASK_GOES;
+	return pl->held_failing || p->failfast ? TASK_FAILS : TASK_WAITS;
 }
 
 /* End the hold of @pl, if it is held: its tasks go to @out.  Lock held. */
@@ -418,7 +405,7 @@ static void unhold_locked(struct pool *p, struct pool_lun *pl, struct task_list 
 	pl->held = false;
 	pl->held_failing = false;
 	p->nheld--;
-	take_lun_tasks(&p->held_head, &p->held_tail, pl->id.lun, out);
+	take_lun_tasks(&p->held, pl->id.lun, out);
 }
 
 int pool_expect_lun(struct pool *p, const struct lun_identity *id)
@@ -516,7 +503,7 @@ unsigned pool_hold_failing_all(struct pool *p)
 		if (pl->held && !pl->held_failing) {
 			pl->held_failing = true;
 			marked++;
-			take_lun_tasks(&p->held_head, &p->held_tail, pl->id.lun, &failed);
+			take_lun_tasks(&p->held, pl->id.lun, &failed);
 			log_error("target %s, lun%u: it could not be checked to be the same unit "
 				  "after a Unit Attention; its I/O fails with EIO until it is "
 				  "(checked again later)", p->cfg.target_name, pl->id.lun);
@@ -547,10 +534,10 @@ void pool_release_lun(struct pool *p, uint32_t lun)
 	if (back.head) {
 		/* at the head of the queue, in their order: they came before
 		 * what is queued behind a full window */
-		back.tail->next = p->queue_head;
-		p->queue_head = back.head;
-		if (!p->queue_tail)
-			p->queue_tail = back.tail;
+		back.tail->next = p->queue.head;
+		p->queue.head = back.head;
+		if (!p->queue.tail)
+			p->queue.tail = back.tail;
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (back.head)
@@ -697,7 +684,7 @@ static bool mark_replaced(struct pool *p, uint32_t lun, const struct lun_identit
 		marked = true;
 		/* its queued tasks fail now, and those that waited for its
 		 * check; the others keep their order */
-		take_lun_tasks(&p->queue_head, &p->queue_tail, lun, &failed);
+		take_lun_tasks(&p->queue, lun, &failed);
 		unhold_locked(p, pl, &failed);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -744,10 +731,9 @@ unsigned pool_replaced_count(struct pool *p)
 	return n;
 }
 
-/* Try each session, least loaded first.  Lock held; the caller saw that
- * the task neither fails nor waits for a check (task_fails(),
- * task_is_held()).  Returns 0 when a session took the task, -1 with
- * errno EAGAIN (all full) or EIO (none up). */
+/* Try each session, least loaded first.  Lock held; task_fate() said the
+ * task goes.  Returns 0 when a session took the task, -1 with errno
+ * EAGAIN (all full) or EIO (none up). */
 static int dispatch(struct pool *p, struct iscsi_task *t)
 {
 	bool any_up = false, any_alive = false;
@@ -819,10 +805,10 @@ static void pool_requeue(void *owner, struct iscsi_task *list)
 	while (last->next)
 		last = last->next;
 	pthread_mutex_lock(&p->lock);
-	last->next = p->queue_head;
-	p->queue_head = list;
-	if (!p->queue_tail)
-		p->queue_tail = last;
+	last->next = p->queue.head;
+	p->queue.head = list;
+	if (!p->queue.tail)
+		p->queue.tail = last;
 	pthread_mutex_unlock(&p->lock);
 	pool_kick(p);
 }
@@ -862,25 +848,21 @@ void pool_submit(struct pool *p, struct iscsi_task *t)
 		t->done(t);
 		return;
 	}
-	bool fails = task_fails(p, t);
-	if (!fails && task_is_held(p, t)) {
-		park_held(p, t);
+	enum task_fate fate = task_fate(p, t);
+	if (fate == TASK_WAITS) {
+		list_append(&p->held, t);
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
-	if (fails || (p->queue_head || dispatch(p, t) < 0)) {
-		if (fails || (!p->queue_head && errno == EIO)) {
+	bool fails = fate == TASK_FAILS;
+	if (fails || (p->queue.head || dispatch(p, t) < 0)) {
+		if (fails || (!p->queue.head && errno == EIO)) {
 			pthread_mutex_unlock(&p->lock);
 			t->result = EIO;
 			t->done(t);
 			return;
 		}
-		t->next = NULL;
-		if (p->queue_tail)
-			p->queue_tail->next = t;
-		else
-			p->queue_head = t;
-		p->queue_tail = t;
+		list_append(&p->queue, t);
 	}
 	pthread_mutex_unlock(&p->lock);
 	session_send_pending();
@@ -900,39 +882,40 @@ static void pool_kick(void *owner)
 		/* the sessions are being freed (their ticks and loops may
 		 * still hand tasks back): no dispatch, which would look at
 		 * them; what is queued fails */
-		closed = p->queue_head;
-		p->queue_head = p->queue_tail = NULL;
+		closed = p->queue.head;
+		p->queue.head = p->queue.tail = NULL;
 	}
-	while (p->queue_head) {
-		struct iscsi_task *t = p->queue_head;
+	while (p->queue.head) {
+		struct iscsi_task *t = p->queue.head;
 		/* Taken first: a session that accepts t links it into its
 		 * own command queue through the same t->next. */
 		struct iscsi_task *next = t->next;
-		bool fails = task_fails(p, t);
-		if (!fails && task_is_held(p, t)) {
+		enum task_fate fate = task_fate(p, t);
+		bool fails = fate == TASK_FAILS;
+		if (fate == TASK_WAITS) {
 			/* (sent again after a lost connection, say): it waits
 			 * with the others of its LUN */
-			p->queue_head = next;
-			if (!p->queue_head)
-				p->queue_tail = NULL;
-			park_held(p, t);
+			p->queue.head = next;
+			if (!p->queue.head)
+				p->queue.tail = NULL;
+			list_append(&p->held, t);
 			continue;
 		}
 		if (fails || dispatch(p, t) < 0) {
 			if (!fails && errno == EAGAIN)
 				break;
 			/* no session is up (everything queued fails), or
-			 * that task fails (task_fails()) */
-			p->queue_head = next;
-			if (!p->queue_head)
-				p->queue_tail = NULL;
+			 * that task fails (task_fate()) */
+			p->queue.head = next;
+			if (!p->queue.head)
+				p->queue.tail = NULL;
 			t->next = failed;
 			failed = t;
 			continue;
 		}
-		p->queue_head = next;
-		if (!p->queue_head)
-			p->queue_tail = NULL;
+		p->queue.head = next;
+		if (!p->queue.head)
+			p->queue.tail = NULL;
 	}
 	pthread_mutex_unlock(&p->lock);
 	session_send_pending();

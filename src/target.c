@@ -111,7 +111,7 @@ static bool retry_later_locked(struct fs_target *t, bool luns, bool capacity, bo
  * stay set, and it is tried again later, so that a held LUN does not
  * wait for a change that may never come.  Rescan lock held.  Returns true
  * when the tries for held LUNs ran out: the caller, once it let go of the
- * lock, calls fail_held() (the failures complete requests, whose paths
+ * lock, calls pool_hold_failing_all() (the failures complete requests, whose paths
  * may take the rescan lock). */
 static bool post_failed_locked(struct fs_target *t)
 {
@@ -136,15 +136,6 @@ static bool start_rescan_locked(struct fs_target *t)
 	return post_failed_locked(t);
 }
 
-/* The held LUNs of @t could not be checked in the tries a rescan has:
- * their I/O fails with EIO until a check passes (pool_hold_failing_all()).
- * No lock held; does not take t->lock (the event loops call it). */
-static void fail_held(struct fs_target *t)
-{
-	/* (one line per LUN, by the pool) */
-	pool_hold_failing_all(t->pool);
-}
-
 /* lun_change_fn of every LUN of @opaque, a target: on an event loop. */
 static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 {
@@ -166,7 +157,7 @@ static void lun_changed(struct lun *l, enum lun_change what, void *opaque)
 	/* (closing: pool_destroy() fails what the hold keeps) */
 	pthread_mutex_unlock(&t->rescan_lock);
 	if (give_up)
-		fail_held(t);
+		pool_hold_failing_all(t->pool);
 }
 
 /* pool_change_fn of the pool of @opaque, a target: the identity check of
@@ -196,7 +187,7 @@ static void pool_changed(uint32_t lun, enum scsi_change what, void *opaque)
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
 	if (give_up)
-		fail_held(t);
+		pool_hold_failing_all(t->pool);
 }
 
 /* Tell the pool what @l is (at its probe), so that a session that logs in
@@ -646,7 +637,7 @@ static void retry_fire(struct ev_timer *timer)
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
 	if (give_up)
-		fail_held(t);
+		pool_hold_failing_all(t->pool);
 }
 
 /* retry_call of a target, on its loop: arm the timer (only the loop may). */
@@ -688,7 +679,7 @@ static bool retry_later_locked(struct fs_target *t, bool luns, bool capacity, bo
 		if (!held)
 			return false;
 		/* a held LUN is not left without a check: its I/O fails
-		 * meanwhile (the caller's fail_held()) */
+		 * meanwhile (the caller's pool_hold_failing_all()) */
 		wait_ms = IDENTITY_RECHECK_MS;
 	} else {
 		wait_ms = (int64_t)RESCAN_RETRY_MS << t->rescan_failures;
@@ -753,7 +744,7 @@ static void rescan_run(struct helper_job *job)
 		if (!luns_done || !capacity_done || !identity_done) {
 			if (retry_later_locked(t, !luns_done, !capacity_done, !identity_done)) {
 				pthread_mutex_unlock(&t->rescan_lock);
-				fail_held(t);
+				pool_hold_failing_all(t->pool);
 				pthread_mutex_lock(&t->rescan_lock);
 			}
 		} else if (!t->retry_pending) {
@@ -770,7 +761,7 @@ static void rescan_run(struct helper_job *job)
 	}
 	pthread_mutex_unlock(&t->rescan_lock);
 	if (give_up)
-		fail_held(t);
+		pool_hold_failing_all(t->pool);
 }
 
 /* The rescan helpers stopped before the job ran (they never do: the

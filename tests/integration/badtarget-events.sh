@@ -473,16 +473,25 @@ lun_swapped_case
 # overwrote the first 64 KiB of the new unit; with POWER ON OCCURRED
 # nothing else followed, and lun1 went on reading and writing the other
 # unit.
-lun_swapped_write_case() {
-    local case=$1 lun2=$TEST_TMPDIR/bad-lun2.img old_fd sum
-    selected "$case" || return 0
-    make_file "$lun2" 2M random
-    sum=$(md5sum <"$lun2")
+# swap_start CASE: the start of the cases that swap LUN 1 for the unit
+# held in SWAP_LUN2 (its md5sum in SWAP_SUM): 64 KiB to write in
+# $work/junk, the mount, lun1 open as fd SWAP_FD, and the swap.
+swap_start() {
+    SWAP_LUN2=$TEST_TMPDIR/bad-lun2.img
+    make_file "$SWAP_LUN2" 2M random
+    SWAP_SUM=$(md5sum <"$SWAP_LUN2")
     head -c 65536 /dev/urandom >"$work/junk"
-    badtarget_start "$case" --lun2 "$lun2"
+    badtarget_start "$1" --lun2 "$SWAP_LUN2"
     bad_mount_fg sessions=1
-    exec {old_fd}<>"$BAD_MNT/lun1"
-    event 1 "swap LUN 1"   # LUN 1 is another unit from now on
+    exec {SWAP_FD}<>"$BAD_MNT/lun1"
+    event 1 "swap LUN 1" "$1"   # LUN 1 is another unit from now on
+}
+
+lun_swapped_write_case() {
+    local case=$1 lun2 old_fd sum
+    selected "$case" || return 0
+    swap_start "$case"
+    lun2=$SWAP_LUN2 sum=$SWAP_SUM old_fd=$SWAP_FD
     if bt dd if="$work/junk" bs=65536 count=1 conv=notrunc,fsync status=none \
         >&"$old_fd" 2>"$work/w.err"; then
         fail "$case: the write that met the Unit Attention succeeded"
@@ -507,15 +516,10 @@ lun_swapped_write_case ua-lun-swapped-reset
 # unit's record let it through and it overwrote the new unit's first
 # 64 KiB once the BUSY ended.
 lun_swapped_busy_case() {
-    local case=ua-lun-swapped-busy lun2=$TEST_TMPDIR/bad-lun2.img old_fd sum writer
+    local case=ua-lun-swapped-busy lun2 old_fd sum writer
     selected "$case" || return 0
-    make_file "$lun2" 2M random
-    sum=$(md5sum <"$lun2")
-    head -c 65536 /dev/urandom >"$work/junk"
-    badtarget_start "$case" --lun2 "$lun2"
-    bad_mount_fg sessions=1
-    exec {old_fd}<>"$BAD_MNT/lun1"
-    event 1 "swap LUN 1"   # LUN 1 is another unit; its writes BUSY for 1.5 s
+    swap_start "$case"     # (its writes of LUN 1 BUSY for 1.5 s from the first)
+    lun2=$SWAP_LUN2 sum=$SWAP_SUM old_fd=$SWAP_FD
     bt dd if="$work/junk" bs=65536 count=1 conv=notrunc,fsync status=none \
         >&"$old_fd" 2>"$work/w.err" &
     writer=$!

@@ -456,6 +456,15 @@ class Pdu:
         return u32(self.bhs, off)
 
 
+# The cases that swap LUN 1 for another unit, and the Unit Attention each
+# leaves pending: (LUN, None for any; ASC; ASCQ).
+SWAP_UNIT_ATTENTION = {
+    "ua-lun-swapped": (None, 0x3F, 0x0E),        # REPORTED LUNS DATA HAS CHANGED
+    "ua-lun-swapped-reset": (1, 0x29, 0x01),     # POWER ON OCCURRED, on LUN 1
+    "ua-lun-swapped-busy": (0, 0x3F, 0x0E),      # the same, on LUN 0 alone
+}
+
+
 class Closed(Exception):
     """The initiator went away."""
 
@@ -628,24 +637,13 @@ class Target:
                 self.luns[2] = lun2
                 self.fail_report_luns = True
             self.unit_attention(conns, "LUN 2 added, the next REPORT LUNS to fail", None, 0x3F, 0x0E)
-        elif self.case == "ua-lun-swapped":
+        elif self.case in SWAP_UNIT_ATTENTION:
             other = self.lun2(1)
             other.generation = 1
             with self.lock:
                 self.luns[1] = other
-            self.unit_attention(conns, "LUN 1 is another logical unit now", None, 0x3F, 0x0E)
-        elif self.case == "ua-lun-swapped-reset":
-            other = self.lun2(1)
-            other.generation = 1
-            with self.lock:
-                self.luns[1] = other
-            self.unit_attention(conns, "LUN 1 is another logical unit now", 1, 0x29, 0x01)
-        elif self.case == "ua-lun-swapped-busy":
-            other = self.lun2(1)
-            other.generation = 1
-            with self.lock:
-                self.luns[1] = other
-            self.unit_attention(conns, "LUN 1 is another logical unit now", 0, 0x3F, 0x0E)
+            self.unit_attention(conns, "LUN 1 is another logical unit now",
+                                *SWAP_UNIT_ATTENTION[self.case])
         elif self.case == "ua-reset-check-fails" and n > 1:
             if self.fire("event", "VPD INQUIRYs of LUN 1 answer again"):
                 with self.lock:
