@@ -82,6 +82,10 @@ unsigned evloop_index(const struct evloop *l);
 /* epoll_wait() returns with events of loop @i so far. */
 unsigned long evloop_wakeups(unsigned i);
 
+/* The CPU time loop @i's thread has used so far, in nanoseconds (one
+ * system call: for occasional use).  0, or -1 (no such loop). */
+int evloop_cpu_ns(unsigned i, int64_t *ns);
+
 /* Watch @src for @events (EPOLLIN, EPOLLOUT, EPOLLEXCLUSIVE, ...;
  * level-triggered).  Returns 0, or -1 with err_set(). */
 int evloop_add(struct evloop *l, struct ev_source *src, uint32_t events);

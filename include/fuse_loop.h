@@ -20,6 +20,8 @@
 #define ISCSIFS_FUSE_LOOP_H
 
 #define FUSE_USE_VERSION 314
+#include <stdbool.h>
+
 #include <fuse_lowlevel.h>
 
 #include "helpers.h"
@@ -39,6 +41,9 @@
 struct fuse_loop_counters {
 	unsigned long requests;       /* FUSE requests read and handled */
 	unsigned long wakeups;        /* returns from epoll_wait() with events */
+	bool watching;                /* it watches the FUSE device now (loop 0
+	                               * always; the others while it is busy) */
+	unsigned long spills;         /* times loop 0 asked it to start watching */
 };
 
 /* Serve @se on the event loops (evloop.h; started if need be) with

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "completion.h"
@@ -102,6 +103,18 @@ unsigned evloop_index(const struct evloop *l)
 unsigned long evloop_wakeups(unsigned i)
 {
 	return i < all.count ? atomic_load_explicit(&all.loops[i].wakeups, memory_order_relaxed) : 0;
+}
+
+int evloop_cpu_ns(unsigned i, int64_t *ns)
+{
+	clockid_t clock;
+	struct timespec ts;
+
+	if (i >= all.count || pthread_getcpuclockid(all.loops[i].tid, &clock) != 0 ||
+	    clock_gettime(clock, &ts) != 0)
+		return -1;
+	*ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return 0;
 }
 
 /* Run the posted calls, the ones posted meanwhile too. */

@@ -4,9 +4,13 @@
  * NOTES ON THE THREAD MODEL
  *
  * fuse_loop_run() starts the helper pool, then adds the FUSE device fd
- * (made non-blocking) to every event loop with EPOLLEXCLUSIVE, so a
- * request wakes one idle loop rather than all, and waits.  The same loops
- * own the sessions' sockets.  On a wake-up a loop reads and handles
+ * (made non-blocking) to loop 0 with EPOLLEXCLUSIVE, and waits.  The same
+ * loops own the sessions' sockets.  The other loops watch the device too
+ * only while the loops watching it are busy (the spill, below): each
+ * watching loop is woken for requests whenever the ones before it are not
+ * waiting, so a second loop watching under a load the first keeps up with
+ * costs a wake-up per request or two and a preemption on a machine whose
+ * CPUs are shared, and saves nothing (doc/bench.md).  On a wake-up a loop reads and handles
  * requests until the device has none (libfuse returns -EAGAIN) or
  * READS_PER_WAKEUP were handled, so that its other events get their turn;
  * the device stays readable and level-triggered epoll reports it again.
@@ -26,6 +30,14 @@
  * off every loop (on the loop: evloop_run_sync()); the loops go on
  * serving the sessions until they are logged out.
  *
+ * The spill: every LOOP_SPILL_WINDOW_MS at most, loop 0, when it handles
+ * requests, reads the CPU time of the watching loops (0..spilled) and
+ * loop_spill_next() (loop_spill.h) says whether one loop more or one
+ * fewer should watch.  The ask is a post to that loop (want_watch,
+ * spill_call), which then adds or removes the device itself.  Only loop 0
+ * decides, and loop 0 always watches; with one loop there is nothing to
+ * decide.
+ *
  * A request buffer belongs to one loop at a time; current_buffer and
  * buffer_taken are thread-local and describe the request being handled
  * on this thread.  A write takes its buffer; it comes back through
@@ -41,6 +53,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +65,7 @@
 #include "log.h"
 #include "evloop.h"
 #include "iobuf.h"
+#include "loop_spill.h"
 
 /* Requests one loop handles per wake-up at most. */
 #define READS_PER_WAKEUP 32
@@ -71,6 +85,17 @@ struct loop {
 	                               * there once, read by the main thread after) */
 	struct fuse_buf buf;          /* the loop only: the buffer of its next request */
 	atomic_ulong requests;        /* requests handled (written by the loop only) */
+	atomic_bool want_watch;       /* loops 1..: whether loop 0 wants this loop to
+	                               * watch the device (written by loop 0, read here) */
+	atomic_ulong spills;          /* times loop 0 set want_watch (written by loop 0) */
+	struct ev_call spill_call;    /* posted by loop 0 when want_watch changed */
+};
+
+/* Loop 0's view of the spill (see the notes); loop 0 only. */
+struct spill {
+	unsigned spilled;             /* loops 1..spilled are asked to watch */
+	int64_t window_start_ns;      /* CLOCK_MONOTONIC start of the window, 0: none */
+	int64_t window_cpu_ns;        /* CPU time of loops 0..spilled at its start */
 };
 
 /* What the loops of a mount share (read-only while they run, but for the
@@ -82,6 +107,7 @@ struct fuse_loop {
 	unsigned nloops;              /* entries of loops */
 	struct loop *loops;           /* the loops */
 	sem_t finished;               /* posted by a loop that saw the session end */
+	struct spill spill;           /* loop 0 only: which loops watch */
 };
 
 /* Buffers given back by writes, for the loops' next requests. */
@@ -160,6 +186,8 @@ unsigned fuse_loop_counters(struct fuse_loop_counters *out, unsigned max,
 		out[i].requests = atomic_load_explicit(&fl->loops[i].requests,
 						       memory_order_relaxed);
 		out[i].wakeups = evloop_wakeups(evloop_index(fl->loops[i].ev));
+		out[i].watching = i == 0 || atomic_load(&fl->loops[i].want_watch);
+		out[i].spills = atomic_load_explicit(&fl->loops[i].spills, memory_order_relaxed);
 	}
 	*helper_jobs = helpers_jobs_run(fl->helpers);
 	return fl->nloops;
@@ -206,7 +234,8 @@ static bool serve_requests(struct loop *l, struct fuse_buf *buf)
 	return true;
 }
 
-/* Stop watching the device on this loop (the session ended), once. */
+/* Stop watching the device on this loop (the session ended, or the spill
+ * asks), if it does. */
 static void unwatch(struct loop *l)
 {
 	if (!l->watching)
@@ -215,6 +244,74 @@ static void unwatch(struct loop *l)
 	l->watching = false;
 	free(l->buf.mem);
 	l->buf.mem = NULL;
+}
+
+/* The CPU time loops 0..@last have used so far, or -1. */
+static int64_t watchers_cpu_ns(const struct fuse_loop *fl, unsigned last)
+{
+	int64_t sum = 0;
+
+	for (unsigned i = 0; i <= last; i++) {
+		int64_t ns;
+		if (evloop_cpu_ns(evloop_index(fl->loops[i].ev), &ns) < 0)
+			return -1;
+		sum += ns;
+	}
+	return sum;
+}
+
+/* On loop 0, after it handled requests: once a window has passed, ask one
+ * loop more or one fewer to watch the device if the watching loops' CPU
+ * time over it says so (see the notes). */
+static void spill_check(struct fuse_loop *fl)
+{
+	struct spill *s = &fl->spill;
+	int64_t now = mono_now_ns();
+
+	if (s->window_start_ns && now - s->window_start_ns < LOOP_SPILL_WINDOW_MS * 1000000LL)
+		return;
+	int64_t cpu = watchers_cpu_ns(fl, s->spilled);
+	if (cpu < 0)
+		return;
+	if (s->window_start_ns) {
+		/* CPUs' worth of work the watching loops did over the window */
+		double busy = (double)(cpu - s->window_cpu_ns) / (double)(now - s->window_start_ns);
+		unsigned next = loop_spill_next(s->spilled, busy, fl->nloops);
+		struct loop *asked = NULL;
+		if (next > s->spilled) {
+			asked = &fl->loops[next];
+			count(&asked->spills);
+		} else if (next < s->spilled) {
+			asked = &fl->loops[s->spilled];
+		}
+		s->spilled = next;
+		if (asked) {
+			atomic_store(&asked->want_watch, asked->index <= s->spilled);
+			evloop_post(asked->ev, &asked->spill_call);   /* a no-op if queued */
+			cpu = watchers_cpu_ns(fl, s->spilled);       /* over the new set */
+			if (cpu < 0) {
+				s->window_start_ns = 0;
+				return;
+			}
+		}
+	}
+	s->window_start_ns = now;
+	s->window_cpu_ns = cpu;
+}
+
+/* Watch the device on this loop or stop, as loop 0 asks (ev_call.run). */
+static void spill_changed(struct ev_call *call)
+{
+	struct loop *l = (struct loop *)((char *)call - offsetof(struct loop, spill_call));
+
+	if (!atomic_load(&l->want_watch)) {
+		unwatch(l);
+	} else if (!l->watching && !fuse_session_exited(l->shared->se)) {
+		if (evloop_add(l->ev, &l->src, EPOLLIN | EPOLLEXCLUSIVE) < 0)
+			log_warn("loop %u cannot watch the FUSE device: %s", l->index, err_msg());
+		else
+			l->watching = true;
+	}
 }
 
 /* The device is readable (ev_source.ready). */
@@ -235,6 +332,8 @@ static void device_ready(struct ev_source *src, uint32_t events)
 		/* (level-triggered: a dead device would be reported forever) */
 		unwatch(l);
 		sem_post(&fl->finished);
+	} else if (l->index == 0 && fl->nloops > 1) {
+		spill_check(fl);
 	}
 }
 
@@ -291,11 +390,13 @@ int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg
 		l->ev = evloop_at(i);
 		l->index = i;
 		atomic_init(&l->requests, 0);
+		atomic_init(&l->want_watch, false);
+		atomic_init(&l->spills, 0);
+		l->spill_call.run = spill_changed;
 	}
-	for (unsigned i = 0; i < fl.nloops; i++) {
-		evloop_run_sync(fl.loops[i].ev, watch_on_loop, &fl.loops[i]);
-		watching += fl.loops[i].added;
-	}
+	/* loop 0; the others when it is busy (the spill) */
+	evloop_run_sync(fl.loops[0].ev, watch_on_loop, &fl.loops[0]);
+	watching = fl.loops[0].added;
 	/* Wait for a loop to see the session end (unmount) or for a signal
 	 * handler, on whichever thread it ran, to exit the session; give
 	 * back the read buffers a burst left idle meanwhile. */
@@ -308,6 +409,8 @@ int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg
 	fuse_session_exit(se);
 	if (quiesce)
 		quiesce(arg);     /* the loops still answer requests */
+	/* loop 0 first: it posts no spill call after it; each other loop runs
+	 * a spill call posted before ahead of its unwatch */
 	for (unsigned i = 0; i < fl.nloops; i++)
 		evloop_run_sync(fl.loops[i].ev, unwatch_on_loop, &fl.loops[i]);
 	/* no loop posts jobs any more */

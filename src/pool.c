@@ -89,6 +89,16 @@
  * Logouts, all sent at once. */
 #define POOL_LOGOUT_MS 5000
 
+/* dispatch(): a command goes to a session of another loop than the one
+ * that submits it only when each of this loop's sessions carries this
+ * many commands of its size more than that one.  Handing it over costs a
+ * post and a wake-up of that loop, about what the FUSE request itself
+ * cost (doc/bench.md: with one such task as the margin, half the 4k
+ * requests of 8 readers crossed over, at 1.1 context switches per I/O
+ * against 0.5 with four).  Above that load every session takes its
+ * share (pool.sh: 8 sessions over 2 loops all carry commands). */
+#define AWAY_TASKS 4
+
 /* A list of tasks linked by ->next, with its tail. */
 struct task_list {
 	struct iscsi_task *head;
@@ -741,11 +751,11 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 	for (unsigned k = 0; k < p->n; k++)
 		any_alive |= session_is_alive(p->sessions[k]);
 	/* A session of the loop that submits is preferred while its load is
-	 * within one such task of the least loaded: its socket is this
-	 * loop's, so the command goes out and its answer is handled without
-	 * waking another loop. */
+	 * within AWAY_TASKS such tasks of the least loaded: its socket is
+	 * this loop's, so the command goes out and its answer is handled
+	 * without waking another loop. */
 	struct evloop *here = evloop_current();
-	uint64_t away_cost = t->xfer_len ? t->xfer_len : 1;
+	uint64_t away_cost = AWAY_TASKS * (t->xfer_len ? t->xfer_len : 1);
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
 		uint64_t best_load = UINT64_MAX;

@@ -20,6 +20,8 @@
  *     loop 0
  *     requests 5120
  *     wakeups 812
+ *     watching 1
+ *     spills 0
  *     loop 1
  *     ...
  *
@@ -28,7 +30,8 @@
  * sessions' first logins and reconnects: login_loop.h) and those that
  * logged in, the host names the resolver threads looked up, the reads that
  * waited for room in the budget of read buffers (lun_read.c), and per loop the FUSE requests
- * it handled and its wake-ups; they appear when the text is rendered on a
+ * it handled, its wake-ups, whether it watches the FUSE device now and how
+ * often it was asked to start (the spill: fuse_loop.c); they appear when the text is rendered on a
  * loop, as every read of the file is.
  * Counters are read one by one without a lock, so a snapshot taken under
  * I/O is not atomic as a whole; each value is exact.  Latency percentiles
@@ -170,7 +173,8 @@ static void add_loops(struct stats_text *b)
 	    "read_waits %lu\n", n, jobs, login_loop_started(), login_loop_succeeded(),
 	    resolve_lookups(), lun_read_waits());
 	for (unsigned i = 0; i < n; i++)
-		add(b, "loop %u\nrequests %lu\nwakeups %lu\n", i, c[i].requests, c[i].wakeups);
+		add(b, "loop %u\nrequests %lu\nwakeups %lu\nwatching %d\nspills %lu\n", i,
+		    c[i].requests, c[i].wakeups, c[i].watching, c[i].spills);
 }
 
 char *stats_render(struct fs *fs, size_t *len)

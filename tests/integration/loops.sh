@@ -1,7 +1,8 @@
 #!/bin/bash
 # loops.sh: -o loops=K (issue 13, the event loops over the FUSE device).
 # With loops=1 and loops=3 a mount serves concurrent writers and readers
-# correctly; its statistics file names K loops, each with its counters,
+# correctly; at rest only loop 0 watches the FUSE device and no other loop
+# was asked to; its statistics file names K loops, each with its counters,
 # and the loops together handled at least the requests made; loops=3 runs
 # exactly two threads more than loops=1; the statistics count the loops'
 # logins and, for the numeric portal, no host name lookup.  On a discovery mount with one
@@ -45,6 +46,15 @@ declare -A threads
 
 for k in 1 3; do
     mount_iscsifs "$TGT_URL/$iqn" "$mnt" -o "loops=$k,sessions=2"
+    # at rest only loop 0 watches the FUSE device (the others join while
+    # it is busy: fuse_loop.c, the spill)
+    cp "$mnt/.iscsifs/stats" "$TEST_TMPDIR/stats.rest"
+    for ((i = 0; i < k; i++)); do
+        assert_eq $((i == 0)) "$(stat_line "$TEST_TMPDIR/stats.rest" watching "loop $i")" \
+            "loops=$k: loop $i watching the device at rest"
+        assert_eq 0 "$(stat_line "$TEST_TMPDIR/stats.rest" spills "loop $i")" \
+            "loops=$k: loop $i asked to watch at rest"
+    done
     check_concurrent "$mnt/lun1" "$TEST_TMPDIR/lun1.img" 512
     t dd if="$mnt/lun1" of=/dev/null bs=64k count=100 status=none || fail "loops=$k: reads failed"
     # counted once I/O was served: the mount is visible before the daemon
