@@ -45,7 +45,11 @@ static int rx_data_in_place(struct session *s, const union iscsi_bhs *bhs,
 
 	if (!t)
 		VIOLATION(s, "protocol error: Data-In for unknown ITT 0x%x", pdu_itt(bhs));
-	if (t->dir != TASK_DIR_READ && len)
+	/* Data-In answers reads.  A write's status comes in a SCSI Response,
+	 * checked against the data the target asked for (rx_scsi_rsp()); a
+	 * status-only Data-In saying GOOD would skip that check.  A command
+	 * without data may have its status so, harmlessly. */
+	if (t->dir == TASK_DIR_WRITE || (t->dir != TASK_DIR_READ && len))
 		VIOLATION(s, "protocol error: Data-In for ITT 0x%x, which is not a read", t->itt);
 	if (offset > t->xfer_len || len > t->xfer_len - offset)
 		VIOLATION(s, "protocol error: Data-In offset %u length %u outside the %u-byte buffer of ITT 0x%x",

@@ -559,6 +559,11 @@ for c in write-early-met write-early-recovered write-early-u0; do
         "target $BAD_IQN, lun1: command 0x(2a|8a) answered as done when the target had asked for [0-9]+ of its 131072 bytes of data"
 done
 io_case datain-write write ok "$V: Data-In for ITT 0x[0-9a-f]+, which is not a read"
+# a status-only Data-In (no data) saying GOOD for a write none of whose
+# data was asked for: the connection is dropped and the write goes again
+# (before, the write succeeded with nothing of it sent)
+io_case datain-write-status write ok "$V: Data-In for ITT 0x[0-9a-f]+, which is not a read" \
+    sess=reconnects=1
 # R2T
 io_case r2t-beyond write ok "$V: R2T outside the transfer"
 io_case r2t-beyond-always write eio-always "$V: R2T outside the transfer"

@@ -188,6 +188,7 @@ CASES = {
     "datasn-order": ("read1", 1, "Data-In PDUs with DataSN 0, 2, 1, 3"),
     "status-no-f": ("read1", 1, "the last Data-In with the S bit but without the F bit"),
     "datain-write": ("write1", 1, "Data-In carrying data for a WRITE"),
+    "datain-write-status": ("write1", 1, "a WRITE answered at once with a status-only Data-In (S and F, no data) saying GOOD, none of its data asked for"),
     "read-short": ("read1", 1, "half the read data, then GOOD status"),
     "read-short-always": ("read1", 0, "every READ of LUN 1: half the read data, then GOOD status"),
     "read-overflow": ("read1", 1, "READ answered with as many bytes as asked, of other blocks, GOOD with the O bit (residual overflow 7 times the length)"),
@@ -2347,6 +2348,11 @@ class Conn:
             self.r2t(t, 0, min(MAX_BURST, t.edtl), itt=t.itt ^ 0x55555000)
         elif case == "datain-write":
             self.data_in(t, 0, bytes(4096), 0, 0)
+        elif case == "datain-write-status":
+            del self.writes[t.itt]
+            self.data_in(t, 0, b"", 0, F_BIT | DI_STATUS, GOOD, stat="adv",
+                         window=self.one_slot())
+            self.done_itts = (self.done_itts + [t.itt])[-8:]
         elif case == "write-early-met":
             del self.writes[t.itt]
             self.respond(t, b"", 0x04)
