@@ -19,6 +19,9 @@
 #define LOOP_SPILL_LOW 0.5
 /* How often loop 0 measures at most, in milliseconds. */
 #define LOOP_SPILL_WINDOW_MS 20
+/* A window longer than this many spans an idle spell (loop 0 measures
+ * only when it handles requests): a fresh one starts, nothing is decided. */
+#define LOOP_SPILL_STALE_WINDOWS 4
 
 /* The next count of loops that watch beside loop 0, from @spilled now,
  * @busy (the CPUs' worth of work loops 0..@spilled did over the window:

@@ -80,7 +80,9 @@ struct loop {
 	struct fuse_loop *shared;     /* what every loop of the mount shares */
 	struct evloop *ev;            /* the event loop */
 	unsigned index;               /* 0..nloops-1, in the statistics */
-	bool watching;                /* the loop only: src is on the loop */
+	atomic_bool watching;         /* src is on the loop (written by the loop only;
+	                               * read by loop 0's spill check and the statistics) */
+	bool add_failed_told;         /* the loop only: a failed add was logged */
 	bool added;                   /* watch_on_loop() put src on the loop (written
 	                               * there once, read by the main thread after) */
 	struct fuse_buf buf;          /* the loop only: the buffer of its next request */
@@ -186,7 +188,7 @@ unsigned fuse_loop_counters(struct fuse_loop_counters *out, unsigned max,
 		out[i].requests = atomic_load_explicit(&fl->loops[i].requests,
 						       memory_order_relaxed);
 		out[i].wakeups = evloop_wakeups(evloop_index(fl->loops[i].ev));
-		out[i].watching = i == 0 || atomic_load(&fl->loops[i].want_watch);
+		out[i].watching = atomic_load(&fl->loops[i].watching);
 		out[i].spills = atomic_load_explicit(&fl->loops[i].spills, memory_order_relaxed);
 	}
 	*helper_jobs = helpers_jobs_run(fl->helpers);
@@ -238,10 +240,10 @@ static bool serve_requests(struct loop *l, struct fuse_buf *buf)
  * asks), if it does. */
 static void unwatch(struct loop *l)
 {
-	if (!l->watching)
+	if (!atomic_load(&l->watching))
 		return;
 	evloop_remove(l->ev, &l->src);
-	l->watching = false;
+	atomic_store(&l->watching, false);
 	free(l->buf.mem);
 	l->buf.mem = NULL;
 }
@@ -268,12 +270,24 @@ static void spill_check(struct fuse_loop *fl)
 	struct spill *s = &fl->spill;
 	int64_t now = mono_now_ns();
 
-	if (s->window_start_ns && now - s->window_start_ns < LOOP_SPILL_WINDOW_MS * 1000000LL)
+	const int64_t window_ns = LOOP_SPILL_WINDOW_MS * 1000000LL;
+	if (s->window_start_ns && now - s->window_start_ns < window_ns)
 		return;
+	/* A loop asked to watch a window ago that does not could not add the
+	 * device: off the count, and asked again when the load says so. */
+	struct loop *last = &fl->loops[s->spilled];
+	if (s->spilled > 0 && !atomic_load(&last->watching)) {
+		atomic_store(&last->want_watch, false);
+		evloop_post(last->ev, &last->spill_call);
+		s->spilled--;
+		s->window_start_ns = 0;
+	}
 	int64_t cpu = watchers_cpu_ns(fl, s->spilled);
 	if (cpu < 0)
 		return;
-	if (s->window_start_ns) {
+	/* a window that spans an idle spell says nothing of the load now:
+	 * a fresh one */
+	if (s->window_start_ns && now - s->window_start_ns <= LOOP_SPILL_STALE_WINDOWS * window_ns) {
 		/* CPUs' worth of work the watching loops did over the window */
 		double busy = (double)(cpu - s->window_cpu_ns) / (double)(now - s->window_start_ns);
 		unsigned next = loop_spill_next(s->spilled, busy, fl->nloops);
@@ -306,11 +320,14 @@ static void spill_changed(struct ev_call *call)
 
 	if (!atomic_load(&l->want_watch)) {
 		unwatch(l);
-	} else if (!l->watching && !fuse_session_exited(l->shared->se)) {
-		if (evloop_add(l->ev, &l->src, EPOLLIN | EPOLLEXCLUSIVE) < 0)
+	} else if (!atomic_load(&l->watching) && !fuse_session_exited(l->shared->se)) {
+		/* (on failure loop 0 takes it off its count after a window
+		 * and may ask again: told once) */
+		if (evloop_add(l->ev, &l->src, EPOLLIN | EPOLLEXCLUSIVE) == 0)
+			atomic_store(&l->watching, true);
+		else if (!l->add_failed_told)
 			log_warn("loop %u cannot watch the FUSE device: %s", l->index, err_msg());
-		else
-			l->watching = true;
+		l->add_failed_told |= !atomic_load(&l->watching);
 	}
 }
 
@@ -321,7 +338,7 @@ static void device_ready(struct ev_source *src, uint32_t events)
 	struct fuse_loop *fl = l->shared;
 
 	(void)events;
-	if (!l->watching)
+	if (!atomic_load(&l->watching))
 		return;
 	/* (also once a signal exited the session: until the main thread
 	 * takes the device off, see fuse_loop_run()) */
@@ -345,7 +362,10 @@ static void watch_on_loop(void *arg)
 	if (evloop_add(l->ev, &l->src, EPOLLIN | EPOLLEXCLUSIVE) < 0)
 		log_error("%s", err_msg());
 	else
-		l->watching = l->added = true;
+	{
+		atomic_store(&l->watching, true);
+		l->added = true;
+	}
 }
 
 /* Take the device off the loop of @arg (evloop_run_sync()). */
@@ -390,6 +410,7 @@ int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg
 		l->ev = evloop_at(i);
 		l->index = i;
 		atomic_init(&l->requests, 0);
+		atomic_init(&l->watching, false);
 		atomic_init(&l->want_watch, false);
 		atomic_init(&l->spills, 0);
 		l->spill_call.run = spill_changed;

@@ -755,7 +755,7 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 	 * this loop's, so the command goes out and its answer is handled
 	 * without waking another loop. */
 	struct evloop *here = evloop_current();
-	uint64_t away_cost = AWAY_TASKS * (t->xfer_len ? t->xfer_len : 1);
+	uint64_t away_cost = AWAY_TASKS * (uint64_t)(t->xfer_len ? t->xfer_len : 1);
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
 		uint64_t best_load = UINT64_MAX;
