@@ -27,6 +27,11 @@
  * the pauses growing as above, come to about 60 s, as Linux's ALUA
  * handler waits for a transition by default. */
 #define TRANSITION_RETRIES 66
+/* A target port that cannot reach a LU now (NOT READY, TARGET PORT IN
+ * STANDBY or UNAVAILABLE STATE: ALUA) is avoided this long
+ * (pool_avoid_session()): its session's commands go to the others, and
+ * after it one command finds out whether the port serves again. */
+#define PORT_AVOID_MS 5000
 
 /* A line about a command of @l at @level, within the LUN's budget of
  * lines (lun.c): the lines a target can cause again and again go here. */

@@ -64,6 +64,14 @@ void pool_forget_lun(struct pool *p, uint32_t lun);
  * LUN's fsync then fails with EIO.  Any thread; takes the pool lock. */
 bool pool_take_writes_lost(struct pool *p, uint32_t lun);
 
+/* Session @s answered a command of LUN @lun with NOT READY, TARGET PORT
+ * IN STANDBY or UNAVAILABLE STATE: its target port cannot reach the LU
+ * now (ALUA).  For @ms from now the pool sends commands to its other
+ * sessions, to @s only when none of them is up; said once in the log per
+ * spell.  Returns whether another session is up and not avoided (a
+ * command sent again goes there at once). */
+bool pool_avoid_session(struct pool *p, const struct session *s, uint32_t lun, unsigned ms);
+
 /* The hook the identity check calls with what changed on LUN @lun that
  * the owner's commands cannot have seen: SCSI_CHANGE_CAPACITY when it grew
  * while a session was away (nothing else changed; the first session to

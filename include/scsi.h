@@ -222,6 +222,10 @@ struct scsi_outcome {
 				   * (04h/0Ah), or the UNIT ATTENTION that ends
 				   * such a change (2Ah/06h): retried for longer
 				   * than the rest (seconds, a failover) */
+	bool port_inaccessible;   /* NOT READY, TARGET PORT IN STANDBY or
+				   * UNAVAILABLE STATE (04h/0Bh, 0Ch): this
+				   * target port cannot reach the LU now
+				   * (ALUA); another port may */
 	bool earlier_lost;        /* a deferred error whose key is a failure:
 				   * data an earlier command (a cached write)
 				   * reported as done may be lost */

@@ -204,7 +204,11 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		atomic_fetch_add(&l->counters.retries, 1);
 		if (o.sense.valid && o.sense.key == SCSI_SENSE_UNIT_ATTENTION && !o.sense.deferred)
 			unit_attention(l, &o);
-		if (o.action == SCSI_ACT_BACKOFF)
+		/* a port in ALUA standby: at once through another if one is up */
+		if (o.port_inaccessible && t->session &&
+		    pool_avoid_session(l->pool, t->session, t->lun, PORT_AVOID_MS))
+			*delay_ms = 0;
+		else if (o.action == SCSI_ACT_BACKOFF)
 			*delay_ms = backoff_ms(retries);
 		lun_log(l, o.level, "target %s, %s: %s; %sretry %u of %u in %u ms", l->target, l->name,
 			o.text, change_note(o.change), retries + 1, limit, *delay_ms);

@@ -99,6 +99,11 @@
  * share (pool.sh: 8 sessions over 2 loops all carry commands). */
 #define AWAY_TASKS 4
 
+/* dispatch(): what a session whose target port cannot reach a LUN now
+ * (pool_avoid_session()) counts on top of its load: it carries commands
+ * only when no other session is up. */
+#define AVOIDED_COST (UINT64_MAX / 4)
+
 /* A list of tasks linked by ->next, with its tail. */
 struct task_list {
 	struct iscsi_task *head;
@@ -111,6 +116,10 @@ struct pool {
 	struct session **sessions;        /* read-only after create */
 	pthread_mutex_t lock;             /* protects the fields below */
 	pthread_cond_t idle_cond;         /* signalled when in_flight drops to 0 */
+	int64_t *avoid_until_ns;          /* lock: per session, until when its target port
+	                                   * is avoided (ALUA standby or unavailable:
+	                                   * pool_avoid_session()), 0: never was */
+	int64_t avoiding_until_ns;        /* lock: the latest of those, 0: none avoided */
 	struct task_list queue;           /* lock: tasks waiting for room */
 	unsigned cursor;                  /* lock: where the next search starts */
 	uint64_t in_flight;               /* lock: submitted, done() not yet called */
@@ -328,7 +337,10 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	}
 	p->cfg = *cfg;
 	p->sessions = calloc(nsessions, sizeof *p->sessions);
-	if (!p->sessions) {
+	p->avoid_until_ns = calloc(nsessions, sizeof *p->avoid_until_ns);
+	if (!p->sessions || !p->avoid_until_ns) {
+		free(p->sessions);
+		free(p->avoid_until_ns);
 		free(p);
 		err_set(ENOMEM, "out of memory");
 		return NULL;
@@ -341,6 +353,7 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	if (session_login_all(&session_ops, p, &p->cfg, nsessions, p->sessions) < 0) {
 		/* (its err_set() stands: nothing below sets another) */
 		free(p->sessions);
+		free(p->avoid_until_ns);
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->idle_cond);
 		free(p);
@@ -616,6 +629,30 @@ static void pool_writes_lost(void *owner, uint32_t lun)
 	pthread_mutex_unlock(&p->lock);
 }
 
+bool pool_avoid_session(struct pool *p, const struct session *s, uint32_t lun, unsigned ms)
+{
+	int64_t now = mono_now_ns(), until = now + (int64_t)ms * 1000000;
+	bool elsewhere = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned k = 0; k < p->n; k++) {
+		if (p->sessions[k] == s) {
+			if (p->avoid_until_ns[k] <= now)
+				log_warn("target %s, session %u: the target port cannot reach LUN %u "
+					 "now (ALUA: target port in standby or unavailable state); "
+					 "the other sessions take the commands for %u s",
+					 p->cfg.target_name, k, lun, ms / 1000);
+			p->avoid_until_ns[k] = until;
+			if (until > p->avoiding_until_ns)
+				p->avoiding_until_ns = until;
+		} else if (session_is_up(p->sessions[k]) && p->avoid_until_ns[k] <= now) {
+			elsewhere = true;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return elsewhere;
+}
+
 bool pool_take_writes_lost(struct pool *p, uint32_t lun)
 {
 	bool lost = false;
@@ -756,6 +793,13 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 	 * without waking another loop. */
 	struct evloop *here = evloop_current();
 	uint64_t away_cost = AWAY_TASKS * (uint64_t)(t->xfer_len ? t->xfer_len : 1);
+	/* sessions whose target port cannot reach a LUN now come last */
+	int64_t now = 0;
+	if (p->avoiding_until_ns) {
+		now = mono_now_ns();
+		if (now >= p->avoiding_until_ns)
+			p->avoiding_until_ns = 0;
+	}
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
 		uint64_t best_load = UINT64_MAX;
@@ -769,6 +813,8 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 			uint64_t load = session_load(s);
 			if (here && session_loop(s) != here)
 				load += away_cost;
+			if (p->avoiding_until_ns && p->avoid_until_ns[i] > now)
+				load += AVOIDED_COST;
 			if (load < best_load) {
 				best = s;
 				best_load = load;
@@ -783,9 +829,13 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 		}
 		if (errno != EAGAIN)
 			continue;
-		/* The least loaded one is full: try the others in turn. */
+		/* The least loaded one is full: try the others in turn (an
+		 * avoided one only if that was one: else the task waits). */
 		for (unsigned k = 1; k < p->n; k++) {
 			unsigned i = (best_i + k) % p->n;
+			if (best_load < AVOIDED_COST && p->avoiding_until_ns &&
+			    p->avoid_until_ns[i] > now)
+				continue;
 			if (session_is_up(p->sessions[i]) &&
 			    session_submit(p->sessions[i], t) == 0) {
 				p->cursor = (i + 1) % p->n;
@@ -1035,6 +1085,7 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	}
 	pthread_mutex_unlock(&p->lock);
 	free(p->sessions);
+	free(p->avoid_until_ns);
 	free(p->luns);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle_cond);

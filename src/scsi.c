@@ -573,6 +573,8 @@ static void outcome_of_sense(const uint8_t *sense, size_t sense_len, struct scsi
 	}
 	/* (asc and ascq as they came: the rule of their key may be a
 	 * catch-all) */
+	out->port_inaccessible = s->key == SCSI_SENSE_NOT_READY && s->asc == 0x04 &&
+				 (s->ascq == 0x0b || s->ascq == 0x0c);
 	out->transition = (s->key == SCSI_SENSE_NOT_READY && s->asc == 0x04 &&
 			   (s->ascq == 0x01 || s->ascq == 0x0a)) ||
 		(s->key == SCSI_SENSE_UNIT_ATTENTION && s->asc == 0x2a && s->ascq == 0x06);

@@ -494,6 +494,48 @@ discovered_dup() {
     rm -f "$BAD_LOG"
 }
 
+# A target port in ALUA standby (case alua-standby-port: the first port
+# answers every READ and WRITE of LUN 1 at once with NOT READY 04/0B, the
+# second serves it): a discovery mount with two sessions, one per port.  8
+# readers of 16 reads each and a writer: every read returns what the target
+# holds, the write lands, none fails, and LUN 1 counts few retries (the
+# commands that were on the standby session when it first said so), as the
+# standby session is avoided from then on.  Before, a command sent again
+# after 04/0B went to the least-loaded session, which the standby one
+# always was (it answers at once): retried there up to 8 times.
+discovered_standby() {
+    local case=alua-standby-port port2 i pids=() rc=0 retries
+    selected "$case" || return 0
+    port2=$(pick_port)
+    discovered_mount "$case" --port2 "$port2"
+    bt cmp -n 65536 "$BAD_MNT/$BAD_IQN/lun1" "$BAD_LUN1" || fail "$case: the first read of lun1"
+    for ((i = 0; i < 8; i++)); do
+        (
+            for ((j = 0; j < 16; j++)); do
+                off=$(((RANDOM % 64) * 65536))
+                dd if="$BAD_MNT/$BAD_IQN/lun1" of="$work/got.$i" bs=65536 iflag=skip_bytes,direct \
+                    skip="$off" count=1 status=none || exit 1
+                cmp -s "$work/got.$i" <(slice "$BAD_LUN1" "$off" 65536) || exit 2
+            done
+        ) &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+    ((rc == 0)) || fail "$case: a reader failed (status $rc: 1 a read failed, 2 other data)"
+    head -c 1048576 /dev/urandom >"$work/pattern"
+    bt dd if="$work/pattern" of="$BAD_MNT/$BAD_IQN/lun1" bs=1048576 oflag=direct conv=notrunc \
+        status=none || fail "$case: the write failed"
+    slice "$BAD_LUN1" 0 1048576 >"$work/after"
+    assert_same_file "$work/pattern" "$work/after" "$case: lun1 on the target after the write"
+    check_log "target port in standby"
+    retries=$(bt cat "$BAD_MNT/.iscsifs/stats" | awk '$1 == "lun" { cur = $2; next }
+        $1 == "session" { cur = ""; next } cur ~ /lun1$/ && $1 == "retries" { print $2; exit }')
+    note "$case: retries of lun1: $retries"
+    [[ $retries =~ ^[0-9]+$ ]] || fail "$case: no retries counter for lun1"
+    ((retries <= 32)) || fail "$case: $retries retries of lun1 (at most 32: the standby session is avoided)"
+    discovered_end "$case"
+}
+
 # item 8: a TargetAddress with control characters is refused like a
 # TargetName with them (a malformed answer), in one printable line: for a
 # mount, for --list, and in a login redirect
@@ -503,6 +545,7 @@ refused login-redirect-ctl "login failed: target moved temporarily, but TargetAd
 # item 9
 discovered_dot_iscsifs
 discovered_dup
+discovered_standby
 # item 10: LUN 1 listed three times (peripheral, flat, peripheral) is one
 # file and one LUN; a log line says so
 mounted luns-dup "lun0 lun1" "target $BAD_IQN lists a LUN more than once \(2 repeats, the first 0x4001000000000000\)"

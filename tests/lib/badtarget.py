@@ -368,6 +368,7 @@ CASES = {
     "login-redirect-ctl": ("login", 0, "a temporary redirect to a TargetAddress with control characters (ESC sequences, BEL)"),
     "discovery-dot-iscsifs": ("discovery", 0, "one more target named .iscsifs, the name of the statistics directory"),
     "discovery-dup": ("discovery", 0, "our target listed twice: at the first port, then at --port2 and the first port again"),
+    "alua-standby-port": ("standby", 0, "the first port is in ALUA standby: there every READ and WRITE of LUN 1 is answered at once with NOT READY, TARGET PORT IN STANDBY STATE (04/0B); the discovery lists --port2 too (portal group 2), where LUN 1 is served"),
     "luns-dup": ("probe", 0, "REPORT LUNS listing LUN 1 three times: 0x0001, 0x4001 (flat addressing), 0x0001"),
     # -- issue 12, items 2 and 3: logins and discoveries that never end -----
     "login-empty-continue": ("login", 0, "every Login Response C=1 with an empty data segment, forever"),
@@ -1478,6 +1479,10 @@ class Conn:
             elif self.t.case == "discovery-dup":
                 pairs += [("TargetName", self.t.iqn), ("TargetAddress", "%s:%d,2" % (host, self.t.port2)),
                           ("TargetAddress", addr)]
+        if self.t.case == "alua-standby-port":
+            host = self.sock.getsockname()[0]
+            pairs.insert(pairs.index(("TargetName", self.t.iqn)) + 2,
+                         ("TargetAddress", "%s:%d,2" % (host, self.t.port2)))
         return self.text(pairs)
 
     def cur_window(self):
@@ -1522,6 +1527,10 @@ class Conn:
         if t.lun == 1 and t.cdb[0] not in (0x12, 0xA0, 0x03) and self.take_deferred():
             log("%s: deferred error for CDB 0x%02x on LUN 1" % (self.name, t.cdb[0]))
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00, deferred=True))
+            return
+        if (self.t.case == "alua-standby-port" and self.primary and t.lun == 1 and
+                t.cdb[0] in (0x28, 0x88, 0x2A, 0x8A) and self.t.fire("standby")):
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x02, 0x04, 0x0B))
             return
         if self.t.case == "window-closed":
             self.later(0.1, self.open_window)
@@ -2509,7 +2518,8 @@ def main():
         ap.error("unknown case %r (see --list)" % args.case)
     if not args.lun0 or not args.lun1:
         ap.error("--lun0 and --lun1 are required")
-    if args.case in ("login-redirect-temp", "login-redirect-perm", "discovery-dup") and not args.port2:
+    if args.case in ("login-redirect-temp", "login-redirect-perm", "discovery-dup",
+                     "alua-standby-port") and not args.port2:
         ap.error("case %s needs --port2" % args.case)
     if args.case.startswith("unsol-") and not args.unsolicited:
         ap.error("case %s needs --unsolicited" % args.case)

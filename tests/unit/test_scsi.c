@@ -455,6 +455,12 @@ static const struct outcome_case outcome_cases[] = {
 	ROW_F("alua transition", SCSI_SENSE_NOT_READY, 0x04, 0x0a, SCSI_ACT_BACKOFF, EIO,
 	      LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
 	      "NOT READY: LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION (0x04/0x0a)"),
+	ROW_F("alua standby", SCSI_SENSE_NOT_READY, 0x04, 0x0b, SCSI_ACT_BACKOFF, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
+	      "NOT READY: LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE (0x04/0x0b)"),
+	ROW_D("alua unavailable", SCSI_SENSE_NOT_READY, 0x04, 0x0c, SCSI_ACT_BACKOFF, EIO,
+	      LOG_LEVEL_INFO, SCSI_CHANGE_NONE,
+	      "NOT READY: LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN UNAVAILABLE STATE (0x04/0x0c)"),
 	ROW_F("manual intervention", SCSI_SENSE_NOT_READY, 0x04, 0x03, SCSI_ACT_FAIL, EIO,
 	      LOG_LEVEL_ERROR, SCSI_CHANGE_NONE,
 	      "NOT READY: LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED (0x04/0x03)"),
@@ -592,6 +598,9 @@ static void test_outcome_table(void)
 		CHECK(o.transition == (strcmp(c->name, "becoming ready") == 0 ||
 				       strcmp(c->name, "alua transition") == 0 ||
 				       strcmp(c->name, "access state changed") == 0));
+		/* another target port may reach the LU: ALUA standby, unavailable */
+		CHECK(o.port_inaccessible == (strncmp(c->name, "alua s", 6) == 0 ||
+					      strncmp(c->name, "alua u", 6) == 0));
 		if (test_failures != failures)
 			fprintf(stderr, "  in row \"%s\"\n", c->name);
 	}
