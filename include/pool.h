@@ -65,11 +65,13 @@ void pool_forget_lun(struct pool *p, uint32_t lun);
 bool pool_take_writes_lost(struct pool *p, uint32_t lun);
 
 /* Session @s answered a command of LUN @lun with NOT READY, TARGET PORT
- * IN STANDBY or UNAVAILABLE STATE: its target port cannot reach the LU
- * now (ALUA).  For @ms from now the pool sends commands to its other
+ * IN STANDBY or UNAVAILABLE STATE: its target port cannot reach that LU
+ * now (ALUA states are per LU group: the other LUNs keep the session).
+ * For @ms from now the pool sends the LUN's commands to its other
  * sessions, to @s only when none of them is up; said once in the log per
- * spell.  Returns whether another session is up and not avoided (a
- * command sent again goes there at once). */
+ * spell.  Nothing is avoided for a LUN without a record
+ * (pool_expect_lun()).  Returns whether another session is up and not
+ * avoided for it (a command sent again goes there at once). */
 bool pool_avoid_session(struct pool *p, const struct session *s, uint32_t lun, unsigned ms);
 
 /* The hook the identity check calls with what changed on LUN @lun that

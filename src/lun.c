@@ -205,7 +205,7 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		if (o.sense.valid && o.sense.key == SCSI_SENSE_UNIT_ATTENTION && !o.sense.deferred)
 			unit_attention(l, &o);
 		/* a port in ALUA standby: at once through another if one is up */
-		if (o.port_inaccessible && t->session &&
+		if (o.port_inaccessible && t->session && l->pool &&
 		    pool_avoid_session(l->pool, t->session, t->lun, PORT_AVOID_MS))
 			*delay_ms = 0;
 		else if (o.action == SCSI_ACT_BACKOFF)
@@ -255,7 +255,7 @@ static int lun_command(struct pool *pool, struct lun *l_for_log, const char *tar
 		       uint32_t lun, const uint8_t cdb[16], void *buf, uint32_t len,
 		       uint32_t *got)
 {
-	struct lun dummy = { .number = lun };
+	struct lun dummy = { .number = lun, .pool = pool };
 	struct lun *l = l_for_log;
 
 	if (!l) {

@@ -116,10 +116,9 @@ struct pool {
 	struct session **sessions;        /* read-only after create */
 	pthread_mutex_t lock;             /* protects the fields below */
 	pthread_cond_t idle_cond;         /* signalled when in_flight drops to 0 */
-	int64_t *avoid_until_ns;          /* lock: per session, until when its target port
-	                                   * is avoided (ALUA standby or unavailable:
-	                                   * pool_avoid_session()), 0: never was */
-	int64_t avoiding_until_ns;        /* lock: the latest of those, 0: none avoided */
+	int64_t avoiding_until_ns;        /* lock: the latest end of a LUN's avoidance of
+	                                   * a session (pool_lun's avoid_until_ns), 0:
+	                                   * none avoided (dispatch() looks no further) */
 	struct task_list queue;           /* lock: tasks waiting for room */
 	unsigned cursor;                  /* lock: where the next search starts */
 	uint64_t in_flight;               /* lock: submitted, done() not yet called */
@@ -161,6 +160,10 @@ struct pool_lun {
 	                                   * unit: its commands wait on the held list
 	                                   * until the owner checks it
 	                                   * (pool_hold_lun()) */
+	int64_t *avoid_until_ns;          /* NULL, or per session (p->n entries): until when
+	                                   * that session's target port is avoided for this
+	                                   * LUN, which it cannot reach (ALUA standby or
+	                                   * unavailable: pool_avoid_session()) */
 	bool writes_lost;                 /* an identity check met a deferred error saying
 					   * an earlier write was lost: the LUN's next
 					   * fsync fails (pool_take_writes_lost()) */
@@ -337,10 +340,7 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	}
 	p->cfg = *cfg;
 	p->sessions = calloc(nsessions, sizeof *p->sessions);
-	p->avoid_until_ns = calloc(nsessions, sizeof *p->avoid_until_ns);
-	if (!p->sessions || !p->avoid_until_ns) {
-		free(p->sessions);
-		free(p->avoid_until_ns);
+	if (!p->sessions) {
 		free(p);
 		err_set(ENOMEM, "out of memory");
 		return NULL;
@@ -353,7 +353,6 @@ struct pool *pool_create(const struct session_config *cfg, unsigned nsessions,
 	if (session_login_all(&session_ops, p, &p->cfg, nsessions, p->sessions) < 0) {
 		/* (its err_set() stands: nothing below sets another) */
 		free(p->sessions);
-		free(p->avoid_until_ns);
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->idle_cond);
 		free(p);
@@ -451,6 +450,7 @@ int pool_expect_lun(struct pool *p, const struct lun_identity *id)
 	if (!pl) {
 		pl = &p->luns[p->nluns++];
 		pl->held = pl->held_failing = false;
+		pl->avoid_until_ns = NULL;
 	} else {
 		if (pl->replaced)
 			p->nreplaced--;   /* probed afresh (its file was gone and is back) */
@@ -480,6 +480,7 @@ void pool_forget_lun(struct pool *p, uint32_t lun)
 		/* what waited for its check: the unit is no longer there */
 		unhold_locked(p, pl, &failed);
 		p->retired++;     /* its object's tasks fail from now on */
+		free(pl->avoid_until_ns);
 		*pl = p->luns[--p->nluns];   /* order does not matter */
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -632,24 +633,32 @@ static void pool_writes_lost(void *owner, uint32_t lun)
 bool pool_avoid_session(struct pool *p, const struct session *s, uint32_t lun, unsigned ms)
 {
 	int64_t now = mono_now_ns(), until = now + (int64_t)ms * 1000000;
-	bool elsewhere = false;
+	bool elsewhere = false, began = false;
+	unsigned which = 0;
 
 	pthread_mutex_lock(&p->lock);
-	for (unsigned k = 0; k < p->n; k++) {
+	struct pool_lun *pl = find_lun(p, lun);
+	if (pl && !pl->avoid_until_ns)
+		pl->avoid_until_ns = calloc(p->n, sizeof *pl->avoid_until_ns);
+	/* (no record, or no memory: nothing avoided, retried as NOT READY) */
+	for (unsigned k = 0; pl && pl->avoid_until_ns && k < p->n; k++) {
 		if (p->sessions[k] == s) {
-			if (p->avoid_until_ns[k] <= now)
-				log_warn("target %s, session %u: the target port cannot reach LUN %u "
-					 "now (ALUA: target port in standby or unavailable state); "
-					 "the other sessions take the commands for %u s",
-					 p->cfg.target_name, k, lun, ms / 1000);
-			p->avoid_until_ns[k] = until;
+			began = pl->avoid_until_ns[k] <= now;
+			which = k;
+			pl->avoid_until_ns[k] = until;
 			if (until > p->avoiding_until_ns)
 				p->avoiding_until_ns = until;
-		} else if (session_is_up(p->sessions[k]) && p->avoid_until_ns[k] <= now) {
+		} else if (session_is_up(p->sessions[k]) && pl->avoid_until_ns[k] <= now) {
 			elsewhere = true;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (began)
+		log_warn("target %s, LUN %u: session %u's target port cannot reach it now (ALUA: "
+			 "target port in standby or unavailable state); %s for %u s",
+			 p->cfg.target_name, lun, which,
+			 elsewhere ? "its commands go to the other sessions" :
+				     "no other session is up: retried there", ms / 1000);
 	return elsewhere;
 }
 
@@ -793,12 +802,18 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 	 * without waking another loop. */
 	struct evloop *here = evloop_current();
 	uint64_t away_cost = AWAY_TASKS * (uint64_t)(t->xfer_len ? t->xfer_len : 1);
-	/* sessions whose target port cannot reach a LUN now come last */
+	/* sessions whose target port cannot reach the task's LUN now come
+	 * last (one lookup, none while no session is avoided) */
+	const int64_t *avoid = NULL;
 	int64_t now = 0;
 	if (p->avoiding_until_ns) {
 		now = mono_now_ns();
-		if (now >= p->avoiding_until_ns)
+		if (now >= p->avoiding_until_ns) {
 			p->avoiding_until_ns = 0;
+		} else {
+			const struct pool_lun *pl = find_lun(p, t->lun);
+			avoid = pl ? pl->avoid_until_ns : NULL;
+		}
 	}
 	for (unsigned tries = 0; tries < p->n; tries++) {
 		struct session *best = NULL;
@@ -813,7 +828,7 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 			uint64_t load = session_load(s);
 			if (here && session_loop(s) != here)
 				load += away_cost;
-			if (p->avoiding_until_ns && p->avoid_until_ns[i] > now)
+			if (avoid && avoid[i] > now)
 				load += AVOIDED_COST;
 			if (load < best_load) {
 				best = s;
@@ -833,8 +848,7 @@ static int dispatch(struct pool *p, struct iscsi_task *t)
 		 * avoided one only if that was one: else the task waits). */
 		for (unsigned k = 1; k < p->n; k++) {
 			unsigned i = (best_i + k) % p->n;
-			if (best_load < AVOIDED_COST && p->avoiding_until_ns &&
-			    p->avoid_until_ns[i] > now)
+			if (best_load < AVOIDED_COST && avoid && avoid[i] > now)
 				continue;
 			if (session_is_up(p->sessions[i]) &&
 			    session_submit(p->sessions[i], t) == 0) {
@@ -1085,7 +1099,8 @@ void pool_destroy(struct pool *p, int timeout_ms)
 	}
 	pthread_mutex_unlock(&p->lock);
 	free(p->sessions);
-	free(p->avoid_until_ns);
+	for (unsigned i = 0; i < p->nluns; i++)
+		free(p->luns[i].avoid_until_ns);
 	free(p->luns);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->idle_cond);

@@ -561,7 +561,9 @@ done
 io_case datain-write write ok "$V: Data-In for ITT 0x[0-9a-f]+, which is not a read"
 # a status-only Data-In (no data) saying GOOD for a write none of whose
 # data was asked for: the connection is dropped and the write goes again
-# (before, the write succeeded with nothing of it sent)
+# (before, it was taken as the write's status and the LUN layer failed the
+# write with EIO: "answered as done when the target had asked for 0 of its
+# 131072 bytes")
 io_case datain-write-status write ok "$V: Data-In for ITT 0x[0-9a-f]+, which is not a read" \
     sess=reconnects=1
 # R2T
