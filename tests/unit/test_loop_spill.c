@@ -5,7 +5,8 @@
  * loop 0 alone is joined by loop 1 only above LOOP_SPILL_HIGH of a CPU; the
  * count moves by one per window at most, up and down; it never passes the
  * loops there are; a loop leaves only when one loop fewer would each be
- * below LOOP_SPILL_LOW; and a load that made a loop join does not make it
+ * below LOOP_SPILL_LOW (0.7: a load two loops carry at 0.59 goes back to
+ * one); and a load that made a loop join does not make it
  * leave at the next window (no flapping between the two thresholds).
  */
 #include "loop_spill.h"
@@ -38,14 +39,16 @@ static const struct spill_case cases[] = {
 	{ 1, 1.61, 3, 2 },
 	{ 1, 1.99, 2, 1 },
 	{ 7, 8.0, 8, 7 },
-	/* the load that made loop 1 join keeps it (0.81 > 0.5 x 1) */
+	/* the load that made loop 1 join keeps it (0.81 > 0.7 x 1) */
 	{ 1, 0.81, 2, 1 },
-	{ 1, 0.5, 2, 1 },
-	/* one loop fewer would each be below 0.5: the last leaves */
-	{ 1, 0.49, 2, 0 },
+	{ 1, 0.7, 2, 1 },
+	/* one loop fewer would each be below 0.7: the last leaves (the load
+	 * of 8 readers of 4k blocks: 0.45 on one loop, 0.59 over two) */
+	{ 1, 0.69, 2, 0 },
+	{ 1, 0.59, 2, 0 },
 	{ 1, 0.0, 8, 0 },
-	{ 3, 1.5, 8, 3 },
-	{ 3, 1.49, 8, 2 },
+	{ 3, 2.1, 8, 3 },
+	{ 3, 2.09, 8, 2 },
 	/* down by one per window at most, whatever the drop */
 	{ 5, 0.0, 8, 4 },
 };
