@@ -3,7 +3,7 @@
  * A low-level libfuse server with one file, MNT/data, of SIZE bytes: reads
  * answer zeros from memory, writes are taken and dropped, fsync succeeds.
  * One thread reads /dev/fuse and replies (libfuse's own fuse_session_loop),
- * with the connection settings iscsifs uses (fs.c fs_init(), fs_open():
+ * with the connection settings iscsifs uses (fuse_channel_configure(), fs_open():
  * direct I/O with parallel direct writes through src/fuse_channel.c,
  * 1 MiB writes, async reads, no writeback cache).  Whatever CPU
  * and context switches it spends per request are the FUSE round trip alone:
@@ -32,11 +32,7 @@ static const char zeros[ZEROS_LEN];        /* what every read answers */
 static void floor_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	conn->max_write = 1u << 20;
-	conn->max_readahead = 1u << 20;
-	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	if (conn->capable & FUSE_CAP_ASYNC_READ)
-		conn->want |= FUSE_CAP_ASYNC_READ;
+	fuse_channel_configure(conn);
 }
 
 static void fill_stat(fuse_ino_t ino, struct stat *st)

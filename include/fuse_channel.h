@@ -7,6 +7,12 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+/* In the init handler: the data path's connection settings (1 MiB
+ * writes and readahead, async reads, never the writeback cache), shared
+ * by iscsifs and contrib/fuse-floor so that the floor measures the same
+ * round trip. */
+void fuse_channel_configure(struct fuse_conn_info *conn);
+
 /* After fuse_session_mount(): route the session's reads and writes through
  * this module.  Returns 0, or -1 (the session keeps libfuse's own I/O). */
 int fuse_channel_install(struct fuse_session *se);

@@ -232,19 +232,7 @@ static void fill_stat(const struct fs *fs, const struct fs_node *n, struct stat 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	conn->max_write = 1u << 20;
-	conn->max_readahead = 1u << 20;
-	/* Never the writeback cache, not even for -o cache (which keeps
-	 * pages, writing through): with it the kernel owns a file's size.
-	 * It takes writes at and past the end into its cache, grows the
-	 * file, and later sends them merged with the writes before them,
-	 * which fail then (ENOSPC at fsync, the blocks inside lost); and it
-	 * no longer takes the size the target reports after a capacity
-	 * change. */
-	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	/* Let the kernel send several reads of one file at once. */
-	if (conn->capable & FUSE_CAP_ASYNC_READ)
-		conn->want |= FUSE_CAP_ASYNC_READ;
+	fuse_channel_configure(conn);
 	/* One lookup or listing per directory at a time (the kernel holds the
 	 * others): a target whose open hangs then holds one FUSE helper
 	 * however many ask for it, never all of them (badtarget-events.sh,
