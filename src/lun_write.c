@@ -333,12 +333,20 @@ static void write_piece_done(struct iscsi_task *t)
 
 /* ---- holes and zeros ---- */
 
+/* How the middle of a hole or zero range goes, which must read back as
+ * zeros.  WRITE SAME(16) of a zero block with the UNMAP bit comes first:
+ * the target deallocates what it can and must write zeros over the rest.
+ * An UNMAP is only a request, which a target may leave undone in whole or
+ * in part and still answer GOOD (SBC lets the device server keep any of
+ * its blocks mapped; case unmap-noop), so it is used only where the LUN
+ * has no WRITE SAME(16) and its unmapped blocks read as zeros (LBPRZ),
+ * for whole granules. */
 static enum discard_method discard_method(const struct lun *l)
 {
-	if (l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz) && !atomic_load(&l->unmap_refused))
-		return DISCARD_UNMAP;
 	if (l->lbp.write_same16 && !atomic_load(&l->write_same_refused))
 		return DISCARD_WRITE_SAME;
+	if (l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz) && !atomic_load(&l->unmap_refused))
+		return DISCARD_UNMAP;
 	return DISCARD_WRITE_ZEROS;   /* a hole is refused (EOPNOTSUPP) before this */
 }
 

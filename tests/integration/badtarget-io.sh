@@ -405,6 +405,40 @@ with open(sys.argv[1], "r+b") as f:
 }
 unmap_refused_case
 
+# unmap-noop: LUN 1 says it takes UNMAP and WRITE SAME(16) (thin, LBPRZ)
+# and answers every UNMAP with GOOD without deallocating anything, which
+# SBC allows: an UNMAP is a request.  A hole and a zero range must read
+# back as zeros all the same, so they go by WRITE SAME(16) with the UNMAP
+# bit, which writes zeros where it does not deallocate (before, UNMAP was
+# sent, fallocate succeeded and the old data stayed).
+unmap_noop_case() {
+    local case=unmap-noop start mode
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    badtarget_fired "$case" || fail "$case: the target never sent its LBP page"
+    head -c 1048576 /dev/zero >"$work/zeros"
+    for mode in --punch-hole --zero-range; do
+        "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
+        bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
+            fail "$case: writing 1 MiB of 0xaa failed"
+        bt fallocate "$mode" --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" ||
+            fail "$case: fallocate $mode failed"
+        slice "$BAD_LUN1" 1048576 1048576 >"$work/got"
+        assert_same_file "$work/zeros" "$work/got" "$case: the target's lun1 after fallocate $mode"
+        bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M skip=1 count=1 iflag=direct status=none ||
+            fail "$case: reading lun1 failed"
+        assert_same_file "$work/zeros" "$work/got" "$case: lun1 read after fallocate $mode"
+    done
+    (($(badtarget_count "WRITE SAME\(16\) LBA [0-9]+, [0-9]+ blocks, UNMAP") >= 2)) ||
+        fail "$case: no WRITE SAME(16) with the UNMAP bit: $(grep -E 'UNMAP|WRITE SAME' "$BAD_LOG")"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+unmap_noop_case
+
 # read-hang, on a discovery mount of two targets with queue_depth=4: 30
 # reads of 1 MiB of the first's lun1 hang (its first 4 commands fill the
 # session's window until cmd_timeout, 5 s, aborts them and sends them

@@ -323,6 +323,7 @@ CASES = {
     # -- issue 12 item 1: hole punch with an unmap granularity alignment --
     "lbprz-pattern": ("probe", 0, "LUN 1 thin (LBPU=1) whose unmapped blocks read as its provisioning initialization pattern, 0xff bytes (LBPRZ 010b in VPD 0xB2, clear in READ CAPACITY(16))"),
     "unmap-refused": ("unmap1", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2) refuses every UNMAP: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
+    "unmap-noop": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) answers every UNMAP with GOOD and deallocates nothing, as SBC lets a device server do; WRITE SAME(16) writes its block"),
     "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
     "login-no-nul": ("login", 0, "login text whose last pair has no NUL"),
@@ -1793,7 +1794,8 @@ class Conn:
                 return GOOD, bytes(d), b""
             serial = ("BAD%d-%d" % (t.lun, os.getpid()) +
                       ("-%d" % lun.generation if lun.generation else "")).encode()
-            thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern", "unmap-refused")
+            thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern", "unmap-refused",
+                                           "unmap-noop")
             if page == 0x00:
                 pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
                 return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
@@ -1816,7 +1818,7 @@ class Conn:
                 put32(d, 8, 2048)
                 if bad and case == "opt-xfer-huge" and self.t.fire("probe"):
                     put32(d, 12, 0x800008)
-                if thin and case == "lbprz-pattern":
+                if thin and case in ("lbprz-pattern", "unmap-noop"):
                     put32(d, 20, 2048)               # MAXIMUM UNMAP LBA COUNT
                     put32(d, 24, 1)                  # MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
                     put32(d, 28, 1)                  # UNMAP GRANULARITY
@@ -1831,6 +1833,9 @@ class Conn:
             if page == 0xB2 and thin and case == "lbprz-pattern" and \
                     self.t.fire("probe", "VPD 0xB2: LBPU, LBPRZ 010b (unmapped blocks read as the pattern)"):
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x88, 0x02, 0]), b""
+            if page == 0xB2 and thin and case == "unmap-noop" and \
+                    self.t.fire("probe", "VPD 0xB2: LBPU, LBPWS, LBPRZ"):
+                return GOOD, bytes([0, 0xB2, 0, 4, 0, 0xC4, 0x02, 0]), b""
             if page == 0xB2 and thin:
                 # LBPU (UNMAP), LBPRZ; PROVISIONING TYPE 2 (thin)
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x84, 0x02, 0]), b""
@@ -1898,8 +1903,21 @@ class Conn:
             return GOOD, b"", b""
         if op == 0x42 and t.lun == 1 and case == "unmap-refused" and self.t.fire("unmap1"):
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
+        if op == 0x42 and t.lun == 1 and case == "unmap-noop":
+            log("%s: UNMAP of LUN 1 answered GOOD, nothing deallocated" % self.name)
+            return GOOD, b"", b""
         if op == 0x42:     # UNMAP
             return self.unmap(t, lun, wdata or b"")
+        if op == 0x93:     # WRITE SAME(16): its one block over every block of the range
+            lba, blocks = struct.unpack_from(">Q", cdb, 2)[0], struct.unpack_from(">I", cdb, 10)[0]
+            if wdata is None or len(wdata) != BLOCK or blocks == 0:
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            if lba + blocks > lun.blocks:
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x21, 0x00)
+            log("%s: WRITE SAME(16) LBA %d, %d blocks%s" % (self.name, lba, blocks,
+                                                          ", UNMAP" if cdb[1] & 0x08 else ""))
+            lun.write(lba * BLOCK, wdata * blocks)
+            return GOOD, b"", b""
         if op in (0x28, 0x88, 0x2A, 0x8A):
             if op in (0x28, 0x2A):
                 lba, blocks = struct.unpack_from(">I", cdb, 2)[0], struct.unpack_from(">H", cdb, 7)[0]
