@@ -42,6 +42,7 @@ struct disc_session {
 	struct conn conn;             /* the connection */
 	uint32_t cmdsn;               /* CmdSN of the next request */
 	uint32_t exp_statsn;          /* StatSN we expect next */
+	uint32_t max_recv_dsl;        /* the longest data segment we declared we take */
 	char *text;                   /* the answer so far */
 	size_t text_len;              /* bytes of it */
 	unsigned nops;                /* NOP-Ins received so far */
@@ -252,8 +253,10 @@ int discovery_parse(const char *text, size_t len, struct discovery *out)
 			goto err;
 		}
 		if (!eq) {
-			err_set(EPROTO, "SendTargets: '%.*s' is not key=value",
-				(int)(plen < 64 ? plen : 64), pair);
+			char shown[TEXT_SHOWN_SIZE];
+
+			err_set(EPROTO, "SendTargets: '%s' is not key=value",
+				text_shown_n(pair, plen, shown));
 			goto err;
 		}
 		size_t klen = (size_t)(eq - pair);
@@ -352,7 +355,9 @@ static int recv_answer(struct disc_session *s, union iscsi_bhs *bhs, uint8_t wan
 		uint8_t opcode;
 		uint32_t len;
 
-		if (conn_recv_bhs(&s->conn, bhs) < 0)
+		/* (the header checks of a login's answers: a target opcode,
+		 * no AHS, no segment over what we declared) */
+		if (conn_recv_bhs(&s->conn, bhs) < 0 || pdu_check_received(bhs, s->max_recv_dsl) < 0)
 			return -1;
 		opcode = bhs->common.opcode & ISCSI_OPCODE_MASK;
 		len = get_be24(bhs->common.data_len);
@@ -466,6 +471,7 @@ int discovery_run(const struct session_config *cfg, struct discovery *out)
 	s.conn.deadline_ns = deadline_ns;
 	s.cmdsn = lr.cmdsn;
 	s.exp_statsn = lr.exp_statsn;
+	s.max_recv_dsl = lr.params.max_recv_dsl;
 	if (send_targets(&s) < 0) {
 		if (err_errno() == ETIMEDOUT && conn_deadline_passed(&s.conn))
 			err_set(ETIMEDOUT, "SendTargets: %s did not finish the answer within %g s",

@@ -546,7 +546,16 @@ discovered_standby() {
 # mount, for --list, and in a login redirect
 refused discovery-addr-ctl "discovery on .*: SendTargets: TargetAddress with byte 0x1b$" portal
 list_refused discovery-addr-ctl "^iscsifs: discovery on .*: SendTargets: TargetAddress with byte 0x1b$"
+# an item that is not key=value is named without its control bytes (before,
+# the error line carried the target's ESC sequences to the terminal)
+refused discovery-pair-ctl "discovery on .*: SendTargets: '\?\]0;owned\?\?\[2J' is not key=value$" portal
+list_refused discovery-pair-ctl "^iscsifs: discovery on .*: SendTargets: '\?\]0;owned\?\?\[2J' is not key=value$"
 refused login-redirect-ctl "login failed: target moved temporarily, but TargetAddress with byte 0x1b"
+# a SendTargets answer's header is checked as a login answer's is: no AHS,
+# no data segment over what we declared (before, both were taken and the
+# portal mounted)
+refused discovery-ahs "discovery on .*: protocol error: Text Response with a 12-byte AHS; target PDUs carry none$" portal
+refused discovery-dsl-over "discovery on .*: protocol error: Text Response with a 300[0-9]{3}-byte data segment, over the 262144 we accept$" portal
 # item 9
 discovered_dot_iscsifs
 discovered_dup

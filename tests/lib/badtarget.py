@@ -366,6 +366,9 @@ CASES = {
     "discovery-ctl": ("discovery", 0, "a TargetName with control characters (ESC, BEL)"),
     # -- issue 12, items 8-10: names and numbers the target chooses ------
     "discovery-addr-ctl": ("discovery", 0, "our target's TargetAddress with control characters (ESC sequences, BEL)"),
+    "discovery-pair-ctl": ("discovery", 0, "a SendTargets item that is not key=value, with control characters (ESC sequences, BEL)"),
+    "discovery-ahs": ("discovery", 0, "the Text Response to SendTargets with a garbage 12-byte AHS"),
+    "discovery-dsl-over": ("discovery", 0, "the Text Response to SendTargets in one PDU of over 300000 bytes (a TargetAlias of 300000), over the 262144 the initiator declared"),
     "login-redirect-ctl": ("login", 0, "a temporary redirect to a TargetAddress with control characters (ESC sequences, BEL)"),
     "discovery-dot-iscsifs": ("discovery", 0, "one more target named .iscsifs, the name of the statistics directory"),
     "discovery-dup": ("discovery", 0, "our target listed twice: at the first port, then at --port2 and the first port again"),
@@ -1356,7 +1359,10 @@ class Conn:
                 b = bhs(OP_TEXT_RSP)
                 put32(b, 16, p.itt)
                 put32(b, 20, RESERVED)
-                self.send(b, text, stat="adv", window=self.cur_window())
+                ahs = b""
+                if self.t.case == "discovery-ahs" and "SendTargets" in keys:
+                    ahs = bytes([0, 9, 0x7F, 0]) + b"\xaa" * 8   # length 9, a reserved type
+                self.send(b, text, stat="adv", window=self.cur_window(), ahs=ahs)
             else:
                 log("%s: rejecting opcode 0x%02x" % (self.name, p.opcode))
                 b = bhs(OP_REJECT)
@@ -1475,6 +1481,10 @@ class Conn:
                 pairs += [("TargetName", bad), ("TargetAddress", addr)]
             elif self.t.case == "discovery-addr-ctl":
                 pairs[1] = ("TargetAddress", "%s\x1b]0;owned\x07\x1b[2J:%d,1" % (host, port))
+            elif self.t.case == "discovery-dsl-over":
+                pairs.insert(1, ("TargetAlias", "a" * 300000))
+            elif self.t.case == "discovery-pair-ctl":
+                return self.text(pairs) + b"\x1b]0;owned\x07\x1b[2J\0"
             elif self.t.case == "discovery-dot-iscsifs":
                 pairs += [("TargetName", ".iscsifs"), ("TargetAddress", addr)]
             elif self.t.case == "discovery-dup":
