@@ -403,7 +403,9 @@ static int take_auth_method(struct login *l, const struct chap_keys *k, bool tra
 			err_set(EACCES, MUTUAL_FAILED ": it chose AuthMethod=None");
 			return -1;
 		}
-		if (!a->discovery)
+		/* (our offer went with T=0: an answer with T=1 fails in
+		 * attempt_take(), and this line would only precede that one) */
+		if (!a->discovery && !transit)
 			log_warn("target %s asks for no authentication; the CHAP credentials are not used",
 				 l->cfg->target_name);
 		a->step = AUTH_DONE;
@@ -666,6 +668,10 @@ struct attempt {
 	int exchange;                     /* request/response exchanges begun */
 	bool transit;                     /* the next request asks to leave the stage */
 	enum iscsi_login_stage next;      /* ... for this stage */
+	bool asked_transit;               /* the exchange's request (not an empty one
+	                                   * asking for the rest of an answer) asked
+	                                   * to leave the stage: the answer may
+	                                   * leave it only then */
 };
 
 /* Make the request of the next exchange: our answers (already in tb),
@@ -689,6 +695,7 @@ static int attempt_prepare(struct attempt *a)
 	}
 	if (l->stage == ISCSI_STAGE_SECURITY && auth_before_send(l->auth, &a->tb, &a->transit) < 0)
 		return -1;
+	a->asked_transit = a->transit;
 	l->text_len = 0;        /* the answer's text starts anew */
 	return ATTEMPT_SEND;
 }
@@ -757,6 +764,15 @@ static int attempt_take(struct attempt *a, const union iscsi_bhs *rsp)
 		return -1;
 	if (rsp->login_rsp.flags & ISCSI_LOGIN_TRANSIT) {
 		uint8_t nsg = rsp->login_rsp.flags & ISCSI_LOGIN_STAGE_MASK;
+		/* "the T bit MUST NOT be set to 1 if the T bit in the request
+		 * was set to 0" (RFC 7143, Login Response): a stage we did not
+		 * finish, as the security stage while we offer CHAP, cannot be
+		 * left for us.  (A CHAP skipped so was refused above, louder.) */
+		if (!a->asked_transit) {
+			err_set(EPROTO, "protocol error: target leaves login stage %u, though our request did not ask to (T=1 in answer to T=0)",
+				l->stage);
+			return -1;
+		}
 		if (nsg == 2 || nsg <= l->stage) {
 			err_set(EPROTO, "protocol error: target moves login from stage %u to %u",
 				l->stage, nsg);

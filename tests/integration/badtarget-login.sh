@@ -590,6 +590,13 @@ refused chap-i-range "target sent CHAP_I=256: not a number 0\.\.255 \(decimal or
 refused chap-r-wrong "$M: wrong CHAP response for target user $chap_target_user" "${MUTUAL[@]}"
 refused chap-skip-mutual "$M: it did not answer our challenge" "${MUTUAL[@]}"
 refused chap-reflect "$M: it sent back our own CHAP challenge" "${MUTUAL[@]}"
+# with CHAP to offer, our first request stays in the security stage (T=0);
+# a target that answers it by leaving the stage, here straight to the full
+# feature phase without the operational stage, breaks RFC 7143's rule
+# for the T bit (before, the login succeeded with a warning, every
+# operational parameter left at its default)
+refused login-transit-unasked "protocol error: target leaves login stage 0, though our request did not ask to \(T=1 in answer to T=0\)" \
+    "opts=chap_user=$chap_user,chap_secret_file=$TEST_TMPDIR/chap/secret"
 
 ((ncases > 0)) || fail "no case selected by BAD_CASES='${BAD_CASES:-}'"
 note "ok: $ncases cases"

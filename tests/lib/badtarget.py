@@ -337,6 +337,7 @@ CASES = {
     "login-itt": ("login", 0, "a Login Response for another ITT"),
     "login-stage": ("login", 0, "a Login Response moving to stage 2"),
     "login-ahs": ("login", 0, "a Login Response with a garbage AHS"),
+    "login-transit-unasked": ("login", 0, "to the initiator's first request, which offers CHAP and stays in the security stage (T=0), AuthMethod=None with T=1 and NSG 3: the operational stage skipped"),
     "login-nop": ("login", 0, "a NOP-In instead of a Login Response"),
     "login-expcmdsn": ("login", 0, "the Login Response that ends the login says ExpCmdSN 7 above the login's CmdSN; commands below ExpCmdSN are then dropped unanswered, as RFC 7143 has a target do"),
     "login-redirect-loop": ("login", 0, "a temporary redirect to itself, every time (a loop)"),
@@ -1019,6 +1020,10 @@ class Conn:
                     self.t.fire("login", "to the full feature phase from the security stage%s" % (
                         " with HeaderDigest=CRC32C and DataDigest=CRC32C offered"
                         if case == "login-final-offer" else ""))
+                if bad and not transit and case == "login-transit-unasked" and "AuthMethod" in keys:
+                    flags = 0x80 | 3
+                    self.t.fire("login", "AuthMethod=None and on to the full feature phase (T=1), "
+                                "answering a request with T=0")
                 self.login_rsp(req, flags, self.text(answer),
                                tsih=self.t.tsih() if flags & 3 == 3 else 0)
                 if flags & 3 == 3:

@@ -55,6 +55,7 @@ struct scenario {
 	bool mutual;                  /* ... and ask the target to authenticate */
 	const char *auth_answer;      /* AuthMethod answer ("CHAP" when NULL) */
 	bool transit_on_choice;       /* T=1 with AuthMethod=CHAP: skips CHAP */
+	bool transit_on_none;         /* T=1 with AuthMethod=None, to our T=0 */
 	bool transit_on_challenge;    /* T=1 with the challenge: skips our response */
 	const char *alg[MAX_CONNS];   /* CHAP_A answer per connection ("5" when NULL) */
 	bool reject_list[MAX_CONNS];  /* login reject (0x0200) instead of a challenge */
@@ -182,6 +183,14 @@ static int serve_security(struct scenario *sc, int fd, int n)
 			 value_of(&r, "AuthMethod") ? value_of(&r, "AuthMethod") : "");
 	add(&a, "AuthMethod", sc->auth_answer ? sc->auth_answer : sc->chap ? "CHAP" : "None");
 	if (!sc->chap || (sc->auth_answer && strcmp(sc->auth_answer, "None") == 0)) {
+		/* T=1 only in answer to T=1 (RFC 7143): a request that offers
+		 * CHAP stays in the stage, and the next one leaves it */
+		if (!(r.bhs[1] & 0x80) && !sc->transit_on_none) {
+			respond(fd, &r, 0, 0, 0, &a);
+			if (read_request(fd, &r) < 0)
+				return -1;
+			a.len = 0;
+		}
 		respond(fd, &r, 0x80 | 1, 0, 0, &a);            /* on to operational */
 		return 0;
 	}
@@ -255,6 +264,10 @@ static const struct scenario scenarios[] = {
 	  .chap_c = "0bABEiM0RVZneImaq7zN3u/w==", .rc = 0, .conns = 1 },
 	{ .name = "one-way, target chooses None", .chap = true, .auth_answer = "None",
 	  .rc = 0, .conns = 1 },
+	/* RFC 7143: T=1 only in answer to T=1 */
+	{ .name = "one-way, None leaving the stage unasked", .chap = true, .auth_answer = "None",
+	  .transit_on_none = true, .rc = -1, .err = EPROTO, .words = "T=1 in answer to T=0",
+	  .conns = 1 },
 	{ .name = "mutual", .chap = true, .mutual = true, .alg = { "7" }, .rc = 0, .conns = 1 },
 	{ .name = "mutual, base64 answer", .chap = true, .mutual = true,
 	  .reply = MR_RIGHT_BASE64, .rc = 0, .conns = 1 },
