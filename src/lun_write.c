@@ -292,16 +292,17 @@ static void write_piece_done(struct iscsi_task *t)
 		}
 		break;
 	case VERDICT_OK:
-		/* GOOD with a residual on a WRITE: the target took only part
-		 * of the data.  Not so for UNMAP and WRITE SAME, whose data
-		 * is a parameter list or one block: tgtd answers UNMAP with
-		 * GOOD and the whole parameter list as residual, and the
-		 * blocks are unmapped all the same (discard.sh). */
-		if (t->underflow && t->residual && t->cdb[0] != SCSI_OP_UNMAP &&
-		    t->cdb[0] != SCSI_OP_WRITE_SAME16) {
+		/* GOOD with a residual on a WRITE or a WRITE SAME: the target
+		 * took only part of the data (of WRITE SAME's one block: none
+		 * of it, case write-same-residual).  Not so for UNMAP, whose
+		 * data is a parameter list: tgtd answers UNMAP with GOOD and the
+		 * whole list as residual, and the blocks are unmapped all the
+		 * same (discard.sh showed it while UNMAP came before WRITE SAME). */
+		if (t->underflow && t->residual && t->cdb[0] != SCSI_OP_UNMAP) {
 			lun_log(w->lun, LOG_LEVEL_ERROR,
-				"target %s, %s: WRITE took %u of %u bytes (GOOD status with residual %u)",
+				"target %s, %s: %s took %u of %u bytes (GOOD status with residual %u)",
 				w->lun->target, w->lun->name,
+				t->cdb[0] == SCSI_OP_WRITE_SAME16 ? "WRITE SAME(16)" : "WRITE",
 				t->residual < t->xfer_len ? t->xfer_len - t->residual : 0, t->xfer_len,
 				t->residual);
 			err = EIO;

@@ -439,6 +439,33 @@ unmap_noop_case() {
 }
 unmap_noop_case
 
+# write-same-residual: LUN 1 (thin, LBPWS) answers each WRITE SAME(16) with
+# GOOD and its one block of data as residual: it took nothing.  The hole
+# fails with EIO and one line naming the command, as a WRITE that took
+# none of its data does (before, the residual was let pass for WRITE SAME
+# as for tgtd's UNMAP, and fallocate succeeded with the old data left).
+write_same_residual_case() {
+    local case=write-same-residual start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
+    bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: writing 1 MiB of 0xaa failed"
+    if bt fallocate --punch-hole --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" \
+        2>"$work/err"; then
+        fail "$case: the hole was reported punched though the target took no WRITE SAME data"
+    fi
+    grep -q "Input/output error" "$work/err" || fail "$case: the hole failed otherwise: $(cat "$work/err")"
+    check_log "lun1: WRITE SAME\(16\) took 0 of 512 bytes \(GOOD status with residual 512\)"
+    badtarget_fired "$case" || fail "$case: the target never sent its LBP page"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+write_same_residual_case
+
 # read-hang, on a discovery mount of two targets with queue_depth=4: 30
 # reads of 1 MiB of the first's lun1 hang (its first 4 commands fill the
 # session's window until cmd_timeout, 5 s, aborts them and sends them
