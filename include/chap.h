@@ -83,11 +83,12 @@ bool chap_verify(int alg, uint8_t id, const struct chap_secret *secret,
 		 const uint8_t *challenge, size_t challenge_len,
 		 const uint8_t *response, size_t response_len);
 
-/* CHAP_I: a decimal 0..255 (no sign, no leading zero, no hex).  Returns
- * 0, or -1 with err_set(EPROTO, ...) naming the value. */
+/* CHAP_I: a number 0..255, decimal (no sign, no leading zero) or "0x"
+ * hex (RFC 7143 6.1's numbers; LIO reads it so).  Returns 0, or -1 with
+ * err_set(EPROTO, ...) naming the value. */
 int chap_parse_identifier(const char *value, uint8_t *out);
 
-/* CHAP_A as the target answers it: one decimal value we support.
+/* CHAP_A as the target answers it: one value we support, as CHAP_I's.
  * Returns 0, or -1 with err_set(EPROTO, ...). */
 int chap_parse_algorithm(const char *value, enum chap_alg *out);
 

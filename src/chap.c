@@ -116,7 +116,8 @@ bool chap_verify(int alg, uint8_t id, const struct chap_secret *secret,
 
 /* ---- parsing what a target sends ---- */
 
-/* A decimal without sign or leading zero, at most @max.  -1 if not. */
+/* A number at most @max: decimal without sign or leading zero, or "0x"
+ * hex.  -1 if not. */
 static int parse_small_number(const char *s, unsigned max, unsigned *out)
 {
 	unsigned v = 0, base = 10;

@@ -968,8 +968,13 @@ static int take_pair(struct text_neg *n, const char *key, const char *value,
 	uint64_t bit;
 	int i;
 
-	if (strncmp(key, "CHAP_", 5) == 0)
-		return 0;       /* the CHAP module reads these */
+	if (strncmp(key, "CHAP_", 5) == 0) {
+		if (n->stage == ISCSI_STAGE_SECURITY)
+			return 0;       /* the CHAP module reads these */
+		err_set(EPROTO, "target sent %s=%s in the %s, where RFC 7143 does not allow it",
+			key, text_shown(value, vb), stage_name(n->stage));
+		return -1;
+	}
 	i = find_key(key);
 	if (i < 0)
 		return answer_unknown(n, key, value, out);

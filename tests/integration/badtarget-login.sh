@@ -196,6 +196,9 @@ refused login-redirect-loop "^iscsifs: login failed: too many redirects \(8; the
 mounted login-drop "lun0 lun1" ""
 refused login-drop-always "login failed: 127\.0\.0\.1:[0-9]+ closed the connection \([0-9]+ tries in [0-9.]+ s\)" opts=timeout=4
 mounted login-names "lun0 lun1" ""
+# CHAP keys belong to the security stage as any key to its stage (before,
+# they were passed over in silence anywhere)
+refused login-chap-operational "target sent CHAP_A=5 in the operational negotiation stage, where RFC 7143 does not allow it"
 # the last Login Response expects a CmdSN 7 above the login's: commands
 # are numbered from it (before, the target dropped every command below
 # it: no LUN answered, the mount failed)

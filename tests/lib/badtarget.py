@@ -338,6 +338,7 @@ CASES = {
     "login-itt": ("login", 0, "a Login Response for another ITT"),
     "login-stage": ("login", 0, "a Login Response moving to stage 2"),
     "login-ahs": ("login", 0, "a Login Response with a garbage AHS"),
+    "login-chap-operational": ("login", 0, "CHAP_A=5 among the keys of the operational stage's answer"),
     "login-transit-unasked": ("login", 0, "to the initiator's first request, which offers CHAP and stays in the security stage (T=0), AuthMethod=None with T=1 and NSG 3: the operational stage skipped"),
     "login-nop": ("login", 0, "a NOP-In instead of a Login Response"),
     "login-expcmdsn": ("login", 0, "the Login Response that ends the login says ExpCmdSN 7 above the login's CmdSN; commands below ExpCmdSN are then dropped unanswered, as RFC 7143 has a target do"),
@@ -1031,6 +1032,9 @@ class Conn:
                     return True
             elif csg == 1:
                 answer = self.answer_operational(pairs)
+                if bad and case == "login-chap-operational":
+                    self.t.fire("login", "CHAP_A=5 in the operational stage")
+                    answer.append(("CHAP_A", "5"))
                 if bad and case == "login-names":
                     answer.append(("TargetAlias", "../../etc/\x01\x1b[31mevil\x7f/.."))
                     answer.append(("TargetName", "iqn.x/../../..\x02\x1b]0;pwned\x07"))

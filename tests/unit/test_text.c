@@ -581,8 +581,7 @@ static const struct pair_case pair_cases[] = {
 	{ "OFMarker=Yes", PROP, .answer = "OFMarker=Reject" },
 	{ "IFMarkInt=2048~8192", PROP, .answer = "IFMarkInt=Reject" },
 	{ "OFMarkInt=1", PROP, .answer = "OFMarkInt=Reject" },
-	{ "CHAP_A=5", PROP },
-	{ "CHAP_C=0x0123456789abcdef", ANS },
+	{ "CHAP_A=5", PROP },   /* (the security stage: the CHAP module's) */
 	{ "TaskReporting=ResponseFence,RFC3720", PROP, .answer = "TaskReporting=RFC3720" },
 	{ "TaskReporting=FastAbort", PROP, .answer = "TaskReporting=Reject" },
 	{ "iSCSIProtocolLevel=2", PROP, .answer = "iSCSIProtocolLevel=1" },
@@ -617,6 +616,7 @@ static const struct pair_case pair_cases[] = {
 	{ "ErrorRecoveryLevel=0", PROP, .tweak = tw_discovery, .answer = "ErrorRecoveryLevel=0" },
 	/* security keys outside the security stage */
 	{ "AuthMethod=None", ANS, FAIL, .msg = "operational negotiation stage" },
+	{ "CHAP_C=0x0123456789abcdef", ANS, FAIL, .msg = "operational negotiation stage" },
 };
 
 static void run_pair_case(const struct pair_case *c)
