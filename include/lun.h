@@ -226,10 +226,10 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fu
 
 /* Make bytes [@off, @off + @len) read as zeros (clamped at the end of the
  * LUN), ordered with writes like lun_write().  With @punch the blocks are
- * deallocated: UNMAP where the LUN reads unmapped blocks as zeros (LBPRZ),
- * else WRITE SAME(16) of zeros with UNMAP; unaligned edges and blocks off
- * the unmap granularity are written as zeros; EOPNOTSUPP when the LUN can
- * do neither.  Without @punch the range is zeroed the cheapest way that
+ * deallocated: WRITE SAME(16) of zeros with UNMAP where the LUN takes it,
+ * else UNMAP where it reads unmapped blocks as zeros (LBPRZ); unaligned
+ * edges, and with UNMAP the blocks off the unmap granularity, are written
+ * as zeros; EOPNOTSUPP when the LUN can do neither.  Without @punch the range is zeroed the cheapest way that
  * reads back as zeros (the same commands, or plain WRITEs of zeros). */
 void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_write_cb cb,
 		 void *opaque);

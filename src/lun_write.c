@@ -248,12 +248,15 @@ static bool fua_refused(struct write_req *w, struct write_piece *p)
 	return true;
 }
 
+static bool can_punch(const struct lun *l);
+
 /* Piece @p of hole or zero range @w, an UNMAP or WRITE SAME, was refused
  * (@err): the LUN's VPD page said it takes the command, but it does not.
- * It is not sent again (discard_method()), said once.  A zero range is
- * then planned again without it (w->replan: plain WRITEs of zeros, or
- * WRITE SAME after UNMAP); a hole cannot be made (EOPNOTSUPP).  Returns
- * the error for @w, 0 when it is planned again. */
+ * It is not sent again (discard_method()), said once.  The range is then
+ * planned again without it (w->replan: UNMAP after WRITE SAME, or for a
+ * zero range plain WRITEs of zeros), unless it is a hole and nothing else
+ * can make one (EOPNOTSUPP).  Returns the error for @w, 0 when it is
+ * planned again. */
 static int discard_refused(struct write_req *w, struct write_piece *p, int err)
 {
 	struct lun *l = w->lun;
@@ -263,7 +266,7 @@ static int discard_refused(struct write_req *w, struct write_piece *p, int err)
 		log_warn("target %s, %s: %s refused (%s), though the LUN says it takes it; "
 			 "not sent again", l->target, l->name, unmap ? "UNMAP" : "WRITE SAME(16)",
 			 strerror(err));
-	if (w->kind != WRITE_ZEROES)
+	if (w->kind != WRITE_ZEROES && !can_punch(l))
 		return EOPNOTSUPP;
 	atomic_store(&w->replan, true);
 	return 0;

@@ -466,6 +466,63 @@ write_same_residual_case() {
 }
 write_same_residual_case
 
+# punch_ok CASE WHAT: on the case's LUN 1, 1 MiB of 0xaa at 1 MiB, then a
+# hole over it must succeed and read back as zeros, on the target and
+# through the mount.
+punch_ok() {
+    local case=$1
+    "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
+    head -c 1048576 /dev/zero >"$work/zeros"
+    bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: writing 1 MiB of 0xaa failed"
+    bt fallocate --punch-hole --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" ||
+        fail "$case: punching the hole failed"
+    slice "$BAD_LUN1" 1048576 1048576 >"$work/got"
+    assert_same_file "$work/zeros" "$work/got" "$case: the target's lun1 after the hole"
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M skip=1 count=1 iflag=direct status=none ||
+        fail "$case: reading lun1 failed"
+    assert_same_file "$work/zeros" "$work/got" "$case: lun1 read after the hole"
+}
+
+# write-same-refused: LUN 1 says it takes WRITE SAME(16) and UNMAP (thin,
+# LBPRZ) but refuses WRITE SAME: the hole is made again by UNMAP (before,
+# it failed with EOPNOTSUPP although UNMAP could make it), and WRITE SAME
+# is not sent again.
+write_same_refused_case() {
+    local case=write-same-refused start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    punch_ok "$case"
+    punch_ok "$case"
+    assert_eq 1 "$(badtarget_count "WRITE SAME\(16\) of LUN 1 refused")" "$case: WRITE SAMEs sent"
+    (($(badtarget_count "UNMAP LBA") >= 2)) || fail "$case: the holes were not UNMAPped"
+    check_log "target $BAD_IQN, lun1: WRITE SAME\(16\) refused \(Operation not supported\), though the LUN says it takes it; not sent again"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+write_same_refused_case
+
+# unmap-residual: LUN 1 (thin, UNMAP, no WRITE SAME) answers each UNMAP it
+# did with GOOD and the whole parameter list as residual, as tgtd does:
+# the hole is made (UNMAP's data is a parameter list, not blocks).
+unmap_residual_case() {
+    local case=unmap-residual start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    punch_ok "$case"
+    (($(badtarget_count "UNMAP of LUN 1 done; GOOD with residual") >= 1)) ||
+        fail "$case: no UNMAP answered with a residual"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+unmap_residual_case
+
 # read-hang, on a discovery mount of two targets with queue_depth=4: 30
 # reads of 1 MiB of the first's lun1 hang (its first 4 commands fill the
 # session's window until cmd_timeout, 5 s, aborts them and sends them

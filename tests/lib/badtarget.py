@@ -324,6 +324,8 @@ CASES = {
     "lbprz-pattern": ("probe", 0, "LUN 1 thin (LBPU=1) whose unmapped blocks read as its provisioning initialization pattern, 0xff bytes (LBPRZ 010b in VPD 0xB2, clear in READ CAPACITY(16))"),
     "unmap-refused": ("unmap1", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2) refuses every UNMAP: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "write-same-residual": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) answers every WRITE SAME(16) with GOOD, the U bit and its whole block as residual (it took none of the data), and writes nothing"),
+    "write-same-refused": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) refuses every WRITE SAME(16): ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h); its UNMAP works"),
+    "unmap-residual": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2) answers each UNMAP, which it does, with GOOD, the U bit and the whole parameter list as residual, as tgtd does"),
     "unmap-noop": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) answers every UNMAP with GOOD and deallocates nothing, as SBC lets a device server do; WRITE SAME(16) writes its block"),
     "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
@@ -1686,6 +1688,10 @@ class Conn:
             self.respond(t, b"", took=0)
             return
         status, _, sense = self.execute(t, bytes(t.buf))
+        if self.t.case == "unmap-residual" and t.lun == 1 and t.cdb[0] == 0x42 and status == GOOD:
+            log("%s: UNMAP of LUN 1 done; GOOD with residual %d" % (self.name, t.edtl))
+            self.respond(t, b"", took=0)
+            return
         if self.t.case == "window-r2t" and t.lun == 1:
             log("%s: WRITE ITT 0x%x of LUN 1: its data came; answered in 2 s" % (self.name, t.itt))
             self.later(2.0, lambda: self.respond(t, b"", status, sense))
@@ -1820,7 +1826,8 @@ class Conn:
             serial = ("BAD%d-%d" % (t.lun, os.getpid()) +
                       ("-%d" % lun.generation if lun.generation else "")).encode()
             thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern", "unmap-refused",
-                                           "unmap-noop", "write-same-residual")
+                                           "unmap-noop", "write-same-residual", "write-same-refused",
+                                           "unmap-residual")
             if page == 0x00:
                 pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
                 return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
@@ -1843,7 +1850,8 @@ class Conn:
                 put32(d, 8, 2048)
                 if bad and case == "opt-xfer-huge" and self.t.fire("probe"):
                     put32(d, 12, 0x800008)
-                if thin and case in ("lbprz-pattern", "unmap-noop", "write-same-residual"):
+                if thin and case in ("lbprz-pattern", "unmap-noop", "write-same-residual",
+                                     "write-same-refused", "unmap-residual"):
                     put32(d, 20, 2048)               # MAXIMUM UNMAP LBA COUNT
                     put32(d, 24, 1)                  # MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
                     put32(d, 28, 1)                  # UNMAP GRANULARITY
@@ -1858,9 +1866,11 @@ class Conn:
             if page == 0xB2 and thin and case == "lbprz-pattern" and \
                     self.t.fire("probe", "VPD 0xB2: LBPU, LBPRZ 010b (unmapped blocks read as the pattern)"):
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x88, 0x02, 0]), b""
-            if page == 0xB2 and thin and case in ("unmap-noop", "write-same-residual") and \
+            if page == 0xB2 and thin and case in ("unmap-noop", "write-same-residual", "write-same-refused") and \
                     self.t.fire("probe", "VPD 0xB2: LBPU, LBPWS, LBPRZ"):
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0xC4, 0x02, 0]), b""
+            if page == 0xB2 and thin and case == "unmap-residual":
+                self.t.fire("probe", "VPD 0xB2: LBPU, LBPRZ")
             if page == 0xB2 and thin:
                 # LBPU (UNMAP), LBPRZ; PROVISIONING TYPE 2 (thin)
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x84, 0x02, 0]), b""
@@ -1933,6 +1943,9 @@ class Conn:
             return GOOD, b"", b""
         if op == 0x42:     # UNMAP
             return self.unmap(t, lun, wdata or b"")
+        if op == 0x93 and t.lun == 1 and case == "write-same-refused":
+            log("%s: WRITE SAME(16) of LUN 1 refused" % self.name)
+            return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
         if op == 0x93:     # WRITE SAME(16): its one block over every block of the range
             lba, blocks = struct.unpack_from(">Q", cdb, 2)[0], struct.unpack_from(">I", cdb, 10)[0]
             if wdata is None or len(wdata) != BLOCK or blocks == 0:
