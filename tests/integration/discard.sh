@@ -1,11 +1,12 @@
 #!/bin/bash
 # discard.sh: fallocate on LUN files of tgtd, one thin-provisioned LUN
 # (thin_provisioning=1: holes by WRITE SAME(16) with the UNMAP bit) and
-# one thick LUN (no logical block provisioning).  A punched hole must read back as zeros with every byte
-# around it intact, and on the thin LUN the backing file must lose the
-# blocks; the thick LUN refuses a hole with EOPNOTSUPP and changes
-# nothing; FALLOC_FL_ZERO_RANGE zeroes on both; blkdiscard on a loop
-# device over the thin LUN file punches through to the target.
+# one thick LUN (no logical block provisioning).  A punched hole must
+# read back as zeros with every byte around it intact, and on the thin
+# LUN the backing file must lose the blocks; the thick LUN refuses a
+# hole with EOPNOTSUPP and changes nothing; FALLOC_FL_ZERO_RANGE zeroes
+# on both; blkdiscard on a loop device over the thin LUN file punches
+# through to the target.
 # shellcheck source=tests/lib/targets.sh
 . "${top_srcdir:-.}/tests/lib/targets.sh"
 trap cleanup EXIT
