@@ -229,8 +229,9 @@ void lun_write(struct lun *l, const void *buf, size_t len, uint64_t off, bool fu
  * deallocated: WRITE SAME(16) of zeros with UNMAP where the LUN takes it,
  * else UNMAP where it reads unmapped blocks as zeros (LBPRZ); unaligned
  * edges, and with UNMAP the blocks off the unmap granularity, are written
- * as zeros; EOPNOTSUPP when the LUN can do neither.  Without @punch the range is zeroed the cheapest way that
- * reads back as zeros (the same commands, or plain WRITEs of zeros). */
+ * as zeros; EOPNOTSUPP when the LUN can do neither.  Without @punch the
+ * range is zeroed by WRITE SAME(16) where the LUN takes it, else by plain
+ * WRITEs of zeros: never by UNMAP, which a target may leave undone. */
 void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_write_cb cb,
 		 void *opaque);
 

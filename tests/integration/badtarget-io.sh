@@ -372,17 +372,28 @@ PY
     bad_case_end "$case" "$work" "$start"
 }
 
-# unmap-refused: LUN 1 says it takes UNMAP (thin, LBPRZ) but refuses it:
-# a zero range is written as zeros instead, and reads back as zeros (before,
-# fallocate failed with EOPNOTSUPP, though zeros could be written); UNMAP
-# is not sent again, and a hole, which needs it, is refused at once.
+# unmap-refused: LUN 1 says it takes UNMAP (thin, LBPRZ; no WRITE SAME)
+# but refuses it: a hole, which only UNMAP can make there, fails with
+# EOPNOTSUPP and one line, and UNMAP is not sent again (a second hole
+# fails without one); zero ranges are written as zeros and read back as
+# zeros (before 2026-12, a zero range failed with EOPNOTSUPP though zeros
+# could be written; since this stop it never goes by UNMAP).
 unmap_refused_case() {
-    local case=unmap-refused start model=$work/model
+    local case=unmap-refused start model=$work/model i
     selected_case "$case" || return 0
     start=$(date +%s)
     badtarget_start "$case"
     bad_mount_fg sessions=1
     cp -- "$BAD_LUN1" "$model"
+    for i in 1 2; do
+        if bt fallocate --punch-hole --keep-size --offset 0 --length 4096 "$BAD_MNT/lun1" 2>"$work/err"; then
+            fail "$case: hole $i was punched without UNMAP"
+        fi
+        grep -Eq "(not |un)supported" "$work/err" || fail "$case: hole $i failed otherwise: $(cat "$work/err")"
+    done
+    assert_eq 1 "$(badtarget_count "fired $case ")" "$case: UNMAPs sent for two holes"
+    check_log "target $BAD_IQN, lun1: UNMAP refused \\(Operation not supported\\), though the LUN says it takes it; not sent again"
+    assert_same_file "$model" "$BAD_LUN1" "$case: the target's lun1 after the refused holes"
     for range in "5000 100000" "$((1 << 20)) $((1 << 20))"; do
         read -r off len <<<"$range"
         bt fallocate --zero-range --keep-size --offset "$off" --length "$len" "$BAD_MNT/lun1" ||
@@ -393,12 +404,7 @@ with open(sys.argv[1], "r+b") as f:
     f.write(bytes(int(sys.argv[3])))' "$model" "$off" "$len" || fail "$case: cannot update the model"
         assert_same_file "$model" "$BAD_LUN1" "$case: the target's lun1 after zeroing $off+$len"
     done
-    assert_eq 1 "$(badtarget_count "fired $case ")" "$case: UNMAPs sent"
-    check_log "target $BAD_IQN, lun1: UNMAP refused \\(Operation not supported\\), though the LUN says it takes it; not sent again"
-    if bt fallocate --punch-hole --keep-size --offset 0 --length 4096 "$BAD_MNT/lun1" 2>"$work/err"; then
-        fail "$case: a hole was punched without UNMAP"
-    fi
-    grep -Eq "(not |un)supported" "$work/err" || fail "$case: the hole failed otherwise: $(cat "$work/err")"
+    assert_eq 1 "$(badtarget_count "fired $case ")" "$case: UNMAPs sent in all"
     check_alive
     check_lun0 "$work"
     bad_case_end "$case" "$work" "$start"
@@ -438,6 +444,32 @@ unmap_noop_case() {
     bad_case_end "$case" "$work" "$start"
 }
 unmap_noop_case
+
+# unmap-only-noop: LUN 1 takes UNMAP but not WRITE SAME (thin, LBPRZ) and
+# answers every UNMAP with GOOD without deallocating anything.  A zero
+# range is written as zeros, never trusted to UNMAP (before, it went by
+# UNMAP, fallocate succeeded and the old data stayed).
+unmap_only_noop_case() {
+    local case=unmap-only-noop start
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    badtarget_fired "$case" || fail "$case: the target never sent its LBP page"
+    "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
+    head -c 1048576 /dev/zero >"$work/zeros"
+    bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: writing 1 MiB of 0xaa failed"
+    bt fallocate --zero-range --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" ||
+        fail "$case: fallocate --zero-range failed"
+    slice "$BAD_LUN1" 1048576 1048576 >"$work/got"
+    assert_same_file "$work/zeros" "$work/got" "$case: the target's lun1 after the zero range"
+    assert_eq 0 "$(badtarget_count "UNMAP of LUN 1")" "$case: UNMAPs sent for a zero range"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+unmap_only_noop_case
 
 # write-same-residual: LUN 1 (thin, LBPWS) answers each WRITE SAME(16) with
 # GOOD and its one block of data as residual: it took nothing.  The hole

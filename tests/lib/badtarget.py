@@ -326,6 +326,7 @@ CASES = {
     "write-same-residual": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) answers every WRITE SAME(16) with GOOD, the U bit and its whole block as residual (it took none of the data), and writes nothing"),
     "write-same-refused": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) refuses every WRITE SAME(16): ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h); its UNMAP works"),
     "unmap-residual": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2) answers each UNMAP, which it does, with GOOD, the U bit and the whole parameter list as residual, as tgtd does"),
+    "unmap-only-noop": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2, no WRITE SAME) answers every UNMAP with GOOD and deallocates nothing"),
     "unmap-noop": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) answers every UNMAP with GOOD and deallocates nothing, as SBC lets a device server do; WRITE SAME(16) writes its block"),
     "unmap-granularity": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1) with UNMAP GRANULARITY 8, ALIGNMENT 7 (UGAVALID=1), at most 20 blocks per UNMAP"),
     # -- login ----------------------------------------------------------
@@ -1827,7 +1828,7 @@ class Conn:
                       ("-%d" % lun.generation if lun.generation else "")).encode()
             thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern", "unmap-refused",
                                            "unmap-noop", "write-same-residual", "write-same-refused",
-                                           "unmap-residual")
+                                           "unmap-residual", "unmap-only-noop")
             if page == 0x00:
                 pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
                 return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
@@ -1851,7 +1852,7 @@ class Conn:
                 if bad and case == "opt-xfer-huge" and self.t.fire("probe"):
                     put32(d, 12, 0x800008)
                 if thin and case in ("lbprz-pattern", "unmap-noop", "write-same-residual",
-                                     "write-same-refused", "unmap-residual"):
+                                     "write-same-refused", "unmap-residual", "unmap-only-noop"):
                     put32(d, 20, 2048)               # MAXIMUM UNMAP LBA COUNT
                     put32(d, 24, 1)                  # MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
                     put32(d, 28, 1)                  # UNMAP GRANULARITY
@@ -1869,7 +1870,7 @@ class Conn:
             if page == 0xB2 and thin and case in ("unmap-noop", "write-same-residual", "write-same-refused") and \
                     self.t.fire("probe", "VPD 0xB2: LBPU, LBPWS, LBPRZ"):
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0xC4, 0x02, 0]), b""
-            if page == 0xB2 and thin and case == "unmap-residual":
+            if page == 0xB2 and thin and case in ("unmap-residual", "unmap-only-noop"):
                 self.t.fire("probe", "VPD 0xB2: LBPU, LBPRZ")
             if page == 0xB2 and thin:
                 # LBPU (UNMAP), LBPRZ; PROVISIONING TYPE 2 (thin)
@@ -1938,7 +1939,7 @@ class Conn:
             return GOOD, b"", b""
         if op == 0x42 and t.lun == 1 and case == "unmap-refused" and self.t.fire("unmap1"):
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
-        if op == 0x42 and t.lun == 1 and case == "unmap-noop":
+        if op == 0x42 and t.lun == 1 and case in ("unmap-noop", "unmap-only-noop"):
             log("%s: UNMAP of LUN 1 answered GOOD, nothing deallocated" % self.name)
             return GOOD, b"", b""
         if op == 0x42:     # UNMAP
