@@ -376,8 +376,8 @@ PY
 # but refuses it: a hole, which only UNMAP can make there, fails with
 # EOPNOTSUPP and one line, and UNMAP is not sent again (a second hole
 # fails without one); zero ranges are written as zeros and read back as
-# zeros (before 2026-12, a zero range failed with EOPNOTSUPP though zeros
-# could be written; since this stop it never goes by UNMAP).
+# zeros (a zero range once failed with EOPNOTSUPP here though zeros could
+# be written; it no longer goes by UNMAP at all).
 unmap_refused_case() {
     local case=unmap-refused start model=$work/model i
     selected_case "$case" || return 0
