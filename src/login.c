@@ -403,12 +403,7 @@ static int take_auth_method(struct login *l, const struct chap_keys *k, bool tra
 			err_set(EACCES, MUTUAL_FAILED ": it chose AuthMethod=None");
 			return -1;
 		}
-		/* (our offer went with T=0: an answer with T=1 fails in
-		 * attempt_take(), and this line would only precede that one) */
-		if (!a->discovery && !transit)
-			log_warn("target %s asks for no authentication; the CHAP credentials are not used",
-				 l->cfg->target_name);
-		a->step = AUTH_DONE;
+		a->step = AUTH_DONE;    /* (said when the stage is left: check_security_done()) */
 		return 0;
 	}
 	err_set(EPROTO, "protocol error: target did not answer our AuthMethod=CHAP,None");
@@ -641,6 +636,9 @@ static int check_security_done(const struct login *l, const struct iscsi_params 
 		err_set(EPROTO, "login failed: target left the security stage without choosing an AuthMethod");
 		return -1;
 	}
+	if (step == AUTH_DONE && strcmp(params->auth_method, "None") == 0 && !l->auth->discovery)
+		log_warn("target %s asks for no authentication; the CHAP credentials are not used",
+			 l->cfg->target_name);
 	return 0;
 }
 

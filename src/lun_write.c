@@ -248,7 +248,37 @@ static bool fua_refused(struct write_req *w, struct write_piece *p)
 	return true;
 }
 
-static bool can_punch(const struct lun *l);
+/* How the middle of a hole (@punch) or zero range goes, which must read
+ * back as zeros.  WRITE SAME(16) of a zero block with the UNMAP bit comes
+ * first: the target deallocates what it can and must write zeros over the
+ * rest.  An UNMAP is only a request, which a target may leave undone in
+ * whole or in part and still answer GOOD (SBC lets the device server keep
+ * any of its blocks mapped; cases unmap-noop, unmap-only-noop): a zero
+ * range is written rather than trusted to it, as Linux zeroes a disk
+ * without WRITE SAME, and only a hole, which nothing else can make there,
+ * goes by UNMAP where the LUN has no WRITE SAME(16) and reads unmapped
+ * blocks as zeros (LBPRZ), for whole granules. */
+static enum discard_method discard_method(const struct lun *l, bool punch)
+{
+	if (l->lbp.write_same16 && !atomic_load(&l->write_same_refused))
+		return DISCARD_WRITE_SAME;
+	if (punch && l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz) &&
+	    !atomic_load(&l->unmap_refused))
+		return DISCARD_UNMAP;
+	return DISCARD_WRITE_ZEROS;   /* a hole is refused (EOPNOTSUPP) before this */
+}
+
+/* True when the LUN can make a hole that reads back as zeros. */
+static bool can_punch(const struct lun *l)
+{
+	return discard_method(l, true) != DISCARD_WRITE_ZEROS;
+}
+
+/* How the middle of hole or zero range @w goes. */
+static enum discard_method request_method(const struct write_req *w)
+{
+	return discard_method(w->lun, w->kind == WRITE_PUNCH);
+}
 
 /* Piece @p of hole or zero range @w, an UNMAP or WRITE SAME, was refused
  * (@err): the LUN's VPD page said it takes the command, but it does not.
@@ -337,39 +367,13 @@ static void write_piece_done(struct iscsi_task *t)
 
 /* ---- holes and zeros ---- */
 
-/* How the middle of a hole (@punch) or zero range goes, which must read
- * back as zeros.  WRITE SAME(16) of a zero block with the UNMAP bit comes
- * first: the target deallocates what it can and must write zeros over the
- * rest.  An UNMAP is only a request, which a target may leave undone in
- * whole or in part and still answer GOOD (SBC lets the device server keep
- * any of its blocks mapped; cases unmap-noop, unmap-only-noop): a zero
- * range is written rather than trusted to it, as Linux zeroes a disk
- * without WRITE SAME, and only a hole, which nothing else can make there,
- * goes by UNMAP where the LUN has no WRITE SAME(16) and reads unmapped
- * blocks as zeros (LBPRZ), for whole granules. */
-static enum discard_method discard_method(const struct lun *l, bool punch)
-{
-	if (l->lbp.write_same16 && !atomic_load(&l->write_same_refused))
-		return DISCARD_WRITE_SAME;
-	if (punch && l->lbp.unmap && (l->lbp.lbprz || l->capacity.lbprz) &&
-	    !atomic_load(&l->unmap_refused))
-		return DISCARD_UNMAP;
-	return DISCARD_WRITE_ZEROS;   /* a hole is refused (EOPNOTSUPP) before this */
-}
-
-/* True when the LUN can make a hole that reads back as zeros. */
-static bool can_punch(const struct lun *l)
-{
-	return discard_method(l, true) != DISCARD_WRITE_ZEROS;
-}
-
 /* Plan the commands of hole or zero range @w (its blocks and edge
  * buffers set) by what its LUN offers. */
 static void discard_plan(struct write_req *w)
 {
 	const struct lun *l = w->lun;
 	struct discard_limits lim = {
-		.method = discard_method(l, w->kind == WRITE_PUNCH),
+		.method = request_method(w),
 		.granularity = l->limits.unmap_granularity,
 		.alignment = l->limits.unmap_alignment,
 		.alignment_valid = l->limits.unmap_alignment_valid,
@@ -452,7 +456,7 @@ static void discard_send(struct write_req *w)
 	log_debug("%s: %s blocks %llu..%llu: %llu commands, interior by %s", w->lun->name,
 		  w->kind == WRITE_PUNCH ? "hole over" : "zeroing", (unsigned long long)w->first,
 		  (unsigned long long)w->end - 1, (unsigned long long)w->plan.pieces,
-		  method_names[discard_method(w->lun, w->kind == WRITE_PUNCH)]);
+		  method_names[request_method(w)]);
 	if (npieces == 0) {           /* no block: cannot happen, but never hang */
 		write_finish(w);
 		return;

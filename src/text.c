@@ -959,6 +959,16 @@ static int answer_offer(struct text_neg *n, const struct key_def *k, uint64_t bi
 	}
 }
 
+/* Key @key came in a stage where it cannot: -1 with err_set(). */
+static int refuse_stage(const struct text_neg *n, const char *key, const char *value)
+{
+	char vb[TEXT_SHOWN_SIZE];
+
+	err_set(EPROTO, "target sent %s=%s in the %s, where RFC 7143 does not allow it",
+		key, text_shown(value, vb), stage_name(n->stage));
+	return -1;
+}
+
 /* One key=value from the target. */
 static int take_pair(struct text_neg *n, const char *key, const char *value,
 		     struct text_buf *out)
@@ -971,9 +981,7 @@ static int take_pair(struct text_neg *n, const char *key, const char *value,
 	if (strncmp(key, "CHAP_", 5) == 0) {
 		if (n->stage == ISCSI_STAGE_SECURITY)
 			return 0;       /* the CHAP module reads these */
-		err_set(EPROTO, "target sent %s=%s in the %s, where RFC 7143 does not allow it",
-			key, text_shown(value, vb), stage_name(n->stage));
-		return -1;
+		return refuse_stage(n, key, value);
 	}
 	i = find_key(key);
 	if (i < 0)
@@ -987,11 +995,8 @@ static int take_pair(struct text_neg *n, const char *key, const char *value,
 		return -1;
 	}
 	n->received |= bit;
-	if (!(k->phases & phase_bit(n->stage))) {
-		err_set(EPROTO, "target sent %s=%s in the %s, where RFC 7143 does not allow it",
-			k->name, text_shown(value, vb), stage_name(n->stage));
-		return -1;
-	}
+	if (!(k->phases & phase_bit(n->stage)))
+		return refuse_stage(n, k->name, value);
 	if (k->flags & F_INITIATOR_ONLY) {
 		log_debug("text: ignoring %s from the target", k->name);
 		return 0;

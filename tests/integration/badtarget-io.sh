@@ -411,6 +411,25 @@ with open(sys.argv[1], "r+b") as f:
 }
 unmap_refused_case
 
+# fill_aa CASE: 1 MiB of 0xaa at 1 MiB of the case's lun1, through the
+# mount.
+fill_aa() {
+    "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
+    bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
+        fail "$1: writing 1 MiB of 0xaa failed"
+}
+
+# expect_zeros CASE AFTER: that MiB reads as zeros on the target and
+# through the mount (AFTER names what made it so).
+expect_zeros() {
+    head -c 1048576 /dev/zero >"$work/zeros"
+    slice "$BAD_LUN1" 1048576 1048576 >"$work/got"
+    assert_same_file "$work/zeros" "$work/got" "$1: the target's lun1 after $2"
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M skip=1 count=1 iflag=direct status=none ||
+        fail "$1: reading lun1 failed"
+    assert_same_file "$work/zeros" "$work/got" "$1: lun1 read after $2"
+}
+
 # unmap-noop: LUN 1 says it takes UNMAP and WRITE SAME(16) (thin, LBPRZ)
 # and answers every UNMAP with GOOD without deallocating anything, which
 # SBC allows: an UNMAP is a request.  A hole and a zero range must read
@@ -424,18 +443,11 @@ unmap_noop_case() {
     badtarget_start "$case"
     bad_mount_fg sessions=1
     badtarget_fired "$case" || fail "$case: the target never sent its LBP page"
-    head -c 1048576 /dev/zero >"$work/zeros"
     for mode in --punch-hole --zero-range; do
-        "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
-        bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
-            fail "$case: writing 1 MiB of 0xaa failed"
+        fill_aa "$case"
         bt fallocate "$mode" --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" ||
             fail "$case: fallocate $mode failed"
-        slice "$BAD_LUN1" 1048576 1048576 >"$work/got"
-        assert_same_file "$work/zeros" "$work/got" "$case: the target's lun1 after fallocate $mode"
-        bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M skip=1 count=1 iflag=direct status=none ||
-            fail "$case: reading lun1 failed"
-        assert_same_file "$work/zeros" "$work/got" "$case: lun1 read after fallocate $mode"
+        expect_zeros "$case" "fallocate $mode"
     done
     (($(badtarget_count "WRITE SAME\(16\) LBA [0-9]+, [0-9]+ blocks, UNMAP") >= 2)) ||
         fail "$case: no WRITE SAME(16) with the UNMAP bit: $(grep -E 'UNMAP|WRITE SAME' "$BAD_LOG")"
@@ -456,14 +468,10 @@ unmap_only_noop_case() {
     badtarget_start "$case"
     bad_mount_fg sessions=1
     badtarget_fired "$case" || fail "$case: the target never sent its LBP page"
-    "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
-    head -c 1048576 /dev/zero >"$work/zeros"
-    bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
-        fail "$case: writing 1 MiB of 0xaa failed"
+    fill_aa "$case"
     bt fallocate --zero-range --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" ||
         fail "$case: fallocate --zero-range failed"
-    slice "$BAD_LUN1" 1048576 1048576 >"$work/got"
-    assert_same_file "$work/zeros" "$work/got" "$case: the target's lun1 after the zero range"
+    expect_zeros "$case" "the zero range"
     assert_eq 0 "$(badtarget_count "UNMAP of LUN 1")" "$case: UNMAPs sent for a zero range"
     check_alive
     check_lun0 "$work"
@@ -482,9 +490,7 @@ write_same_residual_case() {
     start=$(date +%s)
     badtarget_start "$case"
     bad_mount_fg sessions=1
-    "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
-    bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
-        fail "$case: writing 1 MiB of 0xaa failed"
+    fill_aa "$case"
     if bt fallocate --punch-hole --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" \
         2>"$work/err"; then
         fail "$case: the hole was reported punched though the target took no WRITE SAME data"
@@ -498,22 +504,14 @@ write_same_residual_case() {
 }
 write_same_residual_case
 
-# punch_ok CASE WHAT: on the case's LUN 1, 1 MiB of 0xaa at 1 MiB, then a
-# hole over it must succeed and read back as zeros, on the target and
-# through the mount.
+# punch_ok CASE: over 1 MiB of 0xaa at 1 MiB of the case's LUN 1, a hole
+# must succeed and read back as zeros, on the target and through the
+# mount.
 punch_ok() {
-    local case=$1
-    "$PYTHON" -c 'import sys; sys.stdout.buffer.write(b"\xaa" * 1048576)' >"$work/aa"
-    head -c 1048576 /dev/zero >"$work/zeros"
-    bt dd if="$work/aa" of="$BAD_MNT/lun1" bs=1M seek=1 oflag=direct conv=notrunc status=none ||
-        fail "$case: writing 1 MiB of 0xaa failed"
+    fill_aa "$1"
     bt fallocate --punch-hole --keep-size --offset 1048576 --length 1048576 "$BAD_MNT/lun1" ||
-        fail "$case: punching the hole failed"
-    slice "$BAD_LUN1" 1048576 1048576 >"$work/got"
-    assert_same_file "$work/zeros" "$work/got" "$case: the target's lun1 after the hole"
-    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M skip=1 count=1 iflag=direct status=none ||
-        fail "$case: reading lun1 failed"
-    assert_same_file "$work/zeros" "$work/got" "$case: lun1 read after the hole"
+        fail "$1: punching the hole failed"
+    expect_zeros "$1" "the hole"
 }
 
 # write-same-refused: LUN 1 says it takes WRITE SAME(16) and UNMAP (thin,
