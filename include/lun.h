@@ -163,8 +163,9 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 	     bool *whole);
 
 /* Find out what LUN @number is.  Returns 1 and a new lun for a
- * direct-access block device, 0 (and no lun; err_msg() says what it is)
- * for anything else, -1 with
+ * direct-access block device, 0 (and no lun; err_msg() says what it is,
+ * err_errno() ENXIO when the target says it is not there) for anything
+ * else, -1 with
  * err_set() on failure: EPROTO (message starting "lunN: ") when what the
  * target returned about this LUN is unusable (short or lying INQUIRY or
  * READ CAPACITY data, a bad block length, capacity 0), so that other LUNs
@@ -173,10 +174,10 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 
 /* Whether @l is still the logical unit it was at the probe: the unit
  * serial number (VPD 0x80) and device identifier (VPD 0x83) it had then,
- * read again (a page the target no longer answers proves nothing either
- * way).  Synchronous: not on a session thread.  Returns 1 when they
- * match, 0 when one differs (err_set() says which), -1 with err_set()
- * when a command failed. */
+ * read again.  Synchronous: not on a session thread.  Returns 1 when they
+ * match; 0 when one differs, a page it had is refused now or the LUN is
+ * not there (err_set() says which); -1 with err_set() when a command
+ * failed, or EPROTO when a page's data cannot be read. */
 int lun_check_identity(struct lun *l);
 
 /* Read the capacity of @l again (READ CAPACITY(16) or (10) as at the

@@ -28,6 +28,9 @@
  * gets the pool's concurrency.  Measured on tgtd over loopback: 1 MiB
  * writes went from 212 MB/s as one command to 865 MB/s as four. */
 #define SPLIT_SIZE (256u << 10)
+/* The most REPORT LUNS data asked for: 16384 LUNs (no target of ours has
+ * more; a mount uses at most TARGET_MAX_LUNS of them). */
+#define REPORT_LUNS_MAX (8u + 8u * 16384u)
 /* Largest transfer of the 10-byte READ/WRITE, in blocks. */
 #define MAX_BLOCKS_10 0xffffu
 
@@ -307,13 +310,15 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 	uint32_t alloc = 16 + 8 * 256;
 	uint8_t cdb[16];
 	uint32_t got = 0;
+	uint64_t needed = 0;
 	size_t n = 0, count = 0;
 	uint8_t *buf = NULL;
 	uint64_t *wire = NULL;
 	int rc;
 
 	/* Ask once with room for 256 LUNs, and again with the size the
-	 * target says it needs (bounded) when that was not enough. */
+	 * target says it needs, up to REPORT_LUNS_MAX, when that was not
+	 * enough. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		free(buf);
 		free(wire);
@@ -347,10 +352,10 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 			free(wire);
 			return -1;
 		}
-		uint64_t needed = scsi_report_luns_needed(buf, got);
-		if (rc == 0 || needed <= alloc || needed > 16 + 8 * 16384)
+		needed = scsi_report_luns_needed(buf, got);
+		if (rc == 0 || needed <= alloc || alloc == REPORT_LUNS_MAX)
 			break;
-		alloc = (uint32_t)needed;
+		alloc = needed < REPORT_LUNS_MAX ? (uint32_t)needed : REPORT_LUNS_MAX;
 	}
 	/* A LUN listed twice (again, or in another addressing method that
 	 * decodes to the same number) is one LUN: the first entry counts. */
@@ -376,9 +381,12 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 	if (repeated)
 		log_warn("target %s lists a LUN more than once (%zu repeats, the first 0x%016llx); "
 			 "each LUN is used once", target, repeated, (unsigned long long)first_repeat);
-	if (i < count)
-		log_warn("target %s reports %zu LUNs; only the first %zu are used", target, count,
-			 max);
+	/* the LUNs the target says it has: more than were read when they
+	 * were more than REPORT_LUNS_MAX holds */
+	uint64_t listed = needed > alloc ? (needed - 8) / 8 : count;
+	if (i < count || listed > count)
+		log_warn("target %s reports %llu LUNs; only the first %zu are used", target,
+			 (unsigned long long)listed, i < count ? max : count);
 	if (whole)
 		*whole = rc == 0 && i == count;
 	free(wire);
@@ -386,14 +394,14 @@ int lun_list(struct pool *pool, const char *target, uint32_t *luns, size_t max, 
 	return (int)n;
 }
 
-/* Probe what the LUN is; fill geometry and limits. */
-/* READ CAPACITY(16), or (10) where the target lacks it, into @cap; says
- * in *@rc16 which one answered.  Returns 0, or -1 with err_set() (EPROTO
+/* READ CAPACITY(16), or (10) where (16) fails, into @cap; says in
+ * *@rc16 which one answered.  Returns 0, or -1 with err_set() (EPROTO
  * when the data is unusable, before the "lunN: " prefix). */
 static int read_capacity(struct pool *pool, struct lun *l, struct scsi_capacity *cap,
 			 bool *rc16)
 {
 	uint8_t cdb[16], buf[SCSI_READ_CAPACITY16_LEN];
+	char rc16_failed[256];
 	uint32_t got;
 
 	scsi_cdb_read_capacity16(cdb, sizeof buf);
@@ -401,6 +409,8 @@ static int read_capacity(struct pool *pool, struct lun *l, struct scsi_capacity 
 		*rc16 = true;
 		return scsi_parse_read_capacity16(buf, got, cap) < 0 ? -1 : 0;
 	}
+	int rc16_err = err_errno();
+	snprintf(rc16_failed, sizeof rc16_failed, "%s", err_msg());
 	*rc16 = false;
 	scsi_cdb_read_capacity10(cdb);
 	if (lun_command(pool, l, l->target, l->number, cdb, buf, 8, &got) < 0)
@@ -408,12 +418,18 @@ static int read_capacity(struct pool *pool, struct lun *l, struct scsi_capacity 
 	int rc = scsi_parse_read_capacity10(buf, got, cap);
 	if (rc < 0)
 		return -1;
-	if (rc == 1) {
+	if (rc == 1 && rc16_err == EOPNOTSUPP) {
 		/* 2^32 blocks or more: SBC-3 sends us to READ CAPACITY(16),
 		 * which the target refused, so the capacity is unknown and
 		 * the LUN unusable (EPROTO: the LUN is skipped) */
 		err_set(EPROTO, "READ CAPACITY(10) says 2^32 blocks or more, and READ CAPACITY(16), "
 			"which SBC-3 requires then, is refused: the capacity is unknown");
+		return -1;
+	}
+	if (rc == 1) {
+		/* (16) failed otherwise: its failure, to be retried as such,
+		 * not a verdict on the LUN */
+		err_set(rc16_err, "%s", rc16_failed);
 		return -1;
 	}
 	return 0;
@@ -441,12 +457,18 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	/* TEST UNIT READY clears the power-on Unit Attention; a LUN still not
 	 * ready after the retries is reported by the commands below. */
 	scsi_cdb_test_unit_ready(cdb);
-	if (lun_command(pool, l, target, number, cdb, NULL, 0, NULL) < 0)
+	if (lun_command(pool, l, target, number, cdb, NULL, 0, NULL) < 0) {
+		if (err_errno() == ENXIO)
+			goto not_there;
 		log_debug("%s: TEST UNIT READY: %s", l->name, err_msg());
+	}
 
 	scsi_cdb_inquiry(cdb, false, 0, 96);
-	if (lun_command(pool, l, target, number, cdb, buf, 96, &got) < 0)
+	if (lun_command(pool, l, target, number, cdb, buf, 96, &got) < 0) {
+		if (err_errno() == ENXIO)
+			goto not_there;
 		goto err;
+	}
 	if (scsi_parse_inquiry(buf, got, &l->inquiry) < 0)
 		goto err_parse;
 	if (l->inquiry.qualifier != 0 || l->inquiry.device_type != 0) {
@@ -541,6 +563,12 @@ int lun_probe(struct pool *pool, const char *target, uint32_t number, struct lun
 	*out = l;
 	return 1;
 
+not_there:      /* LOGICAL UNIT NOT SUPPORTED, where SPC-4 wants qualifier
+		 * 011b: listed, but not served to us (the line is logged) */
+	err_set(ENXIO, "logical unit not supported");
+	free(l);
+	return 0;
+
 err_parse:      /* what the target returned is unusable: EPROTO, named */
 	err_set(EPROTO, "%s: %s", l->name, err_msg());
 err:
@@ -564,15 +592,35 @@ int lun_check_identity(struct lun *l)
 	char now[128];
 	uint32_t got;
 
+	/* As the check after a reconnect (session_verify.c): a page the unit
+	 * had and now refuses, or a LUN no longer there, is another unit;
+	 * data that cannot be read is no proof of the same one */
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (!names[i].had[0])
 			continue;
 		scsi_cdb_inquiry(cdb, true, names[i].page, 255);
 		if (lun_command(l->pool, l, l->target, l->number, cdb, buf, 255, &got) < 0) {
-			if (err_errno() != EOPNOTSUPP)
-				return -1;
-		} else if (names[i].parse(buf, got, now, sizeof now) == 0 &&
-			   strcmp(now, names[i].had) != 0) {
+			int err = err_errno();
+			if (err == EOPNOTSUPP) {
+				err_set(ENODEV, "VPD page 0x%02x it had is refused", names[i].page);
+				return 0;
+			}
+			if (err == ENXIO) {
+				err_set(ENODEV, "no LUN %u any more (%s)", l->number, err_msg());
+				return 0;
+			}
+			return -1;
+		}
+		if (got >= 1 && buf[0] >> 5 == 3) {
+			err_set(ENODEV, "no LUN %u any more (%s was \"%s\")", l->number,
+				names[i].what, names[i].had);
+			return 0;
+		}
+		if (names[i].parse(buf, got, now, sizeof now) < 0) {
+			err_set(EPROTO, "VPD page 0x%02x: %s", names[i].page, err_msg());
+			return -1;
+		}
+		if (strcmp(now, names[i].had) != 0) {
 			err_set(ENODEV, "%s \"%s\", not \"%s\"", names[i].what, now, names[i].had);
 			return 0;
 		}

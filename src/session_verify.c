@@ -3,9 +3,9 @@
  * its owner's commands it sends its own, one at a time, for every LUN the
  * owner expects (ops->expected_luns): INQUIRY VPD 0x80 and/or 0x83 as the
  * LUN had them at the probe, then READ CAPACITY(16), or (10).  A LUN that
- * is another (serial, device id, block size, smaller capacity, gone) is
- * reported to the owner (ops->lun_replaced), whose I/O to it then fails
- * with EIO; a capacity that grew too (ops->lun_grew), and what a Unit
+ * is another (serial, device id, block size, smaller capacity, gone), or
+ * answers with data that cannot be used, is reported to the owner
+ * (ops->lun_replaced), whose I/O to it then fails with EIO; a capacity that grew too (ops->lun_grew), and what a Unit
  * Attention a step met says changed (ops->unit_attention: the owner's
  * commands never see it); anything else that goes wrong drops the
  * connection for another recovery round.  What a
@@ -184,12 +184,15 @@ static void verify_drop_locked(struct session *s, const char *why)
 }
 
 /* Compare what a step of the check returned (GOOD status) with @id: what
- * differs into @why (the LUN is another), a capacity that grew into
- * *@grew_to (left alone otherwise), data that cannot be used into @fail;
- * the next step of this LUN into *@next, VERIFY_IDLE when it is done. */
+ * differs, or data that cannot be used (the same every time it is asked:
+ * dropping the connection for it would only loop), into @why (the LUN is
+ * another, or unusable); a capacity that grew into *@grew_to (left alone
+ * otherwise); the next step of this LUN into *@next, VERIFY_IDLE when it
+ * is done.  *@unusable says that @why is about the data, not a
+ * difference. */
 static void verify_compare(struct session *s, const struct lun_identity *id,
 			   enum verify_state step, const struct iscsi_task *t, char *why,
-			   size_t why_cap, uint64_t *grew_to, char *fail, size_t fail_cap,
+			   size_t why_cap, bool *unusable, uint64_t *grew_to,
 			   enum verify_state *next)
 {
 	char got[128] = "";
@@ -210,7 +213,8 @@ static void verify_compare(struct session *s, const struct lun_identity *id,
 		else
 			rc = scsi_parse_vpd_device_id(s->vbuf, t->data_in_bytes, got, sizeof got);
 		if (rc < 0) {
-			snprintf(fail, fail_cap, "LUN %u: VPD page 0x%02x: %s", id->lun,
+			*unusable = true;
+			snprintf(why, why_cap, "VPD page 0x%02x: %s",
 				 step == VERIFY_SERIAL ? 0x80 : 0x83, err_msg());
 			return;
 		}
@@ -226,10 +230,12 @@ static void verify_compare(struct session *s, const struct lun_identity *id,
 		scsi_parse_read_capacity16(s->vbuf, t->data_in_bytes, &cap) :
 		scsi_parse_read_capacity10(s->vbuf, t->data_in_bytes, &cap);
 	if (rc < 0) {
-		snprintf(fail, fail_cap, "LUN %u: READ CAPACITY: %s", id->lun, err_msg());
+		*unusable = true;
+		snprintf(why, why_cap, "%s", err_msg());
 		return;
 	}
-	if (rc == 1) {      /* (10) and too big for it: it is bigger than it was */
+	if (rc == 1 && id->blocks <= UINT32_MAX) {
+		/* (10) and too big for it: it is bigger than it was */
 		snprintf(why, why_cap, "capacity beyond READ CAPACITY(10), was %llu blocks",
 			 (unsigned long long)id->blocks);
 		return;
@@ -237,6 +243,9 @@ static void verify_compare(struct session *s, const struct lun_identity *id,
 	if (cap.block_size != id->block_size)
 		snprintf(why, why_cap, "block size %u bytes, was %u", cap.block_size,
 			 id->block_size);
+	else if (rc == 1)
+		;   /* 2^32 blocks or more, as it had, after (16) failed: all
+		     * that (10) can say, and no sign of another unit */
 	else if (cap.blocks < id->blocks)
 		snprintf(why, why_cap, "capacity %llu blocks, was %llu (shrank)",
 			 (unsigned long long)cap.blocks, (unsigned long long)id->blocks);
@@ -256,6 +265,7 @@ static void verify_done(struct iscsi_task *t)
 	enum scsi_change ua = SCSI_CHANGE_NONE;    /* what a Unit Attention said */
 	bool lost = false;                         /* a deferred error said a write was lost */
 	bool by_capacity = false;                  /* a verdict of READ CAPACITY's answer */
+	bool unusable = false;                     /* why: its data, not a difference */
 
 	pthread_mutex_lock(&s->lock);
 	if (s->state != SESSION_VERIFYING || s->verify_state == VERIFY_IDLE) {
@@ -274,8 +284,8 @@ static void verify_done(struct iscsi_task *t)
 		scsi_outcome(t->response, t->status, t->sense, t->sense_len, &o);
 		switch (o.action) {
 		case SCSI_ACT_DONE:
-			verify_compare(s, &id, step, t, why, sizeof why, &grew_to, fail,
-				       sizeof fail, &next);
+			verify_compare(s, &id, step, t, why, sizeof why, &unusable, &grew_to,
+				       &next);
 			by_capacity = step == VERIFY_CAPACITY16 || step == VERIFY_CAPACITY10;
 			break;
 		case SCSI_ACT_RETRY:    /* POWER ON OR RESET greets a restarted target */
@@ -333,9 +343,9 @@ static void verify_done(struct iscsi_task *t)
 	if (why[0]) {
 		if (s->ops && s->ops->lun_replaced && s->ops->lun_replaced(s->owner, &id, by_capacity)) {
 			atomic_fetch_add(&s->st_replaced, 1);
-			log_error("target %s, lun%u: another LUN after the reconnect: %s; "
-				  "its I/O fails with EIO until remounted",
-				  s->cfg->target_name, id.lun, why);
+			log_error("target %s, lun%u: %s after the reconnect: %s; "
+				  "its I/O fails with EIO until remounted", s->cfg->target_name,
+				  id.lun, unusable ? "unusable data" : "another LUN", why);
 		}
 		next = VERIFY_IDLE;
 	} else if (grew_to && s->ops && s->ops->lun_grew &&

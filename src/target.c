@@ -863,6 +863,8 @@ static int add_luns(struct fs *fs, struct fs_target *t)
 			err = err_errno() ? err_errno() : EIO;
 			goto out;
 		}
+		if (rc == 0 && err_errno() == ENXIO)
+			continue;         /* listed, but not there: no such LUN */
 		if (t->only_lun >= 0)
 			wanted_found = true;
 		if (rc == 0) {

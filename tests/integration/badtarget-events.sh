@@ -26,6 +26,9 @@
 #                        (POWER ON OCCURRED): the write through lun1 that
 #                        meets it fails with EIO, the new unit untouched,
 #                        and lun1 is replaced by a file of the new unit
+#   ua-lun-swapped-novpd the same (POWER ON OCCURRED), the new unit refusing
+#                        the VPD pages that named the old one: the same
+#                        verdict, the write fails with EIO
 #   ua-lun-swapped-busy  the same, a write through lun1 waiting out BUSY
 #                        while lun1 is found to be another unit: when it
 #                        goes again it fails with EIO
@@ -43,6 +46,12 @@
 #                        larger, once; the rescan reads the true size, and
 #                        the next reconnect checks that one: lun1 reads on
 #                        (before, it was taken for another unit: EIO)
+#   blocksize-0-in-check the identity check of a reconnect meets block
+#                        length 0 on LUN 1, every time: lun1 is unusable
+#                        (EIO), lun0 reads on after one reconnect
+#   rc16-huge-fails      LUN 1 of 2^32 blocks or more; its READ CAPACITY(16)
+#                        fails once after a reconnect and once after POWER
+#                        ON OCCURRED: retried, lun1 reads on, same size
 #   ua-luns-in-check     LUN 2 appears, and the identity check of the
 #                        reconnect that follows meets REPORTED LUNS DATA
 #                        HAS CHANGED: it passes it on, and lun2 shows
@@ -292,6 +301,59 @@ capacity_lie_case() {
 }
 capacity_lie_case
 
+# After a reconnect, READ CAPACITY of LUN 1 says block length 0, every
+# time it is asked: the identity check takes LUN 1 for unusable (a file of
+# it kept open fails its I/O with EIO) and lun0 reads on after one
+# reconnect.  Before, the check dropped the connection for another round,
+# again and again (every 2 s at most): the whole target waited.
+check_unusable_case() {
+    local case=blocksize-0-in-check old_fd
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    exec {old_fd}<"$BAD_MNT/lun1"
+    event 1 "drop the connections"
+    check_log "target $BAD_IQN, lun1: unusable data after the reconnect: .*block length 0.*; its I/O fails with EIO until remounted" 15
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: lun0 after the reconnect"
+    if bt dd of=/dev/null bs=4096 count=1 iflag=direct status=none <&"$old_fd" 2>"$work/r.err"; then
+        fail "$case: a read of the unusable lun1 succeeded"
+    fi
+    exec {old_fd}<&-
+    grep -q "Input/output error" "$work/r.err" || fail "$case: the read failed otherwise: $(cat "$work/r.err")"
+    sleep 3                    # (time for more rounds, were there any)
+    reconnects_are 1 || fail "$case: $(grep -c "reconnected to " "$ISCSIFS_LOG") reconnects, not 1"
+    finish "$case"
+}
+check_unusable_case
+
+# LUN 1 holds 2^32 blocks or more (READ CAPACITY(10) can only say
+# 0xffffffff), and its READ CAPACITY(16) fails once after a reconnect,
+# then once after POWER ON OCCURRED: what (10) says agrees with what the
+# LUN was, and the failure is a failure, tried again; lun1 reads on, its
+# size unchanged.  Before, the reconnect took LUN 1 for another unit
+# ("capacity beyond READ CAPACITY(10)") and the Unit Attention's check for
+# an unusable one: EIO until remounted.
+rc16_huge_case() {
+    local case=rc16-huge-fails size
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    size=$(($(file_size "$BAD_LUN1") + (1 << 32) * 512))
+    check_size "$BAD_MNT/lun1" "$size"
+    event 1 "drop the connections"
+    wait_true "$RECONNECT_SECS" reconnects_are 1 || fail "$case: no reconnect after the drop"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the reconnect"
+    event 2 "leave POWER ON OCCURRED on LUN 1"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: lun1 after the Unit Attention"
+    (($(badtarget_count "READ CAPACITY\\(16\\) of LUN 1 fails: HARDWARE") == 2)) ||
+        fail "$case: READ CAPACITY(16) did not fail twice: $(cat "$BAD_LOG")"
+    check_size "$BAD_MNT/lun1" "$size"
+    ! grep -E "another LUN|another logical unit|unusable" "$ISCSIFS_LOG" ||
+        fail "$case: lun1 taken for another or unusable unit (above)"
+    finish "$case"
+}
+rc16_huge_case
+
 # The Unit Attention that says the LUN list changed is met by the identity
 # check of a reconnect, not by a command of ours: the check sends its
 # command again and passes the change on, the LUN list is read again and
@@ -487,8 +549,11 @@ swap_start() {
     event 1 "swap LUN 1" "$1"   # LUN 1 is another unit from now on
 }
 
+# lun_swapped_write_case CASE [WHY]: WHY (a regular expression, by
+# default the serial number that differs) is what the line that replaces
+# lun1's file gives as the reason.
 lun_swapped_write_case() {
-    local case=$1 lun2 old_fd sum
+    local case=$1 why=${2:-unit serial number .*} lun2 old_fd sum
     selected "$case" || return 0
     swap_start "$case"
     lun2=$SWAP_LUN2 sum=$SWAP_SUM old_fd=$SWAP_FD
@@ -500,7 +565,7 @@ lun_swapped_write_case() {
     grep -q "Input/output error" "$work/w.err" ||
         fail "$case: the write failed otherwise: $(cat "$work/w.err")"
     assert_eq "$sum" "$(md5sum <"$lun2")" "$case: the new unit's data"
-    check_log "target $BAD_IQN, lun1: another logical unit now \\(unit serial number .*\\); its file is replaced" 10
+    check_log "target $BAD_IQN, lun1: another logical unit now \\($why\\); its file is replaced" 10
     wait_true 10 size_is "$BAD_MNT/lun1" "$(file_size "$lun2")" ||
         fail "$case: lun1 is not the new unit's size: $(file_size "$BAD_MNT/lun1")"
     bt cmp "$BAD_MNT/lun1" "$lun2" || fail "$case: the new lun1 does not read as the new unit holds it"
@@ -508,6 +573,11 @@ lun_swapped_write_case() {
 }
 lun_swapped_write_case ua-lun-swapped
 lun_swapped_write_case ua-lun-swapped-reset
+# The unit put in LUN 1's place refuses the VPD pages that named the old
+# one (POWER ON OCCURRED on LUN 1): no proof of the same unit, so the same
+# verdict.  Before, the check skipped the refused pages, took the new unit
+# for the old one, and the write overwrote its first 64 KiB.
+lun_swapped_write_case ua-lun-swapped-novpd "VPD page 0x80 it had is refused"
 
 # A write through lun1 waits out BUSY while a read of lun0 meets REPORTED
 # LUNS DATA HAS CHANGED, the LUN list is read again and lun1 is found to be

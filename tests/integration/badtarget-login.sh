@@ -402,6 +402,13 @@ mounted luns-lying "lun0 lun1" ""
 refused luns-odd "LUN LIST LENGTH 13 is not a multiple of 8"
 # more LUNs than a mount takes: the first 1024, and a line says so
 mounted luns-many "lun0 lun1" "target $BAD_IQN reports 1100 LUNs; only the first 1024 are used"
+# more LUNs than iscsifs reads (16384): read up to it, and said (before,
+# the first 257 LUNs were used without a word)
+mounted luns-huge "lun0 lun1" "target $BAD_IQN reports 20000 LUNs; only the first 1024 are used"
+# a LUN listed, then refused as not supported instead of with qualifier
+# 011b: no file for it, one line, the others mounted (before, the mount
+# failed)
+mounted inquiry-lun-not-supported "lun0 lun1" "lun2: ILLEGAL REQUEST: LOGICAL UNIT NOT SUPPORTED \\(0x25/0x00\\) \\(CDB 0x00\\)"
 # probe: INQUIRY, VPD
 mounted inquiry-short "lun0" "lun1: .*INQUIRY data of 3 bytes.*skipped"
 mounted inquiry-lying "lun0 lun1" ""

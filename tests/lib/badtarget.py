@@ -289,6 +289,9 @@ CASES = {
     "ua-lun-swapped-reset": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION POWER ON OCCURRED on LUN 1 alone, as a unit that comes up reports"),
     "ua-lun-swapped-busy": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED on LUN 0 alone; WRITEs of LUN 1 answered BUSY for 1.5 s from the first after the event"),
     "ua-reset-check-fails": ("event", 2, "UNIT ATTENTION POWER ON OCCURRED on LUN 1, and every INQUIRY of a VPD page of LUN 1 fails from now on: HARDWARE ERROR (44h/00h); a second event makes them answer again"),
+    "ua-lun-swapped-novpd": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data) that lists neither VPD page 0x80 nor 0x83 and refuses both: ILLEGAL REQUEST, INVALID FIELD IN CDB (24h/00h); UNIT ATTENTION POWER ON OCCURRED on LUN 1 alone"),
+    "blocksize-0-in-check": ("event", 1, "every connection dropped; from then on READ CAPACITY(16) and (10) of LUN 1 say block length 0 (the identity check after the reconnect meets it)"),
+    "rc16-huge-fails": ("event", 2, "READ CAPACITY(16) of LUN 1 says 2^32 blocks more than it holds (READ CAPACITY(10): 0xffffffff); the first event drops every connection, the second leaves UNIT ATTENTION POWER ON OCCURRED on LUN 1; after each, the next READ CAPACITY(16) of LUN 1 fails once: HARDWARE ERROR (44h/00h)"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 2, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED; a second event: READ and WRITE of LUN 1 address 4096-byte blocks too, REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -297,6 +300,8 @@ CASES = {
     "luns-lying": ("probe", 0, "REPORT LUNS claiming 1000 LUNs, listing 2"),
     "luns-odd": ("probe", 0, "REPORT LUNS with LUN LIST LENGTH 13"),
     "luns-many": ("probe", 0, "REPORT LUNS listing 1100 LUNs (0 to 1099; all but 0 and 1 absent)"),
+    "luns-huge": ("probe", 0, "REPORT LUNS listing 20000 LUNs (0 to 19999; all but 0 and 1 absent)"),
+    "inquiry-lun-not-supported": ("probe", 0, "REPORT LUNS lists LUN 2 too, whose INQUIRY is answered ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED (25h/00h), not with qualifier 011b"),
     "inquiry-short": ("probe", 0, "standard INQUIRY of LUN 1: 3 bytes"),
     "inquiry-lying": ("probe", 0, "standard INQUIRY of LUN 1: ADDITIONAL LENGTH 250, 36 bytes sent"),
     "vpd-lying": ("probe", 0, "VPD pages of LUN 1 whose lengths run past the data"),
@@ -474,6 +479,7 @@ SWAP_UNIT_ATTENTION = {
     "ua-lun-swapped": (None, 0x3F, 0x0E),        # REPORTED LUNS DATA HAS CHANGED
     "ua-lun-swapped-reset": (1, 0x29, 0x01),     # POWER ON OCCURRED, on LUN 1
     "ua-lun-swapped-busy": (0, 0x3F, 0x0E),      # the same, on LUN 0 alone
+    "ua-lun-swapped-novpd": (1, 0x29, 0x01),     # POWER ON OCCURRED, on LUN 1
 }
 
 
@@ -493,6 +499,7 @@ class Lun:
         self.reported_block = BLOCK   # what READ CAPACITY says (ua-blocksize-changed)
         self.io_block = BLOCK         # what READ and WRITE address (the same, a step later)
         self.generation = 0           # another logical unit under the same number (ua-lun-swapped)
+        self.vpd_refused = False      # VPD pages 0x80 and 0x83 refused (ua-lun-swapped-novpd)
         self.lock = threading.Lock()
 
     def read(self, off, n):
@@ -564,6 +571,8 @@ class Target:
         self.slow_check_pending = False  # lock: shrink-in-check: the next connection to log in is slow
         self.swap_busy_until = None    # lock: ua-lun-swapped-busy: LUN 1's writes BUSY until then
         self.fail_vpd = False          # lock: ua-reset-check-fails: LUN 1's VPD INQUIRYs fail
+        self.block_0 = False           # lock: blocksize-0-in-check: LUN 1's block length 0
+        self.rc16_fails = False        # lock: rc16-huge-fails: the next READ CAPACITY(16) of LUN 1 fails
         self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
         self.transition_until = None   # lock: alua-transition: when LUN 1's transition ends
         self.transition_told = False   # lock: alua-transition: its end was reported
@@ -649,9 +658,28 @@ class Target:
                 self.luns[2] = lun2
                 self.fail_report_luns = True
             self.unit_attention(conns, "LUN 2 added, the next REPORT LUNS to fail", None, 0x3F, 0x0E)
+        elif self.case == "blocksize-0-in-check":
+            if self.fire("event", "dropping every connection (%d); READ CAPACITY of LUN 1 says "
+                         "block length 0 from now on" % len(conns)):
+                with self.lock:
+                    self.block_0 = True
+                for c in conns:
+                    c.close()
+        elif self.case == "rc16-huge-fails" and n > 1:
+            with self.lock:
+                self.rc16_fails = True
+            self.unit_attention(conns, "the next READ CAPACITY(16) of LUN 1 fails", 1, 0x29, 0x01)
+        elif self.case == "rc16-huge-fails":
+            if self.fire("event", "dropping every connection (%d); the next READ CAPACITY(16) of "
+                         "LUN 1 fails" % len(conns)):
+                with self.lock:
+                    self.rc16_fails = True
+                for c in conns:
+                    c.close()
         elif self.case in SWAP_UNIT_ATTENTION:
             other = self.lun2(1)
             other.generation = 1
+            other.vpd_refused = self.case == "ua-lun-swapped-novpd"
             with self.lock:
                 self.luns[1] = other
             self.unit_attention(conns, "LUN 1 is another logical unit now",
@@ -1790,6 +1818,10 @@ class Conn:
                 return GOOD, struct.pack(">II", 8 * 1000, 0) + lst, b""
             if bad_probe and case == "luns-many" and self.t.fire("probe"):
                 lst = b"".join(lun_field(n) for n in range(1100))
+            if bad_probe and case == "luns-huge" and self.t.fire("probe"):
+                lst = b"".join(lun_field(n) for n in range(20000))
+            if bad_probe and case == "inquiry-lun-not-supported" and self.t.fire("probe"):
+                lst += lun_field(2)
             if bad_probe and case == "luns-dup" and self.t.fire("probe"):
                 lst += bytes([0x40, 0x01]) + bytes(6) + lun_field(1)
             if bad_probe and case == "luns-odd" and self.t.fire("probe"):
@@ -1803,6 +1835,8 @@ class Conn:
                     self.t.flap_present:
                 lun = self.t.flap_lun
         if lun is None:
+            if op == 0x12 and case == "inquiry-lun-not-supported":
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x25, 0x00)
             if op == 0x12:
                 return GOOD, bytes([0x7F]) + bytes(35), b""
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x25, 0x00)
@@ -1829,6 +1863,10 @@ class Conn:
             thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern", "unmap-refused",
                                            "unmap-noop", "write-same-residual", "write-same-refused",
                                            "unmap-residual", "unmap-only-noop")
+            if lun.vpd_refused and page in (0x80, 0x83):
+                return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
+            if page == 0x00 and lun.vpd_refused:
+                return GOOD, bytes([0, 0, 0, 2, 0x00, 0xB0]), b""
             if page == 0x00:
                 pages = bytes([0x00, 0x80, 0x83, 0xB0] + ([0xB2] if thin else []))
                 return GOOD, bytes([0, 0, 0, len(pages)]) + pages, b""
@@ -1902,6 +1940,18 @@ class Conn:
                     last += (1 << 20) // BLOCK
             if op == 0x9E and t.lun == 1 and case == "rc16-hardware-error":
                 return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
+            if t.lun == 1 and case == "rc16-huge-fails":
+                last += 1 << 32
+                with self.t.lock:
+                    fails = op == 0x9E and self.t.rc16_fails
+                    self.t.rc16_fails = self.t.rc16_fails and not fails
+                if fails:
+                    log("%s: READ CAPACITY(16) of LUN 1 fails: HARDWARE ERROR" % self.name)
+                    return CHECK_CONDITION, b"", fixed_sense(0x04, 0x44, 0x00)
+            if t.lun == 1 and case == "blocksize-0-in-check":
+                with self.t.lock:
+                    if self.t.block_0:
+                        bs = 0
             if bad and op == 0x25 and case == "capacity10-huge" and \
                     self.t.fire("probe", "READ CAPACITY(10) says 0xffffffff"):
                 last = MASK
