@@ -89,6 +89,10 @@ struct iscsi_task {
 	                               * (only losses that count, see session_stop()) */
 	uint64_t lost_at_login;       /* the count of logins (session.c) when it was
 	                               * last taken off a lost connection */
+	bool out_of_tries;            /* a write that was on the wire and has cost
+	                               * MAX_REISSUES connections: it waits pinned
+	                               * like any such write, then fails with EIO
+	                               * instead of going again (session_stop()) */
 
 	/* Session's bookkeeping; protected by the session lock. */
 	struct session *session;      /* the session that carries it */

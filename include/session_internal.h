@@ -474,6 +474,12 @@ void session_close_on_loop(void *arg);
  * session_recover.c).  The loop only. */
 enum session_state session_stop(struct session *s, enum session_state next, bool requeue);
 
+/* Writes pinned for @s (taken out of s->pinned by the caller) may go now:
+ * nothing of the connection they were on can land any more, or the
+ * replacement timeout passed.  Those out of tries fail with EIO, the
+ * others go to the owner.  No lock held. */
+void session_release_pinned(struct session *s, struct iscsi_task *list);
+
 /* ---- session_tmf.c, for session.c ---- */
 
 /* The Task Management Function Response: the aborted tasks go out again;

@@ -422,7 +422,7 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 		pthread_mutex_unlock(&s->lock);
 		log_warn("%s: not back after %u s; its writes may go on other sessions",
 			 s->name, cfg->replacement_timeout_s);
-		session_owner_requeue(s, release);
+		session_release_pinned(s, release);
 		pthread_mutex_lock(&s->lock);
 	}
 	if (s->state == SESSION_VERIFYING && s->verify_state != VERIFY_IDLE &&

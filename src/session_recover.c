@@ -163,16 +163,23 @@ enum session_state session_stop(struct session *s, enum session_state next,
 			 * command handed from each to the next on the way must
 			 * not run out of tries in one outage. */
 			bool counts = t->on_wire && s->login_seq > t->lost_at_login;
+			bool pin = t->dir == TASK_DIR_WRITE && t->on_wire;
 			t->lost_at_login = atomic_load(&logins);
 			if (counts && ++t->reissues > MAX_REISSUES) {
-				log_error("%s: command 0x%02x on LUN %u failed %u connections; giving up",
-					  s->name, t->cdb[0], t->lun, MAX_REISSUES);
-				t->next = failed;
-				failed = t;
-				continue;
+				log_error("%s: command 0x%02x on LUN %u failed %u connections; giving up%s",
+					  s->name, t->cdb[0], t->lun, t->reissues,
+					  pin ? " once the session is back (a copy of it may still land)" : "");
+				/* a write on the wire fails only when its copy
+				 * can no longer land after a newer write */
+				if (!pin) {
+					t->next = failed;
+					failed = t;
+					continue;
+				}
+				t->out_of_tries = true;
 			}
 			t->next = NULL;
-			if (t->dir == TASK_DIR_WRITE && t->on_wire) {
+			if (pin) {
 				*ptail = t;
 				ptail = &t->next;
 				npinned++;
@@ -217,6 +224,25 @@ enum session_state session_stop(struct session *s, enum session_state next,
 	return next;
 }
 
+
+void session_release_pinned(struct session *s, struct iscsi_task *list)
+{
+	struct iscsi_task *again = NULL, **tail = &again;
+
+	while (list) {
+		struct iscsi_task *t = list;
+		list = t->next;
+		t->next = NULL;
+		if (t->out_of_tries) {
+			t->result = EIO;
+			t->done(t);
+			continue;
+		}
+		*tail = t;
+		tail = &t->next;
+	}
+	session_owner_requeue(s, again);
+}
 
 unsigned session_portal_count(const struct session_config *cfg)
 {

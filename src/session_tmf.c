@@ -2,7 +2,8 @@
  * session.h, and the thread model at the top of session.c).
  *
  * A command unanswered for cmd_timeout seconds is aborted (ABORT TASK);
- * an abort refused or unanswered becomes a LOGICAL UNIT RESET; a reset
+ * an abort refused or unanswered, or a write's answered "task does not
+ * exist", becomes a LOGICAL UNIT RESET; a reset
  * refused or unanswered drops the connection, which is then recovered.
  * One function at a time per session: the sub-machine of enum tmf_state
  * (session_internal.h), changed only by tmf_set_state() under s->lock,
@@ -311,15 +312,22 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 	uint32_t lun = s->tmf_lun, ref_itt = s->tmf_ref_itt;
 	uint8_t opcode = s->tmf_opcode, response = h->response;
 
-	if (function == ISCSI_TMF_ABORT_TASK && (response == 0 || response == 1)) {
+	struct iscsi_task *ref = function == ISCSI_TMF_ABORT_TASK ? session_find_task(s, ref_itt) : NULL;
+	/* "does not exist" for a write whose status never came: it may be
+	 * the target's lookup that failed, not the write (RFC 7143 11.5.1
+	 * has it answer "function complete" for a task that never arrived
+	 * within the window).  Sent again, a copy it still carries out could
+	 * land after a newer write of the same blocks: an LU reset, below,
+	 * ends it for sure.  A read goes again. */
+	bool write_unended = response == 1 && ref && ref->dir == TASK_DIR_WRITE;
+	if (function == ISCSI_TMF_ABORT_TASK && (response == 0 || response == 1) && !write_unended) {
 		/* "does not exist": it never arrived, or its status did
 		 * (then it is no longer in the table) */
-		struct iscsi_task *t = session_find_task(s, ref_itt);
-		if (t)
-			abort_locally(s, t, &again);
+		if (ref)
+			abort_locally(s, ref, &again);
 		start_due_abort_set_locked(s);
 		pthread_mutex_unlock(&s->lock);
-		if (t)
+		if (ref)
 			log_info("%s: command 0x%02x (ITT 0x%x) on LUN %u aborted (%s); sending it again",
 				 s->name, opcode, ref_itt, lun, tmf_response_text(response));
 		else

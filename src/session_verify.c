@@ -169,7 +169,7 @@ static void verify_finish(struct session *s)
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add(&s->st_verifications, 1);
 	log_debug("%s: identity of %u LUNs checked; taking commands", s->name, n);
-	session_owner_requeue(s, pinned);
+	session_release_pinned(s, pinned);
 	session_owner_kick(s);
 }
 

@@ -869,6 +869,38 @@ window_r2t_case() {
 }
 window_r2t_case
 
+# write-lost-late: a write of lun1 costs four connections (its data taken,
+# the connection closed without a status, each time), and each copy lands
+# 1 s later; the target lets a login in only once the copies of the
+# connection before have landed, as reinstating a session ends the old
+# connection's tasks.  The write fails with EIO, but only once its session
+# is back, so no copy of it can land after what comes next: the next write
+# of the same block stays.  Before, it failed at the fourth loss, the next
+# write went out on the other session at once, and the fourth copy landed
+# over it a second later (the LUN held the failed write's data).
+write_lost_late_case() {
+    local case=write-lost-late
+    selected_case "$case" || return 0
+    case_start "$case" sessions=2
+    head -c 4096 /dev/urandom >"$work/a"
+    head -c 4096 /dev/urandom >"$work/b"
+    if bt dd if="$work/a" of="$BAD_MNT/lun1" bs=4096 count=1 oflag=direct conv=notrunc \
+        status=none 2>"$work/w.err"; then
+        fail "$case: the write that cost four connections succeeded"
+    fi
+    grep -q "Input/output error" "$work/w.err" || fail "$case: the write failed otherwise: $(cat "$work/w.err")"
+    check_log "command 0x[28]a on LUN 1 failed 4 connections; giving up once the session is back"
+    bt dd if="$work/b" of="$BAD_MNT/lun1" bs=4096 count=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: the next write failed"
+    sleep 2                    # (a copy still to land lands by then)
+    assert_eq 4 "$(badtarget_count "the stale copy of WRITE ITT 0x[0-9a-f]+ landed")" \
+        "$case: stale copies landed"
+    slice "$BAD_LUN1" 0 4096 >"$work/got"
+    assert_same_file "$work/b" "$work/got" "$case: lun1's first block after the next write"
+    case_end "$case"
+}
+write_lost_late_case
+
 # a write acknowledged, then the LUN turns write protected: fsync still
 # sends SYNCHRONIZE CACHE (before, it returned 0 at once: the first
 # write, maybe in the target's cache only, was never flushed)
@@ -1157,6 +1189,33 @@ io_case tmf-replay read ok "" opts=cmd_timeout=2 sess=aborts=1 sess=reconnects=0
 io_case tmf-no-task read ok \
     "command 0x(28|88) \\(ITT 0x[0-9a-f]+\\) on LUN 1 aborted \\(task does not exist\\); sending it again" \
     opts=cmd_timeout=2 sess=aborts=1 sess=lu_resets=0 sess=reconnects=0
+
+# ... but a write whose status never came is not sent again on "task does
+# not exist" (tmf-no-task-write: the target still holds it, and carries it
+# out a second later unless an LU RESET ends it): the LUN is reset, which
+# ends it for sure, then it goes again, and the next write of the same
+# block stays.  Before, it went again at once, and the held copy landed a
+# second later over the next write.
+tmf_no_task_write_case() {
+    local case=tmf-no-task-write
+    selected_case "$case" || return 0
+    case_start "$case" cmd_timeout=2
+    head -c 4096 /dev/urandom >"$work/a"
+    head -c 4096 /dev/urandom >"$work/b"
+    bt dd if="$work/a" of="$BAD_MNT/lun1" bs=4096 count=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: the write failed"
+    check_log "target answered ABORT TASK of ITT 0x[0-9a-f]+ with \"task does not exist\"; resetting LUN 1"
+    bt dd if="$work/b" of="$BAD_MNT/lun1" bs=4096 count=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: the next write failed"
+    sleep 2                    # (the held copy, were it still there, lands by then)
+    (($(badtarget_count "the LU RESET ends the held WRITE") == 1)) ||
+        fail "$case: the LU RESET did not end the held write: $(cat "$BAD_LOG")"
+    slice "$BAD_LUN1" 0 4096 >"$work/got"
+    assert_same_file "$work/b" "$work/got" "$case: lun1's first block after the next write"
+    assert_eq 1 "$(session_stat 0 lu_resets)" "$case: lu_resets of session 0"
+    case_end "$case"
+}
+tmf_no_task_write_case
 
 # issue 14: GET LBA STATUS.  lbas_case CASE: LUN 1 is thin (LBPME=1,
 # LBPRZ=1) and holds data at a few blocks, zeros elsewhere (the target

@@ -192,6 +192,7 @@ CASES = {
     "read-short": ("read1", 1, "half the read data, then GOOD status"),
     "read-short-always": ("read1", 0, "every READ of LUN 1: half the read data, then GOOD status"),
     "read-overflow": ("read1", 1, "READ answered with as many bytes as asked, of other blocks, GOOD with the O bit (residual overflow 7 times the length)"),
+    "write-lost-late": ("write1", 4, "the first 4 WRITEs of LUN 1: all data taken, then the connection closed without a status; the data written 1 s later (a stale copy), and a login that comes meanwhile answered only after it (as a target that ends the old connection's tasks before it reinstates the session)"),
     "write-overflow": ("write1", 1, "WRITE whose data was all taken answered GOOD with the O bit (residual overflow 7 times the length): not written"),
     "write-early-met": ("write1", 1, "WRITE answered CONDITION MET at once, before any R2T: not written"),
     "write-early-recovered": ("write1", 1, "WRITE answered at once, before any R2T, with CHECK CONDITION, RECOVERED ERROR, RECOVERED DATA WITH RETRIES (17h/01h): not written"),
@@ -277,6 +278,7 @@ CASES = {
     "tmf-replay": ("read1", 1, "the READ never answered; ABORT TASK answered (function complete), then that answer sent again %d times" % TMF_REPLAYS),
     "read-hang": ("read1", 4, "the first 4 READs of LUN 1 (of any target) never answered; ABORT TASK answered (function complete)"),
     "tmf-no-task": ("read1", 1, "the READ never answered; ABORT TASK answered \"task does not exist\""),
+    "tmf-no-task-write": ("write1", 1, "the WRITE's data taken, the WRITE held unanswered; ABORT TASK answered \"task does not exist\", and the held WRITE carried out 1 s later unless an LU RESET ends it first"),
     # -- changes while mounted (SIGUSR1) ------------------------------------
     "capacity-lie-once": ("event", 2, "each event drops every connection; after the first, the next READ CAPACITY(16) of LUN 1 says 1 MiB more than it holds, once"),
     "ua-luns-in-check": ("event", 1, "LUN 2 added; every connection dropped, and REPORTED LUNS DATA HAS CHANGED pending on each that logs in after (the identity check meets it)"),
@@ -571,6 +573,8 @@ class Target:
         self.slow_check_pending = False  # lock: shrink-in-check: the next connection to log in is slow
         self.swap_busy_until = None    # lock: ua-lun-swapped-busy: LUN 1's writes BUSY until then
         self.fail_vpd = False          # lock: ua-reset-check-fails: LUN 1's VPD INQUIRYs fail
+        self.stale_writes = 0          # lock: write-lost-late: stale copies still to land
+        self.stale_landed = threading.Condition(self.lock)  # ... and their count fell
         self.block_0 = False           # lock: blocksize-0-in-check: LUN 1's block length 0
         self.rc16_fails = False        # lock: rc16-huge-fails: the next READ CAPACITY(16) of LUN 1 fails
         self.lun1_writes = 0           # lock: WRITE commands to LUN 1 so far (write2)
@@ -720,6 +724,28 @@ class Target:
             for c in conns:
                 c.add_ua(lun, asc, ascq)
 
+    def stale_write(self, conn, t, data):
+        """write-lost-late: @data of WRITE @t, which came on @conn (closed
+        now), lands 1 s later."""
+        with self.lock:
+            self.stale_writes += 1
+
+        def land():
+            time.sleep(1.0)
+            conn.execute(t, data)
+            log("%s: the stale copy of WRITE ITT 0x%x landed" % (conn.name, t.itt))
+            with self.lock:
+                self.stale_writes -= 1
+                self.stale_landed.notify_all()
+        threading.Thread(target=land, daemon=True).start()
+
+    def wait_stale(self, conn):
+        """write-lost-late: a login waits until the stale copies landed."""
+        with self.lock:
+            if self.stale_writes:
+                log("%s: login waits for %d stale writes to land" % (conn.name, self.stale_writes))
+            self.stale_landed.wait_for(lambda: self.stale_writes == 0, timeout=10)
+
     def swap_busy(self):
         """ua-lun-swapped-busy: whether a WRITE of LUN 1 gets BUSY now:
         for 1.5 s from the first after the event."""
@@ -776,6 +802,8 @@ class Task:
         self.have = None                # write: a byte per byte of the payload, 1 once it came
         self.unsolicited = 0            # write: bytes that came without an R2T (immediate too)
         self.overflow = False           # write: answered GOOD with the O bit, unwritten (write-overflow)
+        self.lost_late = False          # write: connection closed once its data came (write-lost-late)
+        self.held = False               # write: held unanswered once its data came (tmf-no-task-write)
         self.r2t_plan = None            # write: the (offset, length) of each R2T to send, in
                                         # order, then no more (r2t-repeat); None: as usual
 
@@ -801,6 +829,7 @@ class Conn:
         self.next_ttt = 0x100
         self.closed = False
         self.late_reset = None          # reset-late: (answer, CmdSN) of the LU RESET held
+        self.held_write = None          # tmf-no-task-write: (task, data) of the WRITE held
         self.slow_capacity = False      # shrink-in-check: its next READ CAPACITY answers 3 s late
         self.late_abort = None          # tmf-late-abort: the ABORT TASK answer held
         self.pings = {}                 # nop-in-ping: TTT -> LUN field of the pings unanswered
@@ -1006,6 +1035,8 @@ class Conn:
             if req.opcode != OP_LOGIN_REQ:
                 log("%s: %s during login; closing" % (self.name, hex(req.opcode)))
                 return False
+            if first and case == "write-lost-late":
+                self.t.wait_stale(self)
             self.exp_cmdsn = req.u32(24)
             csg = (req.flags >> 2) & 3
             nsg = req.flags & 3
@@ -1380,6 +1411,14 @@ class Conn:
                     self.late_abort = None
                 if case == "tmf-no-task" and function == 1:
                     b[2] = 1
+                if case == "tmf-no-task-write" and function == 1:
+                    b[2] = 1
+                    self.later(1.0, self.land_held_write)
+                if case == "tmf-no-task-write" and function == 5:
+                    with self.lock:
+                        held, self.held_write = self.held_write, None
+                    if held:
+                        log("%s: the LU RESET ends the held WRITE ITT 0x%x" % (self.name, held[0].itt))
                 if case == "abort-refused" and function == 1:
                     b[2] = 255
                 elif case == "reset-refused":
@@ -1410,6 +1449,15 @@ class Conn:
                 b[2] = 0x04
                 put32(b, 16, RESERVED)
                 self.send(b, bytes(p.bhs), stat="adv")
+
+    def land_held_write(self):
+        """tmf-no-task-write: the held WRITE is carried out after all
+        (unless an LU RESET ended it), its status never sent."""
+        with self.lock:
+            held, self.held_write = self.held_write, None
+        if held:
+            self.execute(held[0], held[1])
+            log("%s: the held WRITE ITT 0x%x carried out" % (self.name, held[0].itt))
 
     def answer_late_reset(self):
         """reset-late: the LU RESET's answer, once (the first command sent
@@ -1710,6 +1758,17 @@ class Conn:
             log("%s: WRITE ITT 0x%x: all %d bytes came; GOOD with the O bit, not written" % (
                 self.name, t.itt, t.edtl))
             self.respond(t, b"", resid=(DI_OVER, 7 * t.edtl))
+            return
+        if t.held:
+            log("%s: WRITE ITT 0x%x of LUN 1: data taken, held unanswered" % (self.name, t.itt))
+            with self.lock:
+                self.held_write = (t, bytes(t.buf))
+            return
+        if t.lost_late:
+            log("%s: WRITE ITT 0x%x of LUN 1: data taken, connection closed; the data lands "
+                "in 1 s" % (self.name, t.itt))
+            self.t.stale_write(self, t, bytes(t.buf))
+            self.close()
             return
         if self.t.case == "write-same-residual" and t.lun == 1 and t.cdb[0] == 0x93:
             log("%s: WRITE SAME(16) of LUN 1: GOOD, residual %d (none taken), nothing written" % (
@@ -2482,6 +2541,16 @@ class Conn:
             # its data comes as for any write; finish_write() answers
             del self.writes[t.itt]
             t.overflow = True
+            return False
+        elif case == "write-lost-late":
+            # its data comes as for any write; finish_write() closes
+            del self.writes[t.itt]
+            t.lost_late = True
+            return False
+        elif case == "tmf-no-task-write":
+            # its data comes as for any write; finish_write() holds it
+            del self.writes[t.itt]
+            t.held = True
             return False
         else:
             del self.writes[t.itt]
