@@ -89,6 +89,9 @@ struct iscsi_task {
 	                               * (only losses that count, see session_stop()) */
 	uint64_t lost_at_login;       /* the count of logins (session.c) when it was
 	                               * last taken off a lost connection */
+	int32_t lost_tpgt;            /* pinned: the portal group tag of the lost
+	                               * connection it was on, -1 when the target
+	                               * gave none (session_stop()) */
 	bool out_of_tries;            /* a write that was on the wire and has cost
 	                               * MAX_REISSUES connections: it waits pinned
 	                               * like any such write, then fails with EIO

@@ -259,9 +259,13 @@ struct session {
 	                                     * connection logged in */
 	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
 	                                     * lost connection, in CmdSN order: they wait
-	                                     * for this session to log in again (see
-	                                     * session_stop()) or for the replacement
+	                                     * for this session to log in again in the
+	                                     * same portal group (see session_stop(),
+	                                     * verify_finish()) or for the replacement
 	                                     * timeout (session_tick()) */
+	int64_t pinned_since_ns;            /* lock: when s->pinned last went from empty
+	                                     * to not: the replacement timeout counts
+	                                     * from there */
 	int64_t window_wait_since_ns;       /* lock: when a command first found the
 	                                     * CmdSN window closed since it was last
 	                                     * open (or the login); 0: none did.  Past

@@ -411,17 +411,17 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 	pthread_mutex_lock(&s->lock);
 	/* Writes that waited the replacement timeout for this session, which
 	 * is not back (also when it logs in again and again but never ends
-	 * its identity check): other sessions may have them now (or, when
-	 * none is up either, the owner fails them). */
-	bool away = s->state == SESSION_RECONNECT_WAIT || s->state == SESSION_LOGGING_IN ||
-		s->state == SESSION_VERIFYING;
-	if (away && s->pinned && s->down_since_ns &&
-	    now - s->down_since_ns > (int64_t)cfg->replacement_timeout_s * 1000000000) {
+	 * its identity check), or is back in another portal group: other
+	 * sessions may have them now (or, when none is up either, the owner
+	 * fails them). */
+	if (s->pinned &&
+	    now - s->pinned_since_ns > (int64_t)cfg->replacement_timeout_s * 1000000000) {
 		struct iscsi_task *release = s->pinned;
 		s->pinned = NULL;
 		pthread_mutex_unlock(&s->lock);
-		log_warn("%s: not back after %u s; its writes may go on other sessions",
-			 s->name, cfg->replacement_timeout_s);
+		log_warn("%s: not back%s after %u s; its writes may go on other sessions",
+			 s->name, s->state == SESSION_FULL_FEATURE ? " in their portal group" :
+			 "", cfg->replacement_timeout_s);
 		session_release_pinned(s, release);
 		pthread_mutex_lock(&s->lock);
 	}

@@ -190,7 +190,14 @@ enum session_state session_stop(struct session *s, enum session_state next,
 		}
 		if (pinned) {
 			pthread_mutex_lock(&s->lock);
-			*ptail = s->pinned;    /* (empty: the login takes them) */
+			int32_t tpgt = s->params.has_tpgt ? s->params.target_portal_group_tag : -1;
+			for (struct iscsi_task *t = pinned; t; t = t->next)
+				t->lost_tpgt = tpgt;
+			if (!s->pinned)
+				s->pinned_since_ns = mono_now_ns();
+			/* (empty, unless the last login was in another
+			 * portal group: verify_finish()) */
+			*ptail = s->pinned;
 			s->pinned = pinned;
 			pthread_mutex_unlock(&s->lock);
 			log_debug("%s: %u writes wait for the session to log in again", s->name,

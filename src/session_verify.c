@@ -149,6 +149,40 @@ void session_verify_send_locked(struct session *s)
 		s->verify_retry_ns = mono_now_ns();
 }
 
+/* Take out of s->pinned the writes whose connection the login just made
+ * ended: those lost in the portal group it logged in to (or where the
+ * target named none).  A login in another group is another session to
+ * the target (RFC 7143: a session is named by ISID and portal group), so
+ * the old one, with what it still carries, lives on there until it ends;
+ * those writes wait on for the replacement timeout (session_tick()).
+ * Lock held. */
+static struct iscsi_task *take_ended_pinned_locked(struct session *s)
+{
+	int32_t tpgt = s->params.has_tpgt ? s->params.target_portal_group_tag : -1;
+	struct iscsi_task *ended = NULL, **etail = &ended, **pp = &s->pinned;
+	unsigned kept = 0;
+	int32_t kept_tpgt = -1;
+
+	while (*pp) {
+		struct iscsi_task *t = *pp;
+		if (t->lost_tpgt < 0 || tpgt < 0 || t->lost_tpgt == tpgt) {
+			*pp = t->next;
+			t->next = NULL;
+			*etail = t;
+			etail = &t->next;
+		} else {
+			kept++;
+			kept_tpgt = t->lost_tpgt;
+			pp = &t->next;
+		}
+	}
+	if (kept)
+		log_warn("%s: logged in again in portal group %d, not %d where %u writes were lost; "
+			 "they wait for the replacement timeout (%u s)", s->name, tpgt, kept_tpgt,
+			 kept, s->cfg->replacement_timeout_s);
+	return ended;
+}
+
 /* Every LUN checked: the session takes the owner's commands, its pinned
  * writes first.  No lock held. */
 static void verify_finish(struct session *s)
@@ -164,8 +198,7 @@ static void verify_finish(struct session *s)
 	/* The target ended the old connection before it let us in: the
 	 * writes that were on it may go anywhere now (those of a replaced
 	 * LUN fail in the pool). */
-	struct iscsi_task *pinned = s->pinned;
-	s->pinned = NULL;
+	struct iscsi_task *pinned = take_ended_pinned_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add(&s->st_verifications, 1);
 	log_debug("%s: identity of %u LUNs checked; taking commands", s->name, n);

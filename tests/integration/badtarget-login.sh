@@ -569,6 +569,43 @@ refused discovery-dsl-over "discovery on .*: protocol error: Text Response with 
 # item 9
 discovered_dot_iscsifs
 discovered_dup
+
+# A write's connection is lost in portal group 1, and the session logs in
+# again at the target's other portal, in group 2 (tpg-failover-late: the
+# first port closes every connection after, and the write's stale copy
+# lands on group 1 4 s after the loss).  To the target that login is
+# another session, which does not end the first one: the write waits for
+# the replacement timeout (-o timeout=8) before it goes again, so the
+# stale copy lands before it, and the next write of the same block stays.
+# Before, it went again as soon as the session was back in group 2, and
+# the stale copy landed over the next write.
+tpg_failover_case() {
+    local case=tpg-failover-late port2 lun1 start secs
+    selected "$case" || return 0
+    port2=$(pick_port)
+    badtarget_start "$case" --port2 "$port2"
+    wait_for_port "$LOOPBACK4" "$port2" 10 "$BAD_PID" || fail "$case: port $port2 does not listen"
+    mount_iscsifs_fg "iscsi://$LOOPBACK4:$BAD_PORT/" "$BAD_MNT" -o sessions=1,timeout=8
+    BAD_FG_PID=$ISCSIFS_FG_PID
+    lun1=$BAD_MNT/$BAD_IQN/lun1
+    head -c 4096 /dev/urandom >"$work/a"
+    head -c 4096 /dev/urandom >"$work/b"
+    start=$(date +%s)
+    bt dd if="$work/a" of="$lun1" bs=4096 count=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: the write failed"
+    secs=$(($(date +%s) - start))
+    check_log "session 0: reconnected to $LOOPBACK4:$port2 "
+    check_log "session 0: logged in again in portal group 2, not 1 where 1 writes were lost; they wait for the replacement timeout \\(8 s\\)"
+    note "$case: the write took $secs s"
+    bt dd if="$work/b" of="$lun1" bs=4096 count=1 oflag=direct conv=notrunc status=none ||
+        fail "$case: the next write failed"
+    wait_true 10 grep -q "the stale copy of WRITE ITT 0x[0-9a-f]* landed" "$BAD_LOG" ||
+        fail "$case: the stale copy never landed: $(cat "$BAD_LOG")"
+    slice "$BAD_LUN1" 0 4096 >"$work/got"
+    assert_same_file "$work/b" "$work/got" "$case: lun1's first block after the next write"
+    discovered_end "$case"
+}
+tpg_failover_case
 discovered_standby
 # item 10: LUN 1 listed three times (peripheral, flat, peripheral) is one
 # file and one LUN; a log line says so

@@ -384,6 +384,7 @@ CASES = {
     "discovery-dsl-over": ("discovery", 0, "the Text Response to SendTargets in one PDU of over 300000 bytes (a TargetAlias of 300000), over the 262144 the initiator declared"),
     "login-redirect-ctl": ("login", 0, "a temporary redirect to a TargetAddress with control characters (ESC sequences, BEL)"),
     "discovery-dot-iscsifs": ("discovery", 0, "one more target named .iscsifs, the name of the statistics directory"),
+    "tpg-failover-late": ("write1", 1, "the target listed at the first port (portal group 1) and at --port2 (portal group 2, as its logins there say); the first WRITE of LUN 1: data taken, connection closed without a status, the data written 4 s later (a stale copy: a login in portal group 2 does not end the session of group 1); from then on the first port closes every new connection"),
     "discovery-dup": ("discovery", 0, "our target listed twice: at the first port, then at --port2 and the first port again"),
     "alua-standby-port": ("standby", 0, "the first port is in ALUA standby: there every READ and WRITE of LUN 1 is answered at once with NOT READY, TARGET PORT IN STANDBY STATE (04/0B); the discovery lists --port2 too (portal group 2), where LUN 1 is served"),
     "luns-dup": ("probe", 0, "REPORT LUNS listing LUN 1 three times: 0x0001, 0x4001 (flat addressing), 0x0001"),
@@ -574,6 +575,7 @@ class Target:
         self.swap_busy_until = None    # lock: ua-lun-swapped-busy: LUN 1's writes BUSY until then
         self.fail_vpd = False          # lock: ua-reset-check-fails: LUN 1's VPD INQUIRYs fail
         self.stale_writes = 0          # lock: write-lost-late: stale copies still to land
+        self.port1_closed = False      # lock: tpg-failover-late: the first port closes connections
         self.stale_landed = threading.Condition(self.lock)  # ... and their count fell
         self.block_0 = False           # lock: blocksize-0-in-check: LUN 1's block length 0
         self.rc16_fails = False        # lock: rc16-huge-fails: the next READ CAPACITY(16) of LUN 1 fails
@@ -724,14 +726,14 @@ class Target:
             for c in conns:
                 c.add_ua(lun, asc, ascq)
 
-    def stale_write(self, conn, t, data):
-        """write-lost-late: @data of WRITE @t, which came on @conn (closed
-        now), lands 1 s later."""
+    def stale_write(self, conn, t, data, secs):
+        """write-lost-late, tpg-failover-late: @data of WRITE @t, which
+        came on @conn (closed now), lands @secs s later."""
         with self.lock:
             self.stale_writes += 1
 
         def land():
-            time.sleep(1.0)
+            time.sleep(secs)
             conn.execute(t, data)
             log("%s: the stale copy of WRITE ITT 0x%x landed" % (conn.name, t.itt))
             with self.lock:
@@ -1037,6 +1039,12 @@ class Conn:
                 return False
             if first and case == "write-lost-late":
                 self.t.wait_stale(self)
+            if first and case == "tpg-failover-late" and self.primary:
+                with self.t.lock:
+                    closed = self.t.port1_closed
+                if closed:
+                    log("%s: the first port closes the connection" % self.name)
+                    return False
             self.exp_cmdsn = req.u32(24)
             csg = (req.flags >> 2) & 3
             nsg = req.flags & 3
@@ -1070,7 +1078,8 @@ class Conn:
                     continue
                 answer = [("AuthMethod", "None")] if "AuthMethod" in keys else []
                 if first:
-                    answer.append(("TargetPortalGroupTag", "1"))
+                    group = "2" if case == "tpg-failover-late" and not self.primary else "1"
+                    answer.append(("TargetPortalGroupTag", group))
                 first = False
                 if bad and self.login_misbehave(req, answer):
                     continue
@@ -1579,6 +1588,10 @@ class Conn:
             elif self.t.case == "discovery-dup":
                 pairs += [("TargetName", self.t.iqn), ("TargetAddress", "%s:%d,2" % (host, self.t.port2)),
                           ("TargetAddress", addr)]
+        if self.t.case == "tpg-failover-late":
+            host = self.sock.getsockname()[0]
+            pairs.insert(pairs.index(("TargetName", self.t.iqn)) + 2,
+                         ("TargetAddress", "%s:%d,2" % (host, self.t.port2)))
         if self.t.case == "alua-standby-port":
             host = self.sock.getsockname()[0]
             pairs.insert(pairs.index(("TargetName", self.t.iqn)) + 2,
@@ -1765,9 +1778,13 @@ class Conn:
                 self.held_write = (t, bytes(t.buf))
             return
         if t.lost_late:
+            secs = 4.0 if self.t.case == "tpg-failover-late" else 1.0
             log("%s: WRITE ITT 0x%x of LUN 1: data taken, connection closed; the data lands "
-                "in 1 s" % (self.name, t.itt))
-            self.t.stale_write(self, t, bytes(t.buf))
+                "in %g s" % (self.name, t.itt, secs))
+            self.t.stale_write(self, t, bytes(t.buf), secs)
+            if self.t.case == "tpg-failover-late":
+                with self.t.lock:
+                    self.t.port1_closed = True
             self.close()
             return
         if self.t.case == "write-same-residual" and t.lun == 1 and t.cdb[0] == 0x93:
@@ -2542,7 +2559,7 @@ class Conn:
             del self.writes[t.itt]
             t.overflow = True
             return False
-        elif case == "write-lost-late":
+        elif case in ("write-lost-late", "tpg-failover-late"):
             # its data comes as for any write; finish_write() closes
             del self.writes[t.itt]
             t.lost_late = True
@@ -2695,7 +2712,7 @@ def main():
     if not args.lun0 or not args.lun1:
         ap.error("--lun0 and --lun1 are required")
     if args.case in ("login-redirect-temp", "login-redirect-perm", "discovery-dup",
-                     "alua-standby-port") and not args.port2:
+                     "alua-standby-port", "tpg-failover-late") and not args.port2:
         ap.error("case %s needs --port2" % args.case)
     if args.case.startswith("unsol-") and not args.unsolicited:
         ap.error("case %s needs --unsolicited" % args.case)
