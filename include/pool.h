@@ -86,6 +86,11 @@ bool pool_avoid_session(struct pool *p, const struct session *s, uint32_t lun, u
 typedef void (*pool_change_fn)(uint32_t lun, enum scsi_change what, void *opaque);
 void pool_set_change_hook(struct pool *p, pool_change_fn fn, void *opaque);
 
+/* Tell the pool's owner (its change hook) of @what on LUN @lun: also
+ * from the LUN layer, for a Unit Attention met by a command of a LUN
+ * without a file of its own (lun.c).  No lock held. */
+void pool_tell_change(struct pool *p, uint32_t lun, enum scsi_change what);
+
 /* LUN @lun is no longer what the mount probed (a rescan found another
  * logical block size): from now on its commands fail with EIO, as when a
  * session that logs in again finds it replaced.  Target layer; no pool

@@ -59,27 +59,44 @@ static bool unit_may_differ(enum scsi_change change)
 	       change == SCSI_CHANGE_LUNS;
 }
 
-/* A Unit Attention on @l (@o): count it, forget the provisioning map
- * and pass on what it says changed.  One that says the unit may be
- * another holds its commands until the owner has checked it (before the
- * command that met it goes again): a write must not reach a unit put in
- * its place. */
-static void unit_attention(struct lun *l, const struct scsi_outcome *o)
+/* Pass change @what (of a Unit Attention) of @l on: to its file's owner
+ * (l->on_change), or, for a LUN without one (one being probed, or the
+ * stand-in LUN 0 that asks REPORT LUNS: lun_command()), to the pool's
+ * owner, which reads every capacity, the LUN list or the held LUNs again:
+ * a Unit Attention is said once, and must not be lost with the stand-in. */
+static void tell_change(struct lun *l, enum scsi_change what)
+{
+	if (l->on_change) {
+		l->on_change(l, what == SCSI_CHANGE_CAPACITY ? LUN_CHANGE_CAPACITY :
+			     what == SCSI_CHANGE_LUNS ? LUN_CHANGE_LUNS : LUN_CHANGE_IDENTITY,
+			     l->change_opaque);
+	} else if (l->pool) {
+		pool_tell_change(l->pool, l->number, what);
+	}
+}
+
+/* A Unit Attention on @l (@o), met by a command of @opcode: count it,
+ * forget the provisioning map and pass on what it says changed.  One that
+ * says the unit may be another holds its commands until the owner has
+ * checked it (before the command that met it goes again): a write must
+ * not reach a unit put in its place. */
+static void unit_attention(struct lun *l, const struct scsi_outcome *o, uint8_t opcode)
 {
 	atomic_fetch_add(&l->counters.unit_attentions, 1);
 	/* whatever it says, another initiator may have been at work */
 	lun_sparse_drop(l);
-	if (l->on_change && unit_may_differ(o->change) && pool_hold_lun(l->pool, l->number))
-		l->on_change(l, LUN_CHANGE_IDENTITY, l->change_opaque);
+	/* (a LUN being probed is not the pool's yet: not held) */
+	if (unit_may_differ(o->change) && pool_hold_lun(l->pool, l->number))
+		tell_change(l, SCSI_CHANGE_IDENTITY);
 	switch (o->change) {
 	case SCSI_CHANGE_CAPACITY:
 		atomic_store(&l->capacity_changed, true);
-		if (l->on_change)
-			l->on_change(l, LUN_CHANGE_CAPACITY, l->change_opaque);
+		tell_change(l, SCSI_CHANGE_CAPACITY);
 		break;
 	case SCSI_CHANGE_LUNS:
-		if (l->on_change)
-			l->on_change(l, LUN_CHANGE_LUNS, l->change_opaque);
+		/* (REPORT LUNS itself goes again: the list read is the new one) */
+		if (opcode != SCSI_OP_REPORT_LUNS)
+			tell_change(l, SCSI_CHANGE_LUNS);
 		break;
 	case SCSI_CHANGE_RESET:
 	case SCSI_CHANGE_IDENTITY:
@@ -206,7 +223,7 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 		}
 		atomic_fetch_add(&l->counters.retries, 1);
 		if (o.sense.valid && o.sense.key == SCSI_SENSE_UNIT_ATTENTION && !o.sense.deferred)
-			unit_attention(l, &o);
+			unit_attention(l, &o, t->cdb[0]);
 		/* a port in ALUA standby: at once through another if one is up */
 		if (o.port_inaccessible && t->session && l->pool &&
 		    pool_avoid_session(l->pool, t->session, t->lun, PORT_AVOID_MS))

@@ -209,7 +209,6 @@ static void take_lun_tasks(struct task_list *from, uint32_t lun, struct task_lis
 	from->tail = last;
 }
 
-static void tell_change(struct pool *p, uint32_t lun, enum scsi_change what);
 
 /* The watchdog's second, on its loop: apply the replacement timeout, and
  * arm the next.  (Each session ticks on its own loop: session_tick_start().) */
@@ -254,7 +253,7 @@ static void watchdog_fire(struct ev_timer *timer)
 	fail_list(failed);
 	fail_list(held.head);
 	if (recheck)
-		tell_change(p, 0, SCSI_CHANGE_IDENTITY);
+		pool_tell_change(p, 0, SCSI_CHANGE_IDENTITY);
 	evloop_timer_arm(p->loop, &p->watchdog, mono_now_ns() + 1000000000);
 }
 
@@ -576,9 +575,7 @@ void pool_set_change_hook(struct pool *p, pool_change_fn fn, void *opaque)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* Tell the pool's owner of @what on LUN @lun (pool_set_change_hook()).
- * No lock held. */
-static void tell_change(struct pool *p, uint32_t lun, enum scsi_change what)
+void pool_tell_change(struct pool *p, uint32_t lun, enum scsi_change what)
 {
 	pthread_mutex_lock(&p->lock);
 	pool_change_fn fn = p->changed;
@@ -590,7 +587,7 @@ static void tell_change(struct pool *p, uint32_t lun, enum scsi_change what)
 
 /* A session found LUN @lun grown to @blocks: unless the pool knows that
  * capacity already (another session said so, or it was read again), take
- * it as the LUN's, tell the pool's owner (tell_change()) and
+ * it as the LUN's, tell the pool's owner (pool_tell_change()) and
  * return true, so that only the first session says it in the log.  The
  * lun_grew callback. */
 static bool pool_lun_grew(void *owner, uint32_t lun, uint64_t blocks)
@@ -604,7 +601,7 @@ static bool pool_lun_grew(void *owner, uint32_t lun, uint64_t blocks)
 		pl->id.blocks = blocks;   /* what the next reconnect checks, too */
 	pthread_mutex_unlock(&p->lock);
 	if (news)
-		tell_change(p, lun, SCSI_CHANGE_CAPACITY);
+		pool_tell_change(p, lun, SCSI_CHANGE_CAPACITY);
 	return news;
 }
 
@@ -614,7 +611,7 @@ static bool pool_lun_grew(void *owner, uint32_t lun, uint64_t blocks)
 static void pool_unit_attention(void *owner, uint32_t lun, enum scsi_change change)
 {
 	if (change == SCSI_CHANGE_CAPACITY || change == SCSI_CHANGE_LUNS)
-		tell_change(owner, lun, change);
+		pool_tell_change(owner, lun, change);
 }
 
 /* An identity check met a deferred error saying a write to LUN @lun was

@@ -52,6 +52,9 @@
 #   rc16-huge-fails      LUN 1 of 2^32 blocks or more; its READ CAPACITY(16)
 #                        fails once after a reconnect and once after POWER
 #                        ON OCCURRED: retried, lun1 reads on, same size
+#   ua-on-report-luns    LUN 2 appears and LUN 0 grows, the REPORT LUNS
+#                        that follows meeting LUN 0's CAPACITY DATA HAS
+#                        CHANGED: lun0 takes its new size all the same
 #   ua-luns-in-check     LUN 2 appears, and the identity check of the
 #                        reconnect that follows meets REPORTED LUNS DATA
 #                        HAS CHANGED: it passes it on, and lun2 shows
@@ -526,6 +529,29 @@ lun_swapped_case() {
     finish "$case"
 }
 lun_swapped_case
+
+# A target that gives CAPACITY DATA HAS CHANGED for LUN 0 to the REPORT
+# LUNS its LUN list change (on LUN 1) sets off (ua-on-report-luns; SPC
+# has REPORT LUNS carried out instead): the Unit Attention is not lost
+# with the stand-in LUN that asks REPORT LUNS, so lun0 takes its new size
+# beside the new lun2.  Before, lun2 showed and lun0 kept its old size.
+ua_on_report_luns_case() {
+    local case=ua-on-report-luns lun2=$TEST_TMPDIR/bad-lun2.img size
+    selected "$case" || return 0
+    make_file "$lun2" 2M random
+    badtarget_start "$case" --lun2 "$lun2"
+    bad_mount_fg sessions=1
+    size=$(file_size "$BAD_LUN0")
+    event 1 "grow LUN 0 and add LUN 2"
+    read_matches "$BAD_MNT/lun1" 0 65536 "$BAD_LUN1" "$case: the read that got the Unit Attention"
+    wait_true 10 names_are "lun0 lun1 lun2 " ||
+        fail "$case: lun2 did not appear: $(ls -A "$BAD_MNT" | tr '\n' ' ')"
+    wait_true 10 size_is "$BAD_MNT/lun0" $((size + MIB)) ||
+        fail "$case: lun0 is $(file_size "$BAD_MNT/lun0") bytes, not $((size + MIB))"
+    read_matches "$BAD_MNT/lun0" "$size" "$MIB" "$BAD_LUN0" "$case: lun0's new MiB"
+    finish "$case"
+}
+ua_on_report_luns_case
 
 # The write through lun1 is the command that meets the Unit Attention of
 # a swap (CASE: ua-lun-swapped, REPORTED LUNS DATA HAS CHANGED; or

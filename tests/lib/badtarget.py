@@ -294,6 +294,7 @@ CASES = {
     "ua-lun-swapped-novpd": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data) that lists neither VPD page 0x80 nor 0x83 and refuses both: ILLEGAL REQUEST, INVALID FIELD IN CDB (24h/00h); UNIT ATTENTION POWER ON OCCURRED on LUN 1 alone"),
     "blocksize-0-in-check": ("event", 1, "every connection dropped; from then on READ CAPACITY(16) and (10) of LUN 1 say block length 0 (the identity check after the reconnect meets it)"),
     "rc16-huge-fails": ("event", 2, "READ CAPACITY(16) of LUN 1 says 2^32 blocks more than it holds (READ CAPACITY(10): 0xffffffff); the first event drops every connection, the second leaves UNIT ATTENTION POWER ON OCCURRED on LUN 1; after each, the next READ CAPACITY(16) of LUN 1 fails once: HARDWARE ERROR (44h/00h)"),
+    "ua-on-report-luns": ("event", 1, "LUN 0 grows by 1 MiB and LUN 2 appears; REPORTED LUNS DATA HAS CHANGED pending for LUN 1, and CAPACITY DATA HAS CHANGED for LUN 0 given to the next REPORT LUNS (LUN 0), as no target should (SPC: REPORT LUNS is carried out despite a Unit Attention)"),
     "ua-luns-cut": ("event", 1, "REPORT LUNS from now on says it holds every LUN but lists LUN 0 alone; UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
     "ua-blocksize-changed": ("event", 2, "READ CAPACITY of LUN 1 says 4096-byte blocks (the same bytes); UNIT ATTENTION CAPACITY DATA HAS CHANGED; a second event: READ and WRITE of LUN 1 address 4096-byte blocks too, REPORTED LUNS DATA HAS CHANGED"),
     "ua-luns-changed": ("event", 0, "LUN 2 appears (odd events) or goes (even); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED"),
@@ -700,6 +701,15 @@ class Target:
             self.unit_attention(conns, "VPD INQUIRYs of LUN 1 fail from now on", 1, 0x29, 0x01)
         elif self.case == "ua-luns-cut":
             self.unit_attention(conns, "REPORT LUNS cut short from now on", None, 0x3F, 0x0E)
+        elif self.case == "ua-on-report-luns":
+            self.luns[0].grow(1 << 20)
+            with self.lock:
+                self.luns[2] = self.lun2()
+            if self.fire("event", "LUN 0 grew by 1 MiB, LUN 2 added; UNIT ATTENTION 3f/0e pending "
+                         "for LUN 1 and 2a/09 for the next REPORT LUNS on %d connections" % len(conns)):
+                for c in conns:
+                    c.add_ua(1, 0x3F, 0x0E)
+                    c.add_ua(0, 0x2A, 0x09, report_luns=True)
         elif self.case == "ua-blocksize-changed" and n > 1:
             self.luns[1].io_block = 4096
             self.unit_attention(conns, "LUN 1 now reads and writes 4096-byte blocks", None, 0x3F, 0x0E)
@@ -821,6 +831,7 @@ class Conn:
         self.number = number            # the order it connected in
         self.name = "conn %d (port %d)" % (number, self.port)
         self.pending_ua = []            # (LUN or None for any, ASC, ASCQ), under lock
+        self.report_luns_ua = []        # the same, for the next REPORT LUNS (ua-on-report-luns)
         self.lock = threading.Lock()   # sending and the sequence numbers
         self.statsn = (0x1000 * (number + 1)) & MASK
         self.exp_cmdsn = 1
@@ -906,9 +917,15 @@ class Conn:
             except OSError as e:
                 raise Closed() from e
 
-    def add_ua(self, lun, asc, ascq):
+    def add_ua(self, lun, asc, ascq, report_luns=False):
+        """A Unit Attention for the next command of @lun (None: any);
+        with @report_luns, for the next REPORT LUNS alone
+        (ua-on-report-luns)."""
         with self.lock:
-            self.pending_ua.append((lun, asc, ascq))
+            if report_luns:
+                self.report_luns_ua.append((lun, asc, ascq))
+            else:
+                self.pending_ua.append((lun, asc, ascq))
 
     def take_ua(self, t):
         """A Unit Attention pending for the command @t, taken off, or
@@ -918,6 +935,8 @@ class Conn:
         with self.t.lock:
             storm = self.t.events and self.t.ua_storm and self.target_name == self.t.ua_storm
         with self.lock:
+            if op == 0xA0 and self.report_luns_ua:
+                return self.report_luns_ua.pop(0)
             if op == 0xA0:
                 self.pending_ua = [u for u in self.pending_ua if u[1:] != (0x3F, 0x0E)]
             if op in (0x12, 0xA0, 0x03):
