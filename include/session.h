@@ -257,6 +257,14 @@ struct session_owner_ops {
 	 * that is news to the owner (the session logs it).  It must not block
 	 * or wait for commands.  NULL: false. */
 	bool (*lun_grew)(void *owner, uint32_t lun, uint64_t blocks);
+	/* A command of the identity check of LUN @lun failed on the target
+	 * (not the connection: a HARDWARE ERROR, a refusal, retries used up):
+	 * the check goes on without it, and the owner holds the LUN's
+	 * commands until it has checked the LUN itself, as after a Unit
+	 * Attention that says it may be another unit.  It must not block or
+	 * wait for commands.  No lock held.  NULL: the connection is dropped
+	 * and the check done again after the next login. */
+	void (*lun_unchecked)(void *owner, uint32_t lun);
 	/* A command of the identity check met a Unit Attention on LUN @lun
 	 * that says @change (SCSI_CHANGE_CAPACITY or SCSI_CHANGE_LUNS; the
 	 * check sends it again): what a command of the owner's would have

@@ -994,6 +994,18 @@ static void pool_kick(void *owner)
 	fail_list(failed);
 }
 
+/* The identity check of a session could not check LUN @lun (its command
+ * failed on the target): its commands wait for the owner's check, as
+ * after a Unit Attention that says it may be another unit.  The
+ * lun_unchecked callback. */
+static void pool_lun_unchecked(void *owner, uint32_t lun)
+{
+	struct pool *p = owner;
+
+	if (pool_hold_lun(p, lun))
+		pool_tell_change(p, lun, SCSI_CHANGE_IDENTITY);
+}
+
 /* How the sessions of a pool report to it (session.h). */
 static const struct session_owner_ops session_ops = {
 	.kick = pool_kick,
@@ -1001,6 +1013,7 @@ static const struct session_owner_ops session_ops = {
 	.lun_reset = pool_lun_reset,
 	.lun_replaced = pool_lun_replaced,
 	.lun_grew = pool_lun_grew,
+	.lun_unchecked = pool_lun_unchecked,
 	.unit_attention = pool_unit_attention,
 	.writes_lost = pool_writes_lost,
 	.expected_luns = pool_expected_luns,

@@ -5,10 +5,14 @@
  * LUN had them at the probe, then READ CAPACITY(16), or (10).  A LUN that
  * is another (serial, device id, block size, smaller capacity, gone), or
  * answers with data that cannot be used, is reported to the owner
- * (ops->lun_replaced), whose I/O to it then fails with EIO; a capacity that grew too (ops->lun_grew), and what a Unit
- * Attention a step met says changed (ops->unit_attention: the owner's
- * commands never see it); anything else that goes wrong drops the
- * connection for another recovery round.  What a
+ * (ops->lun_replaced), whose I/O to it then fails with EIO; a capacity
+ * that grew too (ops->lun_grew), and what a Unit Attention a step met
+ * says changed (ops->unit_attention: the owner's commands never see it).
+ * A LUN whose command the target fails (HARDWARE ERROR, a refusal,
+ * retries used up) is left to the owner's own check (ops->lun_unchecked:
+ * its commands wait for it) and the check goes on: another login would
+ * meet the same answer.  A lost connection, or a command aborted, drops
+ * the connection for another recovery round.  What a
  * step's status and sense mean is decided by scsi_outcome() (scsi.h), as
  * for every command; here only what each action means for the step.
  *
@@ -299,6 +303,8 @@ static void verify_done(struct iscsi_task *t)
 	bool lost = false;                         /* a deferred error said a write was lost */
 	bool by_capacity = false;                  /* a verdict of READ CAPACITY's answer */
 	bool unusable = false;                     /* why: its data, not a difference */
+	char unchecked[300] = "";                  /* a command failed on the target: the
+	                                            * owner checks the LUN (lun_unchecked) */
 
 	pthread_mutex_lock(&s->lock);
 	if (s->state != SESSION_VERIFYING || s->verify_state == VERIFY_IDLE) {
@@ -338,8 +344,8 @@ static void verify_done(struct iscsi_task *t)
 				snprintf(why, sizeof why, "VPD page 0x%02x it had is refused",
 					 step == VERIFY_SERIAL ? 0x80 : 0x83);
 			else
-				snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun,
-					 o.text, t->cdb[0]);
+				snprintf(unchecked, sizeof unchecked, "%s (CDB 0x%02x)", o.text,
+					 t->cdb[0]);
 			break;
 		case SCSI_ACT_FAIL:
 			if (o.err == ENXIO)
@@ -347,15 +353,22 @@ static void verify_done(struct iscsi_task *t)
 			else if (step == VERIFY_CAPACITY16)
 				next = VERIFY_CAPACITY10;       /* the probe takes (10) on any failure */
 			else
-				snprintf(fail, sizeof fail, "LUN %u: %s (CDB 0x%02x)", id.lun,
-					 o.text, t->cdb[0]);
+				snprintf(unchecked, sizeof unchecked, "%s (CDB 0x%02x)", o.text,
+					 t->cdb[0]);
 			break;
 		}
 	}
 	if (retry && ++s->verify_retries > VERIFY_MAX_RETRIES) {
-		snprintf(fail, sizeof fail, "LUN %u: command 0x%02x still refused after %u retries",
-			 id.lun, t->cdb[0], VERIFY_MAX_RETRIES);
+		snprintf(unchecked, sizeof unchecked, "command 0x%02x still refused after %u retries",
+			 t->cdb[0], VERIFY_MAX_RETRIES);
 		retry = false;
+	}
+	/* The same answer would come after another login: the LUN is left
+	 * to the owner's check, the others go on (without an owner that
+	 * checks, the connection is dropped as for a transport failure). */
+	if (unchecked[0] && !(s->ops && s->ops->lun_unchecked)) {
+		snprintf(fail, sizeof fail, "LUN %u: %s", id.lun, unchecked);
+		unchecked[0] = '\0';
 	}
 	if (fail[0]) {
 		verify_drop_locked(s, fail);
@@ -372,6 +385,14 @@ static void verify_done(struct iscsi_task *t)
 		s->ops->writes_lost(s->owner, id.lun);
 	if (fail[0] || retry)
 		return;
+
+	if (unchecked[0]) {
+		log_error("target %s, lun%u: %s in the identity check after the reconnect; its "
+			  "commands wait until it is checked", s->cfg->target_name, id.lun,
+			  unchecked);
+		s->ops->lun_unchecked(s->owner, id.lun);
+		next = VERIFY_IDLE;
+	}
 
 	if (why[0]) {
 		if (s->ops && s->ops->lun_replaced && s->ops->lun_replaced(s->owner, &id, by_capacity)) {

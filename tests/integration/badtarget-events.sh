@@ -49,6 +49,9 @@
 #   blocksize-0-in-check the identity check of a reconnect meets block
 #                        length 0 on LUN 1, every time: lun1 is unusable
 #                        (EIO), lun0 reads on after one reconnect
+#   vpd-fails-in-check   the identity check of a reconnect meets a HARDWARE
+#                        ERROR on LUN 1's VPD pages: lun1 waits for the
+#                        rescan's check, lun0 reads on after one reconnect
 #   rc16-huge-fails      LUN 1 of 2^32 blocks or more; its READ CAPACITY(16)
 #                        fails once after a reconnect and once after POWER
 #                        ON OCCURRED: retried, lun1 reads on, same size
@@ -328,6 +331,34 @@ check_unusable_case() {
     finish "$case"
 }
 check_unusable_case
+
+# After a reconnect, every VPD INQUIRY of LUN 1 fails (HARDWARE ERROR)
+# until a second event: the identity check leaves lun1 to the rescan's
+# check, as after a Unit Attention (its commands wait), and goes on, so
+# lun0 reads after one reconnect; once the pages answer again, the
+# rescan's check passes and the read of lun1 that waited succeeds.
+# Before, the check dropped the connection again and again (every 2 s at
+# most) and every LUN of the target waited.
+check_fails_case() {
+    local case=vpd-fails-in-check reader
+    selected "$case" || return 0
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    event 1 "drop the connections and fail the VPD pages"
+    check_log "target $BAD_IQN, lun1: HARDWARE ERROR: .* \\(CDB 0x12\\) in the identity check after the reconnect; its commands wait until it is checked" 15
+    read_matches "$BAD_MNT/lun0" 0 65536 "$BAD_LUN0" "$case: lun0 after the reconnect"
+    bt dd if="$BAD_MNT/lun1" of="$work/got1" bs=65536 count=1 iflag=direct status=none \
+        2>"$work/r.err" &
+    reader=$!
+    sleep 3                    # (time for more rounds, were there any)
+    reconnects_are 1 || fail "$case: $(grep -c "reconnected to " "$ISCSIFS_LOG") reconnects, not 1"
+    event 2 "make the VPD pages answer again"
+    wait "$reader" || fail "$case: the read of lun1 failed: $(cat "$work/r.err")"
+    slice "$BAD_LUN1" 0 65536 >"$work/want"
+    assert_same_file "$work/want" "$work/got1" "$case: lun1 once checked"
+    finish "$case"
+}
+check_fails_case
 
 # LUN 1 holds 2^32 blocks or more (READ CAPACITY(10) can only say
 # 0xffffffff), and its READ CAPACITY(16) fails once after a reconnect,

@@ -292,6 +292,7 @@ CASES = {
     "ua-lun-swapped-busy": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data, another serial number and device identifier); UNIT ATTENTION REPORTED LUNS DATA HAS CHANGED on LUN 0 alone; WRITEs of LUN 1 answered BUSY for 1.5 s from the first after the event"),
     "ua-reset-check-fails": ("event", 2, "UNIT ATTENTION POWER ON OCCURRED on LUN 1, and every INQUIRY of a VPD page of LUN 1 fails from now on: HARDWARE ERROR (44h/00h); a second event makes them answer again"),
     "ua-lun-swapped-novpd": ("event", 1, "LUN 1 becomes another logical unit (--lun2's data) that lists neither VPD page 0x80 nor 0x83 and refuses both: ILLEGAL REQUEST, INVALID FIELD IN CDB (24h/00h); UNIT ATTENTION POWER ON OCCURRED on LUN 1 alone"),
+    "vpd-fails-in-check": ("event", 2, "every connection dropped, and from then on every INQUIRY of a VPD page of LUN 1 fails: HARDWARE ERROR (44h/00h), so the identity check after the reconnect meets it; a second event makes them answer again"),
     "blocksize-0-in-check": ("event", 1, "every connection dropped; from then on READ CAPACITY(16) and (10) of LUN 1 say block length 0 (the identity check after the reconnect meets it)"),
     "rc16-huge-fails": ("event", 2, "READ CAPACITY(16) of LUN 1 says 2^32 blocks more than it holds (READ CAPACITY(10): 0xffffffff); the first event drops every connection, the second leaves UNIT ATTENTION POWER ON OCCURRED on LUN 1; after each, the next READ CAPACITY(16) of LUN 1 fails once: HARDWARE ERROR (44h/00h)"),
     "ua-on-report-luns": ("event", 1, "LUN 0 grows by 1 MiB and LUN 2 appears; REPORTED LUNS DATA HAS CHANGED pending for LUN 1, and CAPACITY DATA HAS CHANGED for LUN 0 given to the next REPORT LUNS (LUN 0), as no target should (SPC: REPORT LUNS is carried out despite a Unit Attention)"),
@@ -665,6 +666,17 @@ class Target:
                 self.luns[2] = lun2
                 self.fail_report_luns = True
             self.unit_attention(conns, "LUN 2 added, the next REPORT LUNS to fail", None, 0x3F, 0x0E)
+        elif self.case == "vpd-fails-in-check" and n > 1:
+            if self.fire("event", "VPD INQUIRYs of LUN 1 answer again"):
+                with self.lock:
+                    self.fail_vpd = False
+        elif self.case == "vpd-fails-in-check":
+            if self.fire("event", "dropping every connection (%d); VPD INQUIRYs of LUN 1 fail "
+                         "from now on" % len(conns)):
+                with self.lock:
+                    self.fail_vpd = True
+                for c in conns:
+                    c.close()
         elif self.case == "blocksize-0-in-check":
             if self.fire("event", "dropping every connection (%d); READ CAPACITY of LUN 1 says "
                          "block length 0 from now on" % len(conns)):
@@ -1875,7 +1887,8 @@ class Conn:
         op = cdb[0]
         bad_probe = self.t.trigger == "probe"
         case = self.t.case
-        if op == 0x12 and (cdb[1] & 1) and t.lun == 1 and case == "ua-reset-check-fails":
+        if op == 0x12 and (cdb[1] & 1) and t.lun == 1 and \
+                case in ("ua-reset-check-fails", "vpd-fails-in-check"):
             with self.t.lock:
                 fail = self.t.fail_vpd
             if fail:
