@@ -7,6 +7,12 @@
  * writes and discards; a Unit Attention, a reconnect or a capacity change
  * drops it.  The map only stores: it sends no command.
  *
+ * Blocks we wrote are data whatever the target says later: a target whose
+ * GET LBA STATUS lags behind the writes it acknowledged may still call
+ * them deallocated, and a copy that skips holes would lose them.  They
+ * are kept as LUN_MAP_WRITTEN, which no answer changes, until a discard
+ * of ours makes them unknown or the map is dropped.
+ *
  * Stale answers: an answer to a GET LBA STATUS sent before one of our
  * writes or discards finished may describe the blocks before it.  Every
  * change we make bumps the map's generation at its start and at its end;
@@ -31,13 +37,17 @@ enum lun_map_state {
 	LUN_MAP_UNKNOWN,  /* nothing: ask the target */
 	LUN_MAP_DATA,     /* mapped, or written by us: its content is data */
 	LUN_MAP_HOLE,     /* deallocated or anchored, and reads as zeros */
+	LUN_MAP_WRITTEN,  /* written by us: data, and no answer of the target
+	                   * makes it a hole; lun_map_lookup() reports it as
+	                   * LUN_MAP_DATA */
 };
 
 /* A run of blocks [@start, @end) in one known state. */
 struct lun_map_extent {
 	uint64_t start;              /* first block */
 	uint64_t end;                /* one past the last block */
-	enum lun_map_state state;    /* LUN_MAP_DATA or LUN_MAP_HOLE */
+	enum lun_map_state state;    /* LUN_MAP_DATA or LUN_MAP_HOLE (in the
+	                              * map, LUN_MAP_WRITTEN too) */
 };
 
 struct lun_map {
@@ -51,7 +61,8 @@ struct lun_map {
 	uint64_t gen;                /* lock: bumped by every change not learnt
 	                              * from the target */
 	unsigned changing;           /* lock: our writes and discards in flight */
-	uint64_t data_blocks;        /* lock: blocks in LUN_MAP_DATA extents */
+	uint64_t data_blocks;        /* lock: blocks in LUN_MAP_DATA and
+	                              * LUN_MAP_WRITTEN extents */
 	uint64_t known_blocks;       /* lock: blocks in any extent */
 	bool full;                   /* lock: an answer did not fit in @max
 	                              * extents; cleared when the map is
@@ -67,7 +78,9 @@ void lun_map_free(struct lun_map *m);
 
 /* The state of block @block, and in *@run_end where that state ends (the
  * next known extent for LUN_MAP_UNKNOWN; the capacity at most).  A block
- * at or past the capacity is LUN_MAP_UNKNOWN with *@run_end = @block. */
+ * at or past the capacity is LUN_MAP_UNKNOWN with *@run_end = @block.
+ * Never LUN_MAP_WRITTEN: such a block is LUN_MAP_DATA (*@run_end is then
+ * where the written run ends, which may be followed by more data). */
 enum lun_map_state lun_map_lookup(struct lun_map *m, uint64_t block, uint64_t *run_end);
 
 /* The first unknown block at or after @from; the capacity when none. */
@@ -75,8 +88,8 @@ uint64_t lun_map_next_unknown(struct lun_map *m, uint64_t from);
 
 /* A write or discard of ours starts: answers in flight become stale. */
 void lun_map_change_begin(struct lun_map *m);
-/* It ended: blocks [@start, @end) are now in @state (LUN_MAP_DATA after a
- * write; LUN_MAP_UNKNOWN after a discard or a failure, when what the
+/* It ended: blocks [@start, @end) are now in @state (LUN_MAP_WRITTEN after
+ * a write; LUN_MAP_UNKNOWN after a discard or a failure, when what the
  * target did is not known).  When the map cannot hold that it is dropped
  * whole: forgetting is always right. */
 void lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
@@ -87,9 +100,10 @@ void lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
 bool lun_map_ticket(struct lun_map *m, uint64_t *gen);
 
 /* The target's answer, taken with ticket @gen: @n extents (each inside
- * the capacity).  Returns 1 when kept, 0 when stale (the map changed
- * since the ticket) and -1 when the map is full (then it keeps what fitted
- * and lun_map_full() says so). */
+ * the capacity), LUN_MAP_DATA or LUN_MAP_HOLE; blocks the map holds as
+ * LUN_MAP_WRITTEN stay so.  Returns 1 when kept, 0 when stale (the map
+ * changed since the ticket) and -1 when the map is full (then it keeps
+ * what fitted and lun_map_full() says so). */
 int lun_map_learn(struct lun_map *m, uint64_t gen, const struct lun_map_extent *ext, size_t n);
 
 /* Forget everything (another initiator may have changed the LUN). */

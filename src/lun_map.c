@@ -5,6 +5,8 @@
  * (what is left of the first on the left, the range itself unless it
  * becomes unknown, what is left of the last on the right) and merges
  * equal neighbours, so a change costs one memmove of the array's tail.
+ * What the target says is put only into the gaps between the runs we
+ * wrote (LUN_MAP_WRITTEN), which it never changes.
  *
  * Thread model: m->lock around every public function; the static helpers
  * run with it held.
@@ -69,14 +71,15 @@ static size_t first_starting_from(const struct lun_map *m, uint64_t block)
 static void account(struct lun_map *m, const struct lun_map_extent *e, int sign)
 {
 	uint64_t len = e->end - e->start;
+	bool data = e->state == LUN_MAP_DATA || e->state == LUN_MAP_WRITTEN;
 
 	if (sign > 0) {
 		m->known_blocks += len;
-		if (e->state == LUN_MAP_DATA)
+		if (data)
 			m->data_blocks += len;
 	} else {
 		m->known_blocks -= len;
-		if (e->state == LUN_MAP_DATA)
+		if (data)
 			m->data_blocks -= len;
 	}
 }
@@ -163,7 +166,7 @@ enum lun_map_state lun_map_lookup(struct lun_map *m, uint64_t block, uint64_t *r
 	if (block < m->blocks) {
 		size_t i = first_ending_after(m, block);
 		if (i < m->n && m->ext[i].start <= block) {
-			state = m->ext[i].state;
+			state = m->ext[i].state == LUN_MAP_WRITTEN ? LUN_MAP_DATA : m->ext[i].state;
 			*run_end = m->ext[i].end;
 		} else {
 			*run_end = i < m->n ? m->ext[i].start : m->blocks;
@@ -219,6 +222,30 @@ bool lun_map_ticket(struct lun_map *m, uint64_t *gen)
 	return ok;
 }
 
+/* Put the blocks of [@start, @end) (inside the capacity) that are not
+ * LUN_MAP_WRITTEN into @state, as the target says they are.  Returns 0,
+ * or -1 as assign() does (what was put in before stays). */
+static int assign_unwritten(struct lun_map *m, uint64_t start, uint64_t end,
+			    enum lun_map_state state)
+{
+	while (start < end) {
+		uint64_t gap_end = end, next = end;
+		size_t i = first_ending_after(m, start);
+
+		while (i < m->n && m->ext[i].start < end && m->ext[i].state != LUN_MAP_WRITTEN)
+			i++;
+		if (i < m->n && m->ext[i].start < end) {
+			/* a written run ends after start and begins before end */
+			gap_end = m->ext[i].start > start ? m->ext[i].start : start;
+			next = m->ext[i].end;
+		}
+		if (start < gap_end && assign(m, start, gap_end, state) < 0)
+			return -1;
+		start = next;
+	}
+	return 0;
+}
+
 int lun_map_learn(struct lun_map *m, uint64_t gen, const struct lun_map_extent *ext, size_t n)
 {
 	int rc = 1;
@@ -232,7 +259,7 @@ int lun_map_learn(struct lun_map *m, uint64_t gen, const struct lun_map_extent *
 		uint64_t end = ext[i].end < m->blocks ? ext[i].end : m->blocks;
 		if (ext[i].start >= end)
 			continue;
-		if (assign(m, ext[i].start, end, ext[i].state) < 0) {
+		if (assign_unwritten(m, ext[i].start, end, ext[i].state) < 0) {
 			m->full = true;
 			rc = -1;
 			break;

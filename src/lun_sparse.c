@@ -14,7 +14,10 @@
  * A seek walks the blocks from its offset: what the map knows answers at
  * once; at the first unknown block it sends one GET LBA STATUS (at most
  * LBA_STATUS_DESCS descriptors), takes what it says, keeps it in the map
- * and walks on.  After SEEK_MAX_QUERIES commands it answers what is safe
+ * and walks on.  Blocks we wrote stay data in the map whatever an answer
+ * says (lun_map.h), and an answer's hole ends at the first block the map
+ * knows holds data: a target whose answers lag behind our writes must not
+ * make them holes to a sparse copy.  After SEEK_MAX_QUERIES commands it answers what is safe
  * without knowing: data where it stands (SEEK_DATA), the end of the file
  * (SEEK_HOLE).  A scan (started by lun_allocated(), one per LUN at a time)
  * walks the same way to the end, to learn the whole map for st_blocks; it
@@ -323,6 +326,21 @@ static void walk(struct seek_req *r)
 	query(r);
 }
 
+/* The first block in [@from, @end) that map @m knows holds data; @end
+ * when none does. */
+static uint64_t first_known_data(struct lun_map *m, uint64_t from, uint64_t end)
+{
+	while (from < end) {
+		uint64_t run_end;
+		if (lun_map_lookup(m, from, &run_end) == LUN_MAP_DATA)
+			return from;
+		if (run_end <= from)          /* past the capacity the map covers */
+			break;
+		from = run_end;
+	}
+	return end;
+}
+
 static void query_done(struct iscsi_task *t)
 {
 	struct seek_req *r = t->opaque;
@@ -385,11 +403,30 @@ static void query_done(struct iscsi_task *t)
 		return;
 	}
 	/* The answer was asked after the seek began: it holds for the seek,
-	 * kept in the map or not. */
+	 * kept in the map or not, but for the data the map knows of in what
+	 * it calls holes (our own writes, which a target's answers may lag
+	 * behind). */
 	for (size_t i = 0; i < n; i++) {
-		if ((r->ext[i].state == LUN_MAP_DATA) == (r->goal == GOAL_DATA)) {
-			seek_finish(r, 0, r->ext[i].start > r->at ? r->ext[i].start : r->at);
-			return;
+		uint64_t from = r->ext[i].start > r->at ? r->ext[i].start : r->at;
+		if (r->ext[i].state == LUN_MAP_DATA) {
+			if (r->goal == GOAL_DATA) {
+				seek_finish(r, 0, from);
+				return;
+			}
+		} else {
+			uint64_t data = first_known_data(l->map, from, r->ext[i].end);
+			if (data > from && r->goal == GOAL_HOLE) {
+				seek_finish(r, 0, from);
+				return;
+			}
+			if (data < r->ext[i].end) {
+				r->at = data;
+				if (r->goal == GOAL_DATA)
+					seek_finish(r, 0, data);
+				else
+					walk(r);   /* on past that data, by the map */
+				return;
+			}
 		}
 		r->at = r->ext[i].end;
 	}
@@ -486,7 +523,7 @@ void lun_sparse_changing(struct lun *l)
 void lun_sparse_changed(struct lun *l, uint64_t first, uint64_t end, bool written)
 {
 	if (l->map)
-		lun_map_change_end(l->map, first, end, written ? LUN_MAP_DATA : LUN_MAP_UNKNOWN);
+		lun_map_change_end(l->map, first, end, written ? LUN_MAP_WRITTEN : LUN_MAP_UNKNOWN);
 }
 
 void lun_sparse_drop(struct lun *l)

@@ -1343,6 +1343,49 @@ lbas_grown_case() {
 }
 lbas_grown_case
 
+# lbas-lag: GET LBA STATUS of LUN 1 describes its blocks as they were
+# when the target started, not the writes it acknowledged since.  4 KiB
+# written at 2 MiB through the mount, into a hole, must stay data for the
+# SEEK_DATA/SEEK_HOLE walk, and a copy that skips holes (cp --sparse)
+# must hold it (before, the first answer after the write made those
+# blocks a hole in the map: the walk skipped them and the copy had zeros
+# there).
+lbas_lag_case() {
+    local case=lbas-lag size map want at=$((2 << 20))
+    selected_case "$case" || return 0
+    size=$(file_size "$BAD_LUN1")
+    thin_case_start "$case"
+    head -c 4096 /dev/urandom >"$work/pattern"
+    bt dd if="$work/pattern" of="$BAD_MNT/lun1" bs=4096 seek=$((at / 4096)) oflag=direct conv=notrunc \
+        status=none || fail "$case: writing 4 KiB at $at failed"
+    bt "$PYTHON" - "$BAD_MNT/lun1" "$at" <<'PY' || fail "$case: SEEK_DATA does not find the data written"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+at = int(sys.argv[2])
+for frm in (at, at - 65536):
+    got = os.lseek(fd, frm, os.SEEK_DATA)
+    if got != at:
+        sys.exit("SEEK_DATA from %d answered %d, not %d" % (frm, got, at))
+got = os.lseek(fd, at, os.SEEK_HOLE)
+if got < at + 4096:
+    sys.exit("SEEK_HOLE from %d answered %d, inside the data written" % (at, got))
+PY
+    badtarget_fired "$case" || fail "$case: no GET LBA STATUS answer lagged behind the write (see $BAD_LOG)"
+    map=$(bt "$PYTHON" "$top_srcdir/tests/lib/seekmap.py" "$BAD_MNT/lun1" 512) ||
+        fail "$case: the SEEK_DATA/SEEK_HOLE walk of lun1 failed"
+    want="0 4096
+$((100 * 512)) $((103 * 512))
+$((700 * 512)) $((828 * 512))
+$at $((at + 4096))
+$((size - 512)) $size"
+    assert_eq "$want" "$map" "$case: the map of lun1 after the write"
+    bt cp --sparse=always "$BAD_MNT/lun1" "$work/copy" || fail "$case: the sparse copy of lun1 failed"
+    assert_same_file "$BAD_LUN1" "$work/copy" "$case: the sparse copy of lun1"
+    ! grep -q "GET LBA STATUS" "$ISCSIFS_LOG" || fail "$case: $(grep "GET LBA STATUS" "$ISCSIFS_LOG")"
+    thin_case_end "$case"
+}
+lbas_lag_case
+
 # lbas-crumbs: every answer one block long: the scan that stat starts for
 # st_blocks stops after 64 commands more than twice the extents it found,
 # and no other starts (before, it went on a block at a time: 8192

@@ -326,6 +326,8 @@ CASES = {
     "lbas-more": ("lbas", 0, "GET LBA STATUS sending one descriptor more than its PARAMETER DATA LENGTH declares"),
     "lbas-start": ("lbas", 0, "GET LBA STATUS whose first descriptor starts one block after the LBA asked"),
     "lbas-crumbs": ("lbas", 0, "GET LBA STATUS answered right, but with one descriptor of one block each time"),
+    "lbas-lag": ("lbas", 0, "GET LBA STATUS of LUN 1 answered from its blocks as they were when the target "
+                 "started: the writes acknowledged since are not seen (provisioning that lags behind the writes)"),
     "lbas-grown": ("lbas", 1, "LUN 1 grows by 1 MiB of data when the first GET LBA STATUS comes, with no Unit Attention"),
     "lbas-ua": ("event", 0, "GET LBA STATUS answered right; each SIGUSR1 writes 4 KiB of data at 2 MiB of LUN 1 "
                 "(another initiator) and sets UNIT ATTENTION MODE PARAMETERS CHANGED (2Ah/01h) on every connection"),
@@ -560,6 +562,8 @@ class Target:
         self.times = default_times if args.times is None else args.times
         self.fired = 0
         self.luns = {0: Lun(0, args.lun0), 1: Lun(1, args.lun1)}
+        # lbas-lag: LUN 1's bytes at the start, which its GET LBA STATUS describes
+        self.lun1_at_start = bytes(self.luns[1].data) if self.case == "lbas-lag" else None
         self.lun2_path = args.lun2
         self.port2 = args.port2
         self.lock = threading.Lock()   # fired, next_tsih, conns, events
@@ -2144,6 +2148,12 @@ class Conn:
         if start >= lun.blocks:
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x21, 0x00)
         data = lun.read(start * BLOCK, (lun.blocks - start) * BLOCK)
+        if self.t.case == "lbas-lag" and lun.number == 1:
+            then = self.t.lun1_at_start[start * BLOCK:lun.blocks * BLOCK]
+            if then != data:
+                self.t.fire("lbas", "%s (from LBA %d: the blocks as they were at the start)" % (
+                    self.t.what, start))
+            data = then
         zero = bytes(BLOCK)
         descs = []
         for i in range(lun.blocks - start):
@@ -2154,7 +2164,7 @@ class Conn:
                 descs.append([start + i, 1, state])
         declared = len(descs)
         case = self.t.case
-        if len(descs) >= 3 and self.t.fire("lbas", "%s (from LBA %d, %d descriptors)" % (
+        if len(descs) >= 3 and case != "lbas-lag" and self.t.fire("lbas", "%s (from LBA %d, %d descriptors)" % (
                 self.t.what, start, len(descs))):
             if case == "lbas-overlap":
                 descs[1][0] -= 1

@@ -5,7 +5,9 @@
  * stale answers, a full map), then thousands of random operations, after
  * each of which every lookup, the next unknown block, the totals and the
  * array's own invariants (sorted, disjoint, neighbours in different
- * states) must agree with the model.  Single-threaded.
+ * states) must agree with the model.  Blocks we wrote (LUN_MAP_WRITTEN)
+ * are data to every lookup, and no answer of the target changes them.
+ * Single-threaded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,21 @@ static void model_set(uint64_t start, uint64_t end, enum lun_map_state s)
 		model[b] = s;
 }
 
+/* The model learns that the target says [@start, @end) is in @s: every
+ * block but those we wrote. */
+static void model_learn(uint64_t start, uint64_t end, enum lun_map_state s)
+{
+	for (uint64_t b = start; b < end && b < BLOCKS; b++)
+		if (model[b] != LUN_MAP_WRITTEN)
+			model[b] = s;
+}
+
+/* What a lookup reports of a block in model state @s. */
+static enum lun_map_state reported(enum lun_map_state s)
+{
+	return s == LUN_MAP_WRITTEN ? LUN_MAP_DATA : s;
+}
+
 /* Everything the map says agrees with the model. */
 static void check_against_model(struct lun_map *m, const char *when)
 {
@@ -43,7 +60,8 @@ static void check_against_model(struct lun_map *m, const char *when)
 
 	for (size_t i = 0; i < m->n; i++) {
 		CHECK(m->ext[i].start < m->ext[i].end && m->ext[i].end <= BLOCKS);
-		CHECK(m->ext[i].state == LUN_MAP_DATA || m->ext[i].state == LUN_MAP_HOLE);
+		CHECK(m->ext[i].state == LUN_MAP_DATA || m->ext[i].state == LUN_MAP_HOLE ||
+		      m->ext[i].state == LUN_MAP_WRITTEN);
 		if (i > 0) {
 			CHECK(m->ext[i - 1].end <= m->ext[i].start);
 			CHECK(m->ext[i - 1].end < m->ext[i].start ||
@@ -53,18 +71,18 @@ static void check_against_model(struct lun_map *m, const char *when)
 	for (uint64_t b = 0; b < BLOCKS; b++) {
 		uint64_t end;
 		enum lun_map_state s = lun_map_lookup(m, b, &end);
-		CHECK(s == model[b]);
+		CHECK(s == reported(model[b]));
 		CHECK(end > b && end <= BLOCKS);
 		for (uint64_t x = b; x < end; x++)
-			CHECK(model[x] == s);
-		CHECK(end == BLOCKS || model[end] != s);
+			CHECK(model[x] == model[b]);
+		CHECK(end == BLOCKS || model[end] != model[b]);
 		uint64_t u = lun_map_next_unknown(m, b);
 		uint64_t want = b;
 		while (want < BLOCKS && model[want] != LUN_MAP_UNKNOWN)
 			want++;
 		CHECK_EQ_U64(u, want);
 		known += model[b] != LUN_MAP_UNKNOWN;
-		data += model[b] == LUN_MAP_DATA;
+		data += reported(model[b]) == LUN_MAP_DATA;
 	}
 	CHECK(lun_map_allocated(m, &data_blocks) == (known == BLOCKS));
 	CHECK_EQ_U64(data_blocks, data);
@@ -206,6 +224,87 @@ static void test_scenarios(void)
 	lun_map_free(m);
 }
 
+/* Blocks we wrote stay data though the target, lagging behind our writes,
+ * calls them deallocated; a discard of ours, or a drop, lets the target's
+ * word count again. */
+static void test_written(void)
+{
+	struct lun_map *m = lun_map_new(BLOCKS, 64);
+	uint64_t data, end;
+
+	memset(model, 0, sizeof model);
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 40, 48, LUN_MAP_WRITTEN);
+	model_set(40, 48, LUN_MAP_WRITTEN);
+	check_against_model(m, "a write");
+
+	/* a lagging answer: all deallocated */
+	CHECK(learn(m, 0, BLOCKS, LUN_MAP_HOLE) == 1);
+	model_learn(0, BLOCKS, LUN_MAP_HOLE);
+	check_against_model(m, "a lagging answer over the write");
+	CHECK(lun_map_lookup(m, 40, &end) == LUN_MAP_DATA && end == 48);
+	CHECK(lun_map_lookup(m, 47, &end) == LUN_MAP_DATA);
+	CHECK(lun_map_lookup(m, 48, &end) == LUN_MAP_HOLE && end == BLOCKS);
+	CHECK(lun_map_allocated(m, &data) && data == 8);
+	CHECK(lun_map_extents(m) == 3);
+
+	/* the target catches up: data next to the write, which stays ours */
+	CHECK(learn(m, 30, 60, LUN_MAP_DATA) == 1);
+	model_learn(30, 60, LUN_MAP_DATA);
+	check_against_model(m, "an answer that caught up");
+	CHECK(learn(m, 0, BLOCKS, LUN_MAP_HOLE) == 1);
+	model_learn(0, BLOCKS, LUN_MAP_HOLE);
+	check_against_model(m, "lagging again");
+	CHECK(lun_map_lookup(m, 44, &end) == LUN_MAP_DATA);
+
+	/* two writes, an answer across both and the gap between */
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 100, 101, LUN_MAP_WRITTEN);
+	model_set(100, 101, LUN_MAP_WRITTEN);
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 103, 110, LUN_MAP_WRITTEN);
+	model_set(103, 110, LUN_MAP_WRITTEN);
+	CHECK(learn(m, 90, 120, LUN_MAP_DATA) == 1);
+	model_learn(90, 120, LUN_MAP_DATA);
+	check_against_model(m, "an answer across two writes");
+	CHECK(learn(m, 95, 105, LUN_MAP_HOLE) == 1);
+	model_learn(95, 105, LUN_MAP_HOLE);
+	check_against_model(m, "a hole across two writes");
+
+	/* a discard of ours: unknown, and the target's answer holds again */
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 40, 44, LUN_MAP_UNKNOWN);
+	model_set(40, 44, LUN_MAP_UNKNOWN);
+	CHECK(learn(m, 40, 48, LUN_MAP_HOLE) == 1);
+	model_learn(40, 48, LUN_MAP_HOLE);
+	check_against_model(m, "a discard over part of a write");
+	CHECK(lun_map_lookup(m, 40, &end) == LUN_MAP_HOLE && end == 44);
+	CHECK(lun_map_lookup(m, 44, &end) == LUN_MAP_DATA && end == 48);
+
+	/* a drop (another initiator's changes) forgets the writes too */
+	lun_map_drop(m);
+	memset(model, 0, sizeof model);
+	CHECK(learn(m, 0, BLOCKS, LUN_MAP_HOLE) == 1);
+	model_learn(0, BLOCKS, LUN_MAP_HOLE);
+	check_against_model(m, "learning after a drop");
+	lun_map_free(m);
+
+	/* a map too small for the gaps keeps what fitted */
+	m = lun_map_new(BLOCKS, 3);
+	memset(model, 0, sizeof model);
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 10, 20, LUN_MAP_WRITTEN);
+	lun_map_change_begin(m);
+	lun_map_change_end(m, 30, 40, LUN_MAP_WRITTEN);
+	model_set(10, 20, LUN_MAP_WRITTEN);
+	model_set(30, 40, LUN_MAP_WRITTEN);
+	CHECK(learn(m, 0, 50, LUN_MAP_HOLE) == -1);
+	CHECK(lun_map_full(m));
+	model_learn(0, 10, LUN_MAP_HOLE);
+	check_against_model(m, "a full map learning around writes");
+	lun_map_free(m);
+}
+
 static void test_random(void)
 {
 	struct lun_map *m = lun_map_new(BLOCKS, 1000);
@@ -214,16 +313,16 @@ static void test_random(void)
 	for (int round = 0; round < 20000; round++) {
 		uint64_t a = rng() % BLOCKS, b = rng() % BLOCKS;
 		uint64_t start = a < b ? a : b, end = (a < b ? b : a) + 1;
-		enum lun_map_state s = (enum lun_map_state)(rng() % 3);
+		enum lun_map_state s = (enum lun_map_state)(rng() % 4);
 		char what[64];
 
 		switch (rng() % 8) {
 		case 0:
 		case 1:
 		case 2:
-			if (s != LUN_MAP_UNKNOWN) {
+			if (s == LUN_MAP_DATA || s == LUN_MAP_HOLE) {
 				CHECK(learn(m, start, end, s) == 1);
-				model_set(start, end, s);
+				model_learn(start, end, s);
 			}
 			break;
 		case 3:
@@ -253,6 +352,7 @@ static void test_random(void)
 int main(void)
 {
 	test_scenarios();
+	test_written();
 	test_random();
 	return test_done("test_lun_map");
 }
