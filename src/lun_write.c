@@ -10,7 +10,9 @@
  * zero range is planned by discard_plan.c and sent at most DISCARD_SLOTS
  * commands at a time: the thread that finishes one command sends the
  * plan's next from the same slot (w->next_piece hands out each once);
- * the last slot to run out calls the callback.
+ * the last slot to run out calls the callback.  A hole sends its first
+ * UNMAP or WRITE SAME alone, before any other command: a LUN that refuses
+ * it then fails the hole with nothing written (w->lead).
  *
  * l->range_lock protects l->ranges, the writes in flight or waiting, in
  * submission order.  A write starts only when no earlier write in the list
@@ -50,6 +52,9 @@ struct write_piece {
  * billions of them (zeroing a big LUN), so they go a few at a time, each
  * finished piece taking the plan's next command. */
 #define DISCARD_SLOTS 64u
+
+/* write_req.lead when a plan's commands all go at once. */
+#define NO_LEAD UINT64_MAX
 
 /* What a write request does to its blocks. */
 enum write_kind {
@@ -97,6 +102,11 @@ struct write_req {
 	atomic_bool replan;           /* zeros: the LUN refused the plan's UNMAP or WRITE
 	                               * SAME; once its commands out have ended, the
 	                               * range is planned and sent again without it */
+	uint64_t lead;                /* holes: the plan's first UNMAP or WRITE SAME,
+	                               * sent alone before the rest (NO_LEAD: none,
+	                               * every command goes at once); set before a
+	                               * plan's first command is sent */
+	atomic_bool leading;          /* holes: the lead is out, alone */
 	unsigned npieces;             /* entries in pieces */
 	struct write_piece pieces[];  /* the commands (holes and zeros: slots reused
 	                               * for the plan's commands, in order) */
@@ -202,6 +212,7 @@ static void write_finish(struct write_req *w)
 }
 
 static bool discard_next(struct write_req *w, struct write_piece *p);
+static bool discard_send_rest(struct write_req *w);
 static void discard_plan(struct write_req *w);
 static void discard_send(struct write_req *w);
 
@@ -349,8 +360,13 @@ static void write_piece_done(struct iscsi_task *t)
 		break;
 	}
 	write_set_error(w, err);
-	if (discard_next(w, p))
+	if (atomic_exchange(&w->leading, false)) {
+		/* the lead, alone: the rest goes only once it did */
+		if (discard_send_rest(w))
+			return;
+	} else if (discard_next(w, p)) {
 		return;
+	}
 	if (atomic_fetch_sub(&w->pending, 1) != 1)
 		return;
 	if (atomic_exchange(&w->replan, false) && !atomic_load(&w->err)) {
@@ -423,6 +439,35 @@ static void discard_piece(struct write_req *w, struct write_piece *p, const stru
 	}
 }
 
+/* Command @k of the plan of @w but its lead (the lead is sent first, on
+ * its own) into @s; false when there is no such command. */
+static bool discard_piece_after_lead(const struct write_req *w, uint64_t k,
+				     struct discard_span *s)
+{
+	if (w->lead != NO_LEAD && k >= w->lead)
+		k++;
+	return discard_plan_piece(&w->plan, k, s);
+}
+
+/* The first UNMAP or WRITE SAME of the plan of hole @w, which is sent
+ * before any other of its commands; NO_LEAD for a zero range (a refusal
+ * there has it planned again, as plain WRITEs: nothing to keep unwritten)
+ * or a plan without one. */
+static uint64_t discard_lead(const struct write_req *w)
+{
+	uint64_t k = 0;
+
+	if (w->kind != WRITE_PUNCH)
+		return NO_LEAD;
+	for (unsigned i = 0; i < w->plan.nseg; i++) {
+		enum discard_op op = w->plan.seg[i].op;
+		if (op == DISCARD_OP_UNMAP || op == DISCARD_OP_WRITE_SAME)
+			return k;
+		k += w->plan.seg[i].pieces;
+	}
+	return NO_LEAD;
+}
+
 /* A command of hole or zero range @w finished in slot @p: when nothing
  * failed and the plan has more, send its next command from @p.  Returns
  * false when the slot is done with. */
@@ -434,15 +479,34 @@ static bool discard_next(struct write_req *w, struct write_piece *p)
 	if (w->kind == WRITE_DATA || atomic_load(&w->err) || atomic_load(&w->replan))
 		return false;
 	k = atomic_fetch_add(&w->next_piece, 1);
-	if (!discard_plan_piece(&w->plan, k, &s))
+	if (!discard_piece_after_lead(w, k, &s))
 		return false;
 	discard_piece(w, p, &s);
 	pool_submit(w->lun->pool, &p->task);
 	return true;
 }
 
-/* Send the first commands of hole or zero range @w, one per slot; each
- * slot sends the next as its command finishes (discard_next()). */
+/* Send the first @n (> 0, at most w->npieces) commands of hole or zero
+ * range @w but its lead, one per slot; each slot sends the next as its
+ * command finishes (discard_next()). */
+static void discard_send_slots(struct write_req *w, unsigned n)
+{
+	struct write_piece *pieces = w->pieces;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct discard_span s;
+		discard_piece_after_lead(w, i, &s);
+		discard_piece(w, &pieces[i], &s);
+	}
+	atomic_store(&w->next_piece, n);
+	atomic_store(&w->pending, n);
+	/* The last completion frees w: read nothing of it after that. */
+	for (unsigned i = 0; i < n; i++)
+		pool_submit(w->lun->pool, &pieces[i].task);
+}
+
+/* Send the first commands of hole or zero range @w: its lead alone when
+ * it has one (discard_lead()), else one per slot. */
 static void discard_send(struct write_req *w)
 {
 	static const char *const method_names[] = {
@@ -461,16 +525,34 @@ static void discard_send(struct write_req *w)
 		write_finish(w);
 		return;
 	}
-	for (unsigned i = 0; i < npieces; i++) {
+	w->lead = discard_lead(w);
+	if (w->lead != NO_LEAD) {
+		/* A refusal of the lead fails a hole (EOPNOTSUPP) that must
+		 * then have changed nothing: the edges and zeros wait for it. */
 		struct discard_span s;
-		discard_plan_piece(&w->plan, i, &s);
-		discard_piece(w, &pieces[i], &s);
+		discard_plan_piece(&w->plan, w->lead, &s);
+		discard_piece(w, &pieces[0], &s);
+		atomic_store(&w->next_piece, 0);
+		atomic_store(&w->pending, 1);
+		atomic_store(&w->leading, true);
+		pool_submit(w->lun->pool, &pieces[0].task);
+		return;
 	}
-	atomic_store(&w->next_piece, npieces);
-	atomic_store(&w->pending, npieces);
-	/* The last completion frees w: read nothing of it after that. */
-	for (unsigned i = 0; i < npieces; i++)
-		pool_submit(w->lun->pool, &pieces[i].task);
+	discard_send_slots(w, npieces);
+}
+
+/* The lead of hole @w ended, its slot the only one out (w->pending 1):
+ * when it did and the plan has more, send the rest, taking over that
+ * count.  Returns false when nothing was sent (the caller ends @w, or
+ * plans it again). */
+static bool discard_send_rest(struct write_req *w)
+{
+	uint64_t rest = w->plan.pieces - 1;
+
+	if (atomic_load(&w->err) || atomic_load(&w->replan) || rest == 0)
+		return false;
+	discard_send_slots(w, rest < w->npieces ? (unsigned)rest : w->npieces);
+	return true;
 }
 
 /* Send the WRITE commands: the whole blocks [first, end), built from the
@@ -642,6 +724,8 @@ static struct write_req *write_req_new(struct lun *l, enum write_kind kind, cons
 	atomic_init(&w->pending, 0);
 	atomic_init(&w->edges_pending, 0);
 	atomic_init(&w->next_piece, 0);
+	atomic_init(&w->leading, false);
+	w->lead = NO_LEAD;
 	return w;
 nomem:
 	free(proto.edge_head);

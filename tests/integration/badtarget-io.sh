@@ -535,6 +535,40 @@ write_same_refused_case() {
 }
 write_same_refused_case
 
+# write-same-only-refused: LUN 1 says it takes WRITE SAME(16) but not
+# UNMAP (thin, LBPRZ) and refuses WRITE SAME: nothing else makes a hole
+# there, so an unaligned hole fails with EOPNOTSUPP, and that must mean
+# nothing changed: the WRITE SAME goes before the merged edge blocks,
+# which are never sent (before, they went with it and the hole failed
+# with its edges already zeroed).  A second hole fails without a WRITE
+# SAME.
+write_same_only_refused_case() {
+    local case=write-same-only-refused start model=$work/model i
+    selected_case "$case" || return 0
+    start=$(date +%s)
+    badtarget_start "$case"
+    bad_mount_fg sessions=1
+    fill_aa "$case"
+    cp -- "$BAD_LUN1" "$model"
+    for i in 1 2; do
+        if bt fallocate --punch-hole --keep-size --offset $(((1 << 20) + 100)) --length $((1 << 20)) \
+            "$BAD_MNT/lun1" 2>"$work/err"; then
+            fail "$case: hole $i was punched though the LUN refuses WRITE SAME and has no UNMAP"
+        fi
+        grep -Eq "(not |un)supported" "$work/err" || fail "$case: hole $i failed otherwise: $(cat "$work/err")"
+        assert_same_file "$model" "$BAD_LUN1" "$case: the target's lun1 after refused hole $i"
+    done
+    badtarget_fired "$case" || fail "$case: the target never sent its LBP page"
+    assert_eq 1 "$(badtarget_count "WRITE SAME\(16\) of LUN 1 refused")" "$case: WRITE SAMEs sent"
+    check_log "target $BAD_IQN, lun1: WRITE SAME\(16\) refused \(Operation not supported\), though the LUN says it takes it; not sent again"
+    bt dd if="$BAD_MNT/lun1" of="$work/got" bs=1M status=none || fail "$case: reading lun1 failed"
+    assert_same_file "$model" "$work/got" "$case: lun1 read after the refused holes"
+    check_alive
+    check_lun0 "$work"
+    bad_case_end "$case" "$work" "$start"
+}
+write_same_only_refused_case
+
 # unmap-residual: LUN 1 (thin, UNMAP, no WRITE SAME) answers each UNMAP it
 # did with GOOD and the whole parameter list as residual, as tgtd does:
 # the hole is made (UNMAP's data is a parameter list, not blocks).

@@ -336,6 +336,7 @@ CASES = {
     "unmap-refused": ("unmap1", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2) refuses every UNMAP: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "write-same-residual": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) answers every WRITE SAME(16) with GOOD, the U bit and its whole block as residual (it took none of the data), and writes nothing"),
     "write-same-refused": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) refuses every WRITE SAME(16): ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h); its UNMAP works"),
+    "write-same-only-refused": ("probe", 0, "LUN 1 thin (LBPWS=1, LBPRZ=1 in VPD 0xB2, no UNMAP) refuses every WRITE SAME(16): ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "unmap-residual": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2) answers each UNMAP, which it does, with GOOD, the U bit and the whole parameter list as residual, as tgtd does"),
     "unmap-only-noop": ("probe", 0, "LUN 1 thin (LBPU=1, LBPRZ=1 in VPD 0xB2, no WRITE SAME) answers every UNMAP with GOOD and deallocates nothing"),
     "unmap-noop": ("probe", 0, "LUN 1 thin (LBPU=1, LBPWS=1, LBPRZ=1 in VPD 0xB2) answers every UNMAP with GOOD and deallocates nothing, as SBC lets a device server do; WRITE SAME(16) writes its block"),
@@ -1974,7 +1975,7 @@ class Conn:
                       ("-%d" % lun.generation if lun.generation else "")).encode()
             thin = t.lun == 1 and case in ("unmap-granularity", "lbprz-pattern", "unmap-refused",
                                            "unmap-noop", "write-same-residual", "write-same-refused",
-                                           "unmap-residual", "unmap-only-noop")
+                                           "unmap-residual", "unmap-only-noop", "write-same-only-refused")
             if lun.vpd_refused and page in (0x80, 0x83):
                 return CHECK_CONDITION, b"", fixed_sense(0x05, 0x24, 0x00)
             if page == 0x00 and lun.vpd_refused:
@@ -2002,7 +2003,8 @@ class Conn:
                 if bad and case == "opt-xfer-huge" and self.t.fire("probe"):
                     put32(d, 12, 0x800008)
                 if thin and case in ("lbprz-pattern", "unmap-noop", "write-same-residual",
-                                     "write-same-refused", "unmap-residual", "unmap-only-noop"):
+                                     "write-same-refused", "unmap-residual", "unmap-only-noop",
+                                     "write-same-only-refused"):
                     put32(d, 20, 2048)               # MAXIMUM UNMAP LBA COUNT
                     put32(d, 24, 1)                  # MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
                     put32(d, 28, 1)                  # UNMAP GRANULARITY
@@ -2020,6 +2022,9 @@ class Conn:
             if page == 0xB2 and thin and case in ("unmap-noop", "write-same-residual", "write-same-refused") and \
                     self.t.fire("probe", "VPD 0xB2: LBPU, LBPWS, LBPRZ"):
                 return GOOD, bytes([0, 0xB2, 0, 4, 0, 0xC4, 0x02, 0]), b""
+            if page == 0xB2 and thin and case == "write-same-only-refused" and \
+                    self.t.fire("probe", "VPD 0xB2: LBPWS, LBPRZ"):
+                return GOOD, bytes([0, 0xB2, 0, 4, 0, 0x44, 0x02, 0]), b""
             if page == 0xB2 and thin and case in ("unmap-residual", "unmap-only-noop"):
                 self.t.fire("probe", "VPD 0xB2: LBPU, LBPRZ")
             if page == 0xB2 and thin:
@@ -2106,7 +2111,7 @@ class Conn:
             return GOOD, b"", b""
         if op == 0x42:     # UNMAP
             return self.unmap(t, lun, wdata or b"")
-        if op == 0x93 and t.lun == 1 and case == "write-same-refused":
+        if op == 0x93 and t.lun == 1 and case in ("write-same-refused", "write-same-only-refused"):
             log("%s: WRITE SAME(16) of LUN 1 refused" % self.name)
             return CHECK_CONDITION, b"", fixed_sense(0x05, 0x20, 0x00)
         if op == 0x93:     # WRITE SAME(16): its one block over every block of the range
