@@ -58,7 +58,9 @@ enum verdict {
  * table's level), counts retries and Unit Attentions, and passes changes
  * a Unit Attention reports to l->on_change.  Returns the verdict; sets
  * *err for VERDICT_FAIL and VERDICT_UNSUPPORTED and *delay_ms, the pause
- * before sending it again, for VERDICT_RETRY. */
+ * before sending it again, for VERDICT_RETRY.  A READ or WRITE that the
+ * table fails with EINVAL (ILLEGAL REQUEST without a rule of its own)
+ * fails with EIO. */
 enum verdict task_verdict(struct lun *l, const struct iscsi_task *t, unsigned retries,
 			  int *err, unsigned *delay_ms);
 

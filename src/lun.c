@@ -244,6 +244,12 @@ enum verdict task_verdict(struct lun *l, const struct iscsi_task *t,
 	}
 	lun_log(l, o.level, "target %s, %s: %s (CDB 0x%02x)", l->target, l->name, o.text, t->cdb[0]);
 	*err = o.err;
+	/* ILLEGAL REQUEST without a rule of its own (EINVAL) on a READ or
+	 * WRITE we built: the target's trouble, not the caller's invalid
+	 * argument.  Other commands keep EINVAL: probing, rescans and holes
+	 * take it for "refused" and go without. */
+	if (*err == EINVAL && is_read_write(t->cdb[0]))
+		*err = EIO;
 	return VERDICT_FAIL;
 }
 

@@ -1123,6 +1123,14 @@ io_case no-sense read ok \
 io_case datain-status-check read ok \
     "target $BAD_IQN, lun1: CHECK CONDITION without any sense data; retry 1 of 8 in 0 ms" \
     stat=retries=1
+# ILLEGAL REQUEST with a sense code that has no rule of its own (26h/00h
+# here) on a READ or a WRITE of the data path: EIO, the target's trouble,
+# not EINVAL, which says the caller's arguments were wrong (before, the
+# read and the write failed with "Invalid argument")
+io_case read-illegal-other read eio \
+    "target $BAD_IQN, lun1: ILLEGAL REQUEST: INVALID FIELD IN PARAMETER LIST \(0x26/0x00\) \(CDB 0x(28|88)\)"
+io_case write-illegal-other write eio \
+    "target $BAD_IQN, lun1: ILLEGAL REQUEST: INVALID FIELD IN PARAMETER LIST \(0x26/0x00\) \(CDB 0x(2a|8a)\)"
 # a deferred error is an earlier command's: logged as an error, and this
 # READ (which the target did not perform) is sent again
 io_case deferred-error read ok \

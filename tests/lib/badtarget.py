@@ -259,6 +259,8 @@ CASES = {
     "sync-unsupported": ("sync1", 0, "SYNCHRONIZE CACHE(10) and (16) of LUN 1 refused: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE (20h/00h)"),
     "no-sense": ("read1", 1, "the READ's data garbled, then CHECK CONDITION with sense key NO SENSE"),
     "rmw-access-denied": ("read1", 1, "the READ refused: DATA PROTECT, LOGICAL UNIT ACCESS NOT AUTHORIZED (74h/71h)"),
+    "read-illegal-other": ("read1", 1, "the READ refused: ILLEGAL REQUEST, INVALID FIELD IN PARAMETER LIST (26h/00h), a sense code the initiator has no rule of its own for"),
+    "write-illegal-other": ("write1", 1, "WRITE answered at once, before any R2T: ILLEGAL REQUEST, INVALID FIELD IN PARAMETER LIST (26h/00h), a sense code the initiator has no rule of its own for"),
     "deferred-error": ("read1", 1, "CHECK CONDITION with a deferred error (response code 71h): MEDIUM ERROR, WRITE ERROR"),
     "datain-status-check": ("read1", 1, "the READ's data garbled, the last Data-In with S=1 and status CHECK CONDITION (no sense can ride there)"),
     "response-failure": ("read1", 1, "the READ's data garbled, then a SCSI Response with iSCSI response 0x01 (target failure) and status GOOD"),
@@ -2389,6 +2391,8 @@ class Conn:
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x07, 0x74, 0x71))
         elif case == "deferred-error":
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x03, 0x0C, 0x00, deferred=True))
+        elif case == "read-illegal-other":
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x05, 0x26, 0x00))
         elif case == "datain-status-check":
             junk = garbled(data)
             offs = list(range(0, n, c))
@@ -2598,6 +2602,9 @@ class Conn:
         elif case == "write-early-recovered":
             del self.writes[t.itt]
             self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x01, 0x17, 0x01))
+        elif case == "write-illegal-other":
+            del self.writes[t.itt]
+            self.respond(t, b"", CHECK_CONDITION, fixed_sense(0x05, 0x26, 0x00))
         elif case == "write-early-u0":
             del self.writes[t.itt]
             self.respond(t, b"", resid=(DI_UNDER, 0))
