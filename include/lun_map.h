@@ -5,13 +5,15 @@
  * zeros); blocks in no extent are unknown.  lun_sparse.c fills it from
  * GET LBA STATUS answers and lun_write.c keeps it right across our own
  * writes and discards; a Unit Attention, a reconnect or a capacity change
- * drops it.  The map only stores: it sends no command.
+ * drops what the target said.  The map only stores: it sends no command.
  *
  * Blocks we wrote are data whatever the target says later: a target whose
  * GET LBA STATUS lags behind the writes it acknowledged may still call
  * them deallocated, and a copy that skips holes would lose them.  They
- * are kept as LUN_MAP_WRITTEN, which no answer changes, until a discard
- * of ours makes them unknown or the map is dropped.
+ * are kept as LUN_MAP_WRITTEN, which no answer changes and no drop
+ * forgets, until a discard or a failed write of ours makes them unknown
+ * (or the map is full and our write cannot be kept).  The room all maps
+ * hold is bounded together (LUN_MAP_EXTENTS_BUDGET).
  *
  * Stale answers: an answer to a GET LBA STATUS sent before one of our
  * writes or discards finished may describe the blocks before it.  Every
@@ -22,7 +24,7 @@
  *
  * Thread model: every function may be called from any thread; one mutex
  * per map (a leaf: nothing else is locked while it is held) protects all
- * of it.
+ * of it; the budget is one atomic counter.
  */
 #ifndef ISCSIFS_LUN_MAP_H
 #define ISCSIFS_LUN_MAP_H
@@ -71,6 +73,17 @@ struct lun_map {
 	                              * too small for it; cleared likewise */
 };
 
+/* The most extents all maps of the process hold room for together (24
+ * bytes each: 6 MiB).  A target answers GET LBA STATUS as it likes: one
+ * that makes every LUN's map full would hold @max_extents per LUN, for
+ * up to 1024 LUNs per target.  A map that would need more room than is
+ * left is full (its scan gives up, its LUN reads as all data); a map
+ * dropped or freed gives its room back. */
+#define LUN_MAP_EXTENTS_BUDGET ((size_t)1 << 18)
+
+/* Room for extents all maps of the process hold now (tests). */
+size_t lun_map_extents_reserved(void);
+
 /* A map of a LUN of @blocks blocks, all unknown, keeping at most
  * @max_extents extents.  NULL on ENOMEM. */
 struct lun_map *lun_map_new(uint64_t blocks, size_t max_extents);
@@ -106,10 +119,12 @@ bool lun_map_ticket(struct lun_map *m, uint64_t *gen);
  * what fitted and lun_map_full() says so). */
 int lun_map_learn(struct lun_map *m, uint64_t gen, const struct lun_map_extent *ext, size_t n);
 
-/* Forget everything (another initiator may have changed the LUN). */
+/* Forget what the target said (another initiator may have changed the
+ * LUN, or the target restarted); the runs we wrote stay data. */
 void lun_map_drop(struct lun_map *m);
 
-/* The capacity is now @blocks: forget everything. */
+/* The capacity is now @blocks: forget what the target said; the runs we
+ * wrote stay data inside the new capacity. */
 void lun_map_resize(struct lun_map *m, uint64_t blocks);
 
 /* Whether every block is known; then *@data_blocks holds how many hold

@@ -13,8 +13,40 @@
  */
 #include "lun_map.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Room for extents all maps hold (their cap), within
+ * LUN_MAP_EXTENTS_BUDGET. */
+static _Atomic size_t extents_reserved;
+
+size_t lun_map_extents_reserved(void)
+{
+	return atomic_load(&extents_reserved);
+}
+
+/* Take room for @more extents from the budget; false when it has not
+ * that much left. */
+static bool reserve(size_t more)
+{
+	size_t now = atomic_load(&extents_reserved);
+
+	do {
+		if (more > LUN_MAP_EXTENTS_BUDGET - now)
+			return false;
+	} while (!atomic_compare_exchange_weak(&extents_reserved, &now, now + more));
+	return true;
+}
+
+/* Give the room of @m's extents back, and the array. */
+static void release_room(struct lun_map *m)
+{
+	free(m->ext);
+	m->ext = NULL;
+	atomic_fetch_sub(&extents_reserved, m->cap);
+	m->cap = 0;
+}
 
 struct lun_map *lun_map_new(uint64_t blocks, size_t max_extents)
 {
@@ -33,7 +65,7 @@ void lun_map_free(struct lun_map *m)
 	if (!m)
 		return;
 	pthread_mutex_destroy(&m->lock);
-	free(m->ext);
+	release_room(m);
 	free(m);
 }
 
@@ -84,13 +116,40 @@ static void account(struct lun_map *m, const struct lun_map_extent *e, int sign)
 	}
 }
 
+/* Empty @m, giving its room back. */
 static void forget_all(struct lun_map *m)
 {
+	release_room(m);
 	m->full = false;
 	m->scan_gave_up = false;
 	m->n = 0;
 	m->data_blocks = 0;
 	m->known_blocks = 0;
+}
+
+/* Forget what the target said, keeping the runs we wrote inside the
+ * first @blocks blocks: those are data whatever happened since (another
+ * initiator's unmapping them costs a copy some sparseness, never data). */
+static void forget_learnt(struct lun_map *m, uint64_t blocks)
+{
+	size_t k = 0;
+
+	m->full = false;
+	m->scan_gave_up = false;
+	m->data_blocks = 0;
+	m->known_blocks = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		struct lun_map_extent e = m->ext[i];
+		if (e.state != LUN_MAP_WRITTEN || e.start >= blocks)
+			continue;
+		if (e.end > blocks)
+			e.end = blocks;
+		m->ext[k++] = e;
+		account(m, &e, 1);
+	}
+	m->n = k;
+	if (k == 0)
+		release_room(m);
 }
 
 /* Merge extent @i with its right neighbour while they touch and agree. */
@@ -132,9 +191,17 @@ static int assign(struct lun_map *m, uint64_t start, uint64_t end, enum lun_map_
 			cap *= 2;
 		if (cap > m->max)
 			cap = m->max;
+		/* doubled if the budget has room, else just enough */
+		if (!reserve(cap - m->cap)) {
+			cap = n;
+			if (!reserve(cap - m->cap))
+				return -1;
+		}
 		struct lun_map_extent *ext = realloc(m->ext, cap * sizeof *ext);
-		if (!ext)
+		if (!ext) {
+			atomic_fetch_sub(&extents_reserved, cap - m->cap);
 			return -1;
+		}
 		m->ext = ext;
 		m->cap = cap;
 	}
@@ -208,8 +275,13 @@ void lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
 	m->gen++;
 	if (end > m->blocks)
 		end = m->blocks;
-	if (start < end && assign(m, start, end, state) < 0)
-		forget_all(m);
+	/* no room: what the target said goes first, then, if our own runs
+	 * are what fills the map, everything */
+	if (start < end && assign(m, start, end, state) < 0) {
+		forget_learnt(m, m->blocks);
+		if (assign(m, start, end, state) < 0)
+			forget_all(m);
+	}
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -273,7 +345,7 @@ out:
 void lun_map_drop(struct lun_map *m)
 {
 	pthread_mutex_lock(&m->lock);
-	forget_all(m);
+	forget_learnt(m, m->blocks);
 	m->gen++;
 	pthread_mutex_unlock(&m->lock);
 }
@@ -281,7 +353,7 @@ void lun_map_drop(struct lun_map *m)
 void lun_map_resize(struct lun_map *m, uint64_t blocks)
 {
 	pthread_mutex_lock(&m->lock);
-	forget_all(m);
+	forget_learnt(m, blocks);
 	m->blocks = blocks;
 	m->gen++;
 	pthread_mutex_unlock(&m->lock);

@@ -25,9 +25,10 @@
  * too little progress (SCAN_SLACK), and is not started again until the
  * map is emptied.
  *
- * The map is dropped when a session reconnected since it was last looked
- * at (another initiator may have written meanwhile), on every Unit
- * Attention (lun.c) and when the capacity changes.
+ * The map forgets what the target said when a session reconnected since
+ * it was last looked at (another initiator may have written meanwhile),
+ * on every Unit Attention (lun.c) and when the capacity changes; blocks
+ * we wrote stay data (lun_map.h).
  *
  * NOTES ON THE THREAD MODEL
  *

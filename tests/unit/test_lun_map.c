@@ -7,6 +7,8 @@
  * array's own invariants (sorted, disjoint, neighbours in different
  * states) must agree with the model.  Blocks we wrote (LUN_MAP_WRITTEN)
  * are data to every lookup, and no answer of the target changes them.
+ * Last, the budget all maps share: maps that each stay under their own
+ * limit cannot together hold more than LUN_MAP_EXTENTS_BUDGET extents.
  * Single-threaded.
  */
 #include <stdio.h>
@@ -44,6 +46,14 @@ static void model_learn(uint64_t start, uint64_t end, enum lun_map_state s)
 	for (uint64_t b = start; b < end && b < BLOCKS; b++)
 		if (model[b] != LUN_MAP_WRITTEN)
 			model[b] = s;
+}
+
+/* The model forgets what the target said: blocks we wrote stay. */
+static void model_drop(void)
+{
+	for (uint64_t b = 0; b < BLOCKS; b++)
+		if (model[b] != LUN_MAP_WRITTEN)
+			model[b] = LUN_MAP_UNKNOWN;
 }
 
 /* What a lookup reports of a block in model state @s. */
@@ -172,7 +182,7 @@ static void test_scenarios(void)
 	/* a Unit Attention drops everything and stales answers */
 	CHECK(lun_map_ticket(m, &gen));
 	lun_map_drop(m);
-	memset(model, 0, sizeof model);
+	model_drop();
 	CHECK(lun_map_learn(m, gen, e, 1) == 0);
 	check_against_model(m, "a drop");
 
@@ -195,8 +205,9 @@ static void test_scenarios(void)
 	check_against_model(m, "a full map refusing an answer");
 	lun_map_change_begin(m);
 	lun_map_change_end(m, 24, 26, LUN_MAP_DATA);  /* needs 4 extents */
-	memset(model, 0, sizeof model);
-	check_against_model(m, "a full map dropped for a write");
+	memset(model, 0, sizeof model);               /* what was learnt goes */
+	model_set(24, 26, LUN_MAP_DATA);
+	check_against_model(m, "a full map forgetting what it learnt for a write");
 	CHECK(!lun_map_full(m));
 	CHECK(learn(m, 0, 10, LUN_MAP_DATA) == 1);
 	CHECK(learn(m, 20, 30, LUN_MAP_HOLE) == 1);
@@ -281,12 +292,24 @@ static void test_written(void)
 	CHECK(lun_map_lookup(m, 40, &end) == LUN_MAP_HOLE && end == 44);
 	CHECK(lun_map_lookup(m, 44, &end) == LUN_MAP_DATA && end == 48);
 
-	/* a drop (another initiator's changes) forgets the writes too */
+	/* a drop (another initiator's changes, a reconnect) forgets what the
+	 * target said, not our writes: a target that still lags after it
+	 * must not make them holes either */
 	lun_map_drop(m);
-	memset(model, 0, sizeof model);
+	model_drop();
+	check_against_model(m, "a drop");
+	CHECK(lun_map_lookup(m, 100, &end) == LUN_MAP_DATA && end == 101);
 	CHECK(learn(m, 0, BLOCKS, LUN_MAP_HOLE) == 1);
 	model_learn(0, BLOCKS, LUN_MAP_HOLE);
 	check_against_model(m, "learning after a drop");
+	CHECK(lun_map_lookup(m, 105, &end) == LUN_MAP_DATA && end == 110);
+	/* a capacity change keeps those inside the new capacity */
+	lun_map_resize(m, 105);
+	model_drop();
+	for (uint64_t b = 105; b < BLOCKS; b++)
+		model[b] = LUN_MAP_UNKNOWN;
+	CHECK(lun_map_lookup(m, 104, &end) == LUN_MAP_DATA && end == 105);
+	CHECK(lun_map_lookup(m, 105, &end) == LUN_MAP_UNKNOWN);
 	lun_map_free(m);
 
 	/* a map too small for the gaps keeps what fitted */
@@ -335,7 +358,7 @@ static void test_random(void)
 		case 6:
 			if (rng() % 16 == 0) {
 				lun_map_drop(m);
-				memset(model, 0, sizeof model);
+				model_drop();
 			}
 			break;
 		default:
@@ -349,10 +372,65 @@ static void test_random(void)
 	lun_map_free(m);
 }
 
+/* Fill @m with @n extents (data and holes in turn, one block each, from
+ * block 0): returns what the last answer said (1 kept, -1 full). */
+static int fill_alternating(struct lun_map *m, size_t n)
+{
+	struct lun_map_extent *e = calloc(n, sizeof *e);
+	uint64_t gen;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		e[i] = (struct lun_map_extent){ i, i + 1, i % 2 ? LUN_MAP_HOLE : LUN_MAP_DATA };
+	CHECK(lun_map_ticket(m, &gen));
+	rc = lun_map_learn(m, gen, e, n);
+	free(e);
+	return rc;
+}
+
+/* A hostile target makes the map of every LUN as fragmented as a map
+ * may be: together they stop at the budget, the map that finds none
+ * left is full, and a dropped or freed map gives its room back.  (Before
+ * the budget, every map took its own limit: 1.5 MiB per LUN, for up to
+ * 1024 LUNs per target.) */
+static void test_budget(void)
+{
+	const size_t per_map = 1u << 16;      /* lun_sparse.c's MAP_MAX_EXTENTS */
+	const size_t nmaps = LUN_MAP_EXTENTS_BUDGET / per_map + 2;
+	struct lun_map **maps = calloc(nmaps, sizeof *maps);
+	size_t full = 0, kept = 0;
+	uint64_t data;
+
+	CHECK_EQ_U64(lun_map_extents_reserved(), 0);
+	for (size_t i = 0; i < nmaps; i++) {
+		maps[i] = lun_map_new(per_map * 2, per_map);
+		int rc = fill_alternating(maps[i], per_map);
+		if (rc == 1)
+			kept++;
+		else if (rc == -1 && lun_map_full(maps[i]))
+			full++;
+		CHECK(lun_map_extents_reserved() <= LUN_MAP_EXTENTS_BUDGET);
+	}
+	CHECK_EQ_U64(kept, LUN_MAP_EXTENTS_BUDGET / per_map);
+	CHECK_EQ_U64(full, nmaps - kept);
+	/* a full map is no answer: the LUN reads as all data */
+	CHECK(!lun_map_allocated(maps[nmaps - 1], &data));
+
+	/* a drop gives the room back: the last map fits now */
+	lun_map_drop(maps[0]);
+	lun_map_drop(maps[nmaps - 1]);
+	CHECK_EQ_U64(fill_alternating(maps[nmaps - 1], per_map), 1);
+	for (size_t i = 0; i < nmaps; i++)
+		lun_map_free(maps[i]);
+	CHECK_EQ_U64(lun_map_extents_reserved(), 0);
+	free(maps);
+}
+
 int main(void)
 {
 	test_scenarios();
 	test_written();
 	test_random();
+	test_budget();
 	return test_done("test_lun_map");
 }
