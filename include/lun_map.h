@@ -103,9 +103,11 @@ uint64_t lun_map_next_unknown(struct lun_map *m, uint64_t from);
 void lun_map_change_begin(struct lun_map *m);
 /* It ended: blocks [@start, @end) are now in @state (LUN_MAP_WRITTEN after
  * a write; LUN_MAP_UNKNOWN after a discard or a failure, when what the
- * target did is not known).  When the map cannot hold that it is dropped
- * whole: forgetting is always right. */
-void lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
+ * target did is not known).  When the map cannot hold that, what was
+ * learnt goes, and if that is not enough, everything: then it returns
+ * false (the runs we wrote are forgotten, and a target that lags behind
+ * them could make them holes again: the caller trusts no hole after). */
+bool lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
 			enum lun_map_state state);
 
 /* The generation to send a GET LBA STATUS with into *@gen; false when a

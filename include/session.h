@@ -89,15 +89,19 @@ struct iscsi_task {
 	                               * (only losses that count, see session_stop()) */
 	uint64_t lost_at_login;       /* the count of logins (session.c) when it was
 	                               * last taken off a lost connection */
+
+	/* Session's bookkeeping; protected by the session lock. */
+	int64_t pinned_ns;            /* pinned: when (monotonic); it may go to
+	                               * other sessions after the replacement
+	                               * timeout from then (session_tick()) */
 	int32_t lost_tpgt;            /* pinned: the portal group tag of the lost
 	                               * connection it was on, -1 when the target
 	                               * gave none (session_stop()) */
 	bool out_of_tries;            /* a write that was on the wire and has cost
-	                               * MAX_REISSUES connections: it waits pinned
-	                               * like any such write, then fails with EIO
-	                               * instead of going again (session_stop()) */
-
-	/* Session's bookkeeping; protected by the session lock. */
+	                               * more than MAX_REISSUES connections: it
+	                               * waits pinned like any such write, then
+	                               * fails with EIO instead of going again
+	                               * (session_stop()) */
 	struct session *session;      /* the session that carries it */
 	uint32_t itt;                 /* Initiator Task Tag */
 	uint32_t cmdsn;               /* CmdSN it was sent with */
@@ -261,10 +265,12 @@ struct session_owner_ops {
 	 * (not the connection: a HARDWARE ERROR, a refusal, retries used up):
 	 * the check goes on without it, and the owner holds the LUN's
 	 * commands until it has checked the LUN itself, as after a Unit
-	 * Attention that says it may be another unit.  It must not block or
-	 * wait for commands.  No lock held.  NULL: the connection is dropped
-	 * and the check done again after the next login. */
-	void (*lun_unchecked)(void *owner, uint32_t lun);
+	 * Attention that says it may be another unit.  Returns true when
+	 * this call held it (the session logs it), false when it already
+	 * was.  It must not block or wait for commands.  No lock held.
+	 * NULL: the connection is dropped and the check done again after
+	 * the next login. */
+	bool (*lun_unchecked)(void *owner, uint32_t lun);
 	/* A command of the identity check met a Unit Attention on LUN @lun
 	 * that says @change (SCSI_CHANGE_CAPACITY or SCSI_CHANGE_LUNS; the
 	 * check sends it again): what a command of the owner's would have

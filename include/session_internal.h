@@ -257,15 +257,16 @@ struct session {
 	                                     * (DefaultTime2Wait) */
 	uint64_t login_seq;                 /* lock: the count of logins when this
 	                                     * connection logged in */
-	struct iscsi_task *pinned;          /* lock: writes that were on the wire of the
-	                                     * lost connection, in CmdSN order: they wait
+	struct iscsi_task *pinned;          /* lock: writes that were on the wire of a
+	                                     * lost connection, those of each loss in
+	                                     * CmdSN order, the latest loss's first
+	                                     * (overlapping writes are ordered by the
+	                                     * LUN's range list, not here): they wait
 	                                     * for this session to log in again in the
-	                                     * same portal group (see session_stop(),
-	                                     * verify_finish()) or for the replacement
-	                                     * timeout (session_tick()) */
-	int64_t pinned_since_ns;            /* lock: when s->pinned last went from empty
-	                                     * to not: the replacement timeout counts
-	                                     * from there */
+	                                     * portal group they were lost in (see
+	                                     * session_stop(), verify_finish()) or for
+	                                     * the replacement timeout from their
+	                                     * task->pinned_ns (session_tick()) */
 	int64_t window_wait_since_ns;       /* lock: when a command first found the
 	                                     * CmdSN window closed since it was last
 	                                     * open (or the login); 0: none did.  Past

@@ -85,8 +85,10 @@ static void unit_attention(struct lun *l, const struct scsi_outcome *o, uint8_t 
 	atomic_fetch_add(&l->counters.unit_attentions, 1);
 	/* whatever it says, another initiator may have been at work */
 	lun_sparse_drop(l);
-	/* (a LUN being probed is not the pool's yet: not held) */
-	if (unit_may_differ(o->change) && pool_hold_lun(l->pool, l->number))
+	/* (a LUN being probed is not the pool's yet: not held.  LUN 0 is,
+	 * when REPORT LUNS, asked through a stand-in, meets REPORTED LUNS
+	 * DATA HAS CHANGED, as for a command of its own) */
+	if (l->pool && unit_may_differ(o->change) && pool_hold_lun(l->pool, l->number))
 		tell_change(l, SCSI_CHANGE_IDENTITY);
 	switch (o->change) {
 	case SCSI_CHANGE_CAPACITY:
@@ -441,7 +443,7 @@ static int read_capacity(struct pool *pool, struct lun *l, struct scsi_capacity 
 	int rc = scsi_parse_read_capacity10(buf, got, cap);
 	if (rc < 0)
 		return -1;
-	if (rc == 1 && rc16_err == EOPNOTSUPP) {
+	if (rc == 1 && (rc16_err == EOPNOTSUPP || rc16_err == EINVAL)) {
 		/* 2^32 blocks or more: SBC-3 sends us to READ CAPACITY(16),
 		 * which the target refused, so the capacity is unknown and
 		 * the LUN unusable (EPROTO: the LUN is skipped) */

@@ -148,8 +148,23 @@ static void forget_learnt(struct lun_map *m, uint64_t blocks)
 		account(m, &e, 1);
 	}
 	m->n = k;
-	if (k == 0)
+	if (k == 0) {
 		release_room(m);
+		return;
+	}
+	/* the room beyond what is kept goes back too (to 16 or the next
+	 * power of two); a failed realloc keeps the larger array */
+	size_t cap = 16;
+	while (cap < k)
+		cap *= 2;
+	if (cap < m->cap) {
+		struct lun_map_extent *ext = realloc(m->ext, cap * sizeof *ext);
+		if (ext) {
+			m->ext = ext;
+			atomic_fetch_sub(&extents_reserved, m->cap - cap);
+			m->cap = cap;
+		}
+	}
 }
 
 /* Merge extent @i with its right neighbour while they touch and agree. */
@@ -266,9 +281,11 @@ void lun_map_change_begin(struct lun_map *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-void lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
+bool lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
 			enum lun_map_state state)
 {
+	bool kept = true;
+
 	pthread_mutex_lock(&m->lock);
 	if (m->changing)
 		m->changing--;
@@ -279,10 +296,13 @@ void lun_map_change_end(struct lun_map *m, uint64_t start, uint64_t end,
 	 * are what fills the map, everything */
 	if (start < end && assign(m, start, end, state) < 0) {
 		forget_learnt(m, m->blocks);
-		if (assign(m, start, end, state) < 0)
+		if (assign(m, start, end, state) < 0) {
 			forget_all(m);
+			kept = false;
+		}
 	}
 	pthread_mutex_unlock(&m->lock);
+	return kept;
 }
 
 bool lun_map_ticket(struct lun_map *m, uint64_t *gen)

@@ -523,8 +523,14 @@ void lun_sparse_changing(struct lun *l)
 
 void lun_sparse_changed(struct lun *l, uint64_t first, uint64_t end, bool written)
 {
-	if (l->map)
-		lun_map_change_end(l->map, first, end, written ? LUN_MAP_WRITTEN : LUN_MAP_UNKNOWN);
+	if (!l->map)
+		return;
+	/* the runs we wrote forgotten, a target that lags behind our writes
+	 * could make them holes again: no holes from then on */
+	if (!lun_map_change_end(l->map, first, end,
+				written ? LUN_MAP_WRITTEN : LUN_MAP_UNKNOWN))
+		refuse(l, "the provisioning map has no room left for the blocks written through "
+		       "the mount");
 }
 
 void lun_sparse_drop(struct lun *l)

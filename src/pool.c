@@ -998,12 +998,14 @@ static void pool_kick(void *owner)
  * failed on the target): its commands wait for the owner's check, as
  * after a Unit Attention that says it may be another unit.  The
  * lun_unchecked callback. */
-static void pool_lun_unchecked(void *owner, uint32_t lun)
+static bool pool_lun_unchecked(void *owner, uint32_t lun)
 {
 	struct pool *p = owner;
 
-	if (pool_hold_lun(p, lun))
-		pool_tell_change(p, lun, SCSI_CHANGE_IDENTITY);
+	if (!pool_hold_lun(p, lun))
+		return false;
+	pool_tell_change(p, lun, SCSI_CHANGE_IDENTITY);
+	return true;
 }
 
 /* How the sessions of a pool report to it (session.h). */

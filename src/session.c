@@ -374,6 +374,27 @@ void session_reissue(struct session *s, struct iscsi_task *t)
 	session_owner_requeue(s, t);
 }
 
+/* Take out of s->pinned the writes pinned longer than the replacement
+ * timeout before @now, in their order; NULL when none.  Lock held. */
+static struct iscsi_task *take_timed_out_pinned_locked(struct session *s, int64_t now)
+{
+	int64_t limit = (int64_t)s->cfg->replacement_timeout_s * 1000000000;
+	struct iscsi_task *out = NULL, **tail = &out, **pp = &s->pinned;
+
+	while (*pp) {
+		struct iscsi_task *t = *pp;
+		if (now - t->pinned_ns > limit) {
+			*pp = t->next;
+			t->next = NULL;
+			*tail = t;
+			tail = &t->next;
+		} else {
+			pp = &t->next;
+		}
+	}
+	return out;
+}
+
 void session_task_end(struct session *s, struct iscsi_task *t)
 {
 	if (t->reissue_when_released)
@@ -414,14 +435,12 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 	 * its identity check), or is back in another portal group: other
 	 * sessions may have them now (or, when none is up either, the owner
 	 * fails them). */
-	if (s->pinned &&
-	    now - s->pinned_since_ns > (int64_t)cfg->replacement_timeout_s * 1000000000) {
-		struct iscsi_task *release = s->pinned;
-		s->pinned = NULL;
+	struct iscsi_task *release = take_timed_out_pinned_locked(s, now);
+	if (release) {
+		bool back = s->state == SESSION_FULL_FEATURE;
 		pthread_mutex_unlock(&s->lock);
 		log_warn("%s: not back%s after %u s; its writes may go on other sessions",
-			 s->name, s->state == SESSION_FULL_FEATURE ? " in their portal group" :
-			 "", cfg->replacement_timeout_s);
+			 s->name, back ? " in their portal group" : "", cfg->replacement_timeout_s);
 		session_release_pinned(s, release);
 		pthread_mutex_lock(&s->lock);
 	}

@@ -191,10 +191,11 @@ enum session_state session_stop(struct session *s, enum session_state next,
 		if (pinned) {
 			pthread_mutex_lock(&s->lock);
 			int32_t tpgt = s->params.has_tpgt ? s->params.target_portal_group_tag : -1;
-			for (struct iscsi_task *t = pinned; t; t = t->next)
+			int64_t now = mono_now_ns();
+			for (struct iscsi_task *t = pinned; t; t = t->next) {
 				t->lost_tpgt = tpgt;
-			if (!s->pinned)
-				s->pinned_since_ns = mono_now_ns();
+				t->pinned_ns = now;
+			}
 			/* (empty, unless the last login was in another
 			 * portal group: verify_finish()) */
 			*ptail = s->pinned;

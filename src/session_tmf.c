@@ -313,13 +313,15 @@ int session_rx_tmf_rsp(struct session *s, const union iscsi_bhs *bhs)
 	uint8_t opcode = s->tmf_opcode, response = h->response;
 
 	struct iscsi_task *ref = function == ISCSI_TMF_ABORT_TASK ? session_find_task(s, ref_itt) : NULL;
-	/* "does not exist" for a write whose status never came: it may be
-	 * the target's lookup that failed, not the write (RFC 7143 11.5.1
-	 * has it answer "function complete" for a task that never arrived
-	 * within the window).  Sent again, a copy it still carries out could
-	 * land after a newer write of the same blocks: an LU reset, below,
-	 * ends it for sure.  A read goes again. */
-	bool write_unended = response == 1 && ref && ref->dir == TASK_DIR_WRITE;
+	/* "does not exist" for a write whose status never came, and whose
+	 * data all went: it may be the target's lookup that failed, not the
+	 * write (RFC 7143 11.5.1 has it answer "function complete" for a task
+	 * that never arrived within the window).  Sent again, a copy it still
+	 * carries out could land after a newer write of the same blocks: an
+	 * LU reset, below, ends it for sure.  A read goes again, and so does
+	 * a write whose data has not all gone: no target carries that out. */
+	bool write_unended = response == 1 && ref && ref->dir == TASK_DIR_WRITE &&
+		ref->tx_refs == 0 && ref->data_out_asked >= ref->xfer_len;
 	if (function == ISCSI_TMF_ABORT_TASK && (response == 0 || response == 1) && !write_unended) {
 		/* "does not exist": it never arrived, or its status did
 		 * (then it is no longer in the table) */

@@ -181,9 +181,9 @@ static struct iscsi_task *take_ended_pinned_locked(struct session *s)
 		}
 	}
 	if (kept)
-		log_warn("%s: logged in again in portal group %d, not %d where %u writes were lost; "
-			 "they wait for the replacement timeout (%u s)", s->name, tpgt, kept_tpgt,
-			 kept, s->cfg->replacement_timeout_s);
+		log_warn("%s: logged in again in portal group %d; %u writes lost in group %d wait "
+			 "for the replacement timeout (%u s from their loss)", s->name, tpgt, kept,
+			 kept_tpgt, s->cfg->replacement_timeout_s);
 	return ended;
 }
 
@@ -387,10 +387,11 @@ static void verify_done(struct iscsi_task *t)
 		return;
 
 	if (unchecked[0]) {
-		log_error("target %s, lun%u: %s in the identity check after the reconnect; its "
-			  "commands wait until it is checked", s->cfg->target_name, id.lun,
-			  unchecked);
-		s->ops->lun_unchecked(s->owner, id.lun);
+		/* (said by the session that held it: the others meet the same) */
+		if (s->ops->lun_unchecked(s->owner, id.lun))
+			log_error("target %s, lun%u: %s in the identity check after the reconnect; "
+				  "its commands wait until it is checked", s->cfg->target_name,
+				  id.lun, unchecked);
 		next = VERIFY_IDLE;
 	}
 

@@ -595,7 +595,7 @@ tpg_failover_case() {
         fail "$case: the write failed"
     secs=$(($(date +%s) - start))
     check_log "session 0: reconnected to $LOOPBACK4:$port2 "
-    check_log "session 0: logged in again in portal group 2, not 1 where 1 writes were lost; they wait for the replacement timeout \\(8 s\\)"
+    check_log "session 0: logged in again in portal group 2; 1 writes lost in group 1 wait for the replacement timeout \\(8 s from their loss\\)"
     note "$case: the write took $secs s"
     bt dd if="$work/b" of="$lun1" bs=4096 count=1 oflag=direct conv=notrunc status=none ||
         fail "$case: the next write failed"

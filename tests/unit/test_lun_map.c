@@ -424,6 +424,31 @@ static void test_budget(void)
 		lun_map_free(maps[i]);
 	CHECK_EQ_U64(lun_map_extents_reserved(), 0);
 	free(maps);
+
+	/* a drop keeps our runs and gives back the room beyond them (before,
+	 * a map that once grew kept its room for good) */
+	struct lun_map *m = lun_map_new(per_map * 2, per_map);
+	uint64_t end;
+	CHECK_EQ_U64(fill_alternating(m, 1000), 1);
+	lun_map_change_begin(m);
+	CHECK(lun_map_change_end(m, 1500, 1501, LUN_MAP_WRITTEN));
+	CHECK(lun_map_extents_reserved() >= 1001);
+	lun_map_drop(m);
+	CHECK_EQ_U64(lun_map_extents_reserved(), 16);
+	CHECK(lun_map_lookup(m, 1500, &end) == LUN_MAP_DATA && end == 1501);
+	lun_map_free(m);
+
+	/* a map our own runs fill forgets them to take a change, and says so */
+	m = lun_map_new(100, 2);
+	lun_map_change_begin(m);
+	CHECK(lun_map_change_end(m, 10, 11, LUN_MAP_WRITTEN));
+	lun_map_change_begin(m);
+	CHECK(lun_map_change_end(m, 20, 21, LUN_MAP_WRITTEN));
+	lun_map_change_begin(m);
+	CHECK(!lun_map_change_end(m, 30, 31, LUN_MAP_WRITTEN));
+	CHECK(lun_map_lookup(m, 10, &end) == LUN_MAP_UNKNOWN);
+	lun_map_free(m);
+	CHECK_EQ_U64(lun_map_extents_reserved(), 0);
 }
 
 int main(void)
