@@ -18,13 +18,14 @@
 /* Fork.  In the parent it does not return: it exits 0 once the child has
  * called daemon_detach(), else with the child's exit status (1 when that
  * is 0 or unknown) once the child has ended.  In the child it returns 0,
- * the process being the leader of a new session; -1 with err_set() when
- * the pipe or the fork failed (no child then). */
+ * the process still in the parent's process group and session, so that
+ * a signal to the group during the start (Ctrl-C) ends both; -1 with
+ * err_set() when the pipe or the fork failed (no child then). */
 int daemon_fork(void);
 
 /* In the child of daemon_fork(), once the mount is up: leave the
- * terminal (stdin, stdout and stderr to /dev/null, log to syslog, cwd /)
- * and tell the waiting parent, which exits 0. */
+ * terminal (a session of its own, stdin, stdout and stderr to /dev/null,
+ * log to syslog, cwd /) and tell the waiting parent, which exits 0. */
 void daemon_detach(void);
 
 #endif /* ISCSIFS_DAEMON_H */

@@ -46,14 +46,27 @@ struct fuse_loop_counters {
 	unsigned long spills;         /* times loop 0 asked it to start watching */
 };
 
+/* Make SIGINT, SIGTERM and SIGHUP end fuse_loop_run() (SIGPIPE ignored),
+ * instead of libfuse's fuse_set_signal_handlers(), whose handlers exit the
+ * session at once: libfuse 3.14 then drops the next request it reads,
+ * unanswered, and a process waits on it for ever (and so may the
+ * unmount, behind a notification that waits on that request's lock).
+ * Returns 0, or -1 with errno. */
+int fuse_loop_catch_signals(void);
+
 /* Serve @se on the event loops (evloop.h; started if need be) with
- * up to FUSE_LOOP_HELPERS helpers until the file system is unmounted or a
- * signal ends the session.  Then @quiesce(@arg) (may be NULL) runs while
- * the loops still answer requests, before they stop: what waits there for
+ * up to FUSE_LOOP_HELPERS helpers until the file system is unmounted.  A
+ * signal caught by fuse_loop_catch_signals() unmounts @mountpoint lazily
+ * (out of the namespace at once, unmounted by the kernel when its last
+ * file is closed): files still open are served until closed, 30 s at
+ * most, so that the I/O in flight is answered.  Then @quiesce(@arg)
+ * (may be NULL) runs while the loops still answer requests, before they
+ * stop reading the device and the session exits: what waits there for
  * a kernel call (a notification blocked on a directory lock that a lookup
  * holds) gets its answer instead of waiting for ever.  Returns 0, or -1
  * when it could not start. */
-int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg);
+int fuse_loop_run(struct fuse_session *se, const char *mountpoint, void (*quiesce)(void *arg),
+		  void *arg);
 
 /* In a request handler called by fuse_loop_run(): take ownership of the
  * buffer holding the current request.  The pointers libfuse passed to the

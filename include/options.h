@@ -47,13 +47,21 @@ struct options {
 	unsigned noop_timeout;      /* -o noop_timeout= */
 	unsigned cmd_timeout;       /* -o cmd_timeout= */
 	int extra_positional;       /* arguments after MOUNTPOINT */
+	char bad_option[160];       /* why a numeric -o option was refused, "" */
 };
 
 /* Fill @o from @args (FUSE_ARGS_INIT of main()'s argc and argv): the
  * defaults first, then what the command line says; what FUSE is to see
- * stays in @args.  Returns 0, or -1 when fuse_opt_parse() failed (it has
- * printed why).  Free with options_free() either way. */
+ * stays in @args.  Returns 0, or -1 when fuse_opt_parse() failed (it, or
+ * for a numeric option we refused this function, has printed why in one
+ * line).  Free with options_free() either way. */
 int options_parse(struct fuse_args *args, struct options *o);
+
+/* Whether FUSE takes the options left for it in @args (fuse_session_new()
+ * of a copy, never mounted), so that a bad one fails before any login,
+ * in one line.  Returns 0, or -1 with what FUSE said in @why (@cap
+ * bytes). */
+int options_check_fuse(const struct fuse_args *args, char *why, size_t cap);
 
 /* The --help text, to @f. */
 void options_usage(FILE *f);

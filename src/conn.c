@@ -178,8 +178,9 @@ int conn_attach_fd(struct conn *c, int fd, const char *peer, int timeout_ms)
 void conn_set_keepalive(struct conn *c, unsigned idle_s, unsigned timeout_s)
 {
 	int on = 1;
-	int idle = idle_s ? (int)idle_s : 5;
-	int intvl = timeout_s ? (int)timeout_s : 5;
+	/* (0: off to us, 5 s to TCP; Linux takes at most 32767 s) */
+	int idle = idle_s ? (int)(idle_s < 32767 ? idle_s : 32767) : 5;
+	int intvl = timeout_s ? (int)(timeout_s < 32767 ? timeout_s : 32767) : 5;
 	int cnt = 3;
 	unsigned user_timeout = (unsigned)(idle + intvl * cnt) * 1000u;
 

@@ -52,7 +52,9 @@ int daemon_fork(void)
 	}
 	close(fds[0]);
 	report_fd = fds[1];
-	setsid();
+	/* (still in the parent's process group: a Ctrl-C, or the SIGTERM of
+	 * timeout(1) to its group, during the login reaches it too, and
+	 * nothing is mounted later; its own session comes with the mount) */
 	return 0;
 }
 
@@ -65,6 +67,7 @@ void daemon_detach(void)
 		/* "/" always exists */
 	}
 	log_to_syslog("iscsifs");
+	setsid();               /* (not a group leader: a forked child) */
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
 		dup2(fd, STDOUT_FILENO);

@@ -18,17 +18,20 @@
  * the loop of the session that carried them, and what may block is
  * offloaded to the helper pool (helpers.h).
  *
- * The loops block signals: the handlers libfuse installed run on another
- * thread and exit the session, which the waiting main thread notices
- * within 200 ms (on CLOCK_MONOTONIC: deadline.h).  When the file system
- * is unmounted, the read of the loop that sees it fails with ENODEV,
- * libfuse exits the session, and that loop stops watching the device and
- * posts finished.  A loop goes on answering requests after a signal
- * exited the session: the main thread first runs the caller's quiesce
- * step (fs_set_session(NULL) waits for a notification in flight, which
- * may wait in the kernel for a lookup's answer), then takes the device
- * off every loop (on the loop: evloop_run_sync()); the loops go on
- * serving the sessions until they are logged out.
+ * The loops block signals: fuse_loop_catch_signals()'s handler runs on
+ * another thread and only sets stop_signal, which the waiting main thread
+ * notices within 200 ms (on CLOCK_MONOTONIC: deadline.h).  The session is
+ * not exited then, as libfuse's own handlers would: libfuse 3.14 drops,
+ * unanswered, a request it reads once the session has exited.  When the
+ * file system is unmounted, the read of the loop that sees it fails with
+ * ENODEV, libfuse exits the session, and that loop stops watching the
+ * device and posts finished.  Either way the main thread first runs the
+ * caller's quiesce step while the loops still answer requests
+ * (fs_set_session(NULL) waits for a notification in flight, which may
+ * wait in the kernel for a lookup's answer), then takes the device off
+ * every loop (on the loop: evloop_run_sync()), and only then exits the
+ * session; the loops go on serving the sessions until they are logged
+ * out.
  *
  * The spill: every LOOP_SPILL_WINDOW_MS at most, loop 0, when it handles
  * requests, reads the CPU time of the watching loops (0..spilled) and
@@ -57,7 +60,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -374,10 +381,62 @@ static void unwatch_on_loop(void *arg)
 	unwatch(arg);
 }
 
-int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg)
+/* How long files still open when a signal asked the mount to end are
+ * served after the mount was taken out of the namespace. */
+#define DETACH_GRACE_MS 30000
+
+extern char **environ;
+
+/* The signal that asked the mount to end, 0 while none did; set by the
+ * handler of fuse_loop_catch_signals(), read by fuse_loop_run(). */
+static volatile sig_atomic_t stop_signal;
+
+static void catch_stop(int signo)
+{
+	stop_signal = signo;
+}
+
+int fuse_loop_catch_signals(void)
+{
+	static const int signals[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = catch_stop };
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+		if (sigaction(signals[i], &sa, NULL) < 0)
+			return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Take @mountpoint out of the namespace now and unmount it once its last
+ * file is closed (MNT_DETACH, or fusermount3 -u -z when not root): the
+ * kernel then ends the connection itself (the loops' read sees ENODEV),
+ * and what is open until then is served.  Logs a failure. */
+static void detach_mount(const char *mountpoint)
+{
+	if (geteuid() == 0) {
+		if (umount2(mountpoint, MNT_DETACH) < 0)
+			log_error("unmounting %s: %s", mountpoint, strerror(errno));
+		return;
+	}
+	char *argv[] = { "fusermount3", "-u", "-z", "-q", (char *)mountpoint, NULL };
+	pid_t pid;
+	int ws;
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
+		log_error("unmounting %s: cannot run fusermount3", mountpoint);
+		return;
+	}
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+}
+
+int fuse_loop_run(struct fuse_session *se, const char *mountpoint, void (*quiesce)(void *arg),
+		  void *arg)
 {
 	struct fuse_loop fl = { .se = se, .fuse_fd = fuse_session_fd(se) };
 	unsigned watching = 0;
+	int64_t detached_ns = 0;
 	int flags;
 
 	if (evloops_start() < 0) {
@@ -418,22 +477,37 @@ int fuse_loop_run(struct fuse_session *se, void (*quiesce)(void *arg), void *arg
 	/* loop 0; the others when it is busy (the spill) */
 	evloop_run_sync(fl.loops[0].ev, watch_on_loop, &fl.loops[0]);
 	watching = fl.loops[0].added;
-	/* Wait for a loop to see the session end (unmount) or for a signal
-	 * handler, on whichever thread it ran, to exit the session; give
-	 * back the read buffers a burst left idle meanwhile. */
+	/* Wait for a loop to see the session end (unmount; also the session
+	 * exited by someone else's handler); give back the read buffers a
+	 * burst left idle meanwhile.  A signal (stop_signal) unmounts lazily
+	 * and goes on waiting, so that files still open are served until
+	 * they are closed, DETACH_GRACE_MS at most. */
 	while (watching > 0 && !fuse_session_exited(se)) {
+		int64_t now = mono_now_ns();
+		if (stop_signal && !detached_ns) {
+			log_info("%s: unmounting %s (files still open are served until closed, "
+				 "%d s at most)", strsignal(stop_signal), mountpoint,
+				 DETACH_GRACE_MS / 1000);
+			detached_ns = now;
+			detach_mount(mountpoint);
+		} else if (detached_ns && now - detached_ns > (int64_t)DETACH_GRACE_MS * 1000000) {
+			log_warn("files of %s still open after %d s; their I/O is cut off",
+				 mountpoint, DETACH_GRACE_MS / 1000);
+			break;
+		}
 		struct timespec until = deadline_in_ms(200);
 		if (deadline_sem_wait(&fl.finished, &until) == 0)
 			break;
 		iobuf_trim(mono_now_ns());
 	}
-	fuse_session_exit(se);
 	if (quiesce)
 		quiesce(arg);     /* the loops still answer requests */
 	/* loop 0 first: it posts no spill call after it; each other loop runs
 	 * a spill call posted before ahead of its unwatch */
 	for (unsigned i = 0; i < fl.nloops; i++)
 		evloop_run_sync(fl.loops[i].ev, unwatch_on_loop, &fl.loops[i]);
+	/* no loop reads the device any more: nothing read is dropped */
+	fuse_session_exit(se);
 	/* no loop posts jobs any more */
 	helpers_stop(fl.helpers);
 	spares_accept(false);

@@ -96,7 +96,7 @@ static int parse(struct startup *s, int argc, char *argv[])
 	const struct options *o = &s->opt;
 
 	if (options_parse(&s->args, &s->opt) < 0)
-		return 1;
+		return 2;
 	if (o->show_help) {
 		options_usage(stdout);
 		return 0;
@@ -156,6 +156,13 @@ static int configure(struct startup *s)
 	if (o->loops == 0 || o->loops > EVLOOPS_MAX) {
 		fprintf(stderr, "iscsifs: loops must be 1..%u\n", EVLOOPS_MAX);
 		return 2;
+	}
+	if (!o->list) {
+		char why[256];
+		if (options_check_fuse(&s->args, why, sizeof why) < 0) {
+			fprintf(stderr, "iscsifs: %s\n", why);
+			return 2;
+		}
 	}
 	/* (they start with the first session, after a fork) */
 	evloops_configure(o->loops);
@@ -250,13 +257,12 @@ static int start_fuse(struct startup *s)
 		fprintf(stderr, "iscsifs: cannot create the FUSE session (bad -o option?)\n");
 		return 1;
 	}
-	if (fuse_set_signal_handlers(s->se) < 0) {
-		fprintf(stderr, "iscsifs: cannot set signal handlers\n");
+	if (fuse_loop_catch_signals() < 0) {
+		fprintf(stderr, "iscsifs: cannot set signal handlers: %s\n", strerror(errno));
 		return 1;
 	}
 	if (fuse_session_mount(s->se, s->mountpoint) < 0) {
 		fprintf(stderr, "iscsifs: cannot mount on %s\n", s->opt.mountpoint);
-		fuse_remove_signal_handlers(s->se);
 		return 1;
 	}
 	if (fuse_channel_install(s->se) < 0)
@@ -302,11 +308,10 @@ static void stop_notifying(void *arg)
 /* The FUSE loop until unmount (or a signal), then the unmount. */
 static int serve(struct startup *s)
 {
-	int loop_rc = fuse_loop_run(s->se, stop_notifying, &s->fs);
+	int loop_rc = fuse_loop_run(s->se, s->mountpoint, stop_notifying, &s->fs);
 
 	fs_set_session(&s->fs, NULL);     /* (if the loop could not start) */
 	fuse_session_unmount(s->se);
-	fuse_remove_signal_handlers(s->se);
 	log_info("unmounted %s; logging out", s->mountpoint);
 	for (size_t i = 0; i < s->fs.ntargets; i++)
 		if (s->fs.targets[i]->pool)

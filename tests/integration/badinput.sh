@@ -116,6 +116,19 @@ expect_failure "mountpoint missing" 'mount|exist|no such|director' free "$TEST_T
 # issue 13: the number of event loops
 expect_failure "-o loops=0" 'loops' free "$m" -o loops=0 "$good" "$m"
 expect_failure "-o loops=65 (more than 64)" 'loops' free "$m" -o loops=65 "$good" "$m"
+# numbers are read whole (before, fuse_opt's %u took "4x" for 4, wrapped
+# -1 to 4294967295 and 2^32 + 1 to 1, and no line said so)
+expect_failure "-o sessions=4x" 'sessions=4x: not a number' free "$m" -o sessions=4x "$good" "$m"
+expect_failure "-o timeout=-1" 'timeout=-1: not a number' free "$m" -o timeout=-1 "$good" "$m"
+expect_failure "-o sessions=4294967297 (1 in 32 bits)" 'sessions=4294967297: more than' free "$m" \
+    -o sessions=4294967297 "$good" "$m"
+expect_failure "-o noop_timeout over a day" 'noop_timeout=1431656: more than 86400 seconds' free "$m" \
+    -o noop_timeout=1431656 "$good" "$m"
+# an option FUSE does not know fails before any login, in one line (before:
+# after the login, in two lines, libfuse's and ours)
+expect_failure "unknown -o option" "unknown option.*no_such_opt" free "$m" -o no_such_opt "$good" "$m"
+expect_failure "unknown -o option, portal unreachable" "unknown option.*no_such_opt" free "$m" \
+    -o no_such_opt "iscsi://$LOOPBACK4:$refused_port/$iqn" "$m"
 : >"$TEST_TMPDIR/a-file"
 expect_failure "mountpoint is a file" 'director|mount' free "$TEST_TMPDIR/a-file" \
     "$good" "$TEST_TMPDIR/a-file"

@@ -935,6 +935,39 @@ write_lost_late_case() {
 }
 write_lost_late_case
 
+# SIGTERM while a write is in flight (write-slow: each WRITE of lun1
+# answered 2 s after its data came): the mount leaves the namespace at
+# once, the open file is served until dd closes it (its write answered,
+# its close's flush too), then iscsifs exits 0 with nothing mounted.
+# Before, the unmount came first and aborted the FUSE connection: dd
+# failed (Software caused connection abort) although its data reached
+# the target.
+sigterm_in_flight_case() {
+    local case=write-slow writer rc
+    selected_case "$case" || return 0
+    case_start "$case"
+    head -c 65536 /dev/urandom >"$work/junk"
+    bt dd if="$work/junk" of="$BAD_MNT/lun1" bs=65536 count=1 oflag=direct conv=notrunc \
+        status=none 2>"$work/w.err" &
+    writer=$!
+    wait_true 5 grep -q "its data came; answered in 2 s" "$BAD_LOG" || fail "$case: the write never came"
+    kill -TERM "$BAD_FG_PID"
+    wait "$writer" || fail "$case: the write in flight at SIGTERM failed: $(cat "$work/w.err")"
+    cmp -s -n 65536 "$work/junk" "$BAD_LUN1" || fail "$case: the write did not reach LUN 1"
+    wait "$BAD_FG_PID"
+    rc=$?
+    ((rc == 0)) || fail "$case: iscsifs exited with status $rc after SIGTERM: $(cat "$ISCSIFS_LOG")"
+    ! mountpoint -q "$BAD_MNT" || fail "$case: still mounted after SIGTERM"
+    _unregister_mount "$BAD_MNT"
+    _unrecord_pid "$BAD_FG_PID"
+    check_log "Terminated: unmounting"
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+sigterm_in_flight_case
+
 # a write acknowledged, then the LUN turns write protected: fsync still
 # sends SYNCHRONIZE CACHE (before, it returned 0 at once: the first
 # write, maybe in the target's cache only, was never flushed)

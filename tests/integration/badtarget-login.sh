@@ -606,6 +606,39 @@ tpg_failover_case() {
     discovered_end "$case"
 }
 tpg_failover_case
+
+# Ctrl-C during the start (login-slow: the login answered 4 s late): the
+# SIGINT to the command's process group ends iscsifs, and nothing is
+# mounted when the login would have answered.  Before, the child that
+# mounts had a session of its own from the fork: the parent died at the
+# Ctrl-C, and the child mounted 4 s later, unseen, its lines on the
+# terminal after the prompt.
+start_interrupted_case() {
+    local case=login-slow pid
+    selected "$case" || return 0
+    badtarget_start "$case"
+    _register_mount fuse "$BAD_MNT"
+    # a process group of its own, as a shell's job has, with SIGINT as a
+    # terminal's job gets it (a script's background command ignores it)
+    "$PYTHON" -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.setsid()
+os.execv(sys.argv[1], sys.argv[1:])' "$ISCSIFS" -o sessions=1 "$BAD_URL" "$BAD_MNT" 2>"$work/start.err" &
+    pid=$!
+    wait_true 5 grep -q "answering the login in 4 s" "$BAD_LOG" || fail "$case: no login came"
+    kill -INT -- "-$pid"         # the whole group, as Ctrl-C does
+    wait "$pid" 2>/dev/null
+    sleep 5                      # (the login has answered by now)
+    if mountpoint -q "$BAD_MNT"; then
+        fusermount3 -u "$BAD_MNT"
+        fail "$case: mounted after the Ctrl-C: $(cat "$work/start.err")"
+    fi
+    [[ -z $(iscsifs_pids "$BAD_MNT") ]] || fail "$case: iscsifs still runs after the Ctrl-C"
+    badtarget_stop
+    note "case $case: ok"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+start_interrupted_case
 discovered_standby
 # item 10: LUN 1 listed three times (peripheral, flat, peripheral) is one
 # file and one LUN; a log line says so

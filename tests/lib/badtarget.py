@@ -192,6 +192,7 @@ CASES = {
     "read-short": ("read1", 1, "half the read data, then GOOD status"),
     "read-short-always": ("read1", 0, "every READ of LUN 1: half the read data, then GOOD status"),
     "read-overflow": ("read1", 1, "READ answered with as many bytes as asked, of other blocks, GOOD with the O bit (residual overflow 7 times the length)"),
+    "write-slow": ("write1", 0, "every WRITE of LUN 1 answered 2 s after its data came"),
     "write-lost-late": ("write1", 4, "the first 4 WRITEs of LUN 1: all data taken, then the connection closed without a status; the data written 1 s later (a stale copy), and a login that comes meanwhile answered only after it (as a target that ends the old connection's tasks before it reinstates the session)"),
     "write-overflow": ("write1", 1, "WRITE whose data was all taken answered GOOD with the O bit (residual overflow 7 times the length): not written"),
     "write-early-met": ("write1", 1, "WRITE answered CONDITION MET at once, before any R2T: not written"),
@@ -350,6 +351,7 @@ CASES = {
     "login-many-keys": ("login", 0, "3000 unknown keys in continued Login Responses"),
     "login-names": ("login", 0, "TargetAlias and TargetName with '/', '..' and control characters"),
     "login-loop": ("login", 0, "never leaves the security stage"),
+    "login-slow": ("login", 0, "the first Login Response of every Normal session answered 4 s late"),
     "login-final-offer": ("login", 0, "the security-stage answer moves straight to the full feature phase (T=1, NSG 3) and offers HeaderDigest=CRC32C and DataDigest=CRC32C in it, which leaves no answer possible"),
     "login-skip-operational": ("login", 0, "the security-stage answer moves straight to the full feature phase (T=1, NSG 3): no operational stage, every key at its default"),
     "login-itt": ("login", 0, "a Login Response for another ITT"),
@@ -835,6 +837,7 @@ class Task:
         self.overflow = False           # write: answered GOOD with the O bit, unwritten (write-overflow)
         self.lost_late = False          # write: connection closed once its data came (write-lost-late)
         self.held = False               # write: held unanswered once its data came (tmf-no-task-write)
+        self.slow = False               # write: answered 2 s after its data came (write-slow)
         self.r2t_plan = None            # write: the (offset, length) of each R2T to send, in
                                         # order, then no more (r2t-repeat); None: as usual
 
@@ -1109,6 +1112,9 @@ class Conn:
                         return False
                     if not self.discovery and self.target_name in self.t.hang_login:
                         return self.hang(self.target_name)
+                    if not self.discovery and case == "login-slow" and \
+                            self.t.fire("login", "answering the login in 4 s"):
+                        time.sleep(4)
                 if first and self.t.chap and not self.discovery:
                     first = False
                     if not self.chap_exchange(req, keys, transit, nsg):
@@ -1834,6 +1840,10 @@ class Conn:
         if self.t.case == "unmap-residual" and t.lun == 1 and t.cdb[0] == 0x42 and status == GOOD:
             log("%s: UNMAP of LUN 1 done; GOOD with residual %d" % (self.name, t.edtl))
             self.respond(t, b"", took=0)
+            return
+        if t.slow:
+            log("%s: WRITE ITT 0x%x of LUN 1: its data came; answered in 2 s" % (self.name, t.itt))
+            self.later(2.0, lambda: self.respond(t, b"", status, sense))
             return
         if self.t.case == "window-r2t" and t.lun == 1:
             log("%s: WRITE ITT 0x%x of LUN 1: its data came; answered in 2 s" % (self.name, t.itt))
@@ -2612,6 +2622,11 @@ class Conn:
             # its data comes as for any write; finish_write() answers
             del self.writes[t.itt]
             t.overflow = True
+            return False
+        elif case == "write-slow":
+            # its data comes as for any write; finish_write() answers late
+            del self.writes[t.itt]
+            t.slow = True
             return False
         elif case in ("write-lost-late", "tpg-failover-late"):
             # its data comes as for any write; finish_write() closes
