@@ -781,12 +781,8 @@ void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_writ
 	struct write_req *w;
 	uint64_t size = l->size;      /* one snapshot: the capacity may change */
 
-	if (off >= size || len == 0) {
-		cb(opaque, 0);
-		return;
-	}
-	if (len > size - off)
-		len = size - off;
+	/* what the LUN cannot do is said whatever the range, as a file
+	 * system says it */
 	if (l->write_protected) {
 		cb(opaque, EROFS);
 		return;
@@ -795,6 +791,12 @@ void lun_discard(struct lun *l, uint64_t off, uint64_t len, bool punch, lun_writ
 		cb(opaque, EOPNOTSUPP);
 		return;
 	}
+	if (off >= size || len == 0) {
+		cb(opaque, 0);
+		return;
+	}
+	if (len > size - off)
+		len = size - off;
 	if (len > SIZE_MAX)
 		len = SIZE_MAX;
 	w = write_req_new(l, punch ? WRITE_PUNCH : WRITE_ZEROES, NULL, (size_t)len, off, cb, opaque);

@@ -73,6 +73,9 @@ for lun in 1 2; do
         out=$(t fallocate --punch-hole --offset $off --length $len "$file" 2>&1) &&
             fail "a hole in thick lun2 succeeded; it cannot read back as zeros there"
         note "thick lun2 refuses a hole: $out"
+        # ... wherever it is asked (before: 0 at or past the end)
+        t fallocate --punch-hole --offset $((32 * 1024 * 1024)) --length 4096 "$file" 2>/dev/null &&
+            fail "a hole past the end of thick lun2 succeeded"
         expect_content "$file" "$backing" "$model" "lun2 after a refused hole"
     fi
 
