@@ -24,13 +24,19 @@
 /* Bytes of a secret file we read, enough for its first line. */
 #define SECRET_FILE_READ (CHAP_MAX_SECRET + 2)
 
-/* Refuse a secret file that group or others may read or write. */
+/* Refuse a secret file that is not a regular file (a FIFO would wait for
+ * a writer for ever, a device be read), or that group or others may read
+ * or write. */
 static int check_secret_file_mode(int fd, const char *path)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0) {
 		err_set(errno, "secret file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(EINVAL, "secret file %s: not a regular file", path);
 		return -1;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
@@ -64,7 +70,9 @@ static ssize_t read_first_line(int fd, char *buf, size_t cap)
 static int load_secret_file(const char *path, struct chap_secret *out)
 {
 	char buf[SECRET_FILE_READ];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* (O_NONBLOCK: a FIFO opens at once, to be refused as not a regular
+	 * file; a regular file reads the same) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	ssize_t got;
 	size_t len;
 	int rc = -1;

@@ -71,6 +71,24 @@ struct startup {
 	struct fuse_session *se;        /* mount: the FUSE session, NULL before */
 };
 
+/* @field of /proc/self/mountinfo with its octal escapes (\040 for a
+ * space, \011, \012, \134) undone, in place. */
+static void unescape_mountinfo(char *field)
+{
+	char *out = field;
+
+	for (const char *in = field; *in; ) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+		    in[3] >= '0' && in[3] <= '7') {
+			*out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 4;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
+}
+
 /* Whether @path is a mount point already (in /proc/self/mountinfo). */
 static bool is_mount_point(const char *path)
 {
@@ -82,8 +100,10 @@ static bool is_mount_point(const char *path)
 		return false;
 	while (!found && fgets(line, sizeof line, f)) {
 		char mnt[4096];
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && strcmp(mnt, path) == 0)
-			found = true;
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		unescape_mountinfo(mnt);
+		found = strcmp(mnt, path) == 0;
 	}
 	fclose(f);
 	return found;
@@ -113,13 +133,19 @@ static int parse(struct startup *s, int argc, char *argv[])
 		return 2;
 	}
 	if (!o->list && (!o->url || !o->mountpoint || o->extra_positional)) {
-		fprintf(stderr, "iscsifs: %s\n", !o->url ? "missing URL and MOUNTPOINT" :
-			!o->mountpoint ? "missing MOUNTPOINT" : "too many arguments");
-		options_usage(stderr);
+		fprintf(stderr, "iscsifs: %s (see iscsifs --help)\n", !o->url ?
+			"missing URL and MOUNTPOINT" : !o->mountpoint ? "missing MOUNTPOINT" :
+			"too many arguments");
 		return 2;
 	}
 	if (url_parse(o->url, &s->url) < 0) {
 		fprintf(stderr, "iscsifs: %s\n", err_msg());
+		return 2;
+	}
+	if (o->list && s->url.lun >= 0) {
+		/* (it would list every LUN of the target, the one named or not) */
+		fprintf(stderr, "iscsifs: --list takes a portal or a target, not a LUN (drop /%lld)\n",
+			(long long)s->url.lun);
 		return 2;
 	}
 	if (s->url.has_password)
@@ -157,12 +183,12 @@ static int configure(struct startup *s)
 		fprintf(stderr, "iscsifs: loops must be 1..%u\n", EVLOOPS_MAX);
 		return 2;
 	}
-	if (!o->list) {
-		char why[256];
-		if (options_check_fuse(&s->args, why, sizeof why) < 0) {
-			fprintf(stderr, "iscsifs: %s\n", why);
-			return 2;
-		}
+	/* (also for --list, which has no use for them: a mistyped option
+	 * is said, not let pass) */
+	char why[256];
+	if (options_check_fuse(&s->args, why, sizeof why) < 0) {
+		fprintf(stderr, "iscsifs: %s\n", why);
+		return 2;
 	}
 	/* (they start with the first session, after a fork) */
 	evloops_configure(o->loops);

@@ -76,9 +76,16 @@ int mount_config_sessions(struct session_config *cfg, const struct options *o,
 	snprintf(cfg->host, sizeof cfg->host, "%s", url->host);
 	cfg->port = url->port;
 	snprintf(cfg->target_name, sizeof cfg->target_name, "%s", url->target);
-	if (o->initiator)
-		snprintf(cfg->initiator_name, sizeof cfg->initiator_name, "%s", o->initiator);
-	else
+	if (o->initiator) {
+		/* (RFC 7143: at most 223 bytes; cut, another name would log in) */
+		size_t len = strlen(o->initiator);
+		if (len == 0 || len >= sizeof cfg->initiator_name) {
+			err_set(EINVAL, "-o initiator: %s", len ? "longer than 223 bytes (RFC 7143)" :
+				"empty");
+			return -1;
+		}
+		memcpy(cfg->initiator_name, o->initiator, len + 1);
+	} else
 		default_initiator(cfg->initiator_name, sizeof cfg->initiator_name);
 	cfg->text.initiator_name = cfg->initiator_name;
 	cfg->text.target_name = cfg->target_name;

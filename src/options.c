@@ -202,6 +202,9 @@ void options_free(struct options *o, struct fuse_args *args)
 			     &o->chap_secret_file, &o->target_user, &o->target_secret_file,
 			     &o->header_digest, &o->data_digest };
 
+	/* (the URL may hold a password) */
+	if (o->url)
+		explicit_bzero(o->url, strlen(o->url));
 	for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
 		free(*strings[i]);
 		*strings[i] = NULL;

@@ -129,6 +129,20 @@ expect_failure "-o noop_timeout over a day" 'noop_timeout=1431656: more than 864
 expect_failure "unknown -o option" "unknown option.*no_such_opt" free "$m" -o no_such_opt "$good" "$m"
 expect_failure "unknown -o option, portal unreachable" "unknown option.*no_such_opt" free "$m" \
     -o no_such_opt "iscsi://$LOOPBACK4:$refused_port/$iqn" "$m"
+# one line for a missing argument too (before: the line and the whole usage)
+expect_failure "no MOUNTPOINT" 'missing MOUNTPOINT' free "$m" "$good"
+# --list names no LUN (before: it listed every LUN of the target)
+expect_failure "--list with a LUN" 'not a LUN' free "$m" --list "$good/7"
+# an initiator name cut to 223 bytes would log in as another (before: cut
+# without a word); an empty one fails before any login
+expect_failure "-o initiator over 223 bytes" 'initiator.*223' free "$m" \
+    -o "initiator=iqn.2026-12.org.example:$(printf 'a%.0s' {1..230})" "$good" "$m"
+expect_failure "-o initiator= empty" 'initiator.*empty' free "$m" -o initiator= "$good" "$m"
+# a secret file that is a FIFO fails at once (before: start-up waited for
+# a writer for ever)
+mkfifo -m 600 "$TEST_TMPDIR/secret-fifo"
+expect_failure "secret file is a FIFO" 'not a regular file' free "$m" \
+    -o "chap_user=alice,chap_secret_file=$TEST_TMPDIR/secret-fifo" "$TGT_URL/$chap_iqn" "$m"
 : >"$TEST_TMPDIR/a-file"
 expect_failure "mountpoint is a file" 'director|mount' free "$TEST_TMPDIR/a-file" \
     "$good" "$TEST_TMPDIR/a-file"
@@ -143,6 +157,15 @@ mkdir -p "$busy"
 _register_mount other "$busy"
 mount -t tmpfs -o size=1m iscsifs-test "$busy" || fail "cannot mount a tmpfs"
 expect_failure "mountpoint busy (a tmpfs is mounted there)" 'busy|already|mounted|mountpoint' keep \
+    "$busy" "$good" "$busy"
+umount "$busy"
+# ... also where /proc/self/mountinfo escapes the path (before: a space
+# hid the mount, and iscsifs mounted over it)
+busy="$TEST_TMPDIR/busy with space"
+mkdir -p "$busy"
+_register_mount other "$busy"
+mount -t tmpfs -o size=1m iscsifs-test "$busy" || fail "cannot mount a tmpfs"
+expect_failure "busy mountpoint with a space in its path" 'busy|already|mounted|mountpoint' keep \
     "$busy" "$good" "$busy"
 umount "$busy"
 

@@ -91,6 +91,16 @@ static void test_secret_file(void)
 	o.chap_secret_file = make_file("group", "alice-secret-4\n", 0620);
 	CHECK(load(&o, NULL) == -1 && err_errno() == EACCES);
 
+	/* not a regular file: refused as such, at once (before, a FIFO waited
+	 * for a writer for ever, and /dev/null was told to chmod 600) */
+	o.chap_secret_file = "/dev/null";
+	CHECK(load(&o, NULL) == -1 && strstr(err_msg(), "not a regular file"));
+	char fifo_path[160];
+	snprintf(fifo_path, sizeof fifo_path, "%s/fifo", dir);
+	CHECK(mkfifo(fifo_path, 0600) == 0);
+	o.chap_secret_file = fifo_path;
+	CHECK(load(&o, NULL) == -1 && strstr(err_msg(), "not a regular file"));
+
 	o.chap_secret_file = make_file("empty", "\nsecret\n", 0600);
 	CHECK(load(&o, NULL) == -1 && err_errno() == EINVAL);
 	o.chap_secret_file = make_file("nothing", "", 0600);
