@@ -655,12 +655,8 @@ class Target:
                     self.slow_check_pending = True
                 victim.close()
         elif self.case == "deferred-in-check":
-            if self.fire("event", "dropping every connection (%d); a deferred error pending for "
-                         "the next command to LUN 1" % len(conns)):
-                with self.lock:
-                    self.deferred_pending = True
-                for c in conns:
-                    c.close()
+            self.drop_all(conns, "a deferred error pending for the next command to LUN 1",
+                          "deferred_pending")
         elif self.case == "ua-capacity-changed":
             lun = self.luns[1]
             lun.grow(1 << 20)
@@ -680,30 +676,16 @@ class Target:
                 with self.lock:
                     self.fail_vpd = False
         elif self.case == "vpd-fails-in-check":
-            if self.fire("event", "dropping every connection (%d); VPD INQUIRYs of LUN 1 fail "
-                         "from now on" % len(conns)):
-                with self.lock:
-                    self.fail_vpd = True
-                for c in conns:
-                    c.close()
+            self.drop_all(conns, "VPD INQUIRYs of LUN 1 fail from now on", "fail_vpd")
         elif self.case == "blocksize-0-in-check":
-            if self.fire("event", "dropping every connection (%d); READ CAPACITY of LUN 1 says "
-                         "block length 0 from now on" % len(conns)):
-                with self.lock:
-                    self.block_0 = True
-                for c in conns:
-                    c.close()
+            self.drop_all(conns, "READ CAPACITY of LUN 1 says block length 0 from now on",
+                          "block_0")
         elif self.case == "rc16-huge-fails" and n > 1:
             with self.lock:
                 self.rc16_fails = True
             self.unit_attention(conns, "the next READ CAPACITY(16) of LUN 1 fails", 1, 0x29, 0x01)
         elif self.case == "rc16-huge-fails":
-            if self.fire("event", "dropping every connection (%d); the next READ CAPACITY(16) of "
-                         "LUN 1 fails" % len(conns)):
-                with self.lock:
-                    self.rc16_fails = True
-                for c in conns:
-                    c.close()
+            self.drop_all(conns, "the next READ CAPACITY(16) of LUN 1 fails", "rc16_fails")
         elif self.case in SWAP_UNIT_ATTENTION:
             other = self.lun2(1)
             other.generation = 1
@@ -747,6 +729,16 @@ class Target:
                 else:
                     self.luns.pop(2, None)
             self.unit_attention(conns, "LUN 2 %s" % ("added" if n % 2 else "removed"), None, 0x3F, 0x0E)
+
+    def drop_all(self, conns, what, flag):
+        """An event of the case (@what) fires, if it still may: attribute
+        @flag becomes True, then every connection in @conns is dropped."""
+        if not self.fire("event", "dropping every connection (%d); %s" % (len(conns), what)):
+            return
+        with self.lock:
+            setattr(self, flag, True)
+        for c in conns:
+            c.close()
 
     def unit_attention(self, conns, what, lun, asc, ascq):
         """An event of the case (@what) fires, if it still may, and leaves
