@@ -49,17 +49,29 @@ struct fuse_loop_counters {
 /* Make SIGINT, SIGTERM and SIGHUP end fuse_loop_run() (SIGPIPE ignored),
  * instead of libfuse's fuse_set_signal_handlers(), whose handlers exit the
  * session at once: libfuse 3.14 then drops the next request it reads,
- * unanswered, and a process waits on it for ever (and so may the
- * unmount, behind a notification that waits on that request's lock).
- * Returns 0, or -1 with errno. */
+ * unanswered, and a process waits on it until the unmount aborts the
+ * connection (and so may the unmount, behind a notification that waits
+ * on that request's lock).  A second signal cuts the wait for files
+ * still open short.  Returns 0, or -1 with errno. */
 int fuse_loop_catch_signals(void);
+
+/* Whether a signal caught so asked the mount to end (also before
+ * fuse_loop_run()). */
+bool fuse_loop_stop_requested(void);
+
+/* Unmount after fuse_loop_run(): fuse_session_unmount(), unless a signal
+ * took the mount out of the namespace (then the path may hold another
+ * mount: the connection is ended, aborted if need be, never unmounted by
+ * path). */
+void fuse_loop_unmount(struct fuse_session *se);
 
 /* Serve @se on the event loops (evloop.h; started if need be) with
  * up to FUSE_LOOP_HELPERS helpers until the file system is unmounted.  A
  * signal caught by fuse_loop_catch_signals() unmounts @mountpoint lazily
  * (out of the namespace at once, unmounted by the kernel when its last
  * file is closed): files still open are served until closed, 30 s at
- * most, so that the I/O in flight is answered.  Then @quiesce(@arg)
+ * most or until a second signal, so that the I/O in flight is answered;
+ * if the lazy unmount fails it stops at once.  Then @quiesce(@arg)
  * (may be NULL) runs while the loops still answer requests, before they
  * stop reading the device and the session exits: what waits there for
  * a kernel call (a notification blocked on a directory lock that a lookup

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,10 @@ int daemon_fork(void)
 	}
 	close(fds[0]);
 	report_fd = fds[1];
+	/* (a background start on a terminal with tostop: the one line of a
+	 * failure must be written, not stop the child while the parent
+	 * waits for ever) */
+	signal(SIGTTOU, SIG_IGN);
 	/* (still in the parent's process group: a Ctrl-C, or the SIGTERM of
 	 * timeout(1) to its group, during the login reaches it too, and
 	 * nothing is mounted later; its own session comes with the mount) */

@@ -60,16 +60,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "deadline.h"
 #include "log.h"
+#include "mountinfo.h"
 #include "evloop.h"
 #include "iobuf.h"
 #include "loop_spill.h"
@@ -347,8 +350,7 @@ static void device_ready(struct ev_source *src, uint32_t events)
 	(void)events;
 	if (!atomic_load(&l->watching))
 		return;
-	/* (also once a signal exited the session: until the main thread
-	 * takes the device off, see fuse_loop_run()) */
+	/* (until the main thread takes the device off, see fuse_loop_run()) */
 	current_loop = l;
 	bool serving = serve_requests(l, &l->buf);
 	current_loop = NULL;
@@ -388,12 +390,25 @@ static void unwatch_on_loop(void *arg)
 extern char **environ;
 
 /* The signal that asked the mount to end, 0 while none did; set by the
- * handler of fuse_loop_catch_signals(), read by fuse_loop_run(). */
-static volatile sig_atomic_t stop_signal;
+ * handler of fuse_loop_catch_signals(), read by the main thread (a
+ * lock-free atomic: async-signal-safe). */
+static atomic_int stop_signal;
+/* A second signal came: the files still open are not waited for. */
+static atomic_bool stop_forced;
+
+/* What fuse_loop_run() did to the mount, for fuse_loop_unmount(); the
+ * main thread only. */
+static struct {
+	bool detached;              /* a signal took it out of the namespace */
+	dev_t dev;                  /* its device (the mount table's, at
+	                             * the start), 0 when unknown */
+} mount_state;
 
 static void catch_stop(int signo)
 {
-	stop_signal = signo;
+	if (atomic_load(&stop_signal))
+		atomic_store(&stop_forced, true);
+	atomic_store(&stop_signal, signo);
 }
 
 int fuse_loop_catch_signals(void)
@@ -409,26 +424,107 @@ int fuse_loop_catch_signals(void)
 	return 0;
 }
 
-/* Take @mountpoint out of the namespace now and unmount it once its last
- * file is closed (MNT_DETACH, or fusermount3 -u -z when not root): the
- * kernel then ends the connection itself (the loops' read sees ENODEV),
- * and what is open until then is served.  Logs a failure. */
-static void detach_mount(const char *mountpoint)
+bool fuse_loop_stop_requested(void)
 {
-	if (geteuid() == 0) {
-		if (umount2(mountpoint, MNT_DETACH) < 0)
-			log_error("unmounting %s: %s", mountpoint, strerror(errno));
-		return;
-	}
-	char *argv[] = { "fusermount3", "-u", "-z", "-q", (char *)mountpoint, NULL };
+	return atomic_load(&stop_signal) != 0;
+}
+
+/* Run fusermount3 with @argv[1..]: where libfuse installs it, else by
+ * PATH.  Returns whether it ran and exited 0. */
+static bool run_fusermount(char *argv[])
+{
+	static const char *const paths[] = { "/usr/bin/fusermount3", "/bin/fusermount3" };
 	pid_t pid;
-	int ws;
-	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
-		log_error("unmounting %s: cannot run fusermount3", mountpoint);
+	int ws, rc = -1;
+
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0] && rc != 0; i++)
+		rc = access(paths[i], X_OK) == 0 ?
+			posix_spawn(&pid, paths[i], NULL, NULL, argv, environ) : -1;
+	if (rc != 0 && posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) != 0)
+		return false;
+	while (waitpid(pid, &ws, 0) < 0)
+		if (errno != EINTR)
+			return false;
+	return WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+}
+
+/* Take @mountpoint out of the namespace now and unmount it once its last
+ * file is closed (MNT_DETACH, else fusermount3 -u -z): the kernel then
+ * ends the connection itself (the loops' read sees ENODEV), and what is
+ * open until then is served.  Only while the path still shows our mount
+ * (mount_state.dev): never one stacked on it.  Returns whether it is
+ * detached; says why not. */
+static bool detach_mount(const char *mountpoint)
+{
+	dev_t dev;
+
+	if (!mountinfo_find(mountpoint, &dev) || (mount_state.dev && dev != mount_state.dev)) {
+		log_error("%s does not show this mount any more; not unmounting it", mountpoint);
+		return false;
+	}
+	if (umount2(mountpoint, MNT_DETACH) == 0)
+		return true;
+	int err = errno;
+	char *argv[] = { "fusermount3", "-u", "-z", "-q", (char *)mountpoint, NULL };
+	if (run_fusermount(argv))
+		return true;
+	log_error("unmounting %s: %s, and fusermount3 -u -z failed", mountpoint, strerror(err));
+	return false;
+}
+
+/* Whether the kernel has ended the connection of device fd @fd. */
+static bool connection_ended(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = 0 };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
+}
+
+/* Abort the connection of our mount through the fuse control file system
+ * (/sys/fs/fuse/connections/N/abort, N its device's minor), if it is
+ * there and we may. */
+static void abort_connection(void)
+{
+	char path[64];
+	int fd;
+
+	if (!mount_state.dev)
+		return;
+	snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", minor(mount_state.dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) < 0) {
+		/* the fallback in fuse_loop_unmount() cuts it */
+	}
+	close(fd);
+}
+
+void fuse_loop_unmount(struct fuse_session *se)
+{
+	int fd = fuse_session_fd(se);
+
+	if (!mount_state.detached) {
+		fuse_session_unmount(se);
 		return;
 	}
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
+	/* Out of the namespace: libfuse's unmount by path would take
+	 * whatever is mounted there now, unless it sees the connection
+	 * ended (then it only closes the device). */
+	if (!connection_ended(fd))
+		abort_connection();
+	if (connection_ended(fd)) {
+		fuse_session_unmount(se);
+		return;
+	}
+	/* (no control file system: our reference to the device dropped, the
+	 * kernel aborts the connection; the device fd's number stays valid
+	 * for fuse_session_destroy()'s close) */
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, fd);
+		close(null);
+	}
 }
 
 int fuse_loop_run(struct fuse_session *se, const char *mountpoint, void (*quiesce)(void *arg),
@@ -438,6 +534,12 @@ int fuse_loop_run(struct fuse_session *se, const char *mountpoint, void (*quiesc
 	unsigned watching = 0;
 	int64_t detached_ns = 0;
 	int flags;
+
+	/* (from the mount table: a stat() of the mount point here would be a
+	 * request nobody reads yet) */
+	mount_state.detached = false;
+	if (!mountinfo_find(mountpoint, &mount_state.dev))
+		mount_state.dev = 0;
 
 	if (evloops_start() < 0) {
 		log_error("%s", err_msg());
@@ -477,19 +579,25 @@ int fuse_loop_run(struct fuse_session *se, const char *mountpoint, void (*quiesc
 	/* loop 0; the others when it is busy (the spill) */
 	evloop_run_sync(fl.loops[0].ev, watch_on_loop, &fl.loops[0]);
 	watching = fl.loops[0].added;
-	/* Wait for a loop to see the session end (unmount; also the session
-	 * exited by someone else's handler); give back the read buffers a
-	 * burst left idle meanwhile.  A signal (stop_signal) unmounts lazily
-	 * and goes on waiting, so that files still open are served until
-	 * they are closed, DETACH_GRACE_MS at most. */
+	/* Wait for a loop to see the session end (an unmount, or a read
+	 * error); give back the read buffers a burst left idle meanwhile.  A
+	 * signal (stop_signal) unmounts lazily and goes on waiting, so that
+	 * files still open are served until they are closed, DETACH_GRACE_MS
+	 * at most, or until a second signal. */
 	while (watching > 0 && !fuse_session_exited(se)) {
 		int64_t now = mono_now_ns();
-		if (stop_signal && !detached_ns) {
+		int signo = atomic_load(&stop_signal);
+		if (signo && !detached_ns) {
 			log_info("%s: unmounting %s (files still open are served until closed, "
-				 "%d s at most)", strsignal(stop_signal), mountpoint,
-				 DETACH_GRACE_MS / 1000);
+				 "%d s at most)", strsignal(signo), mountpoint, DETACH_GRACE_MS / 1000);
 			detached_ns = now;
-			detach_mount(mountpoint);
+			mount_state.detached = detach_mount(mountpoint);
+			if (!mount_state.detached)
+				break;           /* unmounted by path below, as it stands */
+		} else if (detached_ns && atomic_load(&stop_forced)) {
+			log_warn("a second signal: the I/O of files of %s still open is cut off",
+				 mountpoint);
+			break;
 		} else if (detached_ns && now - detached_ns > (int64_t)DETACH_GRACE_MS * 1000000) {
 			log_warn("files of %s still open after %d s; their I/O is cut off",
 				 mountpoint, DETACH_GRACE_MS / 1000);

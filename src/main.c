@@ -46,6 +46,7 @@
 #include "lun.h"
 #include "mount_config.h"
 #include "mount_tree.h"
+#include "mountinfo.h"
 #include "options.h"
 #include "pool.h"
 #include "portal.h"
@@ -70,44 +71,6 @@ struct startup {
 	struct fs fs;                   /* mount: the file system (empty before) */
 	struct fuse_session *se;        /* mount: the FUSE session, NULL before */
 };
-
-/* @field of /proc/self/mountinfo with its octal escapes (\040 for a
- * space, \011, \012, \134) undone, in place. */
-static void unescape_mountinfo(char *field)
-{
-	char *out = field;
-
-	for (const char *in = field; *in; ) {
-		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
-		    in[3] >= '0' && in[3] <= '7') {
-			*out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
-			in += 4;
-		} else {
-			*out++ = *in++;
-		}
-	}
-	*out = '\0';
-}
-
-/* Whether @path is a mount point already (in /proc/self/mountinfo). */
-static bool is_mount_point(const char *path)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char line[4096];
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof line, f)) {
-		char mnt[4096];
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
-			continue;
-		unescape_mountinfo(mnt);
-		found = strcmp(mnt, path) == 0;
-	}
-	fclose(f);
-	return found;
-}
 
 /* The command line into s->opt and s->url; --help and --version are
  * answered here.  @argv's password, if the URL has one, is hidden. */
@@ -202,7 +165,7 @@ static int configure(struct startup *s)
 		fprintf(stderr, "iscsifs: mountpoint %s: Not a directory\n", o->mountpoint);
 		return 1;
 	}
-	if (!o->list && is_mount_point(s->mountpoint)) {
+	if (!o->list && mountinfo_find(s->mountpoint, NULL)) {
 		fprintf(stderr, "iscsifs: mountpoint %s is busy: something is already mounted there\n",
 			o->mountpoint);
 		return 1;
@@ -287,7 +250,17 @@ static int start_fuse(struct startup *s)
 		fprintf(stderr, "iscsifs: cannot set signal handlers: %s\n", strerror(errno));
 		return 1;
 	}
-	if (fuse_session_mount(s->se, s->mountpoint) < 0) {
+	/* (signals held while mounting: fusermount3, when libfuse runs it,
+	 * inherits the mask, and a mount half made would stay behind) */
+	sigset_t stop, before;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop, &before);
+	int mounted = fuse_session_mount(s->se, s->mountpoint);
+	pthread_sigmask(SIG_SETMASK, &before, NULL);
+	if (mounted < 0) {
 		fprintf(stderr, "iscsifs: cannot mount on %s\n", s->opt.mountpoint);
 		return 1;
 	}
@@ -311,6 +284,12 @@ static int mount_fs(struct startup *s)
 	portal_format(s->portal, sizeof s->portal, s->url.host, s->url.port);
 	if ((status = build_tree(s)) != GO_ON || (status = start_fuse(s)) != GO_ON)
 		return status;
+	/* A signal during the start: no mount left behind, the start failed */
+	if (fuse_loop_stop_requested()) {
+		fuse_session_unmount(s->se);
+		fprintf(stderr, "iscsifs: interrupted while mounting %s\n", s->opt.mountpoint);
+		return 1;
+	}
 	/* From here on a daemon logs to syslog: a successful mount says
 	 * nothing on the terminal, the journal records it. */
 	if (!s->opt.foreground)
@@ -337,7 +316,7 @@ static int serve(struct startup *s)
 	int loop_rc = fuse_loop_run(s->se, s->mountpoint, stop_notifying, &s->fs);
 
 	fs_set_session(&s->fs, NULL);     /* (if the loop could not start) */
-	fuse_session_unmount(s->se);
+	fuse_loop_unmount(s->se);
 	log_info("unmounted %s; logging out", s->mountpoint);
 	for (size_t i = 0; i < s->fs.ntargets; i++)
 		if (s->fs.targets[i]->pool)

@@ -968,6 +968,53 @@ sigterm_in_flight_case() {
 }
 sigterm_in_flight_case
 
+# not_mounted PATH: nothing is mounted on PATH (for wait_true).
+not_mounted() {
+    ! mountpoint -q "$1"
+}
+
+# not_running PID: process PID has ended (for wait_true).
+not_running() {
+    ! kill -0 "$1" 2>/dev/null
+}
+
+# SIGTERM with a file kept open: the mount leaves the namespace at once
+# and the open file is still served; a second SIGTERM ends the wait for
+# it, and a tmpfs mounted on the path meanwhile is left alone (iscsifs
+# never unmounts by path what it took out of the namespace).  Before,
+# the first SIGTERM aborted the connection (the open file's reads failed).
+sigterm_held_open_case() {
+    local case=sigterm-held-open fd rc
+    selected_case "$case" || return 0
+    badtarget_start none
+    bad_mount_fg sessions=1
+    exec {fd}<"$BAD_MNT/lun0"
+    kill -TERM "$BAD_FG_PID"
+    wait_true 5 not_mounted "$BAD_MNT" || fail "$case: still in the namespace after SIGTERM"
+    check_log "Terminated: unmounting"
+    _register_mount other "$BAD_MNT"
+    mount -t tmpfs -o size=1m iscsifs-test "$BAD_MNT" || fail "$case: cannot mount a tmpfs"
+    bt dd of="$work/got" bs=65536 count=1 iflag=direct status=none <&"$fd" ||
+        fail "$case: a read of the file kept open failed after SIGTERM"
+    cmp -s -n 65536 "$work/got" "$BAD_LUN0" || fail "$case: lun0 read otherwise than it holds"
+    kill -TERM "$BAD_FG_PID"     # a second one: no more waiting
+    wait_true 10 not_running "$BAD_FG_PID" || fail "$case: iscsifs still runs 10 s after a second SIGTERM"
+    wait "$BAD_FG_PID"
+    rc=$?
+    exec {fd}<&-
+    ((rc == 0)) || fail "$case: iscsifs exited with status $rc: $(cat "$ISCSIFS_LOG")"
+    check_log "a second signal: the I/O of files of .* still open is cut off"
+    mountpoint -q "$BAD_MNT" || fail "$case: the tmpfs mounted on the path afterwards was unmounted"
+    umount "$BAD_MNT"
+    _unregister_mount "$BAD_MNT"
+    _unrecord_pid "$BAD_FG_PID"
+    check_no_sanitizer_report
+    badtarget_stop
+    note "case $case: ok"
+    rm -f "$ISCSIFS_LOG" "$BAD_LOG" "$work"/*
+}
+sigterm_held_open_case
+
 # a write acknowledged, then the LUN turns write protected: fsync still
 # sends SYNCHRONIZE CACHE (before, it returned 0 at once: the first
 # write, maybe in the target's cache only, was never flushed)
@@ -1424,7 +1471,11 @@ lbas_grown_case
 # SEEK_DATA/SEEK_HOLE walk, and a copy that skips holes (cp --sparse)
 # must hold it (before, the first answer after the write made those
 # blocks a hole in the map: the walk skipped them and the copy had zeros
-# there).
+# there).  The connection is dropped after the write (an event): the
+# reconnect makes the map forget what the target said (a scan the file's
+# open set off may have learnt it all before the write), so the target
+# is surely asked, and lags, after the write; the runs we wrote are not
+# forgotten with it.
 lbas_lag_case() {
     local case=lbas-lag size map want at=$((2 << 20))
     selected_case "$case" || return 0
@@ -1433,6 +1484,8 @@ lbas_lag_case() {
     head -c 4096 /dev/urandom >"$work/pattern"
     bt dd if="$work/pattern" of="$BAD_MNT/lun1" bs=4096 seek=$((at / 4096)) oflag=direct conv=notrunc \
         status=none || fail "$case: writing 4 KiB at $at failed"
+    kill -USR1 "$BAD_PID"
+    wait_true 30 grep -q "reconnected to " "$ISCSIFS_LOG" || fail "$case: no reconnect after the drop"
     bt "$PYTHON" - "$BAD_MNT/lun1" "$at" <<'PY' || fail "$case: SEEK_DATA does not find the data written"
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)

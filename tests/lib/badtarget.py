@@ -609,7 +609,7 @@ class Target:
             n = self.events
             conns = list(self.conns)
         if self.case in ("login-redirect-temp", "login-redirect-perm", "relogin-empty-continue",
-                         "relogin-drop-0"):
+                         "relogin-drop-0", "lbas-lag"):
             log("event %d: dropping every connection (%d)" % (n, len(conns)))
             for c in conns:
                 c.close()
