@@ -65,7 +65,6 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
-#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -480,26 +479,6 @@ static bool connection_ended(int fd)
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
 }
 
-/* Abort the connection of our mount through the fuse control file system
- * (/sys/fs/fuse/connections/N/abort, N its device's minor), if it is
- * there and we may. */
-static void abort_connection(void)
-{
-	char path[64];
-	int fd;
-
-	if (!mount_state.dev)
-		return;
-	snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", minor(mount_state.dev));
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, "1", 1) < 0) {
-		/* the fallback in fuse_loop_unmount() cuts it */
-	}
-	close(fd);
-}
-
 void fuse_loop_unmount(struct fuse_session *se)
 {
 	int fd = fuse_session_fd(se);
@@ -510,21 +489,23 @@ void fuse_loop_unmount(struct fuse_session *se)
 	}
 	/* Out of the namespace: libfuse's unmount by path would take
 	 * whatever is mounted there now, unless it sees the connection
-	 * ended (then it only closes the device). */
-	if (!connection_ended(fd))
-		abort_connection();
-	if (connection_ended(fd)) {
+	 * ended (POLLERR: then it only closes the descriptor and frees its
+	 * record).  A connection still up (files kept open past the grace)
+	 * is ended by dropping our reference to the device: the descriptor
+	 * becomes the write end of a pipe without a reader, which polls as
+	 * POLLERR too. */
+	if (!connection_ended(fd)) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) == 0) {
+			close(p[0]);
+			dup2(p[1], fd);
+			close(p[1]);
+		}
+	}
+	if (connection_ended(fd))
 		fuse_session_unmount(se);
-		return;
-	}
-	/* (no control file system: our reference to the device dropped, the
-	 * kernel aborts the connection; the device fd's number stays valid
-	 * for fuse_session_destroy()'s close) */
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, fd);
-		close(null);
-	}
+	else
+		log_error("cannot end the FUSE connection of a detached mount");
 }
 
 int fuse_loop_run(struct fuse_session *se, const char *mountpoint, void (*quiesce)(void *arg),
