@@ -495,6 +495,17 @@ SWAP_UNIT_ATTENTION = {
 }
 
 
+# The cases whose WRITE of LUN 1 takes its data as any write does, and
+# the mark on the task by which finish_write() then misbehaves.
+WRITE_MARKS = {
+    "write-overflow": "overflow",        # GOOD with the O bit, not written
+    "write-slow": "slow",                # answered 2 s late
+    "write-lost-late": "lost_late",      # connection closed, data lands later
+    "tpg-failover-late": "lost_late",
+    "tmf-no-task-write": "held",         # held unanswered
+}
+
+
 class Closed(Exception):
     """The initiator went away."""
 
@@ -2610,25 +2621,11 @@ class Conn:
         elif case == "write-early-u0":
             del self.writes[t.itt]
             self.respond(t, b"", resid=(DI_UNDER, 0))
-        elif case == "write-overflow":
-            # its data comes as for any write; finish_write() answers
+        elif case in WRITE_MARKS:
+            # its data comes as for any write; finish_write() does what
+            # the mark says
             del self.writes[t.itt]
-            t.overflow = True
-            return False
-        elif case == "write-slow":
-            # its data comes as for any write; finish_write() answers late
-            del self.writes[t.itt]
-            t.slow = True
-            return False
-        elif case in ("write-lost-late", "tpg-failover-late"):
-            # its data comes as for any write; finish_write() closes
-            del self.writes[t.itt]
-            t.lost_late = True
-            return False
-        elif case == "tmf-no-task-write":
-            # its data comes as for any write; finish_write() holds it
-            del self.writes[t.itt]
-            t.held = True
+            setattr(t, WRITE_MARKS[case], True)
             return False
         else:
             del self.writes[t.itt]
