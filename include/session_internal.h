@@ -479,6 +479,14 @@ void session_close_on_loop(void *arg);
  * session_recover.c).  The loop only. */
 enum session_state session_stop(struct session *s, enum session_state next, bool requeue);
 
+/* Take out of s->pinned the writes @take(@s, task, @arg) says, in their
+ * order (NULL when none).  Lock held. */
+struct iscsi_task *session_take_pinned_locked(struct session *s,
+					      bool (*take)(const struct session *s,
+							   const struct iscsi_task *t,
+							   const void *arg),
+					      const void *arg);
+
 /* Writes pinned for @s (taken out of s->pinned by the caller) may go now:
  * nothing of the connection they were on can land any more, or the
  * replacement timeout passed.  Those out of tries fail with EIO, the

@@ -374,25 +374,13 @@ void session_reissue(struct session *s, struct iscsi_task *t)
 	session_owner_requeue(s, t);
 }
 
-/* Take out of s->pinned the writes pinned longer than the replacement
- * timeout before @now, in their order; NULL when none.  Lock held. */
-static struct iscsi_task *take_timed_out_pinned_locked(struct session *s, int64_t now)
+/* session_take_pinned_locked() predicate: pinned longer than the
+ * replacement timeout before *@arg (an int64_t, now). */
+static bool pinned_timed_out(const struct session *s, const struct iscsi_task *t,
+			     const void *arg)
 {
-	int64_t limit = (int64_t)s->cfg->replacement_timeout_s * 1000000000;
-	struct iscsi_task *out = NULL, **tail = &out, **pp = &s->pinned;
-
-	while (*pp) {
-		struct iscsi_task *t = *pp;
-		if (now - t->pinned_ns > limit) {
-			*pp = t->next;
-			t->next = NULL;
-			*tail = t;
-			tail = &t->next;
-		} else {
-			pp = &t->next;
-		}
-	}
-	return out;
+	return *(const int64_t *)arg - t->pinned_ns >
+	       (int64_t)s->cfg->replacement_timeout_s * 1000000000;
 }
 
 void session_task_end(struct session *s, struct iscsi_task *t)
@@ -435,7 +423,7 @@ void session_tick_ahead(struct session *s, int64_t ahead_ns)
 	 * its identity check), or is back in another portal group: other
 	 * sessions may have them now (or, when none is up either, the owner
 	 * fails them). */
-	struct iscsi_task *release = take_timed_out_pinned_locked(s, now);
+	struct iscsi_task *release = session_take_pinned_locked(s, pinned_timed_out, &now);
 	if (release) {
 		bool back = s->state == SESSION_FULL_FEATURE;
 		pthread_mutex_unlock(&s->lock);

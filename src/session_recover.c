@@ -233,6 +233,28 @@ enum session_state session_stop(struct session *s, enum session_state next,
 }
 
 
+struct iscsi_task *session_take_pinned_locked(struct session *s,
+					      bool (*take)(const struct session *s,
+							   const struct iscsi_task *t,
+							   const void *arg),
+					      const void *arg)
+{
+	struct iscsi_task *out = NULL, **tail = &out, **pp = &s->pinned;
+
+	while (*pp) {
+		struct iscsi_task *t = *pp;
+		if (take(s, t, arg)) {
+			*pp = t->next;
+			t->next = NULL;
+			*tail = t;
+			tail = &t->next;
+		} else {
+			pp = &t->next;
+		}
+	}
+	return out;
+}
+
 void session_release_pinned(struct session *s, struct iscsi_task *list)
 {
 	struct iscsi_task *again = NULL, **tail = &again;

@@ -153,6 +153,17 @@ void session_verify_send_locked(struct session *s)
 		s->verify_retry_ns = mono_now_ns();
 }
 
+/* session_take_pinned_locked() predicate: lost in portal group *@arg (an
+ * int32_t, -1 when the login named none), or where the target named none. */
+static bool lost_in_group(const struct session *s, const struct iscsi_task *t,
+			  const void *arg)
+{
+	int32_t tpgt = *(const int32_t *)arg;
+
+	(void)s;
+	return t->lost_tpgt < 0 || tpgt < 0 || t->lost_tpgt == tpgt;
+}
+
 /* Take out of s->pinned the writes whose connection the login just made
  * ended: those lost in the portal group it logged in to (or where the
  * target named none).  A login in another group is another session to
@@ -163,22 +174,13 @@ void session_verify_send_locked(struct session *s)
 static struct iscsi_task *take_ended_pinned_locked(struct session *s)
 {
 	int32_t tpgt = s->params.has_tpgt ? s->params.target_portal_group_tag : -1;
-	struct iscsi_task *ended = NULL, **etail = &ended, **pp = &s->pinned;
+	struct iscsi_task *ended = session_take_pinned_locked(s, lost_in_group, &tpgt);
 	unsigned kept = 0;
 	int32_t kept_tpgt = -1;
 
-	while (*pp) {
-		struct iscsi_task *t = *pp;
-		if (t->lost_tpgt < 0 || tpgt < 0 || t->lost_tpgt == tpgt) {
-			*pp = t->next;
-			t->next = NULL;
-			*etail = t;
-			etail = &t->next;
-		} else {
-			kept++;
-			kept_tpgt = t->lost_tpgt;
-			pp = &t->next;
-		}
+	for (const struct iscsi_task *t = s->pinned; t; t = t->next) {
+		kept++;
+		kept_tpgt = t->lost_tpgt;
 	}
 	if (kept)
 		log_warn("%s: logged in again in portal group %d; %u writes lost in group %d wait "
